@@ -1,0 +1,177 @@
+//! `shipit build`: project tree + rendered deploy.map files + manifest → one `tar.gz`.
+//!
+//! The same tree, target and `SOURCE_DATE_EPOCH` give the same bytes: the build time defaults to
+//! the commit time (or, outside git, the newest file's mtime), not the wall clock.
+
+pub mod archive;
+pub mod deploy_map;
+pub mod manifest;
+pub mod policy;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use chrono::DateTime;
+
+use crate::config::{Config, Target};
+use crate::error::{Error, Result};
+use crate::release::ReleaseId;
+use crate::templates::{BuildInfo, RenderContext, Templates};
+
+use self::archive::Entry;
+use self::deploy_map::DeployMap;
+use self::manifest::{Manifest, MANIFEST_FORMAT};
+use self::source::{Selection, SourceKind};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest<'a> {
+    /// The project configuration.
+    pub config: &'a Config,
+    /// The target whose selector files are rendered.
+    pub target: &'a Target,
+    /// Where the archive goes; `None` for the default under `.shipit/dist/`.
+    pub output: Option<PathBuf>,
+    /// Build time override (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<i64>,
+    /// Release id to build as; `None` derives it from the build time.
+    pub release: Option<ReleaseId>,
+}
+
+/// A finished archive.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Hex SHA-256 of the archive.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Secret-looking files that were left out.
+    pub secrets_skipped: Vec<String>,
+}
+
+/// Reads `SOURCE_DATE_EPOCH` from the environment, if set.
+pub fn source_date_epoch_from_env() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) => value.trim().parse::<i64>().map(Some).map_err(|_| Error::Other {
+            message: format!("SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp"),
+            hint: Some("unset it, or set it to whole seconds since 1970, e.g. `git log -1 --format=%ct`".into()),
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Builds the archive described by `request`.
+pub fn build(request: &BuildRequest) -> Result<Artifact> {
+    let config = request.config;
+    let target = request.target;
+    let root = &config.root;
+    let selection = Selection::new(root, &config.project.exclude, &config.project.include)?;
+    let tree = source::scan(root, &selection)?;
+
+    let epoch = match (request.source_date_epoch, tree.revision.commit_time) {
+        (Some(epoch), _) | (None, Some(epoch)) => epoch,
+        (None, None) => newest_mtime(&tree.files)?,
+    };
+    let time = DateTime::from_timestamp(epoch, 0)
+        .ok_or_else(|| Error::other(format!("build time {epoch} is out of range")))?;
+    let info = BuildInfo {
+        release: request.release.unwrap_or_else(|| ReleaseId::at(time)),
+        build_time: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        revision: tree.revision.commit.clone(),
+        dirty: tree.revision.dirty,
+    };
+
+    let map = DeployMap::load(&root.join(&config.project.deploy_map))?;
+    let templates = Templates::for_project(config);
+    let context = RenderContext::new(config, target, &info)?;
+    let mut rendered = Vec::new();
+    for mapping in &map.mappings {
+        let text = templates
+            .render(&mapping.template, &context)
+            .map_err(|e| match e {
+                Error::Template {
+                    line: None,
+                    message,
+                    name,
+                } if message.starts_with("not found") => Error::DeployMap {
+                    path: map.path.clone(),
+                    line: mapping.line,
+                    message: format!("template `{name}` {message}"),
+                },
+                other => other,
+            })?;
+        rendered.push((mapping, text));
+    }
+
+    // Rendered files replace tracked files of the same name (e.g. a committed placeholder).
+    let mut entries: Vec<Entry> = tree
+        .files
+        .iter()
+        .filter(|f| !rendered.iter().any(|(m, _)| m.destination == f.path))
+        .map(|f| match &f.kind {
+            SourceKind::File { executable, .. } => Entry::File {
+                path: &f.path,
+                disk: &f.disk,
+                executable: *executable,
+            },
+            SourceKind::Symlink { target } => Entry::Symlink {
+                path: &f.path,
+                target,
+            },
+        })
+        .collect();
+    entries.extend(rendered.iter().map(|(m, text)| Entry::Generated {
+        path: &m.destination,
+        bytes: text.as_bytes(),
+        template: &m.template,
+    }));
+    entries.sort_by(|a, b| a.path().cmp(b.path()));
+
+    let header = Manifest {
+        format: MANIFEST_FORMAT,
+        project: config.project.name.clone(),
+        target: target.name.clone(),
+        environment: target.environment.clone(),
+        release: info.release.to_string(),
+        revision: info.revision.clone(),
+        dirty: info.dirty,
+        build_time: info.build_time.clone(),
+        files: Vec::with_capacity(entries.len()),
+    };
+    let path = request
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(root, config, target, &info));
+    let written = archive::write(&path, &entries, header, epoch.max(0) as u64)?;
+    Ok(Artifact {
+        path,
+        sha256: written.sha256,
+        size: written.size,
+        manifest: written.manifest,
+        secrets_skipped: tree.secrets_skipped,
+    })
+}
+
+/// `.shipit/dist/<project>-<target>-<release>.tar.gz` under the project root; `.shipit/` is
+/// never archived, so builds do not swallow earlier builds.
+fn default_output(root: &Path, config: &Config, target: &Target, info: &BuildInfo) -> PathBuf {
+    root.join(".shipit").join("dist").join(format!(
+        "{}-{}-{}.tar.gz",
+        config.project.name, target.name, info.release
+    ))
+}
+
+fn newest_mtime(files: &[source::SourceFile]) -> Result<i64> {
+    let mut newest = 0;
+    for file in files {
+        let meta =
+            std::fs::symlink_metadata(&file.disk).map_err(|e| Error::io("read", &file.disk, e))?;
+        use std::os::unix::fs::MetadataExt;
+        newest = newest.max(meta.mtime());
+    }
+    Ok(newest)
+}

@@ -1,0 +1,268 @@
+//! The project tree that goes into an archive: what git tracks, minus excludes and secrets.
+//!
+//! Inside a git work tree the file list is `git ls-files` (so build output, virtualenvs and
+//! anything untracked never ship) and the revision, dirty flag and commit time come from git.
+//! Elsewhere an ignore-aware walk (`.gitignore`, `.ignore`) stands in. Either way every name is
+//! checked by [`super::policy`] before it is accepted.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::error::{Error, Result};
+
+use super::policy;
+
+/// What kind of entry a source file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A regular file; `executable` when any execute bit is set.
+    File {
+        /// Whether any execute bit is set.
+        executable: bool,
+        /// Size in bytes when listed.
+        size: u64,
+    },
+    /// A symlink to a (validated, relative) target.
+    Symlink {
+        /// Link target.
+        target: String,
+    },
+}
+
+/// One file of the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path inside the archive, `/`-separated.
+    pub path: String,
+    /// Path on disk.
+    pub disk: PathBuf,
+    /// File or symlink.
+    pub kind: SourceKind,
+}
+
+/// Version-control facts about the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// Commit hash, or `unknown` outside git.
+    pub commit: String,
+    /// Whether tracked files differ from the commit.
+    pub dirty: bool,
+    /// Commit time as a Unix timestamp, when in git.
+    pub commit_time: Option<i64>,
+}
+
+/// The files to archive, sorted by path, and the secret-looking files that were left out.
+#[derive(Debug, Clone)]
+pub struct SourceTree {
+    /// Files to archive, sorted by path.
+    pub files: Vec<SourceFile>,
+    /// Files left out because they look like secrets (names only).
+    pub secrets_skipped: Vec<String>,
+    /// Git facts.
+    pub revision: Revision,
+}
+
+/// Rules that decide which listed files are archived.
+pub struct Selection {
+    exclude: Gitignore,
+    include: Gitignore,
+}
+
+impl Selection {
+    /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`.
+    pub fn new(root: &Path, exclude: &[String], include: &[String]) -> Result<Selection> {
+        let build = |patterns: &[String], key: &str| -> Result<Gitignore> {
+            let mut builder = GitignoreBuilder::new(root);
+            for pattern in patterns {
+                builder.add_line(None, pattern).map_err(|e| {
+                    Error::other(format!("invalid pattern `{pattern}` in project.{key}: {e}"))
+                })?;
+            }
+            builder
+                .build()
+                .map_err(|e| Error::other(format!("invalid project.{key} patterns: {e}")))
+        };
+        Ok(Selection {
+            exclude: build(exclude, "exclude")?,
+            include: build(include, "include")?,
+        })
+    }
+
+    fn matches(rules: &Gitignore, path: &str) -> bool {
+        rules
+            .matched_path_or_any_parents(Path::new(path), false)
+            .is_ignore()
+    }
+
+    fn excluded(&self, path: &str) -> bool {
+        policy::is_reserved(path) || Selection::matches(&self.exclude, path)
+    }
+
+    fn explicitly_included(&self, path: &str) -> bool {
+        Selection::matches(&self.include, path)
+    }
+}
+
+/// Lists the project at `root`: git-tracked files in a work tree, an ignore-aware walk otherwise.
+pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
+    let (names, revision) = match git_files(root)? {
+        Some(names) => (names, git_revision(root)?),
+        None => (
+            walk_files(root)?,
+            Revision {
+                commit: "unknown".into(),
+                dirty: false,
+                commit_time: None,
+            },
+        ),
+    };
+    let mut files = Vec::new();
+    let mut secrets_skipped = Vec::new();
+    for raw in names {
+        let Some(text) = raw.to_str() else {
+            return Err(Error::UnsafePath {
+                path: raw.to_string_lossy().into_owned(),
+                reason: "its name is not valid UTF-8".into(),
+            });
+        };
+        let path = policy::archive_path(text).map_err(|reason| Error::UnsafePath {
+            path: text.to_string(),
+            reason,
+        })?;
+        if selection.excluded(&path) {
+            continue;
+        }
+        if policy::is_secret(&path) && !selection.explicitly_included(&path) {
+            secrets_skipped.push(path);
+            continue;
+        }
+        let disk = root.join(&path);
+        let meta = match std::fs::symlink_metadata(&disk) {
+            Ok(meta) => meta,
+            // Tracked but deleted in the work tree: it is not part of what is being built.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read", &disk, e)),
+        };
+        let kind = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&disk).map_err(|e| Error::io("read link", &disk, e))?;
+            let target = target.to_str().ok_or_else(|| Error::UnsafePath {
+                path: path.clone(),
+                reason: "it is a symlink whose target is not valid UTF-8".into(),
+            })?;
+            let target =
+                policy::symlink_target(&path, target).map_err(|reason| Error::UnsafePath {
+                    path: path.clone(),
+                    reason,
+                })?;
+            SourceKind::Symlink { target }
+        } else if meta.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            SourceKind::File {
+                executable: meta.permissions().mode() & 0o111 != 0,
+                size: meta.len(),
+            }
+        } else if meta.is_dir() {
+            return Err(Error::UnsafePath {
+                path,
+                reason: "it is a directory git tracks as a submodule; submodules are not supported"
+                    .into(),
+            });
+        } else {
+            return Err(Error::UnsafePath {
+                path,
+                reason: "it is not a regular file or symlink".into(),
+            });
+        };
+        files.push(SourceFile { path, disk, kind });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
+    Ok(SourceTree {
+        files,
+        secrets_skipped,
+        revision,
+    })
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<std::process::Output> {
+    Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Git {
+            message: format!("cannot run git: {e}"),
+        })
+}
+
+/// Tracked files relative to `root`, or `None` when `root` is not inside a git work tree.
+fn git_files(root: &Path) -> Result<Option<Vec<std::ffi::OsString>>> {
+    let inside = git(root, &["rev-parse", "--is-inside-work-tree"]);
+    match inside {
+        Ok(out) if out.status.success() && out.stdout.starts_with(b"true") => {}
+        _ => return Ok(None),
+    }
+    // Run from `root`, ls-files lists the files below it with paths relative to it.
+    let out = git(root, &["ls-files", "-z", "--cached", "--", "."])?;
+    if !out.status.success() {
+        return Err(Error::Git {
+            message: format!(
+                "ls-files failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(Some(
+        out.stdout
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .map(|name| OsStr::from_bytes(name).to_os_string())
+            .collect(),
+    ))
+}
+
+fn git_revision(root: &Path) -> Result<Revision> {
+    let head = git(root, &["log", "-1", "--format=%H %ct"])?;
+    let text = String::from_utf8_lossy(&head.stdout);
+    let (commit, commit_time) = match text.trim().split_once(' ') {
+        Some((hash, time)) if head.status.success() => (hash.to_string(), time.parse().ok()),
+        // A repository without commits yet.
+        _ => ("unknown".to_string(), None),
+    };
+    let status = git(
+        root,
+        &["status", "--porcelain", "--untracked-files=no", "--", "."],
+    )?;
+    Ok(Revision {
+        commit,
+        dirty: !status.stdout.is_empty(),
+        commit_time,
+    })
+}
+
+fn walk_files(root: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names = Vec::new();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry =
+            entry.map_err(|e| Error::other(format!("cannot list {}: {e}", root.display())))?;
+        if entry.file_type().is_some_and(|t| t.is_dir()) {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .expect("walk stays below its root");
+        names.push(relative.as_os_str().to_os_string());
+    }
+    Ok(names)
+}

@@ -1,0 +1,3 @@
+//! The subcommands: thin orchestration over config, build, plan and transport.
+
+pub mod build;

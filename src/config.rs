@@ -1,0 +1,861 @@
+//! `shipit.toml`: the model of a project and its deploy targets.
+//!
+//! Parsing happens in two steps, as in ripgrep's `LowArgs`/`HiArgs`: serde reads the file into
+//! `Raw*` structs that keep the source span of every value we may complain about, then
+//! [`Config::load`] validates and resolves them into plain types. Every validation error names the
+//! file, the line and the dotted key, because "invalid config" on its own wastes an operator's
+//! night.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+/// The configuration file name looked up in the project directory.
+pub const CONFIG_FILE: &str = "shipit.toml";
+
+/// Names the templates see that a target's `vars` must not shadow.
+pub const RESERVED_VARS: &[&str] = &[
+    "project",
+    "target",
+    "environment",
+    "release",
+    "build_time",
+    "revision",
+    "dirty",
+    "deploy_to",
+    "release_dir",
+    "settings_module",
+    "wsgi_app",
+    "vars",
+];
+
+/// A loaded and validated `shipit.toml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The Django project root (the directory holding `shipit.toml` unless configured).
+    pub root: PathBuf,
+    /// The `[project]` table.
+    pub project: Project,
+    /// Targets by name, sorted.
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// The `[project]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// Short name used for service and file names.
+    pub name: String,
+    /// Python interpreter on the hosts used to create virtualenvs.
+    pub python: String,
+    /// `DJANGO_SETTINGS_MODULE` on the hosts (a template: may use `{{ environment }}`).
+    pub settings_module: String,
+    /// WSGI application for gunicorn, e.g. `hello.wsgi:application`.
+    pub wsgi_app: String,
+    /// Path of `manage.py` inside the project.
+    pub manage_py: String,
+    /// deploy.map path, relative to the root.
+    pub deploy_map: PathBuf,
+    /// Directory of template overrides, relative to the root.
+    pub templates_dir: PathBuf,
+    /// Requirements file per environment; environments not listed use `requirements/<env>.txt`.
+    pub requirements: BTreeMap<String, String>,
+    /// Extra exclude patterns (gitignore syntax).
+    pub exclude: Vec<String>,
+    /// Paths that are archived even though they look like secrets (gitignore syntax).
+    pub include: Vec<String>,
+}
+
+impl Project {
+    /// The pip-compiled requirements file used for `environment`.
+    pub fn requirements_for(&self, environment: &str) -> String {
+        self.requirements
+            .get(environment)
+            .cloned()
+            .unwrap_or_else(|| format!("requirements/{environment}.txt"))
+    }
+}
+
+/// How commands reach a target's hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// OpenSSH-compatible SSH (the default).
+    Ssh,
+    /// Run on this machine, without SSH.
+    Local,
+}
+
+/// How the virtualenv is populated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installer {
+    /// `uv` when the host has it, else pip.
+    Auto,
+    /// Always `uv venv` + `uv pip sync`.
+    Uv,
+    /// Always `python -m venv` + pip.
+    Pip,
+}
+
+impl fmt::Display for Installer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Installer::Auto => "auto",
+            Installer::Uv => "uv",
+            Installer::Pip => "pip",
+        })
+    }
+}
+
+/// One `[targets.NAME]` table, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The target's name, e.g. `production`.
+    pub name: String,
+    /// Hosts to deploy to.
+    pub hosts: Vec<HostSpec>,
+    /// Absolute directory on each host that holds releases, shared files and `current`.
+    pub deploy_to: String,
+    /// Environment name, e.g. `deployment` or `staging`.
+    pub environment: String,
+    /// Good releases kept after a deploy.
+    pub keep_releases: u32,
+    /// Directories kept across releases, linked into each one.
+    pub shared_dirs: Vec<String>,
+    /// Files kept across releases, linked into each one.
+    pub shared_files: Vec<String>,
+    /// Key file for SSH authentication.
+    pub identity_file: Option<PathBuf>,
+    /// Extra known_hosts file trusted besides `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    /// SSH or local.
+    pub transport: TransportKind,
+    /// How the venv is populated.
+    pub installer: Installer,
+    /// Free-form template variables.
+    pub vars: BTreeMap<String, toml::Value>,
+    /// Hook commands.
+    pub hooks: Hooks,
+    /// nginx site management; `None` leaves nginx alone.
+    pub nginx: Option<Nginx>,
+    /// supervisor program management; `None` leaves the app server alone.
+    pub supervisor: Option<Supervisor>,
+}
+
+/// Hook commands run on each host inside the new release directory.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Before `migrate`.
+    #[serde(default)]
+    pub before_migrate: Vec<String>,
+    /// After `migrate` (and `collectstatic`), before the switch.
+    #[serde(default)]
+    pub after_migrate: Vec<String>,
+    /// After `current` has been switched and services reloaded.
+    #[serde(default)]
+    pub after_switch: Vec<String>,
+}
+
+/// Where the nginx site goes and how nginx is checked and reloaded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nginx {
+    /// Absolute path the rendered site is installed at, e.g. `/etc/nginx/sites-enabled/hello.conf`.
+    pub site: String,
+    /// Command that checks the whole nginx configuration.
+    #[serde(default = "default_nginx_test")]
+    pub test: String,
+    /// Command that reloads nginx.
+    #[serde(default = "default_nginx_reload")]
+    pub reload: String,
+}
+
+/// Where supervisor program configs go and how supervisor is driven.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supervisor {
+    /// Directory supervisord includes program configs from.
+    pub conf_dir: String,
+    /// `supervisorctl` command prefix, e.g. `sudo supervisorctl -c /etc/supervisor/supervisord.conf`.
+    #[serde(default = "default_supervisorctl")]
+    pub ctl: String,
+}
+
+fn default_nginx_test() -> String {
+    "nginx -t".into()
+}
+fn default_nginx_reload() -> String {
+    "nginx -s reload".into()
+}
+fn default_supervisorctl() -> String {
+    "supervisorctl".into()
+}
+
+/// A host as written in `hosts`: `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Login user, when given.
+    pub user: Option<String>,
+    /// Host name, address or `~/.ssh/config` alias.
+    pub host: String,
+    /// Port, when given.
+    pub port: Option<u16>,
+}
+
+impl HostSpec {
+    /// Parses `[user@]host[:port]`, with `[v6addr]:port` for IPv6.
+    pub fn parse(text: &str) -> std::result::Result<HostSpec, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty host".into());
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("host `{text}` contains whitespace"));
+        }
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((user, rest)) if !user.is_empty() => (Some(user.to_string()), rest),
+            Some(_) => return Err(format!("host `{text}` has an empty user")),
+            None => (None, text),
+        };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("host `{text}` has an unclosed `[`"))?;
+            match after.strip_prefix(':') {
+                Some(port) => (addr.to_string(), Some(port)),
+                None if after.is_empty() => (addr.to_string(), None),
+                None => return Err(format!("host `{text}` is not `[address]:port`")),
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((host, port)) => (host.to_string(), Some(port)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("host `{text}` has no host name"));
+        }
+        let port = match port {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("host `{text}` has an invalid port `{p}`"))?,
+            ),
+            None => None,
+        };
+        Ok(HostSpec { user, host, port })
+    }
+}
+
+impl fmt::Display for HostSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: Spanned<RawProject>,
+    #[serde(default)]
+    targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: Spanned<String>,
+    #[serde(default = "default_python")]
+    python: String,
+    settings_module: Option<String>,
+    wsgi_app: Option<String>,
+    #[serde(default = "default_manage_py")]
+    manage_py: Spanned<String>,
+    #[serde(default = "default_deploy_map")]
+    deploy_map: Spanned<String>,
+    #[serde(default = "default_templates_dir")]
+    templates_dir: Spanned<String>,
+    #[serde(default)]
+    requirements: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+}
+
+fn default_python() -> String {
+    "python3".into()
+}
+fn default_manage_py() -> Spanned<String> {
+    Spanned::new(0..0, "manage.py".into())
+}
+fn default_deploy_map() -> Spanned<String> {
+    Spanned::new(0..0, "conf/deploy.map".into())
+}
+fn default_templates_dir() -> Spanned<String> {
+    Spanned::new(0..0, "conf/templates".into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(default = "no_hosts")]
+    hosts: Spanned<Vec<Spanned<String>>>,
+    deploy_to: Spanned<String>,
+    environment: Spanned<String>,
+    #[serde(default = "default_keep")]
+    keep_releases: Spanned<i64>,
+    #[serde(default)]
+    shared_dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    shared_files: Vec<Spanned<String>>,
+    identity_file: Option<String>,
+    known_hosts: Option<String>,
+    #[serde(default = "default_transport")]
+    transport: TransportKind,
+    #[serde(default = "default_installer")]
+    installer: Installer,
+    #[serde(default)]
+    vars: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    hooks: Hooks,
+    nginx: Option<Spanned<Nginx>>,
+    supervisor: Option<Spanned<Supervisor>>,
+}
+
+fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
+    Spanned::new(0..0, Vec::new())
+}
+fn default_keep() -> Spanned<i64> {
+    Spanned::new(0..0, 5)
+}
+fn default_transport() -> TransportKind {
+    TransportKind::Ssh
+}
+fn default_installer() -> Installer {
+    Installer::Auto
+}
+
+/// Reports errors against one source file, turning byte spans into line numbers.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line(&self, span: Range<usize>) -> Option<usize> {
+        if span == (0..0) {
+            return None;
+        }
+        let end = span.start.min(self.text.len());
+        Some(self.text[..end].matches('\n').count() + 1)
+    }
+
+    fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Error {
+        Error::Config {
+            path: self.path.to_path_buf(),
+            line: self.line(span),
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Finds the configuration: `explicit` if given, else `shipit.toml` in `dir`.
+    pub fn locate(dir: &Path, explicit: Option<&Path>) -> PathBuf {
+        explicit.map_or_else(|| dir.join(CONFIG_FILE), Path::to_path_buf)
+    }
+
+    /// Reads, parses and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Config {
+                path: path.to_path_buf(),
+                line: None,
+                key: None,
+                message: "no such file".into(),
+            },
+            _ => Error::io("read", path, e),
+        })?;
+        let root = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Config::parse(path, &root, &text)
+    }
+
+    /// Parses and validates configuration text read from `path`, for a project at `root`.
+    pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config> {
+        let source = Source { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            line: e.span().and_then(|s| source.line(s)),
+            key: None,
+            message: e.message().trim().to_string(),
+        })?;
+        let project = validate_project(&source, raw.project)?;
+        let mut targets = BTreeMap::new();
+        for (name, target) in raw.targets {
+            let resolved = validate_target(&source, name.get_ref(), name.span(), target)?;
+            targets.insert(name.into_inner(), resolved);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            project,
+            targets,
+        })
+    }
+
+    /// The target called `name`, or an error listing the known ones.
+    pub fn target(&self, name: &str) -> Result<&Target> {
+        self.targets.get(name).ok_or_else(|| Error::UnknownTarget {
+            name: name.to_string(),
+            known: self.targets.keys().cloned().collect(),
+        })
+    }
+
+    /// The target named by `name`, or the only target when `name` is `None`.
+    pub fn target_or_only(&self, name: Option<&str>) -> Result<&Target> {
+        match name {
+            Some(name) => self.target(name),
+            None if self.targets.len() == 1 => {
+                Ok(self.targets.values().next().expect("one target"))
+            }
+            None => Err(Error::Other {
+                message: format!(
+                    "{} defines {} targets; choose one with --target",
+                    self.path.display(),
+                    self.targets.len()
+                ),
+                hint: (!self.targets.is_empty()).then(|| {
+                    format!(
+                        "known targets: {}",
+                        self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                }),
+            }),
+        }
+    }
+}
+
+fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project> {
+    let raw = raw.into_inner();
+    let name = raw.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            raw.name.span(),
+            "project.name",
+            format!("`{name}` must be letters, digits, `_` or `-` (it names services and files)"),
+        ));
+    }
+    let module = name.replace('-', "_");
+    for (key, value) in [
+        ("project.manage_py", &raw.manage_py),
+        ("project.deploy_map", &raw.deploy_map),
+        ("project.templates_dir", &raw.templates_dir),
+    ] {
+        relative_path(value.get_ref()).map_err(|why| source.error(value.span(), key, why))?;
+    }
+    let mut requirements = BTreeMap::new();
+    for (env, path) in raw.requirements {
+        relative_path(path.get_ref())
+            .map_err(|why| source.error(path.span(), format!("project.requirements.{env}"), why))?;
+        requirements.insert(env, path.into_inner());
+    }
+    Ok(Project {
+        settings_module: raw
+            .settings_module
+            .unwrap_or_else(|| format!("{module}.settings.selected")),
+        wsgi_app: raw
+            .wsgi_app
+            .unwrap_or_else(|| format!("{module}.wsgi:application")),
+        name: raw.name.into_inner(),
+        python: raw.python,
+        manage_py: raw.manage_py.into_inner(),
+        deploy_map: PathBuf::from(raw.deploy_map.into_inner()),
+        templates_dir: PathBuf::from(raw.templates_dir.into_inner()),
+        requirements,
+        exclude: raw.exclude,
+        include: raw.include,
+    })
+}
+
+fn validate_target(
+    source: &Source,
+    name: &str,
+    name_span: Range<usize>,
+    raw: Spanned<RawTarget>,
+) -> Result<Target> {
+    let key = |k: &str| format!("targets.{name}.{k}");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            name_span,
+            format!("targets.{name}"),
+            "target names are letters, digits, `_` or `-`",
+        ));
+    }
+    let target_span = raw.span();
+    let raw = raw.into_inner();
+
+    let mut hosts = Vec::new();
+    for host in raw.hosts.get_ref() {
+        let spec = HostSpec::parse(host.get_ref())
+            .map_err(|why| source.error(host.span(), key("hosts"), why))?;
+        hosts.push(spec);
+    }
+    match raw.transport {
+        TransportKind::Ssh if hosts.is_empty() => {
+            let span = if raw.hosts.span() == (0..0) {
+                target_span
+            } else {
+                raw.hosts.span()
+            };
+            return Err(source.error(
+                span,
+                key("hosts"),
+                "an ssh target needs at least one host, e.g. hosts = [\"deploy@example.com\"]",
+            ));
+        }
+        TransportKind::Local if !hosts.is_empty() => {
+            return Err(source.error(
+                raw.hosts.span(),
+                key("hosts"),
+                "a local target runs on this machine and takes no hosts",
+            ));
+        }
+        _ => {}
+    }
+
+    let deploy_to = raw.deploy_to.get_ref();
+    if !deploy_to.starts_with('/') {
+        return Err(source.error(
+            raw.deploy_to.span(),
+            key("deploy_to"),
+            format!("`{deploy_to}` must be an absolute path"),
+        ));
+    }
+    if deploy_to.contains('\n') || deploy_to.contains('\0') {
+        return Err(source.error(
+            raw.deploy_to.span(),
+            key("deploy_to"),
+            "must not contain newlines or NUL",
+        ));
+    }
+    let environment = raw.environment.get_ref();
+    if environment.is_empty()
+        || !environment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            raw.environment.span(),
+            key("environment"),
+            format!("`{environment}` must be letters, digits, `_` or `-`"),
+        ));
+    }
+    let keep = *raw.keep_releases.get_ref();
+    if !(1..=1000).contains(&keep) {
+        return Err(source.error(
+            raw.keep_releases.span(),
+            key("keep_releases"),
+            format!("must be between 1 and 1000, not {keep}"),
+        ));
+    }
+    let shared = |list: Vec<Spanned<String>>, k: &str| -> Result<Vec<String>> {
+        list.into_iter()
+            .map(|p| {
+                relative_path(p.get_ref()).map_err(|why| source.error(p.span(), key(k), why))?;
+                Ok(p.into_inner().trim_end_matches('/').to_string())
+            })
+            .collect()
+    };
+    let shared_dirs = shared(raw.shared_dirs, "shared_dirs")?;
+    let shared_files = shared(raw.shared_files, "shared_files")?;
+
+    let mut vars = BTreeMap::new();
+    for (var, value) in raw.vars {
+        let valid = var
+            .get_ref()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(source.error(
+                var.span(),
+                key(&format!("vars.{}", var.get_ref())),
+                "variable names are letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        if RESERVED_VARS.contains(&var.get_ref().as_str()) {
+            return Err(source.error(
+                var.span(),
+                key(&format!("vars.{}", var.get_ref())),
+                format!(
+                    "`{}` is set by shipit for every template; choose another name",
+                    var.get_ref()
+                ),
+            ));
+        }
+        vars.insert(var.into_inner(), value);
+    }
+    let nginx = match raw.nginx {
+        Some(n) => {
+            if !n.get_ref().site.starts_with('/') {
+                return Err(source.error(n.span(), key("nginx.site"), "must be an absolute path"));
+            }
+            Some(n.into_inner())
+        }
+        None => None,
+    };
+    let supervisor = match raw.supervisor {
+        Some(s) => {
+            if !s.get_ref().conf_dir.starts_with('/') {
+                return Err(source.error(
+                    s.span(),
+                    key("supervisor.conf_dir"),
+                    "must be an absolute path",
+                ));
+            }
+            Some(s.into_inner())
+        }
+        None => None,
+    };
+    Ok(Target {
+        name: name.to_string(),
+        hosts,
+        deploy_to: match deploy_to.trim_end_matches('/') {
+            "" => "/".to_string(),
+            trimmed => trimmed.to_string(),
+        },
+        environment: raw.environment.into_inner(),
+        keep_releases: keep as u32,
+        shared_dirs,
+        shared_files,
+        identity_file: raw.identity_file.map(|p| expand_home(&p)),
+        known_hosts: raw.known_hosts.map(|p| expand_home(&p)),
+        transport: raw.transport,
+        installer: raw.installer,
+        vars,
+        hooks: raw.hooks,
+        nginx,
+        supervisor,
+    })
+}
+
+/// Checks that `path` is relative and stays inside its base (no `..`, not absolute).
+pub fn relative_path(path: &str) -> std::result::Result<(), String> {
+    if path.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if path.contains('\0') || path.contains('\n') {
+        return Err(format!(
+            "`{}` contains NUL or a newline",
+            path.escape_debug()
+        ));
+    }
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(format!("`{path}` must not contain `..`")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("`{path}` must be a relative path"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[project]
+name = "hello"
+
+[targets.production]
+hosts = ["deploy@app1.example.com", "app2.example.com:2222"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+shared_dirs = ["var", "media/"]
+
+[targets.production.vars]
+server_name = "example.com"
+
+[targets.staging]
+hosts = ["deploy@staging.example.com"]
+deploy_to = "/srv/hello-staging/"
+environment = "staging"
+keep_releases = 3
+"#;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("shipit.toml"), Path::new("."), text)
+    }
+
+    fn message(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_targets_with_defaults() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.project.settings_module, "hello.settings.selected");
+        assert_eq!(config.project.wsgi_app, "hello.wsgi:application");
+        assert_eq!(
+            config.project.requirements_for("deployment"),
+            "requirements/deployment.txt"
+        );
+        let production = config.target("production").unwrap();
+        assert_eq!(production.keep_releases, 5);
+        assert_eq!(production.shared_dirs, vec!["var", "media"]);
+        assert_eq!(production.hosts[1].port, Some(2222));
+        assert_eq!(production.hosts[1].user, None);
+        let staging = config.target("staging").unwrap();
+        assert_eq!(staging.deploy_to, "/srv/hello-staging");
+        assert_eq!(staging.keep_releases, 3);
+    }
+
+    #[test]
+    fn unknown_target_lists_known_ones_and_suggests() {
+        let config = parse(GOOD).unwrap();
+        let err = config.target("prodution").unwrap_err();
+        assert_eq!(err.to_string(), "unknown target `prodution`");
+        let hint = err.hint().unwrap();
+        assert!(hint.contains("did you mean `production`"), "{hint}");
+        assert!(hint.contains("production, staging"), "{hint}");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = GOOD.replace("keep_releases = 3", "keep_relases = 3");
+        let msg = message(&text);
+        assert!(msg.starts_with("shipit.toml:18: "), "{msg}");
+        assert!(msg.contains("unknown field `keep_relases`"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_toml_names_line() {
+        let msg = message("[project]\nname = \"x\n");
+        assert!(msg.starts_with("shipit.toml:2: "), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_name_line_and_key() {
+        let msg = message(&GOOD.replace("\"/srv/hello\"", "\"srv/hello\""));
+        assert!(
+            msg.starts_with("shipit.toml:7: `targets.production.deploy_to`: `srv/hello` must be an absolute path"),
+            "{msg}"
+        );
+        let msg = message(&GOOD.replace("app2.example.com:2222", "app2.example.com:99999"));
+        assert!(msg.contains(":6: `targets.production.hosts`"), "{msg}");
+        assert!(msg.contains("invalid port `99999`"), "{msg}");
+        let msg = message(&GOOD.replace("keep_releases = 3", "keep_releases = 0"));
+        assert!(
+            msg.contains(":18: `targets.staging.keep_releases`"),
+            "{msg}"
+        );
+        let msg = message(&GOOD.replace("\"media/\"", "\"../media\""));
+        assert!(
+            msg.contains("`targets.production.shared_dirs`: `../media` must not contain `..`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn vars_may_not_shadow_builtins() {
+        let msg = message(&GOOD.replace("server_name =", "release ="));
+        assert!(
+            msg.contains(":12: `targets.production.vars.release`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ssh_target_needs_hosts_and_local_takes_none() {
+        let msg = message(
+            "[project]\nname = \"x\"\n[targets.a]\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+        );
+        assert!(
+            msg.contains("`targets.a.hosts`: an ssh target needs at least one host"),
+            "{msg}"
+        );
+        let ok = parse(
+            "[project]\nname = \"x\"\n[targets.a]\ntransport = \"local\"\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.targets["a"].transport, TransportKind::Local);
+    }
+
+    #[test]
+    fn host_specs_round_trip() {
+        for text in ["h", "u@h", "u@h:22", "[::1]:2222", "u@[fe80::1]"] {
+            assert_eq!(HostSpec::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["", "@h", "u@", "h:0", "h:x", "a b", "[::1"] {
+            assert!(HostSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_target_is_chosen_without_flag() {
+        let config = parse(GOOD).unwrap();
+        let err = config.target_or_only(None).unwrap_err();
+        assert!(err.to_string().contains("defines 2 targets"));
+    }
+}

@@ -1,0 +1,361 @@
+//! One error type for the whole tool.
+//!
+//! Every failure a person can meet is a variant with the fields they need to act on it: which
+//! file and line, which host and step, what the step printed last. The message is written once,
+//! here; [`Error::hint`] adds advice where we know some, and [`Error::exit_code`] gives scripts a
+//! status they can branch on (documented in the README and in `shipit --help`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Exit status of a successful run.
+pub const EXIT_OK: i32 = 0;
+/// A deploy, rollback or build step failed; hosts are left on their previous release.
+pub const EXIT_FAILED: i32 = 1;
+/// Bad usage, configuration, template or project content: nothing was touched on any host.
+pub const EXIT_USAGE: i32 = 2;
+/// A host could not be reached or failed authentication or host key verification.
+pub const EXIT_CONNECTION: i32 = 3;
+/// Another deploy holds the lock on a host.
+pub const EXIT_LOCKED: i32 = 4;
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, with what a person needs to fix it.
+#[derive(Debug)]
+pub enum Error {
+    /// `shipit.toml` is unreadable, malformed, or has an invalid value.
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// 1-based line of the offending key, when known.
+        line: Option<usize>,
+        /// Dotted key, e.g. `targets.production.hosts`.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--target` names no target of the configuration.
+    UnknownTarget {
+        /// What the user typed.
+        name: String,
+        /// The targets the configuration defines.
+        known: Vec<String>,
+    },
+    /// A line of `deploy.map` cannot be used.
+    DeployMap {
+        /// The deploy.map file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A template is missing or failed to render.
+    Template {
+        /// Template name or path.
+        name: String,
+        /// Line inside the template, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A project path that must not go into an archive or onto a host.
+    UnsafePath {
+        /// The path as found (lossy for non-UTF-8 names).
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A local file operation failed.
+    Io {
+        /// What shipit was doing, e.g. "read".
+        action: &'static str,
+        /// The file it was doing it to.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// `git` failed or the project is not what git reports.
+    Git {
+        /// What went wrong.
+        message: String,
+    },
+    /// A host could not be reached or authenticated.
+    Connection {
+        /// `user@host:port`.
+        host: String,
+        /// What went wrong.
+        message: String,
+        /// Advice, when we have some.
+        hint: Option<String>,
+    },
+    /// The host presented a key that is not in known_hosts.
+    HostKeyUnknown {
+        /// `host:port`.
+        host: String,
+        /// SHA256 fingerprint, OpenSSH style.
+        fingerprint: String,
+        /// The exact known_hosts line that would trust it.
+        line: String,
+        /// The known_hosts file it would go into.
+        known_hosts: PathBuf,
+    },
+    /// The host presented a key different from the one in known_hosts.
+    HostKeyChanged {
+        /// `host:port`.
+        host: String,
+        /// SHA256 fingerprint of the key now presented.
+        fingerprint: String,
+        /// The known_hosts file that disagrees.
+        known_hosts: PathBuf,
+    },
+    /// Another deploy holds the lock.
+    Locked {
+        /// `user@host:port`.
+        host: String,
+        /// Who holds it, as recorded in the lock.
+        holder: String,
+    },
+    /// A remote step failed.
+    Step {
+        /// `user@host:port`.
+        host: String,
+        /// The step's name.
+        step: String,
+        /// Its exit status.
+        status: i32,
+        /// The last lines it printed.
+        tail: Vec<String>,
+        /// What shipit did about it (e.g. "current still points at 20261122010320").
+        outcome: String,
+    },
+    /// Anything else, already phrased for a person.
+    Other {
+        /// The message.
+        message: String,
+        /// Advice, when we have some.
+        hint: Option<String>,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `action` on `path`.
+    pub fn io(action: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// An [`Error::Config`] without position.
+    pub fn config(path: impl AsRef<Path>, message: impl Into<String>) -> Error {
+        Error::Config {
+            path: path.as_ref().to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// A plain message with no hint.
+    pub fn other(message: impl Into<String>) -> Error {
+        Error::Other {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The process exit status this error maps to.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. }
+            | Error::UnknownTarget { .. }
+            | Error::DeployMap { .. }
+            | Error::Template { .. }
+            | Error::UnsafePath { .. } => EXIT_USAGE,
+            Error::Connection { .. }
+            | Error::HostKeyUnknown { .. }
+            | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
+            Error::Locked { .. } => EXIT_LOCKED,
+            Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Other { .. } => {
+                EXIT_FAILED
+            }
+        }
+    }
+
+    /// Advice for the person reading the error, when there is some.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::UnknownTarget { known, .. } if known.is_empty() => {
+                Some("add a [targets.NAME] table to shipit.toml".into())
+            }
+            Error::UnknownTarget { name, known } => Some(match suggest(name, known) {
+                Some(close) => format!("did you mean `{close}`? known targets: {}", known.join(", ")),
+                None => format!("known targets: {}", known.join(", ")),
+            }),
+            Error::HostKeyUnknown {
+                line, known_hosts, ..
+            } => Some(format!(
+                "if you trust this fingerprint, add this line to {}:\n    {line}\nor re-run with --accept-new-host-key",
+                known_hosts.display()
+            )),
+            Error::HostKeyChanged { known_hosts, .. } => Some(format!(
+                "someone may be intercepting the connection, or the host was reinstalled; check with its administrator, then update {}",
+                known_hosts.display()
+            )),
+            Error::Locked { .. } => Some(
+                "wait for the other deploy to finish; if it died, re-run with --break-lock".into(),
+            ),
+            Error::Connection { hint, .. } | Error::Other { hint, .. } => hint.clone(),
+            Error::UnsafePath { .. } => Some(
+                "remove the file from the project or add it to `exclude` in shipit.toml".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config {
+                path,
+                line,
+                key,
+                message,
+            } => {
+                write!(f, "{}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ":{line}")?;
+                }
+                if let Some(key) = key {
+                    write!(f, ": `{key}`")?;
+                }
+                write!(f, ": {message}")
+            }
+            Error::UnknownTarget { name, .. } => write!(f, "unknown target `{name}`"),
+            Error::DeployMap {
+                path,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", path.display()),
+            Error::Template {
+                name,
+                line,
+                message,
+            } => match line {
+                Some(line) => write!(f, "template {name}:{line}: {message}"),
+                None => write!(f, "template {name}: {message}"),
+            },
+            Error::UnsafePath { path, reason } => write!(f, "refusing to archive `{path}`: {reason}"),
+            Error::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            Error::Git { message } => write!(f, "git: {message}"),
+            Error::Connection { host, message, .. } => write!(f, "{host}: {message}"),
+            Error::HostKeyUnknown {
+                host, fingerprint, ..
+            } => write!(
+                f,
+                "{host}: host key is not known (ED25519 or other key {fingerprint}); refusing to connect"
+            ),
+            Error::HostKeyChanged {
+                host,
+                fingerprint,
+                known_hosts,
+            } => write!(
+                f,
+                "{host}: HOST KEY HAS CHANGED (now {fingerprint}, {} says otherwise); refusing to connect",
+                known_hosts.display()
+            ),
+            Error::Locked { host, holder } => {
+                write!(f, "{host}: another deploy is running ({holder})")
+            }
+            Error::Step {
+                host,
+                step,
+                status,
+                tail,
+                outcome,
+            } => {
+                write!(f, "{host}: step `{step}` failed with exit status {status}")?;
+                if !tail.is_empty() {
+                    write!(f, "\n  last lines of output:")?;
+                    for line in tail {
+                        write!(f, "\n  | {line}")?;
+                    }
+                }
+                if !outcome.is_empty() {
+                    write!(f, "\n  {outcome}")?;
+                }
+                Ok(())
+            }
+            Error::Other { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The known name closest to `name` by edit distance, when it is close enough to be a typo.
+pub fn suggest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_target_names_only() {
+        let known = vec!["staging".to_string(), "production".to_string()];
+        assert_eq!(suggest("prodution", &known), Some("production"));
+        assert_eq!(suggest("stagin", &known), Some("staging"));
+        assert_eq!(suggest("qa", &known), None);
+    }
+
+    #[test]
+    fn exit_codes_separate_usage_from_runtime_failures() {
+        let unknown = Error::UnknownTarget {
+            name: "x".into(),
+            known: vec![],
+        };
+        assert_eq!(unknown.exit_code(), EXIT_USAGE);
+        let locked = Error::Locked {
+            host: "h".into(),
+            holder: "me".into(),
+        };
+        assert_eq!(locked.exit_code(), EXIT_LOCKED);
+    }
+}

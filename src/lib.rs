@@ -1,0 +1,61 @@
+//! shipit: build a Django project into a reproducible release archive and deploy it atomically.
+//!
+//! The data flows one way: **config → build → artifact → plan → transport → switch**.
+//! [`run`] is the whole program; `main.rs` only exits with its status.
+
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod plan;
+pub mod release;
+pub mod templates;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::{Error, EXIT_OK};
+use crate::output::{Printer, Verbosity};
+
+/// Parses `args`, runs the subcommand, prints any error and returns the exit status.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let verbosity = if cli.global.quiet {
+        Verbosity::Quiet
+    } else if cli.global.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let printer = Printer::new(verbosity, cli.global.json, cli.global.color);
+    match execute(&cli, &printer) {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            printer.error(&error);
+            error.exit_code()
+        }
+    }
+}
+
+fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
+    let dir = cli
+        .global
+        .project
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let config = Config::load(&Config::locate(&dir, cli.global.config.as_deref()))?;
+    match &cli.command {
+        Command::Build(args) => commands::build::run(&config, args, printer),
+    }
+}

@@ -1,0 +1,133 @@
+//! Everything shipit prints goes through a [`Printer`].
+//!
+//! Results go to stdout (one JSON object with `--json`); progress, step timings and warnings go
+//! to stderr, so `shipit build --json | jq` works and scripts can ignore the chatter. Colour and
+//! progress bars appear only on a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::ColorChoice;
+use crate::error::Error;
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors and results only.
+    Quiet,
+    /// Steps and timings.
+    Normal,
+    /// Also remote output as it happens.
+    Verbose,
+}
+
+/// Prints results, progress and errors.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    /// How much to print.
+    pub verbosity: Verbosity,
+    /// Whether results are JSON.
+    pub json: bool,
+    color: bool,
+    terminal: bool,
+}
+
+impl Printer {
+    /// A printer for the given flags, looking at whether stderr is a terminal.
+    pub fn new(verbosity: Verbosity, json: bool, color: ColorChoice) -> Printer {
+        let terminal = std::io::stderr().is_terminal();
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Printer {
+            verbosity,
+            json,
+            color,
+            terminal,
+        }
+    }
+
+    /// Whether live progress (bars, spinners) should be drawn.
+    pub fn shows_progress(&self) -> bool {
+        self.terminal && self.verbosity == Verbosity::Normal
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A progress line on stderr (hidden when quiet).
+    pub fn info(&self, message: impl AsRef<str>) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// Detail shown only with `--verbose`.
+    pub fn detail(&self, message: impl AsRef<str>) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// A warning on stderr (shown even when quiet).
+    pub fn warn(&self, message: impl AsRef<str>) {
+        eprintln!("{} {}", self.paint("33;1", "warning:"), message.as_ref());
+    }
+
+    /// The human result of a command, on stdout (suppressed with `--json`).
+    pub fn result(&self, message: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", message.as_ref());
+        }
+    }
+
+    /// The JSON result of a command, on stdout (only with `--json`).
+    pub fn json_result(&self, value: &serde_json::Value) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{value}");
+        }
+    }
+
+    /// Prints `error` in the `error: … / hint: …` form on stderr.
+    pub fn error(&self, error: &Error) {
+        eprintln!("{} {error}", self.paint("31;1", "error:"));
+        if let Some(hint) = error.hint() {
+            eprintln!("{} {hint}", self.paint("36;1", "hint:"));
+        }
+    }
+}
+
+/// `1234567` → `1.2 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+}

@@ -1,0 +1,239 @@
+//! Templates: the defaults shipit carries, the project's overrides, and strict rendering.
+//!
+//! Every template is rendered with [`UndefinedBehavior::Strict`], so a misspelt variable is an
+//! error naming the template and line instead of an empty string in a server config. The default
+//! templates are embedded in the binary so that one file is all a user installs; a project
+//! overrides one by putting a file of the same name in its templates directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::config::{Config, Target};
+use crate::error::{Error, Result};
+use crate::release::ReleaseId;
+
+/// Built-in templates, by name.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    (
+        "selector.py.j2",
+        include_str!("../templates/selector.py.j2"),
+    ),
+    ("nginx.conf.j2", include_str!("../templates/nginx.conf.j2")),
+    (
+        "supervisor.conf.j2",
+        include_str!("../templates/supervisor.conf.j2"),
+    ),
+];
+
+/// A template's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct TemplateSource {
+    /// A path on disk, or `builtin:NAME`.
+    pub origin: String,
+    /// The template text.
+    pub text: String,
+}
+
+/// Finds templates: a project file first, then the built-in defaults.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    root: PathBuf,
+    overrides: PathBuf,
+}
+
+impl Templates {
+    /// Templates for the project of `config`.
+    pub fn for_project(config: &Config) -> Templates {
+        Templates {
+            root: config.root.clone(),
+            overrides: config.root.join(&config.project.templates_dir),
+        }
+    }
+
+    /// Looks `name` up as a project-relative path, then in the overrides directory, then among
+    /// the built-in defaults.
+    pub fn find(&self, name: &str) -> Result<TemplateSource> {
+        let candidates = [self.root.join(name), self.overrides.join(name)];
+        for path in &candidates {
+            if path.is_file() {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+                return Ok(TemplateSource {
+                    origin: path.display().to_string(),
+                    text,
+                });
+            }
+        }
+        if let Some((_, text)) = DEFAULTS.iter().find(|(n, _)| *n == name) {
+            return Ok(TemplateSource {
+                origin: format!("builtin:{name}"),
+                text: (*text).to_string(),
+            });
+        }
+        Err(Error::Template {
+            name: name.to_string(),
+            line: None,
+            message: format!(
+                "not found (looked for {} and {}, and it is not a built-in template: {})",
+                candidates[0].display(),
+                candidates[1].display(),
+                DEFAULTS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
+    /// Finds and renders `name` with `context`.
+    pub fn render(&self, name: &str, context: &RenderContext) -> Result<String> {
+        let source = self.find(name)?;
+        render_str(&source.origin, &source.text, context)
+    }
+}
+
+/// Renders template `text` (called `name` in errors) strictly with `context`.
+pub fn render_str(name: &str, text: &str, context: &RenderContext) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.add_filter("shell_quote", |s: String| crate::plan::quote(&s));
+    let fail = |e: minijinja::Error| Error::Template {
+        name: name.to_string(),
+        line: e.line(),
+        message: describe(&e),
+    };
+    env.add_template(name, text).map_err(fail)?;
+    let template = env.get_template(name).map_err(fail)?;
+    template
+        .render(Value::from(context.values.clone()))
+        .map_err(fail)
+}
+
+fn describe(error: &minijinja::Error) -> String {
+    let mut message = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    if error.kind() == minijinja::ErrorKind::UndefinedError {
+        message.push_str(
+            " (every variable must be defined: set it in the target's [vars] or use `| default(...)`)",
+        );
+    }
+    message
+}
+
+/// Facts about one build that templates may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildInfo {
+    /// The release id the build is for.
+    pub release: ReleaseId,
+    /// Build time, RFC 3339 UTC (from `SOURCE_DATE_EPOCH` or the commit time).
+    pub build_time: String,
+    /// Git commit, or `unknown` outside git.
+    pub revision: String,
+    /// Whether tracked files differ from the commit.
+    pub dirty: bool,
+}
+
+/// The variables a template sees.
+#[derive(Debug, Clone, Default)]
+pub struct RenderContext {
+    values: BTreeMap<String, Value>,
+}
+
+impl RenderContext {
+    /// The context of `target` for the build `build`: shipit's variables plus the target's vars.
+    pub fn new(config: &Config, target: &Target, build: &BuildInfo) -> Result<RenderContext> {
+        let mut context = RenderContext::default();
+        for (name, value) in &target.vars {
+            context.set(name, Value::from_serialize(value));
+        }
+        let release_dir = format!("{}/releases/{}", target.deploy_to, build.release);
+        context
+            .set("project", config.project.name.as_str())
+            .set("target", target.name.as_str())
+            .set("environment", target.environment.as_str())
+            .set("release", build.release.to_string())
+            .set("build_time", build.build_time.as_str())
+            .set("revision", build.revision.as_str())
+            .set("dirty", build.dirty)
+            .set("deploy_to", target.deploy_to.as_str())
+            .set("release_dir", release_dir)
+            .set("wsgi_app", config.project.wsgi_app.as_str())
+            .set(
+                "program",
+                format!("{}-{}", config.project.name, build.release),
+            )
+            .set("vars", Value::from_serialize(&target.vars));
+        let settings = render_str(
+            &format!("{} (project.settings_module)", config.path.display()),
+            &config.project.settings_module,
+            &context,
+        )?;
+        context.set("settings_module", settings);
+        Ok(context)
+    }
+
+    /// Sets one variable.
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) -> &mut Self {
+        self.values.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// A variable's value rendered as a string, if it is set.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values.get(name).map(|v| v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> RenderContext {
+        let mut c = RenderContext::default();
+        c.set("environment", "staging").set("target", "staging");
+        c
+    }
+
+    #[test]
+    fn strict_undefined_names_template_and_line() {
+        let err = render_str("site.j2", "ok\n{{ server_nmae }}\n", &context()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("template site.j2:2: undefined value"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn default_filter_and_defined_test_work_in_strict_mode() {
+        let out = render_str(
+            "t",
+            "{{ settings | default(environment) }} {% if x is defined %}x{% endif %}",
+            &context(),
+        )
+        .unwrap();
+        assert_eq!(out, "staging ");
+    }
+
+    #[test]
+    fn syntax_errors_are_template_errors() {
+        let err = render_str("bad.j2", "{% if %}", &context()).unwrap_err();
+        assert!(
+            matches!(err, Error::Template { line: Some(1), .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shell_quote_filter_quotes() {
+        let mut c = context();
+        c.set("path", "/srv/a b;$(rm -rf /)");
+        let out = render_str("t", "cd {{ path | shell_quote }}", &c).unwrap();
+        assert_eq!(out, "cd '/srv/a b;$(rm -rf /)'");
+    }
+}
