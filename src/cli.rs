@@ -14,7 +14,8 @@ Exit status:
 
 Examples:
   shipit build --target staging          build the archive for staging
-  shipit build --target production --json
+  shipit deploy --target production      deploy to every production host
+  shipit deploy -t staging --dry-run -v  show the remote scripts without running them
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -72,6 +73,16 @@ pub enum Command {
     /// sha256 of every file. The same tree, target and SOURCE_DATE_EPOCH (default: the commit
     /// time) give a byte-identical archive.
     Build(BuildArgs),
+    /// Build, upload and switch a new release on every host of a target.
+    ///
+    /// Each host gets the archive (skipped when that sha256 is already there), unpacks it into
+    /// releases/<UTC timestamp>, links shared paths, builds the virtualenv (reused when python and
+    /// the requirements file are unchanged), runs migrate and collectstatic, installs and checks
+    /// the nginx site and starts the release's own app server. Only when every host is prepared
+    /// does any host switch: `current` is replaced by rename(2), nginx reloads if its site
+    /// changed, and the previous app server stops gracefully. A failure before the switch leaves
+    /// every host serving the release it had.
+    Deploy(DeployArgs),
 }
 
 /// `shipit build`.
@@ -83,4 +94,21 @@ pub struct BuildArgs {
     /// Where to write the archive [default: .shipit/dist/PROJECT-TARGET-RELEASE.tar.gz]
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+}
+
+/// `shipit deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Target to deploy to
+    #[arg(short, long)]
+    pub target: String,
+    /// Remove a lock left by a deploy that died, then deploy
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Trust and record host keys that known_hosts does not have yet
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Build the archive and print the remote steps without connecting to any host
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -32,6 +32,7 @@ pub const RESERVED_VARS: &[&str] = &[
     "release_dir",
     "settings_module",
     "wsgi_app",
+    "program",
     "vars",
 ];
 
@@ -151,7 +152,7 @@ pub struct Target {
 }
 
 /// Hook commands run on each host inside the new release directory.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hooks {
     /// Before `migrate`.

@@ -131,6 +131,13 @@ pub enum Error {
         /// What shipit did about it (e.g. "current still points at 20261122010320").
         outcome: String,
     },
+    /// The project cannot be deployed as it is (e.g. its requirements file is not committed).
+    Project {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
     /// Anything else, already phrased for a person.
     Other {
         /// The message.
@@ -175,7 +182,8 @@ impl Error {
             | Error::UnknownTarget { .. }
             | Error::DeployMap { .. }
             | Error::Template { .. }
-            | Error::UnsafePath { .. } => EXIT_USAGE,
+            | Error::UnsafePath { .. }
+            | Error::Project { .. } => EXIT_USAGE,
             Error::Connection { .. }
             | Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
@@ -209,7 +217,9 @@ impl Error {
             Error::Locked { .. } => Some(
                 "wait for the other deploy to finish; if it died, re-run with --break-lock".into(),
             ),
-            Error::Connection { hint, .. } | Error::Other { hint, .. } => hint.clone(),
+            Error::Connection { hint, .. } | Error::Other { hint, .. } | Error::Project { hint, .. } => {
+                hint.clone()
+            }
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
             ),
@@ -295,7 +305,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Other { message, .. } => f.write_str(message),
+            Error::Other { message, .. } | Error::Project { message, .. } => f.write_str(message),
         }
     }
 }

@@ -11,7 +11,9 @@ pub mod error;
 pub mod output;
 pub mod plan;
 pub mod release;
+pub mod session;
 pub mod templates;
+pub mod transport;
 
 use std::ffi::OsString;
 
@@ -57,5 +59,6 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
     let config = Config::load(&Config::locate(&dir, cli.global.config.as_deref()))?;
     match &cli.command {
         Command::Build(args) => commands::build::run(&config, args, printer),
+        Command::Deploy(args) => commands::deploy::run(&config, args, printer),
     }
 }

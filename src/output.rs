@@ -75,6 +75,43 @@ impl Printer {
         }
     }
 
+    /// A remote step finished.
+    pub fn step_done(&self, host: &str, step: &str, elapsed: std::time::Duration) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!(
+                "{host}  {} {step:<24} {:>7}",
+                self.paint("32", "✓"),
+                seconds(elapsed)
+            );
+        }
+    }
+
+    /// A remote step failed.
+    pub fn step_failed(&self, host: &str, step: &str, elapsed: std::time::Duration) {
+        eprintln!(
+            "{host}  {} {step:<24} {:>7}",
+            self.paint("31;1", "✗"),
+            seconds(elapsed)
+        );
+    }
+
+    /// A byte progress bar (bytes, rate, ETA) on a terminal; hidden otherwise.
+    pub fn progress_bar(&self, total: u64, label: &str) -> indicatif::ProgressBar {
+        if !self.shows_progress() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
     /// A warning on stderr (shown even when quiet).
     pub fn warn(&self, message: impl AsRef<str>) {
         eprintln!("{} {}", self.paint("33;1", "warning:"), message.as_ref());
@@ -102,6 +139,11 @@ impl Printer {
             eprintln!("{} {hint}", self.paint("36;1", "hint:"));
         }
     }
+}
+
+/// `1.234s` style durations for step timings.
+pub fn seconds(elapsed: std::time::Duration) -> String {
+    format!("{:.2}s", elapsed.as_secs_f64())
 }
 
 /// `1234567` → `1.2 MiB`.

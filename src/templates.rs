@@ -100,6 +100,7 @@ pub fn render_str(name: &str, text: &str, context: &RenderContext) -> Result<Str
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     env.add_filter("shell_quote", |s: String| crate::plan::quote(&s));
+    env.add_filter("tojson", strict_tojson);
     let fail = |e: minijinja::Error| Error::Template {
         name: name.to_string(),
         line: e.line(),
@@ -110,6 +111,38 @@ pub fn render_str(name: &str, text: &str, context: &RenderContext) -> Result<Str
     template
         .render(Value::from(context.values.clone()))
         .map_err(fail)
+}
+
+/// The built-in `tojson`, except that an undefined value anywhere inside is an error instead of
+/// `null` (strict mode does not reach into filters, and `tojson` is how the selector writes
+/// Python literals, so a misspelt name would otherwise ship as `None`).
+fn strict_tojson(
+    value: &Value,
+    indent: Option<Value>,
+    args: minijinja::value::Kwargs,
+) -> std::result::Result<Value, minijinja::Error> {
+    fn check(value: &Value) -> std::result::Result<(), minijinja::Error> {
+        if value.is_undefined() {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                "undefined value passed to tojson",
+            ));
+        }
+        if matches!(
+            value.kind(),
+            minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map
+        ) {
+            for item in value.try_iter()? {
+                check(&item)?;
+                if value.kind() == minijinja::value::ValueKind::Map {
+                    check(&value.get_item(&item)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    check(value)?;
+    minijinja::filters::tojson(value, indent, args)
 }
 
 fn describe(error: &minijinja::Error) -> String {
@@ -136,6 +169,11 @@ pub struct BuildInfo {
     pub revision: String,
     /// Whether tracked files differ from the commit.
     pub dirty: bool,
+}
+
+/// The supervisor program of one release: `<project>-<target>-<release>`.
+pub fn program_name(project: &str, target: &str, release: &ReleaseId) -> String {
+    format!("{project}-{target}-{release}")
 }
 
 /// The variables a template sees.
@@ -218,6 +256,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "staging ");
+    }
+
+    #[test]
+    fn tojson_refuses_undefined_values_even_nested() {
+        for text in [
+            "{{ taget | tojson }}",
+            "{{ {'a': taget} | tojson }}",
+            "{{ [1, taget] | tojson }}",
+        ] {
+            let err = render_str("t", text, &context()).unwrap_err();
+            assert!(err.to_string().contains("undefined"), "{text}: {err}");
+        }
+        assert_eq!(
+            render_str("t", "{{ target | tojson }}", &context()).unwrap(),
+            "\"staging\""
+        );
     }
 
     #[test]

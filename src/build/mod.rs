@@ -56,8 +56,8 @@ pub struct Artifact {
 /// Reads `SOURCE_DATE_EPOCH` from the environment, if set.
 pub fn source_date_epoch_from_env() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value.trim().parse::<i64>().map(Some).map_err(|_| Error::Other {
-            message: format!("SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp"),
+        Ok(value) => value.trim().parse::<i64>().ok().filter(|v| *v >= 0).map(Some).ok_or_else(|| Error::Other {
+            message: format!("SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp (whole seconds since 1970)"),
             hint: Some("unset it, or set it to whole seconds since 1970, e.g. `git log -1 --format=%ct`".into()),
         }),
         Err(_) => Ok(None),
@@ -104,6 +104,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
                 },
                 other => other,
             })?;
+        check_destination(&map, mapping, &tree.files)?;
         rendered.push((mapping, text));
     }
 
@@ -154,6 +155,44 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         manifest: written.manifest,
         secrets_skipped: tree.secrets_skipped,
     })
+}
+
+/// A rendered file may replace a project file, but not a directory or a path below a file.
+fn check_destination(
+    map: &DeployMap,
+    mapping: &deploy_map::Mapping,
+    files: &[source::SourceFile],
+) -> Result<()> {
+    let fail = |message: String| Error::DeployMap {
+        path: map.path.clone(),
+        line: mapping.line,
+        message,
+    };
+    let dest = &mapping.destination;
+    let as_dir = format!("{dest}/");
+    if files.iter().any(|f| f.path.starts_with(&as_dir)) {
+        return Err(fail(format!(
+            "destination `{dest}` is a directory of the project"
+        )));
+    }
+    if let Some(file) = files
+        .iter()
+        .find(|f| dest.starts_with(&format!("{}/", f.path)))
+    {
+        return Err(fail(format!(
+            "destination `{dest}` is below `{}`, which is a file of the project",
+            file.path
+        )));
+    }
+    if let Some(other) = map.mappings.iter().find(|m| {
+        dest.starts_with(&format!("{}/", m.destination)) || m.destination.starts_with(&as_dir)
+    }) {
+        return Err(fail(format!(
+            "destination `{dest}` and `{}` (line {}) cannot both exist",
+            other.destination, other.line
+        )));
+    }
+    Ok(())
 }
 
 /// `.shipit/dist/<project>-<target>-<release>.tar.gz` under the project root; `.shipit/` is

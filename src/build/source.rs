@@ -92,9 +92,12 @@ impl Selection {
         })
     }
 
+    /// Matches the absolute path: the ignore crate strips its root from the front of a path
+    /// textually, so a relative `hello/settings/x` under a root spelt `hello` would lose its
+    /// first component and match the wrong patterns.
     fn matches(rules: &Gitignore, path: &str) -> bool {
         rules
-            .matched_path_or_any_parents(Path::new(path), false)
+            .matched_path_or_any_parents(rules.path().join(path), false)
             .is_ignore()
     }
 
@@ -110,6 +113,12 @@ impl Selection {
 /// Lists the project at `root`: git-tracked files in a work tree, an ignore-aware walk otherwise.
 pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
     let (names, revision) = match git_files(root)? {
+        Some(names) if names.is_empty() => {
+            return Err(Error::Project {
+                message: format!("git tracks no files in {}", root.display()),
+                hint: Some("commit the project first: shipit archives what git tracks".into()),
+            })
+        }
         Some(names) => (names, git_revision(root)?),
         None => (
             walk_files(root)?,
@@ -158,6 +167,10 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
                     path: path.clone(),
                     reason,
                 })?;
+            resolves_inside(root, &disk, &target).map_err(|reason| Error::UnsafePath {
+                path: path.clone(),
+                reason,
+            })?;
             SourceKind::Symlink { target }
         } else if meta.is_file() {
             use std::os::unix::fs::PermissionsExt;
@@ -186,6 +199,38 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
         secrets_skipped,
         revision,
     })
+}
+
+/// The lexical check in [`policy::symlink_target`] cannot see other symlinks on the way
+/// (`here -> .`, then `here/here/../../x` climbs out). Resolve the link on disk when it can be
+/// resolved; when it dangles, refuse any symlink among the directories it passes through.
+fn resolves_inside(root: &Path, link: &Path, target: &str) -> std::result::Result<(), String> {
+    let root =
+        std::fs::canonicalize(root).map_err(|e| format!("cannot resolve the project root: {e}"))?;
+    let parent = link.parent().unwrap_or(&root);
+    match std::fs::canonicalize(link) {
+        Ok(resolved) if resolved.starts_with(&root) => Ok(()),
+        Ok(resolved) => Err(format!(
+            "it is a symlink to `{target}`, which resolves to {} outside the project",
+            resolved.display()
+        )),
+        Err(_) => {
+            let mut walked = parent.to_path_buf();
+            for part in Path::new(target)
+                .parent()
+                .into_iter()
+                .flat_map(Path::components)
+            {
+                walked.push(part);
+                if std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(format!(
+                        "it is a dangling symlink to `{target}` that passes through another symlink"
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<std::process::Output> {

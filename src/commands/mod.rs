@@ -1,3 +1,4 @@
 //! The subcommands: thin orchestration over config, build, plan and transport.
 
 pub mod build;
+pub mod deploy;

@@ -1,5 +1,8 @@
 //! Remote work as data, rendered into one shell script per host.
 
+pub mod deploy;
+pub mod script;
+
 /// Quotes `text` for a POSIX shell: safe words pass through, everything else is single-quoted,
 /// so no value shipit interpolates can run as code (`;`, `$()`, backquotes, newlines included).
 pub fn quote(text: &str) -> String {

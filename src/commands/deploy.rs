@@ -1,0 +1,543 @@
+//! `shipit deploy`: connect, lock, build, upload, prepare everywhere, then switch everywhere.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::build::{self, Artifact, BuildRequest};
+use crate::cli::DeployArgs;
+use crate::config::{Config, Target, TransportKind};
+use crate::error::{Error, Result};
+use crate::output::{human_bytes, seconds, Printer};
+use crate::plan::deploy::{AppPlan, DeployPlan, NginxPlan, LOCKED_STATUS};
+use crate::release::ReleaseId;
+use crate::session::{deployer, on_all, random_hex, HostSession, ScriptRun};
+use crate::templates::{program_name, BuildInfo, RenderContext, Templates};
+use crate::transport::local::Local;
+use crate::transport::ssh::{Ssh, SshOptions};
+use crate::transport::{Transport, Usage};
+
+/// Seconds the new app server gets to answer before the deploy fails.
+const APP_START_TIMEOUT: u32 = 30;
+
+/// Deploys `args.target`.
+pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
+    let target = config.target(&args.target)?;
+    let started = Instant::now();
+    if args.dry_run {
+        return dry_run(config, target, printer);
+    }
+    // Templates are checked before any host is touched.
+    render_services(config, target, &provisional_build())?;
+
+    let mut sessions = connect(target, args, printer)?;
+    let lock_token = random_hex();
+    let placeholder = DeployPlan {
+        break_lock: args.break_lock,
+        ..plan_for(
+            config,
+            target,
+            &provisional_build(),
+            "",
+            &lock_token,
+            None,
+            None,
+        )
+    };
+
+    // 1. begin: layout, lock, facts.
+    let begun = on_all(&mut sessions, |_, s| {
+        s.run(&placeholder.begin(&random_hex()), printer)
+    });
+    let begun = begun.into_iter().collect::<Result<Vec<_>>>()?;
+    if let Some(err) = lock_failure(&sessions, &begun) {
+        abort_locked(
+            &mut sessions,
+            &begun,
+            &placeholder,
+            "another deploy holds a lock",
+            printer,
+        );
+        return Err(err);
+    }
+    if let Some((i, run)) = begun.iter().enumerate().find(|(_, r)| !r.succeeded()) {
+        abort_locked(
+            &mut sessions,
+            &begun,
+            &placeholder,
+            "a host could not start the deploy",
+            printer,
+        );
+        return Err(run.error(
+            sessions[i].transport.name(),
+            "nothing was changed on any host",
+        ));
+    }
+
+    // 2. build locally with a release id that no host has yet.
+    let existing: Vec<ReleaseId> = begun
+        .iter()
+        .flat_map(|r| {
+            r.facts
+                .get("releases")
+                .cloned()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(ReleaseId::parse)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let release = ReleaseId::after(Utc::now(), &existing);
+    let built = (|| -> Result<(Artifact, DeployPlan)> {
+        let artifact = build::build(&BuildRequest {
+            config,
+            target,
+            output: None,
+            source_date_epoch: build::source_date_epoch_from_env()?,
+            release: Some(release),
+        })?;
+        check_archive(config, target, &artifact)?;
+        let info = BuildInfo {
+            release,
+            build_time: artifact.manifest.build_time.clone(),
+            revision: artifact.manifest.revision.clone(),
+            dirty: artifact.manifest.dirty,
+        };
+        let (nginx, app) = render_services(config, target, &info)?;
+        let plan = plan_for(
+            config,
+            target,
+            &info,
+            &artifact.sha256,
+            &lock_token,
+            nginx,
+            app,
+        );
+        Ok((artifact, plan))
+    })();
+    let (artifact, plan) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            abort_locked(
+                &mut sessions,
+                &begun,
+                &placeholder,
+                "the build failed",
+                printer,
+            );
+            return Err(e);
+        }
+    };
+    printer.info(format!(
+        "release {release}: {} ({}, {} files, revision {}{})",
+        artifact.path.display(),
+        human_bytes(artifact.size),
+        artifact.manifest.files.len(),
+        short(&artifact.manifest.revision),
+        if artifact.manifest.dirty {
+            ", dirty"
+        } else {
+            ""
+        }
+    ));
+
+    // 3. upload where the archive is not already present.
+    let uploads = on_all(&mut sessions, |i, s| {
+        if begun[i].facts.get("archive").map(String::as_str) == Some("present") {
+            printer.info(format!(
+                "{}  ✓ upload skipped: the host already has this archive",
+                s.label
+            ));
+            return Ok(());
+        }
+        upload(s, &artifact, &plan, printer)
+    });
+    if let Some((i, Err(e))) = uploads.into_iter().enumerate().find(|(_, r)| r.is_err()) {
+        let name = sessions[i].transport.name().to_string();
+        abort_all(
+            &mut sessions,
+            &plan,
+            &format!("upload to {name} failed"),
+            printer,
+        );
+        return Err(e);
+    }
+
+    // 4. prepare everywhere; switch nowhere unless every host is ready.
+    let prepared = on_all(&mut sessions, |_, s| {
+        s.run(&plan.prepare(&random_hex()), printer)
+    });
+    let mut failure = None;
+    let mut ready = Vec::new();
+    for (i, result) in prepared.into_iter().enumerate() {
+        let name = sessions[i].transport.name().to_string();
+        match result {
+            Ok(run) if run.succeeded() => ready.push((i, run)),
+            Ok(run) => {
+                failure.get_or_insert_with(|| {
+                    (name.clone(), run.error(&name, current_outcome(&begun)))
+                });
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| (name.clone(), e));
+            }
+        }
+    }
+    if let Some((name, error)) = failure {
+        let reason = format!("preparing {name} failed");
+        for (i, _) in &ready {
+            let _ = sessions[*i].run(&plan.abort(&random_hex(), &reason), printer);
+        }
+        return Err(error);
+    }
+
+    // 5. switch everywhere.
+    let switched = on_all(&mut sessions, |_, s| {
+        s.run(&plan.switch(&random_hex()), printer)
+    });
+    let mut errors = Vec::new();
+    for (i, result) in switched.into_iter().enumerate() {
+        let name = sessions[i].transport.name().to_string();
+        match result {
+            Ok(run) if run.succeeded() => {}
+            Ok(run) => {
+                errors.push(run.error(&name, "this host switched back to its previous release"))
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(first) = errors.into_iter().next() {
+        return Err(first);
+    }
+
+    let usage = sessions.iter().fold(Usage::default(), |total, s| {
+        let u = s.transport.usage();
+        Usage {
+            connections: total.connections + u.connections,
+            channels: total.channels + u.channels,
+            bytes_uploaded: total.bytes_uploaded + u.bytes_uploaded,
+        }
+    });
+    let venvs: Vec<String> = ready
+        .iter()
+        .filter_map(|(_, r)| r.facts.get("venv").cloned())
+        .collect();
+    printer.result(format!(
+        "deployed {release} to {} ({} host{}) in {}",
+        target.name,
+        sessions.len(),
+        if sessions.len() == 1 { "" } else { "s" },
+        seconds(started.elapsed())
+    ));
+    printer.json_result(&json!({
+        "release": release.to_string(),
+        "target": target.name,
+        "hosts": sessions.iter().map(|s| s.transport.name().to_string()).collect::<Vec<_>>(),
+        "archive": { "path": artifact.path, "sha256": artifact.sha256, "size": artifact.size },
+        "revision": artifact.manifest.revision,
+        "venv": venvs,
+        "seconds": started.elapsed().as_secs_f64(),
+        "usage": usage,
+    }));
+    Ok(())
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
+}
+
+/// A build description used before the real release id is known (template checks, begin).
+fn provisional_build() -> BuildInfo {
+    BuildInfo {
+        release: ReleaseId::at(Utc::now()),
+        build_time: Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        revision: "unknown".into(),
+        dirty: false,
+    }
+}
+
+fn current_outcome(begun: &[ScriptRun]) -> String {
+    let currents: Vec<&str> = begun
+        .iter()
+        .map(|r| r.facts.get("current").map(String::as_str).unwrap_or(""))
+        .collect();
+    match currents.first() {
+        Some(c) if !c.is_empty() && currents.iter().all(|x| x == c) => {
+            format!("nothing was switched: `current` still points at {c} and the site serves it")
+        }
+        _ => "nothing was switched: `current` is unchanged on every host".into(),
+    }
+}
+
+fn connect(target: &Target, args: &DeployArgs, printer: &Printer) -> Result<Vec<HostSession>> {
+    match target.transport {
+        TransportKind::Local => Ok(vec![HostSession {
+            transport: Box::new(Local::new()),
+            label: String::new(),
+        }]),
+        TransportKind::Ssh => {
+            let options = SshOptions {
+                identity_file: target.identity_file.clone(),
+                known_hosts: target.known_hosts.clone(),
+                accept_new_host_key: args.accept_new_host_key,
+            };
+            let started = Instant::now();
+            let results: Vec<Result<Ssh>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = target
+                    .hosts
+                    .iter()
+                    .map(|host| {
+                        let options = &options;
+                        scope.spawn(move || Ssh::connect(host, options))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("connect does not panic"))
+                    .collect()
+            });
+            let many = results.len() > 1;
+            let mut sessions = Vec::new();
+            for result in results {
+                let ssh = result?;
+                let label = if many {
+                    ssh.name().to_string()
+                } else {
+                    String::new()
+                };
+                sessions.push(HostSession {
+                    transport: Box::new(ssh),
+                    label,
+                });
+            }
+            printer.detail(format!("connected in {}", seconds(started.elapsed())));
+            Ok(sessions)
+        }
+    }
+}
+
+fn lock_failure(sessions: &[HostSession], begun: &[ScriptRun]) -> Option<Error> {
+    begun.iter().enumerate().find_map(|(i, run)| {
+        (run.status == LOCKED_STATUS).then(|| Error::Locked {
+            host: sessions[i].transport.name().to_string(),
+            holder: run
+                .facts
+                .get("locked")
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "no details recorded".into()),
+        })
+    })
+}
+
+/// Releases the locks this deploy took when it stops before anything was prepared.
+fn abort_locked(
+    sessions: &mut [HostSession],
+    begun: &[ScriptRun],
+    plan: &DeployPlan,
+    reason: &str,
+    printer: &Printer,
+) {
+    for (session, run) in sessions.iter_mut().zip(begun) {
+        if run.succeeded() {
+            let _ = session.run(&plan.abort(&random_hex(), reason), printer);
+        }
+    }
+}
+
+fn abort_all(sessions: &mut [HostSession], plan: &DeployPlan, reason: &str, printer: &Printer) {
+    for session in sessions.iter_mut() {
+        let _ = session.run(&plan.abort(&random_hex(), reason), printer);
+    }
+}
+
+fn upload(
+    session: &mut HostSession,
+    artifact: &Artifact,
+    plan: &DeployPlan,
+    printer: &Printer,
+) -> Result<()> {
+    let started = Instant::now();
+    let bar = printer.progress_bar(artifact.size, &format!("{}upload", prefix(&session.label)));
+    let result = session
+        .transport
+        .upload(&artifact.path, &plan.upload_path(), &mut |sent| {
+            bar.set_position(sent)
+        });
+    bar.finish_and_clear();
+    result?;
+    let elapsed = started.elapsed();
+    printer.info(format!(
+        "{}  ✓ upload {:<17} {:>7}  ({}, {}/s)",
+        session.label,
+        "",
+        seconds(elapsed),
+        human_bytes(artifact.size),
+        human_bytes((artifact.size as f64 / elapsed.as_secs_f64().max(0.001)) as u64)
+    ));
+    Ok(())
+}
+
+fn prefix(label: &str) -> String {
+    if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label} ")
+    }
+}
+
+/// The remote plan of `target` for the build `info` of an archive with `sha256`.
+fn plan_for(
+    config: &Config,
+    target: &Target,
+    info: &BuildInfo,
+    sha256: &str,
+    lock_token: &str,
+    nginx: Option<NginxPlan>,
+    app: Option<AppPlan>,
+) -> DeployPlan {
+    DeployPlan {
+        deploy_to: target.deploy_to.clone(),
+        release: info.release,
+        archive_sha256: sha256.to_string(),
+        python: config.project.python.clone(),
+        installer: target.installer,
+        requirements: config.project.requirements_for(&target.environment),
+        manage_py: config.project.manage_py.clone(),
+        settings_module: String::new(),
+        shared_dirs: target.shared_dirs.clone(),
+        shared_files: target.shared_files.clone(),
+        hooks: target.hooks.clone(),
+        nginx,
+        app,
+        lock_token: lock_token.to_string(),
+        deployer: deployer(),
+        revision: info.revision.clone(),
+        break_lock: false,
+    }
+    .with_settings(config, target, info)
+}
+
+/// Renders the nginx site and supervisor program of `target` for the build `info`.
+fn render_services(
+    config: &Config,
+    target: &Target,
+    info: &BuildInfo,
+) -> Result<(Option<NginxPlan>, Option<AppPlan>)> {
+    let templates = Templates::for_project(config);
+    let context = RenderContext::new(config, target, info)?;
+    let nginx = match &target.nginx {
+        Some(n) => Some(NginxPlan {
+            site: n.site.clone(),
+            test: n.test.clone(),
+            reload: n.reload.clone(),
+            config: templates.render("nginx.conf.j2", &context)?,
+        }),
+        None => None,
+    };
+    let app = match &target.supervisor {
+        Some(s) => Some(AppPlan {
+            conf_dir: s.conf_dir.clone(),
+            ctl: s.ctl.clone(),
+            program: program_name(&config.project.name, &target.name, &info.release),
+            program_glob: format!("{}-{}-*.conf", config.project.name, target.name),
+            config: templates.render("supervisor.conf.j2", &context)?,
+            start_timeout: APP_START_TIMEOUT,
+        }),
+        None => None,
+    };
+    Ok((nginx, app))
+}
+
+/// Refuses an archive that cannot work on a host, before anything is uploaded.
+fn check_archive(config: &Config, target: &Target, artifact: &Artifact) -> Result<()> {
+    let has = |path: &str| artifact.manifest.files.iter().any(|f| f.path == path);
+    let requirements = config.project.requirements_for(&target.environment);
+    if !has(&requirements) {
+        return Err(Error::Project {
+            message: format!(
+                "the requirements file `{requirements}` of environment `{}` is not in the archive",
+                target.environment
+            ),
+            hint: Some("commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()),
+        });
+    }
+    if !has(&config.project.manage_py) {
+        return Err(Error::Project {
+            message: format!("`{}` is not in the archive", config.project.manage_py),
+            hint: Some("commit manage.py, or set project.manage_py to where it is".into()),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the archive and prints what each host would run, touching no host.
+fn dry_run(config: &Config, target: &Target, printer: &Printer) -> Result<()> {
+    let release = ReleaseId::at(Utc::now());
+    let artifact = build::build(&BuildRequest {
+        config,
+        target,
+        output: None,
+        source_date_epoch: build::source_date_epoch_from_env()?,
+        release: Some(release),
+    })?;
+    check_archive(config, target, &artifact)?;
+    let info = BuildInfo {
+        release,
+        build_time: artifact.manifest.build_time.clone(),
+        revision: artifact.manifest.revision.clone(),
+        dirty: artifact.manifest.dirty,
+    };
+    let (nginx, app) = render_services(config, target, &info)?;
+    let plan = plan_for(
+        config,
+        target,
+        &info,
+        &artifact.sha256,
+        "dry-run",
+        nginx,
+        app,
+    );
+    let hosts: Vec<String> = match target.transport {
+        TransportKind::Local => vec!["local".into()],
+        TransportKind::Ssh => target.hosts.iter().map(ToString::to_string).collect(),
+    };
+    let scripts = [
+        ("begin", plan.begin("dry-run")),
+        (
+            "prepare (after uploading the archive)",
+            plan.prepare("dry-run"),
+        ),
+        (
+            "switch (once every host is prepared)",
+            plan.switch("dry-run"),
+        ),
+    ];
+    let mut text = format!(
+        "dry run: would deploy release {release} ({}) to {}: {}\n",
+        artifact.path.display(),
+        target.name,
+        hosts.join(", ")
+    );
+    for (phase, script) in &scripts {
+        text.push_str(&format!("{phase}: one ssh exec per host\n"));
+        for step in &script.steps {
+            text.push_str(&format!("  - {}\n", step.name));
+        }
+    }
+    printer.result(text.trim_end());
+    for (phase, script) in &scripts {
+        printer.detail(format!("\n# --- {phase} ---\n{}", script.render()));
+    }
+    printer.json_result(&json!({
+        "release": release.to_string(),
+        "target": target.name,
+        "hosts": hosts,
+        "phases": scripts.iter().map(|(phase, script)| json!({
+            "phase": phase,
+            "steps": script.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    }));
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The `local` transport: the same scripts, run by `sh` on this machine.
+//!
+//! For single-box setups and the README demo. Uploading is a streamed copy.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+use super::{for_each_line, Transport, Usage};
+
+/// Runs scripts on this machine.
+#[derive(Debug, Default)]
+pub struct Local {
+    usage: Usage,
+}
+
+impl Local {
+    /// A local transport.
+    pub fn new() -> Local {
+        Local::default()
+    }
+}
+
+impl Transport for Local {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+        self.usage.channels += 1;
+        let fail = |e: std::io::Error| Error::Connection {
+            host: "local".into(),
+            message: format!("cannot run sh: {e}"),
+            hint: None,
+        };
+        let mut child = Command::new("sh")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(fail)?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(script.as_bytes()).map_err(fail)?;
+        drop(stdin);
+        let stdout = child.stdout.take().expect("piped stdout");
+        for_each_line(stdout, on_line).map_err(fail)?;
+        let status = child.wait().map_err(fail)?;
+        Ok(status.code().unwrap_or(128 + 9))
+    }
+
+    fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        let remote = Path::new(remote);
+        if let Some(dir) = remote.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        }
+        let mut from = File::open(local).map_err(|e| Error::io("read", local, e))?;
+        let mut to = File::create(remote).map_err(|e| Error::io("write", remote, e))?;
+        let mut buffer = vec![0; 256 * 1024];
+        let mut sent = 0;
+        loop {
+            let n = from
+                .read(&mut buffer)
+                .map_err(|e| Error::io("read", local, e))?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buffer[..n])
+                .map_err(|e| Error::io("write", remote, e))?;
+            sent += n as u64;
+            progress(sent);
+        }
+        to.sync_all().map_err(|e| Error::io("write", remote, e))?;
+        self.usage.bytes_uploaded += sent;
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}

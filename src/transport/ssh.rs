@@ -1,0 +1,526 @@
+//! The SSH transport: one authenticated `ssh2` session per host, one channel per script.
+//!
+//! Safe by default: the host key must match `~/.ssh/known_hosts` (or the target's own
+//! known_hosts file). An unknown key is refused with its fingerprint and the exact line that
+//! would trust it, unless the user opted into `--accept-new-host-key`; a changed key is always
+//! refused. `~/.ssh/config` Host aliases (HostName, User, Port, IdentityFile) are honoured.
+//! Authentication tries ssh-agent, then the configured key, then the usual `~/.ssh/id_*`.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, Session};
+
+use crate::config::HostSpec;
+use crate::error::{Error, Result};
+use crate::plan::quote;
+
+use super::{for_each_line, Transport, Usage};
+
+/// How long to wait for TCP connect, handshake and authentication.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Host key algorithms in OpenSSH's order of preference, so the key libssh2 negotiates is the
+/// one `ssh` would have recorded in known_hosts.
+const HOST_KEY_PREFERENCE: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa";
+
+/// How to connect and what to trust.
+#[derive(Debug, Clone, Default)]
+pub struct SshOptions {
+    /// Key file from the target's configuration.
+    pub identity_file: Option<PathBuf>,
+    /// known_hosts file from the target's configuration (trusted besides ~/.ssh/known_hosts,
+    /// and where new keys go when it is set).
+    pub known_hosts: Option<PathBuf>,
+    /// Trust and record a host key that no known_hosts file mentions.
+    pub accept_new_host_key: bool,
+}
+
+/// Where a host spec leads once `~/.ssh/config` has been applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Login user.
+    pub user: String,
+    /// Host name or address to connect to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Key files named by ssh config, in order.
+    pub identity_files: Vec<PathBuf>,
+}
+
+impl Endpoint {
+    /// Resolves `spec` against the parsed `~/.ssh/config`, if there is one. Values in the spec
+    /// win over the config, as on the `ssh` command line.
+    pub fn resolve(spec: &HostSpec, config: Option<&ssh2_config::SshConfig>) -> Endpoint {
+        let params = config.map(|c| c.query(&spec.host));
+        let user = spec
+            .user
+            .clone()
+            .or_else(|| params.as_ref().and_then(|p| p.user.clone()))
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into());
+        let host = params
+            .as_ref()
+            .and_then(|p| p.host_name.clone())
+            .unwrap_or_else(|| spec.host.clone());
+        let port = spec
+            .port
+            .or_else(|| params.as_ref().and_then(|p| p.port))
+            .unwrap_or(22);
+        let identity_files = params.and_then(|p| p.identity_file).unwrap_or_default();
+        Endpoint {
+            user,
+            host,
+            port,
+            identity_files,
+        }
+    }
+
+    fn display(&self) -> String {
+        if self.host.contains(':') {
+            format!("{}@[{}]:{}", self.user, self.host, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.host, self.port)
+        }
+    }
+
+    /// The host as known_hosts writes it: `host` on port 22, `[host]:port` elsewhere.
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+/// An authenticated SSH session to one host.
+pub struct Ssh {
+    name: String,
+    session: Session,
+    usage: Usage,
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+fn user_ssh_config() -> Option<ssh2_config::SshConfig> {
+    let path = home()?.join(".ssh/config");
+    let file = File::open(path).ok()?;
+    let mut reader = std::io::BufReader::new(file);
+    ssh2_config::SshConfig::default()
+        .parse(&mut reader, ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS)
+        .ok()
+}
+
+impl Ssh {
+    /// Connects, verifies the host key and authenticates.
+    pub fn connect(spec: &HostSpec, options: &SshOptions) -> Result<Ssh> {
+        let config = user_ssh_config();
+        let endpoint = Endpoint::resolve(spec, config.as_ref());
+        let name = endpoint.display();
+        let fail = |message: String, hint: Option<&str>| Error::Connection {
+            host: name.clone(),
+            message,
+            hint: hint.map(str::to_string),
+        };
+
+        let addresses: Vec<_> = (endpoint.host.as_str(), endpoint.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                fail(
+                    format!("cannot resolve {}: {e}", endpoint.host),
+                    Some("check the host name in `hosts` or ~/.ssh/config"),
+                )
+            })?
+            .collect();
+        let mut last_error = None;
+        let mut stream = None;
+        for address in &addresses {
+            match TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let stream = stream.ok_or_else(|| {
+            fail(
+                format!(
+                    "cannot connect: {}",
+                    last_error.map_or_else(|| "no address".to_string(), |e| e.to_string())
+                ),
+                Some(
+                    "is the host up and sshd listening on that port? check `hosts` in shipit.toml",
+                ),
+            )
+        })?;
+        keep_alive(&stream);
+
+        let mut session =
+            Session::new().map_err(|e| fail(format!("cannot start ssh: {e}"), None))?;
+        session.set_tcp_stream(stream);
+        session.set_timeout(CONNECT_TIMEOUT.as_millis() as u32);
+        let _ = session.method_pref(MethodType::HostKey, HOST_KEY_PREFERENCE);
+        session.handshake().map_err(|e| {
+            fail(
+                format!("ssh handshake failed: {}", e.message()),
+                Some("is this an SSH server? check the port"),
+            )
+        })?;
+
+        verify_host_key(&session, &endpoint, options)?;
+        authenticate(&session, &endpoint, options).map_err(|tried| {
+            fail(
+                format!("authentication as `{}` failed (tried {tried})", endpoint.user),
+                Some("check the user in `hosts`, set `identity_file` in the target, or load the key into ssh-agent"),
+            )
+        })?;
+        // Long steps (pip, migrate) must not time out; TCP keepalive detects a dead peer instead.
+        session.set_timeout(0);
+        Ok(Ssh {
+            name,
+            session,
+            usage: Usage {
+                connections: 1,
+                ..Usage::default()
+            },
+        })
+    }
+
+    fn channel_error(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Connection {
+            host: self.name.clone(),
+            message: format!("{what}: {e}"),
+            hint: Some("the connection was lost; run the command again (a deploy that did not switch left `current` as it was)".into()),
+        }
+    }
+}
+
+/// Turns on TCP keepalive so a dead connection fails within about a minute instead of hanging.
+fn keep_alive(stream: &TcpStream) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(20))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(6);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    let _ = socket.set_nodelay(true);
+}
+
+fn key_type_name(kind: HostKeyType) -> &'static str {
+    match kind {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+/// `SHA256:...` as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    format!("SHA256:{}", base64_unpadded(&digest))
+}
+
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn base64_padded(bytes: &[u8]) -> String {
+    let mut out = base64_unpadded(bytes);
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
+
+fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions) -> Result<()> {
+    let name = endpoint.display();
+    let (key, kind) = session.host_key().ok_or_else(|| Error::Connection {
+        host: name.clone(),
+        message: "the server sent no host key".into(),
+        hint: None,
+    })?;
+    let user_file = home().map(|h| h.join(".ssh/known_hosts"));
+    let files: Vec<PathBuf> = options
+        .known_hosts
+        .iter()
+        .cloned()
+        .chain(user_file.clone())
+        .collect();
+    let mut known = session.known_hosts().map_err(|e| Error::Connection {
+        host: name.clone(),
+        message: format!("cannot check host keys: {e}"),
+        hint: None,
+    })?;
+    for file in files.iter().filter(|f| f.is_file()) {
+        known
+            .read_file(file, KnownHostFileKind::OpenSSH)
+            .map_err(|e| Error::Connection {
+                host: name.clone(),
+                message: format!("cannot read {}: {}", file.display(), e.message()),
+                hint: None,
+            })?;
+    }
+    let record_in = options
+        .known_hosts
+        .clone()
+        .or(user_file)
+        .unwrap_or_else(|| PathBuf::from("known_hosts"));
+    let host_port = format!("{}:{}", endpoint.host, endpoint.port);
+    match known.check_port(&endpoint.host, endpoint.port, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(Error::HostKeyChanged {
+            host: host_port,
+            fingerprint: fingerprint(key),
+            known_hosts: files.into_iter().find(|f| f.is_file()).unwrap_or(record_in),
+        }),
+        CheckResult::NotFound => {
+            let line = format!(
+                "{} {} {}",
+                endpoint.known_hosts_name(),
+                key_type_name(kind),
+                base64_padded(key)
+            );
+            if options.accept_new_host_key {
+                append_line(&record_in, &line).map_err(|e| Error::io("write", &record_in, e))?;
+                eprintln!(
+                    "warning: trusting the new host key of {host_port} ({}) and recording it in {}",
+                    fingerprint(key),
+                    record_in.display()
+                );
+                Ok(())
+            } else {
+                Err(Error::HostKeyUnknown {
+                    host: host_port,
+                    fingerprint: fingerprint(key),
+                    line,
+                    known_hosts: record_in,
+                })
+            }
+        }
+        CheckResult::Failure => Err(Error::Connection {
+            host: name,
+            message: "the host key check failed".into(),
+            hint: None,
+        }),
+    }
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
+}
+
+/// Tries the agent, then key files; returns what was tried when nothing worked.
+fn authenticate(
+    session: &Session,
+    endpoint: &Endpoint,
+    options: &SshOptions,
+) -> std::result::Result<(), String> {
+    let mut tried = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        tried.push("ssh-agent".to_string());
+        if session.userauth_agent(&endpoint.user).is_ok() && session.authenticated() {
+            return Ok(());
+        }
+    }
+    let mut candidates: Vec<PathBuf> = options.identity_file.iter().cloned().collect();
+    candidates.extend(endpoint.identity_files.iter().cloned());
+    if let Some(home) = home() {
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            candidates.push(home.join(".ssh").join(name));
+        }
+    }
+    for key in candidates {
+        let explicit = options.identity_file.as_ref() == Some(&key);
+        if !key.is_file() {
+            if explicit {
+                tried.push(format!("{} (no such file)", key.display()));
+            }
+            continue;
+        }
+        tried.push(key.display().to_string());
+        if session
+            .userauth_pubkey_file(&endpoint.user, None, &key, None)
+            .is_ok()
+            && session.authenticated()
+        {
+            return Ok(());
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no agent and no key file".into());
+    }
+    Err(tried.join(", "))
+}
+
+impl Transport for Ssh {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+        self.usage.channels += 1;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| self.channel_error("cannot open a channel", e))?;
+        channel
+            .exec("sh -s")
+            .map_err(|e| self.channel_error("cannot start sh", e))?;
+        channel
+            .write_all(script.as_bytes())
+            .map_err(|e| self.channel_error("cannot send the script", e))?;
+        channel
+            .send_eof()
+            .map_err(|e| self.channel_error("cannot send the script", e))?;
+        for_each_line(&mut channel, on_line)
+            .map_err(|e| self.channel_error("connection lost while running", e))?;
+        let mut stderr = String::new();
+        let _ = channel.stderr().read_to_string(&mut stderr);
+        for line in stderr.lines() {
+            on_line(line);
+        }
+        channel
+            .wait_close()
+            .map_err(|e| self.channel_error("connection lost while running", e))?;
+        channel
+            .exit_status()
+            .map_err(|e| self.channel_error("no exit status", e))
+    }
+
+    fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        self.usage.channels += 1;
+        let mut file = File::open(local).map_err(|e| Error::io("read", local, e))?;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| self.channel_error("cannot open a channel", e))?;
+        channel
+            .exec(&format!("cat > {}", quote(remote)))
+            .map_err(|e| self.channel_error("cannot start the upload", e))?;
+        let mut buffer = vec![0; 128 * 1024];
+        let mut sent = 0u64;
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .map_err(|e| Error::io("read", local, e))?;
+            if n == 0 {
+                break;
+            }
+            channel
+                .write_all(&buffer[..n])
+                .map_err(|e| self.channel_error("upload interrupted", e))?;
+            sent += n as u64;
+            progress(sent);
+        }
+        channel
+            .send_eof()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        let mut output = String::new();
+        let _ = channel.read_to_string(&mut output);
+        let _ = channel.stderr().read_to_string(&mut output);
+        channel
+            .wait_close()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        let status = channel
+            .exit_status()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        if status != 0 {
+            return Err(Error::Connection {
+                host: self.name.clone(),
+                message: format!("writing {remote} failed: {}", output.trim()),
+                hint: Some("is the disk full, or deploy_to not writable by this user?".into()),
+            });
+        }
+        self.usage.bytes_uploaded += sent;
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_match_ssh_keygen() {
+        // `ssh-keygen -lf` of this public key printed the fingerprint below.
+        let key = "AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR";
+        let raw = decode(key);
+        assert_eq!(base64_padded(&raw), key);
+        assert_eq!(
+            fingerprint(&raw),
+            "SHA256:rOrayjfdJ79T9DdmSQ5KgKhRlJLgvc+nxAPNwl19LwQ"
+        );
+    }
+
+    fn decode(text: &str) -> Vec<u8> {
+        const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut out = Vec::new();
+        for c in text.chars().filter(|c| *c != '=') {
+            bits = (bits << 6) | ALPHABET.find(c).unwrap() as u32;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push((bits >> count) as u8);
+                bits &= (1 << count) - 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn endpoint_prefers_spec_over_ssh_config() {
+        let text =
+            "Host web\n  HostName 10.0.0.5\n  User alice\n  Port 2222\n  IdentityFile /keys/web\n";
+        let config = ssh2_config::SshConfig::default()
+            .parse(
+                &mut text.as_bytes(),
+                ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS,
+            )
+            .unwrap();
+        let alias = Endpoint::resolve(&HostSpec::parse("web").unwrap(), Some(&config));
+        assert_eq!(alias.user, "alice");
+        assert_eq!(alias.host, "10.0.0.5");
+        assert_eq!(alias.port, 2222);
+        assert_eq!(alias.identity_files, vec![PathBuf::from("/keys/web")]);
+        let explicit = Endpoint::resolve(&HostSpec::parse("bob@web:22").unwrap(), Some(&config));
+        assert_eq!((explicit.user.as_str(), explicit.port), ("bob", 22));
+        assert_eq!(explicit.known_hosts_name(), "10.0.0.5");
+        assert_eq!(alias.known_hosts_name(), "[10.0.0.5]:2222");
+    }
+}
