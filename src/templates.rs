@@ -203,7 +203,7 @@ impl RenderContext {
             .set("wsgi_app", config.project.wsgi_app.as_str())
             .set(
                 "program",
-                format!("{}-{}", config.project.name, build.release),
+                program_name(&config.project.name, &target.name, &build.release),
             )
             .set("vars", Value::from_serialize(&target.vars));
         let settings = render_str(
