@@ -11,7 +11,8 @@ use crate::config::{Config, Target, TransportKind};
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{AppPlan, DeployPlan, NginxPlan, LOCKED_STATUS};
-use crate::release::ReleaseId;
+use crate::plan::releases::parse_inventory;
+use crate::release::{prune, Release, ReleaseId, State};
 use crate::session::{deployer, on_all, random_hex, HostSession, ScriptRun};
 use crate::templates::{program_name, BuildInfo, RenderContext, Templates};
 use crate::transport::local::Local;
@@ -76,19 +77,16 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
     }
 
     // 2. build locally with a release id that no host has yet.
-    let existing: Vec<ReleaseId> = begun
+    let inventories: Vec<Vec<Release>> = begun
         .iter()
-        .flat_map(|r| {
-            r.facts
-                .get("releases")
-                .cloned()
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(ReleaseId::parse)
-                .collect::<Vec<_>>()
+        .map(|r| {
+            parse_inventory(&r.facts)
+                .into_iter()
+                .map(|l| l.release)
+                .collect()
         })
         .collect();
-    let release = ReleaseId::after(Utc::now(), &existing);
+    let release = ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id));
     let built = (|| -> Result<(Artifact, DeployPlan)> {
         let artifact = build::build(&BuildRequest {
             config,
@@ -164,9 +162,18 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
         return Err(e);
     }
 
+    // Each host prunes what its own inventory allows once the new release is live.
+    let plans: Vec<DeployPlan> = inventories
+        .iter()
+        .map(|releases| DeployPlan {
+            prune: prune_after_switch(releases, release, target.keep_releases),
+            ..plan.clone()
+        })
+        .collect();
+
     // 4. prepare everywhere; switch nowhere unless every host is ready.
-    let prepared = on_all(&mut sessions, |_, s| {
-        s.run(&plan.prepare(&random_hex()), printer)
+    let prepared = on_all(&mut sessions, |i, s| {
+        s.run(&plans[i].prepare(&random_hex()), printer)
     });
     let mut failure = None;
     let mut ready = Vec::new();
@@ -193,14 +200,14 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
     }
 
     // 5. switch everywhere.
-    let switched = on_all(&mut sessions, |_, s| {
-        s.run(&plan.switch(&random_hex()), printer)
+    let switched = on_all(&mut sessions, |i, s| {
+        s.run(&plans[i].switch(&random_hex()), printer)
     });
     let mut errors = Vec::new();
     for (i, result) in switched.into_iter().enumerate() {
         let name = sessions[i].transport.name().to_string();
         match result {
-            Ok(run) if run.succeeded() => {}
+            Ok(run) if run.succeeded() => report_pruned(&sessions[i].label, &run, printer),
             Ok(run) => {
                 errors.push(run.error(&name, "this host switched back to its previous release"))
             }
@@ -387,6 +394,54 @@ fn prefix(label: &str) -> String {
     }
 }
 
+/// Prints what the switch script's prune step removed.
+fn report_pruned(label: &str, run: &ScriptRun, printer: &Printer) {
+    let removed: Vec<&str> = run
+        .facts
+        .iter()
+        .filter(|(_, kind)| kind.as_str() == "release")
+        .filter_map(|(key, _)| key.strip_prefix("removed:"))
+        .collect();
+    let venvs = run
+        .facts
+        .keys()
+        .filter(|k| k.starts_with("removed:venv:"))
+        .count();
+    if removed.is_empty() && venvs == 0 {
+        return;
+    }
+    let freed: u64 = run
+        .facts
+        .get("freed_kib")
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
+    printer.info(format!(
+        "{label}  pruned {} release(s) {} and {venvs} unused virtualenv(s), freed {}",
+        removed.len(),
+        removed.join(" "),
+        human_bytes(freed * 1024)
+    ));
+}
+
+/// What to prune on a host whose releases are `releases` once `new` is live there.
+fn prune_after_switch(releases: &[Release], new: ReleaseId, keep: u32) -> Vec<ReleaseId> {
+    let mut after: Vec<Release> = releases
+        .iter()
+        .map(|r| Release {
+            current: false,
+            state: if r.current { State::Good } else { r.state },
+            ..r.clone()
+        })
+        .collect();
+    after.push(Release {
+        id: new,
+        state: State::Live,
+        current: true,
+        in_use: true,
+    });
+    prune(&after, keep)
+}
+
 /// The remote plan of `target` for the build `info` of an archive with `sha256`.
 fn plan_for(
     config: &Config,
@@ -415,6 +470,7 @@ fn plan_for(
         deployer: deployer(),
         revision: info.revision.clone(),
         break_lock: false,
+        prune: Vec::new(),
     }
     .with_settings(config, target, info)
 }

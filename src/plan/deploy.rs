@@ -94,6 +94,8 @@ pub struct DeployPlan {
     pub revision: String,
     /// Remove an existing lock before taking it.
     pub break_lock: bool,
+    /// Releases removed after a successful switch (chosen by [`crate::release::prune`]).
+    pub prune: Vec<ReleaseId>,
 }
 
 /// Shell functions and variables every deploy script starts with.
@@ -115,7 +117,8 @@ fn common(plan: &DeployPlan, script: &mut Script) {
             "shipit_log() { printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" \"$DEPLOYER\" \"$1\" \"$ID\" \"$REVISION\" \"$2\" >> \"$D/.shipit/log\"; }",
         )
         .line("shipit_state() { [ -d \"$R/.shipit\" ] && printf '%s\\n' \"$1\" > \"$R/.shipit/state\"; true; }")
-        .line("shipit_unlock() { if grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null; then rm -rf \"$LOCK\"; fi; }");
+        .line("shipit_unlock() { if grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null; then rm -rf \"$LOCK\"; fi; }")
+        .line(super::releases::INVENTORY);
     if let Some(app) = &plan.app {
         script
             .var("CTL", &app.ctl)
@@ -192,8 +195,7 @@ impl DeployPlan {
         script.step("lock", lock);
         script.step(
             "facts",
-            "shipit_fact current \"$(readlink \"$D/current\" 2>/dev/null | sed 's#.*/##')\"\n\
-             shipit_fact releases \"$(ls \"$D/releases\" 2>/dev/null | tr '\\n' ' ')\"\n\
+            "shipit_inventory\n\
              if [ -f \"$A\" ]; then shipit_fact archive present; else shipit_fact archive missing; fi\n\
              if command -v uv >/dev/null 2>&1; then shipit_fact uv \"$(command -v uv)\"; fi",
         );
@@ -401,8 +403,26 @@ impl DeployPlan {
              if [ -n \"$PREVIOUS\" ] && [ -d \"$D/$PREVIOUS/.shipit\" ] && [ \"$D/$PREVIOUS\" != \"$R\" ]; then printf 'good\\n' > \"$D/$PREVIOUS/.shipit/state\"; fi\n\
              rm -f \"$D/.shipit/nginx-site.changed\" \"$D/.shipit/nginx-site.previous\"\n\
              ls -1t \"$D/.shipit/archives\" | tail -n +4 | while read -r old; do rm -f \"$D/.shipit/archives/$old\"; done\n\
-             shipit_log deploy ok\n\
-             shipit_unlock",
+             shipit_log deploy ok",
+        );
+        script.step(
+            "prune",
+            format!(
+                "{}\n{}shipit_unlock",
+                super::releases::removal_body(&self.prune),
+                if self.prune.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "shipit_log prune \"removed {}\"\n",
+                        self.prune
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                }
+            ),
         );
         if let Some(app) = &self.app {
             // After the lock is released, and never fatal: the new release is live either way.
@@ -561,6 +581,7 @@ mod tests {
             deployer: "alice@laptop".into(),
             revision: "abc\tdef".into(),
             break_lock: false,
+            prune: vec![],
         }
     }
 
@@ -594,6 +615,7 @@ mod tests {
                 "reload-nginx",
                 "after_switch: echo after",
                 "finish",
+                "prune",
                 "stop-old-app"
             ]
         );

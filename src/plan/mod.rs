@@ -1,6 +1,7 @@
 //! Remote work as data, rendered into one shell script per host.
 
 pub mod deploy;
+pub mod releases;
 pub mod script;
 
 /// Quotes `text` for a POSIX shell: safe words pass through, everything else is single-quoted,
