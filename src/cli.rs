@@ -16,6 +16,10 @@ Examples:
   shipit build --target staging          build the archive for staging
   shipit deploy --target production      deploy to every production host
   shipit deploy -t staging --dry-run -v  show the remote scripts without running them
+  shipit releases -t production          list releases and their states on every host
+  shipit releases -t production --prune --keep 3 --dry-run
+  shipit rollback -t production          back to the previous good release
+  shipit rollback -t production --to 20261122010320 --migrate
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -83,6 +87,65 @@ pub enum Command {
     /// changed, and the previous app server stops gracefully. A failure before the switch leaves
     /// every host serving the release it had.
     Deploy(DeployArgs),
+    /// Switch `current` back to the previous good release (or --to RELEASE) on every host.
+    ///
+    /// Failed and rolled-back releases are skipped, so a second rollback goes further back. The
+    /// switch is the same atomic rename as a deploy, with the target release's own nginx site
+    /// and app server restored. Before switching, the migrations the database has applied are
+    /// compared with those the target release knows: a rollback that would strand migrations is
+    /// refused and they are listed; --migrate unapplies them first (with the current release's
+    /// code) and --force switches anyway.
+    Rollback(RollbackArgs),
+    /// List every release on each host (state, age, size, revision) and prune old ones.
+    ///
+    /// States: live (current), previous good (where a rollback goes), good, failed, rolled back.
+    /// Pruning keeps `keep_releases` good releases (failed and rolled-back ones take no slot) and
+    /// never removes the current release, the rollback target, or a release a process runs in;
+    /// virtualenvs no remaining release uses go too.
+    Releases(ReleasesArgs),
+}
+
+/// `shipit rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Target to roll back
+    #[arg(short, long)]
+    pub target: String,
+    /// Release id to switch to [default: the previous good release]
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Unapply migrations the target release does not know before switching
+    #[arg(long, conflicts_with = "force")]
+    pub migrate: bool,
+    /// Switch even if the database has migrations the target release does not know
+    #[arg(long)]
+    pub force: bool,
+    /// Remove a lock left by a deploy that died, then roll back
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Trust and record host keys that known_hosts does not have yet
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// `shipit releases`.
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// Target whose hosts are listed
+    #[arg(short, long)]
+    pub target: String,
+    /// Remove old releases (and unused virtualenvs)
+    #[arg(long)]
+    pub prune: bool,
+    /// Good releases to keep when pruning [default: the target's keep_releases]
+    #[arg(long, value_name = "N", requires = "prune", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+    /// With --prune: print what would be removed, remove nothing
+    #[arg(long, requires = "prune")]
+    pub dry_run: bool,
+    /// Trust and record host keys that known_hosts does not have yet
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// `shipit build`.

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod migrations;
 pub mod output;
 pub mod plan;
 pub mod release;
@@ -60,5 +61,7 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
     match &cli.command {
         Command::Build(args) => commands::build::run(&config, args, printer),
         Command::Deploy(args) => commands::deploy::run(&config, args, printer),
+        Command::Rollback(args) => commands::rollback::run(&config, args, printer),
+        Command::Releases(args) => commands::releases::run(&config, args, printer),
     }
 }

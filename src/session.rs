@@ -9,8 +9,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use crate::config::{Target, TransportKind};
 use crate::error::{Error, Result};
-use crate::output::Printer;
+use crate::output::{seconds, Printer};
+use crate::plan::deploy::LOCKED_STATUS;
+use crate::transport::local::Local;
+use crate::transport::ssh::{Ssh, SshOptions};
+
 use crate::plan::script::{parse_line, Event, Script};
 use crate::transport::Transport;
 
@@ -119,6 +124,73 @@ impl HostSession {
         }
         Ok(run)
     }
+}
+
+/// Connects to every host of `target` in parallel (or makes the local transport).
+pub fn connect(
+    target: &Target,
+    accept_new_host_key: bool,
+    printer: &Printer,
+) -> Result<Vec<HostSession>> {
+    match target.transport {
+        TransportKind::Local => Ok(vec![HostSession {
+            transport: Box::new(Local::new()),
+            label: String::new(),
+        }]),
+        TransportKind::Ssh => {
+            let options = SshOptions {
+                identity_file: target.identity_file.clone(),
+                known_hosts: target.known_hosts.clone(),
+                accept_new_host_key,
+            };
+            let started = Instant::now();
+            let results: Vec<Result<Ssh>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = target
+                    .hosts
+                    .iter()
+                    .map(|host| {
+                        let options = &options;
+                        scope.spawn(move || Ssh::connect(host, options))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("connect does not panic"))
+                    .collect()
+            });
+            let many = results.len() > 1;
+            let mut sessions = Vec::new();
+            for result in results {
+                let ssh = result?;
+                let label = if many {
+                    ssh.name().to_string()
+                } else {
+                    String::new()
+                };
+                sessions.push(HostSession {
+                    transport: Box::new(ssh),
+                    label,
+                });
+            }
+            printer.detail(format!("connected in {}", seconds(started.elapsed())));
+            Ok(sessions)
+        }
+    }
+}
+
+/// The lock error of the first host whose begin script found another deploy's lock.
+pub fn lock_failure(sessions: &[HostSession], begun: &[ScriptRun]) -> Option<Error> {
+    begun.iter().enumerate().find_map(|(i, run)| {
+        (run.status == LOCKED_STATUS).then(|| Error::Locked {
+            host: sessions[i].transport.name().to_string(),
+            holder: run
+                .facts
+                .get("locked")
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "no details recorded".into()),
+        })
+    })
 }
 
 /// Runs `work` on every session in parallel threads and returns the results in order.

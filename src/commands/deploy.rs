@@ -10,14 +10,12 @@ use crate::cli::DeployArgs;
 use crate::config::{Config, Target, TransportKind};
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
-use crate::plan::deploy::{AppPlan, DeployPlan, NginxPlan, LOCKED_STATUS};
+use crate::plan::deploy::{AppPlan, DeployPlan, NginxPlan};
 use crate::plan::releases::parse_inventory;
 use crate::release::{prune, Release, ReleaseId, State};
-use crate::session::{deployer, on_all, random_hex, HostSession, ScriptRun};
+use crate::session::{connect, deployer, lock_failure, on_all, random_hex, HostSession, ScriptRun};
 use crate::templates::{program_name, BuildInfo, RenderContext, Templates};
-use crate::transport::local::Local;
-use crate::transport::ssh::{Ssh, SshOptions};
-use crate::transport::{Transport, Usage};
+use crate::transport::Usage;
 
 /// Seconds the new app server gets to answer before the deploy fails.
 const APP_START_TIMEOUT: u32 = 30;
@@ -32,7 +30,7 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
     // Templates are checked before any host is touched.
     render_services(config, target, &provisional_build())?;
 
-    let mut sessions = connect(target, args, printer)?;
+    let mut sessions = connect(target, args.accept_new_host_key, printer)?;
     let lock_token = random_hex();
     let placeholder = DeployPlan {
         break_lock: args.break_lock,
@@ -255,7 +253,7 @@ fn short(revision: &str) -> &str {
 }
 
 /// A build description used before the real release id is known (template checks, begin).
-fn provisional_build() -> BuildInfo {
+pub(crate) fn provisional_build() -> BuildInfo {
     BuildInfo {
         release: ReleaseId::at(Utc::now()),
         build_time: Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -275,67 +273,6 @@ fn current_outcome(begun: &[ScriptRun]) -> String {
         }
         _ => "nothing was switched: `current` is unchanged on every host".into(),
     }
-}
-
-fn connect(target: &Target, args: &DeployArgs, printer: &Printer) -> Result<Vec<HostSession>> {
-    match target.transport {
-        TransportKind::Local => Ok(vec![HostSession {
-            transport: Box::new(Local::new()),
-            label: String::new(),
-        }]),
-        TransportKind::Ssh => {
-            let options = SshOptions {
-                identity_file: target.identity_file.clone(),
-                known_hosts: target.known_hosts.clone(),
-                accept_new_host_key: args.accept_new_host_key,
-            };
-            let started = Instant::now();
-            let results: Vec<Result<Ssh>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = target
-                    .hosts
-                    .iter()
-                    .map(|host| {
-                        let options = &options;
-                        scope.spawn(move || Ssh::connect(host, options))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("connect does not panic"))
-                    .collect()
-            });
-            let many = results.len() > 1;
-            let mut sessions = Vec::new();
-            for result in results {
-                let ssh = result?;
-                let label = if many {
-                    ssh.name().to_string()
-                } else {
-                    String::new()
-                };
-                sessions.push(HostSession {
-                    transport: Box::new(ssh),
-                    label,
-                });
-            }
-            printer.detail(format!("connected in {}", seconds(started.elapsed())));
-            Ok(sessions)
-        }
-    }
-}
-
-fn lock_failure(sessions: &[HostSession], begun: &[ScriptRun]) -> Option<Error> {
-    begun.iter().enumerate().find_map(|(i, run)| {
-        (run.status == LOCKED_STATUS).then(|| Error::Locked {
-            host: sessions[i].transport.name().to_string(),
-            holder: run
-                .facts
-                .get("locked")
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "no details recorded".into()),
-        })
-    })
 }
 
 /// Releases the locks this deploy took when it stops before anything was prepared.
@@ -443,7 +380,7 @@ fn prune_after_switch(releases: &[Release], new: ReleaseId, keep: u32) -> Vec<Re
 }
 
 /// The remote plan of `target` for the build `info` of an archive with `sha256`.
-fn plan_for(
+pub(crate) fn plan_for(
     config: &Config,
     target: &Target,
     info: &BuildInfo,
@@ -483,27 +420,38 @@ fn render_services(
 ) -> Result<(Option<NginxPlan>, Option<AppPlan>)> {
     let templates = Templates::for_project(config);
     let context = RenderContext::new(config, target, info)?;
-    let nginx = match &target.nginx {
-        Some(n) => Some(NginxPlan {
-            site: n.site.clone(),
-            test: n.test.clone(),
-            reload: n.reload.clone(),
-            config: templates.render("nginx.conf.j2", &context)?,
-        }),
-        None => None,
-    };
-    let app = match &target.supervisor {
-        Some(s) => Some(AppPlan {
-            conf_dir: s.conf_dir.clone(),
-            ctl: s.ctl.clone(),
-            program: program_name(&config.project.name, &target.name, &info.release),
-            program_glob: format!("{}-{}-*.conf", config.project.name, target.name),
-            config: templates.render("supervisor.conf.j2", &context)?,
-            start_timeout: APP_START_TIMEOUT,
-        }),
-        None => None,
-    };
+    let (mut nginx, mut app) = services(config, target, info.release);
+    if let Some(nginx) = &mut nginx {
+        nginx.config = templates.render("nginx.conf.j2", &context)?;
+    }
+    if let Some(app) = &mut app {
+        app.config = templates.render("supervisor.conf.j2", &context)?;
+    }
     Ok((nginx, app))
+}
+
+/// Where `target`'s nginx site and `release`'s supervisor program live, and how they are
+/// controlled; the rendered configs are left empty.
+pub(crate) fn services(
+    config: &Config,
+    target: &Target,
+    release: ReleaseId,
+) -> (Option<NginxPlan>, Option<AppPlan>) {
+    let nginx = target.nginx.as_ref().map(|n| NginxPlan {
+        site: n.site.clone(),
+        test: n.test.clone(),
+        reload: n.reload.clone(),
+        config: String::new(),
+    });
+    let app = target.supervisor.as_ref().map(|s| AppPlan {
+        conf_dir: s.conf_dir.clone(),
+        ctl: s.ctl.clone(),
+        program: program_name(&config.project.name, &target.name, &release),
+        program_glob: format!("{}-{}-*.conf", config.project.name, target.name),
+        config: String::new(),
+        start_timeout: APP_START_TIMEOUT,
+    });
+    (nginx, app)
 }
 
 /// Refuses an archive that cannot work on a host, before anything is uploaded.

@@ -2,3 +2,5 @@
 
 pub mod build;
 pub mod deploy;
+pub mod releases;
+pub mod rollback;

@@ -99,7 +99,7 @@ pub struct DeployPlan {
 }
 
 /// Shell functions and variables every deploy script starts with.
-fn common(plan: &DeployPlan, script: &mut Script) {
+pub(super) fn common(plan: &DeployPlan, script: &mut Script) {
     script
         .var("D", &plan.deploy_to)
         .var("ID", &plan.release.to_string())
@@ -141,7 +141,7 @@ fn common(plan: &DeployPlan, script: &mut Script) {
 }
 
 /// Undo of prepare's effects that outlive the script: the new app server and the nginx site.
-fn undo_prepare(plan: &DeployPlan) -> String {
+pub(super) fn undo_prepare(plan: &DeployPlan) -> String {
     let mut undo = String::new();
     if plan.app.is_some() {
         undo.push_str(
@@ -178,21 +178,7 @@ impl DeployPlan {
             "mkdir -p \"$D/releases\" \"$D/shared\" \"$D/venvs\" \"$D/.shipit/archives\" || { echo \"cannot create the layout under $D as $(id -un)\"; exit 1; }\n\
              [ -w \"$D\" ] || { echo \"$D is not writable by $(id -un)\"; exit 1; }",
         );
-        let mut lock = String::new();
-        if self.break_lock {
-            lock.push_str(
-                "if [ -d \"$LOCK\" ]; then echo \"breaking the lock held $(tr '\\n' ' ' < \"$LOCK/info\" 2>/dev/null)\"; rm -rf \"$LOCK\"; fi\n",
-            );
-        }
-        let _ = write!(
-            lock,
-            "if ! mkdir \"$LOCK\" 2>/dev/null; then\n\
-             \x20 shipit_fact locked \"$(tr '\\n' ' ' < \"$LOCK/info\" 2>/dev/null | sed 's/token=[^ ]* //')\"\n\
-             \x20 exit {LOCKED_STATUS}\n\
-             fi\n\
-             printf 'token=%s\\nby=%s\\nsince=%s\\nrelease=%s\\npid=%s\\n' \"$TOKEN\" \"$DEPLOYER\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" \"$ID\" \"$$\" > \"$LOCK/info\""
-        );
-        script.step("lock", lock);
+        script.step("lock", lock_body(self.break_lock));
         script.step(
             "facts",
             "shipit_inventory\n\
@@ -262,8 +248,8 @@ impl DeployPlan {
             script.step(format!("after_migrate: {hook}"), hook_body(hook));
         }
         script.step("configs", self.configs_body());
-        if let Some(nginx) = &self.nginx {
-            script.step("nginx-check", nginx_check_body(nginx));
+        if self.nginx.is_some() {
+            script.step("nginx-check", nginx_check_body());
         }
         if let Some(app) = &self.app {
             script.step("start-app", start_app_body(app));
@@ -426,23 +412,7 @@ impl DeployPlan {
         );
         if let Some(app) = &self.app {
             // After the lock is released, and never fatal: the new release is live either way.
-            script.step(
-                "stop-old-app",
-                format!(
-                    "OLD=\n\
-                     for conf in \"$CONFD\"/{glob}; do\n\
-                     \x20 [ -e \"$conf\" ] && [ \"$conf\" != \"$PROGRAM_CONF\" ] || continue\n\
-                     \x20 rm -f \"$conf\"\n\
-                     \x20 OLD=\"$OLD $(basename \"$conf\" .conf)\"\n\
-                     done\n\
-                     if [ -n \"$OLD\" ]; then\n\
-                     \x20 {{ shipit_ctl reread >/dev/null && shipit_ctl update $OLD; }} || echo \"warning: supervisor could not stop$OLD\"\n\
-                     else\n\
-                     \x20 echo \"no previous app server to stop\"\n\
-                     fi",
-                    glob = app.program_glob
-                ),
-            );
+            script.step("stop-old-app", stop_other_apps_body(app));
         }
         script
     }
@@ -463,12 +433,56 @@ impl DeployPlan {
     }
 }
 
+/// Takes the deploy lock atomically (mkdir), recording who, when, which release and pid; exits
+/// with [`LOCKED_STATUS`] and a `locked` fact naming the holder when someone else has it.
+pub(super) fn lock_body(break_lock: bool) -> String {
+    let mut lock = String::new();
+    if break_lock {
+        lock.push_str(
+            "if [ -d \"$LOCK\" ]; then echo \"breaking the lock held $(tr '\\n' ' ' < \"$LOCK/info\" 2>/dev/null)\"; rm -rf \"$LOCK\"; fi\n",
+        );
+    }
+    let _ = write!(
+        lock,
+        "mkdir -p \"$D/.shipit\" 2>/dev/null\n\
+         if ! mkdir \"$LOCK\" 2>/dev/null; then\n\
+         \x20 [ -d \"$LOCK\" ] || {{ echo \"cannot create $LOCK as $(id -un): is $D writable?\"; exit 1; }}\n\
+         \x20 shipit_fact locked \"$(tr '\\n' ' ' < \"$LOCK/info\" 2>/dev/null | sed 's/token=[^ ]* //')\"\n\
+         \x20 exit {LOCKED_STATUS}\n\
+         fi\n\
+         printf 'token=%s\\nby=%s\\nsince=%s\\nrelease=%s\\npid=%s\\n' \"$TOKEN\" \"$DEPLOYER\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" \"$ID\" \"$$\" > \"$LOCK/info\""
+    );
+    lock
+}
+
+/// Removes every other release's program config of this project and target and has supervisor
+/// stop those programs gracefully. Never fails: the release that matters is already live.
+pub(super) fn stop_other_apps_body(app: &AppPlan) -> String {
+    format!(
+        "OLD=\n\
+         for conf in \"$CONFD\"/{glob}; do\n\
+         \x20 [ -e \"$conf\" ] && [ \"$conf\" != \"$PROGRAM_CONF\" ] || continue\n\
+         \x20 rm -f \"$conf\"\n\
+         \x20 OLD=\"$OLD $(basename \"$conf\" .conf)\"\n\
+         done\n\
+         if [ -n \"$OLD\" ]; then\n\
+         \x20 {{ shipit_ctl reread >/dev/null && shipit_ctl update $OLD; }} || echo \"warning: supervisor could not stop$OLD\"\n\
+         else\n\
+         \x20 echo \"no other app server to stop\"\n\
+         fi",
+        glob = app.program_glob
+    )
+}
+
 fn hook_body(command: &str) -> String {
     format!("cd \"$R\"\nPATH=\"$R/.venv/bin:$PATH\"\nexport PATH\n{command}")
 }
 
-fn nginx_check_body(_nginx: &NginxPlan) -> String {
-    "if [ -f \"$SITE\" ] && cmp -s \"$SITE\" \"$R/.shipit/nginx.conf\"; then\n\
+/// Installs `$R/.shipit/nginx.conf` at `$SITE` (atomically, keeping the previous one) when it
+/// differs, and checks nginx's configuration; a rejected site is replaced by the previous one.
+pub(super) fn nginx_check_body() -> String {
+    "[ -f \"$R/.shipit/nginx.conf\" ] || { echo \"release $ID keeps no nginx site; nginx is left as it is\"; exit 0; }\n\
+     if [ -f \"$SITE\" ] && cmp -s \"$SITE\" \"$R/.shipit/nginx.conf\"; then\n\
      \x20 echo \"nginx site unchanged\"\n\
      else\n\
      \x20 SITE_DIR=$(dirname \"$SITE\")\n\
@@ -483,9 +497,11 @@ fn nginx_check_body(_nginx: &NginxPlan) -> String {
     .to_string()
 }
 
-fn start_app_body(app: &AppPlan) -> String {
+/// Starts the program kept in `$R/.shipit/supervisor.conf` and waits until it answers.
+pub(super) fn start_app_body(app: &AppPlan) -> String {
     format!(
-        "TMP=\"$CONFD/.$PROGRAM.conf.tmp\"\n\
+        "[ -f \"$R/.shipit/supervisor.conf\" ] || {{ echo \"release $ID keeps no supervisor program\"; exit 1; }}\n\
+         TMP=\"$CONFD/.$PROGRAM.conf.tmp\"\n\
          cp \"$R/.shipit/supervisor.conf\" \"$TMP\"\n\
          mv -f \"$TMP\" \"$PROGRAM_CONF\"\n\
          shipit_ctl reread >/dev/null\n\
@@ -517,7 +533,7 @@ line=s.recv(256).split(b'\\r\\n')[0].decode()\n\
 print(line)\n\
 sys.exit(0 if line.startswith('HTTP/') and int(line.split()[1]) < 500 else 1)\n";
 
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

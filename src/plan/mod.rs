@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod releases;
+pub mod rollback;
 pub mod script;
 
 /// Quotes `text` for a POSIX shell: safe words pass through, everything else is single-quoted,
