@@ -358,7 +358,7 @@ pub fn rollback_target(
 pub fn prune(releases: &[Release], keep: u32) -> Vec<ReleaseId> {
     let protected_target = rollback_target(releases, None).ok();
     let mut good: Vec<&Release> = releases.iter().filter(|r| r.state.is_good()).collect();
-    good.sort_by(|a, b| b.id.cmp(&a.id));
+    good.sort_by_key(|r| std::cmp::Reverse(r.id));
     let kept_good: Vec<ReleaseId> = good.iter().take(keep as usize).map(|r| r.id).collect();
     let mut doomed: Vec<ReleaseId> = releases
         .iter()

@@ -124,6 +124,53 @@ pub fn list_script(nonce: &str, deploy_to: &str) -> Script {
     script
 }
 
+/// Lock the host and take stock (with sizes): the first script of a prune and of a rollback.
+pub fn locked_inventory(base: &DeployPlan, nonce: &str) -> Script {
+    let mut script = Script::new(nonce);
+    common(base, &mut script);
+    script.step(
+        "lock",
+        format!(
+            "[ -d \"$D/releases\" ] || {{ echo \"nothing is deployed under $D\"; exit 1; }}\n{}",
+            lock_body(base.break_lock)
+        ),
+    );
+    script.step("inventory", "shipit_inventory sizes");
+    script
+}
+
+/// Removes `doomed` releases and unused virtualenvs, records it, and unlocks.
+pub fn remove(base: &DeployPlan, nonce: &str, doomed: &[ReleaseId]) -> Script {
+    let mut script = Script::new(nonce);
+    common(base, &mut script);
+    script.on_failure = "shipit_unlock\n".into();
+    let list = doomed
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    script.step(
+        "prune",
+        format!(
+            "{}\nshipit_log prune {}\nshipit_unlock",
+            removal_body(doomed),
+            quote(&format!(
+                "removed {}",
+                if list.is_empty() { "nothing" } else { &list }
+            ))
+        ),
+    );
+    script
+}
+
+/// Releases the lock taken by [`locked_inventory`], changing nothing else.
+pub fn unlock(base: &DeployPlan, nonce: &str) -> Script {
+    let mut script = Script::new(nonce);
+    common(base, &mut script);
+    script.step("unlock", "shipit_unlock");
+    script
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,51 +237,4 @@ mod tests {
         assert_eq!(listed[0].revision.as_deref(), Some("feedbeef"));
         assert!(listed[0].size_kib > 0);
     }
-}
-
-/// Lock the host and take stock (with sizes): the first script of a prune and of a rollback.
-pub fn locked_inventory(base: &DeployPlan, nonce: &str) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.step(
-        "lock",
-        format!(
-            "[ -d \"$D/releases\" ] || {{ echo \"nothing is deployed under $D\"; exit 1; }}\n{}",
-            lock_body(base.break_lock)
-        ),
-    );
-    script.step("inventory", "shipit_inventory sizes");
-    script
-}
-
-/// Removes `doomed` releases and unused virtualenvs, records it, and unlocks.
-pub fn remove(base: &DeployPlan, nonce: &str, doomed: &[ReleaseId]) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.on_failure = "shipit_unlock\n".into();
-    let list = doomed
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    script.step(
-        "prune",
-        format!(
-            "{}\nshipit_log prune {}\nshipit_unlock",
-            removal_body(doomed),
-            quote(&format!(
-                "removed {}",
-                if list.is_empty() { "nothing" } else { &list }
-            ))
-        ),
-    );
-    script
-}
-
-/// Releases the lock taken by [`locked_inventory`], changing nothing else.
-pub fn unlock(base: &DeployPlan, nonce: &str) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.step("unlock", "shipit_unlock");
-    script
 }
