@@ -149,6 +149,54 @@ pub struct Target {
     pub nginx: Option<Nginx>,
     /// supervisor program management; `None` leaves the app server alone.
     pub supervisor: Option<Supervisor>,
+    /// How a new release's app server is checked before and after the switch.
+    pub health: Health,
+}
+
+/// The health check of a release's app server, through its own unix socket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Path requested.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Status expected; `None` accepts any status below 500.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `Host` header sent (must be in Django's ALLOWED_HOSTS).
+    #[serde(default = "default_health_host")]
+    pub host: String,
+    /// Seconds a new app server has to answer before the deploy fails.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: u32,
+    /// Attempts, one second apart, after the switch before it is reverted.
+    #[serde(default = "default_health_retries")]
+    pub retries: u32,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            path: default_health_path(),
+            status: None,
+            host: default_health_host(),
+            timeout: default_health_timeout(),
+            retries: default_health_retries(),
+        }
+    }
+}
+
+fn default_health_path() -> String {
+    "/".into()
+}
+fn default_health_host() -> String {
+    "localhost".into()
+}
+fn default_health_timeout() -> u32 {
+    30
+}
+fn default_health_retries() -> u32 {
+    3
 }
 
 /// Hook commands run on each host inside the new release directory.
@@ -343,6 +391,7 @@ struct RawTarget {
     hooks: Hooks,
     nginx: Option<Spanned<Nginx>>,
     supervisor: Option<Spanned<Supervisor>>,
+    health: Option<Spanned<Health>>,
 }
 
 fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
@@ -668,7 +717,40 @@ fn validate_target(
         }
         None => None,
     };
+    let health = match raw.health {
+        Some(h) => {
+            let span = h.span();
+            let h = h.into_inner();
+            let bad = |key: &str, why: &str| source.error(span.clone(), key_for(name, key), why);
+            if !h.path.starts_with('/')
+                || h.path.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(bad(
+                    "health.path",
+                    "must start with `/` and contain no spaces",
+                ));
+            }
+            if h.host.is_empty() || h.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad("health.host", "must be a host name without spaces"));
+            }
+            if h.status.is_some_and(|s| !(100..=599).contains(&s)) {
+                return Err(bad(
+                    "health.status",
+                    "must be an HTTP status between 100 and 599",
+                ));
+            }
+            if !(1..=600).contains(&h.timeout) {
+                return Err(bad("health.timeout", "must be between 1 and 600 seconds"));
+            }
+            if !(1..=100).contains(&h.retries) {
+                return Err(bad("health.retries", "must be between 1 and 100"));
+            }
+            h
+        }
+        None => Health::default(),
+    };
     Ok(Target {
+        health,
         name: name.to_string(),
         hosts,
         deploy_to: match deploy_to.trim_end_matches('/') {
@@ -688,6 +770,10 @@ fn validate_target(
         nginx,
         supervisor,
     })
+}
+
+fn key_for(target: &str, key: &str) -> String {
+    format!("targets.{target}.{key}")
 }
 
 /// Checks that `path` is relative and stays inside its base (no `..`, not absolute).

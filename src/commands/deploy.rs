@@ -17,9 +17,6 @@ use crate::session::{connect, deployer, lock_failure, on_all, random_hex, HostSe
 use crate::templates::{program_name, BuildInfo, RenderContext, Templates};
 use crate::transport::Usage;
 
-/// Seconds the new app server gets to answer before the deploy fails.
-const APP_START_TIMEOUT: u32 = 30;
-
 /// Deploys `args.target`.
 pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let target = config.target(&args.target)?;
@@ -449,7 +446,7 @@ pub(crate) fn services(
         program: program_name(&config.project.name, &target.name, &release),
         program_glob: format!("{}-{}-*.conf", config.project.name, target.name),
         config: String::new(),
-        start_timeout: APP_START_TIMEOUT,
+        health: target.health.clone(),
     });
     (nginx, app)
 }

@@ -53,8 +53,8 @@ pub struct AppPlan {
     pub program_glob: String,
     /// The rendered program config.
     pub config: String,
-    /// Seconds to wait for the new app server to answer.
-    pub start_timeout: u32,
+    /// How the app server is checked before and after the switch.
+    pub health: crate::config::Health,
 }
 
 /// Everything the remote scripts of one deploy need, for one host.
@@ -380,6 +380,9 @@ impl DeployPlan {
                 "if [ -f \"$SITE_CHANGED\" ]; then eval \"$NGINX_RELOAD\"; echo \"nginx reloaded\"; else echo \"nginx site unchanged; no reload needed\"; fi",
             );
         }
+        if let Some(app) = &self.app {
+            script.step("health-check", health_after_switch_body(app));
+        }
         for hook in &self.hooks.after_switch {
             script.step(format!("after_switch: {hook}"), hook_body(hook));
         }
@@ -508,30 +511,69 @@ pub(super) fn start_app_body(app: &AppPlan) -> String {
          shipit_ctl update \"$PROGRAM\"\n\
          TRIES=$(( {timeout} * 2 ))\n\
          while :; do\n\
-         \x20 if STATUS=$(\"$R/.venv/bin/python\" -c {probe} \"$R/.shipit/app.sock\" 2>/dev/null); then echo \"app server answers: $STATUS\"; break; fi\n\
+         \x20 if STATUS=$({probe} \"$R/.shipit/app.sock\" 2>&1); then echo \"health check before the switch: $STATUS\"; break; fi\n\
          \x20 TRIES=$((TRIES - 1))\n\
          \x20 if [ \"$TRIES\" -le 0 ]; then\n\
-         \x20   echo \"the new app server did not answer on $R/.shipit/app.sock within {timeout}s\"\n\
          \x20   shipit_ctl status \"$PROGRAM\" || true\n\
-         \x20   shipit_ctl tail \"$PROGRAM\" 2>/dev/null | tail -n 20 || true\n\
+         \x20   shipit_ctl tail \"$PROGRAM\" 2>/dev/null | tail -n 12 || true\n\
+         \x20   echo \"the new app server failed its health check on $R/.shipit/app.sock within {timeout}s: $STATUS\"\n\
          \x20   exit 1\n\
          \x20 fi\n\
          \x20 sleep 0.5\n\
          done",
-        timeout = app.start_timeout,
-        probe = quote(PROBE),
+        timeout = app.health.timeout,
+        probe = probe_command(&app.health),
     )
 }
 
-/// Python one-liner: GET / over the app's unix socket; prints the status line, fails on 5xx.
-const PROBE: &str = "import socket,sys\n\
-s=socket.socket(socket.AF_UNIX)\n\
-s.settimeout(10)\n\
-s.connect(sys.argv[1])\n\
-s.sendall(b'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n')\n\
-line=s.recv(256).split(b'\\r\\n')[0].decode()\n\
-print(line)\n\
-sys.exit(0 if line.startswith('HTTP/') and int(line.split()[1]) < 500 else 1)\n";
+/// Checks the live release through `current` after the switch; a failure makes the switch
+/// script switch back.
+pub(super) fn health_after_switch_body(app: &AppPlan) -> String {
+    format!(
+        "TRIES={retries}\n\
+         while :; do\n\
+         \x20 if STATUS=$({probe} \"$D/current/.shipit/app.sock\" 2>&1); then echo \"health check after the switch: $STATUS\"; break; fi\n\
+         \x20 TRIES=$((TRIES - 1))\n\
+         \x20 if [ \"$TRIES\" -le 0 ]; then echo \"release $ID failed its health check after the switch: $STATUS\"; exit 1; fi\n\
+         \x20 sleep 1\n\
+         done",
+        retries = app.health.retries,
+        probe = probe_command(&app.health),
+    )
+}
+
+/// The health probe as a shell command taking the socket path as its last argument: an HTTP
+/// GET over the unix socket with the venv's python (always there, unlike curl).
+fn probe_command(health: &crate::config::Health) -> String {
+    format!(
+        "\"$R/.venv/bin/python\" -c {} {} {} {}",
+        quote(PROBE),
+        quote(&health.path),
+        quote(&health.host),
+        health
+            .status
+            .map_or_else(|| "any".to_string(), |s| s.to_string())
+    )
+}
+
+/// Python: `probe PATH HOST STATUS SOCKET`; prints the status line, fails unless the status is
+/// STATUS (or, for `any`, below 500).
+const PROBE: &str = r#"import socket, sys
+path, host, want, sock = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+try:
+    s.connect(sock)
+    s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, host)).encode())
+    line = s.recv(256).split(b"\r\n")[0].decode()
+except OSError as e:
+    print("%s: %s" % (sock, e))
+    sys.exit(1)
+print("GET %s -> %s" % (path, line))
+code = int(line.split()[1]) if line.startswith("HTTP/") else 0
+ok = 0 < code < 500 if want == "any" else code == int(want)
+sys.exit(0 if ok else 1)
+"#;
 
 pub(super) fn one_line(text: &str) -> String {
     text.chars()
@@ -591,7 +633,7 @@ mod tests {
                 program: "hello-production-20261122010320".into(),
                 program_glob: "hello-production-*.conf".into(),
                 config: "[program:x]\n".into(),
-                start_timeout: 30,
+                health: crate::config::Health::default(),
             }),
             lock_token: "token".into(),
             deployer: "alice@laptop".into(),
@@ -629,6 +671,7 @@ mod tests {
                 "check-lock",
                 "switch",
                 "reload-nginx",
+                "health-check",
                 "after_switch: echo after",
                 "finish",
                 "prune",

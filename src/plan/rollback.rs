@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 use crate::migrations::Unapply;
 
 use super::deploy::{
-    common, nginx_check_body, one_line, start_app_body, stop_other_apps_body, undo_prepare,
-    DeployPlan,
+    common, health_after_switch_body, nginx_check_body, one_line, start_app_body,
+    stop_other_apps_body, undo_prepare, DeployPlan,
 };
 use super::quote;
 use super::script::Script;
@@ -117,6 +117,9 @@ impl RollbackPlan {
                 "reload-nginx",
                 "if [ -f \"$SITE_CHANGED\" ]; then eval \"$NGINX_RELOAD\"; echo \"nginx reloaded\"; else echo \"nginx site unchanged; no reload needed\"; fi",
             );
+        }
+        if let Some(app) = &self.base.app {
+            script.step("health-check", health_after_switch_body(app));
         }
         script.step(
             "finish",
