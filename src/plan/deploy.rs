@@ -178,6 +178,9 @@ impl DeployPlan {
             "mkdir -p \"$D/releases\" \"$D/shared\" \"$D/venvs\" \"$D/.shipit/archives\" || { echo \"cannot create the layout under $D as $(id -un)\"; exit 1; }\n\
              [ -w \"$D\" ] || { echo \"$D is not writable by $(id -un)\"; exit 1; }",
         );
+        // A begin cut short after taking the lock gives it back (the token check makes this a
+        // no-op when the lock is someone else's).
+        script.on_failure = "shipit_unlock\n".into();
         script.step("lock", lock_body(self.break_lock));
         script.step(
             "facts",
@@ -391,6 +394,10 @@ impl DeployPlan {
             "shipit_state live\n\
              if [ -n \"$PREVIOUS\" ] && [ -d \"$D/$PREVIOUS/.shipit\" ] && [ \"$D/$PREVIOUS\" != \"$R\" ]; then printf 'good\\n' > \"$D/$PREVIOUS/.shipit/state\"; fi\n\
              rm -f \"$D/.shipit/nginx-site.changed\" \"$D/.shipit/nginx-site.previous\"\n\
+             for dir in \"$D\"/releases/*; do\n\
+             \x20 [ \"$dir\" != \"$R\" ] && [ -f \"$dir/.shipit/state\" ] || continue\n\
+             \x20 case $(cat \"$dir/.shipit/state\") in preparing|prepared) echo failed > \"$dir/.shipit/state\"; echo \"marked ${dir##*/} failed: a deploy of it never finished\";; esac\n\
+             done\n\
              ls -1t \"$D/.shipit/archives\" | tail -n +4 | while read -r old; do rm -f \"$D/.shipit/archives/$old\"; done\n\
              shipit_log deploy ok",
         );

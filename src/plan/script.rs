@@ -92,12 +92,19 @@ impl Script {
         out.push_str("shipit_on_failure() {\n:\n");
         out.push_str(&self.on_failure);
         out.push_str("\n}\n");
+        // A cut connection shows up as SIGPIPE at the next write (or SIGHUP/SIGTERM from sshd):
+        // undo what the interrupted step started, quietly, since nobody is listening any more.
+        out.push_str("SHIPIT_STEP=start\n");
+        out.push_str(
+            "trap 'trap \"\" PIPE HUP TERM; SHIPIT_FAILED_STEP=\"$SHIPIT_STEP\"; shipit_on_failure >/dev/null 2>&1; exit 129' PIPE HUP TERM\n",
+        );
         for line in &self.preamble {
             out.push_str(line);
             out.push('\n');
         }
         for step in &self.steps {
             let name = super::quote(&step.name);
+            out.push_str(&format!("SHIPIT_STEP={name}\n"));
             out.push_str(&format!("shipit_mark begin {name}\n"));
             out.push_str("(\nset -e\n");
             out.push_str(&step.body);
@@ -226,6 +233,37 @@ mod tests {
         let (status, events) = run(&script);
         assert_eq!(status, 75);
         assert!(events.contains(&Event::Fail("exit".into(), 75)));
+    }
+
+    #[test]
+    fn a_lost_connection_runs_the_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("cleaned");
+        let mut script = Script::new("n5");
+        script.step("first", "echo one");
+        script.step("long", "sleep 1\necho two");
+        script.on_failure = format!(
+            "echo \"$SHIPIT_FAILED_STEP\" > {}",
+            super::super::quote(flag.to_str().unwrap())
+        );
+        // The reader goes away after the first line: the script's next write gets SIGPIPE.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script.render())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 8];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        drop(stdout);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(129));
+        let cleaned = std::fs::read_to_string(&flag).unwrap();
+        assert!(
+            cleaned.starts_with("first") || cleaned.starts_with("long"),
+            "{cleaned}"
+        );
     }
 
     #[test]
