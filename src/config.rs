@@ -627,13 +627,8 @@ fn validate_target(
             format!("`{deploy_to}` must be an absolute path"),
         ));
     }
-    if deploy_to.contains('\n') || deploy_to.contains('\0') {
-        return Err(source.error(
-            raw.deploy_to.span(),
-            key("deploy_to"),
-            "must not contain newlines or NUL",
-        ));
-    }
+    safe_service_path(deploy_to)
+        .map_err(|why| source.error(raw.deploy_to.span(), key("deploy_to"), why))?;
     let environment = raw.environment.get_ref();
     if environment.is_empty()
         || !environment
@@ -700,6 +695,8 @@ fn validate_target(
             if !n.get_ref().site.starts_with('/') {
                 return Err(source.error(n.span(), key("nginx.site"), "must be an absolute path"));
             }
+            safe_service_path(&n.get_ref().site)
+                .map_err(|why| source.error(n.span(), key("nginx.site"), why))?;
             Some(n.into_inner())
         }
         None => None,
@@ -713,6 +710,8 @@ fn validate_target(
                     "must be an absolute path",
                 ));
             }
+            safe_service_path(&s.get_ref().conf_dir)
+                .map_err(|why| source.error(s.span(), key("supervisor.conf_dir"), why))?;
             Some(s.into_inner())
         }
         None => None,
@@ -770,6 +769,22 @@ fn validate_target(
         nginx,
         supervisor,
     })
+}
+
+/// Paths that end up inside nginx and supervisor configs (which have no quoting that survives
+/// every directive) are limited to characters both read literally.
+fn safe_service_path(path: &str) -> std::result::Result<(), String> {
+    match path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@:,=".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "`{}` contains {:?}; use letters, digits and / . _ - + @ : , = (it is written into nginx and supervisor configs)",
+            path.escape_debug(),
+            c
+        )),
+        None => Ok(()),
+    }
 }
 
 fn key_for(target: &str, key: &str) -> String {
@@ -902,6 +917,27 @@ keep_releases = 3
             msg.contains("`targets.production.shared_dirs`: `../media` must not contain `..`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn paths_written_into_service_configs_are_plain() {
+        for bad in [
+            "/srv/my app",
+            "/srv/a;b",
+            "/srv/$(id)",
+            "/srv/a'b",
+            "/srv/a{b}",
+        ] {
+            let msg = message(&GOOD.replace("\"/srv/hello\"", &format!("{bad:?}")));
+            assert!(
+                msg.contains("`targets.production.deploy_to`"),
+                "{bad}: {msg}"
+            );
+            assert!(
+                msg.contains("written into nginx and supervisor configs"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

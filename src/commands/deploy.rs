@@ -444,7 +444,13 @@ pub(crate) fn services(
         conf_dir: s.conf_dir.clone(),
         ctl: s.ctl.clone(),
         program: program_name(&config.project.name, &target.name, &release),
-        program_glob: format!("{}-{}-*.conf", config.project.name, target.name),
+        // Exactly 14 digits: `hello-test-*` would also match target `test-eu`'s programs.
+        program_glob: format!(
+            "{}-{}-{}.conf",
+            config.project.name,
+            target.name,
+            "[0-9]".repeat(14)
+        ),
         config: String::new(),
         health: target.health.clone(),
     });

@@ -310,7 +310,8 @@ impl DeployPlan {
              else\n\
              \x20 rm -rf \"$V\"\n\
              \x20 UV_PYTHON_DOWNLOADS=never\n\
-             \x20 export UV_PYTHON_DOWNLOADS\n\
+             \x20 UV_NATIVE_TLS=1\n\
+             \x20 export UV_PYTHON_DOWNLOADS UV_NATIVE_TLS\n\
              \x20 echo \"building virtualenv $KEY with $INSTALLER\"\n\
              \x20 if [ \"$INSTALLER\" = uv ]; then\n\
              \x20   uv venv --quiet --python \"$PY\" \"$V\"\n\
@@ -357,6 +358,8 @@ impl DeployPlan {
         let mut on_failure = String::from(
             "if [ -n \"$PREVIOUS\" ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" != \"$PREVIOUS\" ]; then\n\
              \x20 ln -sfn \"$PREVIOUS\" \"$D/.current.back\" && mv -fT \"$D/.current.back\" \"$D/current\" && echo \"switched current back to $PREVIOUS\"\n\
+             elif [ -z \"$PREVIOUS\" ] && [ -L \"$D/current\" ]; then\n\
+             \x20 rm -f \"$D/current\"; echo \"removed current: this was the first deploy\"\n\
              fi\n",
         );
         on_failure.push_str(&undo_prepare(self));
@@ -516,11 +519,10 @@ pub(super) fn start_app_body(app: &AppPlan) -> String {
          mv -f \"$TMP\" \"$PROGRAM_CONF\"\n\
          shipit_ctl reread >/dev/null\n\
          shipit_ctl update \"$PROGRAM\"\n\
-         TRIES=$(( {timeout} * 2 ))\n\
+         DEADLINE=$(( $(date +%s) + {timeout} ))\n\
          while :; do\n\
          \x20 if STATUS=$({probe} \"$R/.shipit/app.sock\" 2>&1); then echo \"health check before the switch: $STATUS\"; break; fi\n\
-         \x20 TRIES=$((TRIES - 1))\n\
-         \x20 if [ \"$TRIES\" -le 0 ]; then\n\
+         \x20 if [ \"$(date +%s)\" -ge \"$DEADLINE\" ]; then\n\
          \x20   shipit_ctl status \"$PROGRAM\" || true\n\
          \x20   shipit_ctl tail \"$PROGRAM\" 2>/dev/null | tail -n 12 || true\n\
          \x20   echo \"the new app server failed its health check on $R/.shipit/app.sock within {timeout}s: $STATUS\"\n\
@@ -722,10 +724,18 @@ mod tests {
 
     #[test]
     fn the_switch_is_a_rename_never_rm_and_ln() {
-        let text = plan().switch("n").render();
-        assert!(text.contains("mv -fT \"$D/.current.$ID\" \"$D/current\""));
-        assert!(!text.contains("rm -f \"$D/current\""));
-        assert!(!text.contains("ln -sfn \"releases/$ID\" \"$D/current\""));
+        let script = plan().switch("n");
+        let switch = &script
+            .steps
+            .iter()
+            .find(|s| s.name == "switch")
+            .unwrap()
+            .body;
+        assert!(switch.contains("mv -fT \"$D/.current.$ID\" \"$D/current\""));
+        assert!(!switch.contains("rm "));
+        assert!(!script
+            .render()
+            .contains("ln -sfn \"releases/$ID\" \"$D/current\""));
     }
 
     #[test]

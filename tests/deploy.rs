@@ -1,0 +1,1742 @@
+//! `shipit deploy` end to end against real components: OpenSSH sshd (logging in as `deploy`),
+//! nginx and supervisord running as `deploy`, and gunicorn serving the example Django project.
+//! No mocks: every assertion is about what a person would see (pages served through nginx,
+//! symlinks, files, supervisor programs, exit statuses and messages). Needs root.
+//!
+//! Each test builds its own stack (sshd, nginx, supervisord, a deploy-owned `deploy_to`) on
+//! fresh ports and directories, so tests run in parallel threads. The two-host test gives the
+//! second host its own filesystem view with a private mount namespace (see [`start_host_b`]).
+//!
+//! Per-test timings: `cargo test --test deploy -- --nocapture`.
+
+mod common;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::Project;
+use support::*;
+
+/// How long one `shipit deploy` may take before the test fails instead of hanging.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long nginx gets to apply a reload (it is asynchronous).
+const SERVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+const TARGET: &str = "test";
+
+// ---------------------------------------------------------------------------------------------
+// What one run of shipit produced.
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// The `--json` object on stdout.
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    fn release(&self) -> String {
+        self.json()["release"]
+            .as_str()
+            .expect("json has a release")
+            .to_string()
+    }
+
+    /// Asserts the exit status, showing everything shipit said otherwise.
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "shipit exited with {} (expected {code}) after {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts that stderr mentions every needle.
+    fn says(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr does not mention {needle:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack of one test.
+
+/// How the target section of shipit.toml is written.
+#[derive(Clone, Debug)]
+struct TargetOptions {
+    /// `hosts = [...]`.
+    hosts: Vec<String>,
+    /// `known_hosts = "..."`, when set.
+    known_hosts: Option<PathBuf>,
+    /// `listen` for the nginx site.
+    listen: String,
+    /// Extra lines appended inside `[targets.test]`.
+    extra: String,
+    /// `deploy_to` is this directory inside the host's base directory.
+    app: String,
+}
+
+/// One target machine: sshd, nginx and supervisord, and where releases go.
+struct Host {
+    // Dropped in this order: programs stop before their directories go.
+    sup: Supervisord,
+    nginx: Nginx,
+    sshd: Sshd,
+    /// Deploy-owned base directory; `deploy_to` is `base/app`.
+    base: tempfile::TempDir,
+}
+
+impl Host {
+    fn start() -> Host {
+        let sshd = Sshd::start();
+        Host {
+            sup: Supervisord::start(),
+            nginx: Nginx::start(),
+            sshd,
+            base: deploy_owned_tempdir(),
+        }
+    }
+
+    /// `deploy_to` with the default directory name.
+    fn deploy_to(&self) -> PathBuf {
+        self.base.path().join("app")
+    }
+}
+
+/// A test's world: the example project under git, a private HOME for shipit and one host.
+struct Stack {
+    host: Host,
+    project: Project,
+    /// Root-owned, empty: shipit's HOME, so root's real ~/.ssh is neither used nor modified.
+    home: tempfile::TempDir,
+    /// TCP port nginx serves the site on.
+    port: u16,
+    options: TargetOptions,
+    started: Instant,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Per-test timing, visible with --nocapture.
+        let test = self.started.elapsed();
+        let teardown = Instant::now();
+        self.host.sup.stop();
+        let sup = teardown.elapsed();
+        self.host.nginx.stop();
+        self.host.sshd.stop();
+        eprintln!(
+            "[timing] {}: {:.1}s (+{:.1}s stopping daemons, supervisord {:.1}s)",
+            std::thread::current().name().unwrap_or("?"),
+            test.as_secs_f64(),
+            teardown.elapsed().as_secs_f64(),
+            sup.as_secs_f64()
+        );
+    }
+}
+
+/// `[project]` section shared by every configuration.
+const PROJECT_TOML: &str = r#"[project]
+name = "hello"
+python = "/usr/bin/python3"
+
+[project.requirements]
+deployment = "requirements/deployment.txt"
+"#;
+
+/// The `[targets.test]` tables for a target whose paths are those of `host` (the deploy_to,
+/// nginx and supervisor of `host` are the paths every host of the target is given).
+fn target_toml(host: &Host, options: &TargetOptions) -> String {
+    target_toml_named(TARGET, "hello.conf", host, options)
+}
+
+/// [`target_toml`] for a target called `name` whose nginx site is `site` in the sites dir.
+fn target_toml_named(name: &str, site: &str, host: &Host, options: &TargetOptions) -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap(); // a TOML basic string
+    let hosts: Vec<String> = options.hosts.iter().map(|h| quote(h)).collect();
+    let mut text = format!(
+        "\n[targets.{name}]\n\
+         hosts = [{hosts}]\n\
+         deploy_to = {deploy_to}\n\
+         environment = \"deployment\"\n\
+         shared_dirs = [\"var\"]\n\
+         identity_file = {key}\n",
+        hosts = hosts.join(", "),
+        deploy_to = quote(&host.base.path().join(&options.app).display().to_string()),
+        key = quote(&host.sshd.client_key.display().to_string()),
+    );
+    if let Some(known) = &options.known_hosts {
+        text.push_str(&format!(
+            "known_hosts = {}\n",
+            quote(&known.display().to_string())
+        ));
+    }
+    text.push_str(&options.extra);
+    text.push_str(&format!(
+        "\n[targets.{name}.vars]\n\
+         listen = {listen}\n\
+         \n[targets.{name}.nginx]\n\
+         site = {site}\n\
+         test = {test}\n\
+         reload = {reload}\n\
+         \n[targets.{name}.supervisor]\n\
+         conf_dir = {conf_dir}\n\
+         ctl = {ctl}\n",
+        listen = quote(&options.listen),
+        site = quote(&host.nginx.sites_dir.join(site).display().to_string()),
+        test = quote(&host.nginx.test_command()),
+        reload = quote(&host.nginx.reload_command()),
+        conf_dir = quote(&host.sup.include_dir.display().to_string()),
+        ctl = quote(&host.sup.ctl_command()),
+    ));
+    text
+}
+
+/// Once per process: the deploy user exists and its uv trusts the system's CA store.
+///
+/// Deploy sessions get a bare environment (no SSL_CERT_FILE), and uv's built-in roots do not
+/// include a CA that a TLS-inspecting proxy in front of PyPI may use; a real server would be
+/// configured the same way (`~/.config/uv/uv.toml`). Harmless where PyPI is reached directly.
+fn prepare_host_user() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let user = deploy_user();
+        let dir = user.home.join(".config/uv");
+        let config = dir.join("uv.toml");
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        if !text.contains("native-tls") {
+            run_as_deploy_ok(&format!(
+                "mkdir -p {dir} && printf 'native-tls = true\\n' >> {config}",
+                dir = shell_quote(&dir.display().to_string()),
+                config = shell_quote(&config.display().to_string()),
+            ));
+        }
+    });
+}
+
+impl Stack {
+    /// A stack whose target trusts the sshd's host key through `known_hosts`.
+    fn start() -> Stack {
+        prepare_host_user();
+        let host = Host::start();
+        let port = free_port();
+        let options = TargetOptions {
+            hosts: vec![host.sshd.host_spec()],
+            known_hosts: Some(host.sshd.known_hosts.clone()),
+            listen: format!("127.0.0.1:{port}"),
+            extra: String::new(),
+            app: "app".into(),
+        };
+        Stack::new(host, port, options)
+    }
+
+    /// A stack for `host` (whose paths the target names) configured with `options`.
+    fn new(host: Host, port: u16, options: TargetOptions) -> Stack {
+        let stack = Stack {
+            host,
+            project: common::project(),
+            home: tempfile::Builder::new()
+                .prefix("shipit-home-")
+                .tempdir()
+                .expect("home tempdir"),
+            port,
+            options,
+            started: Instant::now(),
+        };
+        stack.write_config();
+        stack
+    }
+
+    /// Rewrites shipit.toml from `self.options` and commits it.
+    fn write_config(&self) {
+        let text = format!("{PROJECT_TOML}{}", target_toml(&self.host, &self.options));
+        self.project.write("shipit.toml", &text);
+        self.project.git(&["add", "-A"]);
+        self.project.git(&[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "shipit.toml for the test",
+        ]);
+    }
+
+    fn set_options(&mut self, change: impl FnOnce(&mut TargetOptions)) {
+        change(&mut self.options);
+        self.write_config();
+    }
+
+    fn deploy_to(&self) -> PathBuf {
+        self.host.base.path().join(&self.options.app)
+    }
+
+    /// Runs `shipit -C PROJECT ARGS` with the private HOME and no agent.
+    fn shipit(&self, args: &[&str]) -> Run {
+        run_shipit(&self.project, self.home.path(), args)
+    }
+
+    /// `shipit deploy --target test --json ARGS`.
+    fn deploy(&self, args: &[&str]) -> Run {
+        let mut all = vec!["deploy", "--target", TARGET, "--json"];
+        all.extend_from_slice(args);
+        self.shipit(&all)
+    }
+
+    /// A deploy that must succeed; returns its JSON.
+    fn deploy_ok(&self) -> Value {
+        let run = self.deploy(&[]);
+        if run.code != 0 {
+            panic!(
+                "deploy failed ({}) after {:?}\nstderr:\n{}\nsupervisord log:\n{}\napp log:\n{}\nnginx error.log:\n{}",
+                run.code,
+                run.elapsed,
+                run.stderr,
+                self.host.sup.log(),
+                app_log(&self.deploy_to()),
+                self.host.nginx.error_log()
+            );
+        }
+        run.json()
+    }
+
+    /// What `current` points at (e.g. `releases/20260102030405`), if anything.
+    fn current(&self) -> Option<String> {
+        current_of(&self.deploy_to())
+    }
+
+    fn releases(&self) -> Vec<String> {
+        list_dir(&self.deploy_to().join("releases"))
+    }
+
+    fn venvs(&self) -> Vec<String> {
+        list_dir(&self.deploy_to().join("venvs"))
+    }
+
+    /// `GET path` through nginx once `accept` likes the answer (nginx reloads asynchronously);
+    /// panics with the last answer otherwise.
+    fn page(&self, path: &str, accept: impl Fn(u16, &str) -> bool) -> String {
+        let mut last = None;
+        let got = wait_for(SERVE_TIMEOUT, || {
+            let answer = http_get(self.port, path);
+            let ok = matches!(&answer, Ok((status, body)) if accept(*status, body));
+            last = Some(answer);
+            ok.then(|| last.as_ref().unwrap().as_ref().unwrap().1.clone())
+        });
+        got.unwrap_or_else(|| {
+            panic!(
+                "GET {path} on port {} never gave the expected answer; last: {last:?}\n\
+                 nginx error.log:\n{}\nsupervisord log:\n{}\napp log:\n{}",
+                self.port,
+                self.host.nginx.error_log(),
+                self.host.sup.log(),
+                app_log(&self.deploy_to())
+            )
+        })
+    }
+
+    /// The index page once it shows `release: ID`.
+    fn serves_release(&self, id: &str) -> String {
+        let needle = format!("release: {id}\n");
+        self.page("/", |status, body| status == 200 && body.contains(&needle))
+    }
+
+    /// `supervisorctl status` as deploy.
+    fn programs(&self) -> String {
+        supervisor_status(&self.host.sup)
+    }
+
+    /// Commits a visible change to the index page so the next deploy differs.
+    fn change_page(&self, marker: &str) {
+        let page = "pages/templates/pages/index.html";
+        let text = self.project.read(page);
+        self.project.write(
+            page,
+            &text.replace(
+                "<h1>hello</h1>",
+                &format!("<h1>hello</h1>\n<p>{marker}</p>"),
+            ),
+        );
+        self.project.commit_all(marker);
+    }
+}
+
+fn run_shipit(project: &Project, home: &Path, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let out = project
+        .shipit()
+        .args(args)
+        .env("HOME", home)
+        .env("USER", "tester")
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(DEPLOY_TIMEOUT)
+        .output()
+        .expect("run shipit");
+    Run {
+        // A missing code means a signal, e.g. the timeout killing a hung deploy.
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+fn current_of(deploy_to: &Path) -> Option<String> {
+    std::fs::read_link(deploy_to.join("current"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Entry names of `dir`, sorted; empty when it does not exist.
+fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The release's `.shipit/state`, trimmed.
+fn state_of(deploy_to: &Path, id: &str) -> String {
+    std::fs::read_to_string(deploy_to.join("releases").join(id).join(".shipit/state"))
+        .unwrap_or_else(|e| format!("<no state file: {e}>"))
+        .trim()
+        .to_string()
+}
+
+fn app_log(deploy_to: &Path) -> String {
+    std::fs::read_to_string(deploy_to.join("shared/log/hello-app.log")).unwrap_or_default()
+}
+
+fn supervisor_status(sup: &Supervisord) -> String {
+    let out = run_as_deploy(&format!("{} status", sup.ctl_command()));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The program name of release `id` of the test target.
+fn program(id: &str) -> String {
+    format!("hello-{TARGET}-{id}")
+}
+
+/// The example project's stylesheet, as collectstatic should publish it.
+fn example_css() -> String {
+    std::fs::read_to_string(common::example_dir().join("pages/static/pages/site.css")).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A first deploy.
+
+#[test]
+fn first_deploy_serves_the_release_through_nginx() {
+    let stack = Stack::start();
+    let json = stack.deploy_ok();
+    let id = json["release"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 14, "release id {id:?}");
+    assert_eq!(json["target"], TARGET);
+    assert_eq!(
+        json["hosts"],
+        serde_json::json!([stack.host.sshd.host_spec()]),
+        "{json}"
+    );
+
+    // Served through nginx -> gunicorn of the new release.
+    let body = stack.serves_release(&id);
+    assert!(body.contains(&format!("target: {TARGET}\n")), "{body}");
+    assert_eq!(
+        stack.page("/health", |s, _| s == 200),
+        "ok",
+        "health check body"
+    );
+    // collectstatic ran and nginx serves the static root of `current`.
+    assert_eq!(
+        stack.page("/static/pages/site.css", |s, _| s == 200),
+        example_css()
+    );
+
+    // The layout on the host.
+    let deploy_to = stack.deploy_to();
+    assert_eq!(stack.current(), Some(format!("releases/{id}")));
+    assert_eq!(stack.releases(), vec![id.clone()]);
+    assert_eq!(state_of(&deploy_to, &id), "live");
+    assert!(
+        !deploy_to.join(".shipit/lock").exists(),
+        "the lock was not released"
+    );
+    let release = deploy_to.join("releases").join(&id);
+    assert_eq!(
+        std::fs::read_link(release.join("var")).unwrap(),
+        deploy_to.join("shared/var"),
+        "shared dir link"
+    );
+    assert!(
+        deploy_to.join("shared/var/db.sqlite3").is_file(),
+        "migrate made no database"
+    );
+    let venvs = stack.venvs();
+    assert_eq!(venvs.len(), 1, "{venvs:?}");
+    assert_eq!(
+        std::fs::read_link(release.join(".venv")).unwrap(),
+        deploy_to.join("venvs").join(&venvs[0])
+    );
+    assert_eq!(
+        json["venv"],
+        serde_json::json!([format!("built {}", venvs[0])]),
+        "{json}"
+    );
+    // Everything on the host belongs to the deploy user.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&release).unwrap().uid(),
+        deploy_user().uid
+    );
+
+    // The release's program runs under supervisor (RUNNING once up for startsecs=1).
+    let running = wait_for(Duration::from_secs(10), || {
+        let status = stack.programs();
+        (status.contains(&program(&id)) && status.contains("RUNNING")).then_some(())
+    });
+    assert!(running.is_some(), "{}", stack.programs());
+
+    // One connection, one channel per script plus the upload, the whole archive uploaded.
+    let usage = &json["usage"];
+    assert_eq!(usage["connections"], 1, "{json}");
+    assert_eq!(usage["channels"], 4, "{json}");
+    assert_eq!(usage["bytes_uploaded"], json["archive"]["size"], "{json}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A second deploy.
+
+#[test]
+fn second_deploy_serves_new_code_reuses_the_venv_and_stops_the_old_app() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    let body = stack.serves_release(&id1);
+    assert!(!body.contains("second release"), "{body}");
+    let visits_before = visits(&body);
+
+    stack.change_page("marker: second release");
+    let second = stack.deploy_ok();
+    let id2 = second["release"].as_str().unwrap().to_string();
+    assert!(id2 > id1, "release ids must increase: {id1} then {id2}");
+
+    let body = stack.serves_release(&id2);
+    assert!(body.contains("<p>marker: second release</p>"), "{body}");
+    // var/ is shared: the database (and its visit count) survived the new release.
+    assert!(
+        visits(&body) > visits_before,
+        "visit count went from {visits_before} to {}: the database was not shared",
+        visits(&body)
+    );
+    assert_eq!(stack.current(), Some(format!("releases/{id2}")));
+    assert_eq!(stack.releases(), vec![id1.clone(), id2.clone()]);
+    assert_eq!(state_of(&stack.deploy_to(), &id1), "good");
+    assert_eq!(state_of(&stack.deploy_to(), &id2), "live");
+
+    // Same python, same requirements: the venv is reused.
+    let venvs = stack.venvs();
+    assert_eq!(venvs.len(), 1, "{venvs:?}");
+    assert_eq!(
+        first["venv"],
+        serde_json::json!([format!("built {}", venvs[0])])
+    );
+    assert_eq!(
+        second["venv"],
+        serde_json::json!([format!("reused {}", venvs[0])])
+    );
+
+    // The first release's app server is gone; the second's runs.
+    let status = stack.programs();
+    assert!(!status.contains(&program(&id1)), "{status}");
+    assert!(status.contains(&program(&id2)), "{status}");
+    assert_eq!(
+        list_dir(&stack.host.sup.include_dir),
+        vec![format!("{}.conf", program(&id2))]
+    );
+    let old_socket = stack
+        .deploy_to()
+        .join(format!("releases/{id1}/.shipit/app.sock"));
+    assert!(
+        std::os::unix::net::UnixStream::connect(&old_socket).is_err(),
+        "the old release's gunicorn still accepts on {}",
+        old_socket.display()
+    );
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+}
+
+/// The `visits: N` count on the index page.
+fn visits(body: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("visits: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no visit count in {body}"))
+}
+
+/// The site nginx gets differs between releases only by a comment naming the release, so
+/// "reload nginx only if the site changed" should not reload it for a plain code change:
+/// `current` moves traffic by itself.
+#[test]
+fn a_code_change_does_not_rewrite_the_nginx_site() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    stack.serves_release(first["release"].as_str().unwrap());
+    let site = stack.host.nginx.sites_dir.join("hello.conf");
+    let site_before = std::fs::read_to_string(&site).unwrap();
+    let reloads_before = stack
+        .host
+        .nginx
+        .error_log()
+        .matches("reconfiguring")
+        .count();
+
+    stack.change_page("marker: code only");
+    let second = stack.deploy_ok();
+    stack.serves_release(second["release"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), site_before);
+    assert_eq!(
+        stack
+            .host
+            .nginx
+            .error_log()
+            .matches("reconfiguring")
+            .count(),
+        reloads_before,
+        "nginx was reloaded although only the code changed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. New requirements, new venv.
+
+#[test]
+fn changed_requirements_build_a_new_venv() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let old_venv = stack.venvs();
+    assert_eq!(old_venv.len(), 1);
+
+    let req = "requirements/deployment.txt";
+    let text = stack.project.read(req);
+    stack.project.write(
+        req,
+        &format!("{text}six==1.16.0\n    # via the deploy test\n"),
+    );
+    stack.project.commit_all("add six");
+    let second = stack.deploy_ok();
+    let id2 = second["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id2);
+
+    let venvs = stack.venvs();
+    assert_eq!(venvs.len(), 2, "{venvs:?}");
+    let new_venv = venvs.iter().find(|v| **v != old_venv[0]).unwrap().clone();
+    assert_eq!(
+        second["venv"],
+        serde_json::json!([format!("built {new_venv}")])
+    );
+    assert_ne!(first["venv"], second["venv"]);
+    assert_eq!(
+        std::fs::read_link(stack.deploy_to().join("releases").join(&id2).join(".venv")).unwrap(),
+        stack.deploy_to().join("venvs").join(&new_venv)
+    );
+    // The new venv has the new package and still serves.
+    let python = stack
+        .deploy_to()
+        .join("venvs")
+        .join(&new_venv)
+        .join("bin/python");
+    run_as_deploy_ok(&format!(
+        "{} -c 'import six, django, gunicorn'",
+        shell_quote(&python.display().to_string())
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A failing migration.
+
+#[test]
+fn failing_migration_leaves_the_old_release_serving() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id1);
+    let site = stack.host.nginx.sites_dir.join("hello.conf");
+    let site_before = std::fs::read_to_string(&site).unwrap();
+
+    stack.project.write(
+        "pages/migrations/0002_fail.py",
+        "from django.db import migrations\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [(\"pages\", \"0001_initial\")]\n\
+         \x20   operations = [migrations.RunPython(lambda apps, schema: 1 / 0)]\n",
+    );
+    stack.change_page("marker: never served");
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        &format!(
+            "{}: step `migrate` failed with exit status",
+            stack.host.sshd.host_spec()
+        ),
+        "ZeroDivisionError",
+    ]);
+    assert!(
+        run.stderr.starts_with("error:") || run.stderr.contains("\nerror: "),
+        "{}",
+        run.stderr
+    );
+
+    // Nothing moved: current, the page, the nginx site, the app server.
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    let body = stack.serves_release(&id1);
+    assert!(!body.contains("never served"), "{body}");
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), site_before);
+    let status = stack.programs();
+    assert!(status.contains(&program(&id1)), "{status}");
+    assert_eq!(status.lines().count(), 1, "{status}");
+
+    // The failed release is kept for inspection, marked failed; the lock is gone.
+    let releases = stack.releases();
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    let failed = releases.iter().find(|r| **r != id1).unwrap();
+    assert_eq!(state_of(&stack.deploy_to(), failed), "failed");
+    assert_eq!(state_of(&stack.deploy_to(), &id1), "live");
+    assert!(
+        !stack.deploy_to().join(".shipit/lock").exists(),
+        "lock left behind"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The deploy lock.
+
+#[test]
+fn a_held_lock_refuses_the_deploy_until_broken() {
+    let stack = Stack::start();
+    let deploy_to = stack.deploy_to();
+    let lock = deploy_to.join(".shipit/lock");
+    for dir in [deploy_to.clone(), deploy_to.join(".shipit"), lock.clone()] {
+        mkdir_as_deploy(&dir);
+    }
+    let info = "token=sekrit-token-of-alice\nby=alice@elsewhere\nsince=2026-01-01T00:00:00Z\nrelease=20260101000000\npid=4242\n";
+    write_as_deploy(&lock.join("info"), info);
+
+    let run = stack.deploy(&[]);
+    run.expect_code(4)
+        .says(&["another deploy", "alice@elsewhere", "--break-lock"]);
+    assert!(
+        !run.stderr.contains("sekrit"),
+        "the lock token leaked:\n{}",
+        run.stderr
+    );
+    assert_eq!(stack.releases(), Vec::<String>::new());
+    assert_eq!(stack.current(), None);
+    // Someone else's lock is left exactly as it was.
+    assert_eq!(std::fs::read_to_string(lock.join("info")).unwrap(), info);
+
+    let run = stack.deploy(&["--break-lock"]);
+    run.expect_code(0);
+    let id = run.release();
+    stack.serves_release(&id);
+    assert_eq!(stack.current(), Some(format!("releases/{id}")));
+    assert!(!lock.exists(), "lock left behind after --break-lock");
+}
+
+#[test]
+fn of_two_simultaneous_deploys_exactly_one_wins() {
+    let stack = Stack::start();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| stack.deploy(&[]));
+        let b = scope.spawn(|| stack.deploy(&[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 4],
+        "a: {}\n{}\nb: {}\n{}",
+        a.code,
+        a.stderr,
+        b.code,
+        b.stderr
+    );
+    let (winner, loser) = if a.code == 0 { (a, b) } else { (b, a) };
+    loser.says(&["another deploy"]);
+    let id = winner.release();
+    stack.serves_release(&id);
+    assert_eq!(stack.releases(), vec![id]);
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6, 7. Host keys.
+
+/// `SHA256:...` of the single key in a known_hosts file, by ssh-keygen.
+fn fingerprint_of_known_hosts(file: &Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .find(|w| w.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint in {text}"))
+        .to_string()
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_unless_accepted_and_then_recorded() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.known_hosts = None);
+    let line = stack.host.sshd.known_hosts_line();
+    let port = stack.host.sshd.port;
+    assert!(line.starts_with(&format!("[127.0.0.1]:{port} ssh-ed25519 ")));
+    let fingerprint = fingerprint_of_known_hosts(&stack.host.sshd.known_hosts);
+    let user_known_hosts = stack.home.path().join(".ssh/known_hosts");
+
+    let run = stack.deploy(&[]);
+    run.expect_code(3)
+        .says(&[&fingerprint, &line, "--accept-new-host-key"]);
+    assert!(!stack.deploy_to().exists(), "deploy_to was created");
+    assert!(!user_known_hosts.exists(), "a refused key was recorded");
+
+    let run = stack.deploy(&["--accept-new-host-key"]);
+    run.expect_code(0);
+    let id = run.release();
+    stack.serves_release(&id);
+    assert_eq!(
+        std::fs::read_to_string(&user_known_hosts).unwrap(),
+        format!("{line}\n")
+    );
+
+    // From now on the recorded key is trusted without the flag: this deploy gets as far as
+    // the (held) lock, which needs a verified, authenticated session.
+    let lock = stack.deploy_to().join(".shipit/lock");
+    mkdir_as_deploy(&lock);
+    write_as_deploy(&lock.join("info"), "token=x\nby=someone@else\n");
+    stack.deploy(&[]).expect_code(4);
+    assert_eq!(
+        std::fs::read_to_string(&user_known_hosts).unwrap(),
+        format!("{line}\n"),
+        "the key was recorded twice"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused_even_with_accept_new_host_key() {
+    let mut stack = Stack::start();
+    let known_hosts = stack.host.sshd.known_hosts.clone();
+    let old = std::fs::read_to_string(&known_hosts).unwrap();
+    stack.host.sshd.regenerate_host_key();
+    let new_line = stack.host.sshd.known_hosts_line();
+    let scratch = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(scratch.path(), format!("{new_line}\n")).unwrap();
+    let new_fingerprint = fingerprint_of_known_hosts(scratch.path());
+
+    for args in [&[][..], &["--accept-new-host-key"][..]] {
+        let run = stack.deploy(args);
+        run.expect_code(3)
+            .says(&["HOST KEY HAS CHANGED", &new_fingerprint]);
+        assert!(
+            run.stderr
+                .contains(&format!("127.0.0.1:{}", stack.host.sshd.port)),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), old);
+    assert!(!stack.home.path().join(".ssh").exists());
+    assert!(!stack.deploy_to().exists(), "deploy_to was created");
+
+    // The same when the stale key is in ~/.ssh/known_hosts rather than the target's file.
+    std::fs::create_dir_all(stack.home.path().join(".ssh")).unwrap();
+    let user_known_hosts = stack.home.path().join(".ssh/known_hosts");
+    std::fs::write(&user_known_hosts, &old).unwrap();
+    stack.set_options(|o| o.known_hosts = None);
+    for args in [&[][..], &["--accept-new-host-key"][..]] {
+        stack
+            .deploy(args)
+            .expect_code(3)
+            .says(&["HOST KEY HAS CHANGED", &new_fingerprint]);
+    }
+    assert_eq!(std::fs::read_to_string(&user_known_hosts).unwrap(), old);
+    assert!(!stack.deploy_to().exists(), "deploy_to was created");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9, 10. Dry run, unreachable host.
+
+#[test]
+fn dry_run_lists_the_steps_and_touches_no_host() {
+    let stack = Stack::start();
+    // The harness probed sshd's banner once while starting it; nothing may come after that.
+    let connections = stack.host.sshd.log().matches("Connection from").count();
+    let run = stack.shipit(&["deploy", "--target", TARGET, "--dry-run"]);
+    run.expect_code(0);
+    let out = &run.stdout;
+    assert!(out.contains(&stack.host.sshd.host_spec()), "{out}");
+    for step in [
+        "layout",
+        "lock",
+        "verify",
+        "unpack",
+        "virtualenv",
+        "migrate",
+        "collectstatic",
+        "nginx-check",
+        "start-app",
+        "switch",
+        "reload-nginx",
+        "stop-old-app",
+    ] {
+        assert!(
+            out.contains(&format!("  - {step}\n")),
+            "no step {step} in:\n{out}"
+        );
+    }
+    let begin = out.find("begin").unwrap();
+    let prepare = out.find("prepare").unwrap();
+    let switch = out.find("switch (").unwrap();
+    assert!(begin < prepare && prepare < switch, "{out}");
+
+    let run = stack.shipit(&["deploy", "--target", TARGET, "--dry-run", "--json"]);
+    run.expect_code(0);
+    let json = run.json();
+    let phases = json["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 3, "{json}");
+    assert!(phases[1]["steps"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("migrate")));
+
+    assert!(!stack.deploy_to().exists(), "a dry run created deploy_to");
+    assert_eq!(
+        stack.host.sshd.log().matches("Connection from").count(),
+        connections,
+        "a dry run connected:\n{}",
+        stack.host.sshd.log()
+    );
+    assert_eq!(list_dir(&stack.host.sup.include_dir), Vec::<String>::new());
+    assert_eq!(list_dir(&stack.host.nginx.sites_dir), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreachable_host_fails_fast_with_exit_3() {
+    let mut stack = Stack::start();
+    let port = free_port();
+    assert!(port_refuses(port));
+    let spec = format!("deploy@127.0.0.1:{port}");
+    stack.set_options(|o| o.hosts = vec![spec.clone()]);
+    let run = stack.deploy(&[]);
+    run.expect_code(3).says(&[&spec]);
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(!stack.deploy_to().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Two hosts.
+
+/// Linux mount namespaces, through the C library std already links (no extra crate).
+mod ns {
+    use std::ffi::CString;
+    use std::os::raw::{c_char, c_int, c_ulong, c_void};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    extern "C" {
+        fn unshare(flags: c_int) -> c_int;
+        fn mount(
+            source: *const c_char,
+            target: *const c_char,
+            fstype: *const c_char,
+            flags: c_ulong,
+            data: *const c_void,
+        ) -> c_int;
+    }
+
+    const CLONE_NEWNS: c_int = 0x0002_0000;
+    const MS_BIND: c_ulong = 0x1000;
+    const MS_REC: c_ulong = 0x4000;
+    const MS_PRIVATE: c_ulong = 0x0004_0000;
+
+    fn c_path(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).unwrap()
+    }
+
+    /// Moves the CALLING THREAD (and every process it spawns from now on) into a new, private
+    /// mount namespace: mounts made here are invisible to the rest of the system.
+    pub fn enter_private_mount_namespace() {
+        // SAFETY: plain syscalls with valid, NUL-terminated arguments.
+        unsafe {
+            assert_eq!(
+                unshare(CLONE_NEWNS),
+                0,
+                "unshare(CLONE_NEWNS): {}",
+                std::io::Error::last_os_error()
+            );
+            let root = c_path(Path::new("/"));
+            assert_eq!(
+                mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    MS_REC | MS_PRIVATE,
+                    std::ptr::null()
+                ),
+                0,
+                "make / private: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// `mount --bind from onto` in the calling thread's mount namespace.
+    pub fn bind(from: &Path, onto: &Path) {
+        let (from_c, onto_c) = (c_path(from), c_path(onto));
+        // SAFETY: as above.
+        let rc = unsafe {
+            mount(
+                from_c.as_ptr(),
+                onto_c.as_ptr(),
+                std::ptr::null(),
+                MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "bind {} onto {}: {}",
+            from.display(),
+            onto.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A second "machine" for a target whose configuration names `a`'s paths.
+///
+/// One target has one `deploy_to`, one nginx site path and one supervisor `conf_dir` for all
+/// its hosts, so two hosts on one machine would share them. Host B therefore runs its own
+/// sshd, nginx and supervisord inside a private mount namespace in which B's base, nginx and
+/// supervisor directories are bind-mounted over A's: everything B's sessions and daemons do at
+/// A's paths lands in B's own directories, as on a second machine. The test (outside the
+/// namespace) sees B's files at their real paths (`b.base`, ...).
+fn start_host_b(a: &Host) -> Host {
+    let a_base = a.base.path().to_path_buf();
+    let a_nginx = a.nginx.dir.path().to_path_buf();
+    let a_sup = a.sup.dir.path().to_path_buf();
+    let key = a.sshd.client_key.clone();
+    std::thread::spawn(move || {
+        ns::enter_private_mount_namespace();
+        let sup = Supervisord::start();
+        let nginx = Nginx::start();
+        let base = deploy_owned_tempdir();
+        ns::bind(base.path(), &a_base);
+        ns::bind(nginx.dir.path(), &a_nginx);
+        ns::bind(sup.dir.path(), &a_sup);
+        let sshd = Sshd::start_with_client_key(&key);
+        Host {
+            sup,
+            nginx,
+            sshd,
+            base,
+        }
+    })
+    .join()
+    .expect("start host B")
+}
+
+/// Minimal HTTP/1.0 GET over a unix socket: `(status, body)`.
+fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, text.clone());
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
+
+/// The index page nginx serves on `socket`, once it shows `release: ID`.
+fn serves_release_on(host: &Host, socket: &Path, id: &str) -> String {
+    let needle = format!("release: {id}\n");
+    let mut last = None;
+    wait_for(SERVE_TIMEOUT, || {
+        let answer = http_get_unix(socket, "/");
+        let ok = matches!(&answer, Ok((200, body)) if body.contains(&needle));
+        let body = answer.as_ref().map(|(_, b)| b.clone()).ok();
+        last = Some(answer);
+        if ok {
+            body
+        } else {
+            None
+        }
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never served release {id}; last: {last:?}\nnginx error.log:\n{}\nsupervisord log:\n{}",
+            socket.display(),
+            host.nginx.error_log(),
+            host.sup.log()
+        )
+    })
+}
+
+/// Two hosts (A in the normal namespace, B in its own) for one target, with the paths the test
+/// uses to look at each.
+struct TwoHosts {
+    stack: Stack,
+    b: Host,
+    a_http: PathBuf,
+    b_http: PathBuf,
+    a_to: PathBuf,
+    b_to: PathBuf,
+    a_spec: String,
+    b_spec: String,
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        let t = Instant::now();
+        self.b.sup.stop();
+        let sup = t.elapsed();
+        self.b.nginx.stop();
+        let nginx = t.elapsed();
+        self.b.sshd.stop();
+        eprintln!(
+            "[timing] host B: {:.1}s stopping daemons (supervisord {:.1}s, nginx {:.1}s)",
+            t.elapsed().as_secs_f64(),
+            sup.as_secs_f64(),
+            (nginx - sup).as_secs_f64()
+        );
+    }
+}
+
+impl TwoHosts {
+    fn start() -> TwoHosts {
+        prepare_host_user();
+        let a = Host::start();
+        let b = start_host_b(&a);
+        assert_ne!(a.sshd.port, b.sshd.port);
+        // One known_hosts file vouching for both servers.
+        let known = a.base.path().join("known_hosts");
+        std::fs::write(
+            &known,
+            format!(
+                "{}\n{}\n",
+                a.sshd.known_hosts_line(),
+                b.sshd.known_hosts_line()
+            ),
+        )
+        .unwrap();
+        // nginx listens on a unix socket in the base directory: the same path (A's) is a
+        // different socket on each host, where a TCP port would clash on this one machine.
+        let listen_path = a.base.path().join("http.sock");
+        let options = TargetOptions {
+            hosts: vec![a.sshd.host_spec(), b.sshd.host_spec()],
+            known_hosts: Some(known),
+            listen: format!("unix:{}", listen_path.display()),
+            extra: String::new(),
+            app: "app".into(),
+        };
+        TwoHosts {
+            a_http: listen_path,
+            b_http: b.base.path().join("http.sock"),
+            a_to: a.deploy_to(),
+            b_to: b.base.path().join("app"),
+            a_spec: a.sshd.host_spec(),
+            b_spec: b.sshd.host_spec(),
+            stack: Stack::new(a, 0, options),
+            b,
+        }
+    }
+
+    /// `(deploy_to, host, http socket)` of A and of B.
+    fn hosts(&self) -> [(&PathBuf, &Host, &PathBuf); 2] {
+        [
+            (&self.a_to, &self.stack.host, &self.a_http),
+            (&self.b_to, &self.b, &self.b_http),
+        ]
+    }
+}
+
+#[test]
+fn two_hosts_switch_together_and_neither_switches_when_one_fails() {
+    let two = TwoHosts::start();
+    let TwoHosts {
+        stack,
+        a_to,
+        b_to,
+        a_spec,
+        b_spec,
+        ..
+    } = &two;
+    let a = &stack.host;
+
+    // Both hosts get the same release and serve it, each from its own files and daemons.
+    let json = stack.deploy_ok();
+    let id1 = json["release"].as_str().unwrap().to_string();
+    assert_eq!(json["hosts"], serde_json::json!([a_spec, b_spec]), "{json}");
+    assert_eq!(json["usage"]["connections"], 2, "{json}");
+    assert_eq!(json["venv"].as_array().map(Vec::len), Some(2), "{json}");
+    for (to, host, http) in two.hosts() {
+        assert_eq!(
+            current_of(to),
+            Some(format!("releases/{id1}")),
+            "{}",
+            to.display()
+        );
+        assert_eq!(state_of(to, &id1), "live");
+        serves_release_on(host, http, &id1);
+        let status = supervisor_status(&host.sup);
+        assert!(status.contains(&program(&id1)), "{status}");
+    }
+    assert_ne!(a_to, b_to);
+    let a_site = a.nginx.sites_dir.join("hello.conf");
+    let a_site_before = std::fs::read_to_string(&a_site).unwrap();
+
+    // B cannot prepare the next release: its releases/ is not writable.
+    let b_releases = b_to.join("releases");
+    chmod(&b_releases, 0o555);
+    stack.change_page("marker: two hosts, second release");
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        &format!("{b_spec}: step `unpack` failed"),
+        "nothing was switched",
+    ]);
+    // Neither host switched, both still serve the first release.
+    for (to, host, http) in two.hosts() {
+        assert_eq!(
+            current_of(to),
+            Some(format!("releases/{id1}")),
+            "{}",
+            to.display()
+        );
+        let body = serves_release_on(host, http, &id1);
+        assert!(!body.contains("second release"), "{body}");
+        assert!(
+            !to.join(".shipit/lock").exists(),
+            "{} still locked",
+            to.display()
+        );
+    }
+    // A had prepared the release: it is marked failed, its app server stopped, its site back.
+    let a_releases = list_dir(&a_to.join("releases"));
+    assert_eq!(a_releases.len(), 2, "{a_releases:?}");
+    let aborted = a_releases.iter().find(|r| **r != id1).unwrap().clone();
+    assert_eq!(state_of(a_to, &aborted), "failed");
+    assert_eq!(state_of(a_to, &id1), "live");
+    let status = supervisor_status(&a.sup);
+    assert!(!status.contains(&program(&aborted)), "{status}");
+    assert!(status.contains(&program(&id1)), "{status}");
+    assert_eq!(std::fs::read_to_string(&a_site).unwrap(), a_site_before);
+    assert_eq!(list_dir(&b_releases), vec![id1.clone()]);
+
+    // Once B is fixed, both switch to one new release, newer than A's aborted one.
+    chmod(&b_releases, 0o755);
+    let json = stack.deploy_ok();
+    let id3 = json["release"].as_str().unwrap().to_string();
+    assert!(id3 > aborted, "{id3} is not after the aborted {aborted}");
+    for (to, host, http) in two.hosts() {
+        assert_eq!(
+            current_of(to),
+            Some(format!("releases/{id3}")),
+            "{}",
+            to.display()
+        );
+        let body = serves_release_on(host, http, &id3);
+        assert!(body.contains("second release"), "{body}");
+        let status = supervisor_status(&host.sup);
+        assert!(!status.contains(&program(&id1)), "{status}");
+    }
+
+    // A lock held on B alone: refused, and A's lock (taken first) is released again.
+    let a_releases = list_dir(&a_to.join("releases"));
+    let b_lock = b_to.join(".shipit/lock");
+    mkdir_as_deploy(&b_lock);
+    write_as_deploy(&b_lock.join("info"), "token=t\nby=bob@elsewhere\n");
+    stack
+        .deploy(&[])
+        .expect_code(4)
+        .says(&[b_spec, "another deploy", "bob@elsewhere"]);
+    assert!(
+        !a_to.join(".shipit/lock").exists(),
+        "A's lock was not released"
+    );
+    assert!(b_lock.join("info").exists(), "B's foreign lock was removed");
+    assert_eq!(current_of(a_to), Some(format!("releases/{id3}")));
+    assert_eq!(list_dir(&a_to.join("releases")), a_releases);
+    std::fs::remove_dir_all(&b_lock).unwrap();
+
+    // B cannot even begin (deploy_to not writable): A's lock is released, nothing changes.
+    chmod(b_to, 0o555);
+    stack
+        .deploy(&[])
+        .expect_code(1)
+        .says(&[&format!("{b_spec}: step `layout` failed"), "not writable"]);
+    chmod(b_to, 0o755);
+    for (to, _, _) in two.hosts() {
+        assert!(
+            !to.join(".shipit/lock").exists(),
+            "{} still locked",
+            to.display()
+        );
+        assert_eq!(current_of(to), Some(format!("releases/{id3}")));
+    }
+    assert_eq!(list_dir(&a_to.join("releases")), a_releases);
+}
+
+/// "A failure during the switch switches that host back" (README): the other hosts stay on the
+/// new release, so the hosts now run different releases and the error must say so.
+#[test]
+fn a_switch_failure_on_one_host_switches_only_that_host_back() {
+    let mut two = TwoHosts::start();
+    let json = two.stack.deploy_ok();
+    let id1 = json["release"].as_str().unwrap().to_string();
+    // The hook fails where `fail-switch` exists at A's base path: only on B.
+    let a_base = two.stack.host.base.path().to_path_buf();
+    std::fs::write(two.b.base.path().join("fail-switch"), "").unwrap();
+    let hook = format!("test ! -e {}/fail-switch", a_base.display());
+    two.stack
+        .set_options(|o| o.extra = format!("hooks = {{ after_switch = [{hook:?}] }}\n"));
+    two.stack.change_page("marker: half switched");
+    let run = two.stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        &format!("{}: step `after_switch", two.b_spec),
+        "switched back",
+    ]);
+    let a_releases = list_dir(&two.a_to.join("releases"));
+    let id2 = a_releases
+        .iter()
+        .find(|r| **r != id1)
+        .expect("new release on A")
+        .clone();
+
+    // A is live on the new release, B back on the old one; both unlocked.
+    assert_eq!(current_of(&two.a_to), Some(format!("releases/{id2}")));
+    assert_eq!(current_of(&two.b_to), Some(format!("releases/{id1}")));
+    let body = serves_release_on(&two.stack.host, &two.a_http, &id2);
+    assert!(body.contains("half switched"), "{body}");
+    serves_release_on(&two.b, &two.b_http, &id1);
+    assert_eq!(state_of(&two.b_to, &id2), "failed");
+    assert_eq!(state_of(&two.a_to, &id2), "live");
+    let b_status = supervisor_status(&two.b.sup);
+    assert!(b_status.contains(&program(&id1)), "{b_status}");
+    assert!(!b_status.contains(&program(&id2)), "{b_status}");
+    for (to, _, _) in two.hosts() {
+        assert!(
+            !to.join(".shipit/lock").exists(),
+            "{} still locked",
+            to.display()
+        );
+    }
+    // Whoever reads the error must learn that A now runs the new release.
+    assert!(
+        run.stderr.contains(&two.a_spec) && run.stderr.contains(&id2),
+        "the error does not say that {} is live on {id2}:\n{}",
+        two.a_spec,
+        run.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// More failures before the switch, and housekeeping.
+
+#[test]
+fn a_site_nginx_rejects_is_rolled_back_and_the_old_release_keeps_serving() {
+    let mut stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id1);
+    let site = stack.host.nginx.sites_dir.join("hello.conf");
+    let site_before = std::fs::read_to_string(&site).unwrap();
+
+    let port = stack.port;
+    stack.set_options(|o| o.listen = format!("127.0.0.1:{port} no_such_listen_parameter"));
+    let run = stack.deploy(&[]);
+    run.expect_code(1)
+        .says(&["step `nginx-check` failed", "no_such_listen_parameter"]);
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), site_before);
+    assert_eq!(
+        list_dir(&stack.host.nginx.sites_dir),
+        vec!["hello.conf".to_string()]
+    );
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    stack.serves_release(&id1);
+    let releases = stack.releases();
+    let failed = releases
+        .iter()
+        .find(|r| **r != id1)
+        .expect("a failed release dir");
+    assert_eq!(state_of(&stack.deploy_to(), failed), "failed");
+    let status = stack.programs();
+    assert_eq!(status.lines().count(), 1, "{status}");
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+    // nginx itself was never broken: a test of its whole configuration passes.
+    run_as_deploy_ok(&stack.host.nginx.test_command());
+}
+
+#[test]
+fn an_app_that_does_not_start_is_stopped_and_the_old_release_keeps_serving() {
+    let mut stack = Stack::start();
+    // Not the default 30 s: the broken app never answers, so the whole wait is spent.
+    stack.set_options(|o| o.extra = "health = { timeout = 8 }\n".into());
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id1);
+
+    // migrate and collectstatic do not import the WSGI module; gunicorn does.
+    let wsgi = "hello/wsgi.py";
+    let text = stack.project.read(wsgi);
+    stack.project.write(
+        wsgi,
+        &format!("{text}\nraise RuntimeError(\"boom: this release cannot start\")\n"),
+    );
+    stack.project.commit_all("break the app");
+    let run = stack.deploy(&[]);
+    // The error shows what the app server printed when it died.
+    run.expect_code(1)
+        .says(&["step `start-app` failed", "boom: this release cannot start"]);
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    stack.serves_release(&id1);
+    let releases = stack.releases();
+    let failed = releases
+        .iter()
+        .find(|r| **r != id1)
+        .expect("a failed release dir");
+    assert_eq!(state_of(&stack.deploy_to(), failed), "failed");
+    // The broken release's program is gone, the old one runs.
+    let status = stack.programs();
+    assert!(!status.contains(&program(failed)), "{status}");
+    assert!(
+        status.contains(&program(&id1)) && status.contains("RUNNING"),
+        "{status}"
+    );
+    assert_eq!(
+        list_dir(&stack.host.sup.include_dir),
+        vec![format!("{}.conf", program(&id1))]
+    );
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+}
+
+#[test]
+fn old_releases_beyond_keep_releases_are_removed() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.extra = "keep_releases = 2\n".into());
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        stack.change_page(&format!("marker: release {n}"));
+        ids.push(stack.deploy_ok()["release"].as_str().unwrap().to_string());
+    }
+    stack.serves_release(&ids[2]);
+    assert_eq!(stack.releases(), ids[1..].to_vec());
+}
+
+#[test]
+fn a_failing_after_switch_hook_switches_back() {
+    let mut stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id1);
+
+    let marker = stack.deploy_to().join("shared/hook-ran");
+    stack.set_options(|o| {
+        o.extra = format!(
+            "hooks = {{ after_switch = [\"pwd > {} && test -x .venv/bin/gunicorn && exit 7\"] }}\n",
+            marker.display()
+        )
+    });
+    stack.change_page("marker: switched back");
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&["failed with exit status 7"]);
+    // The hook ran in the new release, after the switch...
+    let ran_in = std::fs::read_to_string(&marker).expect("the hook did not run");
+    let releases = stack.releases();
+    let id2 = releases
+        .iter()
+        .find(|r| **r != id1)
+        .expect("the new release")
+        .clone();
+    assert_eq!(
+        ran_in.trim(),
+        stack
+            .deploy_to()
+            .join("releases")
+            .join(&id2)
+            .display()
+            .to_string()
+    );
+    // ...and its failure put everything back.
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    let body = stack.serves_release(&id1);
+    assert!(!body.contains("switched back"), "{body}");
+    assert_eq!(state_of(&stack.deploy_to(), &id2), "failed");
+    let status = stack.programs();
+    assert!(
+        status.contains(&program(&id1)) && status.contains("RUNNING"),
+        "{status}"
+    );
+    assert!(!status.contains(&program(&id2)), "{status}");
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+}
+
+#[test]
+fn a_deploy_killed_midway_gives_its_lock_back_and_a_rerun_succeeds() {
+    use std::io::{BufRead, BufReader};
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id1);
+    stack.change_page("marker: after the crash");
+
+    // Kill shipit (SIGKILL: no cleanup at all) once the new release is being prepared.
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipit"));
+    common::isolate_git(&mut command, &stack.project.sandbox);
+    let mut child = command
+        .arg("-C")
+        .arg(&stack.project.root)
+        .args(["deploy", "--target", TARGET])
+        .env("HOME", stack.home.path())
+        .env("USER", "tester")
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("✓ migrate") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(seen.contains("✓ migrate"), "never got to migrate:\n{seen}");
+
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    stack.serves_release(&id1);
+    // The remote script notices the lost connection at its next write and cleans up after
+    // itself: the half-prepared release is marked failed and the lock is given back.
+    let lock = stack.deploy_to().join(".shipit/lock");
+    let released = wait_for(Duration::from_secs(60), || (!lock.exists()).then_some(()));
+    assert!(
+        released.is_some(),
+        "the dead deploy's lock was never released"
+    );
+    assert_eq!(stack.current(), Some(format!("releases/{id1}")));
+    stack.serves_release(&id1);
+
+    // A plain re-run succeeds.
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    let id3 = run.release();
+    let body = stack.serves_release(&id3);
+    assert!(body.contains("after the crash"), "{body}");
+    assert!(!lock.exists());
+    // Whatever the dead deploy had started is stopped: only the live release's program runs.
+    wait_for(Duration::from_secs(10), || {
+        (stack.programs().lines().count() == 1).then_some(())
+    });
+    let status = stack.programs();
+    assert_eq!(status.lines().count(), 1, "{status}");
+    assert!(status.contains(&program(&id3)), "{status}");
+    assert_eq!(
+        list_dir(&stack.host.sup.include_dir),
+        vec![format!("{}.conf", program(&id3))]
+    );
+}
+
+/// A `deploy_to` that nginx and supervisor configs cannot carry literally (here, a space) is
+/// refused when the configuration is read: exit 2, and no host is touched.
+#[test]
+fn a_deploy_to_with_a_space_is_refused_before_any_host_is_touched() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.app = "my app".into());
+    stack.deploy(&[]).expect_code(2).says(&[
+        "deploy_to",
+        "my app",
+        "written into nginx and supervisor configs",
+    ]);
+    assert!(!stack.deploy_to().exists());
+}
+
+#[test]
+fn a_hashed_known_hosts_entry_is_trusted() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.known_hosts = None);
+    let ssh_dir = stack.home.path().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let file = ssh_dir.join("known_hosts");
+    std::fs::write(&file, format!("{}\n", stack.host.sshd.known_hosts_line())).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hashed = std::fs::read_to_string(&file).unwrap();
+    assert!(hashed.starts_with("|1|"), "{hashed}");
+
+    // Getting as far as a held lock proves the session was verified and authenticated.
+    let lock = stack.deploy_to().join(".shipit/lock");
+    mkdir_as_deploy(&stack.deploy_to());
+    mkdir_as_deploy(&stack.deploy_to().join(".shipit"));
+    mkdir_as_deploy(&lock);
+    write_as_deploy(&lock.join("info"), "token=x\nby=someone@else\n");
+    stack.deploy(&[]).expect_code(4);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), hashed);
+}
+
+/// Two targets on one machine whose names share a prefix (`test`, `test-eu`): deploying one
+/// must leave the other's app server alone.
+#[test]
+fn deploying_a_target_leaves_a_target_with_a_longer_name_running() {
+    let stack = Stack::start();
+    let eu_port = free_port();
+    let eu = TargetOptions {
+        app: "app-eu".into(),
+        listen: format!("127.0.0.1:{eu_port}"),
+        ..stack.options.clone()
+    };
+    let eu_toml = target_toml_named("test-eu", "hello-eu.conf", &stack.host, &eu);
+    let text = stack.project.read("shipit.toml");
+    stack
+        .project
+        .write("shipit.toml", &format!("{text}{eu_toml}"));
+    stack.project.commit_all("second target");
+
+    let run = stack.shipit(&["deploy", "--target", "test-eu", "--json"]);
+    run.expect_code(0);
+    let eu_id = run.release();
+    let eu_program = format!("hello-test-eu-{eu_id}");
+    let test_id = stack.deploy_ok()["release"].as_str().unwrap().to_string();
+    stack.serves_release(&test_id);
+
+    let status = stack.programs();
+    assert!(status.contains(&program(&test_id)), "{status}");
+    assert!(
+        status.contains(&eu_program),
+        "deploying `test` stopped `test-eu`'s app server:\n{status}"
+    );
+    let needle = format!("release: {eu_id}\n");
+    let got = wait_for(SERVE_TIMEOUT, || {
+        http_get(eu_port, "/")
+            .ok()
+            .filter(|(s, b)| *s == 200 && b.contains(&needle))
+    });
+    assert!(
+        got.is_some(),
+        "test-eu no longer serves: {:?}",
+        http_get(eu_port, "/")
+    );
+}
+
+/// The first deploy has no previous release to switch back to when its switch fails.
+#[test]
+fn a_failed_first_switch_leaves_no_current_pointing_at_the_failed_release() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.extra = "hooks = { after_switch = [\"exit 3\"] }\n".into());
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&["after_switch"]);
+    let releases = stack.releases();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(state_of(&stack.deploy_to(), &releases[0]), "failed");
+    assert!(!stack.deploy_to().join(".shipit/lock").exists());
+    assert_eq!(stack.programs().lines().count(), 0, "{}", stack.programs());
+    assert_eq!(
+        stack.current(),
+        None,
+        "`current` points at the failed release {}, whose app server is stopped",
+        releases[0]
+    );
+}
+
+#[test]
+fn authentication_failures_exit_3_and_say_what_was_tried() {
+    let stack = Stack::start();
+    let spec = stack.host.sshd.host_spec();
+    // A key file that does not exist.
+    let missing = stack.home.path().join("no-such-key");
+    let text = stack.project.read("shipit.toml");
+    let key = stack.host.sshd.client_key.display().to_string();
+    stack.project.write(
+        "shipit.toml",
+        &text.replace(&key, &missing.display().to_string()),
+    );
+    stack.project.commit_all("missing key");
+    stack.deploy(&[]).expect_code(3).says(&[
+        &spec,
+        "authentication",
+        &missing.display().to_string(),
+    ]);
+
+    // A key the server does not accept.
+    let other = stack.home.path().join("other_key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    stack.project.write(
+        "shipit.toml",
+        &text.replace(&key, &other.display().to_string()),
+    );
+    stack.project.commit_all("wrong key");
+    stack
+        .deploy(&[])
+        .expect_code(3)
+        .says(&[&spec, "authentication", &other.display().to_string()]);
+    assert!(!stack.deploy_to().exists());
+}
