@@ -145,7 +145,7 @@ pub(super) fn undo_prepare(plan: &DeployPlan) -> String {
     let mut undo = String::new();
     if plan.app.is_some() {
         undo.push_str(
-            "if [ -f \"$PROGRAM_CONF\" ]; then rm -f \"$PROGRAM_CONF\"; shipit_ctl reread >/dev/null 2>&1; shipit_ctl update \"$PROGRAM\" >/dev/null 2>&1; echo \"stopped the new app server $PROGRAM\"; fi\n",
+            "if [ -f \"$PROGRAM_CONF\" ]; then rm -f \"$PROGRAM_CONF\"; shipit_ctl update \"$PROGRAM\" >/dev/null 2>&1; echo \"stopped the new app server $PROGRAM\"; fi\n",
         );
     }
     if plan.nginx.is_some() {
@@ -479,7 +479,7 @@ pub(super) fn stop_other_apps_body(app: &AppPlan) -> String {
          \x20 OLD=\"$OLD $(basename \"$conf\" .conf)\"\n\
          done\n\
          if [ -n \"$OLD\" ]; then\n\
-         \x20 {{ shipit_ctl reread >/dev/null && shipit_ctl update $OLD; }} || echo \"warning: supervisor could not stop$OLD\"\n\
+         \x20 shipit_ctl update $OLD || echo \"warning: supervisor could not stop$OLD\"\n\
          else\n\
          \x20 echo \"no other app server to stop\"\n\
          fi",
@@ -517,7 +517,6 @@ pub(super) fn start_app_body(app: &AppPlan) -> String {
          TMP=\"$CONFD/.$PROGRAM.conf.tmp\"\n\
          cp \"$R/.shipit/supervisor.conf\" \"$TMP\"\n\
          mv -f \"$TMP\" \"$PROGRAM_CONF\"\n\
-         shipit_ctl reread >/dev/null\n\
          shipit_ctl update \"$PROGRAM\"\n\
          DEADLINE=$(( $(date +%s) + {timeout} ))\n\
          while :; do\n\
@@ -528,7 +527,7 @@ pub(super) fn start_app_body(app: &AppPlan) -> String {
          \x20   echo \"the new app server failed its health check on $R/.shipit/app.sock within {timeout}s: $STATUS\"\n\
          \x20   exit 1\n\
          \x20 fi\n\
-         \x20 sleep 0.5\n\
+         \x20 sleep 0.1\n\
          done",
         timeout = app.health.timeout,
         probe = probe_command(&app.health),

@@ -21,7 +21,7 @@ use super::script::Script;
 pub const INVENTORY: &str = r#"shipit_inventory() {
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
   shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
-  shipit_fact in_use "$(for p in /proc/[0-9]*; do c=$(readlink "$p/cwd" 2>/dev/null) || continue; case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}";; esac; done | sort -u | tr '\n' ' ')"
+  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" -printf '%l\n' 2>/dev/null | while read -r c; do case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}";; esac; done | sort -u | tr '\n' ' ')"
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
     id=${dir##*/}

@@ -3,6 +3,14 @@
 
 #![allow(dead_code)]
 
+// The daemons harness (tests/support) lives beside this module; it is declared here so that
+// [`stack`] can use it in every test binary. Test binaries use it as `common::support` and do
+// not declare `mod support;` themselves (that would compile a second, incompatible copy).
+#[path = "../support/mod.rs"]
+pub mod support;
+
+pub mod stack;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
