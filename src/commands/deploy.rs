@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{AppPlan, DeployPlan, NginxPlan};
 use crate::plan::releases::parse_inventory;
+use crate::plan::script::Script;
 use crate::release::{prune, Release, ReleaseId, State};
 use crate::session::{connect, deployer, lock_failure, on_all, random_hex, HostSession, ScriptRun};
 use crate::templates::{program_name, BuildInfo, RenderContext, Templates};
@@ -166,52 +167,30 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
         })
         .collect();
 
-    // 4. prepare everywhere; switch nowhere unless every host is ready.
-    let prepared = on_all(&mut sessions, |i, s| {
-        s.run(&plans[i].prepare(&random_hex()), printer)
-    });
-    let mut failure = None;
-    let mut ready = Vec::new();
-    for (i, result) in prepared.into_iter().enumerate() {
-        let name = sessions[i].transport.name().to_string();
-        match result {
-            Ok(run) if run.succeeded() => ready.push((i, run)),
-            Ok(run) => {
-                failure.get_or_insert_with(|| {
-                    (name.clone(), run.error(&name, current_outcome(&begun)))
-                });
-            }
-            Err(e) => {
-                failure.get_or_insert_with(|| (name.clone(), e));
-            }
+    let ready = if sessions.len() == 1 {
+        // 4+5. one host: nothing to wait for, so prepare and switch in one exec.
+        let switch = plans[0].switch(&random_hex());
+        let switch_steps: Vec<String> = switch.steps.iter().map(|s| s.name.clone()).collect();
+        let nonce = random_hex();
+        let script = plans[0].prepare(&nonce).then(Script { nonce, ..switch });
+        let run = sessions[0].run(&script, printer)?;
+        if !run.succeeded() {
+            let name = sessions[0].transport.name().to_string();
+            let switching = run
+                .failed
+                .as_ref()
+                .is_some_and(|(step, _)| switch_steps.contains(step));
+            return Err(if switching {
+                run.error(&name, "this host switched back to its previous release")
+            } else {
+                run.error(&name, current_outcome(&begun))
+            });
         }
-    }
-    if let Some((name, error)) = failure {
-        let reason = format!("preparing {name} failed");
-        for (i, _) in &ready {
-            let _ = sessions[*i].run(&plan.abort(&random_hex(), &reason), printer);
-        }
-        return Err(error);
-    }
-
-    // 5. switch everywhere.
-    let switched = on_all(&mut sessions, |i, s| {
-        s.run(&plans[i].switch(&random_hex()), printer)
-    });
-    let mut errors = Vec::new();
-    for (i, result) in switched.into_iter().enumerate() {
-        let name = sessions[i].transport.name().to_string();
-        match result {
-            Ok(run) if run.succeeded() => report_pruned(&sessions[i].label, &run, printer),
-            Ok(run) => {
-                errors.push(run.error(&name, "this host switched back to its previous release"))
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if let Some(first) = errors.into_iter().next() {
-        return Err(first);
-    }
+        report_pruned(&sessions[0].label, &run, printer);
+        vec![(0, run)]
+    } else {
+        prepare_then_switch(&mut sessions, &plans, &begun, printer)?
+    };
 
     let usage = sessions.iter().fold(Usage::default(), |total, s| {
         let u = s.transport.usage();
@@ -325,6 +304,60 @@ fn prefix(label: &str) -> String {
         String::new()
     } else {
         format!("{label} ")
+    }
+}
+
+/// Several hosts: prepare everywhere, switch nowhere unless every host is ready, then switch
+/// everywhere. Returns the prepare runs.
+fn prepare_then_switch(
+    sessions: &mut [HostSession],
+    plans: &[DeployPlan],
+    begun: &[ScriptRun],
+    printer: &Printer,
+) -> Result<Vec<(usize, ScriptRun)>> {
+    let prepared = on_all(sessions, |i, s| {
+        s.run(&plans[i].prepare(&random_hex()), printer)
+    });
+    let mut failure = None;
+    let mut ready = Vec::new();
+    for (i, result) in prepared.into_iter().enumerate() {
+        let name = sessions[i].transport.name().to_string();
+        match result {
+            Ok(run) if run.succeeded() => ready.push((i, run)),
+            Ok(run) => {
+                failure.get_or_insert_with(|| {
+                    (name.clone(), run.error(&name, current_outcome(begun)))
+                });
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| (name.clone(), e));
+            }
+        }
+    }
+    if let Some((name, error)) = failure {
+        let reason = format!("preparing {name} failed");
+        for (i, _) in &ready {
+            let _ = sessions[*i].run(&plans[*i].abort(&random_hex(), &reason), printer);
+        }
+        return Err(error);
+    }
+    let switched = on_all(sessions, |i, s| {
+        s.run(&plans[i].switch(&random_hex()), printer)
+    });
+    let mut errors = Vec::new();
+    for (i, result) in switched.into_iter().enumerate() {
+        let name = sessions[i].transport.name().to_string();
+        match result {
+            Ok(run) if run.succeeded() => report_pruned(&sessions[i].label, &run, printer),
+            Ok(run) => {
+                errors.push(run.error(&name, "this host switched back to its previous release"))
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(ready),
     }
 }
 

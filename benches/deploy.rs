@@ -1,0 +1,1090 @@
+//! Deploy benchmark: `shipit deploy` of the example Django project over a slow link, against
+//! the floor of the same remote work done by hand in one `ssh` command.
+//!
+//! Run as root (the harness creates the `deploy` account and runs real sshd, nginx and
+//! supervisord on loopback): `cargo bench --bench deploy`. Needs network access to PyPI the
+//! first time (uv builds the release's virtualenv; its cache in ~deploy/.cache/uv is reused).
+//!
+//! What it does:
+//! 1. Starts sshd, nginx and supervisord from `tests/support`, and a userspace TCP proxy in
+//!    front of sshd that delays every chunk by `DELAY` in each direction (tc netem is not
+//!    available in containers). The added round-trip time is checked with a TCP echo and with
+//!    `ssh true`, directly and through the proxy.
+//! 2. Deploys a git-committed copy of `tests/example` through the proxy: the first deploy (the
+//!    virtualenv is built), then `SHIPIT_BENCH_RUNS` code-only redeploys (one template line changed
+//!    and committed each time; the virtualenv is reused). Each deploy is checked through nginx.
+//! 3. The floor: the same remote work as a code-only redeploy, by hand, in ONE `ssh` command
+//!    through the proxy (archive on stdin: write, sha256sum, unpack, link shared paths and the
+//!    existing venv, migrate, collectstatic, start gunicorn under supervisor, wait for it to
+//!    answer, switch `current` with `mv -T`, stop the old program).
+//! 4. Round trips: one deploy with 10 more shared_dirs and 10 `before_migrate` hooks must use
+//!    the same number of SSH connections and channels as the plain one.
+//! 5. Prints a summary table.
+//!
+//! Knobs (environment): `SHIPIT_BENCH_DELAY_MS` (default 25, one way), `SHIPIT_BENCH_RUNS`
+//! (default 3 code-only redeploys and 3 floor runs), `SHIPIT_BENCH_KEEP=1` (keep the project,
+//! deploy_to and HOME directories; the servers still stop).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::{deploy_user, free_port, http_get, Nginx, Sshd, Supervisord};
+
+const SHIPIT: &str = env!("CARGO_BIN_EXE_shipit");
+const TARGET: &str = "bench";
+const PROJECT: &str = "hello";
+/// Chunks a proxy direction may hold in flight (each at most `CHUNK` bytes).
+const QUEUE: usize = 256;
+const CHUNK: usize = 64 * 1024;
+
+// ------------------------------------------------------------------------------------------
+// The delay proxy
+// ------------------------------------------------------------------------------------------
+
+/// A TCP proxy on 127.0.0.1 that forwards to `127.0.0.1:upstream`, delivering every chunk it
+/// reads `delay` later, in order, in both directions. One reader and one writer thread per
+/// direction, joined by a bounded queue of `(deliver_at, bytes)`. The TCP handshake itself is
+/// not delayed (connect() completes locally), so a new connection costs about one round trip
+/// less than on a real link; that applies to shipit and to the floor alike.
+struct DelayProxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU32>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl DelayProxy {
+    fn start(upstream: u16, delay: Duration) -> DelayProxy {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU32::new(0));
+        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let acceptor = {
+            let (stop, accepted, streams) = (stop.clone(), accepted.clone(), streams.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
+                        let _ = client.shutdown(Shutdown::Both);
+                        continue;
+                    };
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    for s in [&client, &server] {
+                        let _ = s.set_nodelay(true);
+                        if let Ok(clone) = s.try_clone() {
+                            streams.lock().unwrap().push(clone);
+                        }
+                    }
+                    let (c2, s2) = (client.try_clone(), server.try_clone());
+                    if let (Ok(c2), Ok(s2)) = (c2, s2) {
+                        pipe(client, s2, delay);
+                        pipe(server, c2, delay);
+                    }
+                }
+            })
+        };
+        DelayProxy {
+            port,
+            stop,
+            accepted,
+            streams,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// Connections accepted so far.
+    fn connections(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept, then cut every forwarded connection so its threads end.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for s in self.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk delivered `delay` after it was read; an empty chunk is
+/// end-of-stream (forwarded as a half-close).
+fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let (tx, rx) = sync_channel::<(Instant, Vec<u8>)>(QUEUE);
+    std::thread::spawn(move || {
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = from.read(&mut buffer).unwrap_or(0);
+            if tx
+                .send((Instant::now() + delay, buffer[..n].to_vec()))
+                .is_err()
+                || n == 0
+            {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for (at, bytes) in rx {
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if bytes.is_empty() {
+                let _ = to.shutdown(Shutdown::Write);
+                break;
+            }
+            if to.write_all(&bytes).is_err() {
+                let _ = to.shutdown(Shutdown::Both);
+                break;
+            }
+        }
+    });
+}
+
+/// Median round trip of a 1-byte echo through a `DelayProxy` (added RTT, with loopback's own).
+fn echo_rtt(delay: Duration) -> Duration {
+    let echo = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = echo.accept() {
+            let mut b = [0u8; 1];
+            while matches!(s.read(&mut b), Ok(1)) {
+                if s.write_all(&b).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let proxy = DelayProxy::start(echo_port, delay);
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        s.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        times.push(t.elapsed());
+    }
+    drop(s);
+    median(&mut times)
+}
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+// ------------------------------------------------------------------------------------------
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The OpenSSH client as the harness configures it, to `port` with `known_hosts`.
+fn ssh(sshd: &Sshd, port: u16, known_hosts: &Path, command: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-F", "/dev/null", "-i"])
+        .arg(&sshd.client_key)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-p",
+        ])
+        .arg(port.to_string())
+        .arg(format!("{}@127.0.0.1", deploy_user().name))
+        .arg(command)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn time_ssh_true(sshd: &Sshd, port: u16, known_hosts: &Path) -> Duration {
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = ssh(sshd, port, known_hosts, "true")
+            .output()
+            .expect("run ssh");
+        assert!(
+            out.status.success(),
+            "ssh true on port {port} failed: {}",
+            text(&out.stderr)
+        );
+        times.push(t.elapsed());
+    }
+    median(&mut times)
+}
+
+/// A git-committed copy of `tests/example` in a fresh temp dir.
+struct Project {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    ceiling: PathBuf,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("shipit-bench-")
+            .tempdir_in("/tmp")
+            .expect("project tempdir");
+        let sandbox = dir.path().canonicalize().unwrap();
+        let root = sandbox.join(PROJECT);
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/example");
+        copy_tree(&example, &root);
+        let project = Project {
+            _dir: dir,
+            root,
+            ceiling: sandbox,
+        };
+        project.git(&["init", "-q"]);
+        project.commit("initial");
+        project
+    }
+
+    fn isolate(&self, cmd: &mut Command) {
+        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CEILING_DIRECTORIES", &self.ceiling);
+    }
+
+    fn git(&self, args: &[&str]) {
+        let mut cmd = Command::new("git");
+        cmd.args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@shipit.invalid",
+        ])
+        .args(args)
+        .current_dir(&self.root);
+        self.isolate(&mut cmd);
+        let out = cmd.output().expect("run git");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    fn write(&self, rel: &str, contents: &str) {
+        std::fs::write(self.root.join(rel), contents).unwrap();
+    }
+
+    /// Changes one line of the index template (`<h1>hello</h1>` -> `<h1>hello {tag}</h1>`).
+    fn change_template(&self, tag: &str) {
+        let rel = "pages/templates/pages/index.html";
+        let path = self.root.join(rel);
+        let old = std::fs::read_to_string(&path).unwrap();
+        let new: String = old
+            .lines()
+            .map(|l| {
+                if l.contains("<h1>hello") {
+                    format!("{{% endif %}}<h1>hello {tag}</h1>")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        assert_ne!(old, new, "the template line to change is gone from {rel}");
+        self.write(rel, &new);
+        self.commit(&format!("bench {tag}"));
+    }
+
+    /// Runs `shipit -C ROOT ARGS` with a private HOME and no ssh-agent; (output, wall time).
+    fn shipit(&self, home: &Path, args: &[&str]) -> (Output, Duration) {
+        self.shipit_env(home, args, &[])
+    }
+
+    /// [`Project::shipit`] with extra environment variables.
+    fn shipit_env(&self, home: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
+        let mut cmd = Command::new(SHIPIT);
+        cmd.envs(env.iter().copied());
+        cmd.arg("-C")
+            .arg(&self.root)
+            .args(args)
+            .env("HOME", home)
+            .env_remove("SSH_AUTH_SOCK")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        self.isolate(&mut cmd);
+        let started = Instant::now();
+        let out = cmd.output().expect("run shipit");
+        (out, started.elapsed())
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let skip = [
+            ".shipit",
+            "__pycache__",
+            ".git",
+            ".venv",
+            "var",
+            "staticfiles",
+            ".env",
+        ];
+        if skip.iter().any(|n| name == *n) {
+            continue;
+        }
+        let kind = entry.file_type().unwrap();
+        let dest = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Everything the target config needs to know about the servers.
+struct Servers<'a> {
+    proxy_port: u16,
+    sshd: &'a Sshd,
+    known_hosts: &'a Path,
+    deploy_to: &'a str,
+    nginx: &'a Nginx,
+    supervisor: &'a Supervisord,
+    listen: u16,
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap() // a JSON string is a valid TOML basic string
+}
+
+/// shipit.toml with the `bench` target, optionally with 10 more shared dirs and 10 hooks.
+fn shipit_toml(s: &Servers, wide: bool) -> String {
+    let mut shared_dirs = vec!["var".to_string()];
+    let mut hooks = Vec::new();
+    if wide {
+        shared_dirs.extend((1..=10).map(|i| format!("extra/dir{i:02}")));
+        hooks.extend((0..10).map(|_| "true".to_string()));
+    }
+    let list = |v: &[String]| v.iter().map(|x| toml_str(x)).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"# Written by benches/deploy.rs.
+[project]
+name = "{PROJECT}"
+python = "/usr/bin/python3"
+
+[project.requirements]
+deployment = "requirements/deployment.txt"
+
+[targets.{TARGET}]
+hosts = ["deploy@127.0.0.1:{port}"]
+deploy_to = {deploy_to}
+environment = "deployment"
+identity_file = {key}
+known_hosts = {known}
+shared_dirs = [{shared_dirs}]
+shared_files = [".env"]
+
+[targets.{TARGET}.hooks]
+before_migrate = [{hooks}]
+
+[targets.{TARGET}.vars]
+listen = {listen}
+server_name = "localhost"
+
+[targets.{TARGET}.nginx]
+site = {site}
+test = {test}
+reload = {reload}
+
+[targets.{TARGET}.supervisor]
+conf_dir = {conf_dir}
+ctl = {ctl}
+"#,
+        port = s.proxy_port,
+        deploy_to = toml_str(s.deploy_to),
+        key = toml_str(&s.sshd.client_key.display().to_string()),
+        known = toml_str(&s.known_hosts.display().to_string()),
+        shared_dirs = list(&shared_dirs),
+        hooks = list(&hooks),
+        listen = s.listen,
+        site = toml_str(&s.nginx.sites_dir.join("hello.conf").display().to_string()),
+        test = toml_str(&s.nginx.test_command()),
+        reload = toml_str(&s.nginx.reload_command()),
+        conf_dir = toml_str(&s.supervisor.include_dir.display().to_string()),
+        ctl = toml_str(&s.supervisor.ctl_command()),
+    )
+}
+
+/// One `shipit deploy --json -v` through the proxy.
+struct Deploy {
+    wall: Duration,
+    reported: f64,
+    release: String,
+    connections: u64,
+    channels: u64,
+    bytes: u64,
+    proxy_connections: u32,
+    venv: String,
+    /// Whether the switch reloaded nginx (the site file changed).
+    nginx_reloaded: bool,
+    /// `(step, seconds)` from the ✓ lines on stderr, plus `connect`.
+    steps: Vec<(String, f64)>,
+}
+
+fn deploy(project: &Project, home: &Path, proxy: &DelayProxy, listen: u16, tag: &str) -> Deploy {
+    let before = proxy.connections();
+    let (out, wall) = project.shipit(home, &["deploy", "--target", TARGET, "--json", "-v"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "shipit deploy ({tag}) failed ({}):\n{stderr}\n{}",
+        out.status,
+        text(&out.stdout)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json output ({e}): {}", text(&out.stdout)));
+    let usage = &json["usage"];
+    let mut steps = Vec::new();
+    for line in stderr.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix("connected in ") {
+            if let Ok(v) = rest.trim().trim_end_matches('s').parse::<f64>() {
+                steps.push(("connect".to_string(), v));
+            }
+        }
+        let Some((_, rest)) = line.split_once('✓') else {
+            continue;
+        };
+        let rest = rest.trim();
+        // `upload   0.03s  (9.9 KiB, ...)` or `migrate   0.52s`
+        let rest = rest.split("  (").next().unwrap_or(rest).trim();
+        if let Some((name, time)) = rest.rsplit_once(char::is_whitespace) {
+            if let Ok(v) = time.trim_end_matches('s').parse::<f64>() {
+                steps.push((name.trim().to_string(), v));
+            }
+        }
+    }
+    let d = Deploy {
+        wall,
+        reported: json["seconds"].as_f64().unwrap_or(f64::NAN),
+        release: json["release"].as_str().unwrap_or("?").to_string(),
+        connections: usage["connections"].as_u64().unwrap_or(0),
+        channels: usage["channels"].as_u64().unwrap_or(0),
+        bytes: usage["bytes_uploaded"].as_u64().unwrap_or(0),
+        proxy_connections: proxy.connections() - before,
+        venv: json["venv"]
+            .as_array()
+            .and_then(|v| v.first())
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string(),
+        steps,
+        nginx_reloaded: stderr
+            .lines()
+            .any(|l| l.trim_end().ends_with("nginx reloaded")),
+    };
+    check_served(listen, tag, &d.release);
+    println!(
+        "  {tag:<18} {:>7} wall ({:.2}s reported)  release {}  venv {}  connections {} (proxy saw {})  channels {}  uploaded {} B{}",
+        secs(d.wall),
+        d.reported,
+        d.release,
+        d.venv,
+        d.connections,
+        d.proxy_connections,
+        d.channels,
+        d.bytes,
+        if d.nginx_reloaded { "  nginx reloaded" } else { "" }
+    );
+    d
+}
+
+/// The page served through nginx shows `tag` (when given) and `release`.
+fn check_served(listen: u16, tag: &str, release: &str) {
+    let page = support::wait_for(Duration::from_secs(5), || {
+        let (status, body) = http_get(listen, "/").ok()?;
+        (status == 200 && body.contains(release)).then_some(body)
+    });
+    let Some(body) = page else {
+        panic!(
+            "after {tag}: nginx on :{listen} does not serve release {release}: {:?}",
+            http_get(listen, "/")
+        );
+    };
+    if tag.starts_with("change") {
+        assert!(
+            body.contains(&format!("hello {tag}")),
+            "after {tag}: the page lacks the changed line:\n{body}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The floor
+// ------------------------------------------------------------------------------------------
+
+/// Same probe as shipit's start-app step: GET / over the app's unix socket.
+const PROBE: &str = "import socket,sys
+s=socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n')
+line=s.recv(256).split(b'\\r\\n')[0].decode()
+sys.exit(0 if line.startswith('HTTP/') and int(line.split()[1]) < 500 else 1)
+";
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The remote work of a code-only redeploy as one shell command reading the archive on stdin,
+/// as a person would type it: `supervisorctl update NAME` alone (it rereads the config itself),
+/// the app polled every 50 ms, no inventory, no pruning, no health check, nginx left alone (a
+/// code-only change does not change the site).
+/// `lap NAME` prints the milliseconds since the previous lap on stderr.
+fn floor_script(deploy_to: &str, id: &str, sha: &str, confd: &str, ctl: &str) -> String {
+    format!(
+        r#"set -e
+t0=$(date +%s%N); lap() {{ t=$(date +%s%N); echo "lap $1 $(( (t - t0) / 1000000 ))" >&2; t0=$t; }}
+D={d}; ID={id}; SHA={sha}; CONFD={confd}; CTL={ctl}
+R="$D/releases/$ID"; A="$D/.shipit/archives/$SHA.tar.gz"; P="{project}-{target}-$ID"
+mkdir "$D/.shipit/lock"
+cat > "$A.part"; lap upload
+echo "$SHA  $A.part" | sha256sum -c --quiet; mv -f "$A.part" "$A"; lap verify
+mkdir -p "$R"; tar -xzf "$A" -C "$R" --no-same-owner; lap unpack
+ln -s "$D/shared/var" "$R/var"; ln -s "$D/shared/.env" "$R/.env"
+OLD=$(readlink "$D/current"); OLD=${{OLD##*/}}
+ln -s "$(readlink "$D/releases/$OLD/.venv")" "$R/.venv"; lap link
+cd "$R"; DJANGO_SETTINGS_MODULE={project}.settings.selected; SHIPIT_RELEASE=$ID
+export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
+.venv/bin/python manage.py migrate --noinput >/dev/null; lap migrate
+.venv/bin/python manage.py collectstatic --noinput >/dev/null; lap collectstatic
+mkdir -p "$R/.shipit"
+sed "s/$OLD/$ID/g" "$D/releases/$OLD/.shipit/supervisor.conf" > "$R/.shipit/supervisor.conf"
+cp "$R/.shipit/supervisor.conf" "$CONFD/$P.conf"
+$CTL update "$P" >/dev/null; lap start-app:supervisorctl
+until .venv/bin/python -c {probe} "$R/.shipit/app.sock" 2>/dev/null; do sleep 0.05; done; lap start-app:answers
+ln -sfn "releases/$ID" "$D/.current.$ID"; mv -T "$D/.current.$ID" "$D/current"
+echo live > "$R/.shipit/state"; echo good > "$D/releases/$OLD/.shipit/state"; lap switch
+rm -f "$CONFD/{project}-{target}-$OLD.conf"; $CTL update "{project}-{target}-$OLD" >/dev/null; lap stop-old-app
+rmdir "$D/.shipit/lock"
+"#,
+        d = sh_quote(deploy_to),
+        confd = sh_quote(confd),
+        ctl = sh_quote(ctl),
+        project = PROJECT,
+        target = TARGET,
+        probe = sh_quote(PROBE),
+    )
+}
+
+struct Floor {
+    wall: Duration,
+    /// `shipit build` of the archive (not part of the floor).
+    build: Duration,
+    laps: Vec<(String, f64)>,
+}
+
+/// Builds an archive for a new change (untimed), then times ONE ssh command doing the work.
+#[allow(clippy::too_many_arguments)]
+fn floor(
+    project: &Project,
+    home: &Path,
+    sshd: &Sshd,
+    proxy: &DelayProxy,
+    known_hosts: &Path,
+    servers: &Servers,
+    listen: u16,
+    tag: &str,
+    last_id: &mut String,
+) -> Floor {
+    project.change_template(tag);
+    // A release id after every existing one, in shipit's format; the build renders it into the
+    // archive (the page shows it) when SOURCE_DATE_EPOCH is its time.
+    let mut at = chrono::Utc::now();
+    let mut id = at.format("%Y%m%d%H%M%S").to_string();
+    while id <= *last_id {
+        at += chrono::Duration::seconds(1);
+        id = at.format("%Y%m%d%H%M%S").to_string();
+    }
+    *last_id = id.clone();
+    let epoch = at.timestamp().to_string();
+    let (out, build) = project.shipit_env(
+        home,
+        &["build", "--target", TARGET, "--json"],
+        &[("SOURCE_DATE_EPOCH", &epoch)],
+    );
+    assert!(out.status.success(), "shipit build: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["release"].as_str(),
+        Some(id.as_str()),
+        "shipit build took its release id from SOURCE_DATE_EPOCH={epoch}: {json}"
+    );
+    let archive = PathBuf::from(
+        json["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no archive path in shipit build --json: {json}")),
+    );
+    let sha = json["sha256"].as_str().expect("sha256").to_string();
+    let script = floor_script(
+        servers.deploy_to,
+        &id,
+        &sha,
+        &servers.supervisor.include_dir.display().to_string(),
+        &servers.supervisor.ctl_command(),
+    );
+    let mut cmd = ssh(sshd, proxy.port, known_hosts, &script);
+    cmd.stdin(std::fs::File::open(&archive).expect("open the archive"));
+    let before = proxy.connections();
+    let started = Instant::now();
+    let out = cmd.output().expect("run ssh");
+    let wall = started.elapsed();
+    assert!(
+        out.status.success(),
+        "the floor script failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let laps = text(&out.stderr)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("lap")).then_some(())?;
+            let name = f.next()?.to_string();
+            let ms: f64 = f.next()?.parse().ok()?;
+            Some((name, ms / 1000.0))
+        })
+        .collect();
+    check_served(listen, tag, &id);
+    println!(
+        "  {tag:<18} {:>7} wall  release {id}  connections 1 (proxy saw {})  one ssh exec",
+        secs(wall),
+        proxy.connections() - before
+    );
+    Floor { wall, build, laps }
+}
+
+// ------------------------------------------------------------------------------------------
+// Main
+// ------------------------------------------------------------------------------------------
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Median over deploys of each step's seconds, in first-seen order.
+fn step_medians(deploys: &[&Deploy]) -> Vec<(String, f64)> {
+    let mut names: Vec<String> = Vec::new();
+    for d in deploys {
+        for (n, _) in &d.steps {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let mut v: Vec<f64> = deploys
+                .iter()
+                .map(|d| {
+                    d.steps
+                        .iter()
+                        .filter(|(m, _)| *m == n)
+                        .map(|(_, s)| s)
+                        .sum()
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            (n, v[v.len() / 2])
+        })
+        .collect()
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary without `--bench`: do not deploy then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("deploy benchmark: run it with `cargo bench --bench deploy` (as root)");
+        return;
+    }
+    if !support::is_root() {
+        eprintln!("deploy benchmark skipped: it must run as root (it creates the `deploy` account and runs sshd, nginx and supervisord)");
+        return;
+    }
+    for tool in ["/usr/sbin/sshd", "/usr/sbin/nginx", "/usr/bin/supervisord"] {
+        if !Path::new(tool).exists() {
+            eprintln!("deploy benchmark skipped: {tool} is missing (install the test packages: .ci/setup)");
+            return;
+        }
+    }
+    let delay = Duration::from_millis(env_num("SHIPIT_BENCH_DELAY_MS", 25));
+    let runs = env_num("SHIPIT_BENCH_RUNS", 3).max(1) as usize;
+    let bench_started = Instant::now();
+
+    // Declared first, dropped last: the deploy directory outlives the servers using it.
+    let deploy_dir = support::deploy_owned_tempdir();
+    let deploy_to = deploy_dir.path().join("hello").display().to_string();
+    let home = tempfile::Builder::new()
+        .prefix("shipit-bench-home-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let sshd = Sshd::start();
+    let nginx = Nginx::start();
+    let supervisor = Supervisord::start();
+    let proxy = DelayProxy::start(sshd.port, delay);
+    let known_hosts = home.path().join("known_hosts.proxy");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            proxy.port,
+            sshd.known_hosts_line()
+                .split_once(' ')
+                .expect("known_hosts line")
+                .1
+        ),
+    )
+    .unwrap();
+    let listen = free_port();
+    let servers = Servers {
+        proxy_port: proxy.port,
+        sshd: &sshd,
+        known_hosts: &known_hosts,
+        deploy_to: &deploy_to,
+        nginx: &nginx,
+        supervisor: &supervisor,
+        listen,
+    };
+
+    println!(
+        "== deploy benchmark: {} ms each way through a userspace delay proxy ({} runs)",
+        delay.as_millis(),
+        runs
+    );
+    println!("   shipit {SHIPIT}");
+    println!(
+        "   load average at start: {} (timings are only meaningful on an idle machine)",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "   sshd :{}  proxy :{}  nginx :{listen}  deploy_to {deploy_to}",
+        sshd.port, proxy.port
+    );
+
+    // 1. The added round trip.
+    let rtt = echo_rtt(delay);
+    let ssh_direct = time_ssh_true(&sshd, sshd.port, &sshd.known_hosts);
+    let ssh_proxied = time_ssh_true(&sshd, proxy.port, &known_hosts);
+    println!("\n-- round trip");
+    println!(
+        "  TCP echo through the proxy:  {:.1} ms (added RTT; target {} ms)",
+        rtt.as_secs_f64() * 1e3,
+        2 * delay.as_millis()
+    );
+    println!(
+        "  `ssh true` direct {:.0} ms, through the proxy {:.0} ms (+{:.0} ms = {:.1} RTTs)",
+        ssh_direct.as_secs_f64() * 1e3,
+        ssh_proxied.as_secs_f64() * 1e3,
+        (ssh_proxied.saturating_sub(ssh_direct)).as_secs_f64() * 1e3,
+        ssh_proxied.saturating_sub(ssh_direct).as_secs_f64() / rtt.as_secs_f64()
+    );
+
+    // 2. shipit: first deploy, then code-only redeploys.
+    let project = Project::new();
+    project.write("shipit.toml", &shipit_toml(&servers, false));
+    project.commit("bench target");
+    println!("\n-- shipit deploy and the floor (one ssh command), through the proxy");
+    let first = deploy(&project, home.path(), &proxy, listen, "first");
+    assert!(
+        first.venv.starts_with("built"),
+        "the first deploy should build the venv: {}",
+        first.venv
+    );
+    // 3. Code-only redeploys and the floor, alternating so both see the same machine load.
+    let mut redeploys = Vec::new();
+    let mut floors: Vec<Floor> = Vec::new();
+    let mut last_id = first.release.clone();
+    for i in 1..=runs {
+        let tag = format!("change{i}");
+        project.change_template(&tag);
+        let d = deploy(&project, home.path(), &proxy, listen, &tag);
+        assert!(
+            d.venv.starts_with("reused"),
+            "a code-only redeploy should reuse the venv: {}",
+            d.venv
+        );
+        last_id = last_id.max(d.release.clone());
+        redeploys.push(d);
+        floors.push(floor(
+            &project,
+            home.path(),
+            &sshd,
+            &proxy,
+            &known_hosts,
+            &servers,
+            listen,
+            &format!("floor{i}"),
+            &mut last_id,
+        ));
+    }
+
+    // 4. The same with 10 more shared dirs and 10 hooks.
+    project.write("shipit.toml", &shipit_toml(&servers, true));
+    project.change_template("wide");
+    let wide = deploy(&project, home.path(), &proxy, listen, "wide (+10+10)");
+
+    // Where the time goes.
+    let redeploy_refs: Vec<&Deploy> = redeploys.iter().collect();
+    let shipit_steps = step_medians(&redeploy_refs);
+    let mut floor_laps: Vec<(String, f64)> = Vec::new();
+    for (name, _) in &floors[0].laps {
+        let mut v: Vec<f64> = floors
+            .iter()
+            .map(|f| {
+                f.laps
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, s)| s)
+                    .sum()
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        floor_laps.push((name.clone(), v[v.len() / 2]));
+    }
+    let mut walls: Vec<Duration> = redeploys.iter().map(|d| d.wall).collect();
+    let redeploy_min = *walls.iter().min().unwrap();
+    let redeploy_median = median(&mut walls);
+    let mut floor_walls: Vec<Duration> = floors.iter().map(|f| f.wall).collect();
+    let floor_min = *floor_walls.iter().min().unwrap();
+    let floor_median = median(&mut floor_walls);
+    let steps_total: f64 = shipit_steps.iter().map(|(_, s)| s).sum();
+    let mut builds: Vec<Duration> = floors.iter().map(|f| f.build).collect();
+    let build_median = median(&mut builds);
+    let laps_total: f64 = floor_laps.iter().map(|(_, s)| s).sum();
+
+    let wide_steps = step_medians(&[&wide]);
+    let first_steps = step_medians(&[&first]);
+    let hooks_run = wide
+        .steps
+        .iter()
+        .filter(|(n, _)| n.starts_with("before_migrate"))
+        .count();
+    assert_eq!(hooks_run, 10, "the wide deploy should run 10 hooks");
+    let mut names: Vec<String> = Vec::new();
+    for (n, _) in first_steps.iter().chain(&shipit_steps).chain(&wide_steps) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    let cell = |steps: &[(String, f64)], n: &str| {
+        steps
+            .iter()
+            .find(|(m, _)| m == n)
+            .map_or("-".to_string(), |(_, s)| format!("{s:.2}s"))
+    };
+    println!("\n-- where the time goes (shipit's per-step timings from stderr, step by step)");
+    println!(
+        "  {:<28} {:>9} {:>14} {:>14}",
+        "step", "first", "code-only (med)", "+10 dirs +10 hooks"
+    );
+    for n in &names {
+        let shown = if n.starts_with("before_migrate") {
+            format!("{n} (x{hooks_run})")
+        } else {
+            n.clone()
+        };
+        println!(
+            "  {shown:<28} {:>9} {:>14} {:>14}",
+            cell(&first_steps, n),
+            cell(&shipit_steps, n),
+            cell(&wide_steps, n)
+        );
+    }
+    let sum = |steps: &[(String, f64)]| steps.iter().map(|(_, s)| s).sum::<f64>();
+    println!(
+        "  {:<28} {:>9} {:>14} {:>14}",
+        "sum of steps (with connect)",
+        format!("{:.2}s", sum(&first_steps)),
+        format!("{:.2}s", steps_total),
+        format!("{:.2}s", sum(&wide_steps))
+    );
+    println!(
+        "  {:<28} {:>9} {:>14} {:>14}",
+        "wall",
+        secs(first.wall),
+        secs(redeploy_median),
+        secs(wide.wall)
+    );
+    let mut outside: Vec<f64> = redeploys
+        .iter()
+        .map(|d| d.wall.as_secs_f64() - d.steps.iter().map(|(_, s)| s).sum::<f64>())
+        .collect();
+    outside.sort_by(f64::total_cmp);
+    println!(
+        "  outside the steps (process start, local build {}, opening 3 channels): {:.2}s (median of wall - sum of steps)",
+        secs(build_median),
+        outside[outside.len() / 2]
+    );
+    println!("\n  floor (laps inside the one ssh command, medians):");
+    for (name, s) in &floor_laps {
+        println!("    {name:<26} {s:>6.2}s");
+    }
+    println!(
+        "    {:<26} {:>6.2}s   (wall {}: {:.2}s outside = ssh connect, auth, session)",
+        "sum of laps",
+        laps_total,
+        secs(floor_median),
+        floor_median.as_secs_f64() - laps_total
+    );
+
+    // 5. Summary.
+    let plain = &redeploys[redeploys.len() / 2];
+    let ratio_median = redeploy_median.as_secs_f64() / floor_median.as_secs_f64();
+    let ratio_min = redeploy_min.as_secs_f64() / floor_min.as_secs_f64();
+    let rows: Vec<(String, String)> = vec![
+        (
+            "added RTT (TCP echo through the proxy)".into(),
+            format!("{:.1} ms", rtt.as_secs_f64() * 1e3),
+        ),
+        (
+            "`ssh true` direct / through the proxy".into(),
+            format!(
+                "{:.0} ms / {:.0} ms",
+                ssh_direct.as_secs_f64() * 1e3,
+                ssh_proxied.as_secs_f64() * 1e3
+            ),
+        ),
+        (
+            "first deploy (venv built)".into(),
+            format!("{} ({})", secs(first.wall), first.venv),
+        ),
+        (
+            format!("code-only redeploy, {runs} runs (min / median)"),
+            format!("{} / {}", secs(redeploy_min), secs(redeploy_median)),
+        ),
+        (
+            format!("floor: one ssh command, {runs} runs (min / median)"),
+            format!("{} / {}", secs(floor_min), secs(floor_median)),
+        ),
+        (
+            "ratio redeploy / floor (min / median)".into(),
+            format!(
+                "{ratio_min:.2}x / {ratio_median:.2}x (goal <= 1.5x: {})",
+                if ratio_median <= 1.5 {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            ),
+        ),
+        (
+            "SSH connections per deploy".into(),
+            format!(
+                "{} (proxy saw {})",
+                plain.connections, plain.proxy_connections
+            ),
+        ),
+        (
+            "SSH channels per deploy".into(),
+            format!("{}", plain.channels),
+        ),
+        (
+            "channels with +10 shared_dirs +10 hooks".into(),
+            format!(
+                "{} ({})",
+                wide.channels,
+                if wide.channels == plain.channels && wide.connections == plain.connections {
+                    "constant"
+                } else {
+                    "GROWS"
+                }
+            ),
+        ),
+        (
+            "deploy time with +10 shared_dirs +10 hooks".into(),
+            secs(wide.wall),
+        ),
+        (
+            "shipit connect / local build (median)".into(),
+            format!(
+                "{} / {}",
+                cell(&shipit_steps, "connect"),
+                secs(build_median)
+            ),
+        ),
+    ];
+    println!("\n== summary");
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, v) in &rows {
+        println!("  {k:<width$}  {v}");
+    }
+    println!("  (benchmark took {})", secs(bench_started.elapsed()));
+
+    assert_eq!(
+        (wide.connections, wide.channels),
+        (plain.connections, plain.channels),
+        "round trips grew with steps and shared paths"
+    );
+    if std::env::var_os("SHIPIT_BENCH_KEEP").is_some() {
+        // The servers stop when the bench ends; the files stay for inspection.
+        let kept = [project._dir.keep(), deploy_dir.keep(), home.keep()];
+        println!("  kept (project, deploy_to, HOME): {kept:?}");
+    }
+    drop(proxy);
+}
