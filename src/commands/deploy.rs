@@ -83,33 +83,7 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
         })
         .collect();
     let release = ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id));
-    let built = (|| -> Result<(Artifact, DeployPlan)> {
-        let artifact = build::build(&BuildRequest {
-            config,
-            target,
-            output: None,
-            source_date_epoch: build::source_date_epoch_from_env()?,
-            release: Some(release),
-        })?;
-        check_archive(config, target, &artifact)?;
-        let info = BuildInfo {
-            release,
-            build_time: artifact.manifest.build_time.clone(),
-            revision: artifact.manifest.revision.clone(),
-            dirty: artifact.manifest.dirty,
-        };
-        let (nginx, app) = render_services(config, target, &info)?;
-        let plan = plan_for(
-            config,
-            target,
-            &info,
-            &artifact.sha256,
-            &lock_token,
-            nginx,
-            app,
-        );
-        Ok((artifact, plan))
-    })();
+    let built = build_release(config, target, release, &lock_token);
     let (artifact, plan) = match built {
         Ok(built) => built,
         Err(e) => {
@@ -512,9 +486,13 @@ fn check_archive(config: &Config, target: &Target, artifact: &Artifact) -> Resul
     Ok(())
 }
 
-/// Builds the archive and prints what each host would run, touching no host.
-fn dry_run(config: &Config, target: &Target, printer: &Printer) -> Result<()> {
-    let release = ReleaseId::at(Utc::now());
+/// Builds the archive of `release`, checks it can work on a host, and renders the remote plan.
+fn build_release(
+    config: &Config,
+    target: &Target,
+    release: ReleaseId,
+    lock_token: &str,
+) -> Result<(Artifact, DeployPlan)> {
     let artifact = build::build(&BuildRequest {
         config,
         target,
@@ -535,10 +513,17 @@ fn dry_run(config: &Config, target: &Target, printer: &Printer) -> Result<()> {
         target,
         &info,
         &artifact.sha256,
-        "dry-run",
+        lock_token,
         nginx,
         app,
     );
+    Ok((artifact, plan))
+}
+
+/// Builds the archive and prints what each host would run, touching no host.
+fn dry_run(config: &Config, target: &Target, printer: &Printer) -> Result<()> {
+    let release = ReleaseId::at(Utc::now());
+    let (artifact, plan) = build_release(config, target, release, "dry-run")?;
     let hosts: Vec<String> = match target.transport {
         TransportKind::Local => vec!["local".into()],
         TransportKind::Ssh => target.hosts.iter().map(ToString::to_string).collect(),

@@ -370,22 +370,7 @@ impl DeployPlan {
             "shipit_state failed\nshipit_log deploy \"failed: $SHIPIT_FAILED_STEP (switched back)\"\nshipit_unlock\n",
         );
         script.on_failure = on_failure;
-        script.step(
-            "check-lock",
-            "grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null || { echo \"the deploy lock on $D is no longer ours; not switching\"; exit 1; }",
-        );
-        script.step(
-            "switch",
-            "ln -sfn \"releases/$ID\" \"$D/.current.$ID\"\n\
-             mv -fT \"$D/.current.$ID\" \"$D/current\"\n\
-             echo \"current -> releases/$ID (was ${PREVIOUS:-nothing})\"",
-        );
-        if self.nginx.is_some() {
-            script.step(
-                "reload-nginx",
-                "if [ -f \"$SITE_CHANGED\" ]; then eval \"$NGINX_RELOAD\"; echo \"nginx reloaded\"; else echo \"nginx site unchanged; no reload needed\"; fi",
-            );
-        }
+        switch_steps(&mut script, self.nginx.is_some());
         if let Some(app) = &self.app {
             script.step("health-check", health_after_switch_body(app));
         }
@@ -485,6 +470,28 @@ pub(super) fn stop_other_apps_body(app: &AppPlan) -> String {
          fi",
         glob = app.program_glob
     )
+}
+
+/// The steps every switch shares: check the lock is still ours, rename a fresh symlink over
+/// `current` (rename(2): readers see the old or the new release, never nothing), and reload
+/// nginx when its site changed.
+pub(super) fn switch_steps(script: &mut Script, nginx: bool) {
+    script.step(
+        "check-lock",
+        "grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null || { echo \"the lock on $D is no longer ours; not switching\"; exit 1; }",
+    );
+    script.step(
+        "switch",
+        "ln -sfn \"releases/$ID\" \"$D/.current.$ID\"\n\
+         mv -fT \"$D/.current.$ID\" \"$D/current\"\n\
+         echo \"current -> releases/$ID (was ${PREVIOUS:-nothing})\"",
+    );
+    if nginx {
+        script.step(
+            "reload-nginx",
+            "if [ -f \"$SITE_CHANGED\" ]; then eval \"$NGINX_RELOAD\"; echo \"nginx reloaded\"; else echo \"nginx site unchanged; no reload needed\"; fi",
+        );
+    }
 }
 
 fn hook_body(command: &str) -> String {

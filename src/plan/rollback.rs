@@ -17,7 +17,7 @@ use crate::migrations::Unapply;
 
 use super::deploy::{
     common, health_after_switch_body, nginx_check_body, one_line, start_app_body,
-    stop_other_apps_body, undo_prepare, DeployPlan,
+    stop_other_apps_body, switch_steps, undo_prepare, DeployPlan,
 };
 use super::quote;
 use super::script::Script;
@@ -102,22 +102,7 @@ impl RollbackPlan {
             "shipit_log rollback \"failed: $SHIPIT_FAILED_STEP (switched back)\"\nshipit_unlock\n",
         );
         script.on_failure = on_failure;
-        script.step(
-            "check-lock",
-            "grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null || { echo \"the lock on $D is no longer ours; not switching\"; exit 1; }",
-        );
-        script.step(
-            "switch",
-            "ln -sfn \"releases/$ID\" \"$D/.current.$ID\"\n\
-             mv -fT \"$D/.current.$ID\" \"$D/current\"\n\
-             echo \"current -> releases/$ID (was ${PREVIOUS:-nothing})\"",
-        );
-        if self.base.nginx.is_some() {
-            script.step(
-                "reload-nginx",
-                "if [ -f \"$SITE_CHANGED\" ]; then eval \"$NGINX_RELOAD\"; echo \"nginx reloaded\"; else echo \"nginx site unchanged; no reload needed\"; fi",
-            );
-        }
+        switch_steps(&mut script, self.base.nginx.is_some());
         if let Some(app) = &self.base.app {
             script.step("health-check", health_after_switch_body(app));
         }
