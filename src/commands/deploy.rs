@@ -25,22 +25,18 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
     if args.dry_run {
         return dry_run(config, target, printer);
     }
-    // Templates are checked before any host is touched.
-    render_services(config, target, &provisional_build())?;
+    // Build first, so that every mistake the project can hold (configuration, deploy.map,
+    // templates, unsafe files, a missing requirements file) is found before any host is
+    // touched. The id is provisional: it is rebuilt in the rare case a host already has a
+    // release as new as it.
+    let lock_token = random_hex();
+    let mut release = ReleaseId::at(Utc::now());
+    let (mut artifact, mut plan) = build_release(config, target, release, &lock_token)?;
 
     let mut sessions = connect(target, args.accept_new_host_key, printer)?;
-    let lock_token = random_hex();
     let placeholder = DeployPlan {
         break_lock: args.break_lock,
-        ..plan_for(
-            config,
-            target,
-            &provisional_build(),
-            "",
-            &lock_token,
-            None,
-            None,
-        )
+        ..plan.clone()
     };
 
     // 1. begin: layout, lock, facts.
@@ -82,21 +78,22 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
                 .collect()
         })
         .collect();
-    let release = ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id));
-    let built = build_release(config, target, release, &lock_token);
-    let (artifact, plan) = match built {
-        Ok(built) => built,
-        Err(e) => {
-            abort_locked(
-                &mut sessions,
-                &begun,
-                &placeholder,
-                "the build failed",
-                printer,
-            );
-            return Err(e);
+    if inventories.iter().flatten().any(|r| r.id >= release) {
+        release = ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id));
+        match build_release(config, target, release, &lock_token) {
+            Ok(rebuilt) => (artifact, plan) = rebuilt,
+            Err(e) => {
+                abort_locked(
+                    &mut sessions,
+                    &begun,
+                    &placeholder,
+                    "the build failed",
+                    printer,
+                );
+                return Err(e);
+            }
         }
-    };
+    }
     printer.info(format!(
         "release {release}: {} ({}, {} files, revision {}{})",
         artifact.path.display(),
@@ -235,7 +232,7 @@ fn abort_locked(
 ) {
     for (session, run) in sessions.iter_mut().zip(begun) {
         if run.succeeded() {
-            let _ = session.run(&plan.abort(&random_hex(), reason), printer);
+            let _ = session.run(&plan.release_lock(&random_hex(), reason), printer);
         }
     }
 }

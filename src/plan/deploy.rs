@@ -415,6 +415,19 @@ impl DeployPlan {
         script
     }
 
+    /// Gives the lock back before anything was prepared (another host was locked, or the
+    /// rebuild failed): touches no release, since `$ID` may not even be this deploy's yet.
+    pub fn release_lock(&self, nonce: &str, reason: &str) -> Script {
+        let mut script = Script::new(nonce);
+        common(self, &mut script);
+        script.var("REASON", &one_line(reason));
+        script.step(
+            "unlock",
+            "if grep -qx \"token=$TOKEN\" \"$LOCK/info\" 2>/dev/null; then shipit_log deploy \"aborted: $REASON\"; shipit_unlock; fi",
+        );
+        script
+    }
+
     /// Script 4: undo a prepared release on this host because another host failed.
     pub fn abort(&self, nonce: &str, reason: &str) -> Script {
         let mut script = Script::new(nonce);
