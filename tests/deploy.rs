@@ -98,10 +98,10 @@ fn first_deploy_serves_the_release_through_nginx() {
     });
     assert!(running.is_some(), "{}", stack.programs());
 
-    // One connection, one channel per script plus the upload, the whole archive uploaded.
+    // One connection; channels: begin, the upload, and prepare+switch in one exec (one host).
     let usage = &json["usage"];
     assert_eq!(usage["connections"], 1, "{json}");
-    assert_eq!(usage["channels"], 4, "{json}");
+    assert_eq!(usage["channels"], 3, "{json}");
     assert_eq!(usage["bytes_uploaded"], json["archive"]["size"], "{json}");
 }
 

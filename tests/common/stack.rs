@@ -1,0 +1,484 @@
+//! A real deploy target for integration tests: OpenSSH sshd (logging in as `deploy`), nginx and
+//! supervisord running as `deploy`, a deploy-owned `deploy_to`, and the example project under git
+//! with a generated shipit.toml whose target points at all of them. Needs root.
+//!
+//! [`Stack::start`] gives a test its own stack on fresh ports and directories, so tests run in
+//! parallel threads; [`Run`] is what one run of `shipit` produced.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::support::*;
+use super::Project;
+
+/// How long one `shipit deploy` may take before the test fails instead of hanging.
+pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long nginx gets to apply a reload (it is asynchronous).
+pub const SERVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub const TARGET: &str = "test";
+
+// ---------------------------------------------------------------------------------------------
+// What one run of shipit produced.
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// The `--json` object on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    pub fn release(&self) -> String {
+        self.json()["release"]
+            .as_str()
+            .expect("json has a release")
+            .to_string()
+    }
+
+    /// Asserts the exit status, showing everything shipit said otherwise.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "shipit exited with {} (expected {code}) after {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts that stderr mentions every needle.
+    pub fn says(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr does not mention {needle:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack of one test.
+
+/// How the target section of shipit.toml is written.
+#[derive(Clone, Debug)]
+pub struct TargetOptions {
+    /// `hosts = [...]`.
+    pub hosts: Vec<String>,
+    /// `known_hosts = "..."`, when set.
+    pub known_hosts: Option<PathBuf>,
+    /// `listen` for the nginx site.
+    pub listen: String,
+    /// `keep_releases = N`, when set (shipit's default otherwise).
+    pub keep_releases: Option<u32>,
+    /// Extra lines appended inside `[targets.test]`.
+    pub extra: String,
+    /// `deploy_to` is this directory inside the host's base directory.
+    pub app: String,
+}
+
+/// One target machine: sshd, nginx and supervisord, and where releases go.
+pub struct Host {
+    // Dropped in this order: programs stop before their directories go.
+    pub sup: Supervisord,
+    pub nginx: Nginx,
+    pub sshd: Sshd,
+    /// Deploy-owned base directory; `deploy_to` is `base/app`.
+    pub base: tempfile::TempDir,
+}
+
+impl Host {
+    pub fn start() -> Host {
+        let sshd = Sshd::start();
+        Host {
+            sup: Supervisord::start(),
+            nginx: Nginx::start(),
+            sshd,
+            base: deploy_owned_tempdir(),
+        }
+    }
+
+    /// `deploy_to` with the default directory name.
+    pub fn deploy_to(&self) -> PathBuf {
+        self.base.path().join("app")
+    }
+}
+
+/// A test's world: the example project under git, a private HOME for shipit and one host.
+pub struct Stack {
+    pub host: Host,
+    pub project: Project,
+    /// Root-owned, empty: shipit's HOME, so root's real ~/.ssh is neither used nor modified.
+    pub home: tempfile::TempDir,
+    /// TCP port nginx serves the site on.
+    pub port: u16,
+    pub options: TargetOptions,
+    pub started: Instant,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Per-test timing, visible with --nocapture.
+        let test = self.started.elapsed();
+        let teardown = Instant::now();
+        self.host.sup.stop();
+        let sup = teardown.elapsed();
+        self.host.nginx.stop();
+        self.host.sshd.stop();
+        eprintln!(
+            "[timing] {}: {:.1}s (+{:.1}s stopping daemons, supervisord {:.1}s)",
+            std::thread::current().name().unwrap_or("?"),
+            test.as_secs_f64(),
+            teardown.elapsed().as_secs_f64(),
+            sup.as_secs_f64()
+        );
+    }
+}
+
+/// `[project]` section shared by every configuration.
+pub const PROJECT_TOML: &str = r#"[project]
+name = "hello"
+python = "/usr/bin/python3"
+
+[project.requirements]
+deployment = "requirements/deployment.txt"
+"#;
+
+/// The `[targets.test]` tables for a target whose paths are those of `host` (the deploy_to,
+/// nginx and supervisor of `host` are the paths every host of the target is given).
+pub fn target_toml(host: &Host, options: &TargetOptions) -> String {
+    target_toml_named(TARGET, "hello.conf", host, options)
+}
+
+/// [`target_toml`] for a target called `name` whose nginx site is `site` in the sites dir.
+pub fn target_toml_named(name: &str, site: &str, host: &Host, options: &TargetOptions) -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap(); // a TOML basic string
+    let hosts: Vec<String> = options.hosts.iter().map(|h| quote(h)).collect();
+    let mut text = format!(
+        "\n[targets.{name}]\n\
+         hosts = [{hosts}]\n\
+         deploy_to = {deploy_to}\n\
+         environment = \"deployment\"\n\
+         shared_dirs = [\"var\"]\n\
+         identity_file = {key}\n",
+        hosts = hosts.join(", "),
+        deploy_to = quote(&host.base.path().join(&options.app).display().to_string()),
+        key = quote(&host.sshd.client_key.display().to_string()),
+    );
+    if let Some(known) = &options.known_hosts {
+        text.push_str(&format!(
+            "known_hosts = {}\n",
+            quote(&known.display().to_string())
+        ));
+    }
+    if let Some(keep) = options.keep_releases {
+        text.push_str(&format!("keep_releases = {keep}\n"));
+    }
+    text.push_str(&options.extra);
+    text.push_str(&format!(
+        "\n[targets.{name}.vars]\n\
+         listen = {listen}\n\
+         \n[targets.{name}.nginx]\n\
+         site = {site}\n\
+         test = {test}\n\
+         reload = {reload}\n\
+         \n[targets.{name}.supervisor]\n\
+         conf_dir = {conf_dir}\n\
+         ctl = {ctl}\n",
+        listen = quote(&options.listen),
+        site = quote(&host.nginx.sites_dir.join(site).display().to_string()),
+        test = quote(&host.nginx.test_command()),
+        reload = quote(&host.nginx.reload_command()),
+        conf_dir = quote(&host.sup.include_dir.display().to_string()),
+        ctl = quote(&host.sup.ctl_command()),
+    ));
+    text
+}
+
+/// Once per process: the deploy user exists and its uv trusts the system's CA store.
+///
+/// Deploy sessions get a bare environment (no SSL_CERT_FILE), and uv's built-in roots do not
+/// include a CA that a TLS-inspecting proxy in front of PyPI may use; a real server would be
+/// configured the same way (`~/.config/uv/uv.toml`). Harmless where PyPI is reached directly.
+pub fn prepare_host_user() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let user = deploy_user();
+        let dir = user.home.join(".config/uv");
+        let config = dir.join("uv.toml");
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        if !text.contains("native-tls") {
+            run_as_deploy_ok(&format!(
+                "mkdir -p {dir} && printf 'native-tls = true\\n' >> {config}",
+                dir = shell_quote(&dir.display().to_string()),
+                config = shell_quote(&config.display().to_string()),
+            ));
+        }
+    });
+}
+
+impl Stack {
+    /// A stack whose target trusts the sshd's host key through `known_hosts`.
+    pub fn start() -> Stack {
+        prepare_host_user();
+        let host = Host::start();
+        let port = free_port();
+        let options = TargetOptions {
+            hosts: vec![host.sshd.host_spec()],
+            known_hosts: Some(host.sshd.known_hosts.clone()),
+            listen: format!("127.0.0.1:{port}"),
+            keep_releases: None,
+            extra: String::new(),
+            app: "app".into(),
+        };
+        Stack::new(host, port, options)
+    }
+
+    /// A stack for `host` (whose paths the target names) configured with `options`.
+    pub fn new(host: Host, port: u16, options: TargetOptions) -> Stack {
+        let stack = Stack {
+            host,
+            project: super::project(),
+            home: tempfile::Builder::new()
+                .prefix("shipit-home-")
+                .tempdir()
+                .expect("home tempdir"),
+            port,
+            options,
+            started: Instant::now(),
+        };
+        stack.write_config();
+        stack
+    }
+
+    /// Rewrites shipit.toml from `self.options` and commits it.
+    pub fn write_config(&self) {
+        let text = format!("{PROJECT_TOML}{}", target_toml(&self.host, &self.options));
+        self.project.write("shipit.toml", &text);
+        self.project.git(&["add", "-A"]);
+        self.project.git(&[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "shipit.toml for the test",
+        ]);
+    }
+
+    pub fn set_options(&mut self, change: impl FnOnce(&mut TargetOptions)) {
+        change(&mut self.options);
+        self.write_config();
+    }
+
+    pub fn deploy_to(&self) -> PathBuf {
+        self.host.base.path().join(&self.options.app)
+    }
+
+    /// Runs `shipit -C PROJECT ARGS` with the private HOME and no agent.
+    pub fn shipit(&self, args: &[&str]) -> Run {
+        run_shipit(&self.project, self.home.path(), args)
+    }
+
+    /// `shipit deploy --target test --json ARGS`.
+    pub fn deploy(&self, args: &[&str]) -> Run {
+        let mut all = vec!["deploy", "--target", TARGET, "--json"];
+        all.extend_from_slice(args);
+        self.shipit(&all)
+    }
+
+    /// A deploy that must succeed; returns its JSON.
+    pub fn deploy_ok(&self) -> Value {
+        let run = self.deploy(&[]);
+        if run.code != 0 {
+            panic!(
+                "deploy failed ({}) after {:?}\nstderr:\n{}\nsupervisord log:\n{}\napp log:\n{}\nnginx error.log:\n{}",
+                run.code,
+                run.elapsed,
+                run.stderr,
+                self.host.sup.log(),
+                app_log(&self.deploy_to()),
+                self.host.nginx.error_log()
+            );
+        }
+        run.json()
+    }
+
+    /// What `current` points at (e.g. `releases/20260102030405`), if anything.
+    pub fn current(&self) -> Option<String> {
+        current_of(&self.deploy_to())
+    }
+
+    pub fn releases(&self) -> Vec<String> {
+        list_dir(&self.deploy_to().join("releases"))
+    }
+
+    pub fn venvs(&self) -> Vec<String> {
+        list_dir(&self.deploy_to().join("venvs"))
+    }
+
+    /// `GET path` through nginx once `accept` likes the answer (nginx reloads asynchronously);
+    /// panics with the last answer otherwise.
+    pub fn page(&self, path: &str, accept: impl Fn(u16, &str) -> bool) -> String {
+        let mut last = None;
+        let got = wait_for(SERVE_TIMEOUT, || {
+            let answer = http_get(self.port, path);
+            let ok = matches!(&answer, Ok((status, body)) if accept(*status, body));
+            last = Some(answer);
+            ok.then(|| last.as_ref().unwrap().as_ref().unwrap().1.clone())
+        });
+        got.unwrap_or_else(|| {
+            panic!(
+                "GET {path} on port {} never gave the expected answer; last: {last:?}\n\
+                 nginx error.log:\n{}\nsupervisord log:\n{}\napp log:\n{}",
+                self.port,
+                self.host.nginx.error_log(),
+                self.host.sup.log(),
+                app_log(&self.deploy_to())
+            )
+        })
+    }
+
+    /// The index page once it shows `release: ID`.
+    pub fn serves_release(&self, id: &str) -> String {
+        let needle = format!("release: {id}\n");
+        self.page("/", |status, body| status == 200 && body.contains(&needle))
+    }
+
+    /// `supervisorctl status` as deploy.
+    pub fn programs(&self) -> String {
+        supervisor_status(&self.host.sup)
+    }
+
+    /// A deploy that must succeed; returns the id of the release it made.
+    pub fn deploy_release(&self) -> String {
+        self.deploy_ok()["release"]
+            .as_str()
+            .expect("json has a release")
+            .to_string()
+    }
+
+    /// `shipit rollback --target test --json ARGS`.
+    pub fn rollback(&self, args: &[&str]) -> Run {
+        let mut all = vec!["rollback", "--target", TARGET, "--json"];
+        all.extend_from_slice(args);
+        self.shipit(&all)
+    }
+
+    /// `shipit releases --target test --json ARGS`.
+    pub fn list_releases(&self, args: &[&str]) -> Run {
+        let mut all = vec!["releases", "--target", TARGET, "--json"];
+        all.extend_from_slice(args);
+        self.shipit(&all)
+    }
+
+    /// Release `id`'s recorded state (`.shipit/state`).
+    pub fn state(&self, id: &str) -> String {
+        state_of(&self.deploy_to(), id)
+    }
+
+    /// Whether `deploy_to/.shipit/lock` exists.
+    pub fn locked(&self) -> bool {
+        self.deploy_to().join(".shipit/lock").exists()
+    }
+
+    /// The lines of the deploy log `deploy_to/.shipit/log`, each split at its tabs: time, who,
+    /// action, release, revision, outcome.
+    pub fn log(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.deploy_to().join(".shipit/log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Commits a visible change to the index page so the next deploy differs.
+    pub fn change_page(&self, marker: &str) {
+        let page = "pages/templates/pages/index.html";
+        let text = self.project.read(page);
+        self.project.write(
+            page,
+            &text.replace(
+                "<h1>hello</h1>",
+                &format!("<h1>hello</h1>\n<p>{marker}</p>"),
+            ),
+        );
+        self.project.commit_all(marker);
+    }
+}
+
+pub fn run_shipit(project: &Project, home: &Path, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let out = project
+        .shipit()
+        .args(args)
+        .env("HOME", home)
+        .env("USER", "tester")
+        .env_remove("SSH_AUTH_SOCK")
+        .timeout(DEPLOY_TIMEOUT)
+        .output()
+        .expect("run shipit");
+    Run {
+        // A missing code means a signal, e.g. the timeout killing a hung deploy.
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+pub fn current_of(deploy_to: &Path) -> Option<String> {
+    std::fs::read_link(deploy_to.join("current"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Entry names of `dir`, sorted; empty when it does not exist.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The release's `.shipit/state`, trimmed.
+pub fn state_of(deploy_to: &Path, id: &str) -> String {
+    std::fs::read_to_string(deploy_to.join("releases").join(id).join(".shipit/state"))
+        .unwrap_or_else(|e| format!("<no state file: {e}>"))
+        .trim()
+        .to_string()
+}
+
+pub fn app_log(deploy_to: &Path) -> String {
+    std::fs::read_to_string(deploy_to.join("shared/log/hello-app.log")).unwrap_or_default()
+}
+
+pub fn supervisor_status(sup: &Supervisord) -> String {
+    let out = run_as_deploy(&format!("{} status", sup.ctl_command()));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The program name of release `id` of the test target.
+pub fn program(id: &str) -> String {
+    format!("hello-{TARGET}-{id}")
+}
