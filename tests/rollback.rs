@@ -902,7 +902,6 @@ fn a_rollback_whose_target_cannot_start_changes_nothing() {
 /// `--migrate` unapplies before it starts the target's app server; when that start fails, the
 /// live release keeps serving and must still have the schema its code needs.
 #[test]
-#[ignore = "shipit bug: a failed `rollback --migrate` leaves the live release without its migrations (it serves 500s)"]
 fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
     let mut stack = Stack::start();
     stack.set_options(|o| o.extra = "health = { timeout = 8 }\n".into());
@@ -936,7 +935,6 @@ fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
 /// `/srv/hello -> /data/hello`): pruning must still see which virtualenvs the kept releases
 /// use, so that the live release and the rollback target keep theirs.
 #[test]
-#[ignore = "shipit bug: pruning compares .venv link targets as strings, so a deploy_to named through a symlink removes the virtualenvs of the live release and the rollback target"]
 fn pruning_through_a_symlinked_deploy_to_keeps_the_virtualenvs_releases_use() {
     let mut stack = Stack::start();
     let v1 = stack.deploy_release();
@@ -970,7 +968,6 @@ fn pruning_through_a_symlinked_deploy_to_keeps_the_virtualenvs_releases_use() {
 /// `deploy_to` is a symlink from the start (`/srv/hello -> /data/hello`): pruning works as
 /// usual and reports the space it freed.
 #[test]
-#[ignore = "shipit bug: freed_kib is measured with `du -sk \"$D\"`, which does not descend into a symlinked deploy_to, so it is always 0"]
 fn pruning_a_deploy_to_that_is_a_symlink_reports_the_space_freed() {
     let mut stack = Stack::start();
     let real = stack.host.base.path().join("data");

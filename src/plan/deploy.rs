@@ -323,7 +323,7 @@ impl DeployPlan {
              \x20 : > \"$V/.shipit-complete\"\n\
              \x20 shipit_fact venv \"built $KEY\"\n\
              fi\n\
-             ln -sfn \"$V\" \"$R/.venv\"",
+             ln -sfn \"../../venvs/$KEY\" \"$R/.venv\"",
             py = quote(&self.python),
             req = quote(&self.requirements),
             req_text = self.requirements.replace(['"', '$', '`', '\\'], ""),
@@ -543,7 +543,7 @@ pub(super) fn start_app_body(app: &AppPlan) -> String {
          \x20 if STATUS=$({probe} \"$R/.shipit/app.sock\" 2>&1); then echo \"health check before the switch: $STATUS\"; break; fi\n\
          \x20 if [ \"$(date +%s)\" -ge \"$DEADLINE\" ]; then\n\
          \x20   shipit_ctl status \"$PROGRAM\" || true\n\
-         \x20   shipit_ctl tail \"$PROGRAM\" 2>/dev/null | tail -n 12 || true\n\
+         \x20   shipit_ctl tail \"$PROGRAM\" 2>/dev/null | grep -v '\\] \\[INFO\\] ' | tail -n 15 || true\n\
          \x20   echo \"the new app server failed its health check on $R/.shipit/app.sock within {timeout}s: $STATUS\"\n\
          \x20   exit 1\n\
          \x20 fi\n\

@@ -92,7 +92,7 @@ pub fn parse_inventory(facts: &BTreeMap<String, String>) -> Vec<Listed> {
 /// Shell lines removing `doomed` releases and every virtualenv no remaining release uses.
 /// Prints one `removed` fact per release and the KiB freed.
 pub fn removal_body(doomed: &[ReleaseId]) -> String {
-    let mut body = String::from("BEFORE=$(du -sk \"$D\" 2>/dev/null | cut -f1)\n");
+    let mut body = String::from("BEFORE=$(du -sk \"$D/\" 2>/dev/null | cut -f1)\n");
     for id in doomed {
         let id = quote(&id.to_string());
         let _ = writeln!(
@@ -104,10 +104,10 @@ pub fn removal_body(doomed: &[ReleaseId]) -> String {
         "for venv in \"$D\"/venvs/*; do\n\
          \x20 [ -d \"$venv\" ] || continue\n\
          \x20 used=\n\
-         \x20 for link in \"$D\"/releases/*/.venv; do [ \"$(readlink \"$link\")\" = \"$venv\" ] && used=1; done\n\
+         \x20 for link in \"$D\"/releases/*/.venv; do target=$(readlink \"$link\"); [ \"${target##*/}\" = \"${venv##*/}\" ] && used=1; done\n\
          \x20 if [ -z \"$used\" ]; then rm -rf \"$venv\"; shipit_fact \"removed:venv:${venv##*/}\" venv; fi\n\
          done\n\
-         AFTER=$(du -sk \"$D\" 2>/dev/null | cut -f1)\n\
+         AFTER=$(du -sk \"$D/\" 2>/dev/null | cut -f1)\n\
          shipit_fact freed_kib \"$((BEFORE - AFTER))\"",
     );
     body

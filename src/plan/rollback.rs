@@ -60,9 +60,18 @@ impl RollbackPlan {
     pub fn prepare(&self, nonce: &str) -> Script {
         let mut script = self.script(nonce);
         script.on_failure = format!(
-            "{}shipit_log rollback \"failed: $SHIPIT_FAILED_STEP\"\nshipit_unlock\n",
+            "{}{}shipit_log rollback \"failed: $SHIPIT_FAILED_STEP\"\nshipit_unlock\n",
+            self.remigrate(),
             undo_prepare(&self.base)
         );
+        // The target's app server starts (and passes its health check) before any migration is
+        // unapplied, so a target that cannot run never costs the live release its schema.
+        if self.base.nginx.is_some() {
+            script.step("nginx-check", nginx_check_body());
+        }
+        if let Some(app) = &self.base.app {
+            script.step("start-app", start_app_body(app));
+        }
         if !self.unapply.is_empty() {
             let manage = quote(&self.base.manage_py);
             let mut body = String::from("cd \"$D/current\"\n");
@@ -76,13 +85,19 @@ impl RollbackPlan {
             }
             script.step("unapply-migrations", body.trim_end().to_string());
         }
-        if self.base.nginx.is_some() {
-            script.step("nginx-check", nginx_check_body());
-        }
-        if let Some(app) = &self.base.app {
-            script.step("start-app", start_app_body(app));
-        }
         script
+    }
+
+    /// After unapplying migrations, a rollback that does not complete migrates the live
+    /// release's schema forward again, so the release still serving keeps working.
+    fn remigrate(&self) -> String {
+        if self.unapply.is_empty() {
+            return String::new();
+        }
+        format!(
+            "if [ -L \"$D/current\" ]; then (cd \"$D/current\" && \"$D/current/.venv/bin/python\" {} migrate --noinput) && echo \"migrated the live release's schema forward again\"; fi\n",
+            quote(&self.base.manage_py)
+        )
     }
 
     /// Script 4: switch `current` to the target and retire the abandoned release.
@@ -95,6 +110,7 @@ impl RollbackPlan {
              fi\n",
         );
         on_failure.push_str(&undo_prepare(&self.base));
+        on_failure.push_str(&self.remigrate());
         if self.base.nginx.is_some() {
             on_failure.push_str("eval \"$NGINX_RELOAD\" >/dev/null 2>&1 || true\n");
         }
