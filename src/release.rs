@@ -35,7 +35,9 @@ impl ReleaseId {
             return None;
         }
         let naive = NaiveDateTime::parse_from_str(text, FORMAT).ok()?;
-        Some(ReleaseId(Utc.from_utc_datetime(&naive).timestamp()))
+        let id = ReleaseId(Utc.from_utc_datetime(&naive).timestamp());
+        // chrono reads a leap second (`…60`) as `…59`: two names, one id. Only exact ids count.
+        (id.to_string() == text).then_some(id)
     }
 
     /// When the release was made.
@@ -77,6 +79,7 @@ mod tests {
             "2026112301432x",
             "20261399000000",
             "../20261123",
+            "20261122005160",
         ] {
             assert_eq!(ReleaseId::parse(bad), None, "{bad}");
         }
