@@ -152,7 +152,7 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
                 .as_ref()
                 .is_some_and(|(step, _)| switch_steps.contains(step));
             return Err(if switching {
-                run.error(&name, "this host switched back to its previous release")
+                run.error(&name, switch_outcome(&run))
             } else {
                 run.error(&name, current_outcome(&begun))
             });
@@ -320,15 +320,24 @@ fn prepare_then_switch(
         let name = sessions[i].transport.name().to_string();
         match result {
             Ok(run) if run.succeeded() => report_pruned(&sessions[i].label, &run, printer),
-            Ok(run) => {
-                errors.push(run.error(&name, "this host switched back to its previous release"))
-            }
+            Ok(run) => errors.push(run.error(&name, switch_outcome(&run))),
             Err(e) => errors.push(e),
         }
     }
     match errors.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(ready),
+    }
+}
+
+/// What a failed switch script left: steps from `finish` on run after the new release went
+/// live, and their failure undoes nothing.
+fn switch_outcome(run: &ScriptRun) -> &'static str {
+    match run.failed.as_ref().map(|(step, _)| step.as_str()) {
+        Some("finish" | "prune" | "stop-old-app") => {
+            "the new release is live; this step failed after the switch and nothing was undone"
+        }
+        _ => "this host switched back to its previous release",
     }
 }
 

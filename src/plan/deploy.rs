@@ -355,7 +355,8 @@ impl DeployPlan {
         let mut script = Script::new(nonce);
         common(self, &mut script);
         script.line("PREVIOUS=$(readlink \"$D/current\" 2>/dev/null || true)");
-        let mut on_failure = String::from(
+        let mut on_failure = String::from(COMMITTED_GUARD);
+        on_failure.push_str(
             "if [ -n \"$PREVIOUS\" ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" != \"$PREVIOUS\" ]; then\n\
              \x20 ln -sfn \"$PREVIOUS\" \"$D/.current.back\" && mv -fT \"$D/.current.back\" \"$D/current\" && echo \"switched current back to $PREVIOUS\"\n\
              elif [ -z \"$PREVIOUS\" ] && [ -L \"$D/current\" ]; then\n\
@@ -443,6 +444,15 @@ impl DeployPlan {
         script
     }
 }
+
+/// Once `finish` has recorded the new release as live, the switch is committed: a later failure
+/// (pruning, stopping the old app server, a lost connection) must not switch back, since the
+/// previous release's app server may already be gone.
+pub(super) const COMMITTED_GUARD: &str = "if [ \"$(cat \"$R/.shipit/state\" 2>/dev/null)\" = live ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" = \"releases/$ID\" ]; then\n\
+\x20 echo \"release $ID is live; step $SHIPIT_FAILED_STEP failed after the switch, nothing is undone\"\n\
+\x20 shipit_unlock\n\
+\x20 return 0 2>/dev/null || exit 0\n\
+fi\n";
 
 /// Takes the deploy lock atomically (mkdir), recording who, when, which release and pid; exits
 /// with [`LOCKED_STATUS`] and a `locked` fact naming the holder when someone else has it.

@@ -113,7 +113,7 @@ impl Script {
         // undo what the interrupted step started, quietly, since nobody is listening any more.
         out.push_str("SHIPIT_STEP=start\n");
         out.push_str(
-            "trap 'trap \"\" PIPE HUP TERM; SHIPIT_FAILED_STEP=\"$SHIPIT_STEP\"; shipit_on_failure >/dev/null 2>&1; exit 129' PIPE HUP TERM\n",
+            "trap 'trap \"\" PIPE HUP TERM; [ \"$SHIPIT_STEP\" = done ] && exit 0; SHIPIT_FAILED_STEP=\"$SHIPIT_STEP\"; shipit_on_failure >/dev/null 2>&1; exit 129' PIPE HUP TERM\n",
         );
         for line in &self.preamble {
             out.push_str(line);
@@ -135,6 +135,8 @@ impl Script {
             out.push_str("fi\n");
             out.push_str(&format!("shipit_mark end {name}\n"));
         }
+        // Every step ran: losing the connection now must not undo anything.
+        out.push_str("SHIPIT_STEP=done\n");
         out.push_str("shipit_mark done ok\n");
         out.push_str("}\n");
         out.push_str("shipit_main </dev/null\n");

@@ -199,7 +199,7 @@ impl Ssh {
         Error::Connection {
             host: self.name.clone(),
             message: format!("{what}: {e}"),
-            hint: Some("the connection was lost; run the command again (a deploy that did not switch left `current` as it was)".into()),
+            hint: Some("the connection was lost. A deploy that did not switch left `current` as it was; run it again. If the host could not give its lock back (the connection dropped between steps), the next run says another deploy is running: add --break-lock".into()),
         }
     }
 }
