@@ -78,7 +78,9 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
                 .collect()
         })
         .collect();
-    if inventories.iter().flatten().any(|r| r.id >= release) {
+    // The begin script looked for the archive it was given; a rebuilt archive is a new one.
+    let rebuild = inventories.iter().flatten().any(|r| r.id >= release);
+    if rebuild {
         release = ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id));
         match build_release(config, target, release, &lock_token) {
             Ok(rebuilt) => (artifact, plan) = rebuilt,
@@ -109,7 +111,7 @@ pub fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> 
 
     // 3. upload where the archive is not already present.
     let uploads = on_all(&mut sessions, |i, s| {
-        if begun[i].facts.get("archive").map(String::as_str) == Some("present") {
+        if !rebuild && begun[i].facts.get("archive").map(String::as_str) == Some("present") {
             printer.info(format!(
                 "{}  ✓ upload skipped: the host already has this archive",
                 s.label
