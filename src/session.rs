@@ -228,7 +228,7 @@ pub fn random_hex() -> String {
             ^ u128::from(std::process::id());
         bytes = seed.to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::build::archive::hex(&bytes)
 }
 
 /// `user@machine` of whoever runs shipit, for the lock and the deploy log.

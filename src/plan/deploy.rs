@@ -21,8 +21,8 @@ use std::fmt::Write as _;
 use crate::config::{Hooks, Installer};
 use crate::release::ReleaseId;
 
-use super::quote;
 use super::script::Script;
+use super::{base64, quote};
 
 /// Exit status the begin script uses when another deploy holds the lock.
 pub const LOCKED_STATUS: i32 = 75;
@@ -356,13 +356,7 @@ impl DeployPlan {
         common(self, &mut script);
         script.line("PREVIOUS=$(readlink \"$D/current\" 2>/dev/null || true)");
         let mut on_failure = String::from(COMMITTED_GUARD);
-        on_failure.push_str(
-            "if [ -n \"$PREVIOUS\" ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" != \"$PREVIOUS\" ]; then\n\
-             \x20 ln -sfn \"$PREVIOUS\" \"$D/.current.back\" && mv -fT \"$D/.current.back\" \"$D/current\" && echo \"switched current back to $PREVIOUS\"\n\
-             elif [ -z \"$PREVIOUS\" ] && [ -L \"$D/current\" ]; then\n\
-             \x20 rm -f \"$D/current\"; echo \"removed current: this was the first deploy\"\n\
-             fi\n",
-        );
+        on_failure.push_str(SWITCH_BACK);
         on_failure.push_str(&undo_prepare(self));
         if self.nginx.is_some() {
             on_failure.push_str("eval \"$NGINX_RELOAD\" >/dev/null 2>&1 || true\n");
@@ -452,6 +446,14 @@ pub(super) const COMMITTED_GUARD: &str = "if [ \"$(cat \"$R/.shipit/state\" 2>/d
 \x20 echo \"release $ID is live; step $SHIPIT_FAILED_STEP failed after the switch, nothing is undone\"\n\
 \x20 shipit_unlock\n\
 \x20 return 0 2>/dev/null || exit 0\n\
+fi\n";
+
+/// Puts `current` back where it pointed before the switch script (`$PREVIOUS`), by the same
+/// rename; after a first deploy there was nothing, so the new `current` is removed.
+pub(super) const SWITCH_BACK: &str = "if [ -n \"$PREVIOUS\" ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" != \"$PREVIOUS\" ]; then\n\
+\x20 ln -sfn \"$PREVIOUS\" \"$D/.current.back\" && mv -fT \"$D/.current.back\" \"$D/current\" && echo \"switched current back to $PREVIOUS\"\n\
+elif [ -z \"$PREVIOUS\" ] && [ -L \"$D/current\" ]; then\n\
+\x20 rm -f \"$D/current\"; echo \"removed current: this was the first deploy\"\n\
 fi\n";
 
 /// Takes the deploy lock atomically (mkdir), recording who, when, which release and pid; exits
@@ -617,25 +619,6 @@ pub(super) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// Standard base64 with padding, for shipping file contents inside a script.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::migrations::Unapply;
 
 use super::deploy::{
     common, health_after_switch_body, nginx_check_body, one_line, start_app_body,
-    stop_other_apps_body, switch_steps, undo_prepare, DeployPlan, COMMITTED_GUARD,
+    stop_other_apps_body, switch_steps, undo_prepare, DeployPlan, COMMITTED_GUARD, SWITCH_BACK,
 };
 use super::quote;
 use super::script::Script;
@@ -105,11 +105,7 @@ impl RollbackPlan {
         let mut script = self.script(nonce);
         script.line("PREVIOUS=$(readlink \"$D/current\" 2>/dev/null || true)");
         let mut on_failure = String::from(COMMITTED_GUARD);
-        on_failure.push_str(
-            "if [ -n \"$PREVIOUS\" ] && [ \"$(readlink \"$D/current\" 2>/dev/null)\" != \"$PREVIOUS\" ]; then\n\
-             \x20 ln -sfn \"$PREVIOUS\" \"$D/.current.back\" && mv -fT \"$D/.current.back\" \"$D/current\" && echo \"switched current back to $PREVIOUS\"\n\
-             fi\n",
-        );
+        on_failure.push_str(SWITCH_BACK);
         on_failure.push_str(&undo_prepare(&self.base));
         on_failure.push_str(&self.remigrate());
         if self.base.nginx.is_some() {

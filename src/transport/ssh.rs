@@ -17,7 +17,7 @@ use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, Session};
 
 use crate::config::HostSpec;
 use crate::error::{Error, Result};
-use crate::plan::quote;
+use crate::plan::{base64, quote};
 
 use super::{for_each_line, Transport, Usage};
 
@@ -230,29 +230,7 @@ fn key_type_name(kind: HostKeyType) -> &'static str {
 /// `SHA256:...` as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &[u8]) -> String {
     let digest = Sha256::digest(key);
-    format!("SHA256:{}", base64_unpadded(&digest))
-}
-
-fn base64_unpadded(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn base64_padded(bytes: &[u8]) -> String {
-    let mut out = base64_unpadded(bytes);
-    while out.len() % 4 != 0 {
-        out.push('=');
-    }
-    out
+    format!("SHA256:{}", base64(&digest).trim_end_matches('='))
 }
 
 fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions) -> Result<()> {
@@ -301,7 +279,7 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
                 "{} {} {}",
                 endpoint.known_hosts_name(),
                 key_type_name(kind),
-                base64_padded(key)
+                base64(key)
             );
             if options.accept_new_host_key {
                 append_line(&record_in, &line).map_err(|e| Error::io("write", &record_in, e))?;
@@ -479,7 +457,7 @@ mod tests {
         // `ssh-keygen -lf` of this public key printed the fingerprint below.
         let key = "AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR";
         let raw = decode(key);
-        assert_eq!(base64_padded(&raw), key);
+        assert_eq!(base64(&raw), key);
         assert_eq!(
             fingerprint(&raw),
             "SHA256:rOrayjfdJ79T9DdmSQ5KgKhRlJLgvc+nxAPNwl19LwQ"
