@@ -10,7 +10,8 @@ Exit status:
   1  a build, deploy or rollback step failed (hosts stay on their previous release)
   2  bad usage, configuration, template or project content (no host was touched)
   3  a host could not be reached, authenticated or verified
-  4  another deploy holds the lock
+  4  another run holds the lock (or left it behind)
+  5  refused: nothing to roll back to, hosts that disagree, unknown migrations
 
 Examples:
   shipit build --target staging          build the archive for staging
@@ -117,10 +118,11 @@ pub struct RollbackArgs {
     /// Unapply migrations the target release does not know before switching
     #[arg(long, conflicts_with = "force")]
     pub migrate: bool,
-    /// Switch even if the database has migrations the target release does not know
+    /// Switch even if the database has migrations the target release does not know (with
+    /// --break-lock: also take the lock from a run that is still connected)
     #[arg(long)]
     pub force: bool,
-    /// Remove a lock left by a deploy that died, then roll back
+    /// Remove a lock left by a run that is no longer connected, then roll back
     #[arg(long)]
     pub break_lock: bool,
     /// Trust and record host keys that known_hosts does not have yet
@@ -143,6 +145,12 @@ pub struct ReleasesArgs {
     /// With --prune: print what would be removed, remove nothing
     #[arg(long, requires = "prune")]
     pub dry_run: bool,
+    /// With --prune: remove a lock left by a run that is no longer connected
+    #[arg(long, requires = "prune")]
+    pub break_lock: bool,
+    /// With --break-lock: take the lock even from a run that is still connected
+    #[arg(long, requires = "break_lock")]
+    pub force: bool,
     /// Trust and record host keys that known_hosts does not have yet
     #[arg(long)]
     pub accept_new_host_key: bool,
@@ -165,9 +173,12 @@ pub struct DeployArgs {
     /// Target to deploy to
     #[arg(short, long)]
     pub target: String,
-    /// Remove a lock left by a deploy that died, then deploy
+    /// Remove a lock left by a run that is no longer connected, then deploy
     #[arg(long)]
     pub break_lock: bool,
+    /// With --break-lock: take the lock even from a run that is still connected
+    #[arg(long, requires = "break_lock")]
+    pub force: bool,
     /// Trust and record host keys that known_hosts does not have yet
     #[arg(long)]
     pub accept_new_host_key: bool,

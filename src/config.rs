@@ -116,6 +116,17 @@ impl fmt::Display for Installer {
     }
 }
 
+/// Where `migrate` runs on a target with several hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrateOn {
+    /// On the primary host only, under the database's advisory lock: the hosts share one
+    /// database (PostgreSQL, MySQL), the production shape.
+    Once,
+    /// On every host: each host has its own database (SQLite in a shared directory).
+    EachHost,
+}
+
 /// One `[targets.NAME]` table, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -145,6 +156,12 @@ pub struct Target {
     pub vars: BTreeMap<String, toml::Value>,
     /// Hook commands.
     pub hooks: Hooks,
+    /// Index in `hosts` of the host that runs once-steps (`migrate`, `once` hooks).
+    pub primary: usize,
+    /// Where `migrate` runs: once, on the primary (one shared database), or on each host.
+    pub migrate: MigrateOn,
+    /// Hosts switched at a time (each batch is health-checked before the next); `None`: all.
+    pub batch: Option<u32>,
     /// nginx site management; `None` leaves nginx alone.
     pub nginx: Option<Nginx>,
     /// supervisor program management; `None` leaves the app server alone.
@@ -199,19 +216,51 @@ fn default_health_retries() -> u32 {
     3
 }
 
-/// Hook commands run on each host inside the new release directory.
+/// Hook commands run inside the new release directory: on each host, or with `once = true`
+/// only on the target's primary host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hooks {
     /// Before `migrate`.
     #[serde(default)]
-    pub before_migrate: Vec<String>,
+    pub before_migrate: Vec<Hook>,
     /// After `migrate` (and `collectstatic`), before the switch.
     #[serde(default)]
-    pub after_migrate: Vec<String>,
+    pub after_migrate: Vec<Hook>,
     /// After `current` has been switched and services reloaded.
     #[serde(default)]
-    pub after_switch: Vec<String>,
+    pub after_switch: Vec<Hook>,
+}
+
+/// One hook: a command (`"./manage.py compilemessages"`) or a table
+/// (`{ run = "./manage.py createcachetable", once = true }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Hook {
+    /// Runs on every host.
+    Command(String),
+    /// `once = true` runs it on the primary host only.
+    Table {
+        /// The shell command.
+        run: String,
+        /// Run on the primary host only.
+        #[serde(default)]
+        once: bool,
+    },
+}
+
+impl Hook {
+    /// The shell command.
+    pub fn command(&self) -> &str {
+        match self {
+            Hook::Command(run) | Hook::Table { run, .. } => run,
+        }
+    }
+
+    /// Whether it runs on the primary host only.
+    pub fn once(&self) -> bool {
+        matches!(self, Hook::Table { once: true, .. })
+    }
 }
 
 /// Where the nginx site goes and how nginx is checked and reloaded.
@@ -389,11 +438,18 @@ struct RawTarget {
     vars: BTreeMap<Spanned<String>, toml::Value>,
     #[serde(default)]
     hooks: Hooks,
+    primary: Option<Spanned<String>>,
+    #[serde(default = "default_migrate")]
+    migrate: MigrateOn,
+    batch: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
     supervisor: Option<Spanned<Supervisor>>,
     health: Option<Spanned<Health>>,
 }
 
+fn default_migrate() -> MigrateOn {
+    MigrateOn::Once
+}
 fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
     Spanned::new(0..0, Vec::new())
 }
@@ -506,7 +562,7 @@ impl Config {
             None if self.targets.len() == 1 => {
                 Ok(self.targets.values().next().expect("one target"))
             }
-            None => Err(Error::Other {
+            None => Err(Error::Usage {
                 message: format!(
                     "{} defines {} targets; choose one with --target",
                     self.path.display(),
@@ -649,6 +705,31 @@ fn validate_target(
             format!("must be between 1 and 1000, not {keep}"),
         ));
     }
+    let primary = match &raw.primary {
+        None => 0,
+        Some(p) => {
+            let wanted = HostSpec::parse(p.get_ref())
+                .map_err(|why| source.error(p.span(), key("primary"), why))?;
+            hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
+                source.error(
+                    p.span(),
+                    key("primary"),
+                    format!("`{}` is not one of the target's hosts", p.get_ref()),
+                )
+            })?
+        }
+    };
+    let batch = match &raw.batch {
+        None => None,
+        Some(b) if *b.get_ref() >= 1 && *b.get_ref() <= 1000 => Some(*b.get_ref() as u32),
+        Some(b) => {
+            return Err(source.error(
+                b.span(),
+                key("batch"),
+                format!("must be between 1 and 1000 hosts, not {}", b.get_ref()),
+            ))
+        }
+    };
     let shared = |list: Vec<Spanned<String>>, k: &str| -> Result<Vec<String>> {
         list.into_iter()
             .map(|p| {
@@ -766,6 +847,9 @@ fn validate_target(
         installer: raw.installer,
         vars,
         hooks: raw.hooks,
+        primary,
+        migrate: raw.migrate,
+        batch,
         nginx,
         supervisor,
     })

@@ -18,6 +18,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_CONNECTION: i32 = 3;
 /// Another deploy holds the lock on a host.
 pub const EXIT_LOCKED: i32 = 4;
+/// shipit refused to act: a rollback with nowhere to go, hosts that disagree, migrations the
+/// target release does not know. Nothing was changed.
+pub const EXIT_REFUSED: i32 = 5;
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -117,6 +120,27 @@ pub enum Error {
         host: String,
         /// Who holds it, as recorded in the lock.
         holder: String,
+        /// Whether the run that took it is still connected.
+        live: bool,
+    },
+    /// The command line asks for something that cannot be done as asked.
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to ask instead.
+        hint: Option<String>,
+    },
+    /// shipit refused to act; nothing was changed.
+    Refused {
+        /// Why.
+        message: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// Writing the archive failed.
+    Archive {
+        /// What went wrong.
+        message: String,
     },
     /// A remote step failed.
     Step {
@@ -136,13 +160,6 @@ pub enum Error {
         /// What is wrong.
         message: String,
         /// How to fix it.
-        hint: Option<String>,
-    },
-    /// Anything else, already phrased for a person.
-    Other {
-        /// The message.
-        message: String,
-        /// Advice, when we have some.
         hint: Option<String>,
     },
 }
@@ -167,9 +184,9 @@ impl Error {
         }
     }
 
-    /// A plain message with no hint.
-    pub fn other(message: impl Into<String>) -> Error {
-        Error::Other {
+    /// An [`Error::Usage`] without a hint.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage {
             message: message.into(),
             hint: None,
         }
@@ -183,12 +200,14 @@ impl Error {
             | Error::DeployMap { .. }
             | Error::Template { .. }
             | Error::UnsafePath { .. }
-            | Error::Project { .. } => EXIT_USAGE,
+            | Error::Project { .. }
+            | Error::Usage { .. } => EXIT_USAGE,
             Error::Connection { .. }
             | Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
             Error::Locked { .. } => EXIT_LOCKED,
-            Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Other { .. } => {
+            Error::Refused { .. } => EXIT_REFUSED,
+            Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Archive { .. } => {
                 EXIT_FAILED
             }
         }
@@ -214,12 +233,16 @@ impl Error {
                 "someone may be intercepting the connection, or the host was reinstalled; check with its administrator, then update {}",
                 known_hosts.display()
             )),
-            Error::Locked { .. } => Some(
-                "wait for the other deploy to finish; if it died, re-run with --break-lock".into(),
+            Error::Locked { live: true, .. } => Some(
+                "wait for the other run to finish (`--lock-wait` is not there yet); if you are sure it is stuck, --break-lock --force takes the lock from a live run".into(),
             ),
-            Error::Connection { hint, .. } | Error::Other { hint, .. } | Error::Project { hint, .. } => {
+            Error::Locked { live: false, .. } => Some(
+                "the run that took the lock is gone (killed, or its connection dropped); re-run with --break-lock".into(),
+            ),
+            Error::Connection { hint, .. } | Error::Usage { hint, .. } | Error::Project { hint, .. } => {
                 hint.clone()
             }
+            Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
             ),
@@ -283,8 +306,12 @@ impl fmt::Display for Error {
                 "{host}: HOST KEY HAS CHANGED (now {fingerprint}, {} says otherwise); refusing to connect",
                 known_hosts.display()
             ),
-            Error::Locked { host, holder } => {
-                write!(f, "{host}: another deploy is running ({holder})")
+            Error::Locked { host, holder, live } => {
+                if *live {
+                    write!(f, "{host}: locked by another run, which is still running ({holder})")
+                } else {
+                    write!(f, "{host}: locked by a run that is no longer connected ({holder})")
+                }
             }
             Error::Step {
                 host,
@@ -305,7 +332,10 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Other { message, .. } | Error::Project { message, .. } => f.write_str(message),
+            Error::Usage { message, .. }
+            | Error::Refused { message, .. }
+            | Error::Archive { message }
+            | Error::Project { message, .. } => f.write_str(message),
         }
     }
 }
@@ -365,6 +395,7 @@ mod tests {
         let locked = Error::Locked {
             host: "h".into(),
             holder: "me".into(),
+            live: true,
         };
         assert_eq!(locked.exit_code(), EXIT_LOCKED);
     }

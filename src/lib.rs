@@ -1,20 +1,22 @@
 //! shipit: build a Django project into a reproducible release archive and deploy it atomically.
 //!
-//! The data flows one way: **config → build → artifact → plan → transport → switch**.
+//! The data flows one way: **config → resolve → build → plan → runner/transport → report**.
 //! [`run`] is the whole program; `main.rs` only exits with its status.
 
 pub mod build;
 pub mod cli;
-pub mod commands;
+mod commands;
 pub mod config;
 pub mod error;
-pub mod migrations;
-pub mod output;
+mod migrations;
+mod output;
 pub mod plan;
 pub mod release;
-pub mod session;
-pub mod templates;
-pub mod transport;
+mod resolve;
+mod runner;
+mod session;
+mod templates;
+mod transport;
 
 use std::ffi::OsString;
 

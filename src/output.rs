@@ -4,6 +4,21 @@
 //! to stderr, so `shipit build --json | jq` works and scripts can ignore the chatter. Colour and
 //! progress bars appear only on a terminal.
 
+// A closed stdout or stderr (`shipit deploy | head -3`) must never panic mid-run: a panic would
+// skip giving the locks back. Writes that fail are dropped.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 use std::io::{IsTerminal, Write};
 
 use crate::cli::ColorChoice;
@@ -64,21 +79,21 @@ impl Printer {
     /// A progress line on stderr (hidden when quiet).
     pub fn info(&self, message: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Normal {
-            eprintln!("{}", message.as_ref());
+            err!("{}", message.as_ref());
         }
     }
 
     /// Detail shown only with `--verbose`.
     pub fn detail(&self, message: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Verbose {
-            eprintln!("{}", message.as_ref());
+            err!("{}", message.as_ref());
         }
     }
 
     /// A remote step finished.
     pub fn step_done(&self, host: &str, step: &str, elapsed: std::time::Duration) {
         if self.verbosity >= Verbosity::Normal {
-            eprintln!(
+            err!(
                 "{host}  {} {step:<24} {:>7}",
                 self.paint("32", "✓"),
                 seconds(elapsed)
@@ -88,7 +103,7 @@ impl Printer {
 
     /// A remote step failed.
     pub fn step_failed(&self, host: &str, step: &str, elapsed: std::time::Duration) {
-        eprintln!(
+        err!(
             "{host}  {} {step:<24} {:>7}",
             self.paint("31;1", "✗"),
             seconds(elapsed)
@@ -114,13 +129,13 @@ impl Printer {
 
     /// A warning on stderr (shown even when quiet).
     pub fn warn(&self, message: impl AsRef<str>) {
-        eprintln!("{} {}", self.paint("33;1", "warning:"), message.as_ref());
+        err!("{} {}", self.paint("33;1", "warning:"), message.as_ref());
     }
 
     /// The human result of a command, on stdout (suppressed with `--json`).
     pub fn result(&self, message: impl AsRef<str>) {
         if !self.json {
-            println!("{}", message.as_ref());
+            out!("{}", message.as_ref());
         }
     }
 
@@ -134,9 +149,9 @@ impl Printer {
 
     /// Prints `error` in the `error: … / hint: …` form on stderr.
     pub fn error(&self, error: &Error) {
-        eprintln!("{} {error}", self.paint("31;1", "error:"));
+        err!("{} {error}", self.paint("31;1", "error:"));
         if let Some(hint) = error.hint() {
-            eprintln!("{} {hint}", self.paint("36;1", "hint:"));
+            err!("{} {hint}", self.paint("36;1", "hint:"));
         }
     }
 }

@@ -6,13 +6,11 @@
 //! Several hosts run in parallel threads; their progress lines are prefixed with the host.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::config::{Target, TransportKind};
 use crate::error::{Error, Result};
 use crate::output::{seconds, Printer};
-use crate::plan::deploy::LOCKED_STATUS;
 use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
@@ -24,29 +22,37 @@ const TAIL_LINES: usize = 20;
 
 /// The outcome of one script on one host.
 #[derive(Debug, Clone, Default)]
-pub struct ScriptRun {
+pub(crate) struct ScriptRun {
     /// Exit status of the script.
-    pub status: i32,
+    pub(crate) status: i32,
     /// Facts the script reported.
-    pub facts: BTreeMap<String, String>,
+    pub(crate) facts: BTreeMap<String, String>,
     /// Steps that finished, with their durations.
-    pub timings: Vec<(String, Duration)>,
+    pub(crate) timings: Vec<(String, Duration)>,
     /// The step that failed and its status.
-    pub failed: Option<(String, i32)>,
+    pub(crate) failed: Option<(String, i32)>,
     /// Last lines printed by the failed step (or by the script, when no step failed).
-    pub tail: Vec<String>,
+    pub(crate) tail: Vec<String>,
     /// Whether the script reached its end.
-    pub done: bool,
+    pub(crate) done: bool,
 }
 
 impl ScriptRun {
     /// Whether the script ran every step.
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.status == 0 && self.done && self.failed.is_none()
     }
 
+    /// Adds a later script's facts and timings to this one's.
+    pub(crate) fn absorb(&mut self, later: ScriptRun) {
+        self.facts.extend(later.facts);
+        self.timings.extend(later.timings);
+        self.status = later.status;
+        self.done = later.done;
+    }
+
     /// The failure as an [`Error::Step`], with `outcome` saying what state the host is in.
-    pub fn error(&self, host: &str, outcome: impl Into<String>) -> Error {
+    pub(crate) fn error(&self, host: &str, outcome: impl Into<String>) -> Error {
         let (step, status) = self
             .failed
             .clone()
@@ -62,16 +68,16 @@ impl ScriptRun {
 }
 
 /// A connected host and its display label.
-pub struct HostSession {
+pub(crate) struct HostSession {
     /// The transport to the host.
-    pub transport: Box<dyn Transport>,
+    pub(crate) transport: Box<dyn Transport>,
     /// Prefix for progress lines (empty with a single host).
-    pub label: String,
+    pub(crate) label: String,
 }
 
 impl HostSession {
     /// Runs `script`, printing step progress through `printer`.
-    pub fn run(&mut self, script: &Script, printer: &Printer) -> Result<ScriptRun> {
+    pub(crate) fn run(&mut self, script: &Script, printer: &Printer) -> Result<ScriptRun> {
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -127,7 +133,7 @@ impl HostSession {
 }
 
 /// Connects to every host of `target` in parallel (or makes the local transport).
-pub fn connect(
+pub(crate) fn connect(
     target: &Target,
     accept_new_host_key: bool,
     printer: &Printer,
@@ -176,75 +182,4 @@ pub fn connect(
             Ok(sessions)
         }
     }
-}
-
-/// The lock error of the first host whose begin script found another deploy's lock.
-pub fn lock_failure(sessions: &[HostSession], begun: &[ScriptRun]) -> Option<Error> {
-    begun.iter().enumerate().find_map(|(i, run)| {
-        (run.status == LOCKED_STATUS).then(|| Error::Locked {
-            host: sessions[i].transport.name().to_string(),
-            holder: run
-                .facts
-                .get("locked")
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "no details recorded".into()),
-        })
-    })
-}
-
-/// Runs `work` on every session in parallel threads and returns the results in order.
-pub fn on_all<T: Send>(
-    sessions: &mut [HostSession],
-    work: impl Fn(usize, &mut HostSession) -> T + Sync,
-) -> Vec<T> {
-    if sessions.len() == 1 {
-        return vec![work(0, &mut sessions[0])];
-    }
-    let work = &work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = sessions
-            .iter_mut()
-            .enumerate()
-            .map(|(i, session)| scope.spawn(move || work(i, session)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("host thread does not panic"))
-            .collect()
-    })
-}
-
-/// 16 random bytes as hex, for lock tokens and marker nonces.
-pub fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        // Not secret, only unguessable by accident: time and pid will do.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-            ^ u128::from(std::process::id());
-        bytes = seed.to_le_bytes();
-    }
-    crate::build::archive::hex(&bytes)
-}
-
-/// `user@machine` of whoever runs shipit, for the lock and the deploy log.
-pub fn deployer() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .or_else(|| {
-            let out = std::process::Command::new("id").arg("-un").output().ok()?;
-            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        })
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host}")
 }

@@ -158,11 +158,11 @@ fn describe(error: &minijinja::Error) -> String {
     message
 }
 
-/// Facts about one build that templates may use.
+/// Facts about one build that templates may use. No release id: an archive's identity is its
+/// content, so the same tree deployed twice is the same archive (the release id reaches the app
+/// through `SHIPIT_RELEASE` and `.shipit/release`, written when a host unpacks it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildInfo {
-    /// The release id the build is for.
-    pub release: ReleaseId,
     /// Build time, RFC 3339 UTC (from `SOURCE_DATE_EPOCH` or the commit time).
     pub build_time: String,
     /// Git commit, or `unknown` outside git.
@@ -184,27 +184,22 @@ pub struct RenderContext {
 
 impl RenderContext {
     /// The context of `target` for the build `build`: shipit's variables plus the target's vars.
+    /// What goes into an archive is rendered with this; service configs add
+    /// [`RenderContext::for_release`].
     pub fn new(config: &Config, target: &Target, build: &BuildInfo) -> Result<RenderContext> {
         let mut context = RenderContext::default();
         for (name, value) in &target.vars {
             context.set(name, Value::from_serialize(value));
         }
-        let release_dir = format!("{}/releases/{}", target.deploy_to, build.release);
         context
             .set("project", config.project.name.as_str())
             .set("target", target.name.as_str())
             .set("environment", target.environment.as_str())
-            .set("release", build.release.to_string())
             .set("build_time", build.build_time.as_str())
             .set("revision", build.revision.as_str())
             .set("dirty", build.dirty)
             .set("deploy_to", target.deploy_to.as_str())
-            .set("release_dir", release_dir)
             .set("wsgi_app", config.project.wsgi_app.as_str())
-            .set(
-                "program",
-                program_name(&config.project.name, &target.name, &build.release),
-            )
             .set("vars", Value::from_serialize(&target.vars));
         let settings = render_str(
             &format!("{} (project.settings_module)", config.path.display()),
@@ -213,6 +208,20 @@ impl RenderContext {
         )?;
         context.set("settings_module", settings);
         Ok(context)
+    }
+
+    /// Adds what only a release on a host has: `release`, `release_dir`, `program`.
+    pub fn for_release(mut self, config: &Config, target: &Target, release: ReleaseId) -> Self {
+        self.set("release", release.to_string())
+            .set(
+                "release_dir",
+                format!("{}/releases/{release}", target.deploy_to),
+            )
+            .set(
+                "program",
+                program_name(&config.project.name, &target.name, &release),
+            );
+        self
     }
 
     /// Sets one variable.

@@ -594,7 +594,7 @@ fn a_held_lock() {
     let before = case.host_state();
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 4);
-    failure.says(&["another deploy is running", "alice@laptop", "--break-lock"]);
+    failure.says(&["locked by", "alice@laptop", "--break-lock"]);
     assert_eq!(case.host_state(), before);
     assert!(
         !failure.stderr.contains("token=x"),

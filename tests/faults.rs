@@ -495,9 +495,7 @@ fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
     let connections = f.proxy.connections();
     let mut rerun = f.stack.deploy(&[]);
     if lock == Lock::Stale {
-        rerun
-            .expect_code(4)
-            .says(&["another deploy is running", "--break-lock"]);
+        rerun.expect_code(4).says(&["locked by", "--break-lock"]);
         rerun = f.stack.deploy(&["--break-lock"]);
     }
     rerun.expect_code(0);

@@ -134,9 +134,8 @@ fn write_tar(
         header.set_gid(0);
         header
     };
-    let tar_error = |path: &str, e: io::Error| Error::Other {
+    let tar_error = |path: &str, e: io::Error| Error::Archive {
         message: format!("cannot add `{path}` to the archive: {e}"),
-        hint: None,
     };
     for entry in entries {
         match entry {
@@ -157,12 +156,11 @@ fn write_tar(
                     .append_data(&mut header, path, &mut reader)
                     .map_err(|e| tar_error(path, e))?;
                 if reader.count != size {
-                    return Err(Error::Other {
+                    return Err(Error::Archive {
                         message: format!(
                             "{} changed size while it was being archived; build again",
                             disk.display()
                         ),
-                        hint: None,
                     });
                 }
                 manifest.files.push(ManifestFile {

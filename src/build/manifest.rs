@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_PATH: &str = ".shipit/manifest.json";
 
 /// Format version of [`Manifest`].
-pub const MANIFEST_FORMAT: u32 = 1;
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// What an archive contains and how it was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +22,6 @@ pub struct Manifest {
     pub target: String,
     /// Environment of that target.
     pub environment: String,
-    /// Release id the archive was built as.
-    pub release: String,
     /// Git commit, or `unknown`.
     pub revision: String,
     /// Whether tracked files differed from the commit.

@@ -11,7 +11,7 @@ pub mod source;
 
 use std::path::{Path, PathBuf};
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
@@ -34,8 +34,6 @@ pub struct BuildRequest<'a> {
     pub output: Option<PathBuf>,
     /// Build time override (`SOURCE_DATE_EPOCH`).
     pub source_date_epoch: Option<i64>,
-    /// Release id to build as; `None` derives it from the build time.
-    pub release: Option<ReleaseId>,
 }
 
 /// A finished archive.
@@ -56,7 +54,7 @@ pub struct Artifact {
 /// Reads `SOURCE_DATE_EPOCH` from the environment, if set.
 pub fn source_date_epoch_from_env() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value.trim().parse::<i64>().ok().filter(|v| *v >= 0).map(Some).ok_or_else(|| Error::Other {
+        Ok(value) => value.trim().parse::<i64>().ok().filter(|v| *v >= 0).map(Some).ok_or_else(|| Error::Usage {
             message: format!("SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp (whole seconds since 1970)"),
             hint: Some("unset it, or set it to whole seconds since 1970, e.g. `git log -1 --format=%ct`".into()),
         }),
@@ -77,9 +75,8 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         (None, None) => newest_mtime(&tree.files)?,
     };
     let time = DateTime::from_timestamp(epoch, 0)
-        .ok_or_else(|| Error::other(format!("build time {epoch} is out of range")))?;
+        .ok_or_else(|| Error::usage(format!("build time {epoch} is out of range")))?;
     let info = BuildInfo {
-        release: request.release.unwrap_or_else(|| ReleaseId::at(time)),
         build_time: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         revision: tree.revision.commit.clone(),
         dirty: tree.revision.dirty,
@@ -137,7 +134,6 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         project: config.project.name.clone(),
         target: target.name.clone(),
         environment: target.environment.clone(),
-        release: info.release.to_string(),
         revision: info.revision.clone(),
         dirty: info.dirty,
         build_time: info.build_time.clone(),
@@ -146,7 +142,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     let path = request
         .output
         .clone()
-        .unwrap_or_else(|| default_output(root, config, target, &info));
+        .unwrap_or_else(|| default_output(root, config, target, time));
     let written = archive::write(&path, &entries, header, epoch.max(0) as u64)?;
     Ok(Artifact {
         path,
@@ -195,12 +191,14 @@ fn check_destination(
     Ok(())
 }
 
-/// `.shipit/dist/<project>-<target>-<release>.tar.gz` under the project root; `.shipit/` is
-/// never archived, so builds do not swallow earlier builds.
-fn default_output(root: &Path, config: &Config, target: &Target, info: &BuildInfo) -> PathBuf {
+/// `.shipit/dist/<project>-<target>-<build time as YYYYmmddHHMMSS>.tar.gz` under the project
+/// root; `.shipit/` is never archived, so builds do not swallow earlier builds.
+fn default_output(root: &Path, config: &Config, target: &Target, time: DateTime<Utc>) -> PathBuf {
     root.join(".shipit").join("dist").join(format!(
         "{}-{}-{}.tar.gz",
-        config.project.name, target.name, info.release
+        config.project.name,
+        target.name,
+        ReleaseId::at(time)
     ))
 }
 

@@ -79,12 +79,12 @@ impl Selection {
             let mut builder = GitignoreBuilder::new(root);
             for pattern in patterns {
                 builder.add_line(None, pattern).map_err(|e| {
-                    Error::other(format!("invalid pattern `{pattern}` in project.{key}: {e}"))
+                    Error::usage(format!("invalid pattern `{pattern}` in project.{key}: {e}"))
                 })?;
             }
             builder
                 .build()
-                .map_err(|e| Error::other(format!("invalid project.{key} patterns: {e}")))
+                .map_err(|e| Error::usage(format!("invalid project.{key} patterns: {e}")))
         };
         Ok(Selection {
             exclude: build(exclude, "exclude")?,
@@ -298,8 +298,9 @@ fn walk_files(root: &Path) -> Result<Vec<std::ffi::OsString>> {
         .filter_entry(|e| e.file_name() != ".git")
         .build();
     for entry in walker {
-        let entry =
-            entry.map_err(|e| Error::other(format!("cannot list {}: {e}", root.display())))?;
+        let entry = entry.map_err(|e| Error::Archive {
+            message: format!("cannot list {}: {e}", root.display()),
+        })?;
         if entry.file_type().is_some_and(|t| t.is_dir()) {
             continue;
         }

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::output::{human_bytes, Printer};
 
 /// Builds the archive and prints where it is, its size, file count and sha256.
-pub fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
+pub(crate) fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
     let target = config.target_or_only(args.target.as_deref())?;
     let started = std::time::Instant::now();
     let artifact = build::build(&BuildRequest {
@@ -17,7 +17,6 @@ pub fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
         target,
         output: args.output.clone(),
         source_date_epoch: build::source_date_epoch_from_env()?,
-        release: None,
     })?;
     if !artifact.secrets_skipped.is_empty() {
         printer.info(format!(
@@ -29,7 +28,7 @@ pub fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
     let files = artifact.manifest.files.len();
     printer.info(format!(
         "built {} for {} in {:.2}s",
-        artifact.manifest.release,
+        &artifact.sha256[..12],
         target.name,
         started.elapsed().as_secs_f64()
     ));
@@ -45,7 +44,6 @@ pub fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
         "size": artifact.size,
         "files": files,
         "sha256": artifact.sha256,
-        "release": artifact.manifest.release,
         "target": target.name,
         "revision": artifact.manifest.revision,
         "dirty": artifact.manifest.dirty,

@@ -1,6 +1,41 @@
-//! The subcommands: thin orchestration over config, build, plan and transport.
+//! The subcommands: thin orchestration, each resolve → build → plan → runner → report.
 
-pub mod build;
-pub mod deploy;
-pub mod releases;
-pub mod rollback;
+pub(crate) mod build;
+pub(crate) mod deploy;
+mod dry_run;
+pub(crate) mod releases;
+pub(crate) mod rollback;
+
+use crate::config::Target;
+use crate::error::Result;
+use crate::output::Printer;
+use crate::resolve::Resolved;
+use crate::runner::Fleet;
+use crate::session::HostSession;
+use crate::transport::Usage;
+
+/// Connects to every host of `target` (in parallel).
+fn connect<'p>(
+    target: &Target,
+    resolved: &Resolved,
+    accept_new_host_key: bool,
+    printer: &'p Printer,
+) -> Result<Fleet<'p>> {
+    Ok(Fleet {
+        sessions: crate::session::connect(target, accept_new_host_key, printer)?,
+        printer,
+        primary: resolved.primary,
+    })
+}
+
+/// What the transports of `sessions` used, summed.
+fn usage(sessions: &mut [HostSession]) -> Usage {
+    sessions.iter().fold(Usage::default(), |total, s| {
+        let u = s.transport.usage();
+        Usage {
+            connections: total.connections + u.connections,
+            channels: total.channels + u.channels,
+            bytes_uploaded: total.bytes_uploaded + u.bytes_uploaded,
+        }
+    })
+}

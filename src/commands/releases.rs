@@ -7,91 +7,78 @@ use crate::cli::ReleasesArgs;
 use crate::config::Config;
 use crate::error::Result;
 use crate::output::{human_bytes, Printer};
-use crate::plan::releases::{
-    list_script, locked_inventory, parse_inventory, remove, unlock, Listed,
-};
+use crate::plan::releases::{list, parse_inventory, remove, removed, Listed, Removed};
+use crate::plan::rollback::begin;
 use crate::release::{prune, rollback_target, Release, State};
-use crate::session::{connect, lock_failure, on_all, random_hex, ScriptRun};
-
-use super::deploy::{plan_for, provisional_build, services};
+use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
 /// Lists releases per host; with `--prune`, removes what the keep policy allows.
-pub fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()> {
+pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()> {
     let target = config.target(&args.target)?;
-    let mut sessions = connect(target, args.accept_new_host_key, printer)?;
-    let token = random_hex();
-    let info = provisional_build();
-    let (nginx, app) = services(config, target, info.release);
-    let base = plan_for(config, target, &info, "", &token, nginx, app);
+    let resolved = Resolved::new(config, target)?;
+    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let keep = args.keep.unwrap_or(target.keep_releases);
-    let lock = args.prune && !args.dry_run;
+    let hosts = fleet.sessions.len();
+    let names: Vec<String> = fleet
+        .sessions
+        .iter()
+        .map(|s| s.transport.name().to_string())
+        .collect();
+    let vars = resolved.vars(
+        Op::Prune,
+        BreakLock::from_flags(args.break_lock, args.force),
+        &RunVars::default(),
+    );
+    let remove_now = args.prune && !args.dry_run;
 
-    let runs = on_all(&mut sessions, |_, s| {
-        let script = if lock {
-            locked_inventory(&base, &random_hex())
-        } else {
-            list_script(&random_hex(), &target.deploy_to)
-        };
-        s.run(&script, printer)
-    });
-    let runs = runs.into_iter().collect::<Result<Vec<ScriptRun>>>()?;
-    if let Some(error) = lock_failure(&sessions, &runs) {
-        for (session, run) in sessions.iter_mut().zip(&runs) {
-            if run.succeeded() {
-                let _ = session.run(&unlock(&base, &random_hex()), printer);
-            }
-        }
-        return Err(error);
-    }
-    if let Some((i, run)) = runs.iter().enumerate().find(|(_, r)| !r.succeeded()) {
-        if lock {
-            for (session, run) in sessions.iter_mut().zip(&runs) {
-                if run.succeeded() {
-                    let _ = session.run(&unlock(&base, &random_hex()), printer);
-                }
-            }
-        }
-        return Err(run.error(sessions[i].transport.name(), "nothing was changed"));
-    }
+    let (listed, outcomes): (Vec<Vec<Listed>>, Vec<Option<Removed>>) = if remove_now {
+        let (mut locked, begun) = fleet.lock(&begin(), vec![vars; hosts])?;
+        let listed: Vec<Vec<Listed>> = begun.iter().map(|r| parse_inventory(&r.facts)).collect();
+        let doomed: Vec<Vec<_>> = listed
+            .iter()
+            .map(|l| prune(&releases_of(l), keep))
+            .collect();
+        let runs = locked.run_each(
+            &|i| remove(doomed[i].clone()),
+            "the remaining hosts were left as they were",
+        )?;
+        locked.into_fleet();
+        (
+            listed,
+            runs.iter().map(|r| Some(removed(&r.facts))).collect(),
+        )
+    } else {
+        let runs = fleet.each(&list(), &vec![vars; hosts])?;
+        (
+            runs.iter().map(|r| parse_inventory(&r.facts)).collect(),
+            vec![None; hosts],
+        )
+    };
 
     let mut hosts_json = Vec::new();
     let mut text = String::new();
-    for (i, run) in runs.iter().enumerate() {
-        let name = sessions[i].transport.name().to_string();
-        let listed = parse_inventory(&run.facts);
-        let releases: Vec<Release> = listed.iter().map(|l| l.release.clone()).collect();
+    for ((name, listed), outcome) in names.iter().zip(&listed).zip(&outcomes) {
+        let releases = releases_of(listed);
         let doomed = if args.prune {
             prune(&releases, keep)
         } else {
             Vec::new()
         };
-        let mut removed_json = Vec::new();
-        let freed_kib: u64;
-        if lock {
-            let removal = sessions[i].run(&remove(&base, &random_hex(), &doomed), printer)?;
-            if !removal.succeeded() {
-                return Err(removal.error(&name, "the lock was released; some releases may remain"));
-            }
-            freed_kib = removal
-                .facts
-                .get("freed_kib")
-                .and_then(|k| k.parse().ok())
-                .unwrap_or(0);
-            removed_json = removal
-                .facts
-                .keys()
-                .filter_map(|k| k.strip_prefix("removed:").map(str::to_string))
-                .collect();
-        } else {
-            freed_kib = listed
+        let freed_kib = match outcome {
+            Some(removed) => removed.freed_kib,
+            None => listed
                 .iter()
                 .filter(|l| doomed.contains(&l.release.id))
                 .map(|l| l.size_kib)
-                .sum();
-        }
-        text.push_str(&table(&name, &listed, &releases));
+                .sum(),
+        };
+        text.push_str(&table(name, listed, &releases));
         if args.prune {
-            let verb = if lock { "removed" } else { "would remove" };
+            let verb = if remove_now {
+                "removed"
+            } else {
+                "would remove"
+            };
             let list = doomed.iter().map(ToString::to_string).collect::<Vec<_>>();
             text.push_str(&format!(
                 "  {verb} {} release(s){}{}, {} freed (keeping {keep} good)\n",
@@ -101,7 +88,11 @@ pub fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()
                 } else {
                     format!(": {}", list.join(" "))
                 },
-                if lock { " and unused virtualenvs" } else { "" },
+                if remove_now {
+                    " and unused virtualenvs"
+                } else {
+                    ""
+                },
                 human_bytes(freed_kib * 1024)
             ));
         }
@@ -112,7 +103,7 @@ pub fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()
                 "keep": keep,
                 "dry_run": args.dry_run,
                 "releases": doomed.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "removed": removed_json,
+                "removed": outcome.as_ref().map(|r| r.releases.clone()).unwrap_or_default(),
                 "freed_kib": freed_kib,
             })),
         }));
@@ -120,6 +111,10 @@ pub fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()
     printer.result(text.trim_end());
     printer.json_result(&json!({ "target": target.name, "hosts": hosts_json }));
     Ok(())
+}
+
+fn releases_of(listed: &[Listed]) -> Vec<Release> {
+    listed.iter().map(|l| l.release.clone()).collect()
 }
 
 /// The state a person cares about: the release a rollback would go to is "previous good".

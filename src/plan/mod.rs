@@ -1,12 +1,66 @@
-//! Remote work as data, rendered into one shell script per host.
+//! Remote work as data: steps grouped into phases, rendered into one shell script per host.
+//!
+//! Planning is pure: a [`crate::resolve::Resolved`] target and typed facts from hosts go in,
+//! phases of [`step::Step`]s come out. The runner ([`crate::runner`]) decides which host runs
+//! what and when.
 
-pub mod deploy;
+pub(crate) mod deploy;
 pub mod releases;
-pub mod rollback;
+pub(crate) mod rollback;
 pub mod script;
+pub(crate) mod step;
+
+use step::{Cleanup, Scope, Step};
+
+/// Steps that run as one script on each host, and what that script does when one fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Phase {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) cleanup: Cleanup,
+}
+
+impl Phase {
+    pub(crate) fn new(steps: Vec<Step>, cleanup: Cleanup) -> Phase {
+        Phase { steps, cleanup }
+    }
+
+    /// The rounds a fleet runs this phase in: with several hosts, a round ends after each run of
+    /// once-steps, so the other hosts wait at that point for the primary (e.g. every host's
+    /// `after_migrate` hooks run after the primary's `migrate`). One host: one round.
+    pub(crate) fn rounds(&self, hosts: usize) -> Vec<Phase> {
+        if hosts <= 1 {
+            return vec![self.clone()];
+        }
+        let mut rounds = vec![Vec::new()];
+        let mut last_once = false;
+        for step in &self.steps {
+            let once = step.scope() == Scope::Once;
+            if last_once && !once {
+                rounds.push(Vec::new());
+            }
+            rounds.last_mut().expect("one round").push(step.clone());
+            last_once = once;
+        }
+        rounds
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(|steps| Phase::new(steps, self.cleanup))
+            .collect()
+    }
+
+    /// The steps one host runs: once-steps only on the primary.
+    pub(crate) fn steps_for(&self, primary: bool) -> Vec<Step> {
+        self.steps
+            .iter()
+            .filter(|s| primary || s.scope() == Scope::EachHost)
+            .cloned()
+            .collect()
+    }
+}
 
 /// Quotes `text` for a POSIX shell: safe words pass through, everything else is single-quoted,
 /// so no value shipit interpolates can run as code (`;`, `$()`, backquotes, newlines included).
+/// The one quoting function for everything that enters a script.
 pub fn quote(text: &str) -> String {
     let safe = |b: u8| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b);
     if !text.is_empty() && text.bytes().all(safe) {
@@ -37,7 +91,7 @@ pub fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::*;
 
     #[test]
     fn quotes_everything_a_shell_would_interpret() {
@@ -67,5 +121,39 @@ mod tests {
                 .unwrap();
             assert_eq!(String::from_utf8(out.stdout).unwrap(), value);
         }
+    }
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn a_fleet_waits_for_the_primary_after_once_steps() {
+        let phase = Phase::new(
+            vec![
+                Step::Verify,
+                Step::Migrate { once: true },
+                Step::Collectstatic,
+            ],
+            Cleanup::Prepare,
+        );
+        assert_eq!(phase.rounds(1), vec![phase.clone()]);
+        let rounds = phase.rounds(3);
+        assert_eq!(rounds.len(), 2);
+        assert_eq!(
+            rounds[0].steps,
+            [Step::Verify, Step::Migrate { once: true }]
+        );
+        assert_eq!(rounds[1].steps, [Step::Collectstatic]);
+        assert_eq!(rounds[0].steps_for(false), [Step::Verify]);
+        assert_eq!(
+            rounds[0].steps_for(true),
+            [Step::Verify, Step::Migrate { once: true }]
+        );
     }
 }

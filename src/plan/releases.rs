@@ -1,38 +1,29 @@
-//! The remote side of `shipit releases` and of pruning: taking stock of a host's releases and
-//! removing the ones [`crate::release::prune`] chose.
+//! The remote side of `shipit releases` and of pruning, and the typed parsers of the facts
+//! hosts report: releases, the lock's holder, the archive and the virtualenv.
 //!
-//! The inventory is a shell function shared by every script that needs it, so a deploy learns
-//! the host's releases in the same exec that takes the lock. Its facts are parsed back into
-//! [`Release`] values here, which keeps the choices themselves pure.
+//! The inventory is a shell function of the library (`shipit_inventory`) shared by every script
+//! that needs it, so a deploy learns the host's releases in the same exec that takes the lock.
+//! Its facts are parsed back into [`Release`] values here, which keeps the choices pure.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use crate::release::{Release, ReleaseId, State};
 
-use super::deploy::{common, lock_body, DeployPlan};
-use super::quote;
-use super::script::Script;
+use super::step::{Cleanup, Step};
+use super::Phase;
 
-/// Shell function `shipit_inventory [sizes]`: one fact per release, plus `current` and `in_use`.
-///
-/// `in_use` lists releases some running process has as its working directory (readable
-/// processes only: the deploy user's own, which is where the app servers run).
-pub const INVENTORY: &str = r#"shipit_inventory() {
-  DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
-  shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
-  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" -printf '%l\n' 2>/dev/null | while read -r c; do case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}";; esac; done | sort -u | tr '\n' ' ')"
-  for dir in "$D"/releases/*; do
-    [ -d "$dir" ] || continue
-    id=${dir##*/}
-    state=$(cat "$dir/.shipit/state" 2>/dev/null) || state=unknown
-    size=0
-    if [ "${1:-}" = sizes ]; then size=$(du -sk "$dir" 2>/dev/null | cut -f1); fi
-    rev=$(sed -n 's/^  "revision": "\([^"]*\)",$/\1/p' "$dir/.shipit/manifest.json" 2>/dev/null | head -n 1)
-    venv=$(readlink "$dir/.venv" 2>/dev/null | sed 's#.*/##')
-    shipit_fact "release:$id" "${state:-unknown} ${size:-0} ${venv:--} ${rev:--}"
-  done
-}"#;
+/// The facts one script reported, by key.
+pub type Facts = BTreeMap<String, String>;
+
+/// `shipit releases`: inventory with sizes, no lock (it changes nothing).
+pub(crate) fn list() -> Phase {
+    Phase::new(vec![Step::Inventory], Cleanup::Lock)
+}
+
+/// After [`super::rollback::begin`]: remove `doomed` and unused virtualenvs, then unlock.
+pub(crate) fn remove(doomed: Vec<ReleaseId>) -> Phase {
+    Phase::new(vec![Step::Remove(doomed)], Cleanup::Lock)
+}
 
 /// A release as listed by `shipit releases`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -49,7 +40,7 @@ pub struct Listed {
 }
 
 /// Turns inventory facts back into releases, sorted by id.
-pub fn parse_inventory(facts: &BTreeMap<String, String>) -> Vec<Listed> {
+pub fn parse_inventory(facts: &Facts) -> Vec<Listed> {
     let current = facts.get("current").and_then(|c| ReleaseId::parse(c));
     let in_use: Vec<ReleaseId> = facts
         .get("in_use")
@@ -89,95 +80,75 @@ pub fn parse_inventory(facts: &BTreeMap<String, String>) -> Vec<Listed> {
     listed
 }
 
-/// Shell lines removing `doomed` releases and every virtualenv no remaining release uses.
-/// Prints one `removed` fact per release and the KiB freed.
-pub fn removal_body(doomed: &[ReleaseId]) -> String {
-    let mut body = String::from("BEFORE=$(du -sk \"$D/\" 2>/dev/null | cut -f1)\n");
-    for id in doomed {
-        let id = quote(&id.to_string());
-        let _ = writeln!(
-            body,
-            "if [ -d \"$D/releases/\"{id} ] && [ \"$(readlink \"$D/current\")\" != releases/{id} ]; then rm -rf \"$D/releases/\"{id}; shipit_fact removed:{id} release; fi"
-        );
+/// The releases of an inventory, without listing details.
+pub(crate) fn releases(facts: &Facts) -> Vec<Release> {
+    parse_inventory(facts)
+        .into_iter()
+        .map(|l| l.release)
+        .collect()
+}
+
+/// Who holds a lock this run could not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockHolder {
+    /// `by alice@laptop since 2026-... (deploy 2026...)`.
+    pub(crate) who: String,
+    /// Whether the process that took it still runs.
+    pub(crate) live: bool,
+}
+
+/// The holder reported by a failed `lock` step.
+pub(crate) fn lock_holder(facts: &Facts) -> LockHolder {
+    LockHolder {
+        who: facts
+            .get("locked")
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty() && h != "by  since  ( )")
+            .unwrap_or_else(|| "with no details recorded".into()),
+        live: facts.get("lock_live").map(String::as_str) == Some("1"),
     }
-    body.push_str(
-        "for venv in \"$D\"/venvs/*; do\n\
-         \x20 [ -d \"$venv\" ] || continue\n\
-         \x20 used=\n\
-         \x20 for link in \"$D\"/releases/*/.venv; do target=$(readlink \"$link\"); [ \"${target##*/}\" = \"${venv##*/}\" ] && used=1; done\n\
-         \x20 if [ -z \"$used\" ]; then rm -rf \"$venv\"; shipit_fact \"removed:venv:${venv##*/}\" venv; fi\n\
-         done\n\
-         AFTER=$(du -sk \"$D/\" 2>/dev/null | cut -f1)\n\
-         shipit_fact freed_kib \"$((BEFORE - AFTER))\"",
-    );
-    body
 }
 
-/// The `shipit releases` script: inventory with sizes, no lock (it changes nothing).
-pub fn list_script(nonce: &str, deploy_to: &str) -> Script {
-    let mut script = Script::new(nonce);
-    script.var("D", deploy_to).line(INVENTORY);
-    script.step(
-        "inventory",
-        "[ -d \"$D/releases\" ] || { echo \"nothing deployed under $D\"; exit 0; }\nshipit_inventory sizes",
-    );
-    script
+/// Whether the host already has the archive (begin's `archive` fact).
+pub(crate) fn has_archive(facts: &Facts) -> bool {
+    facts.get("archive").map(String::as_str) == Some("present")
 }
 
-/// Lock the host and take stock (with sizes): the first script of a prune and of a rollback.
-pub fn locked_inventory(base: &DeployPlan, nonce: &str) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.step(
-        "lock",
-        format!(
-            "[ -d \"$D/releases\" ] || {{ echo \"nothing is deployed under $D\"; exit 1; }}\n{}",
-            lock_body(base.break_lock)
-        ),
-    );
-    script.step("inventory", "shipit_inventory sizes");
-    script
+/// What was removed: releases, virtualenvs, KiB freed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Removed {
+    pub(crate) releases: Vec<String>,
+    pub(crate) venvs: usize,
+    pub(crate) freed_kib: u64,
 }
 
-/// Removes `doomed` releases and unused virtualenvs, records it, and unlocks.
-pub fn remove(base: &DeployPlan, nonce: &str, doomed: &[ReleaseId]) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.on_failure = "shipit_unlock\n".into();
-    let list = doomed
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    script.step(
-        "prune",
-        format!(
-            "{}\nshipit_log prune {}\nshipit_unlock",
-            removal_body(doomed),
-            quote(&format!(
-                "removed {}",
-                if list.is_empty() { "nothing" } else { &list }
-            ))
-        ),
-    );
-    script
-}
-
-/// Releases the lock taken by [`locked_inventory`], changing nothing else.
-pub fn unlock(base: &DeployPlan, nonce: &str) -> Script {
-    let mut script = Script::new(nonce);
-    common(base, &mut script);
-    script.step("unlock", "shipit_unlock");
-    script
+/// Parses the facts of `shipit_remove_releases`.
+pub(crate) fn removed(facts: &Facts) -> Removed {
+    Removed {
+        releases: facts
+            .iter()
+            .filter(|(_, kind)| kind.as_str() == "release")
+            .filter_map(|(key, _)| key.strip_prefix("removed:").map(str::to_string))
+            .collect(),
+        venvs: facts
+            .keys()
+            .filter(|k| k.starts_with("removed:venv:"))
+            .count(),
+        freed_kib: facts
+            .get("freed_kib")
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::script::{parse_line, Event, Script};
 
     #[test]
     fn inventory_facts_become_releases() {
-        let facts: BTreeMap<String, String> = [
+        let facts: Facts = [
             ("current", "20260101000002"),
             ("in_use", "20260101000002 20260101000001 "),
             ("release:20260101000001", "good 1200 abc - "),
@@ -203,6 +174,8 @@ mod tests {
     fn inventory_runs_in_a_real_shell() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let vars = crate::resolve::test_vars(d.to_str().unwrap());
+        std::fs::remove_dir(d.join("releases/20261122010320")).unwrap();
         for (id, state) in [("20260101000001", "good"), ("20260101000002", "live")] {
             std::fs::create_dir_all(d.join("releases").join(id).join(".shipit")).unwrap();
             std::fs::write(
@@ -217,17 +190,18 @@ mod tests {
             .unwrap();
         }
         std::os::unix::fs::symlink("releases/20260101000002", d.join("current")).unwrap();
-        let script = list_script("n", d.to_str().unwrap());
+        let phase = list();
+        let script = Script::new("n", vars, phase.steps, phase.cleanup);
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(script.render())
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        let facts: BTreeMap<String, String> = text
+        let facts: Facts = text
             .lines()
-            .filter_map(|l| match crate::plan::script::parse_line("n", l) {
-                crate::plan::script::Event::Fact(k, v) => Some((k, v)),
+            .filter_map(|l| match parse_line("n", l) {
+                Event::Fact(k, v) => Some((k, v)),
                 _ => None,
             })
             .collect();

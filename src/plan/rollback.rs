@@ -1,149 +1,149 @@
-//! The remote side of `shipit rollback`: four scripts per host, like a deploy.
+//! The remote side of `shipit rollback`: phases like a deploy's.
 //!
-//! 1. **begin**: take the lock and report the host's releases
-//!    ([`super::releases::locked_inventory`]).
+//! 1. **begin**: take the lock and report the host's releases.
 //! 2. **check**: report the migrations the database has applied (asked of the live release) and
 //!    those the target release knows, so shipit can refuse a rollback that would strand a schema.
-//! 3. **prepare**: unapply what the target does not know (only with `--migrate`, using the live
-//!    release's code), install the target's kept nginx site, start the target's kept app server
-//!    and wait until it answers — nothing is switched yet.
+//! 3. **prepare**: install the target's kept nginx site, start its kept app server and wait until
+//!    it answers, then unapply what the target does not know (`--migrate`, once, on the primary,
+//!    with the live release's code) — nothing is switched yet.
 //! 4. **switch**, once every host is prepared: rename over `current`, reload nginx if its site
-//!    changed, mark the abandoned release `rolled_back` and the target `live`, record it, unlock,
-//!    stop the abandoned release's app server.
+//!    changed, mark the abandoned release `rolled_back` and the target `live`, stop the abandoned
+//!    release's app server.
 
-use std::fmt::Write as _;
-
+use crate::error::{Error, Result};
 use crate::migrations::Unapply;
+use crate::release::{rollback_target, Release, ReleaseId};
+use crate::resolve::Resolved;
 
-use super::deploy::{
-    common, health_after_switch_body, nginx_check_body, one_line, start_app_body,
-    stop_other_apps_body, switch_steps, undo_prepare, DeployPlan, COMMITTED_GUARD, SWITCH_BACK,
-};
-use super::quote;
-use super::script::Script;
+use super::step::{Cleanup, Step};
+use super::Phase;
 
-/// A rollback on one host. `base.release` is the release switched to; its nginx and app plans
-/// name where configs go (their rendered text is unused: the target's kept configs are used).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollbackPlan {
-    /// Paths, services, lock token and the target release.
-    pub base: DeployPlan,
-    /// Migrations to unapply before switching (`--migrate`).
-    pub unapply: Vec<Unapply>,
+/// Phase 1: lock and inventory (also the first phase of a prune).
+pub(crate) fn begin() -> Phase {
+    Phase::new(
+        vec![Step::RequireReleases, Step::Lock, Step::Inventory],
+        Cleanup::Lock,
+    )
 }
 
-impl RollbackPlan {
-    fn script(&self, nonce: &str) -> Script {
-        let mut script = Script::new(nonce);
-        common(&self.base, &mut script);
-        script
-    }
+/// Phase 2: applied and known migrations.
+pub(crate) fn check() -> Phase {
+    Phase::new(vec![Step::Migrations], Cleanup::Lock)
+}
 
-    /// Script 2: applied migrations (live release) and known migrations (target release).
-    pub fn check(&self, nonce: &str) -> Script {
-        let mut script = self.script(nonce);
-        script.on_failure = "shipit_unlock\n".into();
-        let manage = quote(&self.base.manage_py);
-        script.step(
-            "migrations",
-            format!(
-                "LIVE=$(cd \"$D/current\" && \"$D/current/.venv/bin/python\" {manage} showmigrations --plan 2>&1) || {{ printf '%s\\n' \"$LIVE\"; echo \"showmigrations failed in the live release\"; exit 1; }}\n\
-                 printf '%s\\n' \"$LIVE\" | sed -n 's/^\\[X\\]  *//p' | while read -r m; do shipit_fact \"applied:$m\" 1; done\n\
-                 KNOWN=$(cd \"$R\" && \"$R/.venv/bin/python\" {manage} showmigrations --plan 2>&1) || {{ printf '%s\\n' \"$KNOWN\"; echo \"showmigrations failed in release $ID\"; exit 1; }}\n\
-                 printf '%s\\n' \"$KNOWN\" | sed -n 's/^\\[.\\]  *//p' | {{ n=0; while read -r m; do n=$((n + 1)); shipit_fact \"known:$(printf %06d \"$n\")\" \"$m\"; done; }}"
-            ),
-        );
-        script
+/// Phase 3: start the target, then unapply (the target must answer before the live release
+/// loses any schema).
+pub(crate) fn prepare(resolved: &Resolved, unapply: &[Unapply]) -> Phase {
+    let mut steps = Vec::new();
+    if resolved.nginx.is_some() {
+        steps.push(Step::NginxCheck);
     }
+    if resolved.app.is_some() {
+        steps.push(Step::StartApp);
+    }
+    if !unapply.is_empty() {
+        steps.push(Step::Unapply(unapply.to_vec()));
+    }
+    Phase::new(steps, Cleanup::Prepare)
+}
 
-    /// Script 3: unapply (if asked), install the target's nginx site, start its app server.
-    pub fn prepare(&self, nonce: &str) -> Script {
-        let mut script = self.script(nonce);
-        script.on_failure = format!(
-            "{}{}shipit_log rollback \"failed: $SHIPIT_FAILED_STEP\"\nshipit_unlock\n",
-            self.remigrate(),
-            undo_prepare(&self.base)
-        );
-        // The target's app server starts (and passes its health check) before any migration is
-        // unapplied, so a target that cannot run never costs the live release its schema.
-        if self.base.nginx.is_some() {
-            script.step("nginx-check", nginx_check_body());
-        }
-        if let Some(app) = &self.base.app {
-            script.step("start-app", start_app_body(app));
-        }
-        if !self.unapply.is_empty() {
-            let manage = quote(&self.base.manage_py);
-            let mut body = String::from("cd \"$D/current\"\n");
-            for step in &self.unapply {
-                let _ = writeln!(
-                    body,
-                    "\"$D/current/.venv/bin/python\" {manage} migrate {} {} --noinput",
-                    quote(&step.app),
-                    quote(&step.to)
-                );
+/// Phase 4: switch to the target and retire the abandoned release.
+pub(crate) fn switch(resolved: &Resolved) -> Phase {
+    let mut steps = vec![Step::CheckLock, Step::Switch];
+    if resolved.nginx.is_some() {
+        steps.push(Step::ReloadNginx);
+    }
+    if resolved.app.is_some() {
+        steps.push(Step::HealthCheck);
+    }
+    steps.push(Step::Finish);
+    if resolved.app.is_some() {
+        steps.push(Step::StopOldApp);
+    }
+    Phase::new(steps, Cleanup::Switch)
+}
+
+/// Where every host goes: `(from, to)`, the same on all of them, or a refusal.
+pub(crate) fn choose(
+    hosts: &[(String, Vec<Release>)],
+    to: Option<&str>,
+    target: &str,
+) -> Result<(ReleaseId, ReleaseId)> {
+    let mut chosen: Option<(ReleaseId, ReleaseId)> = None;
+    for (name, releases) in hosts {
+        let to = rollback_target(releases, to).map_err(|refusal| Error::Refused {
+            message: format!("{name}: cannot roll back {target}: {refusal}"),
+            hint: "`shipit releases --target NAME` lists the releases and their states".into(),
+        })?;
+        let from = releases
+            .iter()
+            .find(|r| r.current)
+            .map(|r| r.id)
+            .expect("a rollback target implies a current release");
+        match chosen {
+            Some((f, t)) if (f, t) != (from, to) => {
+                return Err(Error::Refused {
+                    message: format!(
+                        "hosts disagree: one would go from {f} to {t}, {name} from {from} to {to}"
+                    ),
+                    hint: "name the release with --to".into(),
+                })
             }
-            script.step("unapply-migrations", body.trim_end().to_string());
+            _ => chosen = Some((from, to)),
         }
-        script
+    }
+    chosen.ok_or_else(|| Error::Refused {
+        message: format!("{target} has no host to roll back"),
+        hint: "add hosts to the target".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::State;
+
+    fn release(id: &str, state: State, current: bool) -> Release {
+        Release {
+            id: ReleaseId::parse(id).unwrap(),
+            state,
+            current,
+            in_use: current,
+        }
     }
 
-    /// After unapplying migrations, a rollback that does not complete migrates the live
-    /// release's schema forward again, so the release still serving keeps working.
-    fn remigrate(&self) -> String {
-        if self.unapply.is_empty() {
-            return String::new();
-        }
-        format!(
-            "if [ -L \"$D/current\" ]; then (cd \"$D/current\" && \"$D/current/.venv/bin/python\" {} migrate --noinput) && echo \"migrated the live release's schema forward again\"; fi\n",
-            quote(&self.base.manage_py)
-        )
+    #[test]
+    fn hosts_that_disagree_are_refused() {
+        let a = vec![
+            release("20260101000001", State::Good, false),
+            release("20260101000002", State::Live, true),
+        ];
+        let b = vec![
+            release("20260101000001", State::Failed, false),
+            release("20260101000000", State::Good, false),
+            release("20260101000002", State::Live, true),
+        ];
+        let err = choose(&[("a".into(), a.clone()), ("b".into(), b)], None, "prod").unwrap_err();
+        assert!(err.to_string().contains("hosts disagree"), "{err}");
+        let (from, to) = choose(&[("a".into(), a)], None, "prod").unwrap();
+        assert_eq!(
+            (from.to_string(), to.to_string()),
+            ("20260101000002".into(), "20260101000001".into())
+        );
     }
 
-    /// Script 4: switch `current` to the target and retire the abandoned release.
-    pub fn switch(&self, nonce: &str) -> Script {
-        let mut script = self.script(nonce);
-        script.line("PREVIOUS=$(readlink \"$D/current\" 2>/dev/null || true)");
-        let mut on_failure = String::from(COMMITTED_GUARD);
-        on_failure.push_str(SWITCH_BACK);
-        on_failure.push_str(&undo_prepare(&self.base));
-        on_failure.push_str(&self.remigrate());
-        if self.base.nginx.is_some() {
-            on_failure.push_str("eval \"$NGINX_RELOAD\" >/dev/null 2>&1 || true\n");
-        }
-        on_failure.push_str(
-            "shipit_log rollback \"failed: $SHIPIT_FAILED_STEP (switched back)\"\nshipit_unlock\n",
+    #[test]
+    fn unapply_is_last_and_once() {
+        let resolved = super::super::deploy::tests::resolved();
+        let phase = prepare(
+            &resolved,
+            &[Unapply {
+                app: "pages".into(),
+                to: "0001_initial".into(),
+            }],
         );
-        script.on_failure = on_failure;
-        switch_steps(&mut script, self.base.nginx.is_some());
-        if let Some(app) = &self.base.app {
-            script.step("health-check", health_after_switch_body(app));
-        }
-        script.step(
-            "finish",
-            "shipit_state live\n\
-             if [ -n \"$PREVIOUS\" ] && [ -d \"$D/$PREVIOUS/.shipit\" ] && [ \"$D/$PREVIOUS\" != \"$R\" ]; then printf 'rolled_back\\n' > \"$D/$PREVIOUS/.shipit/state\"; fi\n\
-             rm -f \"$D/.shipit/nginx-site.changed\" \"$D/.shipit/nginx-site.previous\"\n\
-             shipit_log rollback \"ok (from ${PREVIOUS##*/})\"\n\
-             shipit_unlock",
-        );
-        if let Some(app) = &self.base.app {
-            script.step("stop-old-app", stop_other_apps_body(app));
-        }
-        script
-    }
-
-    /// Releases the lock without changing anything else (a refused or abandoned rollback).
-    pub fn release_lock(&self, nonce: &str, reason: &str) -> Script {
-        let mut script = self.script(nonce);
-        script.var("REASON", &one_line(reason));
-        script.step(
-            "unlock",
-            format!(
-                "{}shipit_log rollback \"refused: $REASON\"\nshipit_unlock",
-                undo_prepare(&self.base)
-            ),
-        );
-        script
+        let ids: Vec<String> = phase.steps.iter().map(|s| s.id()).collect();
+        assert_eq!(ids, ["nginx-check", "start-app", "unapply"]);
+        assert_eq!(phase.steps_for(false).len(), 2);
     }
 }

@@ -4,6 +4,8 @@
 //! lines), upload a file, and count what it used. Everything a deploy does on a host is a script
 //! from [`crate::plan`], so the same plan runs over SSH or locally.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod local;
 pub mod ssh;
 

@@ -81,5 +81,5 @@ echo
 echo "served at http://127.0.0.1:8080/ :"
 curl -fsS http://127.0.0.1:8080/ | sed -n 's/<[^>]*>//g; /release:\|target:\|visits:/p' | sed 's/^ */  /'
 echo
-echo "releases: $(ls "$demo/hello/releases" | tr '\n' ' ')"
+echo "releases: $(find "$demo/hello/releases" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | tr '\n' ' ')"
 echo "stop the demo with: ${ctl[*]} shutdown; ${nginx_cmd[*]} -s quit"

@@ -1,0 +1,373 @@
+//! The remote steps as data: a stable id, the one-line call of its shell function in
+//! `templates/remote/shipit.sh`, and where it runs.
+//!
+//! Ids never contain user text (a hook is `before_migrate[0]`), so a marker line always parses
+//! and a failure is reported under the name the plan gave it.
+
+use super::quote;
+use crate::migrations::Unapply;
+use crate::release::ReleaseId;
+
+/// Exit status of the `lock` step when another run holds the lock.
+pub(crate) const LOCKED_STATUS: i32 = 75;
+
+/// Where a step runs in a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// On every host.
+    EachHost,
+    /// On the primary host only, once per run (e.g. `migrate` against a shared database).
+    Once,
+}
+
+/// The hook lists of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookPhase {
+    BeforeMigrate,
+    AfterMigrate,
+    AfterSwitch,
+}
+
+impl HookPhase {
+    fn name(self) -> &'static str {
+        match self {
+            HookPhase::BeforeMigrate => "before_migrate",
+            HookPhase::AfterMigrate => "after_migrate",
+            HookPhase::AfterSwitch => "after_switch",
+        }
+    }
+}
+
+/// What a script runs when one of its steps fails (a shell function of the library).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cleanup {
+    /// Give the lock back (begin and lock-only scripts).
+    Lock,
+    /// Undo what preparing left outside the release, mark it failed, unlock.
+    Prepare,
+    /// Switch back unless committed, undo, unlock.
+    Switch,
+}
+
+impl Cleanup {
+    /// The shell function.
+    pub(crate) fn function(self) -> &'static str {
+        match self {
+            Cleanup::Lock => "on_lock_failure",
+            Cleanup::Prepare => "on_prepare_failure",
+            Cleanup::Switch => "on_switch_failure",
+        }
+    }
+}
+
+/// One unit of remote work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Create the directory layout.
+    Layout,
+    /// Refuse unless something is deployed (prune, rollback).
+    RequireReleases,
+    /// Take the lock.
+    Lock,
+    /// Report releases, `current`, whether the archive is there, uv.
+    Facts,
+    /// Report releases with their sizes.
+    Inventory,
+    /// Check the uploaded archive's sha256.
+    Verify,
+    /// Unpack into `releases/<id>`.
+    Unpack,
+    /// Link shared directories and files.
+    Shared {
+        dirs: Vec<String>,
+        files: Vec<String>,
+    },
+    /// Build or reuse the virtualenv.
+    Virtualenv,
+    /// A user's hook command.
+    Hook {
+        phase: HookPhase,
+        index: usize,
+        command: String,
+        once: bool,
+    },
+    /// `migrate`, under the database's advisory lock; `once`: on the primary only.
+    Migrate { once: bool },
+    /// `collectstatic`.
+    Collectstatic,
+    /// Keep the rendered nginx site and supervisor program in the release.
+    Configs {
+        nginx: Option<String>,
+        app: Option<String>,
+    },
+    /// Install and check the nginx site.
+    NginxCheck,
+    /// Start the release's app server and wait for it to answer.
+    StartApp,
+    /// Mark the release prepared.
+    Prepared,
+    /// Refuse to switch without the lock.
+    CheckLock,
+    /// Rename a fresh symlink over `current`.
+    Switch,
+    /// Reload nginx if its site changed.
+    ReloadNginx,
+    /// Check the live release through `current`.
+    HealthCheck,
+    /// Record the release live: the switch is committed.
+    Finish,
+    /// Remove releases the keep policy chose after a deploy, and unlock.
+    Prune(Vec<ReleaseId>),
+    /// Stop the other releases' app servers.
+    StopOldApp,
+    /// Report applied and known migrations (rollback).
+    Migrations,
+    /// Unapply migrations with the live release's code (rollback).
+    Unapply(Vec<Unapply>),
+    /// Remove releases and unlock (`releases --prune`).
+    Remove(Vec<ReleaseId>),
+    /// Give the lock back, changing nothing else.
+    ReleaseLock(String),
+    /// Abandon this host's prepared release because another host failed.
+    Abort(String),
+}
+
+fn ids(ids: &[ReleaseId]) -> String {
+    ids.iter()
+        .map(|id| format!(" {id}"))
+        .collect::<Vec<_>>()
+        .concat()
+}
+
+impl Step {
+    /// The stable id shown in progress lines and errors.
+    pub(crate) fn id(&self) -> String {
+        match self {
+            Step::Hook { phase, index, .. } => format!("{}[{index}]", phase.name()),
+            other => other.fixed_id().to_string(),
+        }
+    }
+
+    fn fixed_id(&self) -> &'static str {
+        match self {
+            Step::Layout => "layout",
+            Step::RequireReleases => "require-releases",
+            Step::Lock => "lock",
+            Step::Facts => "facts",
+            Step::Inventory => "inventory",
+            Step::Verify => "verify",
+            Step::Unpack => "unpack",
+            Step::Shared { .. } => "shared",
+            Step::Virtualenv => "virtualenv",
+            Step::Hook { .. } => "hook",
+            Step::Migrate { .. } => "migrate",
+            Step::Collectstatic => "collectstatic",
+            Step::Configs { .. } => "configs",
+            Step::NginxCheck => "nginx-check",
+            Step::StartApp => "start-app",
+            Step::Prepared => "prepared",
+            Step::CheckLock => "check-lock",
+            Step::Switch => "switch",
+            Step::ReloadNginx => "reload-nginx",
+            Step::HealthCheck => "health-check",
+            Step::Finish => "finish",
+            Step::Prune(_) => "prune",
+            Step::StopOldApp => "stop-old-app",
+            Step::Migrations => "migrations",
+            Step::Unapply(_) => "unapply",
+            Step::Remove(_) => "remove",
+            Step::ReleaseLock(_) => "unlock",
+            Step::Abort(_) => "abort",
+        }
+    }
+
+    /// The id plus what a person needs to recognise it (a hook's command).
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Step::Hook { command, once, .. } => format!(
+                "{} ({}{})",
+                self.id(),
+                command.lines().next().unwrap_or(""),
+                if *once { ", once" } else { "" }
+            ),
+            other => other.id(),
+        }
+    }
+
+    /// The one-line call of the step's shell function.
+    pub(crate) fn call(&self) -> String {
+        let function = format!("step_{}", self.fixed_id().replace('-', "_"));
+        let args: Vec<String> = match self {
+            Step::Shared { dirs, files } => dirs
+                .iter()
+                .map(|d| quote(d))
+                .chain(std::iter::once("--".to_string()))
+                .chain(files.iter().map(|f| quote(f)))
+                .collect(),
+            Step::Hook { command, .. } => vec![quote(command)],
+            Step::Configs { nginx, app } => [nginx, app]
+                .iter()
+                .map(|c| {
+                    c.as_deref()
+                        .map_or_else(|| "-".to_string(), |text| super::base64(text.as_bytes()))
+                })
+                .collect(),
+            Step::Prune(doomed) | Step::Remove(doomed) => {
+                return format!("{function}{}", ids(doomed))
+            }
+            Step::Unapply(steps) => steps
+                .iter()
+                .flat_map(|u| [quote(&u.app), quote(&u.to)])
+                .collect(),
+            Step::ReleaseLock(reason) | Step::Abort(reason) => vec![quote(&one_line(reason))],
+            _ => Vec::new(),
+        };
+        if args.is_empty() {
+            function
+        } else {
+            format!("{function} {}", args.join(" "))
+        }
+    }
+
+    /// Where the step runs.
+    pub(crate) fn scope(&self) -> Scope {
+        match self {
+            Step::Migrate { once: true } | Step::Unapply(_) => Scope::Once,
+            Step::Hook { once: true, .. } => Scope::Once,
+            _ => Scope::EachHost,
+        }
+    }
+
+    /// Whether the switch stands once this step has begun: a failure from here on undoes
+    /// nothing (the release is recorded live, the previous app server may be gone).
+    pub(crate) fn after_commit(&self) -> bool {
+        matches!(self, Step::Finish | Step::Prune(_) | Step::StopOldApp)
+    }
+}
+
+/// `text` with control characters (newlines) replaced by spaces: for values that end up in
+/// one-line records (the deploy log).
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_is_exact() {
+        let id = ReleaseId::parse("20261122010320").unwrap();
+        let cases = [
+            (Step::Layout, "layout", "step_layout"),
+            (Step::Lock, "lock", "step_lock"),
+            (
+                Step::Shared {
+                    dirs: vec!["var".into(), "media files".into()],
+                    files: vec![".env".into()],
+                },
+                "shared",
+                "step_shared var 'media files' -- .env",
+            ),
+            (
+                Step::Hook {
+                    phase: HookPhase::AfterSwitch,
+                    index: 2,
+                    command: "echo a\necho 'b'".into(),
+                    once: false,
+                },
+                "after_switch[2]",
+                "step_hook 'echo a\necho '\\''b'\\'''",
+            ),
+            (Step::Migrate { once: true }, "migrate", "step_migrate"),
+            (
+                Step::Configs {
+                    nginx: Some("foo".into()),
+                    app: None,
+                },
+                "configs",
+                "step_configs Zm9v -",
+            ),
+            (Step::NginxCheck, "nginx-check", "step_nginx_check"),
+            (Step::StartApp, "start-app", "step_start_app"),
+            (
+                Step::Prune(vec![id, id]),
+                "prune",
+                "step_prune 20261122010320 20261122010320",
+            ),
+            (Step::Prune(vec![]), "prune", "step_prune"),
+            (Step::StopOldApp, "stop-old-app", "step_stop_old_app"),
+            (
+                Step::Unapply(vec![Unapply {
+                    app: "pages".into(),
+                    to: "zero".into(),
+                }]),
+                "unapply",
+                "step_unapply pages zero",
+            ),
+            (
+                Step::Abort("host b\nfailed".into()),
+                "abort",
+                "step_abort 'host b failed'",
+            ),
+            (Step::ReleaseLock("x".into()), "unlock", "step_unlock x"),
+        ];
+        for (step, id, call) in cases {
+            assert_eq!(step.id(), id);
+            assert_eq!(step.call(), call, "{id}");
+        }
+    }
+
+    #[test]
+    fn every_called_function_exists_in_the_library() {
+        let library = super::super::script::LIBRARY;
+        let id = ReleaseId::parse("20261122010320").unwrap();
+        for step in [
+            Step::Layout,
+            Step::RequireReleases,
+            Step::Lock,
+            Step::Facts,
+            Step::Inventory,
+            Step::Verify,
+            Step::Unpack,
+            Step::Virtualenv,
+            Step::Migrate { once: false },
+            Step::Collectstatic,
+            Step::NginxCheck,
+            Step::StartApp,
+            Step::Prepared,
+            Step::CheckLock,
+            Step::Switch,
+            Step::ReloadNginx,
+            Step::HealthCheck,
+            Step::Finish,
+            Step::Prune(vec![id]),
+            Step::StopOldApp,
+            Step::Migrations,
+            Step::Unapply(vec![]),
+            Step::Remove(vec![]),
+            Step::ReleaseLock(String::new()),
+            Step::Abort(String::new()),
+        ] {
+            let call = step.call();
+            let function = call.split(' ').next().unwrap();
+            assert!(
+                library.contains(&format!("\n{function}() {{")),
+                "{function} is not defined in templates/remote/shipit.sh"
+            );
+        }
+        for cleanup in [Cleanup::Lock, Cleanup::Prepare, Cleanup::Switch] {
+            assert!(library.contains(&format!("\n{}() {{", cleanup.function())));
+        }
+    }
+
+    #[test]
+    fn migrate_and_unapply_run_once() {
+        assert_eq!(Step::Migrate { once: true }.scope(), Scope::Once);
+        assert_eq!(Step::Migrate { once: false }.scope(), Scope::EachHost);
+        assert_eq!(Step::Unapply(vec![]).scope(), Scope::Once);
+        assert_eq!(Step::Collectstatic.scope(), Scope::EachHost);
+    }
+}

@@ -1,0 +1,298 @@
+//! Configuration + target + environment → everything a plan needs, resolved once.
+//!
+//! Like uv's `settings.rs` or ripgrep's `LowArgs → HiArgs`: the commands never read `Config`
+//! or `Target` fields to decide remote work; they resolve a [`Resolved`] first (the settings
+//! module is rendered here, and its template errors surface before any host is touched), and
+//! the plans and the runner are built from it and from what hosts report.
+
+use std::io::Read;
+
+use crate::config::{Config, Health, Hooks, Installer, MigrateOn, Nginx, Supervisor, Target};
+use crate::error::Result;
+use crate::release::ReleaseId;
+use crate::templates::{program_name, BuildInfo, RenderContext};
+
+/// What a run does, as the remote side records it (`OP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Deploy,
+    Rollback,
+    Prune,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Deploy => "deploy",
+            Op::Rollback => "rollback",
+            Op::Prune => "prune",
+        }
+    }
+}
+
+/// What `--break-lock` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BreakLock {
+    /// Never break a lock.
+    No,
+    /// Break a lock whose holder is gone (`--break-lock`).
+    Dead,
+    /// Break any lock (`--break-lock --force`).
+    Force,
+}
+
+impl BreakLock {
+    /// From the two flags.
+    pub(crate) fn from_flags(break_lock: bool, force: bool) -> BreakLock {
+        match (break_lock, force) {
+            (false, _) => BreakLock::No,
+            (true, false) => BreakLock::Dead,
+            (true, true) => BreakLock::Force,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            BreakLock::No => "none",
+            BreakLock::Dead => "dead",
+            BreakLock::Force => "force",
+        }
+    }
+}
+
+/// A target resolved for remote work.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) project: String,
+    pub(crate) target: String,
+    pub(crate) deploy_to: String,
+    pub(crate) python: String,
+    pub(crate) installer: Installer,
+    pub(crate) requirements: String,
+    pub(crate) manage_py: String,
+    pub(crate) settings_module: String,
+    pub(crate) shared_dirs: Vec<String>,
+    pub(crate) shared_files: Vec<String>,
+    pub(crate) hooks: Hooks,
+    pub(crate) nginx: Option<Nginx>,
+    pub(crate) app: Option<Supervisor>,
+    pub(crate) health: Health,
+    pub(crate) keep_releases: u32,
+    pub(crate) primary: usize,
+    pub(crate) migrate: MigrateOn,
+    pub(crate) batch: Option<u32>,
+    pub(crate) deployer: String,
+    pub(crate) lock_token: String,
+}
+
+/// The values of one run that are not the target's: which release, which archive, and so on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunVars {
+    pub(crate) release: Option<ReleaseId>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) revision: Option<String>,
+    /// A rollback unapplied migrations on this host (its cleanup migrates forward again).
+    pub(crate) unapplied: bool,
+}
+
+impl Resolved {
+    /// Resolves `target` of `config`.
+    pub(crate) fn new(config: &Config, target: &Target) -> Result<Resolved> {
+        let neutral = BuildInfo {
+            build_time: String::new(),
+            revision: String::new(),
+            dirty: false,
+        };
+        let settings_module = RenderContext::new(config, target, &neutral)?
+            .get("settings_module")
+            .unwrap_or_else(|| config.project.settings_module.clone());
+        Ok(Resolved {
+            project: config.project.name.clone(),
+            target: target.name.clone(),
+            deploy_to: target.deploy_to.clone(),
+            python: config.project.python.clone(),
+            installer: target.installer,
+            requirements: config.project.requirements_for(&target.environment),
+            manage_py: config.project.manage_py.clone(),
+            settings_module,
+            shared_dirs: target.shared_dirs.clone(),
+            shared_files: target.shared_files.clone(),
+            hooks: target.hooks.clone(),
+            nginx: target.nginx.clone(),
+            app: target.supervisor.clone(),
+            health: target.health.clone(),
+            keep_releases: target.keep_releases,
+            primary: target.primary,
+            migrate: target.migrate,
+            batch: target.batch,
+            deployer: deployer(),
+            lock_token: random_hex(),
+        })
+    }
+
+    /// The supervisor program of `release`.
+    pub(crate) fn program(&self, release: Option<ReleaseId>) -> String {
+        release.map_or_else(String::new, |r| {
+            program_name(&self.project, &self.target, &r)
+        })
+    }
+
+    /// The preamble of every script of this run: every variable the shell library reads, in a
+    /// fixed order, empty when unused.
+    pub(crate) fn vars(
+        &self,
+        op: Op,
+        break_lock: BreakLock,
+        run: &RunVars,
+    ) -> Vec<(&'static str, String)> {
+        let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+        let app = self.app.as_ref();
+        let nginx = self.nginx.as_ref();
+        vec![
+            ("D", self.deploy_to.clone()),
+            ("ID", run.release.map(|r| r.to_string()).unwrap_or_default()),
+            ("SHA", run.sha256.clone().unwrap_or_default()),
+            ("TOKEN", self.lock_token.clone()),
+            ("OP", op.name().to_string()),
+            ("BREAK", break_lock.name().to_string()),
+            ("DEPLOYER", crate::plan::step::one_line(&self.deployer)),
+            (
+                "REVISION",
+                crate::plan::step::one_line(run.revision.as_deref().unwrap_or("")),
+            ),
+            ("DJANGO_SETTINGS_MODULE", self.settings_module.clone()),
+            ("PY", self.python.clone()),
+            ("INSTALLER", self.installer.to_string()),
+            ("REQ", self.requirements.clone()),
+            ("MANAGE", self.manage_py.clone()),
+            ("APP", flag(app.is_some())),
+            ("CTL", app.map(|a| a.ctl.clone()).unwrap_or_default()),
+            ("CONFD", app.map(|a| a.conf_dir.clone()).unwrap_or_default()),
+            ("PROGRAM", self.program(run.release)),
+            (
+                "PROGRAM_GLOB",
+                // Exactly 14 digits: `hello-test-*` would also match target `test-eu`'s.
+                format!(
+                    "{}-{}-{}.conf",
+                    self.project,
+                    self.target,
+                    "[0-9]".repeat(14)
+                ),
+            ),
+            ("NGINX", flag(nginx.is_some())),
+            ("SITE", nginx.map(|n| n.site.clone()).unwrap_or_default()),
+            (
+                "NGINX_TEST",
+                nginx.map(|n| n.test.clone()).unwrap_or_default(),
+            ),
+            (
+                "NGINX_RELOAD",
+                nginx.map(|n| n.reload.clone()).unwrap_or_default(),
+            ),
+            ("HEALTH_PATH", self.health.path.clone()),
+            ("HEALTH_HOST", self.health.host.clone()),
+            (
+                "HEALTH_STATUS",
+                self.health
+                    .status
+                    .map_or_else(|| "any".to_string(), |s| s.to_string()),
+            ),
+            ("HEALTH_TIMEOUT", self.health.timeout.to_string()),
+            ("HEALTH_RETRIES", self.health.retries.to_string()),
+            ("UNAPPLIED", flag(run.unapplied)),
+        ]
+    }
+}
+
+/// 16 random bytes as hex, for lock tokens and marker nonces.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // Not secret, only unguessable by accident: time and pid will do.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            ^ u128::from(std::process::id());
+        bytes = seed.to_le_bytes();
+    }
+    crate::build::archive::hex(&bytes)
+}
+
+/// `user@machine` of whoever runs shipit, for the lock and the deploy log.
+fn deployer() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            let out = std::process::Command::new("id").arg("-un").output().ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// A complete preamble for tests of the shell library: `dir` is `deploy_to`, nothing managed.
+#[cfg(test)]
+pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
+    let resolved = Resolved {
+        project: "hello".into(),
+        target: "test".into(),
+        deploy_to: dir.into(),
+        python: "python3".into(),
+        installer: Installer::Auto,
+        requirements: "requirements.txt".into(),
+        manage_py: "manage.py".into(),
+        settings_module: "hello.settings".into(),
+        shared_dirs: vec![],
+        shared_files: vec![],
+        hooks: Hooks::default(),
+        nginx: None,
+        app: None,
+        health: Health::default(),
+        keep_releases: 5,
+        primary: 0,
+        migrate: MigrateOn::Once,
+        batch: None,
+        deployer: "alice@laptop".into(),
+        lock_token: "token".into(),
+    };
+    let release = ReleaseId::parse("20261122010320");
+    std::fs::create_dir_all(format!("{dir}/releases/20261122010320")).unwrap();
+    resolved.vars(
+        Op::Deploy,
+        BreakLock::No,
+        &RunVars {
+            release,
+            ..RunVars::default()
+        },
+    )
+}
+
+/// Renders the nginx site and supervisor program of `release` (the configs a host keeps in the
+/// release and installs when preparing or rolling back to it).
+pub(crate) fn service_configs(
+    config: &Config,
+    target: &Target,
+    info: &BuildInfo,
+    release: ReleaseId,
+) -> Result<crate::plan::deploy::ServiceConfigs> {
+    let templates = crate::templates::Templates::for_project(config);
+    let context = RenderContext::new(config, target, info)?.for_release(config, target, release);
+    Ok(crate::plan::deploy::ServiceConfigs {
+        nginx: match target.nginx {
+            Some(_) => Some(templates.render("nginx.conf.j2", &context)?),
+            None => None,
+        },
+        app: match target.supervisor {
+            Some(_) => Some(templates.render("supervisor.conf.j2", &context)?),
+            None => None,
+        },
+    })
+}

@@ -1,0 +1,736 @@
+//! The fleet runner: the only place that sequences hosts.
+//!
+//! [`Fleet::lock`] takes every host's lock and returns a [`Locked`] fleet whose every way out —
+//! success, a failed step, a refusal, `?`, a panic — gives back exactly the locks it still holds
+//! and says so (its `Drop`). Phases run on all hosts in parallel; once-steps run on the primary
+//! while the others wait ([`crate::plan::Phase::rounds`]); [`Locked::prepare_then_switch`] is
+//! the two-phase commit every command uses: nobody switches unless everybody prepared, then
+//! hosts switch in batches, each batch health-checked before the next.
+
+use crate::error::{Error, Result};
+use crate::output::Printer;
+use crate::plan::releases::lock_holder;
+use crate::plan::script::Script;
+use crate::plan::step::{Cleanup, Step, LOCKED_STATUS};
+use crate::plan::Phase;
+use crate::resolve::random_hex;
+use crate::session::{HostSession, ScriptRun};
+
+/// The preamble of one host's scripts.
+pub(crate) type Vars = Vec<(&'static str, String)>;
+
+/// Connected hosts, none locked.
+pub(crate) struct Fleet<'p> {
+    pub(crate) sessions: Vec<HostSession>,
+    pub(crate) printer: &'p Printer,
+    /// Index of the host that runs once-steps.
+    pub(crate) primary: usize,
+}
+
+/// What this run holds on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Nothing: never locked, or given back (a script's own cleanup gives it back on failure).
+    Free,
+    /// The lock.
+    Locked,
+    /// The lock and a prepared release (giving it back abandons the release).
+    Prepared,
+}
+
+/// Runs `work` on every session in parallel threads and returns the results in order.
+pub(crate) fn on_all<T: Send>(
+    sessions: &mut [HostSession],
+    work: impl Fn(usize, &mut HostSession) -> T + Sync,
+) -> Vec<T> {
+    if sessions.len() == 1 {
+        return vec![work(0, &mut sessions[0])];
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sessions
+            .iter_mut()
+            .enumerate()
+            .map(|(i, session)| scope.spawn(move || work(i, session)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("host thread does not panic"))
+            .collect()
+    })
+}
+
+fn script(vars: &Vars, steps: Vec<Step>, cleanup: Cleanup) -> Script {
+    Script::new(random_hex(), vars.clone(), steps, cleanup)
+}
+
+impl<'p> Fleet<'p> {
+    /// Runs `phase` everywhere without a lock (it must change nothing); the first failure is
+    /// the error.
+    pub(crate) fn each(&mut self, phase: &Phase, vars: &[Vars]) -> Result<Vec<ScriptRun>> {
+        let printer = self.printer;
+        let runs = on_all(&mut self.sessions, |i, s| {
+            s.run(
+                &script(&vars[i], phase.steps.clone(), phase.cleanup),
+                printer,
+            )
+        });
+        let mut out = Vec::new();
+        for (i, run) in runs.into_iter().enumerate() {
+            let run = run?;
+            if !run.succeeded() {
+                return Err(run.error(self.sessions[i].transport.name(), "nothing was changed"));
+            }
+            out.push(run);
+        }
+        Ok(out)
+    }
+
+    /// Runs `begin` (which takes the lock) everywhere. When any host refuses or fails, the locks
+    /// taken on the others are given back before the error returns.
+    pub(crate) fn lock(
+        mut self,
+        begin: &Phase,
+        vars: Vec<Vars>,
+    ) -> Result<(Locked<'p>, Vec<ScriptRun>)> {
+        let printer = self.printer;
+        let results = on_all(&mut self.sessions, |i, s| {
+            s.run(
+                &script(&vars[i], begin.steps.clone(), begin.cleanup),
+                printer,
+            )
+        });
+        let mut locked = Locked {
+            hold: vec![Hold::Free; self.sessions.len()],
+            fleet: self,
+            vars,
+            reason: "another host could not be locked".into(),
+        };
+        let mut runs = Vec::new();
+        let mut failure: Option<Error> = None;
+        for (i, result) in results.into_iter().enumerate() {
+            let name = locked.fleet.sessions[i].transport.name().to_string();
+            match result {
+                Ok(run) if run.succeeded() => {
+                    locked.hold[i] = Hold::Locked;
+                    runs.push(run);
+                }
+                Ok(run) if run.status == LOCKED_STATUS => {
+                    let holder = lock_holder(&run.facts);
+                    // A lock error wins over other failures: it is what the person must act on.
+                    if !matches!(failure, Some(Error::Locked { .. })) {
+                        failure = Some(Error::Locked {
+                            host: name,
+                            holder: holder.who,
+                            live: holder.live,
+                        });
+                    }
+                }
+                Ok(run) => {
+                    failure
+                        .get_or_insert_with(|| run.error(&name, "nothing was changed on any host"));
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error), // `locked` drops here and gives back what it holds
+            None => Ok((locked, runs)),
+        }
+    }
+}
+
+/// A fleet whose hosts this run has locked. Dropping it gives back whatever it still holds.
+pub(crate) struct Locked<'p> {
+    fleet: Fleet<'p>,
+    hold: Vec<Hold>,
+    /// Each host's preamble, for every script from here on (commands update it as the plan
+    /// learns more: the release id, a rollback's unapplied migrations).
+    vars: Vec<Vars>,
+    /// Why the run gives up, recorded in the remote log when the locks are given back.
+    reason: String,
+}
+
+impl<'p> Locked<'p> {
+    /// How host `i` is named in messages.
+    pub(crate) fn name(&self, i: usize) -> String {
+        self.fleet.sessions[i].transport.name().to_string()
+    }
+
+    /// Sets one variable of every host's preamble.
+    pub(crate) fn set_var(&mut self, name: &'static str, value: &str) {
+        for host in 0..self.vars.len() {
+            self.set_var_on(host, name, value);
+        }
+    }
+
+    /// Sets one variable of host `host`'s preamble.
+    pub(crate) fn set_var_on(&mut self, host: usize, name: &'static str, value: &str) {
+        let vars = &mut self.vars[host];
+        match vars.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => vars.push((name, value.to_string())),
+        }
+    }
+
+    /// Records why the run gives up (shown in the remote log and the unlock lines).
+    pub(crate) fn giving_up(&mut self, reason: impl Into<String>) {
+        self.reason = reason.into();
+    }
+
+    /// Runs local work for every host in parallel (e.g. uploads); the first error gives up.
+    pub(crate) fn for_each_host<T: Send>(
+        &mut self,
+        what: &str,
+        work: impl Fn(usize, &mut HostSession) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let results = on_all(&mut self.fleet.sessions, work);
+        let mut out = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(value) => out.push(value),
+                Err(e) => {
+                    self.reason = format!("{what} on {} failed", self.name(i));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `phase` on every host, in rounds: once-steps on the primary, the others waiting at
+    /// that point. A host that fails ran its own cleanup; the error says what the others keep.
+    pub(crate) fn run(&mut self, phase: &Phase, outcome: &str) -> Result<Vec<ScriptRun>> {
+        self.run_each(&|_| phase.clone(), outcome)
+    }
+
+    /// [`Locked::run`] with a phase of the same shape per host (e.g. what each host prunes).
+    pub(crate) fn run_each(
+        &mut self,
+        phase_for: &(dyn Fn(usize) -> Phase + Sync),
+        outcome: &str,
+    ) -> Result<Vec<ScriptRun>> {
+        let hosts = self.fleet.sessions.len();
+        let rounds: Vec<Vec<Phase>> = (0..hosts).map(|i| phase_for(i).rounds(hosts)).collect();
+        let count = rounds.iter().map(Vec::len).max().unwrap_or(0);
+        let mut merged: Vec<ScriptRun> = vec![ScriptRun::default(); hosts];
+        for r in 0..count {
+            let results = self.round(|i, primary, vars| {
+                let round = rounds[i].get(r)?;
+                let steps = round.steps_for(primary);
+                (!steps.is_empty()).then(|| script(vars, steps, round.cleanup))
+            });
+            self.settle(rounds[0][r].cleanup, results, &mut merged, outcome)?;
+        }
+        Ok(merged)
+    }
+
+    fn round(
+        &mut self,
+        script_for: impl Fn(usize, bool, &Vars) -> Option<Script> + Sync,
+    ) -> Vec<Option<Result<ScriptRun>>> {
+        let printer = self.fleet.printer;
+        let primary = self.fleet.primary;
+        let vars = &self.vars;
+        on_all(&mut self.fleet.sessions, |i, s| {
+            script_for(i, i == primary, &vars[i]).map(|script| s.run(&script, printer))
+        })
+    }
+
+    /// Folds one round's results into `merged`, updating what this run holds; the first
+    /// failure becomes the error.
+    fn settle(
+        &mut self,
+        cleanup: Cleanup,
+        runs: Vec<Option<Result<ScriptRun>>>,
+        merged: &mut [ScriptRun],
+        outcome: &str,
+    ) -> Result<()> {
+        let mut failure = None;
+        for (i, run) in runs.into_iter().enumerate() {
+            let Some(run) = run else { continue };
+            let name = self.name(i);
+            match run {
+                Ok(run) if run.succeeded() => {
+                    if run.facts.contains_key("unlocked") {
+                        self.hold[i] = Hold::Free;
+                    } else if cleanup == Cleanup::Prepare {
+                        self.hold[i] = Hold::Prepared;
+                    }
+                    merged[i].absorb(run);
+                }
+                Ok(run) => {
+                    // Its own cleanup ran and gave the lock back (unless the connection died,
+                    // in which case the remote trap did, or nobody can).
+                    self.hold[i] = Hold::Free;
+                    failure.get_or_insert_with(|| {
+                        (name.clone(), run.error(&name, lost_lock_or(&run, outcome)))
+                    });
+                }
+                Err(e) => {
+                    self.hold[i] = Hold::Free;
+                    failure.get_or_insert((name, e));
+                }
+            }
+        }
+        match failure {
+            Some((name, error)) => {
+                self.reason = format!("{name} failed");
+                Err(error)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Two-phase commit: `prepare` everywhere, then — only if every host is ready — `switch`
+    /// (host `i`'s phase is `switch(i)`), in batches of `batch` hosts. One host prepares and
+    /// switches in one exec. `current_outcome` says what a failure before the switch leaves.
+    pub(crate) fn prepare_then_switch(
+        &mut self,
+        prepare: &Phase,
+        switch: &(dyn Fn(usize) -> Phase + Sync),
+        batch: Option<u32>,
+        current_outcome: &str,
+    ) -> Result<Vec<ScriptRun>> {
+        if self.fleet.sessions.len() == 1 {
+            let switch = switch(0);
+            let script = script(&self.vars[0], prepare.steps.clone(), prepare.cleanup)
+                .then(script(&self.vars[0], switch.steps.clone(), switch.cleanup));
+            let printer = self.fleet.printer;
+            let run = self.fleet.sessions[0].run(&script, printer);
+            self.hold[0] = Hold::Free;
+            let run = run?;
+            if run.succeeded() {
+                return Ok(vec![run]);
+            }
+            let switching = run
+                .failed
+                .as_ref()
+                .is_some_and(|(step, _)| switch.steps.iter().any(|s| s.id() == *step));
+            let outcome = if switching {
+                switch_outcome(&run, &switch)
+            } else {
+                lost_lock_or(&run, current_outcome)
+            };
+            return Err(run.error(&self.name(0), outcome));
+        }
+        let mut runs = self.run(prepare, current_outcome)?;
+        let hosts = self.fleet.sessions.len();
+        let size = batch.map_or(hosts, |b| b as usize).max(1);
+        let mut switched: Vec<String> = Vec::new();
+        for start in (0..hosts).step_by(size) {
+            let members = start..(start + size).min(hosts);
+            let phases: Vec<Phase> = (0..hosts).map(switch).collect();
+            let results = self.round(|i, _, vars| {
+                members
+                    .contains(&i)
+                    .then(|| script(vars, phases[i].steps.clone(), phases[i].cleanup))
+            });
+            let mut errors = Vec::new();
+            for (i, result) in results.into_iter().enumerate() {
+                let Some(result) = result else { continue };
+                self.hold[i] = Hold::Free;
+                let name = self.name(i);
+                match result {
+                    Ok(run) if run.succeeded() => {
+                        switched.push(name);
+                        runs[i].absorb(run);
+                    }
+                    Ok(run) => errors.push(run.error(&name, switch_outcome(&run, &phases[i]))),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if let Some(first) = errors.into_iter().next() {
+                let waiting: Vec<String> = (0..hosts)
+                    .filter(|i| self.hold[*i] == Hold::Prepared)
+                    .map(|i| self.name(i))
+                    .collect();
+                self.reason = "a batch failed to switch".into();
+                if switched.is_empty() && waiting.is_empty() {
+                    return Err(first);
+                }
+                self.fleet.printer.warn(format!(
+                    "switched: {}; not switched (their new release is abandoned): {}",
+                    if switched.is_empty() {
+                        "none".into()
+                    } else {
+                        switched.join(", ")
+                    },
+                    if waiting.is_empty() {
+                        "none".into()
+                    } else {
+                        waiting.join(", ")
+                    }
+                ));
+                return Err(first);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Gives back everything still held (also what `Drop` does) and returns the fleet.
+    pub(crate) fn into_fleet(mut self) -> Fleet<'p> {
+        self.release();
+        Fleet {
+            sessions: std::mem::take(&mut self.fleet.sessions),
+            printer: self.fleet.printer,
+            primary: self.fleet.primary,
+        }
+    }
+
+    fn release(&mut self) {
+        let held: Vec<(usize, Hold)> = self
+            .hold
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h != Hold::Free)
+            .map(|(i, h)| (i, *h))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let printer = self.fleet.printer;
+        let reason = self.reason.clone();
+        let hold = self.hold.clone();
+        let vars = &self.vars;
+        let results = on_all(&mut self.fleet.sessions, |i, s| {
+            let step = match hold[i] {
+                Hold::Free => return None,
+                Hold::Locked => Step::ReleaseLock(reason.clone()),
+                Hold::Prepared => Step::Abort(reason.clone()),
+            };
+            Some(s.run(&script(&vars[i], vec![step], Cleanup::Lock), printer))
+        });
+        for (i, result) in results.into_iter().enumerate() {
+            let Some(result) = result else { continue };
+            let name = self.name(i);
+            let abandoned = if hold[i] == Hold::Prepared {
+                " and abandoned its prepared release"
+            } else {
+                ""
+            };
+            match result {
+                Ok(run) if run.facts.contains_key("unlocked") => {
+                    printer.info(format!("{name}: released the lock{abandoned}"))
+                }
+                Ok(_) => printer.warn(format!(
+                    "{name}: the lock was no longer this run's; left it as it is"
+                )),
+                Err(e) => printer.warn(format!(
+                    "{name}: could not release the lock ({e}); a later run can take it with --break-lock"
+                )),
+            }
+            self.hold[i] = Hold::Free;
+        }
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+const LOST_LOCK: &str = "another run broke this run's lock: this run switched nothing, switched nothing back and touched nothing of the other run";
+
+/// `outcome`, unless the host reported that another run broke this run's lock.
+fn lost_lock_or(run: &ScriptRun, outcome: &str) -> String {
+    if run.facts.contains_key("lock_lost") {
+        LOST_LOCK.into()
+    } else {
+        outcome.into()
+    }
+}
+
+/// What a failed switch script left: steps from `finish` on run after the new release went
+/// live, and their failure undoes nothing.
+fn switch_outcome(run: &ScriptRun, switch: &Phase) -> String {
+    let failed = run.failed.as_ref().map(|(step, _)| step.as_str());
+    let committed = switch
+        .steps
+        .iter()
+        .any(|s| s.after_commit() && Some(s.id().as_str()) == failed);
+    if run.facts.contains_key("lock_lost") {
+        LOST_LOCK.into()
+    } else if committed {
+        "the new release is live; this step failed after the switch and nothing was undone".into()
+    } else {
+        "this host switched back to its previous release".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::cli::ColorChoice;
+    use crate::output::Verbosity;
+    use crate::plan::deploy::{self, ServiceConfigs};
+    use crate::transport::fake::{Behaviour, Fake, FakeHost};
+
+    fn printer() -> Printer {
+        Printer::new(Verbosity::Quiet, false, ColorChoice::Never)
+    }
+
+    fn fails_at(step: &str, status: i32) -> Behaviour {
+        Behaviour {
+            fail_at: Some((step.into(), status)),
+            ..Behaviour::default()
+        }
+    }
+
+    /// A fleet of fake hosts behaving as given, and what each of them sees.
+    fn fleet(printer: &Printer, hosts: Vec<Behaviour>) -> (Fleet<'_>, Vec<Arc<Mutex<FakeHost>>>) {
+        let mut seen = Vec::new();
+        let sessions = hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, behaviour)| {
+                let fake = Fake::new(&format!("host{i}"), behaviour);
+                seen.push(fake.host.clone());
+                HostSession {
+                    transport: Box::new(fake),
+                    label: format!("host{i}"),
+                }
+            })
+            .collect();
+        let fleet = Fleet {
+            sessions,
+            printer,
+            primary: 0,
+        };
+        (fleet, seen)
+    }
+
+    fn resolved() -> crate::resolve::Resolved {
+        deploy::tests::resolved()
+    }
+
+    fn vars(hosts: usize) -> Vec<Vars> {
+        vec![vec![("D", "/srv/app".to_string())]; hosts]
+    }
+
+    fn ran(host: &Arc<Mutex<FakeHost>>) -> Vec<String> {
+        host.lock().unwrap().scripts.concat()
+    }
+
+    fn nobody_locked(hosts: &[Arc<Mutex<FakeHost>>]) -> bool {
+        hosts.iter().all(|h| !h.lock().unwrap().locked)
+    }
+
+    fn deploy(fleet: Fleet<'_>, hosts: usize) -> Result<Vec<ScriptRun>> {
+        let resolved = resolved();
+        let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
+        locked.prepare_then_switch(
+            &deploy::prepare(&resolved, &ServiceConfigs::default()),
+            &|_| deploy::switch(&resolved, vec![]),
+            resolved.batch,
+            "nothing was switched",
+        )
+    }
+
+    #[test]
+    fn one_host_prepares_and_switches_in_one_exec() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+        deploy(fleet, 1).unwrap();
+        let scripts = hosts[0].lock().unwrap().scripts.clone();
+        assert_eq!(scripts.len(), 2, "begin, then prepare+switch: {scripts:?}");
+        assert!(scripts[1].contains(&"migrate".to_string()));
+        assert_eq!(scripts[1].last().unwrap(), "stop-old-app");
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn only_the_primary_migrates_and_every_host_switches() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 3]);
+        deploy(fleet, 3).unwrap();
+        for (i, host) in hosts.iter().enumerate() {
+            let steps = ran(host);
+            assert_eq!(
+                steps.contains(&"migrate".to_string()),
+                i == 0,
+                "host{i}: {steps:?}"
+            );
+            assert!(steps.contains(&"switch".to_string()));
+            // begin, prepare up to migrate, the rest of prepare, the hook only the primary
+            // runs, the rest, switch.
+            let scripts = host.lock().unwrap().scripts.len();
+            assert!(scripts >= 4, "host{i} ran {scripts} scripts");
+        }
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_host_failing_to_prepare_aborts_the_others_and_nobody_switches() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(
+            &printer,
+            vec![
+                Behaviour::default(),
+                fails_at("start-app", 1),
+                Behaviour::default(),
+            ],
+        );
+        let error = deploy(fleet, 3).unwrap_err();
+        assert!(
+            matches!(&error, Error::Step { host, step, .. } if host == "host1" && step == "start-app"),
+            "{error}"
+        );
+        for host in &hosts {
+            let steps = ran(host);
+            assert!(!steps.contains(&"switch".to_string()), "{steps:?}");
+        }
+        assert_eq!(ran(&hosts[0]).last().unwrap(), "abort");
+        assert_eq!(ran(&hosts[2]).last().unwrap(), "abort");
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_failed_migration_fails_every_host_before_any_switch() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(&printer, vec![fails_at("migrate", 1), Behaviour::default()]);
+        let error = deploy(fleet, 2).unwrap_err();
+        assert!(error.to_string().contains("migrate"), "{error}");
+        // The other host stopped where it waited for the primary.
+        let other = ran(&hosts[1]);
+        assert!(!other.contains(&"collectstatic".to_string()), "{other:?}");
+        assert_eq!(other.last().unwrap(), "abort");
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
+        let printer = printer();
+        let held = Behaviour {
+            fail_at: Some(("lock".into(), LOCKED_STATUS)),
+            facts: [(
+                "lock".to_string(),
+                vec![
+                    (
+                        "locked".to_string(),
+                        "by bob@elsewhere since 2026".to_string(),
+                    ),
+                    ("lock_live".to_string(), "1".to_string()),
+                ],
+            )]
+            .into(),
+            ..Behaviour::default()
+        };
+        let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held]);
+        let error = deploy(fleet, 2).unwrap_err();
+        match &error {
+            Error::Locked { host, holder, live } => {
+                assert_eq!(host, "host1");
+                assert!(holder.contains("bob@elsewhere"));
+                assert!(live);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(error.hint().unwrap().contains("--break-lock --force"));
+        assert_eq!(ran(&hosts[0]), ["layout", "lock", "facts", "unlock"]);
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_lost_connection_still_releases_the_other_hosts() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(
+            &printer,
+            vec![
+                Behaviour::default(),
+                Behaviour {
+                    drop_at: Some("virtualenv".into()),
+                    ..Behaviour::default()
+                },
+            ],
+        );
+        assert!(matches!(deploy(fleet, 2), Err(Error::Connection { .. })));
+        assert_eq!(ran(&hosts[0]).last().unwrap(), "abort");
+        assert!(!hosts[0].lock().unwrap().locked);
+    }
+
+    #[test]
+    fn batches_switch_in_turn_and_a_failed_batch_stops_the_rest() {
+        let printer = printer();
+        let mut resolved = resolved();
+        resolved.batch = Some(2);
+        let (fleet, hosts) = fleet(
+            &printer,
+            vec![
+                Behaviour::default(),
+                Behaviour::default(),
+                fails_at("health-check", 1),
+                Behaviour::default(),
+                Behaviour::default(),
+            ],
+        );
+        let (mut locked, _) = fleet.lock(&deploy::begin(), vars(5)).unwrap();
+        let error = locked
+            .prepare_then_switch(
+                &deploy::prepare(&resolved, &ServiceConfigs::default()),
+                &|_| deploy::switch(&resolved, vec![]),
+                resolved.batch,
+                "nothing was switched",
+            )
+            .unwrap_err();
+        drop(locked);
+        assert!(error.to_string().contains("switched back"), "{error}");
+        let switched = |i: usize| ran(&hosts[i]).contains(&"finish".to_string());
+        assert!(switched(0) && switched(1), "the first batch stays switched");
+        assert!(
+            switched(3),
+            "the failed batch's other host switched with it"
+        );
+        assert!(!switched(4), "the batch after a failure never switches");
+        assert_eq!(ran(&hosts[4]).last().unwrap(), "abort");
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn prune_on_several_hosts_unlocks_every_host_even_when_one_fails() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(
+            &printer,
+            vec![
+                Behaviour::default(),
+                fails_at("remove", 1),
+                Behaviour::default(),
+            ],
+        );
+        let (mut locked, _) = fleet
+            .lock(&crate::plan::rollback::begin(), vars(3))
+            .unwrap();
+        let result = locked.run_each(
+            &|_| crate::plan::releases::remove(vec![]),
+            "left as they were",
+        );
+        drop(locked);
+        assert!(result.is_err());
+        assert!(ran(&hosts[2]).contains(&"remove".to_string()));
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_refusal_after_locking_gives_every_lock_back() {
+        let printer = printer();
+        let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+        let run = || -> Result<()> {
+            let (mut locked, _) = fleet.lock(&crate::plan::rollback::begin(), vars(2))?;
+            locked.giving_up("refused");
+            Err(Error::Refused {
+                message: "hosts disagree".into(),
+                hint: "name the release with --to".into(),
+            })
+        };
+        assert!(matches!(run(), Err(Error::Refused { .. })));
+        for host in &hosts {
+            assert_eq!(ran(host).last().unwrap(), "unlock");
+        }
+        assert!(nobody_locked(&hosts));
+    }
+}

@@ -1,0 +1,129 @@
+//! A transport for the fast test tier: it reads the step calls of a script and replays marker
+//! lines as a host would, without a shell or a network, modelling the one piece of remote state
+//! orchestration depends on — whether this run holds the host's lock.
+//!
+//! Tests use it to drive the real runner through multi-host aborts, lock refusals, once-steps,
+//! batches and prune in milliseconds; the real-component tier (sshd, nginx, supervisord,
+//! gunicorn, PostgreSQL) proves the scripts themselves.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+
+use super::{Transport, Usage};
+
+/// What a fake host has seen and holds; shared with the test.
+#[derive(Debug, Default)]
+pub(crate) struct FakeHost {
+    /// Every step id run, in order, one inner list per script.
+    pub(crate) scripts: Vec<Vec<String>>,
+    /// Whether this run holds the lock.
+    pub(crate) locked: bool,
+}
+
+/// How a fake host behaves.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Behaviour {
+    /// Step id that fails, with its exit status.
+    pub(crate) fail_at: Option<(String, i32)>,
+    /// Facts reported when a step ends (by step id).
+    pub(crate) facts: BTreeMap<String, Vec<(String, String)>>,
+    /// The connection drops instead of running a script with this step.
+    pub(crate) drop_at: Option<String>,
+}
+
+/// A fake host reached by name.
+pub(crate) struct Fake {
+    name: String,
+    behaviour: Behaviour,
+    pub(crate) host: Arc<Mutex<FakeHost>>,
+}
+
+impl Fake {
+    pub(crate) fn new(name: &str, behaviour: Behaviour) -> Fake {
+        Fake {
+            name: name.into(),
+            behaviour,
+            host: Arc::default(),
+        }
+    }
+}
+
+fn unquote(word: &str) -> String {
+    word.trim_matches('\'').to_string()
+}
+
+impl Transport for Fake {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+        let calls = script.rsplit("shipit_main() {").next().unwrap_or("");
+        let nonce = calls
+            .lines()
+            .find_map(|l| l.strip_prefix("SHIPIT_NONCE="))
+            .map(unquote)
+            .unwrap_or_default();
+        let mark = |on_line: &mut dyn FnMut(&str), text: String| {
+            on_line(&format!("@@shipit:{nonce} {text}"));
+        };
+        let mut host = self.host.lock().expect("fake host");
+        let mut ran = Vec::new();
+        for line in calls.lines() {
+            let Some(rest) = line.strip_prefix("shipit_step ") else {
+                continue;
+            };
+            let id = unquote(rest.split(' ').next().unwrap_or(""));
+            if self.behaviour.drop_at.as_deref() == Some(id.as_str()) {
+                host.scripts.push(ran);
+                return Err(crate::error::Error::Connection {
+                    host: self.name.clone(),
+                    message: "connection lost".into(),
+                    hint: None,
+                });
+            }
+            ran.push(id.clone());
+            mark(on_line, format!("begin {id}"));
+            for (key, value) in self.behaviour.facts.get(&id).into_iter().flatten() {
+                mark(on_line, format!("fact {key} {value}"));
+            }
+            if let Some((_, status)) = self.behaviour.fail_at.as_ref().filter(|(f, _)| *f == id) {
+                mark(on_line, format!("fail {id} {status}"));
+                // Every cleanup of the library gives back a lock this run holds.
+                if host.locked {
+                    host.locked = false;
+                    mark(on_line, "fact unlocked 1".into());
+                }
+                host.scripts.push(ran);
+                return Ok(*status);
+            }
+            match id.as_str() {
+                "lock" => host.locked = true,
+                "prune" | "remove" | "unlock" | "abort" if host.locked => {
+                    host.locked = false;
+                    mark(on_line, "fact unlocked 1".into());
+                }
+                _ => {}
+            }
+            mark(on_line, format!("end {id}"));
+        }
+        mark(on_line, "done ok".into());
+        host.scripts.push(ran);
+        Ok(0)
+    }
+
+    fn upload(
+        &mut self,
+        _local: &std::path::Path,
+        _remote: &str,
+        _progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        Usage::default()
+    }
+}

@@ -1,0 +1,715 @@
+# shellcheck shell=sh
+# shipit's remote shell: one function per step, POSIX sh.
+#
+# shipit sends this file, followed by a preamble of quoted variables and one-line calls, to a
+# host as one script (one SSH exec). Nothing here is generated: every value comes in through the
+# preamble's variables (quoted by one Rust function, `plan::quote`) or as quoted arguments.
+#
+# Variables the preamble always sets (empty when unused):
+#   D deploy_to   ID release id   SHA archive sha256   TOKEN lock token   OP deploy|rollback|prune
+#   DEPLOYER REVISION DJANGO_SETTINGS_MODULE BREAK (none|dead|force)
+#   PY INSTALLER REQ MANAGE                      python, uv|pip|auto, paths inside the release
+#   APP CTL CONFD PROGRAM PROGRAM_GLOB           supervisor (APP=1 when managed)
+#   NGINX SITE NGINX_TEST NGINX_RELOAD           nginx (NGINX=1 when managed)
+#   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
+#   UNAPPLIED (1 once a rollback unapplied migrations on this host)
+# shellcheck disable=SC2154
+
+# ---------------------------------------------------------------------------------------------
+# The script runtime. Before and after each step the script prints a marker line carrying a
+# per-run nonce (SHIPIT_NONCE): that is how shipit shows progress and timings and knows which
+# step failed, without a step's own output being able to forge a marker. Each step runs in a
+# subshell with `set -e`; when one fails, the cleanup function of the current part of the script
+# (SHIPIT_CLEANUP) runs and the script exits with the step's status.
+
+shipit_mark() { printf '%s%s %s\n' '@@shipit:' "$SHIPIT_NONCE" "$*"; }
+shipit_fact() { shipit_mark fact "$1" "$2"; }
+shipit_on_failure() { "$SHIPIT_CLEANUP"; }
+
+# shipit_step ID FUNCTION [ARG]...
+shipit_step() {
+  SHIPIT_STEP=$1
+  shift
+  shipit_mark begin "$SHIPIT_STEP"
+  (
+    set -e
+    "$@"
+  )
+  SHIPIT_STATUS=$?
+  if [ "$SHIPIT_STATUS" -ne 0 ]; then
+    shipit_mark fail "$SHIPIT_STEP" "$SHIPIT_STATUS"
+    SHIPIT_FAILED_STEP=$SHIPIT_STEP
+    shipit_on_failure
+    exit "$SHIPIT_STATUS"
+  fi
+  shipit_mark end "$SHIPIT_STEP"
+}
+
+# Every step ran: losing the connection now must not undo anything.
+shipit_done() {
+  SHIPIT_STEP="done"
+  shipit_mark "done" ok
+}
+
+# A cut connection shows up as SIGPIPE at the next write (or SIGHUP/SIGTERM from sshd): undo
+# what the interrupted step started, quietly, since nobody is listening any more.
+shipit_interrupted() {
+  trap '' PIPE HUP TERM
+  [ "$SHIPIT_STEP" = "done" ] && exit 0
+  SHIPIT_FAILED_STEP=$SHIPIT_STEP
+  shipit_on_failure >/dev/null 2>&1
+  exit 129
+}
+
+shipit_start() {
+  exec 2>&1
+  set -u
+  umask 022
+  SHIPIT_STEP=start
+  SHIPIT_FAILED_STEP=
+  trap shipit_interrupted PIPE HUP TERM
+}
+
+# ---------------------------------------------------------------------------------------------
+# Helpers every step may use.
+
+shipit_init() {
+  R="$D/releases/$ID"
+  LOCK="$D/.shipit/lock"
+  SITE_BACKUP="$D/.shipit/nginx-site.previous"
+  SITE_CHANGED="$D/.shipit/nginx-site.changed"
+  PROGRAM_CONF="$CONFD/$PROGRAM.conf"
+  PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
+  SHIPIT_RELEASE=$ID
+  export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
+}
+
+shipit_archive() { printf '%s/.shipit/archives/%s.tar.gz' "$D" "$SHA"; }
+
+# One tab-separated line per operation in $D/.shipit/log: time, who, what, release, revision,
+# outcome.
+shipit_log() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "$OP" "$ID" \
+    "$REVISION" "$1" >> "$D/.shipit/log"
+}
+
+shipit_state() {
+  if [ -d "$R/.shipit" ]; then printf '%s\n' "$1" > "$R/.shipit/state"; fi
+  true
+}
+
+shipit_ctl() { eval "$CTL" '"$@"'; }
+
+# ---------------------------------------------------------------------------------------------
+# The lock: a directory made with mkdir (atomic), holding who took it and which process holds it.
+# The holder is the nearest ancestor of this script that is not a shell: the SSH session (the
+# same process for every script of one connection) or, locally, shipit itself. While it lives,
+# the deploy that took the lock is running.
+
+shipit_starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+shipit_holder() {
+  pid=$PPID
+  while [ "${pid:-1}" -gt 1 ]; do
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || break
+    case "$comm" in
+      sh|dash|bash|zsh|ksh|mksh|busybox|sudo|su|env) ;;
+      *) printf '%s %s' "$pid" "$(shipit_starttime "$pid")"; return 0 ;;
+    esac
+    pid=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f2)
+  done
+  printf '%s %s' "$PPID" "$(shipit_starttime "$PPID")"
+}
+
+shipit_lock_field() { sed -n "s/^$1=//p" "$LOCK/info" 2>/dev/null | head -n 1; }
+
+# Whether the process that took the lock still runs (a lock without a holder is dead).
+shipit_lock_live() {
+  pid=$(shipit_lock_field holder_pid)
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] &&
+    [ "$(shipit_starttime "$pid")" = "$(shipit_lock_field holder_start)" ]
+}
+
+shipit_lock_holder() {
+  printf 'by %s since %s' "$(shipit_lock_field by)" "$(shipit_lock_field since)"
+  what="$(shipit_lock_field op) $(shipit_lock_field release)"
+  if [ "$what" != " " ]; then printf ', %s' "$what"; fi
+}
+
+shipit_own_lock() { grep -qx "token=$TOKEN" "$LOCK/info" 2>/dev/null; }
+
+# Refuses to go on when another run broke this run's lock: nothing may be changed any more.
+shipit_require_lock() {
+  shipit_own_lock && return 0
+  echo "the lock on $D is no longer ours (another run broke it); changing nothing more"
+  shipit_fact lock_lost 1
+  exit 1
+}
+
+shipit_unlock() {
+  if shipit_own_lock; then rm -rf "$LOCK"; shipit_fact unlocked 1; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Shared by several steps.
+
+shipit_restore_site() {
+  if [ -f "$SITE_CHANGED" ]; then
+    if [ -f "$SITE_BACKUP" ]; then mv -f "$SITE_BACKUP" "$SITE"; else rm -f "$SITE"; fi
+    rm -f "$SITE_CHANGED"
+  fi
+}
+
+# Stops this run's new app server, unless `current` points at its release.
+shipit_stop_new_app() {
+  [ "$APP" = 1 ] && [ -f "$PROGRAM_CONF" ] || return 0
+  if [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then return 0; fi
+  rm -f "$PROGRAM_CONF"
+  shipit_ctl update "$PROGRAM" >/dev/null 2>&1 || true
+  echo "stopped the new app server $PROGRAM"
+}
+
+# Undoes what preparing left outside the release: the new app server and the nginx site.
+shipit_undo_prepare() {
+  shipit_stop_new_app
+  if [ "$NGINX" = 1 ]; then shipit_restore_site; fi
+}
+
+# The health probe: an HTTP GET over the release's unix socket with the venv's python (always
+# there, unlike curl). Prints the status line; fails unless the status is HEALTH_STATUS (or,
+# for `any`, below 500).
+SHIPIT_PROBE='import socket, sys
+path, host, want, sock = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+try:
+    s.connect(sock)
+    s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, host)).encode())
+    line = s.recv(256).split(b"\r\n")[0].decode()
+except OSError as e:
+    print("%s: %s" % (sock, e))
+    sys.exit(1)
+print("GET %s -> %s" % (path, line))
+code = int(line.split()[1]) if line.startswith("HTTP/") else 0
+ok = 0 < code < 500 if want == "any" else code == int(want)
+sys.exit(0 if ok else 1)
+'
+
+shipit_probe() {
+  "$R/.venv/bin/python" -c "$SHIPIT_PROBE" "$HEALTH_PATH" "$HEALTH_HOST" "$HEALTH_STATUS" "$1"
+}
+
+# Puts `current` back where it pointed before this script ($PREVIOUS) by the same rename; after
+# a first deploy there was nothing, so the new `current` is removed.
+shipit_switch_back() {
+  if [ -n "$PREVIOUS" ] && [ "$(readlink "$D/current" 2>/dev/null)" != "$PREVIOUS" ]; then
+    ln -sfn "$PREVIOUS" "$D/.current.back" && mv -fT "$D/.current.back" "$D/current" &&
+      echo "switched current back to $PREVIOUS"
+  elif [ -z "$PREVIOUS" ] && [ -L "$D/current" ]; then
+    rm -f "$D/current"
+    echo "removed current: this was the first deploy"
+  fi
+}
+
+# Inventory: one fact per release, plus `current` and `in_use` (releases some process of this
+# user has as its working directory: where the app servers run). `sizes` adds disk usage.
+shipit_inventory() {
+  DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
+  shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
+  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" -printf '%l\n' 2>/dev/null |
+    while read -r c; do
+      case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
+    done | sort -u | tr '\n' ' ')"
+  for dir in "$D"/releases/*; do
+    [ -d "$dir" ] || continue
+    id=${dir##*/}
+    state=$(cat "$dir/.shipit/state" 2>/dev/null) || state=unknown
+    size=0
+    if [ "${1:-}" = sizes ]; then size=$(du -sk "$dir" 2>/dev/null | cut -f1); fi
+    rev=$(sed -n 's/^  "revision": "\([^"]*\)",$/\1/p' "$dir/.shipit/manifest.json" 2>/dev/null | head -n 1)
+    venv=$(readlink "$dir/.venv" 2>/dev/null | sed 's#.*/##')
+    shipit_fact "release:$id" "${state:-unknown} ${size:-0} ${venv:--} ${rev:--}"
+  done
+}
+
+# Removes the releases named as arguments (never `current`) and every virtualenv no remaining
+# release uses; reports one `removed:` fact each and the KiB freed.
+shipit_remove_releases() {
+  BEFORE=$(du -sk "$D/" 2>/dev/null | cut -f1)
+  for id in "$@"; do
+    if [ -d "$D/releases/$id" ] && [ "$(readlink "$D/current")" != "releases/$id" ]; then
+      rm -rf "${D:?}/releases/$id"
+      shipit_fact "removed:$id" release
+    fi
+  done
+  for venv in "$D"/venvs/*; do
+    [ -d "$venv" ] || continue
+    used=
+    for link in "$D"/releases/*/.venv; do
+      target=$(readlink "$link") || continue
+      if [ "${target##*/}" = "${venv##*/}" ]; then used=1; fi
+    done
+    if [ -z "$used" ]; then rm -rf "$venv"; shipit_fact "removed:venv:${venv##*/}" venv; fi
+  done
+  AFTER=$(du -sk "$D/" 2>/dev/null | cut -f1)
+  shipit_fact freed_kib "$((BEFORE - AFTER))"
+}
+
+# Runs manage.py in the release (or in `current`, for a rollback's unapply) with its venv.
+shipit_manage() {
+  dir=$1
+  shift
+  (cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps of `begin`.
+
+step_layout() {
+  mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
+    { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
+  [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }
+}
+
+# Takes the lock (exit 75 when another run holds it). BREAK=dead removes a lock whose holder is
+# gone; BREAK=force removes any lock.
+step_lock() {
+  mkdir -p "$D/.shipit" 2>/dev/null || true
+  if [ -d "$LOCK" ] && [ "$BREAK" != none ]; then
+    if shipit_lock_live && [ "$BREAK" != force ]; then
+      shipit_fact locked "$(shipit_lock_holder)"
+      shipit_fact lock_live 1
+      exit 75
+    fi
+    echo "breaking the lock held $(shipit_lock_holder)"
+    rm -rf "$LOCK"
+  fi
+  if ! mkdir "$LOCK" 2>/dev/null; then
+    [ -d "$LOCK" ] || { echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
+    shipit_fact locked "$(shipit_lock_holder)"
+    if shipit_lock_live; then shipit_fact lock_live 1; else shipit_fact lock_live 0; fi
+    exit 75
+  fi
+  holder=$(shipit_holder)
+  printf 'token=%s\nby=%s\nsince=%s\nop=%s\nrelease=%s\nholder_pid=%s\nholder_start=%s\n' \
+    "$TOKEN" "$DEPLOYER" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$OP" "$ID" "${holder% *}" \
+    "${holder#* }" > "$LOCK/info"
+}
+
+step_facts() {
+  shipit_inventory
+  if [ -f "$(shipit_archive)" ]; then shipit_fact archive present; else shipit_fact archive missing; fi
+  if command -v uv >/dev/null 2>&1; then shipit_fact uv "$(command -v uv)"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps of `prepare`.
+
+step_verify() {
+  A=$(shipit_archive)
+  if [ -f "$A.part" ]; then mv -f "$A.part" "$A"; fi
+  [ -f "$A" ] || { echo "the archive $A is missing"; exit 1; }
+  GOT=$(sha256sum "$A" | cut -d' ' -f1)
+  if [ "$GOT" != "$SHA" ]; then
+    rm -f "$A"
+    echo "the uploaded archive is corrupt: sha256 $GOT, expected $SHA"
+    exit 1
+  fi
+  touch "$A"
+  echo "sha256 $SHA verified"
+}
+
+# Unpacks into releases/$ID and writes the release id where the app reads it
+# (.shipit/release), since the archive itself names no release.
+step_unpack() {
+  if [ -e "$R" ]; then echo "release $ID already exists on this host"; exit 1; fi
+  mkdir -p "$R"
+  tar -xzf "$(shipit_archive)" -C "$R" --no-same-owner
+  mkdir -p "$R/.shipit"
+  printf '%s\n' "$ID" > "$R/.shipit/release"
+  shipit_state preparing
+  echo "unpacked into $R"
+}
+
+# step_shared DIR... -- FILE...: links shared directories and files into the release.
+step_shared() {
+  mkdir -p "$D/shared/log"
+  kind=dir
+  for path in "$@"; do
+    if [ "$path" = "--" ]; then kind="file"; continue; fi
+    mkdir -p "$(dirname "$D/shared/$path")"
+    if [ "$kind" = dir ]; then
+      mkdir -p "$D/shared/$path"
+    elif [ ! -e "$D/shared/$path" ]; then
+      (umask 077; : > "$D/shared/$path")
+      echo "created empty shared file $path"
+    fi
+    rm -rf "${R:?}/$path"
+    mkdir -p "$(dirname "$R/$path")"
+    ln -s "$D/shared/$path" "$R/$path"
+  done
+  echo "linked shared paths"
+}
+
+# Reuses the virtualenv whose python version and requirements hash match, or builds it.
+step_virtualenv() {
+  REQ_FILE="$R/$REQ"
+  [ -f "$REQ_FILE" ] || { echo "requirements file $REQ is missing from the release"; exit 1; }
+  PYVER=$("$PY" -c 'import sys; print(sys.version)') ||
+    { echo "cannot run python $PY on this host"; exit 1; }
+  KEY=$({ printf '%s\n' "$PYVER"; cat "$REQ_FILE"; } | sha256sum | cut -c1-16)
+  V="$D/venvs/$KEY"
+  use=$INSTALLER
+  if [ "$use" = auto ]; then
+    if command -v uv >/dev/null 2>&1; then use=uv; else use=pip; fi
+  fi
+  if [ -f "$V/.shipit-complete" ]; then
+    echo "reusing virtualenv $KEY: python and requirements unchanged"
+    shipit_fact venv "reused $KEY"
+  else
+    rm -rf "$V"
+    UV_PYTHON_DOWNLOADS=never
+    UV_NATIVE_TLS=1
+    export UV_PYTHON_DOWNLOADS UV_NATIVE_TLS
+    echo "building virtualenv $KEY with $use"
+    if [ "$use" = uv ]; then
+      uv venv --quiet --python "$PY" "$V"
+      uv pip sync --quiet --python "$V/bin/python" "$REQ_FILE"
+    else
+      "$PY" -m venv "$V"
+      "$V/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$REQ_FILE"
+    fi
+    : > "$V/.shipit-complete"
+    shipit_fact venv "built $KEY"
+  fi
+  ln -sfn "../../venvs/$KEY" "$R/.venv"
+}
+
+# step_hook COMMAND: a user's hook, in the release, with its venv first on PATH.
+step_hook() {
+  cd "$R" || exit 1
+  PATH="$R/.venv/bin:$PATH"
+  export PATH
+  eval "$1"
+}
+
+# Python run by step_migrate: `migrate --noinput`, holding a PostgreSQL advisory lock for the
+# whole run when the database is PostgreSQL, so that two runs (of shipit or of anything else
+# using the same key) never migrate one database at the same time. Django takes no lock itself.
+SHIPIT_MIGRATE='import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections
+KEY = 7236969237430035567
+lock = None
+if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+    lock = connections.create_connection(DEFAULT_DB_ALIAS)
+    with lock.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [KEY])
+        if not cursor.fetchone()[0]:
+            print("waiting for another migration of this database to finish", flush=True)
+            cursor.execute("SELECT pg_advisory_lock(%s)", [KEY])
+    print("holding the database migration lock", flush=True)
+call_command("migrate", interactive=False)
+if lock is not None:
+    lock.close()
+'
+
+step_migrate() {
+  shipit_require_lock
+  cd "$R" || exit 1
+  [ -f "$MANAGE" ] || { echo "$MANAGE not found in the release"; exit 1; }
+  "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE" "$MANAGE"
+}
+
+step_collectstatic() {
+  shipit_manage "$R" collectstatic --noinput
+}
+
+# step_configs NGINX_BASE64 APP_BASE64: keeps the release's rendered service configs in
+# $R/.shipit (`-` for a service shipit does not manage).
+step_configs() {
+  mkdir -p "$R/.shipit"
+  if [ "$1" != - ]; then printf %s "$1" | base64 -d > "$R/.shipit/nginx.conf"; fi
+  if [ "$2" != - ]; then printf %s "$2" | base64 -d > "$R/.shipit/supervisor.conf"; fi
+  echo "rendered service configs kept in $R/.shipit"
+}
+
+# Installs $R/.shipit/nginx.conf at $SITE (atomically, keeping the previous one) when it
+# differs, and checks nginx's configuration; a rejected site is replaced by the previous one.
+step_nginx_check() {
+  shipit_require_lock
+  if [ ! -f "$R/.shipit/nginx.conf" ]; then
+    echo "release $ID keeps no nginx site; nginx is left as it is"
+    return 0
+  fi
+  if [ -f "$SITE" ] && cmp -s "$SITE" "$R/.shipit/nginx.conf"; then
+    echo "nginx site unchanged"
+    return 0
+  fi
+  SITE_TMP="$(dirname "$SITE")/.$(basename "$SITE").shipit-tmp"
+  if [ -f "$SITE" ]; then cp -p "$SITE" "$SITE_BACKUP"; else rm -f "$SITE_BACKUP"; fi
+  cp "$R/.shipit/nginx.conf" "$SITE_TMP"
+  : > "$SITE_CHANGED"
+  mv -f "$SITE_TMP" "$SITE"
+  if ! eval "$NGINX_TEST"; then
+    echo "nginx rejected the new site $SITE; the previous one is restored"
+    shipit_restore_site
+    exit 1
+  fi
+  echo "nginx site installed at $SITE and checked"
+}
+
+# Starts the program kept in $R/.shipit/supervisor.conf and waits until it answers.
+step_start_app() {
+  shipit_require_lock
+  [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
+  TMP="$CONFD/.$PROGRAM.conf.tmp"
+  cp "$R/.shipit/supervisor.conf" "$TMP"
+  mv -f "$TMP" "$PROGRAM_CONF"
+  shipit_ctl update "$PROGRAM"
+  DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
+  while :; do
+    if STATUS=$(shipit_probe "$R/.shipit/app.sock" 2>&1); then
+      echo "health check before the switch: $STATUS"
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+      shipit_ctl status "$PROGRAM" || true
+      shipit_ctl tail "$PROGRAM" 2>/dev/null | grep -v '\] \[INFO\] ' | tail -n 15 || true
+      echo "the new app server failed its health check on $R/.shipit/app.sock within ${HEALTH_TIMEOUT}s: $STATUS"
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+step_prepared() { shipit_state prepared; }
+
+# ---------------------------------------------------------------------------------------------
+# Steps of `switch`.
+
+step_check_lock() {
+  shipit_own_lock || { echo "the lock on $D is no longer ours; not switching"; shipit_fact lock_lost 1; exit 1; }
+}
+
+# rename(2) of a fresh symlink over `current`: readers see the old or the new release, never
+# nothing.
+step_switch() {
+  ln -sfn "releases/$ID" "$D/.current.$ID"
+  mv -fT "$D/.current.$ID" "$D/current"
+  echo "current -> releases/$ID (was ${PREVIOUS:-nothing})"
+}
+
+step_reload_nginx() {
+  if [ -f "$SITE_CHANGED" ]; then
+    eval "$NGINX_RELOAD"
+    echo "nginx reloaded"
+  else
+    echo "nginx site unchanged; no reload needed"
+  fi
+}
+
+# Checks the live release through `current`; a failure makes the switch script switch back.
+step_health_check() {
+  TRIES=$HEALTH_RETRIES
+  while :; do
+    if STATUS=$(shipit_probe "$D/current/.shipit/app.sock" 2>&1); then
+      echo "health check after the switch: $STATUS"
+      return 0
+    fi
+    TRIES=$((TRIES - 1))
+    if [ "$TRIES" -le 0 ]; then
+      echo "release $ID failed its health check after the switch: $STATUS"
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+# Records the new release as live: from here on the switch is committed and a failure undoes
+# nothing.
+step_finish() {
+  shipit_require_lock
+  shipit_state live
+  if [ -n "$PREVIOUS" ] && [ -d "$D/$PREVIOUS/.shipit" ] && [ "$D/$PREVIOUS" != "$R" ]; then
+    if [ "$OP" = rollback ]; then left=rolled_back; else left=good; fi
+    printf '%s\n' "$left" > "$D/$PREVIOUS/.shipit/state"
+  fi
+  rm -f "$SITE_CHANGED" "$SITE_BACKUP"
+  for dir in "$D"/releases/*; do
+    if [ "$dir" = "$R" ] || [ ! -f "$dir/.shipit/state" ]; then continue; fi
+    case $(cat "$dir/.shipit/state") in
+      preparing|prepared)
+        echo failed > "$dir/.shipit/state"
+        echo "marked ${dir##*/} failed: a deploy of it never finished"
+        ;;
+    esac
+  done
+  # Keep the three most recently used archives: a redeploy of one of them uploads nothing.
+  # Archive names are sha256 hex: ls is safe here.
+  # shellcheck disable=SC2012
+  for old in $(cd "$D/.shipit/archives" && ls -1t -- *.tar.gz 2>/dev/null | tail -n +4); do
+    rm -f "$D/.shipit/archives/$old"
+  done
+  if [ "$OP" = rollback ]; then shipit_log "ok (from ${PREVIOUS##*/})"; else shipit_log ok; fi
+}
+
+# step_prune ID...: removes releases the keep policy chose, then gives the lock back.
+step_prune() {
+  shipit_require_lock
+  shipit_remove_releases "$@"
+  if [ "$#" -gt 0 ]; then OP=prune shipit_log "removed $*"; fi
+  shipit_unlock
+}
+
+# Stops every other release's program of this project and target gracefully, except the one
+# `current` points at now. Never fails: the release that matters is already live.
+step_stop_old_app() {
+  LIVE=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
+  OLD=
+  # PROGRAM_GLOB is a glob on purpose.
+  # shellcheck disable=SC2086
+  for conf in "$CONFD"/$PROGRAM_GLOB; do
+    if [ ! -e "$conf" ] || [ "$conf" = "$PROGRAM_CONF" ]; then continue; fi
+    name=$(basename "$conf" .conf)
+    case "$name" in *"-$LIVE") [ -n "$LIVE" ] && continue ;; esac
+    rm -f "$conf"
+    OLD="$OLD $name"
+  done
+  if [ -n "$OLD" ]; then
+    # Word splitting of the program list is wanted.
+    # shellcheck disable=SC2086
+    shipit_ctl update $OLD || echo "warning: supervisor could not stop$OLD"
+  else
+    echo "no other app server to stop"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps of `rollback`.
+
+# Reports the migrations the database has applied (asked of the live release) and those the
+# target release knows, in plan order.
+step_migrations() {
+  LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
+    { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
+  printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done
+  KNOWN=$(shipit_manage "$R" showmigrations --plan 2>&1) ||
+    { printf '%s\n' "$KNOWN"; echo "showmigrations failed in release $ID"; exit 1; }
+  printf '%s\n' "$KNOWN" | sed -n 's/^\[.\]  *//p' | {
+    n=0
+    while read -r m; do
+      n=$((n + 1))
+      shipit_fact "known:$(printf %06d "$n")" "$m"
+    done
+  }
+}
+
+# step_unapply APP TO [APP TO]...: unapplies with the live release's code, which knows how.
+step_unapply() {
+  shipit_require_lock
+  while [ "$#" -ge 2 ]; do
+    shipit_manage "$D/current" migrate "$1" "$2" --noinput
+    shift 2
+  done
+}
+
+# A rollback that does not complete after unapplying migrates the live schema forward again.
+shipit_remigrate() {
+  [ "$UNAPPLIED" = 1 ] || [ "$SHIPIT_FAILED_STEP" = unapply ] || return 0
+  if [ -L "$D/current" ] && shipit_manage "$D/current" migrate --noinput; then
+    echo "migrated the live release's schema forward again"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps of `releases --prune`.
+
+step_inventory() {
+  [ -d "$D/releases" ] || { echo "nothing deployed under $D"; exit 0; }
+  shipit_inventory sizes
+}
+
+step_require_releases() {
+  [ -d "$D/releases" ] || { echo "nothing is deployed under $D"; exit 1; }
+}
+
+step_remove() {
+  shipit_require_lock
+  shipit_remove_releases "$@"
+  if [ "$#" -gt 0 ]; then shipit_log "removed $*"; else shipit_log "removed nothing"; fi
+  shipit_unlock
+}
+
+# ---------------------------------------------------------------------------------------------
+# Giving up: what a script runs when one of its steps failed, and the scripts that end a run on
+# hosts that did nothing wrong.
+
+# step_unlock REASON: gives the lock back, changing nothing else.
+step_unlock() {
+  if shipit_own_lock; then
+    shipit_log "aborted: $1"
+    shipit_unlock
+  fi
+}
+
+# step_abort REASON: abandons this run's prepared release on this host because of another host.
+step_abort() {
+  if ! shipit_own_lock; then
+    echo "the lock on $D is no longer ours; leaving everything as it is"
+    shipit_stop_new_app
+    return 0
+  fi
+  shipit_remigrate
+  shipit_undo_prepare
+  shipit_state failed
+  shipit_log "aborted: $1"
+  shipit_unlock
+  echo "release $ID abandoned: $1"
+}
+
+# A step before the switch failed.
+on_prepare_failure() {
+  if ! shipit_own_lock; then
+    shipit_stop_new_app
+    return 0
+  fi
+  shipit_remigrate
+  shipit_undo_prepare
+  if [ "$OP" = deploy ] && [ "$SHIPIT_FAILED_STEP" = unpack ]; then
+    rm -rf "$R"
+  elif [ "$OP" = deploy ]; then
+    shipit_state failed
+  fi
+  shipit_log "failed: $SHIPIT_FAILED_STEP"
+  shipit_unlock
+}
+
+# A step of the switch failed: switch back, unless the switch is committed (the new release was
+# recorded live) or the lock is no longer ours (then nothing here is ours to undo).
+on_switch_failure() {
+  if ! shipit_own_lock; then
+    echo "the lock on $D is no longer ours; not switching back"
+    shipit_stop_new_app
+    return 0
+  fi
+  if [ "$(cat "$R/.shipit/state" 2>/dev/null)" = live ] &&
+    [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then
+    echo "release $ID is live; step $SHIPIT_FAILED_STEP failed after the switch, nothing is undone"
+    shipit_unlock
+    return 0
+  fi
+  shipit_switch_back
+  shipit_undo_prepare
+  shipit_remigrate
+  if [ "$NGINX" = 1 ]; then eval "$NGINX_RELOAD" >/dev/null 2>&1 || true; fi
+  if [ "$OP" = deploy ]; then shipit_state failed; fi
+  shipit_log "failed: $SHIPIT_FAILED_STEP (switched back)"
+  shipit_unlock
+}
+
+# A step of `begin` or a lock-only script failed.
+on_lock_failure() { shipit_unlock; }
