@@ -113,6 +113,9 @@ impl<'p> Fleet<'p> {
             match result {
                 Ok(run) if run.succeeded() => {
                     locked.hold[i] = Hold::Locked;
+                    if let Some(holder) = run.facts.get("broke_lock") {
+                        printer.warn(format!("{name}: broke the lock held {holder}"));
+                    }
                     runs.push(run);
                 }
                 Ok(run) if run.status == LOCKED_STATUS => {
@@ -398,7 +401,7 @@ impl<'p> Locked<'p> {
         let results = on_all(&mut self.fleet.sessions, |i, s| {
             let step = match hold[i] {
                 Hold::Free => return None,
-                Hold::Locked => Step::ReleaseLock(reason.clone()),
+                Hold::Locked => Step::ReleaseLock,
                 Hold::Prepared => Step::Abort(reason.clone()),
             };
             Some(s.run(&script(&vars[i], vec![step], Cleanup::Lock), printer))
@@ -632,7 +635,7 @@ mod tests {
             other => panic!("{other}"),
         }
         assert!(error.hint().unwrap().contains("--break-lock --force"));
-        assert_eq!(ran(&hosts[0]), ["layout", "lock", "facts", "unlock"]);
+        assert_eq!(ran(&hosts[0]), ["layout", "lock", "facts", "release-lock"]);
         assert!(nobody_locked(&hosts));
     }
 
@@ -729,7 +732,7 @@ mod tests {
         };
         assert!(matches!(run(), Err(Error::Refused { .. })));
         for host in &hosts {
-            assert_eq!(ran(host).last().unwrap(), "unlock");
+            assert_eq!(ran(host).last().unwrap(), "release-lock");
         }
         assert!(nobody_locked(&hosts));
     }

@@ -436,7 +436,7 @@ fn a_release_id_with_shell_syntax_is_just_unknown() {
     let marker = case.project.sandbox.join("pwned");
     let evil = format!("$(touch {})", marker.display());
     let failure = case.fails(&["rollback", "--target", "t", "--to", &evil]);
-    assert_eq!(failure.code, 1);
+    assert_eq!(failure.code, 5, "a refusal");
     failure.says(&["there is no release", "nothing was changed"]);
     assert!(!marker.exists());
     assert_eq!(case.host_state(), before);

@@ -156,7 +156,7 @@ fn manifest_describes_every_archived_file_exactly() {
     let built = build(&project, &["--target", "local"]);
     let manifest = built.archive.manifest();
 
-    assert_eq!(manifest["format"], 1);
+    assert_eq!(manifest["format"], 2);
     assert_eq!(manifest["project"], "hello");
     assert_eq!(manifest["target"], "local");
     assert_eq!(manifest["environment"], "deployment");
@@ -200,16 +200,19 @@ fn every_entry_has_the_commit_time_root_owner_and_a_plain_mode() {
 }
 
 #[test]
-fn release_and_revision_come_from_the_commit() {
+fn build_time_and_revision_come_from_the_commit_and_no_release_is_named() {
     let project = project();
     let built = build(&project, &["--target", "local"]);
     let manifest = built.archive.manifest();
 
-    assert_eq!(manifest["release"], COMMIT_RELEASE);
+    assert_eq!(
+        manifest.get("release"),
+        None,
+        "an archive's identity is its content"
+    );
     assert_eq!(manifest["build_time"], COMMIT_DATE);
     assert_eq!(manifest["revision"], project.head().as_str());
     assert_eq!(manifest["dirty"], false);
-    assert_eq!(built.json["release"], COMMIT_RELEASE);
     assert_eq!(built.json["revision"], project.head().as_str());
     assert_eq!(built.json["dirty"], false);
 }
@@ -232,7 +235,7 @@ fn modifying_a_tracked_file_marks_the_build_dirty_and_ships_the_modification() {
 }
 
 #[test]
-fn default_output_is_under_shipit_dist_named_by_project_target_and_release() {
+fn default_output_is_under_shipit_dist_named_by_project_target_and_build_time() {
     let project = project();
     let built = build(&project, &["--target", "staging"]);
 
@@ -334,12 +337,8 @@ fn source_date_epoch_sets_the_build_time_and_stays_reproducible() {
         assert_eq!(entry.mtime, 1_700_000_000, "{}", entry.path);
     }
     let manifest = first.archive.manifest();
-    assert_eq!(manifest["release"], "20231114221320");
     assert_eq!(manifest["build_time"], "2023-11-14T22:13:20Z");
-    assert!(first
-        .archive
-        .text(SELECTOR)
-        .contains("SHIPIT_RELEASE = \"20231114221320\""));
+    assert!(!first.archive.text(SELECTOR).contains("20231114221320"));
 }
 
 #[test]
@@ -385,7 +384,9 @@ fn deploy_map_renders_the_selector_for_the_chosen_target() {
         "{staging}"
     );
     for text in [&local, &staging] {
-        assert!(text.contains(&format!("SHIPIT_RELEASE = \"{COMMIT_RELEASE}\"")));
+        // The archive names no release: the app reads it from the host.
+        assert!(!text.contains(COMMIT_RELEASE), "{text}");
+        assert!(text.contains("SHIPIT_RELEASE = _os.environ.get(\"SHIPIT_RELEASE\")"));
         assert!(text.contains(&format!("SHIPIT_REVISION = \"{}\"", project.head())));
     }
 }
@@ -553,7 +554,7 @@ fn only_the_project_subdirectory_of_a_larger_repository_is_archived() {
         "paths are relative to the project"
     );
     let manifest = built.archive.manifest();
-    assert_eq!(manifest["release"], COMMIT_RELEASE);
+    assert_eq!(manifest.get("release"), None);
     assert_eq!(manifest["revision"], git(&["rev-parse", "HEAD"]).trim());
 }
 
@@ -763,7 +764,7 @@ fn a_source_date_epoch_that_is_no_timestamp_is_refused() {
 
     let failure = build_fails_with(&project, shipit, &["--target", "local"]);
 
-    assert_eq!(failure.code, 1);
+    assert_eq!(failure.code, 2, "a usage mistake");
     failure.says(&["SOURCE_DATE_EPOCH", "notanumber"]);
 }
 
@@ -789,7 +790,6 @@ fn json_output_describes_the_archive_on_disk() {
             "dirty",
             "files",
             "path",
-            "release",
             "revision",
             "secrets_skipped",
             "sha256",

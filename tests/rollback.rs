@@ -344,7 +344,7 @@ fn two_rollbacks_go_back_one_good_release_at_a_time() {
     // And there is nowhere further to go.
     stack
         .rollback(&[])
-        .expect_code(1)
+        .expect_code(5)
         .says(&["there is no earlier good release"]);
     assert_live(&stack, v1);
 }
@@ -408,7 +408,7 @@ fn rollback_skips_a_failed_release() {
     let before = snapshot(&stack);
     stack
         .rollback(&["--to", &v3])
-        .expect_code(1)
+        .expect_code(5)
         .says(&[&format!("release {v3} failed to deploy")]);
     assert_eq!(snapshot(&stack), before);
 
@@ -605,7 +605,7 @@ fn a_rollback_past_a_migration_is_refused_and_migrate_unapplies_it() {
     // Refused: the message names the migration and the ways out; nothing moved.
     let before = snapshot(&stack);
     let run = stack.rollback(&[]);
-    run.expect_code(1).says(&[
+    run.expect_code(5).says(&[
         &format!(
             "refusing to roll back to {v1}: the database has migrations it does not know: pages.0002_note"
         ),
@@ -698,7 +698,7 @@ fn an_unknown_release_or_nothing_to_roll_back_to_is_refused_and_changes_nothing(
     assert_eq!(rows(&listed(&stack)), vec![row(&v1, "live", "live", true)]);
     let before = snapshot(&stack);
 
-    stack.rollback(&[]).expect_code(1).says(&[
+    stack.rollback(&[]).expect_code(5).says(&[
         "cannot roll back test",
         "there is no earlier good release to roll back to",
         "nothing was changed",
@@ -707,13 +707,13 @@ fn an_unknown_release_or_nothing_to_roll_back_to_is_refused_and_changes_nothing(
 
     stack
         .rollback(&["--to", "20990101000000"])
-        .expect_code(1)
+        .expect_code(5)
         .says(&["there is no release `20990101000000`", "shipit releases"]);
     assert_eq!(snapshot(&stack), before);
 
     stack
         .rollback(&["--to", &v1])
-        .expect_code(1)
+        .expect_code(5)
         .says(&[&format!("release {v1} is already current")]);
     assert_eq!(snapshot(&stack), before);
 

@@ -212,14 +212,14 @@ fn upload(
 /// Prints what the switch's prune step removed.
 fn report_pruned(label: &str, run: &ScriptRun, printer: &Printer) {
     let removed = removed(&run.facts);
-    if removed.releases.is_empty() && removed.venvs == 0 {
+    if removed.releases.is_empty() && removed.venvs.is_empty() {
         return;
     }
     printer.info(format!(
         "{label}  pruned {} release(s) {} and {} unused virtualenv(s), freed {}",
         removed.releases.len(),
         removed.releases.join(" "),
-        removed.venvs,
+        removed.venvs.len(),
         human_bytes(removed.freed_kib * 1024)
     ));
 }

@@ -103,7 +103,9 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
                 "keep": keep,
                 "dry_run": args.dry_run,
                 "releases": doomed.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "removed": outcome.as_ref().map(|r| r.releases.clone()).unwrap_or_default(),
+                "removed": outcome.as_ref().map(|r| {
+                    r.releases.iter().cloned().chain(r.venvs.iter().map(|v| format!("venv:{v}"))).collect()
+                }).unwrap_or_else(Vec::new),
                 "freed_kib": freed_kib,
             })),
         }));

@@ -118,7 +118,7 @@ pub(crate) fn has_archive(facts: &Facts) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Removed {
     pub(crate) releases: Vec<String>,
-    pub(crate) venvs: usize,
+    pub(crate) venvs: Vec<String>,
     pub(crate) freed_kib: u64,
 }
 
@@ -132,8 +132,8 @@ pub(crate) fn removed(facts: &Facts) -> Removed {
             .collect(),
         venvs: facts
             .keys()
-            .filter(|k| k.starts_with("removed:venv:"))
-            .count(),
+            .filter_map(|k| k.strip_prefix("removed:venv:").map(str::to_string))
+            .collect(),
         freed_kib: facts
             .get("freed_kib")
             .and_then(|k| k.parse().ok())

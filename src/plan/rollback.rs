@@ -57,6 +57,7 @@ pub(crate) fn switch(resolved: &Resolved) -> Phase {
         steps.push(Step::HealthCheck);
     }
     steps.push(Step::Finish);
+    steps.push(Step::Unlock);
     if resolved.app.is_some() {
         steps.push(Step::StopOldApp);
     }

@@ -126,8 +126,10 @@ pub(crate) enum Step {
     Unapply(Vec<Unapply>),
     /// Remove releases and unlock (`releases --prune`).
     Remove(Vec<ReleaseId>),
+    /// Give the lock back at the end of a run that switched.
+    Unlock,
     /// Give the lock back, changing nothing else.
-    ReleaseLock(String),
+    ReleaseLock,
     /// Abandon this host's prepared release because another host failed.
     Abort(String),
 }
@@ -176,7 +178,8 @@ impl Step {
             Step::Migrations => "migrations",
             Step::Unapply(_) => "unapply",
             Step::Remove(_) => "remove",
-            Step::ReleaseLock(_) => "unlock",
+            Step::Unlock => "unlock",
+            Step::ReleaseLock => "release-lock",
             Step::Abort(_) => "abort",
         }
     }
@@ -219,7 +222,7 @@ impl Step {
                 .iter()
                 .flat_map(|u| [quote(&u.app), quote(&u.to)])
                 .collect(),
-            Step::ReleaseLock(reason) | Step::Abort(reason) => vec![quote(&one_line(reason))],
+            Step::Abort(reason) => vec![quote(&one_line(reason))],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -241,7 +244,10 @@ impl Step {
     /// Whether the switch stands once this step has begun: a failure from here on undoes
     /// nothing (the release is recorded live, the previous app server may be gone).
     pub(crate) fn after_commit(&self) -> bool {
-        matches!(self, Step::Finish | Step::Prune(_) | Step::StopOldApp)
+        matches!(
+            self,
+            Step::Finish | Step::Prune(_) | Step::Unlock | Step::StopOldApp
+        )
     }
 }
 
@@ -312,7 +318,8 @@ mod tests {
                 "abort",
                 "step_abort 'host b failed'",
             ),
-            (Step::ReleaseLock("x".into()), "unlock", "step_unlock x"),
+            (Step::ReleaseLock, "release-lock", "step_release_lock"),
+            (Step::Unlock, "unlock", "step_unlock"),
         ];
         for (step, id, call) in cases {
             assert_eq!(step.id(), id);
@@ -348,7 +355,8 @@ mod tests {
             Step::Migrations,
             Step::Unapply(vec![]),
             Step::Remove(vec![]),
-            Step::ReleaseLock(String::new()),
+            Step::Unlock,
+            Step::ReleaseLock,
             Step::Abort(String::new()),
         ] {
             let call = step.call();

@@ -101,7 +101,7 @@ impl Transport for Fake {
             }
             match id.as_str() {
                 "lock" => host.locked = true,
-                "prune" | "remove" | "unlock" | "abort" if host.locked => {
+                "prune" | "remove" | "unlock" | "release-lock" | "abort" if host.locked => {
                     host.locked = false;
                     mark(on_line, "fact unlocked 1".into());
                 }

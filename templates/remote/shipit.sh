@@ -281,7 +281,11 @@ step_lock() {
       shipit_fact lock_live 1
       exit 75
     fi
-    echo "breaking the lock held $(shipit_lock_holder)"
+    if shipit_lock_live; then
+      shipit_fact broke_lock "$(shipit_lock_holder), still running"
+    else
+      shipit_fact broke_lock "$(shipit_lock_holder), no longer connected"
+    fi
     rm -rf "$LOCK"
   fi
   if ! mkdir "$LOCK" 2>/dev/null; then
@@ -648,13 +652,12 @@ step_remove() {
 # Giving up: what a script runs when one of its steps failed, and the scripts that end a run on
 # hosts that did nothing wrong.
 
-# step_unlock REASON: gives the lock back, changing nothing else.
-step_unlock() {
-  if shipit_own_lock; then
-    shipit_log "aborted: $1"
-    shipit_unlock
-  fi
-}
+# Gives the lock back at the end of a run that switched (a rollback; a deploy's prune does).
+step_unlock() { shipit_unlock; }
+
+# Gives the lock back, changing nothing else: a run that changed nothing on this host leaves
+# no record here.
+step_release_lock() { shipit_unlock; }
 
 # step_abort REASON: abandons this run's prepared release on this host because of another host.
 step_abort() {
