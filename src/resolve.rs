@@ -238,23 +238,38 @@ fn deployer() -> String {
     format!("{user}@{host}")
 }
 
-/// A complete preamble for tests of the shell library: `dir` is `deploy_to`, nothing managed.
+/// A resolved target with every kind of step (hooks, a once hook, nginx, supervisor) for tests.
 #[cfg(test)]
-pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
-    let resolved = Resolved {
+pub(crate) fn sample() -> Resolved {
+    use crate::config::Hook;
+    Resolved {
         project: "hello".into(),
-        target: "test".into(),
-        deploy_to: dir.into(),
+        target: "production".into(),
+        deploy_to: "/srv/my app".into(),
         python: "python3".into(),
         installer: Installer::Auto,
-        requirements: "requirements.txt".into(),
+        requirements: "requirements/deployment.txt".into(),
         manage_py: "manage.py".into(),
-        settings_module: "hello.settings".into(),
-        shared_dirs: vec![],
-        shared_files: vec![],
-        hooks: Hooks::default(),
-        nginx: None,
-        app: None,
+        settings_module: "hello.settings.selected".into(),
+        shared_dirs: vec!["var".into()],
+        shared_files: vec![".env".into()],
+        hooks: Hooks {
+            before_migrate: vec![Hook::Command("echo before".into())],
+            after_migrate: vec![Hook::Table {
+                run: "echo once".into(),
+                once: true,
+            }],
+            after_switch: vec![Hook::Command("echo after".into())],
+        },
+        nginx: Some(Nginx {
+            site: "/etc/nginx/sites-enabled/hello.conf".into(),
+            test: "nginx -t".into(),
+            reload: "nginx -s reload".into(),
+        }),
+        app: Some(Supervisor {
+            conf_dir: "/etc/supervisor/conf.d".into(),
+            ctl: "supervisorctl".into(),
+        }),
         health: Health::default(),
         keep_releases: 5,
         primary: 0,
@@ -262,6 +277,18 @@ pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
         batch: None,
         deployer: "alice@laptop".into(),
         lock_token: "token".into(),
+    }
+}
+
+/// A complete preamble for tests of the shell library: `dir` is `deploy_to`, nothing managed,
+/// and the release directory exists.
+#[cfg(test)]
+pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
+    let resolved = Resolved {
+        deploy_to: dir.into(),
+        nginx: None,
+        app: None,
+        ..sample()
     };
     let release = ReleaseId::parse("20261122010320");
     std::fs::create_dir_all(format!("{dir}/releases/20261122010320")).unwrap();

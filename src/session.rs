@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Target, TransportKind};
 use crate::error::{Error, Result};
-use crate::output::{seconds, Printer};
+use crate::output::{human_bytes, seconds, Printer};
 use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
@@ -129,6 +129,41 @@ impl HostSession {
             run.tail.extend(tail);
         }
         Ok(run)
+    }
+}
+
+impl HostSession {
+    /// Streams the local file `local` (`size` bytes) to `remote`, with a progress bar on a
+    /// terminal and the time and rate when done.
+    pub(crate) fn upload(
+        &mut self,
+        local: &std::path::Path,
+        size: u64,
+        remote: &str,
+        printer: &Printer,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let label = if self.label.is_empty() {
+            "upload".to_string()
+        } else {
+            format!("{} upload", self.label)
+        };
+        let bar = printer.progress_bar(size, &label);
+        let result = self
+            .transport
+            .upload(local, remote, &mut |sent| bar.set_position(sent));
+        bar.finish_and_clear();
+        result?;
+        let elapsed = started.elapsed();
+        printer.info(format!(
+            "{}  ✓ upload {:<17} {:>7}  ({}, {}/s)",
+            self.label,
+            "",
+            seconds(elapsed),
+            human_bytes(size),
+            human_bytes((size as f64 / elapsed.as_secs_f64().max(0.001)) as u64)
+        ));
+        Ok(())
     }
 }
 

@@ -5,17 +5,18 @@
 //!
 //! Each test builds its own stack (sshd, nginx, supervisord, a deploy-owned `deploy_to`) on
 //! fresh ports and directories, so tests run in parallel threads. The two-host test gives the
-//! second host its own filesystem view with a private mount namespace (see [`start_host_b`]).
+//! second host its own filesystem view with a private mount namespace (see `common::fleet`).
 //!
 //! Per-test timings: `cargo test --test deploy -- --nocapture`.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use common::fleet::{serves_release_on, TwoHosts};
 use common::stack::*;
 use common::support::*;
 
@@ -324,7 +325,7 @@ fn a_held_lock_refuses_the_deploy_until_broken() {
 
     let run = stack.deploy(&[]);
     run.expect_code(4)
-        .says(&["another deploy", "alice@elsewhere", "--break-lock"]);
+        .says(&["locked by", "alice@elsewhere", "--break-lock"]);
     assert!(
         !run.stderr.contains("sekrit"),
         "the lock token leaked:\n{}",
@@ -363,7 +364,7 @@ fn of_two_simultaneous_deploys_exactly_one_wins() {
         b.stderr
     );
     let (winner, loser) = if a.code == 0 { (a, b) } else { (b, a) };
-    loser.says(&["another deploy"]);
+    loser.says(&["locked by"]);
     let id = winner.release();
     stack.serves_release(&id);
     assert_eq!(stack.releases(), vec![id]);
@@ -541,248 +542,13 @@ fn an_unreachable_host_fails_fast_with_exit_3() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 8. Two hosts.
-
-/// Linux mount namespaces, through the C library std already links (no extra crate).
-mod ns {
-    use std::ffi::CString;
-    use std::os::raw::{c_char, c_int, c_ulong, c_void};
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-
-    extern "C" {
-        fn unshare(flags: c_int) -> c_int;
-        fn mount(
-            source: *const c_char,
-            target: *const c_char,
-            fstype: *const c_char,
-            flags: c_ulong,
-            data: *const c_void,
-        ) -> c_int;
-    }
-
-    const CLONE_NEWNS: c_int = 0x0002_0000;
-    const MS_BIND: c_ulong = 0x1000;
-    const MS_REC: c_ulong = 0x4000;
-    const MS_PRIVATE: c_ulong = 0x0004_0000;
-
-    fn c_path(path: &Path) -> CString {
-        CString::new(path.as_os_str().as_bytes()).unwrap()
-    }
-
-    /// Moves the CALLING THREAD (and every process it spawns from now on) into a new, private
-    /// mount namespace: mounts made here are invisible to the rest of the system.
-    pub fn enter_private_mount_namespace() {
-        // SAFETY: plain syscalls with valid, NUL-terminated arguments.
-        unsafe {
-            assert_eq!(
-                unshare(CLONE_NEWNS),
-                0,
-                "unshare(CLONE_NEWNS): {}",
-                std::io::Error::last_os_error()
-            );
-            let root = c_path(Path::new("/"));
-            assert_eq!(
-                mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    MS_REC | MS_PRIVATE,
-                    std::ptr::null()
-                ),
-                0,
-                "make / private: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-
-    /// `mount --bind from onto` in the calling thread's mount namespace.
-    pub fn bind(from: &Path, onto: &Path) {
-        let (from_c, onto_c) = (c_path(from), c_path(onto));
-        // SAFETY: as above.
-        let rc = unsafe {
-            mount(
-                from_c.as_ptr(),
-                onto_c.as_ptr(),
-                std::ptr::null(),
-                MS_BIND,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "bind {} onto {}: {}",
-            from.display(),
-            onto.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-/// A second "machine" for a target whose configuration names `a`'s paths.
-///
-/// One target has one `deploy_to`, one nginx site path and one supervisor `conf_dir` for all
-/// its hosts, so two hosts on one machine would share them. Host B therefore runs its own
-/// sshd, nginx and supervisord inside a private mount namespace in which B's base, nginx and
-/// supervisor directories are bind-mounted over A's: everything B's sessions and daemons do at
-/// A's paths lands in B's own directories, as on a second machine. The test (outside the
-/// namespace) sees B's files at their real paths (`b.base`, ...).
-fn start_host_b(a: &Host) -> Host {
-    let a_base = a.base.path().to_path_buf();
-    let a_nginx = a.nginx.dir.path().to_path_buf();
-    let a_sup = a.sup.dir.path().to_path_buf();
-    let key = a.sshd.client_key.clone();
-    std::thread::spawn(move || {
-        ns::enter_private_mount_namespace();
-        let sup = Supervisord::start();
-        let nginx = Nginx::start();
-        let base = deploy_owned_tempdir();
-        ns::bind(base.path(), &a_base);
-        ns::bind(nginx.dir.path(), &a_nginx);
-        ns::bind(sup.dir.path(), &a_sup);
-        let sshd = Sshd::start_with_client_key(&key);
-        Host {
-            sup,
-            nginx,
-            sshd,
-            base,
-        }
-    })
-    .join()
-    .expect("start host B")
-}
-
-/// Minimal HTTP/1.0 GET over a unix socket: `(status, body)`.
-fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, text.clone());
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, body.to_string()))
-}
-
-/// The index page nginx serves on `socket`, once it shows `release: ID`.
-fn serves_release_on(host: &Host, socket: &Path, id: &str) -> String {
-    let needle = format!("release: {id}\n");
-    let mut last = None;
-    wait_for(SERVE_TIMEOUT, || {
-        let answer = http_get_unix(socket, "/");
-        let ok = matches!(&answer, Ok((200, body)) if body.contains(&needle));
-        let body = answer.as_ref().map(|(_, b)| b.clone()).ok();
-        last = Some(answer);
-        if ok {
-            body
-        } else {
-            None
-        }
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "{} never served release {id}; last: {last:?}\nnginx error.log:\n{}\nsupervisord log:\n{}",
-            socket.display(),
-            host.nginx.error_log(),
-            host.sup.log()
-        )
-    })
-}
-
-/// Two hosts (A in the normal namespace, B in its own) for one target, with the paths the test
-/// uses to look at each.
-struct TwoHosts {
-    stack: Stack,
-    b: Host,
-    a_http: PathBuf,
-    b_http: PathBuf,
-    a_to: PathBuf,
-    b_to: PathBuf,
-    a_spec: String,
-    b_spec: String,
-}
-
-impl Drop for TwoHosts {
-    fn drop(&mut self) {
-        let t = Instant::now();
-        self.b.sup.stop();
-        let sup = t.elapsed();
-        self.b.nginx.stop();
-        let nginx = t.elapsed();
-        self.b.sshd.stop();
-        eprintln!(
-            "[timing] host B: {:.1}s stopping daemons (supervisord {:.1}s, nginx {:.1}s)",
-            t.elapsed().as_secs_f64(),
-            sup.as_secs_f64(),
-            (nginx - sup).as_secs_f64()
-        );
-    }
-}
-
-impl TwoHosts {
-    fn start() -> TwoHosts {
-        prepare_host_user();
-        let a = Host::start();
-        let b = start_host_b(&a);
-        assert_ne!(a.sshd.port, b.sshd.port);
-        // One known_hosts file vouching for both servers.
-        let known = a.base.path().join("known_hosts");
-        std::fs::write(
-            &known,
-            format!(
-                "{}\n{}\n",
-                a.sshd.known_hosts_line(),
-                b.sshd.known_hosts_line()
-            ),
-        )
-        .unwrap();
-        // nginx listens on a unix socket in the base directory: the same path (A's) is a
-        // different socket on each host, where a TCP port would clash on this one machine.
-        let listen_path = a.base.path().join("http.sock");
-        let options = TargetOptions {
-            hosts: vec![a.sshd.host_spec(), b.sshd.host_spec()],
-            known_hosts: Some(known),
-            listen: format!("unix:{}", listen_path.display()),
-            keep_releases: None,
-            extra: String::new(),
-            app: "app".into(),
-        };
-        TwoHosts {
-            a_http: listen_path,
-            b_http: b.base.path().join("http.sock"),
-            a_to: a.deploy_to(),
-            b_to: b.base.path().join("app"),
-            a_spec: a.sshd.host_spec(),
-            b_spec: b.sshd.host_spec(),
-            stack: Stack::new(a, 0, options),
-            b,
-        }
-    }
-
-    /// `(deploy_to, host, http socket)` of A and of B.
-    fn hosts(&self) -> [(&PathBuf, &Host, &PathBuf); 2] {
-        [
-            (&self.a_to, &self.stack.host, &self.a_http),
-            (&self.b_to, &self.b, &self.b_http),
-        ]
-    }
-}
+// 8. Two hosts (the fixture is in tests/common/fleet.rs).
 
 #[test]
 fn two_hosts_switch_together_and_neither_switches_when_one_fails() {
-    let two = TwoHosts::start();
+    let mut two = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    two.add_target_toml("migrate = \"each-host\"\n");
     let TwoHosts {
         stack,
         a_to,
@@ -878,7 +644,7 @@ fn two_hosts_switch_together_and_neither_switches_when_one_fails() {
     stack
         .deploy(&[])
         .expect_code(4)
-        .says(&[b_spec, "another deploy", "bob@elsewhere"]);
+        .says(&[b_spec, "locked by", "bob@elsewhere"]);
     assert!(
         !a_to.join(".shipit/lock").exists(),
         "A's lock was not released"
@@ -911,14 +677,18 @@ fn two_hosts_switch_together_and_neither_switches_when_one_fails() {
 #[test]
 fn a_switch_failure_on_one_host_switches_only_that_host_back() {
     let mut two = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    two.add_target_toml("migrate = \"each-host\"\n");
     let json = two.stack.deploy_ok();
     let id1 = json["release"].as_str().unwrap().to_string();
     // The hook fails where `fail-switch` exists at A's base path: only on B.
     let a_base = two.stack.host.base.path().to_path_buf();
     std::fs::write(two.b.base.path().join("fail-switch"), "").unwrap();
     let hook = format!("test ! -e {}/fail-switch", a_base.display());
-    two.stack
-        .set_options(|o| o.extra = format!("hooks = {{ after_switch = [{hook:?}] }}\n"));
+    two.stack.set_options(|o| {
+        o.extra
+            .push_str(&format!("hooks = {{ after_switch = [{hook:?}] }}\n"))
+    });
     two.stack.change_page("marker: half switched");
     let run = two.stack.deploy(&[]);
     run.expect_code(1).says(&[
@@ -1318,4 +1088,21 @@ fn authentication_failures_exit_3_and_say_what_was_tried() {
         .expect_code(3)
         .says(&[&spec, "authentication", &other.display().to_string()]);
     assert!(!stack.deploy_to().exists());
+}
+
+#[test]
+fn an_unchanged_tree_deployed_again_uploads_nothing_and_keeps_one_archive() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let host = stack.host.sshd.host_spec();
+    assert_eq!(first["upload"][&host], "sent", "{first}");
+    let second = stack.deploy_ok();
+    assert_eq!(second["upload"][&host], "skipped", "{second}");
+    assert_eq!(first["archive"]["sha256"], second["archive"]["sha256"]);
+    assert_ne!(first["release"], second["release"]);
+    assert_eq!(second["usage"]["bytes_uploaded"], 0);
+    let archives = list_dir(&stack.deploy_to().join(".shipit/archives"));
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    // The release id reaches the app although the archive names none.
+    stack.serves_release(second["release"].as_str().unwrap());
 }

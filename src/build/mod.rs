@@ -153,6 +153,40 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     })
 }
 
+/// Builds the archive `shipit deploy` ships (default output, `SOURCE_DATE_EPOCH` honoured) and
+/// refuses one that cannot work on a host: its requirements file or manage.py missing.
+pub(crate) fn build_deployable(config: &Config, target: &Target) -> Result<(Artifact, BuildInfo)> {
+    let artifact = build(&BuildRequest {
+        config,
+        target,
+        output: None,
+        source_date_epoch: source_date_epoch_from_env()?,
+    })?;
+    let has = |path: &str| artifact.manifest.files.iter().any(|f| f.path == path);
+    let requirements = config.project.requirements_for(&target.environment);
+    if !has(&requirements) {
+        return Err(Error::Project {
+            message: format!(
+                "the requirements file `{requirements}` of environment `{}` is not in the archive",
+                target.environment
+            ),
+            hint: Some("commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()),
+        });
+    }
+    if !has(&config.project.manage_py) {
+        return Err(Error::Project {
+            message: format!("`{}` is not in the archive", config.project.manage_py),
+            hint: Some("commit manage.py, or set project.manage_py to where it is".into()),
+        });
+    }
+    let info = BuildInfo {
+        build_time: artifact.manifest.build_time.clone(),
+        revision: artifact.manifest.revision.clone(),
+        dirty: artifact.manifest.dirty,
+    };
+    Ok((artifact, info))
+}
+
 /// A rendered file may replace a project file, but not a directory or a path below a file.
 fn check_destination(
     map: &DeployMap,

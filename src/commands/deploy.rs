@@ -5,17 +5,16 @@ use std::time::Instant;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::build::{self, Artifact, BuildRequest};
+use crate::build;
 use crate::cli::DeployArgs;
 use crate::config::{Config, Target};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch};
 use crate::plan::releases::{has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
 use crate::resolve::{service_configs, BreakLock, Op, Resolved, RunVars};
-use crate::session::{HostSession, ScriptRun};
-use crate::templates::BuildInfo;
+use crate::session::ScriptRun;
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
@@ -24,24 +23,11 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let started = Instant::now();
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
-    let (artifact, info) = build_checked(config, target)?;
+    let (artifact, info) = build::build_deployable(config, target)?;
     service_configs(config, target, &info, ReleaseId::at(Utc::now()))?;
     if args.dry_run {
         return super::dry_run::show(&resolved, target, &artifact, printer);
     }
-    printer.info(format!(
-        "archive {} ({}, {} files, revision {}{})",
-        &artifact.sha256[..12],
-        human_bytes(artifact.size),
-        artifact.manifest.files.len(),
-        short(&artifact.manifest.revision),
-        if artifact.manifest.dirty {
-            ", dirty"
-        } else {
-            ""
-        }
-    ));
-
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let provisional = ReleaseId::at(Utc::now());
     let run_vars = RunVars {
@@ -68,6 +54,19 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     locked.set_var("PROGRAM", &resolved.program(Some(release)));
     let configs = service_configs(config, target, &info, release)?;
 
+    printer.info(format!(
+        "release {release}: archive {} ({}, {} files, revision {}{})",
+        &artifact.sha256[..12],
+        human_bytes(artifact.size),
+        artifact.manifest.files.len(),
+        short(&artifact.manifest.revision),
+        if artifact.manifest.dirty {
+            ", dirty"
+        } else {
+            ""
+        }
+    ));
+
     let uploads = locked.for_each_host("upload", |i, session| {
         if has_archive(&begun[i].facts) {
             printer.info(format!(
@@ -76,7 +75,13 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             ));
             return Ok("skipped");
         }
-        upload(session, &artifact, &resolved.deploy_to, printer).map(|()| "sent")
+        let remote = format!(
+            "{}/.shipit/archives/{}.tar.gz.part",
+            resolved.deploy_to, artifact.sha256
+        );
+        session
+            .upload(&artifact.path, artifact.size, &remote, printer)
+            .map(|()| "sent")
     })?;
 
     let doomed: Vec<Vec<ReleaseId>> = inventories
@@ -129,39 +134,6 @@ fn short(revision: &str) -> &str {
     revision.get(..12).unwrap_or(revision)
 }
 
-/// Builds the archive and refuses one that cannot work on a host.
-pub(crate) fn build_checked(config: &Config, target: &Target) -> Result<(Artifact, BuildInfo)> {
-    let artifact = build::build(&BuildRequest {
-        config,
-        target,
-        output: None,
-        source_date_epoch: build::source_date_epoch_from_env()?,
-    })?;
-    let has = |path: &str| artifact.manifest.files.iter().any(|f| f.path == path);
-    let requirements = config.project.requirements_for(&target.environment);
-    if !has(&requirements) {
-        return Err(Error::Project {
-            message: format!(
-                "the requirements file `{requirements}` of environment `{}` is not in the archive",
-                target.environment
-            ),
-            hint: Some("commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()),
-        });
-    }
-    if !has(&config.project.manage_py) {
-        return Err(Error::Project {
-            message: format!("`{}` is not in the archive", config.project.manage_py),
-            hint: Some("commit manage.py, or set project.manage_py to where it is".into()),
-        });
-    }
-    let info = BuildInfo {
-        build_time: artifact.manifest.build_time.clone(),
-        revision: artifact.manifest.revision.clone(),
-        dirty: artifact.manifest.dirty,
-    };
-    Ok((artifact, info))
-}
-
 fn current_outcome(begun: &[ScriptRun]) -> String {
     let currents: Vec<&str> = begun
         .iter()
@@ -173,40 +145,6 @@ fn current_outcome(begun: &[ScriptRun]) -> String {
         }
         _ => "nothing was switched: `current` is unchanged on every host".into(),
     }
-}
-
-fn upload(
-    session: &mut HostSession,
-    artifact: &Artifact,
-    deploy_to: &str,
-    printer: &Printer,
-) -> Result<()> {
-    let started = Instant::now();
-    let label = if session.label.is_empty() {
-        "upload".to_string()
-    } else {
-        format!("{} upload", session.label)
-    };
-    let bar = printer.progress_bar(artifact.size, &label);
-    let remote = format!(
-        "{deploy_to}/.shipit/archives/{}.tar.gz.part",
-        artifact.sha256
-    );
-    let result = session
-        .transport
-        .upload(&artifact.path, &remote, &mut |sent| bar.set_position(sent));
-    bar.finish_and_clear();
-    result?;
-    let elapsed = started.elapsed();
-    printer.info(format!(
-        "{}  ✓ upload {:<17} {:>7}  ({}, {}/s)",
-        session.label,
-        "",
-        seconds(elapsed),
-        human_bytes(artifact.size),
-        human_bytes((artifact.size as f64 / elapsed.as_secs_f64().max(0.001)) as u64)
-    ));
-    Ok(())
 }
 
 /// Prints what the switch's prune step removed.

@@ -120,45 +120,9 @@ pub(crate) fn prune_after_switch(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::{Health, Hook, Hooks, Installer, Nginx, Supervisor};
 
     pub(crate) fn resolved() -> Resolved {
-        Resolved {
-            project: "hello".into(),
-            target: "production".into(),
-            deploy_to: "/srv/my app".into(),
-            python: "python3".into(),
-            installer: Installer::Auto,
-            requirements: "requirements/deployment.txt".into(),
-            manage_py: "manage.py".into(),
-            settings_module: "hello.settings.selected".into(),
-            shared_dirs: vec!["var".into()],
-            shared_files: vec![".env".into()],
-            hooks: Hooks {
-                before_migrate: vec![Hook::Command("echo before".into())],
-                after_migrate: vec![Hook::Table {
-                    run: "echo once".into(),
-                    once: true,
-                }],
-                after_switch: vec![Hook::Command("echo after".into())],
-            },
-            nginx: Some(Nginx {
-                site: "/etc/nginx/sites-enabled/hello.conf".into(),
-                test: "nginx -t".into(),
-                reload: "nginx -s reload".into(),
-            }),
-            app: Some(Supervisor {
-                conf_dir: "/etc/supervisor/conf.d".into(),
-                ctl: "supervisorctl".into(),
-            }),
-            health: Health::default(),
-            keep_releases: 5,
-            primary: 0,
-            migrate: MigrateOn::Once,
-            batch: None,
-            deployer: "alice@laptop".into(),
-            lock_token: "token".into(),
-        }
+        crate::resolve::sample()
     }
 
     fn ids(phase: &Phase) -> Vec<String> {

@@ -137,6 +137,7 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
 mod tests {
     use super::*;
     use crate::plan::step::HookPhase;
+    use crate::plan::Phase;
     use std::process::Command;
 
     fn hook(command: &str) -> Step {
@@ -229,6 +230,100 @@ mod tests {
                 Event::Fail("before_migrate[0]".into(), 75),
             ]
         );
+    }
+
+    /// Every script shipit sends, rendered for a target with every kind of step.
+    fn every_script() -> Vec<(&'static str, Script)> {
+        use crate::migrations::Unapply;
+        use crate::plan::{deploy, releases, rollback};
+        use crate::resolve::{sample, BreakLock, Op, RunVars};
+        let resolved = sample();
+        let id = crate::release::ReleaseId::parse("20261122010320");
+        let vars = resolved.vars(
+            Op::Deploy,
+            BreakLock::Force,
+            &RunVars {
+                release: id,
+                sha256: Some("ab".repeat(32)),
+                revision: Some("abc\tdef".into()),
+                unapplied: true,
+            },
+        );
+        let configs = deploy::ServiceConfigs {
+            nginx: Some("server {}\n".into()),
+            app: Some("[program:x]\n".into()),
+        };
+        let unapply = [Unapply {
+            app: "pages".into(),
+            to: "zero".into(),
+        }];
+        let phases = [
+            ("deploy begin", deploy::begin()),
+            ("deploy prepare", deploy::prepare(&resolved, &configs)),
+            (
+                "deploy switch",
+                deploy::switch(&resolved, id.into_iter().collect()),
+            ),
+            ("rollback begin", rollback::begin()),
+            ("rollback check", rollback::check()),
+            ("rollback prepare", rollback::prepare(&resolved, &unapply)),
+            ("rollback switch", rollback::switch(&resolved)),
+            ("list", releases::list()),
+            ("remove", releases::remove(id.into_iter().collect())),
+            (
+                "abort",
+                Phase::new(vec![Step::Abort("b failed".into())], Cleanup::Lock),
+            ),
+            (
+                "release",
+                Phase::new(vec![Step::ReleaseLock], Cleanup::Lock),
+            ),
+        ];
+        phases
+            .into_iter()
+            .map(|(name, phase)| {
+                (
+                    name,
+                    Script::new("n", vars.clone(), phase.steps, phase.cleanup),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_rendered_script_parses_and_passes_shellcheck() {
+        let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
+        if !shellcheck {
+            eprintln!("shellcheck is not installed here: only `sh -n` runs (CI has both)");
+        }
+        // Every script is the library plus its calls: one shellcheck run sees them all.
+        let mut all = format!("{LIBRARY}\n");
+        for (i, (name, script)) in every_script().into_iter().enumerate() {
+            let text = script.render();
+            let out = Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(&text)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "sh -n rejects {name}: {out:?}");
+            all.push_str(&format!("main_{i}() {{\n{}}}\n", script.render_calls()));
+        }
+        if shellcheck {
+            let mut child = Command::new("shellcheck")
+                .args(["-s", "sh", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), all.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "shellcheck rejects the rendered scripts:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 
     #[test]

@@ -482,7 +482,12 @@ step_start_app() {
     fi
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
       shipit_ctl status "$PROGRAM" || true
-      shipit_ctl tail "$PROGRAM" 2>/dev/null | grep -v '\] \[INFO\] ' | tail -n 15 || true
+      log=$(shipit_ctl tail "$PROGRAM" 2>/dev/null) || log=
+      printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
+      # The exception that stopped the app, which a long traceback can push out of view.
+      cause=$(printf '%s\n' "$log" | grep -E '^[A-Za-z_.]*(Error|Exception)(: |$)' |
+        grep -v HaltServer | tail -n 1)
+      if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
       echo "the new app server failed its health check on $R/.shipit/app.sock within ${HEALTH_TIMEOUT}s: $STATUS"
       exit 1
     fi

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 pub mod support;
 
+pub mod fleet;
 pub mod stack;
 
 use std::fs;

@@ -128,6 +128,8 @@ pub struct Stack {
     /// TCP port nginx serves the site on.
     pub port: u16,
     pub options: TargetOptions,
+    /// The `[project]` tables of shipit.toml: [`PROJECT_TOML`] unless the test changes them.
+    pub project_toml: String,
     pub started: Instant,
 }
 
@@ -260,15 +262,20 @@ impl Stack {
                 .expect("home tempdir"),
             port,
             options,
+            project_toml: PROJECT_TOML.to_string(),
             started: Instant::now(),
         };
         stack.write_config();
         stack
     }
 
-    /// Rewrites shipit.toml from `self.options` and commits it.
+    /// Rewrites shipit.toml from `self.project_toml` and `self.options` and commits it.
     pub fn write_config(&self) {
-        let text = format!("{PROJECT_TOML}{}", target_toml(&self.host, &self.options));
+        let text = format!(
+            "{}{}",
+            self.project_toml,
+            target_toml(&self.host, &self.options)
+        );
         self.project.write("shipit.toml", &text);
         self.project.git(&["add", "-A"]);
         self.project.git(&[
@@ -282,6 +289,16 @@ impl Stack {
 
     pub fn set_options(&mut self, change: impl FnOnce(&mut TargetOptions)) {
         change(&mut self.options);
+        self.write_config();
+    }
+
+    /// Installs the `deployment` environment from `file` (e.g. `requirements/postgres.txt`)
+    /// instead of `requirements/deployment.txt`.
+    pub fn set_requirements(&mut self, file: &str) {
+        let from = "deployment = \"requirements/deployment.txt\"";
+        assert!(self.project_toml.contains(from), "{}", self.project_toml);
+        let to = format!("deployment = {}", serde_json::to_string(file).unwrap());
+        self.project_toml = self.project_toml.replace(from, &to);
         self.write_config();
     }
 

@@ -8,6 +8,8 @@
 //! - `nginx` (master and workers) and `supervisord` (and therefore every supervised program) run
 //!   as `deploy`, so a deploy session can `nginx -t`, `nginx -s reload` and `supervisorctl ...`
 //!   them without sudo.
+//! - `postgres` ([`Postgres`], a private cluster some tests share between hosts) runs as Debian's
+//!   `postgres` account: initdb and the server refuse root.
 //! - The test process itself is root; files it writes are root-owned unless it chowns them
 //!   (see [`chown_to_deploy`]), and [`run_as_deploy`] runs a shell snippet as `deploy`.
 //!
@@ -19,11 +21,13 @@
 #![allow(dead_code, unused_imports)]
 
 mod nginx;
+mod postgres;
 mod process;
 mod sshd;
 mod supervisord;
 
 pub use nginx::Nginx;
+pub use postgres::Postgres;
 pub use sshd::Sshd;
 pub use supervisord::Supervisord;
 

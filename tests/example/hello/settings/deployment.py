@@ -8,8 +8,15 @@ SECRET_KEY comes from, in order:
      work in tests and during a build.  Never serve real traffic with it.
 
 ALLOWED_HOSTS comes from DJANGO_ALLOWED_HOSTS (comma separated), default ["*"].
+
+The database is PostgreSQL when DATABASE_URL (the environment variable, else a
+DATABASE_URL=... line in BASE_DIR/.env) is a postgres:// or postgresql://
+URL, e.g. postgres://USER:PASSWORD@HOST:PORT/NAME?sslmode=require (query
+parameters become connection OPTIONS; needs requirements/postgres.txt).
+Otherwise it is the SQLite file of base.py, in var/.
 """
 import os
+import urllib.parse
 
 from .base import *  # noqa: F401,F403
 from .base import BASE_DIR
@@ -57,6 +64,44 @@ SECRET_KEY = (
     or _dotenv.get("DJANGO_SECRET_KEY")
     or INSECURE_PLACEHOLDER_SECRET_KEY
 )
+
+
+def database_from_url(url):
+    """DATABASES["default"] for a postgres:// or postgresql:// URL, else None.
+
+    User, password, host and database name are percent-decoded, so a unix
+    socket directory can be given as the host: postgres://u@%2Frun%2Fpostgresql/db.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        # Not the URL itself: it holds the password.
+        raise ValueError("DATABASE_URL has an invalid port") from None
+    unquote = urllib.parse.unquote
+    host = parts.hostname or ""
+    host_port = parts.netloc.rpartition("@")[2]
+    if host_port.startswith("%"):
+        # A percent-encoded socket directory (.hostname would not decode it).
+        host = unquote(host_port.partition(":")[0])
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": host,
+        "PORT": str(port or ""),
+        "OPTIONS": dict(urllib.parse.parse_qsl(parts.query)),
+    }
+
+
+_database = database_from_url(
+    os.environ.get("DATABASE_URL") or _dotenv.get("DATABASE_URL") or ""
+)
+if _database is not None:
+    DATABASES = {"default": _database}
 
 _hosts = os.environ.get("DJANGO_ALLOWED_HOSTS", "")
 ALLOWED_HOSTS = [h.strip() for h in _hosts.split(",") if h.strip()] or ["*"]

@@ -1,0 +1,295 @@
+//! Two hosts for one target on this one machine, so that tests can deploy to a fleet: host A
+//! in the normal mount namespace, host B in a private one in which B's directories sit at A's
+//! paths (see [`start_host_b`]). Used by the two-host tests of deploy.rs and by tests in which
+//! both hosts share one service (e.g. one PostgreSQL database, tests/postgres.rs). Needs root.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::stack::*;
+use super::support::*;
+
+/// Linux mount namespaces, through the C library std already links (no extra crate).
+mod ns {
+    use std::ffi::CString;
+    use std::os::raw::{c_char, c_int, c_ulong, c_void};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    extern "C" {
+        fn unshare(flags: c_int) -> c_int;
+        fn mount(
+            source: *const c_char,
+            target: *const c_char,
+            fstype: *const c_char,
+            flags: c_ulong,
+            data: *const c_void,
+        ) -> c_int;
+    }
+
+    const CLONE_NEWNS: c_int = 0x0002_0000;
+    const MS_BIND: c_ulong = 0x1000;
+    const MS_REC: c_ulong = 0x4000;
+    const MS_PRIVATE: c_ulong = 0x0004_0000;
+
+    fn c_path(path: &Path) -> CString {
+        CString::new(path.as_os_str().as_bytes()).unwrap()
+    }
+
+    /// Moves the CALLING THREAD (and every process it spawns from now on) into a new, private
+    /// mount namespace: mounts made here are invisible to the rest of the system.
+    pub fn enter_private_mount_namespace() {
+        // SAFETY: plain syscalls with valid, NUL-terminated arguments.
+        unsafe {
+            assert_eq!(
+                unshare(CLONE_NEWNS),
+                0,
+                "unshare(CLONE_NEWNS): {}",
+                std::io::Error::last_os_error()
+            );
+            let root = c_path(Path::new("/"));
+            assert_eq!(
+                mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    MS_REC | MS_PRIVATE,
+                    std::ptr::null()
+                ),
+                0,
+                "make / private: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// `mount --bind from onto` in the calling thread's mount namespace.
+    pub fn bind(from: &Path, onto: &Path) {
+        let (from_c, onto_c) = (c_path(from), c_path(onto));
+        // SAFETY: as above.
+        let rc = unsafe {
+            mount(
+                from_c.as_ptr(),
+                onto_c.as_ptr(),
+                std::ptr::null(),
+                MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "bind {} onto {}: {}",
+            from.display(),
+            onto.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A second "machine" for a target whose configuration names `a`'s paths.
+///
+/// One target has one `deploy_to`, one nginx site path and one supervisor `conf_dir` for all
+/// its hosts, so two hosts on one machine would share them. Host B therefore runs its own
+/// sshd, nginx and supervisord inside a private mount namespace in which B's base, nginx and
+/// supervisor directories are bind-mounted over A's: everything B's sessions and daemons do at
+/// A's paths lands in B's own directories, as on a second machine. The test (outside the
+/// namespace) sees B's files at their real paths (`b.base`, ...).
+pub fn start_host_b(a: &Host) -> Host {
+    let a_base = a.base.path().to_path_buf();
+    let a_nginx = a.nginx.dir.path().to_path_buf();
+    let a_sup = a.sup.dir.path().to_path_buf();
+    let key = a.sshd.client_key.clone();
+    std::thread::spawn(move || {
+        ns::enter_private_mount_namespace();
+        let sup = Supervisord::start();
+        let nginx = Nginx::start();
+        let base = deploy_owned_tempdir();
+        ns::bind(base.path(), &a_base);
+        ns::bind(nginx.dir.path(), &a_nginx);
+        ns::bind(sup.dir.path(), &a_sup);
+        let sshd = Sshd::start_with_client_key(&key);
+        Host {
+            sup,
+            nginx,
+            sshd,
+            base,
+        }
+    })
+    .join()
+    .expect("start host B")
+}
+
+/// Minimal HTTP/1.0 GET over a unix socket: `(status, body)`.
+pub fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, text.clone());
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
+
+/// The index page nginx serves on `socket`, once it shows `release: ID`.
+pub fn serves_release_on(host: &Host, socket: &Path, id: &str) -> String {
+    let needle = format!("release: {id}\n");
+    let mut last = None;
+    wait_for(SERVE_TIMEOUT, || {
+        let answer = http_get_unix(socket, "/");
+        let ok = matches!(&answer, Ok((200, body)) if body.contains(&needle));
+        let body = answer.as_ref().map(|(_, b)| b.clone()).ok();
+        last = Some(answer);
+        if ok {
+            body
+        } else {
+            None
+        }
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} never served release {id}; last: {last:?}\nnginx error.log:\n{}\nsupervisord log:\n{}",
+            socket.display(),
+            host.nginx.error_log(),
+            host.sup.log()
+        )
+    })
+}
+
+/// Two hosts (A in the normal namespace, B in its own) for one target, with the paths the test
+/// uses to look at each.
+pub struct TwoHosts {
+    /// Host A (the target's paths are A's), the project and shipit's HOME.
+    pub stack: Stack,
+    pub b: Host,
+    /// nginx's unix socket on A and on B (the site listens there instead of on a TCP port).
+    pub a_http: PathBuf,
+    pub b_http: PathBuf,
+    /// `deploy_to` of A and, at its real path outside B's namespace, of B.
+    pub a_to: PathBuf,
+    pub b_to: PathBuf,
+    /// `deploy@127.0.0.1:PORT` of A and of B, as shipit names them.
+    pub a_spec: String,
+    pub b_spec: String,
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        let t = Instant::now();
+        self.b.sup.stop();
+        let sup = t.elapsed();
+        self.b.nginx.stop();
+        let nginx = t.elapsed();
+        self.b.sshd.stop();
+        eprintln!(
+            "[timing] host B: {:.1}s stopping daemons (supervisord {:.1}s, nginx {:.1}s)",
+            t.elapsed().as_secs_f64(),
+            sup.as_secs_f64(),
+            (nginx - sup).as_secs_f64()
+        );
+    }
+}
+
+impl TwoHosts {
+    pub fn start() -> TwoHosts {
+        prepare_host_user();
+        let a = Host::start();
+        let b = start_host_b(&a);
+        assert_ne!(a.sshd.port, b.sshd.port);
+        // One known_hosts file vouching for both servers.
+        let known = a.base.path().join("known_hosts");
+        std::fs::write(
+            &known,
+            format!(
+                "{}\n{}\n",
+                a.sshd.known_hosts_line(),
+                b.sshd.known_hosts_line()
+            ),
+        )
+        .unwrap();
+        // nginx listens on a unix socket in the base directory: the same path (A's) is a
+        // different socket on each host, where a TCP port would clash on this one machine.
+        let listen_path = a.base.path().join("http.sock");
+        let options = TargetOptions {
+            hosts: vec![a.sshd.host_spec(), b.sshd.host_spec()],
+            known_hosts: Some(known),
+            listen: format!("unix:{}", listen_path.display()),
+            keep_releases: None,
+            extra: String::new(),
+            app: "app".into(),
+        };
+        TwoHosts {
+            a_http: listen_path,
+            b_http: b.base.path().join("http.sock"),
+            a_to: a.deploy_to(),
+            b_to: b.base.path().join("app"),
+            a_spec: a.sshd.host_spec(),
+            b_spec: b.sshd.host_spec(),
+            stack: Stack::new(a, 0, options),
+            b,
+        }
+    }
+
+    /// `(deploy_to, host, http socket)` of A and of B.
+    pub fn hosts(&self) -> [(&PathBuf, &Host, &PathBuf); 2] {
+        [
+            (&self.a_to, &self.stack.host, &self.a_http),
+            (&self.b_to, &self.b, &self.b_http),
+        ]
+    }
+
+    /// Appends `toml` (lines of the `[targets.test]` table) to the target and commits it.
+    pub fn add_target_toml(&mut self, toml: &str) {
+        self.stack.set_options(|o| o.extra.push_str(toml));
+    }
+
+    /// The `deployment` environment installs `file` (e.g. `requirements/postgres.txt`).
+    pub fn set_requirements(&mut self, file: &str) {
+        self.stack.set_requirements(file);
+    }
+
+    /// Writes `deploy_to/shared/REL` on both hosts (mode 0600, owned by deploy, like a secret
+    /// an operator put there before the first deploy), creating `deploy_to` and `shared/`.
+    pub fn write_shared_file(&self, rel: &str, contents: &str) {
+        assert!(
+            !rel.starts_with('/') && !rel.split('/').any(|c| c == ".." || c.is_empty()),
+            "{rel:?} is not a relative path inside shared/"
+        );
+        for (to, _, _) in self.hosts() {
+            // deploy_to, shared/ and the file's directories, each owned by deploy.
+            let mut dir = to.clone();
+            mkdir_as_deploy(&dir);
+            for component in Path::new("shared").join(rel).parent().unwrap().iter() {
+                dir.push(component);
+                mkdir_as_deploy(&dir);
+            }
+            let file = to.join("shared").join(rel);
+            write_as_deploy(&file, contents);
+            chmod(&file, 0o600);
+        }
+    }
+
+    /// [`TwoHosts::write_shared_file`], and `shared_files = [REL]` in the target so that every
+    /// release links it (call it once: the target gets a single `shared_files` list).
+    pub fn share_file(&mut self, rel: &str, contents: &str) {
+        assert!(
+            !self.stack.options.extra.contains("shared_files"),
+            "the target already has a shared_files list:\n{}",
+            self.stack.options.extra
+        );
+        self.write_shared_file(rel, contents);
+        let list = serde_json::to_string(&[rel]).unwrap();
+        self.add_target_toml(&format!("shared_files = {list}\n"));
+    }
+}

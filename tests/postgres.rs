@@ -1,0 +1,108 @@
+//! A fleet sharing one real database: two hosts (see `common::fleet`) deploy the example project,
+//! both pointed at one private PostgreSQL cluster (`support::Postgres`) by `DATABASE_URL` in a
+//! shared `.env`. With SQLite each host has its own database in `shared/var`, which hides what a
+//! real fleet has to get right: one schema, migrated by one host. Needs root.
+//!
+//! Timings: `cargo test --test postgres -- --nocapture`.
+
+mod common;
+
+use common::fleet::{serves_release_on, TwoHosts};
+use common::stack::*;
+use common::support::*;
+
+/// The `visits: N` count on the index page.
+fn visits(body: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("visits: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no visit count in {body}"))
+}
+
+#[test]
+fn two_hosts_share_one_postgres_database() {
+    let pg = Postgres::start();
+    let mut two = TwoHosts::start();
+    two.set_requirements("requirements/postgres.txt");
+    two.share_file(".env", &format!("DATABASE_URL={}\n", pg.url()));
+
+    // Were `migrate` run on every host, both would run it at about
+    // the same time on the one database; Django's migrate takes no lock, so when the two overlap
+    // one of them can fail with `relation "django_content_type" already exists`.
+    let run = two.stack.deploy(&[]);
+    if run.code != 0 {
+        panic!(
+            "deploy failed ({}) after {:?}\nstderr:\n{}\npostgres log:\n{}",
+            run.code,
+            run.elapsed,
+            run.stderr,
+            pg.log()
+        );
+    }
+    let id = run.release();
+    let json = run.json();
+    assert_eq!(
+        json["hosts"],
+        serde_json::json!([two.a_spec, two.b_spec]),
+        "{json}"
+    );
+
+    // Both hosts serve the new release, from one database: every page view is a row in it, so
+    // the count one host shows includes the views of the other.
+    let mut seen = Vec::new();
+    for (to, host, http) in two.hosts() {
+        assert_eq!(
+            current_of(to),
+            Some(format!("releases/{id}")),
+            "{}",
+            to.display()
+        );
+        assert_eq!(state_of(to, &id), "live");
+        seen.push(visits(&serves_release_on(host, http, &id)));
+        assert!(
+            !to.join("shared/var/db.sqlite3").exists(),
+            "{} made a SQLite database: the .env was not read",
+            to.display()
+        );
+    }
+    assert!(
+        seen[1] > seen[0],
+        "B counted {} visits after A counted {}: not one database",
+        seen[1],
+        seen[0]
+    );
+    let rows: u64 = pg
+        .query("SELECT count(*) FROM pages_visit")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        rows >= seen[1],
+        "{rows} visits in PostgreSQL, B showed {}",
+        seen[1]
+    );
+
+    // The schema is in PostgreSQL.
+    let migrations = pg.query("SELECT app || '.' || name FROM django_migrations ORDER BY id");
+    assert!(
+        migrations.lines().any(|m| m == "pages.0001_initial"),
+        "django_migrations in PostgreSQL: {migrations:?}"
+    );
+
+    // `migrate` ran on exactly one host (the primary) for the whole fleet. Each host reports a finished step as `HOST  ✓ STEP  TIME` (src/output.rs, `step_done`).
+    let migrated: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| *w != "✓");
+            words.next().is_some() && words.next() == Some("migrate")
+        })
+        .collect();
+    assert_eq!(
+        migrated.len(),
+        1,
+        "`migrate` ran on {} hosts, expected exactly one:\n{}",
+        migrated.len(),
+        run.stderr
+    );
+}
