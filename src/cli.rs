@@ -12,6 +12,7 @@ Exit status:
   3  a host could not be reached, authenticated or verified
   4  another run holds the lock (or left it behind)
   5  refused: nothing to roll back to, hosts that disagree, unknown migrations
+  130  interrupted by Ctrl-C (locks given back; nothing switched after it)
 
 Examples:
   shipit build --target staging          build the archive for staging

@@ -21,6 +21,8 @@ pub const EXIT_LOCKED: i32 = 4;
 /// shipit refused to act: a rollback with nowhere to go, hosts that disagree, migrations the
 /// target release does not know. Nothing was changed.
 pub const EXIT_REFUSED: i32 = 5;
+/// Ctrl-C stopped the run (the conventional 128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -137,6 +139,11 @@ pub enum Error {
         /// What to do instead.
         hint: String,
     },
+    /// Ctrl-C stopped the run at a safe point.
+    Interrupted {
+        /// What the hosts were left with.
+        outcome: String,
+    },
     /// Writing the archive failed.
     Archive {
         /// What went wrong.
@@ -207,6 +214,7 @@ impl Error {
             | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
             Error::Locked { .. } => EXIT_LOCKED,
             Error::Refused { .. } => EXIT_REFUSED,
+            Error::Interrupted { .. } => EXIT_INTERRUPTED,
             Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Archive { .. } => {
                 EXIT_FAILED
             }
@@ -332,6 +340,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Interrupted { outcome } => write!(f, "interrupted: {outcome}"),
             Error::Usage { message, .. }
             | Error::Refused { message, .. }
             | Error::Archive { message }

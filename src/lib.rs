@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod error;
+mod interrupt;
 mod migrations;
 mod output;
 pub mod plan;
@@ -44,6 +45,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Verbosity::Normal
     };
     let printer = Printer::new(verbosity, cli.global.json, cli.global.color);
+    interrupt::install();
     match execute(&cli, &printer) {
         Ok(()) => EXIT_OK,
         Err(error) => {

@@ -183,6 +183,18 @@ impl<'p> Locked<'p> {
         self.reason = reason.into();
     }
 
+    /// Stops here when Ctrl-C asked for it: what was prepared is abandoned and every lock
+    /// given back (by `Drop`); `outcome` says what the hosts keep.
+    fn stop_if_interrupted(&mut self, outcome: &str) -> Result<()> {
+        if crate::interrupt::requested() {
+            self.reason = "interrupted".into();
+            return Err(Error::Interrupted {
+                outcome: outcome.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs local work for every host in parallel (e.g. uploads); the first error gives up.
     pub(crate) fn for_each_host<T: Send>(
         &mut self,
@@ -190,6 +202,7 @@ impl<'p> Locked<'p> {
         work: impl Fn(usize, &mut HostSession) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         let results = on_all(&mut self.fleet.sessions, work);
+        self.stop_if_interrupted("nothing was changed")?;
         let mut out = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
             match result {
@@ -220,6 +233,7 @@ impl<'p> Locked<'p> {
         let count = rounds.iter().map(Vec::len).max().unwrap_or(0);
         let mut merged: Vec<ScriptRun> = vec![ScriptRun::default(); hosts];
         for r in 0..count {
+            self.stop_if_interrupted(outcome)?;
             let results = self.round(|i, primary, vars| {
                 let round = rounds[i].get(r)?;
                 let steps = round.steps_for(primary);
@@ -297,6 +311,7 @@ impl<'p> Locked<'p> {
         batch: Option<u32>,
         current_outcome: &str,
     ) -> Result<Vec<ScriptRun>> {
+        self.stop_if_interrupted(current_outcome)?;
         if self.fleet.sessions.len() == 1 {
             let switch = switch(0);
             let script = script(&self.vars[0], prepare.steps.clone(), prepare.cleanup)
@@ -320,10 +335,20 @@ impl<'p> Locked<'p> {
             return Err(run.error(&self.name(0), outcome));
         }
         let mut runs = self.run(prepare, current_outcome)?;
+        self.stop_if_interrupted(current_outcome)?;
         let hosts = self.fleet.sessions.len();
         let size = batch.map_or(hosts, |b| b as usize).max(1);
         let mut switched: Vec<String> = Vec::new();
         for start in (0..hosts).step_by(size) {
+            if start > 0 && crate::interrupt::requested() {
+                self.reason = "interrupted".into();
+                return Err(Error::Interrupted {
+                    outcome: format!(
+                        "switched: {}; the other hosts abandon their new release",
+                        switched.join(", ")
+                    ),
+                });
+            }
             let members = start..(start + size).min(hosts);
             let phases: Vec<Phase> = (0..hosts).map(switch).collect();
             let results = self.round(|i, _, vars| {
