@@ -95,13 +95,14 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         }
     }
 
-    // Prepare everywhere (unapply once, on the primary), then switch everywhere. Once the
-    // primary has unapplied, every later cleanup there migrates the live schema forward again.
-    let outcome = format!("nothing was switched: `current` still points at {from}");
-    locked.run(&prepare(&resolved, &unapply), &outcome)?;
+    // Prepare everywhere (unapply once, on the primary), then switch everywhere. Every cleanup
+    // on the primary from here on migrates the live schema forward again (a no-op if nothing was
+    // unapplied yet), whichever host fails and whenever.
     if !unapply.is_empty() {
         locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
     }
+    let outcome = format!("nothing was switched: `current` still points at {from}");
+    locked.run(&prepare(&resolved, &unapply), &outcome)?;
     let switch_phase = switch(&resolved);
     locked.prepare_then_switch(
         &Phase::new(Vec::new(), Cleanup::Prepare),

@@ -626,9 +626,11 @@ step_unapply() {
   done
 }
 
-# A rollback that does not complete after unapplying migrates the live schema forward again.
+# A rollback that does not complete after unapplying migrates the live schema forward again
+# (UNAPPLIED is set on the primary from the moment unapplying is planned: migrating forward
+# when nothing was unapplied yet applies nothing).
 shipit_remigrate() {
-  [ "$UNAPPLIED" = 1 ] || [ "$SHIPIT_FAILED_STEP" = unapply ] || return 0
+  [ "$UNAPPLIED" = 1 ] || return 0
   if [ -L "$D/current" ] && shipit_manage "$D/current" migrate --noinput; then
     echo "migrated the live release's schema forward again"
   fi
