@@ -116,6 +116,19 @@ impl fmt::Display for Installer {
     }
 }
 
+/// Where a secret's value comes from, on the machine that deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretSource {
+    /// An environment variable of the deploying shell.
+    Env(String),
+    /// A file (`~` and project-relative paths allowed); one trailing newline is dropped.
+    File(String),
+    /// A command run with `sh -c` (e.g. `pass show hello/secret-key`); its stdout, one trailing
+    /// newline dropped.
+    Command(String),
+}
+
 /// Where `migrate` runs on a target with several hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -154,6 +167,14 @@ pub struct Target {
     pub installer: Installer,
     /// Free-form template variables.
     pub vars: BTreeMap<String, toml::Value>,
+    /// Environment of the app (every `manage.py` step, hook and app process): plain values.
+    pub env: BTreeMap<String, String>,
+    /// Environment values resolved on the deploying machine at deploy time, never shown.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Account the app server runs as; `None`: the deploy user.
+    pub app_user: Option<String>,
+    /// Whether the app server may run as root.
+    pub allow_root: bool,
     /// Hook commands.
     pub hooks: Hooks,
     /// Index in `hosts` of the host that runs once-steps (`migrate`, `once` hooks).
@@ -436,6 +457,13 @@ struct RawTarget {
     installer: Installer,
     #[serde(default)]
     vars: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, SecretSource>,
+    app_user: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_root: bool,
     #[serde(default)]
     hooks: Hooks,
     primary: Option<Spanned<String>>,
@@ -741,6 +769,64 @@ fn validate_target(
     let shared_dirs = shared(raw.shared_dirs, "shared_dirs")?;
     let shared_files = shared(raw.shared_files, "shared_files")?;
 
+    let env_name = |name: &Spanned<String>, table: &str| -> Result<String> {
+        let text = name.get_ref();
+        let valid = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(source.error(
+                name.span(),
+                key(&format!("{table}.{text}")),
+                "environment variable names are letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        Ok(text.clone())
+    };
+    let mut env = BTreeMap::new();
+    for (name, value) in raw.env {
+        env.insert(env_name(&name, "env")?, value);
+    }
+    let mut secrets = BTreeMap::new();
+    for (name, from) in raw.secrets {
+        let text = env_name(&name, "secrets")?;
+        if env.contains_key(&text) {
+            return Err(source.error(
+                name.span(),
+                key(&format!("secrets.{text}")),
+                format!("`{text}` is also in env; a name is either a plain value or a secret"),
+            ));
+        }
+        secrets.insert(text, from);
+    }
+    let app_user = match raw.app_user {
+        Some(user) => {
+            let text = user.get_ref();
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(source.error(
+                    user.span(),
+                    key("app_user"),
+                    format!("`{text}` is not an account name"),
+                ));
+            }
+            if text == "root" && !raw.allow_root {
+                return Err(source.error(
+                    user.span(),
+                    key("app_user"),
+                    "the app server would run as root; use an unprivileged account, or set allow_root = true if you really mean it",
+                ));
+            }
+            Some(user.into_inner())
+        }
+        None => None,
+    };
+
     let mut vars = BTreeMap::new();
     for (var, value) in raw.vars {
         let valid = var
@@ -847,6 +933,10 @@ fn validate_target(
         installer: raw.installer,
         vars,
         hooks: raw.hooks,
+        env,
+        secrets,
+        app_user,
+        allow_root: raw.allow_root,
         primary,
         migrate: raw.migrate,
         batch,

@@ -139,6 +139,15 @@ pub enum Error {
         /// What to do instead.
         hint: String,
     },
+    /// A secret of the target could not be resolved on this machine.
+    Secret {
+        /// The variable's name.
+        name: String,
+        /// Where its value should come from (never the value).
+        from: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Ctrl-C stopped the run at a safe point.
     Interrupted {
         /// What the hosts were left with.
@@ -208,7 +217,8 @@ impl Error {
             | Error::Template { .. }
             | Error::UnsafePath { .. }
             | Error::Project { .. }
-            | Error::Usage { .. } => EXIT_USAGE,
+            | Error::Usage { .. }
+            | Error::Secret { .. } => EXIT_USAGE,
             Error::Connection { .. }
             | Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
@@ -251,6 +261,9 @@ impl Error {
                 hint.clone()
             }
             Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
+            Error::Secret { .. } => Some(
+                "secrets are resolved on this machine before any host is touched; nothing was changed".into(),
+            ),
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
             ),
@@ -341,6 +354,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Interrupted { outcome } => write!(f, "interrupted: {outcome}"),
+            Error::Secret { name, from, message } => {
+                write!(f, "secret {name} (from {from}) cannot be resolved: {message}")
+            }
             Error::Usage { message, .. }
             | Error::Refused { message, .. }
             | Error::Archive { message }

@@ -44,6 +44,8 @@ pub struct Printer {
     pub json: bool,
     color: bool,
     terminal: bool,
+    /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown.
+    secrets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Printer {
@@ -60,7 +62,29 @@ impl Printer {
             json,
             color,
             terminal,
+            secrets: Default::default(),
         }
+    }
+
+    /// From now on, `values` are shown as `[REDACTED]` wherever they would appear: remote
+    /// output, error tails, results and JSON.
+    pub fn redact(&self, values: impl IntoIterator<Item = String>) {
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.extend(values.into_iter().filter(|v| v.len() >= 3));
+        secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        secrets.dedup();
+    }
+
+    fn clean(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = text.to_string();
+        for secret in secrets.iter() {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        text
     }
 
     /// Whether live progress (bars, spinners) should be drawn.
@@ -79,14 +103,14 @@ impl Printer {
     /// A progress line on stderr (hidden when quiet).
     pub fn info(&self, message: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Normal {
-            err!("{}", message.as_ref());
+            err!("{}", self.clean(message.as_ref()));
         }
     }
 
     /// Detail shown only with `--verbose`.
     pub fn detail(&self, message: impl AsRef<str>) {
         if self.verbosity >= Verbosity::Verbose {
-            err!("{}", message.as_ref());
+            err!("{}", self.clean(message.as_ref()));
         }
     }
 
@@ -129,13 +153,17 @@ impl Printer {
 
     /// A warning on stderr (shown even when quiet).
     pub fn warn(&self, message: impl AsRef<str>) {
-        err!("{} {}", self.paint("33;1", "warning:"), message.as_ref());
+        err!(
+            "{} {}",
+            self.paint("33;1", "warning:"),
+            self.clean(message.as_ref())
+        );
     }
 
     /// The human result of a command, on stdout (suppressed with `--json`).
     pub fn result(&self, message: impl AsRef<str>) {
         if !self.json {
-            out!("{}", message.as_ref());
+            out!("{}", self.clean(message.as_ref()));
         }
     }
 
@@ -143,15 +171,19 @@ impl Printer {
     pub fn json_result(&self, value: &serde_json::Value) {
         if self.json {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{value}");
+            let _ = writeln!(out, "{}", self.clean(&value.to_string()));
         }
     }
 
     /// Prints `error` in the `error: … / hint: …` form on stderr.
     pub fn error(&self, error: &Error) {
-        err!("{} {error}", self.paint("31;1", "error:"));
+        err!(
+            "{} {}",
+            self.paint("31;1", "error:"),
+            self.clean(&error.to_string())
+        );
         if let Some(hint) = error.hint() {
-            err!("{} {hint}", self.paint("36;1", "hint:"));
+            err!("{} {}", self.paint("36;1", "hint:"), self.clean(&hint));
         }
     }
 }

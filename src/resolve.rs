@@ -7,8 +7,10 @@
 
 use std::io::Read;
 
-use crate::config::{Config, Health, Hooks, Installer, MigrateOn, Nginx, Supervisor, Target};
-use crate::error::Result;
+use crate::config::{
+    Config, Health, Hooks, Installer, MigrateOn, Nginx, SecretSource, Supervisor, Target,
+};
+use crate::error::{Error, Result};
 use crate::release::ReleaseId;
 use crate::templates::{program_name, BuildInfo, RenderContext};
 
@@ -83,6 +85,9 @@ pub(crate) struct Resolved {
     pub(crate) batch: Option<u32>,
     pub(crate) deployer: String,
     pub(crate) lock_token: String,
+    /// The app server's account; `None`: the deploy user.
+    pub(crate) app_user: Option<String>,
+    pub(crate) allow_root: bool,
 }
 
 /// The values of one run that are not the target's: which release, which archive, and so on.
@@ -127,6 +132,8 @@ impl Resolved {
             batch: target.batch,
             deployer: deployer(),
             lock_token: random_hex(),
+            app_user: target.app_user.clone(),
+            allow_root: target.allow_root,
         })
     }
 
@@ -200,8 +207,92 @@ impl Resolved {
             ("HEALTH_TIMEOUT", self.health.timeout.to_string()),
             ("HEALTH_RETRIES", self.health.retries.to_string()),
             ("UNAPPLIED", flag(run.unapplied)),
+            ("APP_USER", self.app_user.clone().unwrap_or_default()),
         ]
     }
+}
+
+/// The app's environment for one run: the target's plain `env` values and its `secrets`,
+/// resolved on this machine before any host is touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AppEnv {
+    /// Every variable, sorted by name.
+    pub(crate) values: Vec<(String, String)>,
+    /// The values that must never be shown.
+    pub(crate) secrets: Vec<String>,
+}
+
+impl AppEnv {
+    /// Resolves `target`'s environment; a secret that cannot be resolved is an error naming it.
+    pub(crate) fn resolve(config: &Config, target: &Target) -> Result<AppEnv> {
+        let mut env = AppEnv::default();
+        for (name, value) in &target.env {
+            env.values.push((name.clone(), value.clone()));
+        }
+        for (name, from) in &target.secrets {
+            let value = secret_value(config, from).map_err(|message| Error::Secret {
+                name: name.clone(),
+                from: describe(from),
+                message,
+            })?;
+            env.secrets.push(value.clone());
+            env.values.push((name.clone(), value));
+        }
+        env.values.sort();
+        Ok(env)
+    }
+
+    /// The release's env file: one `NAME=value` line each, values shell-quoted.
+    pub(crate) fn file(&self) -> String {
+        self.values
+            .iter()
+            .map(|(name, value)| format!("{name}={}\n", crate::plan::quote(value)))
+            .collect()
+    }
+}
+
+/// Where a secret comes from, for messages (never its value).
+pub(crate) fn describe(from: &SecretSource) -> String {
+    match from {
+        SecretSource::Env(var) => format!("environment variable {var}"),
+        SecretSource::File(path) => format!("file {path}"),
+        SecretSource::Command(command) => format!("command `{command}`"),
+    }
+}
+
+fn secret_value(config: &Config, from: &SecretSource) -> std::result::Result<String, String> {
+    let value = match from {
+        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{var} is not set"))?,
+        SecretSource::File(path) => {
+            let path = crate::config::expand_home(path);
+            let path = config.root.join(path);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        SecretSource::Command(command) => {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(&config.root)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run sh: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("the command failed ({})", out.status));
+            }
+            String::from_utf8(out.stdout)
+                .map_err(|_| "the command printed something that is not UTF-8".to_string())?
+        }
+    };
+    let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+    if value.is_empty() {
+        return Err("it is empty".into());
+    }
+    if value.contains('\0') {
+        return Err("it contains a NUL byte".into());
+    }
+    Ok(value)
 }
 
 /// 16 random bytes as hex, for lock tokens and marker nonces.
@@ -277,6 +368,8 @@ pub(crate) fn sample() -> Resolved {
         batch: None,
         deployer: "alice@laptop".into(),
         lock_token: "token".into(),
+        app_user: None,
+        allow_root: false,
     }
 }
 
@@ -302,16 +395,20 @@ pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
     )
 }
 
-/// Renders the nginx site and supervisor program of `release` (the configs a host keeps in the
-/// release and installs when preparing or rolling back to it).
+/// Renders the nginx site and supervisor program of `release`, whose app server runs as
+/// `app_user` (the configs a host keeps in the release and installs when preparing or rolling
+/// back to it).
 pub(crate) fn service_configs(
     config: &Config,
     target: &Target,
     info: &BuildInfo,
     release: ReleaseId,
+    app_user: &str,
 ) -> Result<crate::plan::deploy::ServiceConfigs> {
     let templates = crate::templates::Templates::for_project(config);
-    let context = RenderContext::new(config, target, info)?.for_release(config, target, release);
+    let mut context =
+        RenderContext::new(config, target, info)?.for_release(config, target, release);
+    context.set("app_user", app_user);
     Ok(crate::plan::deploy::ServiceConfigs {
         nginx: match target.nginx {
             Some(_) => Some(templates.render("nginx.conf.j2", &context)?),

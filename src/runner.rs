@@ -302,11 +302,11 @@ impl<'p> Locked<'p> {
     }
 
     /// Two-phase commit: `prepare` everywhere, then — only if every host is ready — `switch`
-    /// (host `i`'s phase is `switch(i)`), in batches of `batch` hosts. One host prepares and
+    /// (host `i`'s phases are `prepare(i)` and `switch(i)`), in batches of `batch` hosts. One host prepares and
     /// switches in one exec. `current_outcome` says what a failure before the switch leaves.
     pub(crate) fn prepare_then_switch(
         &mut self,
-        prepare: &Phase,
+        prepare: &(dyn Fn(usize) -> Phase + Sync),
         switch: &(dyn Fn(usize) -> Phase + Sync),
         batch: Option<u32>,
         current_outcome: &str,
@@ -314,6 +314,7 @@ impl<'p> Locked<'p> {
         self.stop_if_interrupted(current_outcome)?;
         if self.fleet.sessions.len() == 1 {
             let switch = switch(0);
+            let prepare = prepare(0);
             let script = script(&self.vars[0], prepare.steps.clone(), prepare.cleanup)
                 .then(script(&self.vars[0], switch.steps.clone(), switch.cleanup));
             let printer = self.fleet.printer;
@@ -334,7 +335,7 @@ impl<'p> Locked<'p> {
             };
             return Err(run.error(&self.name(0), outcome));
         }
-        let mut runs = self.run(prepare, current_outcome)?;
+        let mut runs = self.run_each(prepare, current_outcome)?;
         self.stop_if_interrupted(current_outcome)?;
         let hosts = self.fleet.sessions.len();
         let size = batch.map_or(hosts, |b| b as usize).max(1);
@@ -553,7 +554,7 @@ mod tests {
         let resolved = resolved();
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
         locked.prepare_then_switch(
-            &deploy::prepare(&resolved, &ServiceConfigs::default()),
+            &|_| deploy::prepare(&resolved, &ServiceConfigs::default(), ""),
             &|_| deploy::switch(&resolved, vec![]),
             resolved.batch,
             "nothing was switched",
@@ -700,7 +701,7 @@ mod tests {
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(5)).unwrap();
         let error = locked
             .prepare_then_switch(
-                &deploy::prepare(&resolved, &ServiceConfigs::default()),
+                &|_| deploy::prepare(&resolved, &ServiceConfigs::default(), ""),
                 &|_| deploy::switch(&resolved, vec![]),
                 resolved.batch,
                 "nothing was switched",

@@ -8,12 +8,12 @@ use serde_json::json;
 use crate::build;
 use crate::cli::DeployArgs;
 use crate::config::{Config, Target};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch};
 use crate::plan::releases::{has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
-use crate::resolve::{service_configs, BreakLock, Op, Resolved, RunVars};
+use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
 use crate::session::ScriptRun;
 
 /// Deploys `args.target`.
@@ -24,9 +24,16 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
     let (artifact, info) = build::build_deployable(config, target)?;
-    service_configs(config, target, &info, ReleaseId::at(Utc::now()))?;
+    service_configs(config, target, &info, ReleaseId::at(Utc::now()), "app")?;
     if args.dry_run {
         return super::dry_run::show(&resolved, target, &artifact, printer);
+    }
+    // Secrets are resolved here, before any host is touched, and never shown from now on.
+    let env = AppEnv::resolve(config, target)?;
+    let env_file = env.file();
+    printer.redact(env.secrets.iter().cloned());
+    if !env.secrets.is_empty() {
+        printer.redact([crate::plan::base64(env_file.as_bytes())]);
     }
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let provisional = ReleaseId::at(Utc::now());
@@ -52,7 +59,11 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     };
     locked.set_var("ID", &release.to_string());
     locked.set_var("PROGRAM", &resolved.program(Some(release)));
-    let configs = service_configs(config, target, &info, release)?;
+    let mut configs = Vec::new();
+    for (i, run) in begun.iter().enumerate() {
+        let user = app_user(&resolved, run, &locked.name(i))?;
+        configs.push(service_configs(config, target, &info, release, &user)?);
+    }
 
     printer.info(format!(
         "release {release}: archive {} ({}, {} files, revision {}{})",
@@ -89,7 +100,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         .map(|r| prune_after_switch(r, release, resolved.keep_releases))
         .collect();
     let runs = locked.prepare_then_switch(
-        &prepare(&resolved, &configs),
+        &|i| prepare(&resolved, &configs[i], &env_file),
         &|i| switch(&resolved, doomed[i].clone()),
         resolved.batch,
         &current_outcome(&begun),
@@ -124,6 +135,31 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "usage": usage,
     }));
     Ok(())
+}
+
+/// The account host `run`'s app server runs as: `app_user`, or the deploy user; never root
+/// unless the target allows it.
+fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> {
+    let user = match &resolved.app_user {
+        Some(user) => user.clone(),
+        None => run.facts.get("user").cloned().unwrap_or_default(),
+    };
+    if user.is_empty() {
+        return Err(Error::Refused {
+            message: format!("{host}: cannot tell which account the app server would run as"),
+            hint: "set app_user in the target".into(),
+        });
+    }
+    if (user == "root"
+        || run.facts.get("uid").map(String::as_str) == Some("0") && resolved.app_user.is_none())
+        && !resolved.allow_root
+    {
+        return Err(Error::Refused {
+            message: format!("{host}: the app server would run as root (the deploy user)"),
+            hint: "deploy as an unprivileged user, set app_user to one, or set allow_root = true if you really mean it".into(),
+        });
+    }
+    Ok(user)
 }
 
 fn target_hosts(target: &Target) -> usize {

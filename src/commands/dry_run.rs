@@ -12,6 +12,23 @@ use crate::plan::script::Script;
 use crate::release::ReleaseId;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
+/// The env file as a dry run shows it: plain values, and where each secret would come from.
+fn env_preview(target: &Target) -> String {
+    let mut lines: Vec<String> = target
+        .env
+        .iter()
+        .map(|(name, value)| format!("{name}={}", crate::plan::quote(value)))
+        .collect();
+    lines.extend(
+        target
+            .secrets
+            .iter()
+            .map(|(name, from)| format!("{name}=[secret from {}]", crate::resolve::describe(from))),
+    );
+    lines.sort();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// Prints the plan of a deploy of `artifact` (with `-v`, the rendered calls of each script).
 pub(super) fn show(
     resolved: &Resolved,
@@ -38,7 +55,7 @@ pub(super) fn show(
         ("begin", begin()),
         (
             "prepare (after uploading the archive)",
-            prepare(resolved, &ServiceConfigs::default()),
+            prepare(resolved, &ServiceConfigs::default(), &env_preview(target)),
         ),
         (
             "switch (once every host is prepared)",

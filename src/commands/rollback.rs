@@ -105,7 +105,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     locked.run(&prepare(&resolved, &unapply), &outcome)?;
     let switch_phase = switch(&resolved);
     locked.prepare_then_switch(
-        &Phase::new(Vec::new(), Cleanup::Prepare),
+        &|_| Phase::new(Vec::new(), Cleanup::Prepare),
         &|_| switch_phase.clone(),
         resolved.batch,
         &outcome,

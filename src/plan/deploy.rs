@@ -39,11 +39,12 @@ fn hooks(phase: HookPhase, list: &[crate::config::Hook]) -> impl Iterator<Item =
         })
 }
 
-/// Phase 2: everything up to a running, unexposed new release.
-pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs) -> Phase {
+/// Phase 2: everything up to a running, unexposed new release; `env` is the release's env file.
+pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs, env: &str) -> Phase {
     let mut steps = vec![
         Step::Verify,
         Step::Unpack,
+        Step::Env(env.to_string()),
         Step::Shared {
             dirs: resolved.shared_dirs.clone(),
             files: resolved.shared_files.clone(),
@@ -133,10 +134,11 @@ pub(crate) mod tests {
     fn prepare_runs_every_step_before_the_switch() {
         let configs = ServiceConfigs::default();
         assert_eq!(
-            ids(&prepare(&resolved(), &configs)),
+            ids(&prepare(&resolved(), &configs, "")),
             [
                 "verify",
                 "unpack",
+                "env",
                 "shared",
                 "virtualenv",
                 "before_migrate[0]",
@@ -166,7 +168,7 @@ pub(crate) mod tests {
 
     #[test]
     fn on_a_fleet_only_the_primary_migrates_and_the_others_wait_for_it() {
-        let phase = prepare(&resolved(), &ServiceConfigs::default());
+        let phase = prepare(&resolved(), &ServiceConfigs::default(), "");
         let rounds = phase.rounds(2);
         assert_eq!(rounds.len(), 3, "{rounds:?}");
         let primary: Vec<String> = rounds[0].steps_for(true).iter().map(|s| s.id()).collect();
@@ -189,7 +191,7 @@ pub(crate) mod tests {
         let mut r = resolved();
         r.nginx = None;
         r.app = None;
-        let steps = ids(&prepare(&r, &ServiceConfigs::default()));
+        let steps = ids(&prepare(&r, &ServiceConfigs::default(), ""));
         assert!(!steps.contains(&"nginx-check".to_string()));
         assert!(!steps.contains(&"start-app".to_string()));
         assert!(!ids(&switch(&r, vec![])).contains(&"stop-old-app".to_string()));

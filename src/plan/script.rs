@@ -259,7 +259,10 @@ mod tests {
         }];
         let phases = [
             ("deploy begin", deploy::begin()),
-            ("deploy prepare", deploy::prepare(&resolved, &configs)),
+            (
+                "deploy prepare",
+                deploy::prepare(&resolved, &configs, "SECRET='x y'\n"),
+            ),
             (
                 "deploy switch",
                 deploy::switch(&resolved, id.into_iter().collect()),

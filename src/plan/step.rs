@@ -77,6 +77,8 @@ pub(crate) enum Step {
     Verify,
     /// Unpack into `releases/<id>`.
     Unpack,
+    /// Write the release's env file (its text; secrets inside, so the call is never shown).
+    Env(String),
     /// Link shared directories and files.
     Shared {
         dirs: Vec<String>,
@@ -159,6 +161,7 @@ impl Step {
             Step::Inventory => "inventory",
             Step::Verify => "verify",
             Step::Unpack => "unpack",
+            Step::Env(_) => "env",
             Step::Shared { .. } => "shared",
             Step::Virtualenv => "virtualenv",
             Step::Hook { .. } => "hook",
@@ -208,6 +211,7 @@ impl Step {
                 .chain(files.iter().map(|f| quote(f)))
                 .collect(),
             Step::Hook { command, .. } => vec![quote(command)],
+            Step::Env(file) => vec![super::base64(file.as_bytes())],
             Step::Configs { nginx, app } => [nginx, app]
                 .iter()
                 .map(|c| {
@@ -289,6 +293,11 @@ mod tests {
             ),
             (Step::Migrate { once: true }, "migrate", "step_migrate"),
             (
+                Step::Env("A='b c'\n".into()),
+                "env",
+                "step_env QT0nYiBjJwo=",
+            ),
+            (
                 Step::Configs {
                     nginx: Some("foo".into()),
                     app: None,
@@ -339,6 +348,7 @@ mod tests {
             Step::Inventory,
             Step::Verify,
             Step::Unpack,
+            Step::Env(String::new()),
             Step::Virtualenv,
             Step::Migrate { once: false },
             Step::Collectstatic,

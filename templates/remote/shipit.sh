@@ -12,7 +12,7 @@
 #   APP CTL CONFD PROGRAM PROGRAM_GLOB           supervisor (APP=1 when managed)
 #   NGINX SITE NGINX_TEST NGINX_RELOAD           nginx (NGINX=1 when managed)
 #   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
-#   UNAPPLIED (1 once a rollback unapplied migrations on this host)
+#   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
 # shellcheck disable=SC2154
 
 # ---------------------------------------------------------------------------------------------
@@ -61,10 +61,10 @@ shipit_interrupted() {
   exit 129
 }
 
+# The host's umask is kept for shared data; steps that write what nginx serves set their own.
 shipit_start() {
   exec 2>&1
   set -u
-  umask 022
   SHIPIT_STEP=start
   SHIPIT_FAILED_STEP=
   trap shipit_interrupted PIPE HUP TERM
@@ -89,8 +89,23 @@ shipit_archive() { printf '%s/.shipit/archives/%s.tar.gz' "$D" "$SHA"; }
 # One tab-separated line per operation in $D/.shipit/log: time, who, what, release, revision,
 # outcome.
 shipit_log() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "$OP" "$ID" \
-    "$REVISION" "$1" >> "$D/.shipit/log"
+  (
+    umask 077
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "$OP" "$ID" \
+      "$REVISION" "$1" >> "$D/.shipit/log"
+  )
+}
+
+# Exports the app's environment of the release in directory $1 (its .shipit/env), as every
+# manage.py step, hook and app server of that release sees it.
+shipit_load_env() {
+  if [ -f "$1/.shipit/env" ]; then
+    set -a
+    # The file is written by step_env from the target's env and secrets.
+    # shellcheck disable=SC1090,SC1091
+    . "$1/.shipit/env"
+    set +a
+  fi
 }
 
 shipit_state() {
@@ -259,7 +274,7 @@ shipit_remove_releases() {
 shipit_manage() {
   dir=$1
   shift
-  (cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
+  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +316,8 @@ step_lock() {
 }
 
 step_facts() {
+  shipit_fact user "$(id -un)"
+  shipit_fact uid "$(id -u)"
   shipit_inventory
   if [ -f "$(shipit_archive)" ]; then shipit_fact archive present; else shipit_fact archive missing; fi
   if command -v uv >/dev/null 2>&1; then shipit_fact uv "$(command -v uv)"; fi
@@ -327,12 +344,31 @@ step_verify() {
 # (.shipit/release), since the archive itself names no release.
 step_unpack() {
   if [ -e "$R" ]; then echo "release $ID already exists on this host"; exit 1; fi
+  # Code and static files are readable by nginx, whatever the host's umask.
+  umask 022
   mkdir -p "$R"
   tar -xzf "$(shipit_archive)" -C "$R" --no-same-owner
   mkdir -p "$R/.shipit"
   printf '%s\n' "$ID" > "$R/.shipit/release"
   shipit_state preparing
   echo "unpacked into $R"
+}
+
+# step_env BASE64: the release's env file, readable by the deploy user and (through its group)
+# the app user only. Its values never reach a command line: printf is a shell builtin.
+step_env() {
+  (
+    umask 077
+    printf '%s' "$1" | base64 -d > "$R/.shipit/env"
+  )
+  if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
+    if chgrp "$(id -gn "$APP_USER")" "$R/.shipit/env" 2>/dev/null; then
+      chmod 0640 "$R/.shipit/env"
+    else
+      echo "warning: cannot give $APP_USER's group read access to $R/.shipit/env"
+    fi
+  fi
+  echo "environment: $(grep -c '=' "$R/.shipit/env") variable(s)"
 }
 
 # step_shared DIR... -- FILE...: links shared directories and files into the release.
@@ -372,6 +408,7 @@ step_virtualenv() {
     shipit_fact venv "reused $KEY"
   else
     rm -rf "$V"
+    umask 022
     UV_PYTHON_DOWNLOADS=never
     UV_NATIVE_TLS=1
     export UV_PYTHON_DOWNLOADS UV_NATIVE_TLS
@@ -391,6 +428,7 @@ step_virtualenv() {
 
 # step_hook COMMAND: a user's hook, in the release, with its venv first on PATH.
 step_hook() {
+  shipit_load_env "$R"
   cd "$R" || exit 1
   PATH="$R/.venv/bin:$PATH"
   export PATH
@@ -425,10 +463,12 @@ step_migrate() {
   shipit_require_lock
   cd "$R" || exit 1
   [ -f "$MANAGE" ] || { echo "$MANAGE not found in the release"; exit 1; }
+  shipit_load_env "$R"
   "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE" "$MANAGE"
 }
 
 step_collectstatic() {
+  umask 022
   shipit_manage "$R" collectstatic --noinput
 }
 
@@ -466,28 +506,58 @@ step_nginx_check() {
   echo "nginx site installed at $SITE and checked"
 }
 
-# Starts the program kept in $R/.shipit/supervisor.conf and waits until it answers.
+# Options the installed gunicorn needs: from 25 on, every gunicorn of a user shares one control
+# socket unless told not to, and the old and new releases' servers run side by side.
+shipit_gunicorn_args() {
+  version=$(find "$R/.venv/" -maxdepth 4 -type d -name 'gunicorn-*.dist-info' 2>/dev/null |
+    sed -n 's/.*gunicorn-\([0-9]*\)\..*/\1/p' | head -n 1)
+  if [ "${version:-0}" -ge 25 ]; then printf '%s\n' --no-control-socket; fi
+}
+
+# Why the program is not running, when the process manager says it stopped or keeps dying.
+shipit_app_dead() {
+  status=$(shipit_ctl status "$PROGRAM" 2>&1) || true
+  case "$status" in
+    *FATAL* | *BACKOFF* | *EXITED*) printf '%s\n' "$status"; return 0 ;;
+  esac
+  return 1
+}
+
+shipit_app_log() {
+  log=$(shipit_ctl tail -16000 "$PROGRAM" 2>/dev/null) || log=
+  printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
+  # The exception that stopped the app, which a long traceback can push out of view.
+  cause=$(printf '%s\n' "$log" | grep -E '^[A-Za-z_.]*(Error|Exception)(: |$)' |
+    grep -v HaltServer | tail -n 1)
+  if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
+}
+
+# Starts the program kept in $R/.shipit/supervisor.conf and waits until it answers; fails as
+# soon as the process manager reports it dead.
 step_start_app() {
   shipit_require_lock
   [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
+  shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   TMP="$CONFD/.$PROGRAM.conf.tmp"
   cp "$R/.shipit/supervisor.conf" "$TMP"
   mv -f "$TMP" "$PROGRAM_CONF"
   shipit_ctl update "$PROGRAM"
   DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
+  polls=0
   while :; do
     if STATUS=$(shipit_probe "$R/.shipit/app.sock" 2>&1); then
       echo "health check before the switch: $STATUS"
       return 0
     fi
+    polls=$((polls + 1))
+    if [ $((polls % 5)) -eq 0 ] && DEAD=$(shipit_app_dead); then
+      shipit_app_log
+      echo "the new app server died before answering: $DEAD"
+      exit 1
+    fi
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
       shipit_ctl status "$PROGRAM" || true
-      log=$(shipit_ctl tail "$PROGRAM" 2>/dev/null) || log=
-      printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
-      # The exception that stopped the app, which a long traceback can push out of view.
-      cause=$(printf '%s\n' "$log" | grep -E '^[A-Za-z_.]*(Error|Exception)(: |$)' |
-        grep -v HaltServer | tail -n 1)
-      if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
+      shipit_app_log
       echo "the new app server failed its health check on $R/.shipit/app.sock within ${HEALTH_TIMEOUT}s: $STATUS"
       exit 1
     fi

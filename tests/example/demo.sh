@@ -25,9 +25,12 @@ cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
 shipit="$repo/target/release/shipit"
 
 mkdir -p "$demo/nginx/sites" "$demo/nginx/tmp" "$demo/supervisor/conf.d"
-if [ ! -f "$demo/nginx/nginx.conf" ]; then
+if ! grep -q '^user root;' "$demo/nginx/nginx.conf" 2>/dev/null; then
+  # Workers run as root like the rest of the demo: the app socket is 0660, open to its owner
+  # and group only (on a real server, nginx's user joins the app user's group).
   cat > "$demo/nginx/nginx.conf" <<CONF
 # Private nginx for the shipit demo.
+user root;
 worker_processes 1;
 pid $demo/nginx/nginx.pid;
 error_log $demo/nginx/error.log notice;
@@ -66,6 +69,8 @@ nginx_cmd=(nginx -e "$demo/nginx/error.log" -c "$demo/nginx/nginx.conf")
 if ! { [ -f "$demo/nginx/nginx.pid" ] && kill -0 "$(cat "$demo/nginx/nginx.pid")" 2>/dev/null; }; then
   echo "starting nginx (private, $demo/nginx)"
   "${nginx_cmd[@]}"
+else
+  "${nginx_cmd[@]}" -s reload
 fi
 ctl=(supervisorctl -c "$demo/supervisor/supervisord.conf")
 if ! "${ctl[@]}" pid >/dev/null 2>&1; then

@@ -33,6 +33,9 @@ def index(request):
             "release": release,
             "target": target,
             "visits": Visit.objects.count(),
+            # Whether the deploy gave the app its secret, never the secret itself.
+            "secret_key_length": len(os.environ.get("DJANGO_SECRET_KEY", "")),
+            "greeting": os.environ.get("HELLO_GREETING", ""),
             "banner": getattr(settings, "SITE_BANNER", ""),
         },
     )
