@@ -1,0 +1,182 @@
+//! The app's runtime against real components: its environment and secrets, the account it runs
+//! as, and what is readable on the host. Needs root.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::stack::*;
+use common::support::*;
+
+/// A secret only this test knows, in a file outside the project (shipit reads it at deploy).
+struct Secret {
+    dir: tempfile::TempDir,
+    value: String,
+}
+
+impl Secret {
+    fn new() -> Secret {
+        let dir = tempfile::tempdir().unwrap();
+        let value = format!("s3cr3t-{}", random_word());
+        std::fs::write(dir.path().join("secret-key"), format!("{value}\n")).unwrap();
+        Secret { dir, value }
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().join("secret-key").display().to_string()
+    }
+}
+
+fn random_word() -> String {
+    let mut bytes = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn with_env(stack: &mut Stack, greeting: &str, secret: &Secret) {
+    let toml = format!(
+        "env = {{ HELLO_GREETING = {greeting:?} }}\nsecrets = {{ DJANGO_SECRET_KEY = {{ file = {:?} }} }}\n",
+        secret.path()
+    );
+    stack.set_options(|o| o.extra = toml);
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file under `dir` whose bytes contain `needle` (gzip archives decompressed).
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if !path.ends_with("venvs") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let mut bytes = std::fs::read(&path).unwrap_or_default();
+            if path.to_string_lossy().ends_with(".gz") {
+                let mut text = Vec::new();
+                if flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_end(&mut text)
+                    .is_ok()
+                {
+                    bytes = text;
+                }
+            }
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_reach_the_app_and_nothing_else() {
+    let mut stack = Stack::start();
+    let secret = Secret::new();
+    with_env(&mut stack, "hi there", &secret);
+
+    let run = stack.deploy(&["-v"]);
+    run.expect_code(0);
+    let id = run.release();
+    let page = stack.serves_release(&id);
+    assert!(
+        page.contains(&format!("secret key length: {}\n", secret.value.len())),
+        "{page}"
+    );
+    assert!(page.contains("greeting: hi there\n"), "{page}");
+
+    // Not in what shipit printed (with -v: every remote line), its JSON, the remote log, the
+    // archives (local and on the host) or any file of the host but the release's env file.
+    assert!(!run.stderr.contains(&secret.value), "{}", run.stderr);
+    assert!(!run.stdout.contains(&secret.value), "{}", run.stdout);
+    let env_file = stack.deploy_to().join(format!("releases/{id}/.shipit/env"));
+    assert_eq!(
+        files_containing(&stack.deploy_to(), &secret.value),
+        vec![env_file.display().to_string()]
+    );
+    assert!(files_containing(&stack.project.root, &secret.value).is_empty());
+    // Not world-readable: the env file, the log, the lock's directory is gone.
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(mode(&stack.deploy_to().join(".shipit/log")) & 0o077, 0);
+    // Not on any command line of the host.
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(&secret.value));
+    // The app server (every process working in the release) runs as the deploy user.
+    let release = std::fs::canonicalize(stack.deploy_to().join(format!("releases/{id}"))).unwrap();
+    let uids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == release))
+        .filter_map(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(!uids.is_empty(), "no process runs in {}", release.display());
+    assert!(uids.iter().all(|u| *u == deploy_user().uid), "{uids:?}");
+}
+
+#[test]
+fn a_rollback_restores_the_environment_of_its_release() {
+    let mut stack = Stack::start();
+    let secret = Secret::new();
+    with_env(&mut stack, "one", &secret);
+    let v1 = stack.deploy_release();
+    with_env(&mut stack, "two", &secret);
+    let v2 = stack.deploy_release();
+    assert!(stack.serves_release(&v2).contains("greeting: two\n"));
+    stack.rollback(&[]).expect_code(0);
+    assert!(stack.serves_release(&v1).contains("greeting: one\n"));
+}
+
+#[test]
+fn a_secret_that_cannot_be_resolved_stops_the_deploy_before_any_host() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| {
+        o.extra =
+            "secrets = { DJANGO_SECRET_KEY = { env = \"SHIPIT_TEST_SURELY_UNSET\" } }\n".into()
+    });
+    stack
+        .deploy(&[])
+        .expect_code(2)
+        .says(&["DJANGO_SECRET_KEY", "SHIPIT_TEST_SURELY_UNSET is not set"]);
+    assert!(!stack.deploy_to().exists(), "a host was touched");
+}
+
+#[test]
+fn an_app_user_of_root_is_refused_unless_allowed() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.extra = "app_user = \"root\"\n".into());
+    stack
+        .deploy(&[])
+        .expect_code(2)
+        .says(&["app_user", "root", "allow_root"]);
+    assert!(!stack.deploy_to().exists(), "a host was touched");
+}
