@@ -180,3 +180,58 @@ fn an_app_user_of_root_is_refused_unless_allowed() {
         .says(&["app_user", "root", "allow_root"]);
     assert!(!stack.deploy_to().exists(), "a host was touched");
 }
+
+/// The stylesheet URL the index page links to.
+fn css_url(page: &str) -> String {
+    let start = page.find("href=\"").expect("a stylesheet link") + 6;
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_string()
+}
+
+fn get(stack: &Stack, path: &str) -> (u16, String) {
+    http_get(stack.port, path).unwrap()
+}
+
+#[test]
+fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_survive() {
+    let stack = Stack::start();
+    // A STATIC_ROOT that is not the default, and hashed names (ManifestStaticFilesStorage).
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"collected-static\"\n\
+             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
+             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
+        ),
+    );
+    stack.project.commit_all("hashed static files elsewhere");
+    let v1 = stack.deploy_release();
+    let old_css = css_url(&stack.serves_release(&v1));
+    assert!(old_css.starts_with("/static/pages/site."), "{old_css}");
+    assert_eq!(get(&stack, &old_css).0, 200);
+
+    // A new stylesheet: a new hashed name. The old page's CSS still answers after the switch.
+    let css = "pages/static/pages/site.css";
+    let text = stack.project.read(css);
+    stack
+        .project
+        .write(css, &format!("{text}\nh1 {{ letter-spacing: 1px; }}\n"));
+    stack.project.commit_all("new css");
+    let v2 = stack.deploy_release();
+    let new_css = css_url(&stack.serves_release(&v2));
+    assert_ne!(new_css, old_css);
+    assert_eq!(get(&stack, &new_css).0, 200);
+    assert_eq!(
+        get(&stack, &old_css).0,
+        200,
+        "the previous release's CSS is gone"
+    );
+
+    // And after a rollback, the newer page's CSS still answers too.
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&v1);
+    assert_eq!(get(&stack, &old_css).0, 200);
+    assert_eq!(get(&stack, &new_css).0, 200);
+}

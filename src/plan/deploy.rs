@@ -50,6 +50,7 @@ pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs, env: &str) 
             files: resolved.shared_files.clone(),
         },
         Step::Virtualenv,
+        Step::Settings,
     ];
     steps.extend(hooks(
         HookPhase::BeforeMigrate,
@@ -141,6 +142,7 @@ pub(crate) mod tests {
                 "env",
                 "shared",
                 "virtualenv",
+                "settings",
                 "before_migrate[0]",
                 "migrate",
                 "collectstatic",

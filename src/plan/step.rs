@@ -86,6 +86,8 @@ pub(crate) enum Step {
     },
     /// Build or reuse the virtualenv.
     Virtualenv,
+    /// Ask the release's settings where static and media files live.
+    Settings,
     /// A user's hook command.
     Hook {
         phase: HookPhase,
@@ -164,6 +166,7 @@ impl Step {
             Step::Env(_) => "env",
             Step::Shared { .. } => "shared",
             Step::Virtualenv => "virtualenv",
+            Step::Settings => "settings",
             Step::Hook { .. } => "hook",
             Step::Migrate { .. } => "migrate",
             Step::Collectstatic => "collectstatic",
@@ -350,6 +353,7 @@ mod tests {
             Step::Unpack,
             Step::Env(String::new()),
             Step::Virtualenv,
+            Step::Settings,
             Step::Migrate { once: false },
             Step::Collectstatic,
             Step::NginxCheck,

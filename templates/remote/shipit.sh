@@ -220,6 +220,7 @@ shipit_switch_back() {
   if [ -n "$PREVIOUS" ] && [ "$(readlink "$D/current" 2>/dev/null)" != "$PREVIOUS" ]; then
     ln -sfn "$PREVIOUS" "$D/.current.back" && mv -fT "$D/.current.back" "$D/current" &&
       echo "switched current back to $PREVIOUS"
+    shipit_bridge_static "$D/$PREVIOUS" force
   elif [ -z "$PREVIOUS" ] && [ -L "$D/current" ]; then
     rm -f "$D/current"
     echo "removed current: this was the first deploy"
@@ -266,6 +267,10 @@ shipit_remove_releases() {
     done
     if [ -z "$used" ]; then rm -rf "$venv"; shipit_fact "removed:venv:${venv##*/}" venv; fi
   done
+  # Static files only the shared store still links belong to no remaining release.
+  if [ -d "$D/shared/.static" ]; then
+    find "$D/shared/.static" -type f -links 1 -delete
+  fi
   AFTER=$(du -sk "$D/" 2>/dev/null | cut -f1)
   shipit_fact freed_kib "$((BEFORE - AFTER))"
 }
@@ -426,6 +431,66 @@ step_virtualenv() {
   ln -sfn "../../venvs/$KEY" "$R/.venv"
 }
 
+# Python run by step_settings: what the release's settings say about static and media files,
+# one NAME=value line each, into the file named as its second argument.
+SHIPIT_DJANGO_SETTINGS='import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import django
+django.setup()
+from django.apps import apps
+from django.conf import settings
+def get(name):
+    value = getattr(settings, name, None)
+    return "" if value is None else str(value).replace("\n", " ")
+lines = {
+    "STATICFILES": "1" if apps.is_installed("django.contrib.staticfiles") else "0",
+    "STATIC_URL": get("STATIC_URL"),
+    "STATIC_ROOT": get("STATIC_ROOT"),
+    "MEDIA_URL": get("MEDIA_URL"),
+    "MEDIA_ROOT": get("MEDIA_ROOT"),
+}
+with open(sys.argv[2], "w") as out:
+    for name, value in lines.items():
+        out.write("%s=%s\n" % (name, value))
+'
+
+shipit_django_value() { sed -n "s/^$1=//p" "$2/.shipit/django" 2>/dev/null | head -n 1; }
+
+# The part of path $1 below directory $2 (as written or with symlinks resolved), or nothing.
+shipit_below() {
+  real=$(cd "$2" 2>/dev/null && pwd -P) || real=$2
+  case "$1" in
+    "$2"/*) printf '%s' "${1#"$2"/}" ;;
+    "$real"/*) printf '%s' "${1#"$real"/}" ;;
+  esac
+}
+
+# Asks the release's settings (with its venv and environment) where static and media files
+# live and under which URLs, so collectstatic and nginx use exactly that.
+step_settings() {
+  shipit_load_env "$R"
+  cd "$R" || exit 1
+  "$R/.venv/bin/python" -c "$SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django"
+  sed 's/^/  /' "$R/.shipit/django"
+}
+
+# The shared static store: every file of the recent releases' STATIC_ROOT, hard-linked, so a
+# page rendered by the previous release still finds its hashed CSS after the switch or a
+# rollback. Preparing adds only new names (the live release's files are left as they are);
+# switching makes the live release's files win (`force`).
+shipit_bridge_static() {
+  rel=$(shipit_below "$(shipit_django_value STATIC_ROOT "$1")" "$1")
+  [ -n "$rel" ] || return 0
+  root="$1/$rel"
+  [ -d "$root" ] || return 0
+  mkdir -p "$D/shared/.static"
+  if [ "${2:-}" = force ]; then
+    cp -alf "$root/." "$D/shared/.static/"
+  else
+    cp -aln "$root/." "$D/shared/.static/" 2>/dev/null || cp -al -n "$root/." "$D/shared/.static/"
+  fi
+}
+
 # step_hook COMMAND: a user's hook, in the release, with its venv first on PATH.
 step_hook() {
   shipit_load_env "$R"
@@ -468,8 +533,17 @@ step_migrate() {
 }
 
 step_collectstatic() {
+  if [ "$(shipit_django_value STATICFILES "$R")" = 0 ]; then
+    echo "collectstatic skipped: django.contrib.staticfiles is not installed"
+    return 0
+  fi
+  if [ -z "$(shipit_django_value STATIC_ROOT "$R")" ]; then
+    echo "collectstatic skipped: the settings have no STATIC_ROOT"
+    return 0
+  fi
   umask 022
   shipit_manage "$R" collectstatic --noinput
+  shipit_bridge_static "$R"
 }
 
 # step_configs NGINX_BASE64 APP_BASE64: keeps the release's rendered service configs in
@@ -481,7 +555,39 @@ step_configs() {
   echo "rendered service configs kept in $R/.shipit"
 }
 
-# Installs $R/.shipit/nginx.conf at $SITE (atomically, keeping the previous one) when it
+# The release's nginx site with the static and media locations its settings give: the
+# template's @@STATIC_URL@@, @@STATIC_ROOT@@, @@MEDIA_URL@@ and @@MEDIA_ROOT@@ are replaced; a
+# line naming one that does not apply (no STATIC_ROOT, a URL on another host) is dropped. Paths
+# inside the release are written through `current` (and static files through the shared store),
+# so the site names no release and a code-only deploy does not change it.
+shipit_render_site() {
+  static_url=$(shipit_django_value STATIC_URL "$R")
+  static_root=$(shipit_django_value STATIC_ROOT "$R")
+  media_url=$(shipit_django_value MEDIA_URL "$R")
+  media_root=$(shipit_django_value MEDIA_ROOT "$R")
+  case "$static_url" in /*) ;; *) static_url= ;; esac
+  case "$media_url" in /*) ;; *) media_url= ;; esac
+  [ -n "$static_root" ] || static_url=
+  [ -n "$media_root" ] || media_url=
+  if [ -n "$(shipit_below "$static_root" "$R")" ]; then static_root="$D/shared/.static"; fi
+  rel=$(shipit_below "$media_root" "$R")
+  if [ -n "$rel" ]; then media_root="$D/current/$rel"; fi
+  drop=
+  [ -n "$static_url" ] || drop="$drop -e /@@STATIC_/d"
+  [ -n "$media_url" ] || drop="$drop -e /@@MEDIA_/d"
+  # Word splitting of the drop list is wanted.
+  # shellcheck disable=SC2086
+  sed $drop \
+    -e "s|@@STATIC_URL@@|$(shipit_sed_escape "$static_url")|g" \
+    -e "s|@@STATIC_ROOT@@|$(shipit_sed_escape "$static_root")|g" \
+    -e "s|@@MEDIA_URL@@|$(shipit_sed_escape "$media_url")|g" \
+    -e "s|@@MEDIA_ROOT@@|$(shipit_sed_escape "$media_root")|g" \
+    "$R/.shipit/nginx.conf"
+}
+
+shipit_sed_escape() { printf '%s' "$1" | sed 's/[|&\\]/\\&/g'; }
+
+# Installs the release's site at $SITE (atomically, keeping the previous one) when it
 # differs, and checks nginx's configuration; a rejected site is replaced by the previous one.
 step_nginx_check() {
   shipit_require_lock
@@ -489,13 +595,18 @@ step_nginx_check() {
     echo "release $ID keeps no nginx site; nginx is left as it is"
     return 0
   fi
-  if [ -f "$SITE" ] && cmp -s "$SITE" "$R/.shipit/nginx.conf"; then
+  if [ -f "$R/.shipit/django" ]; then
+    shipit_render_site > "$R/.shipit/nginx.site"
+  else
+    cp "$R/.shipit/nginx.conf" "$R/.shipit/nginx.site"
+  fi
+  if [ -f "$SITE" ] && cmp -s "$SITE" "$R/.shipit/nginx.site"; then
     echo "nginx site unchanged"
     return 0
   fi
   SITE_TMP="$(dirname "$SITE")/.$(basename "$SITE").shipit-tmp"
   if [ -f "$SITE" ]; then cp -p "$SITE" "$SITE_BACKUP"; else rm -f "$SITE_BACKUP"; fi
-  cp "$R/.shipit/nginx.conf" "$SITE_TMP"
+  cp "$R/.shipit/nginx.site" "$SITE_TMP"
   : > "$SITE_CHANGED"
   mv -f "$SITE_TMP" "$SITE"
   if ! eval "$NGINX_TEST"; then
@@ -580,6 +691,7 @@ step_switch() {
   ln -sfn "releases/$ID" "$D/.current.$ID"
   mv -fT "$D/.current.$ID" "$D/current"
   echo "current -> releases/$ID (was ${PREVIOUS:-nothing})"
+  shipit_bridge_static "$R" force
 }
 
 step_reload_nginx() {
