@@ -235,3 +235,28 @@ fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_surv
     assert_eq!(get(&stack, &old_css).0, 200);
     assert_eq!(get(&stack, &new_css).0, 200);
 }
+
+#[test]
+fn python_given_as_a_version_is_found_by_uv() {
+    let stack = Stack::start();
+    // Debian's 3.11: uv finds it (a version the host lacks would be `uv python install`ed,
+    // which needs network access to python-build-standalone that this machine does not have).
+    let config = stack.project.read("shipit.toml");
+    stack.project.write(
+        "shipit.toml",
+        &config.replace("python = \"/usr/bin/python3\"", "python = \"3.11\""),
+    );
+    stack.project.commit_all("python by version");
+    let id = stack.deploy_release();
+    stack.serves_release(&id);
+    let venv = std::fs::read_link(stack.deploy_to().join(format!("releases/{id}/.venv"))).unwrap();
+    let cfg = std::fs::read_to_string(
+        stack
+            .deploy_to()
+            .join(format!("releases/{id}"))
+            .join(&venv)
+            .join("pyvenv.cfg"),
+    )
+    .unwrap();
+    assert!(cfg.contains("3.11"), "{cfg}");
+}

@@ -397,9 +397,34 @@ step_shared() {
 }
 
 # Reuses the virtualenv whose python version and requirements hash match, or builds it.
+# The interpreter named by PY: a path or command as it is, or for a version ("3.12") the one uv
+# manages, which uv installs when the host does not have it (and uv itself is installed with
+# pip when missing).
+shipit_python() {
+  case "$PY" in
+    [0-9]*) ;;
+    *) printf '%s' "$PY"; return 0 ;;
+  esac
+  PATH="$PATH:$HOME/.local/bin"
+  if ! command -v uv >/dev/null 2>&1; then
+    echo "uv is not installed on this host; installing it with pip for python $PY" >&2
+    python3 -m pip install --quiet --user --break-system-packages uv >&2 ||
+      python3 -m pip install --quiet --user uv >&2 ||
+      { echo "cannot install uv: install it, or set project.python to an interpreter's path" >&2; return 1; }
+  fi
+  if ! found=$(uv python find --no-project "$PY" 2>/dev/null); then
+    echo "installing python $PY with uv" >&2
+    uv python install "$PY" >&2 || { echo "uv cannot install python $PY on this host" >&2; return 1; }
+    found=$(uv python find --no-project "$PY") || return 1
+  fi
+  printf '%s' "$found"
+}
+
 step_virtualenv() {
   REQ_FILE="$R/$REQ"
   [ -f "$REQ_FILE" ] || { echo "requirements file $REQ is missing from the release"; exit 1; }
+  PY=$(shipit_python) || exit 1
+  PATH="$PATH:$HOME/.local/bin"
   PYVER=$("$PY" -c 'import sys; print(sys.version)') ||
     { echo "cannot run python $PY on this host"; exit 1; }
   KEY=$({ printf '%s\n' "$PYVER"; cat "$REQ_FILE"; } | sha256sum | cut -c1-16)
