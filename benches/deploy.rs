@@ -25,9 +25,6 @@
 //! (default 3 code-only redeploys and 3 floor runs), `SHIPIT_BENCH_KEEP=1` (keep the project,
 //! deploy_to and HOME directories; the servers still stop).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

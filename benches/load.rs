@@ -19,16 +19,11 @@
 //! 4. Stops the load and prints a table per cycle (deploy and rollback wall times, requests and
 //!    failures during the cycle) and the totals. Exits with status 1 if any request failed.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/load/mod.rs"]
-mod load;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::stack::Stack;
-use load::Load;
+use support::load::Load;
+use support::stack::Stack;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -50,7 +45,7 @@ fn main() {
         println!("load benchmark: run it with `cargo bench --bench load` (as root)");
         return;
     }
-    if !common::support::is_root() {
+    if !support::is_root() {
         eprintln!("load benchmark skipped: it must run as root (it creates the `deploy` account and runs sshd, nginx and supervisord)");
         return;
     }

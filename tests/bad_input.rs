@@ -10,11 +10,9 @@
 //! unreachable host) run against a real sshd in `tests/deploy.rs`; the ones that need no server
 //! are here too.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::Project;
+use support::project::Project;
 
 /// A copy of the example project with a `t` target deploying locally into its own directory.
 struct Case {
@@ -63,7 +61,7 @@ shared_dirs = ["var"]
 
 impl Case {
     fn new() -> Case {
-        let project = common::project();
+        let project = support::project::project();
         let deploy_to = project.sandbox.join("srv/app");
         project.write(
             "shipit.toml",

@@ -4,13 +4,11 @@
 //! run's — the site keeps serving the release `current` points at, and both exit statuses tell
 //! the truth. Needs root.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::stack::*;
-use common::support::*;
+use support::stack::*;
+use support::*;
 
 /// A deploy-owned directory the hooks use to tell the test where they are.
 struct Gate {

@@ -1,8 +1,6 @@
 //! `shipit build` end to end: a copy of tests/example under real git, the real binary, and the
 //! archive read back with the tar crate.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +9,7 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use serde_json::Value;
 
-use common::*;
+use support::project::*;
 
 const MANIFEST: &str = ".shipit/manifest.json";
 const SELECTOR: &str = "hello/settings/selected.py";

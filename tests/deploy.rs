@@ -5,24 +5,23 @@
 //!
 //! Each test builds its own stack (sshd, nginx, supervisord, a deploy-owned `deploy_to`) on
 //! fresh ports and directories, so tests run in parallel threads. The two-host test gives the
-//! second host its own filesystem view with a private mount namespace (see `common::fleet`).
+//! second host its own filesystem view with a private mount namespace (see `support::fleet`).
 //!
 //! Per-test timings: `cargo test --test deploy -- --nocapture`.
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::fleet::{serves_release_on, TwoHosts};
-use common::stack::*;
-use common::support::*;
+use support::fleet::{serves_release_on, TwoHosts};
+use support::stack::*;
+use support::*;
 
 /// The example project's stylesheet, as collectstatic should publish it.
 fn example_css() -> String {
-    std::fs::read_to_string(common::example_dir().join("pages/static/pages/site.css")).unwrap()
+    std::fs::read_to_string(support::project::example_dir().join("pages/static/pages/site.css"))
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,7 +884,7 @@ fn a_deploy_killed_midway_gives_its_lock_back_and_a_rerun_succeeds() {
 
     // Kill shipit (SIGKILL: no cleanup at all) once the new release is being prepared.
     let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipit"));
-    common::isolate_git(&mut command, &stack.project.sandbox);
+    support::project::isolate_git(&mut command, &stack.project.sandbox);
     let mut child = command
         .arg("-C")
         .arg(&stack.project.root)

@@ -1,7 +1,7 @@
 //! Fault injection against real components: OpenSSH sshd, nginx and supervisord running as
 //! `deploy`, and gunicorn serving the example Django project. No mocks.
 //!
-//! shipit reaches sshd through a TCP proxy the test controls (`faults/proxy.rs`). A deploy runs
+//! shipit reaches sshd through a TCP proxy the test controls (`support::proxy`). A deploy runs
 //! with `-v`, which prints `→ STEP` on stderr as each remote step begins; the test closes every
 //! connection through the proxy at the moment a chosen step begins (for the upload, from inside
 //! the proxy once a few MB of the archive went through). Then, whatever the step:
@@ -20,18 +20,14 @@
 //!
 //! Needs root (and CAP_SYS_ADMIN for the tmpfs). Timings: `--nocapture`.
 
-mod common;
-#[path = "faults/proxy.rs"]
-mod proxy;
-
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use common::stack::*;
-use common::support::*;
-use proxy::FaultProxy;
+use support::proxy::FaultProxy;
+use support::stack::*;
+use support::*;
 
 /// How long the remote cleanup may take to give the lock back after a cut (it runs at the
 /// script's next write, i.e. when the interrupted step finishes or prints).
@@ -133,7 +129,7 @@ impl Faulty {
             .current_dir(&stack.project.sandbox)
             .env_remove("SOURCE_DATE_EPOCH")
             .env("NO_COLOR", "1");
-        common::isolate_git(&mut command, &stack.project.sandbox);
+        support::project::isolate_git(&mut command, &stack.project.sandbox);
         command
             .arg("-C")
             .arg(&stack.project.root)

@@ -1,8 +1,6 @@
 //! Tests of the integration-test harness itself: real sshd, nginx and supervisord on
 //! loopback, checked by their observable behaviour. Needs root.
 
-mod support;
-
 use std::time::Duration;
 use support::*;
 

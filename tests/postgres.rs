@@ -1,15 +1,13 @@
-//! A fleet sharing one real database: two hosts (see `common::fleet`) deploy the example project,
+//! A fleet sharing one real database: two hosts (see `support::fleet`) deploy the example project,
 //! both pointed at one private PostgreSQL cluster (`support::Postgres`) by `DATABASE_URL` in a
 //! shared `.env`. With SQLite each host has its own database in `shared/var`, which hides what a
 //! real fleet has to get right: one schema, migrated by one host. Needs root.
 //!
 //! Timings: `cargo test --test postgres -- --nocapture`.
 
-mod common;
-
-use common::fleet::{serves_release_on, TwoHosts};
-use common::stack::*;
-use common::support::*;
+use support::fleet::{serves_release_on, TwoHosts};
+use support::stack::*;
+use support::*;
 
 /// The `visits: N` count on the index page.
 fn visits(body: &str) -> u64 {

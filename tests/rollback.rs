@@ -5,15 +5,13 @@
 //! files, supervisor programs, the database, the deploy log, exit statuses and messages).
 //! Needs root.
 //!
-//! Each test builds its own stack (see `common::stack`), so tests run in parallel threads.
+//! Each test builds its own stack (see `support::stack`), so tests run in parallel threads.
 //! Per-test timings: `cargo test --test rollback -- --nocapture`.
-
-mod common;
 
 use serde_json::Value;
 
-use common::stack::*;
-use common::support::*;
+use support::stack::*;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

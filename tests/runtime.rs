@@ -1,14 +1,12 @@
 //! The app's runtime against real components: its environment and secrets, the account it runs
 //! as, and what is readable on the host. Needs root.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::stack::*;
-use common::support::*;
+use support::stack::*;
+use support::*;
 
 /// A secret only this test knows, in a file outside the project (shipit reads it at deploy).
 struct Secret {

@@ -8,14 +8,10 @@
 //!
 //! Needs root. Timings: `cargo test --test zero_downtime -- --nocapture`.
 
-mod common;
-#[path = "load/mod.rs"]
-mod load;
-
 use std::time::Duration;
 
-use common::stack::*;
-use load::Load;
+use support::load::Load;
+use support::stack::*;
 
 /// Client threads of the load.
 const THREADS: usize = 2;
@@ -45,7 +41,7 @@ fn current_release(stack: &Stack) -> String {
 /// Waits until the app servers of every release but `live` are gone from supervisor, so the
 /// graceful stop of the previous one happened while the load was running.
 fn only_program_of(stack: &Stack, live: &str) {
-    let status = common::support::wait_for(Duration::from_secs(20), || {
+    let status = support::wait_for(Duration::from_secs(20), || {
         let status = stack.programs();
         let others = status
             .lines()

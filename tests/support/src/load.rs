@@ -7,10 +7,6 @@
 //! status, refused, reset, timeout, a truncated answer) is a failure, and the first few
 //! failures are kept with when they happened. Workers stop at [`Load::stop`] or, whatever
 //! happens, at the time limit given to [`Load::start`].
-//!
-//! Shared by `#[path]` (this directory has no `main.rs`, so cargo does not build it alone).
-
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

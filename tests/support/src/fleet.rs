@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::stack::*;
-use super::support::*;
+use crate::stack::*;
+use crate::*;
 
 /// Linux mount namespaces, through the C library std already links (no extra crate).
 mod ns {

@@ -1,7 +1,24 @@
-//! Integration-test harness: real daemons on loopback, no mocks.
+//! The test harness of shipit: real daemons on loopback, no mocks, and everything the
+//! integration tests (`tests/*.rs`) and the benches (`benches/*.rs`) of the shipit package share.
 //!
-//! Use from an integration test with `mod support;`. Everything here needs root (the tests
-//! create a `deploy` account, run sshd, and start nginx / supervisord *as* `deploy`).
+//! It is a crate of its own (`shipit-test-support`, a path dev-dependency of the root package,
+//! named `support` there) so that there is one copy of it: each test file and bench is a crate
+//! of its own, and a module shared by `#[path]` or `mod common;` is compiled again into every one
+//! of them, which is how copies of it used to drift apart. Tests write `use support::*;` (the
+//! daemons and the deploy-user helpers below) and `use support::stack::*;` and so on.
+//!
+//! - [`project`]: a throw-away copy of the example project (`tests/example`) under real git,
+//!   `shipit` run against it, and a reader for the archives it writes.
+//! - [`stack`]: one real deploy target (sshd, nginx, supervisord, a `deploy_to`) with the example
+//!   project configured for it, and [`stack::Run`], what one run of shipit produced.
+//! - [`fleet`]: two hosts for one target on this one machine.
+//! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
+//! - [`load`]: an HTTP load generator.
+//! - this module: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`]), the `deploy`
+//!   account and helpers to act as it, and small network helpers.
+//!
+//! Everything that starts a daemon needs root (the tests create a `deploy` account, run sshd,
+//! and start nginx / supervisord *as* `deploy`).
 //!
 //! What runs as whom:
 //! - `sshd` runs as root (it must, to switch to `deploy` for sessions); sessions run as `deploy`.
@@ -17,8 +34,11 @@
 //! when its struct is dropped, including during a panic. Ports come from [`free_port`], paths
 //! from fresh temporary directories, so tests can run in parallel threads and processes.
 
-// Each test binary uses only part of the harness.
-#![allow(dead_code, unused_imports)]
+pub mod fleet;
+pub mod load;
+pub mod project;
+pub mod proxy;
+pub mod stack;
 
 mod nginx;
 mod postgres;

@@ -1,17 +1,6 @@
 //! Helpers shared by the integration tests: a throw-away copy of the example project under real
 //! git, a way to run `shipit` against it, and a reader for the archives it writes.
 
-#![allow(dead_code)]
-
-// The daemons harness (tests/support) lives beside this module; it is declared here so that
-// [`stack`] can use it in every test binary. Test binaries use it as `common::support` and do
-// not declare `mod support;` themselves (that would compile a second, incompatible copy).
-#[path = "../support/mod.rs"]
-pub mod support;
-
-pub mod fleet;
-pub mod stack;
-
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,9 +16,12 @@ pub const COMMIT_EPOCH: u64 = 1_767_323_045;
 /// [`COMMIT_DATE`] as a release id.
 pub const COMMIT_RELEASE: &str = "20260102030405";
 
-/// The example project shipped in `tests/example`.
+/// The example project shipped in `tests/example` (beside this crate's `tests/support`).
 pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/example")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/support is inside tests/")
+        .join("example")
 }
 
 /// A copy of the example project in a fresh temporary directory (the "sandbox"):

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::support::*;
-use super::Project;
+use crate::project::Project;
+use crate::*;
 
 /// How long one `shipit deploy` may take before the test fails instead of hanging.
 pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
@@ -255,7 +255,7 @@ impl Stack {
     pub fn new(host: Host, port: u16, options: TargetOptions) -> Stack {
         let stack = Stack {
             host,
-            project: super::project(),
+            project: crate::project::project(),
             home: tempfile::Builder::new()
                 .prefix("shipit-home-")
                 .tempdir()
