@@ -13,35 +13,12 @@
 use std::path::{Path, PathBuf};
 
 use support::project::Project;
+use support::Run;
 
 /// A copy of the example project with a `t` target deploying locally into its own directory.
 struct Case {
     project: Project,
     deploy_to: PathBuf,
-}
-
-/// What one failing run printed.
-struct Failure {
-    code: i32,
-    stderr: String,
-}
-
-impl Failure {
-    fn says(&self, needles: &[&str]) -> &Self {
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "stderr lacks {needle:?}:\n{}",
-                self.stderr
-            );
-        }
-        assert!(
-            self.stderr.starts_with("error: ") || self.stderr.contains("\nerror: "),
-            "{}",
-            self.stderr
-        );
-        self
-    }
 }
 
 const CONFIG: &str = r#"
@@ -84,31 +61,23 @@ impl Case {
         self
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.project.shipit().args(args).output().unwrap()
+    fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.project.shipit().args(args))
     }
 
-    fn fails(&self, args: &[&str]) -> Failure {
-        let out = self.run(args);
-        let failure = Failure {
-            code: out.status.code().unwrap_or(-1),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+    /// A run that must fail; assert what it says with [`Run::says_error`].
+    fn fails(&self, args: &[&str]) -> Run {
+        let failure = self.run(args);
         assert_ne!(failure.code, 0, "expected a failure:\n{}", failure.stderr);
         failure
     }
 
-    fn deploy_fails(&self) -> Failure {
+    fn deploy_fails(&self) -> Run {
         self.fails(&["deploy", "--target", "t"])
     }
 
     fn deploy_ok(&self) {
-        let out = self.run(&["deploy", "--target", "t"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.run(&["deploy", "--target", "t"]).expect_code(0);
     }
 
     /// `current`, the release directories and the lock, to compare before and after.
@@ -145,18 +114,18 @@ impl Case {
     fn refused_before_any_host(&self, args: &[&str], needles: &[&str]) {
         let failure = self.fails(args);
         assert_eq!(failure.code, 2, "{}", failure.stderr);
-        failure.says(needles);
+        failure.says_error(needles);
         assert!(!self.deploy_to.exists(), "a host directory was created");
     }
 
     /// Deploys once, then asserts that a failing deploy leaves `current` serving the first
     /// release, adds no live release and releases the lock.
-    fn fails_after_a_good_release(&self, code: i32, needles: &[&str]) -> Failure {
+    fn fails_after_a_good_release(&self, code: i32, needles: &[&str]) -> Run {
         let (current, releases, locked) = self.host_state();
         assert!(current.is_some() && !locked);
         let failure = self.deploy_fails();
         assert_eq!(failure.code, code, "{}", failure.stderr);
-        failure.says(needles);
+        failure.says_error(needles);
         let (after_current, after_releases, after_locked) = self.host_state();
         assert_eq!(after_current, current, "current moved");
         assert!(!after_locked, "the lock was left behind");
@@ -435,7 +404,7 @@ fn a_release_id_with_shell_syntax_is_just_unknown() {
     let evil = format!("$(touch {})", marker.display());
     let failure = case.fails(&["rollback", "--target", "t", "--to", &evil]);
     assert_eq!(failure.code, 5, "a refusal");
-    failure.says(&["there is no release", "nothing was changed"]);
+    failure.says_error(&["there is no release", "nothing was changed"]);
     assert!(!marker.exists());
     assert_eq!(case.host_state(), before);
 }
@@ -446,7 +415,7 @@ fn rollback_with_nothing_to_go_back_to() {
     case.deploy_ok();
     let before = case.host_state();
     case.fails(&["rollback", "--target", "t"])
-        .says(&["no earlier good release"]);
+        .says_error(&["no earlier good release"]);
     assert_eq!(case.host_state(), before);
 }
 
@@ -534,7 +503,7 @@ fn nginx_rejecting_the_site() {
     // must come back, and no `current` may appear.
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 1);
-    failure.says(&["step `nginx-check` failed", "unexpected end of file"]);
+    failure.says_error(&["step `nginx-check` failed", "unexpected end of file"]);
     assert_eq!(
         std::fs::read_to_string(&site).unwrap(),
         "# the site nginx serves today\n"
@@ -575,7 +544,7 @@ fn deploy_to_not_writable() {
     );
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 1);
-    failure.says(&["step `layout` failed", "/proc/shipit-cannot-write-here"]);
+    failure.says_error(&["step `layout` failed", "/proc/shipit-cannot-write-here"]);
     assert!(!Path::new("/proc/shipit-cannot-write-here").exists());
 }
 
@@ -592,7 +561,7 @@ fn a_held_lock() {
     let before = case.host_state();
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 4);
-    failure.says(&["locked by", "alice@laptop", "--break-lock"]);
+    failure.says_error(&["locked by", "alice@laptop", "--break-lock"]);
     assert_eq!(case.host_state(), before);
     assert!(
         !failure.stderr.contains("token=x"),
@@ -614,7 +583,7 @@ fn unreachable_host() {
     );
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 3);
-    failure.says(&[
+    failure.says_error(&[
         &format!("127.0.0.1:{port}"),
         "cannot connect",
         "Connection refused",
@@ -639,5 +608,5 @@ fn a_port_that_is_not_ssh() {
     );
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 3);
-    failure.says(&[&format!("127.0.0.1:{port}"), "handshake failed"]);
+    failure.says_error(&[&format!("127.0.0.1:{port}"), "handshake failed"]);
 }

@@ -10,6 +10,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 use support::project::*;
+use support::Run;
 
 const MANIFEST: &str = ".shipit/manifest.json";
 const SELECTOR: &str = "hello/settings/selected.py";
@@ -62,47 +63,22 @@ fn build_with(project: &Project, mut shipit: Command, args: &[&str]) -> Built {
     }
 }
 
-/// A failed build: exit status and stderr.
-struct Failure {
-    code: i32,
-    stderr: String,
-}
-
-impl Failure {
-    /// Asserts that stderr says every one of `needles`.
-    fn says(&self, needles: &[&str]) -> &Self {
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "stderr does not mention {needle:?}:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
-}
-
 /// `shipit build ARGS -o SANDBOX/out/hello.tar.gz`, which must fail without leaving any archive
 /// (final or temporary) behind.
-fn build_fails(project: &Project, args: &[&str]) -> Failure {
+fn build_fails(project: &Project, args: &[&str]) -> Run {
     build_fails_with(project, project.shipit(), args)
 }
 
-fn build_fails_with(project: &Project, mut shipit: Command, args: &[&str]) -> Failure {
+fn build_fails_with(project: &Project, mut shipit: Command, args: &[&str]) -> Run {
     let out_dir = project.out("");
     fs::create_dir_all(&out_dir).unwrap();
     let archive = project.out("hello.tar.gz");
-    let out = shipit
-        .arg("build")
-        .args(args)
-        .arg("-o")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "shipit build {args:?} succeeded");
+    let run = Run::of(shipit.arg("build").args(args).arg("-o").arg(&archive));
+    assert!(run.code != 0, "shipit build {args:?} succeeded");
+    assert!(run.code != -1, "shipit build {args:?} was killed");
+    let stderr = &run.stderr;
     assert!(stderr.contains("error: "), "no `error:` line:\n{stderr}");
-    assert!(out.stdout.is_empty(), "a failed build printed a result");
+    assert!(run.stdout.is_empty(), "a failed build printed a result");
     assert!(
         !archive.exists(),
         "a failed build wrote {}",
@@ -120,10 +96,7 @@ fn build_fails_with(project: &Project, mut shipit: Command, args: &[&str]) -> Fa
         !project.path(".shipit/dist").exists(),
         "a failed build wrote into .shipit/dist"
     );
-    Failure {
-        code: out.status.code().expect("exited, not killed"),
-        stderr,
-    }
+    run
 }
 
 /// 1-based number of the first line of `text` containing `needle`.
@@ -838,8 +811,7 @@ fn plain_output_names_the_archive_its_size_files_and_sha256() {
 
 #[test]
 fn build_help_mentions_source_date_epoch() {
-    let out = Command::cargo_bin("shipit")
-        .unwrap()
+    let out = Command::new(support::shipit_bin())
         .args(["build", "--help"])
         .output()
         .unwrap();

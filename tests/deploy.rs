@@ -883,17 +883,10 @@ fn a_deploy_killed_midway_gives_its_lock_back_and_a_rerun_succeeds() {
     stack.change_page("marker: after the crash");
 
     // Kill shipit (SIGKILL: no cleanup at all) once the new release is being prepared.
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipit"));
-    support::project::isolate_git(&mut command, &stack.project.sandbox);
-    let mut child = command
-        .arg("-C")
-        .arg(&stack.project.root)
+    let mut child = stack
+        .project
+        .shipit_with_home(stack.home.path())
         .args(["deploy", "--target", TARGET])
-        .env("HOME", stack.home.path())
-        .env("USER", "tester")
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("SOURCE_DATE_EPOCH")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

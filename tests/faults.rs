@@ -124,20 +124,10 @@ impl Faulty {
     /// of its stderr as it comes (and shipit's pid).
     fn watched(&self, args: &[&str], on_line: &mut (dyn FnMut(&str, u32) + Send)) -> Run {
         let stack = &self.stack;
-        let mut command = StdCommand::new(assert_cmd::cargo::cargo_bin("shipit"));
+        let mut command = stack.project.shipit_with_home(stack.home.path());
         command
-            .current_dir(&stack.project.sandbox)
-            .env_remove("SOURCE_DATE_EPOCH")
-            .env("NO_COLOR", "1");
-        support::project::isolate_git(&mut command, &stack.project.sandbox);
-        command
-            .arg("-C")
-            .arg(&stack.project.root)
             .args(args)
             .arg("-v")
-            .env("HOME", stack.home.path())
-            .env("USER", "tester")
-            .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

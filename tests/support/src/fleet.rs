@@ -4,7 +4,7 @@
 //! both hosts share one service (e.g. one PostgreSQL database, tests/postgres.rs). Needs root.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::stack::*;
 use crate::*;
@@ -118,28 +118,6 @@ pub fn start_host_b(a: &Host) -> Host {
     })
     .join()
     .expect("start host B")
-}
-
-/// Minimal HTTP/1.0 GET over a unix socket: `(status, body)`.
-pub fn http_get_unix(socket: &Path, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, text.clone());
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, body.to_string()))
 }
 
 /// The index page nginx serves on `socket`, once it shows `release: ID`.

@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests: a throw-away copy of the example project under real
-//! git, a way to run `shipit` against it, and a reader for the archives it writes.
+//! The project shipit builds and deploys in tests: a throw-away copy of the example project
+//! (`tests/example`) under real git with fixed commit dates, the commands that run `shipit`
+//! against it (in a sandbox, with git kept away from the user's config), and a reader for the
+//! archives it writes. Used by every test, from `build` (no daemons) to the stack.
 
 use std::fs;
 use std::io::Read;
@@ -195,12 +197,32 @@ impl Project {
 
     /// `shipit` run in `dir`, with no SOURCE_DATE_EPOCH, no colour and git kept in the sandbox.
     pub fn shipit_in(&self, dir: &Path) -> Command {
-        let mut std = StdCommand::new(assert_cmd::cargo::cargo_bin("shipit"));
-        std.current_dir(dir)
+        Command::from_std(self.std_shipit_in(dir))
+    }
+
+    /// [`Project::shipit`] as an operator's deploy runs it: `HOME` is `home` (so shipit reads
+    /// and writes that `~/.ssh`, not root's), `USER` is `tester` (the name the lock and the
+    /// deploy log record) and there is no ssh-agent. A std `Command`, so that a test can also
+    /// spawn it and watch its output as it comes; [`crate::run::Run::of`] runs it to its end.
+    pub fn shipit_with_home(&self, home: &Path) -> StdCommand {
+        let mut shipit = self.std_shipit_in(&self.sandbox);
+        shipit
+            .arg("-C")
+            .arg(&self.root)
+            .env("HOME", home)
+            .env("USER", "tester")
+            .env_remove("SSH_AUTH_SOCK");
+        shipit
+    }
+
+    fn std_shipit_in(&self, dir: &Path) -> StdCommand {
+        let mut shipit = StdCommand::new(crate::shipit_bin());
+        shipit
+            .current_dir(dir)
             .env_remove("SOURCE_DATE_EPOCH")
             .env("NO_COLOR", "1");
-        isolate_git(&mut std, &self.sandbox);
-        Command::from_std(std)
+        isolate_git(&mut shipit, &self.sandbox);
+        shipit
     }
 
     /// Edits shipit.toml by replacing `from` (which must occur) with `to`.

@@ -3,7 +3,7 @@
 //! with a generated shipit.toml whose target points at all of them. Needs root.
 //!
 //! [`Stack::start`] gives a test its own stack on fresh ports and directories, so tests run in
-//! parallel threads; [`Run`] is what one run of `shipit` produced.
+//! parallel threads; [`Stack::shipit`] runs shipit against it (what it did is a [`Run`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,66 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::project::Project;
+pub use crate::run::{Run, DEPLOY_TIMEOUT};
 use crate::*;
 
-/// How long one `shipit deploy` may take before the test fails instead of hanging.
-pub const DEPLOY_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long nginx gets to apply a reload (it is asynchronous).
 pub const SERVE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub const TARGET: &str = "test";
-
-// ---------------------------------------------------------------------------------------------
-// What one run of shipit produced.
-
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl Run {
-    /// The `--json` object on stdout.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    pub fn release(&self) -> String {
-        self.json()["release"]
-            .as_str()
-            .expect("json has a release")
-            .to_string()
-    }
-
-    /// Asserts the exit status, showing everything shipit said otherwise.
-    pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "shipit exited with {} (expected {code}) after {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.elapsed, self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Asserts that stderr mentions every needle.
-    pub fn says(&self, needles: &[&str]) -> &Self {
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "stderr does not mention {needle:?}:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The stack of one test.
@@ -210,28 +157,6 @@ pub fn target_toml_named(name: &str, site: &str, host: &Host, options: &TargetOp
         ctl = quote(&host.sup.ctl_command()),
     ));
     text
-}
-
-/// Once per process: the deploy user exists and its uv trusts the system's CA store.
-///
-/// Deploy sessions get a bare environment (no SSL_CERT_FILE), and uv's built-in roots do not
-/// include a CA that a TLS-inspecting proxy in front of PyPI may use; a real server would be
-/// configured the same way (`~/.config/uv/uv.toml`). Harmless where PyPI is reached directly.
-pub fn prepare_host_user() {
-    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        let user = deploy_user();
-        let dir = user.home.join(".config/uv");
-        let config = dir.join("uv.toml");
-        let text = std::fs::read_to_string(&config).unwrap_or_default();
-        if !text.contains("native-tls") {
-            run_as_deploy_ok(&format!(
-                "mkdir -p {dir} && printf 'native-tls = true\\n' >> {config}",
-                dir = shell_quote(&dir.display().to_string()),
-                config = shell_quote(&config.display().to_string()),
-            ));
-        }
-    });
 }
 
 impl Stack {
@@ -438,24 +363,11 @@ impl Stack {
     }
 }
 
+/// `shipit -C PROJECT ARGS` as [`Project::shipit_with_home`] runs it, killed after
+/// [`DEPLOY_TIMEOUT`].
 pub fn run_shipit(project: &Project, home: &Path, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let out = project
-        .shipit()
-        .args(args)
-        .env("HOME", home)
-        .env("USER", "tester")
-        .env_remove("SSH_AUTH_SOCK")
-        .timeout(DEPLOY_TIMEOUT)
-        .output()
-        .expect("run shipit");
-    Run {
-        // A missing code means a signal, e.g. the timeout killing a hung deploy.
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
+    let mut command = assert_cmd::Command::from_std(project.shipit_with_home(home));
+    Run::of(command.args(args).timeout(DEPLOY_TIMEOUT))
 }
 
 pub fn current_of(deploy_to: &Path) -> Option<String> {
