@@ -6,8 +6,8 @@
 //! first time (uv builds the release's virtualenv; its cache in ~deploy/.cache/uv is reused).
 //!
 //! What it does:
-//! 1. Starts sshd, nginx and supervisord from `tests/support`, and a userspace TCP proxy in
-//!    front of sshd that delays every chunk by `DELAY` in each direction (tc netem is not
+//! 1. Starts sshd, nginx and supervisord from the test harness (`tests/support`), and its TCP
+//!    proxy in front of sshd delaying every chunk by `DELAY` in each direction (tc netem is not
 //!    available in containers). The added round-trip time is checked with a TCP echo and with
 //!    `ssh true`, directly and through the proxy.
 //! 2. Deploys a git-committed copy of `tests/example` through the proxy: the first deploy (the
@@ -26,139 +26,23 @@
 //! deploy_to and HOME directories; the servers still stop).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use support::proxy::Proxy;
 use support::{deploy_user, free_port, http_get, Nginx, Sshd, Supervisord};
 
 const SHIPIT: &str = env!("CARGO_BIN_EXE_shipit");
 const TARGET: &str = "bench";
 const PROJECT: &str = "hello";
-/// Chunks a proxy direction may hold in flight (each at most `CHUNK` bytes).
-const QUEUE: usize = 256;
-const CHUNK: usize = 64 * 1024;
 
 // ------------------------------------------------------------------------------------------
-// The delay proxy
+// The delayed link
 // ------------------------------------------------------------------------------------------
 
-/// A TCP proxy on 127.0.0.1 that forwards to `127.0.0.1:upstream`, delivering every chunk it
-/// reads `delay` later, in order, in both directions. One reader and one writer thread per
-/// direction, joined by a bounded queue of `(deliver_at, bytes)`. The TCP handshake itself is
-/// not delayed (connect() completes locally), so a new connection costs about one round trip
-/// less than on a real link; that applies to shipit and to the floor alike.
-struct DelayProxy {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accepted: Arc<AtomicU32>,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl DelayProxy {
-    fn start(upstream: u16, delay: Duration) -> DelayProxy {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
-        let port = listener.local_addr().expect("proxy address").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicU32::new(0));
-        let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let acceptor = {
-            let (stop, accepted, streams) = (stop.clone(), accepted.clone(), streams.clone());
-            std::thread::spawn(move || {
-                for client in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(client) = client else { continue };
-                    let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
-                        let _ = client.shutdown(Shutdown::Both);
-                        continue;
-                    };
-                    accepted.fetch_add(1, Ordering::SeqCst);
-                    for s in [&client, &server] {
-                        let _ = s.set_nodelay(true);
-                        if let Ok(clone) = s.try_clone() {
-                            streams.lock().unwrap().push(clone);
-                        }
-                    }
-                    let (c2, s2) = (client.try_clone(), server.try_clone());
-                    if let (Ok(c2), Ok(s2)) = (c2, s2) {
-                        pipe(client, s2, delay);
-                        pipe(server, c2, delay);
-                    }
-                }
-            })
-        };
-        DelayProxy {
-            port,
-            stop,
-            accepted,
-            streams,
-            acceptor: Some(acceptor),
-        }
-    }
-
-    /// Connections accepted so far.
-    fn connections(&self) -> u32 {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for DelayProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept, then cut every forwarded connection so its threads end.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        for s in self.streams.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// Copies `from` to `to`, each chunk delivered `delay` after it was read; an empty chunk is
-/// end-of-stream (forwarded as a half-close).
-fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
-    let (tx, rx) = sync_channel::<(Instant, Vec<u8>)>(QUEUE);
-    std::thread::spawn(move || {
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = from.read(&mut buffer).unwrap_or(0);
-            if tx
-                .send((Instant::now() + delay, buffer[..n].to_vec()))
-                .is_err()
-                || n == 0
-            {
-                break;
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for (at, bytes) in rx {
-            if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            if bytes.is_empty() {
-                let _ = to.shutdown(Shutdown::Write);
-                break;
-            }
-            if to.write_all(&bytes).is_err() {
-                let _ = to.shutdown(Shutdown::Both);
-                break;
-            }
-        }
-    });
-}
-
-/// Median round trip of a 1-byte echo through a `DelayProxy` (added RTT, with loopback's own).
+/// Median round trip of a 1-byte echo through a delayed [`Proxy`] (added RTT, with loopback's own).
 fn echo_rtt(delay: Duration) -> Duration {
     let echo = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let echo_port = echo.local_addr().unwrap().port();
@@ -172,7 +56,7 @@ fn echo_rtt(delay: Duration) -> Duration {
             }
         }
     });
-    let proxy = DelayProxy::start(echo_port, delay);
+    let proxy = Proxy::delayed(echo_port, delay);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.port)).unwrap();
     s.set_nodelay(true).unwrap();
     let mut times = Vec::new();
@@ -471,7 +355,7 @@ struct Deploy {
     steps: Vec<(String, f64)>,
 }
 
-fn deploy(project: &Project, home: &Path, proxy: &DelayProxy, listen: u16, tag: &str) -> Deploy {
+fn deploy(project: &Project, home: &Path, proxy: &Proxy, listen: u16, tag: &str) -> Deploy {
     let before = proxy.connections();
     let (out, wall) = project.shipit(home, &["deploy", "--target", TARGET, "--json", "-v"]);
     let stderr = text(&out.stderr);
@@ -630,7 +514,7 @@ fn floor(
     project: &Project,
     home: &Path,
     sshd: &Sshd,
-    proxy: &DelayProxy,
+    proxy: &Proxy,
     known_hosts: &Path,
     servers: &Servers,
     listen: u16,
@@ -775,7 +659,7 @@ fn main() {
     let sshd = Sshd::start();
     let nginx = Nginx::start();
     let supervisor = Supervisord::start();
-    let proxy = DelayProxy::start(sshd.port, delay);
+    let proxy = Proxy::delayed(sshd.port, delay);
     let known_hosts = home.path().join("known_hosts.proxy");
     std::fs::write(
         &known_hosts,

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use support::proxy::FaultProxy;
+use support::proxy::Proxy;
 use support::stack::*;
 use support::*;
 
@@ -59,13 +59,13 @@ const DEPLOY_STEPS: &[&str] = &[
 
 struct Faulty {
     stack: Stack,
-    proxy: FaultProxy,
+    proxy: Proxy,
 }
 
 impl Faulty {
     fn start() -> Faulty {
         let mut stack = Stack::start();
-        let proxy = FaultProxy::start(stack.host.sshd.port);
+        let proxy = Proxy::start(stack.host.sshd.port);
         // The host key, trusted for the proxy's port too.
         let line = stack.host.sshd.known_hosts_line();
         let key = line.split_once(' ').expect("known_hosts line").1;
@@ -108,7 +108,7 @@ impl Faulty {
 
     /// `shipit deploy -v`, arming `arm` on the proxy once the archive is built and the upload
     /// is about to start (the `release ID: ...` line).
-    fn deploy_arming(&self, arm: &(dyn Fn(&FaultProxy) + Sync)) -> Cut {
+    fn deploy_arming(&self, arm: &(dyn Fn(&Proxy) + Sync)) -> Cut {
         let mut armed = false;
         let run = self.watched(&["deploy", "--target", TARGET], &mut |line, _| {
             if !armed && line.starts_with("release ") {
@@ -827,7 +827,7 @@ fn an_archive_damaged_on_the_host_is_refused_by_the_checksum() {
     let cut = std::thread::scope(|scope| {
         let damage = scope.spawn(|| {
             // Resumes the upload when this thread ends, even by a failed assertion.
-            struct Resume<'a>(&'a FaultProxy);
+            struct Resume<'a>(&'a Proxy);
             impl Drop for Resume<'_> {
                 fn drop(&mut self) {
                     self.0.resume();

@@ -1,28 +1,39 @@
-//! A TCP proxy in front of sshd that the test controls: it forwards bytes between shipit and
-//! sshd unchanged until told to break the link.
+//! A TCP proxy in front of sshd that the test controls: the one proxy of the harness, used by
+//! the fault-injection tests (`tests/faults.rs`) to break the link at a chosen moment and by the
+//! deploy benchmark (`benches/deploy.rs`) to make the link slow. It forwards bytes between shipit
+//! and sshd unchanged unless told otherwise:
 //!
-//! - [`FaultProxy::cut`] closes every live connection at once, both ways (each side sees the
+//! - [`Proxy::delayed`] delivers every chunk it reads `delay` later, in order, in both
+//!   directions: a link with a round trip of `2 * delay` (tc netem is not available in
+//!   containers). One reader and one writer thread per direction, joined by a bounded queue of
+//!   `(deliver_at, bytes)`. The TCP handshake itself is not delayed (connect() completes
+//!   locally), so a new connection costs about one round trip less than on a real link.
+//! - [`Proxy::cut`] closes every live connection at once, both ways (each side sees the
 //!   other close: shipit's reads fail, sshd sees its client go away and closes the session's
 //!   pipes, so the remote script gets SIGPIPE at its next write).
-//! - [`FaultProxy::cut_after_upstream_bytes`] arms a cut that fires from inside the forwarding
+//! - [`Proxy::cut_after_upstream_bytes`] arms a cut that fires from inside the forwarding
 //!   thread once N more bytes went from shipit to sshd: with a big archive, that is mid-upload,
 //!   without racing against anything.
-//! - [`FaultProxy::corrupt_after_upstream_bytes`] flips one bit of the byte N bytes further in
+//! - [`Proxy::corrupt_after_upstream_bytes`] flips one bit of the byte N bytes further in
 //!   the shipit-to-sshd stream: what a faulty link or middlebox would do to an upload.
-//! - [`FaultProxy::pause_after_upstream_bytes`] holds the shipit-to-sshd stream still after N
-//!   more bytes until [`FaultProxy::resume`], so a test can act while an upload is half done.
+//! - [`Proxy::pause_after_upstream_bytes`] holds the shipit-to-sshd stream still after N
+//!   more bytes until [`Proxy::resume`], so a test can act while an upload is half done.
 //!
-//! New connections are accepted and forwarded normally after a cut, so a re-run goes through
-//! the same proxy.
+//! The faults act on the stream where the proxy reads it; on a delayed proxy, bytes already
+//! queued for delivery are lost by a cut. New connections are accepted and forwarded normally
+//! after a cut, so a re-run goes through the same proxy.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CHUNK: usize = 64 * 1024;
+/// Chunks a delayed direction may hold in flight (each at most `CHUNK` bytes).
+const QUEUE: usize = 256;
 
 /// What the proxy does to the shipit-to-sshd stream once it has forwarded some more bytes.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +52,15 @@ struct State {
     fault: Option<(Fault, u64)>,
     /// What happened, for the test's messages.
     events: Vec<String>,
-    /// The upstream direction is held still (see [`FaultProxy::pause_after_upstream_bytes`]).
+    /// The upstream direction is held still (see [`Proxy::pause_after_upstream_bytes`]).
     paused: bool,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
 
-pub struct FaultProxy {
+/// A proxy on `127.0.0.1:port` forwarding to one upstream port; stopped (with every connection
+/// through it) on drop.
+pub struct Proxy {
     pub port: u16,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicU32>,
@@ -55,9 +68,15 @@ pub struct FaultProxy {
     acceptor: Option<JoinHandle<()>>,
 }
 
-impl FaultProxy {
-    /// A proxy on `127.0.0.1:<free port>` forwarding to `127.0.0.1:upstream`.
-    pub fn start(upstream: u16) -> FaultProxy {
+impl Proxy {
+    /// A proxy on `127.0.0.1:<free port>` forwarding to `127.0.0.1:upstream` at once.
+    pub fn start(upstream: u16) -> Proxy {
+        Proxy::delayed(upstream, Duration::ZERO)
+    }
+
+    /// A proxy on `127.0.0.1:<free port>` forwarding to `127.0.0.1:upstream`, each chunk
+    /// `delay` after it was read, in each direction.
+    pub fn delayed(upstream: u16, delay: Duration) -> Proxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -89,12 +108,12 @@ impl FaultProxy {
                         let _ = s.set_nodelay(true);
                     }
                     state.0.lock().unwrap().streams.extend([c3, s3]);
-                    pump(client, s2, Some(state.clone()));
-                    pump(server, c2, None);
+                    pump(client, Outlet::new(s2, delay), Some(state.clone()));
+                    pump(server, Outlet::new(c2, delay), None);
                 }
             })
         };
-        FaultProxy {
+        Proxy {
             port,
             stop,
             accepted,
@@ -124,7 +143,7 @@ impl FaultProxy {
     }
 
     /// Holds the shipit-to-sshd stream still once `bytes` more bytes have gone through, until
-    /// [`FaultProxy::resume`] (the other direction keeps flowing).
+    /// [`Proxy::resume`] (the other direction keeps flowing).
     pub fn pause_after_upstream_bytes(&self, bytes: u64) {
         self.lock().fault = Some((Fault::Pause { after: bytes }, 0));
     }
@@ -164,7 +183,7 @@ fn cut_all(state: &mut State, why: &str) -> usize {
     n
 }
 
-impl Drop for FaultProxy {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept, then end every forwarded connection so its threads end.
@@ -177,9 +196,70 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Where one direction's bytes go: straight to the socket, or through a queue to a thread that
+/// writes each chunk once its delay has passed.
+enum Outlet {
+    Direct(TcpStream),
+    Delayed {
+        delay: Duration,
+        queue: SyncSender<(Instant, Vec<u8>)>,
+    },
+}
+
+impl Outlet {
+    fn new(mut to: TcpStream, delay: Duration) -> Outlet {
+        if delay.is_zero() {
+            return Outlet::Direct(to);
+        }
+        let (queue, rx) = sync_channel::<(Instant, Vec<u8>)>(QUEUE);
+        std::thread::spawn(move || {
+            for (at, bytes) in rx {
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                // An empty chunk is end-of-stream (forwarded as a half-close).
+                if bytes.is_empty() {
+                    let _ = to.shutdown(Shutdown::Write);
+                    break;
+                }
+                if to.write_all(&bytes).is_err() {
+                    let _ = to.shutdown(Shutdown::Both);
+                    break;
+                }
+            }
+        });
+        Outlet::Delayed { delay, queue }
+    }
+
+    /// Forwards `bytes`; an error means the other side is gone.
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if bytes.is_empty() {
+            return Ok(()); // an empty chunk in the queue would mean end-of-stream
+        }
+        match self {
+            Outlet::Direct(to) => to.write_all(bytes).map_err(drop),
+            Outlet::Delayed { delay, queue } => queue
+                .send((Instant::now() + *delay, bytes.to_vec()))
+                .map_err(drop),
+        }
+    }
+
+    /// Forwards the end of the stream (a half-close).
+    fn close(self) {
+        match self {
+            Outlet::Direct(to) => {
+                let _ = to.shutdown(Shutdown::Write);
+            }
+            Outlet::Delayed { delay, queue } => {
+                let _ = queue.send((Instant::now() + delay, Vec::new()));
+            }
+        }
+    }
+}
+
 /// Copies `from` to `to` until either side closes. The shipit-to-sshd direction carries the
 /// `state` through which faults are applied.
-fn pump(mut from: TcpStream, mut to: TcpStream, state: Option<Shared>) {
+fn pump(mut from: TcpStream, mut to: Outlet, state: Option<Shared>) {
     std::thread::spawn(move || {
         let mut buffer = vec![0u8; CHUNK];
         loop {
@@ -205,7 +285,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: Option<Shared>) {
                         match fault {
                             Fault::Cut { .. } => {
                                 // Forward what came before the cut point, then cut.
-                                let _ = to.write_all(&buffer[..at]);
+                                let _ = to.send(&buffer[..at]);
                                 cut_all(&mut state, &format!("cut after {after} upstream bytes"));
                                 break;
                             }
@@ -216,7 +296,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: Option<Shared>) {
                                     .push(format!("flipped a bit of upstream byte {after}"));
                             }
                             Fault::Pause { .. } => {
-                                if to.write_all(&buffer[..at]).is_err() {
+                                if to.send(&buffer[..at]).is_err() {
                                     break;
                                 }
                                 start = at;
@@ -237,10 +317,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: Option<Shared>) {
                     }
                 }
             }
-            if to.write_all(&buffer[start..n]).is_err() {
+            if to.send(&buffer[start..n]).is_err() {
                 break;
             }
         }
-        let _ = to.shutdown(Shutdown::Write);
+        to.close();
     });
 }
