@@ -32,7 +32,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::proxy::Proxy;
-use support::{deploy_user, free_port, http_get, Nginx, Sshd, Supervisord};
+use support::{free_port, http_get, Nginx, Sshd, Supervisord};
 
 const SHIPIT: &str = env!("CARGO_BIN_EXE_shipit");
 const TARGET: &str = "bench";
@@ -88,38 +88,12 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The OpenSSH client as the harness configures it, to `port` with `known_hosts`.
-fn ssh(sshd: &Sshd, port: u16, known_hosts: &Path, command: &str) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.args(["-F", "/dev/null", "-i"])
-        .arg(&sshd.client_key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args([
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "-p",
-        ])
-        .arg(port.to_string())
-        .arg(format!("{}@127.0.0.1", deploy_user().name))
-        .arg(command)
-        .stdin(Stdio::null());
-    cmd
-}
-
 fn time_ssh_true(sshd: &Sshd, port: u16, known_hosts: &Path) -> Duration {
     let mut times = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let out = ssh(sshd, port, known_hosts, "true")
+        let out = sshd
+            .ssh_command_via(port, known_hosts, "true")
             .output()
             .expect("run ssh");
         assert!(
@@ -557,7 +531,7 @@ fn floor(
         &servers.supervisor.include_dir.display().to_string(),
         &servers.supervisor.ctl_command(),
     );
-    let mut cmd = ssh(sshd, proxy.port, known_hosts, &script);
+    let mut cmd = sshd.ssh_command_via(proxy.port, known_hosts, &script);
     cmd.stdin(std::fs::File::open(&archive).expect("open the archive"));
     let before = proxy.connections();
     let started = Instant::now();
@@ -663,14 +637,7 @@ fn main() {
     let known_hosts = home.path().join("known_hosts.proxy");
     std::fs::write(
         &known_hosts,
-        format!(
-            "[127.0.0.1]:{} {}\n",
-            proxy.port,
-            sshd.known_hosts_line()
-                .split_once(' ')
-                .expect("known_hosts line")
-                .1
-        ),
+        format!("{}\n", sshd.known_hosts_line_for(proxy.port)),
     )
     .unwrap();
     let listen = free_port();

@@ -67,12 +67,15 @@ impl Faulty {
         let mut stack = Stack::start();
         let proxy = Proxy::start(stack.host.sshd.port);
         // The host key, trusted for the proxy's port too.
-        let line = stack.host.sshd.known_hosts_line();
-        let key = line.split_once(' ').expect("known_hosts line").1;
+        let sshd = &stack.host.sshd;
         let known = stack.home.path().join("known_hosts");
         std::fs::write(
             &known,
-            format!("{line}\n[127.0.0.1]:{} {key}\n", proxy.port),
+            format!(
+                "{}\n{}\n",
+                sshd.known_hosts_line(),
+                sshd.known_hosts_line_for(proxy.port)
+            ),
         )
         .unwrap();
         let port = proxy.port;

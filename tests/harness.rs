@@ -138,22 +138,8 @@ fn two_sshd_share_one_client_key() {
         );
     }
     // Each server has its own host key: a's known_hosts does not vouch for b.
-    let out = std::process::Command::new("ssh")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(&a.client_key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", a.known_hosts.display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-p",
-        ])
-        .arg(b.port.to_string())
-        .args(["deploy@127.0.0.1", "true"])
-        .stdin(std::process::Stdio::null())
+    let out = a
+        .ssh_command_via(b.port, &a.known_hosts, "true")
         .output()
         .unwrap();
     assert!(!out.status.success(), "b accepted with a's known_hosts");

@@ -224,11 +224,13 @@ impl Sshd {
     /// `[127.0.0.1]:PORT ssh-ed25519 AAAA...` for the CURRENT host key (after
     /// [`Sshd::regenerate_host_key`] this differs from the `known_hosts` file).
     pub fn known_hosts_line(&self) -> String {
-        format!(
-            "[127.0.0.1]:{} {}",
-            self.port,
-            public_key_of(&self.host_key)
-        )
+        self.known_hosts_line_for(self.port)
+    }
+
+    /// [`Sshd::known_hosts_line`] for this server reached on another `port` (e.g. through a
+    /// proxy): `[127.0.0.1]:PORT ssh-ed25519 AAAA...`.
+    pub fn known_hosts_line_for(&self, port: u16) -> String {
+        format!("[127.0.0.1]:{port} {}", public_key_of(&self.host_key))
     }
 
     /// Replace the host key with a new one and restart on the same port. The `known_hosts`
@@ -259,13 +261,19 @@ impl Sshd {
     /// known_hosts, strict host-key checking, batch mode and no user config; the remote
     /// `command` is passed as one argument. Runs the OpenSSH client as the test user (root).
     pub fn ssh_command(&self, command: &str) -> Command {
+        self.ssh_command_via(self.port, &self.known_hosts, command)
+    }
+
+    /// [`Sshd::ssh_command`] to `127.0.0.1:port` (e.g. a proxy in front of this server) with
+    /// `known_hosts` as the only known-hosts file.
+    pub fn ssh_command_via(&self, port: u16, known_hosts: &Path, command: &str) -> Command {
         let mut cmd = Command::new("ssh");
         cmd.arg("-F")
             .arg("/dev/null")
             .arg("-i")
             .arg(&self.client_key)
             .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
             .args([
                 "-o",
                 "GlobalKnownHostsFile=/dev/null",
@@ -279,7 +287,7 @@ impl Sshd {
                 "ConnectTimeout=10",
                 "-p",
             ])
-            .arg(self.port.to_string())
+            .arg(port.to_string())
             .arg(format!("{}@127.0.0.1", deploy_user().name))
             .arg(command)
             .stdin(Stdio::null());
