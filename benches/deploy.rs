@@ -28,13 +28,12 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::project::Project;
 use support::proxy::Proxy;
-use support::{free_port, http_get, Nginx, Sshd, Supervisord};
+use support::{free_port, http_get, shipit_bin, Nginx, Run, Sshd, Supervisord};
 
-const SHIPIT: &str = env!("CARGO_BIN_EXE_shipit");
 const TARGET: &str = "bench";
 const PROJECT: &str = "hello";
 
@@ -106,138 +105,33 @@ fn time_ssh_true(sshd: &Sshd, port: u16, known_hosts: &Path) -> Duration {
     median(&mut times)
 }
 
-/// A git-committed copy of `tests/example` in a fresh temp dir.
-struct Project {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    ceiling: PathBuf,
+/// Changes one line of the index template (`<h1>hello</h1>` -> `<h1>hello {tag}</h1>`) and
+/// commits it.
+fn change_template(project: &Project, tag: &str) {
+    let rel = "pages/templates/pages/index.html";
+    let old = project.read(rel);
+    let new: String = old
+        .lines()
+        .map(|l| {
+            if l.contains("<h1>hello") {
+                format!("{{% endif %}}<h1>hello {tag}</h1>")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    assert_ne!(old, new, "the template line to change is gone from {rel}");
+    project.write(rel, &new);
+    project.commit_all(&format!("bench {tag}"));
 }
 
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::Builder::new()
-            .prefix("shipit-bench-")
-            .tempdir_in("/tmp")
-            .expect("project tempdir");
-        let sandbox = dir.path().canonicalize().unwrap();
-        let root = sandbox.join(PROJECT);
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/example");
-        copy_tree(&example, &root);
-        let project = Project {
-            _dir: dir,
-            root,
-            ceiling: sandbox,
-        };
-        project.git(&["init", "-q"]);
-        project.commit("initial");
-        project
-    }
-
-    fn isolate(&self, cmd: &mut Command) {
-        for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
-            cmd.env_remove(var);
-        }
-        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CEILING_DIRECTORIES", &self.ceiling);
-    }
-
-    fn git(&self, args: &[&str]) {
-        let mut cmd = Command::new("git");
-        cmd.args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@shipit.invalid",
-        ])
-        .args(args)
-        .current_dir(&self.root);
-        self.isolate(&mut cmd);
-        let out = cmd.output().expect("run git");
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-    }
-
-    fn commit(&self, message: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-    }
-
-    fn write(&self, rel: &str, contents: &str) {
-        std::fs::write(self.root.join(rel), contents).unwrap();
-    }
-
-    /// Changes one line of the index template (`<h1>hello</h1>` -> `<h1>hello {tag}</h1>`).
-    fn change_template(&self, tag: &str) {
-        let rel = "pages/templates/pages/index.html";
-        let path = self.root.join(rel);
-        let old = std::fs::read_to_string(&path).unwrap();
-        let new: String = old
-            .lines()
-            .map(|l| {
-                if l.contains("<h1>hello") {
-                    format!("{{% endif %}}<h1>hello {tag}</h1>")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
-        assert_ne!(old, new, "the template line to change is gone from {rel}");
-        self.write(rel, &new);
-        self.commit(&format!("bench {tag}"));
-    }
-
-    /// Runs `shipit -C ROOT ARGS` with a private HOME and no ssh-agent; (output, wall time).
-    fn shipit(&self, home: &Path, args: &[&str]) -> (Output, Duration) {
-        self.shipit_env(home, args, &[])
-    }
-
-    /// [`Project::shipit`] with extra environment variables.
-    fn shipit_env(&self, home: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
-        let mut cmd = Command::new(SHIPIT);
-        cmd.envs(env.iter().copied());
-        cmd.arg("-C")
-            .arg(&self.root)
-            .args(args)
-            .env("HOME", home)
-            .env_remove("SSH_AUTH_SOCK")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        self.isolate(&mut cmd);
-        let started = Instant::now();
-        let out = cmd.output().expect("run shipit");
-        (out, started.elapsed())
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        let skip = [
-            ".shipit",
-            "__pycache__",
-            ".git",
-            ".venv",
-            "var",
-            "staticfiles",
-            ".env",
-        ];
-        if skip.iter().any(|n| name == *n) {
-            continue;
-        }
-        let kind = entry.file_type().unwrap();
-        let dest = to.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
+/// `shipit -C PROJECT ARGS` with a private HOME, no ssh-agent and the extra environment `env`,
+/// run to its end (no time limit).
+fn shipit(project: &Project, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = assert_cmd::Command::from_std(project.shipit_with_home(home));
+    Run::of(command.args(args).envs(env.iter().copied()))
 }
 
 /// Everything the target config needs to know about the servers.
@@ -331,16 +225,20 @@ struct Deploy {
 
 fn deploy(project: &Project, home: &Path, proxy: &Proxy, listen: u16, tag: &str) -> Deploy {
     let before = proxy.connections();
-    let (out, wall) = project.shipit(home, &["deploy", "--target", TARGET, "--json", "-v"]);
-    let stderr = text(&out.stderr);
-    assert!(
-        out.status.success(),
-        "shipit deploy ({tag}) failed ({}):\n{stderr}\n{}",
-        out.status,
-        text(&out.stdout)
+    let run = shipit(
+        project,
+        home,
+        &["deploy", "--target", TARGET, "--json", "-v"],
+        &[],
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("--json output ({e}): {}", text(&out.stdout)));
+    let (stderr, wall) = (&run.stderr, run.elapsed);
+    assert!(
+        run.code == 0,
+        "shipit deploy ({tag}) failed (exit status {}):\n{stderr}\n{}",
+        run.code,
+        run.stdout
+    );
+    let json = run.json();
     let usage = &json["usage"];
     let mut steps = Vec::new();
     for line in stderr.lines() {
@@ -495,7 +393,7 @@ fn floor(
     tag: &str,
     last_id: &mut String,
 ) -> Floor {
-    project.change_template(tag);
+    change_template(project, tag);
     // A release id after every existing one, in shipit's format; the build renders it into the
     // archive (the page shows it) when SOURCE_DATE_EPOCH is its time.
     let mut at = chrono::Utc::now();
@@ -506,13 +404,14 @@ fn floor(
     }
     *last_id = id.clone();
     let epoch = at.timestamp().to_string();
-    let (out, build) = project.shipit_env(
+    let run = shipit(
+        project,
         home,
         &["build", "--target", TARGET, "--json"],
         &[("SOURCE_DATE_EPOCH", &epoch)],
     );
-    assert!(out.status.success(), "shipit build: {}", text(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(run.code == 0, "shipit build: {}", run.stderr);
+    let (json, build) = (run.json(), run.elapsed);
     assert_eq!(
         json["release"].as_str(),
         Some(id.as_str()),
@@ -656,7 +555,7 @@ fn main() {
         delay.as_millis(),
         runs
     );
-    println!("   shipit {SHIPIT}");
+    println!("   shipit {}", shipit_bin().display());
     println!(
         "   load average at start: {} (timings are only meaningful on an idle machine)",
         std::fs::read_to_string("/proc/loadavg")
@@ -690,9 +589,9 @@ fn main() {
     );
 
     // 2. shipit: first deploy, then code-only redeploys.
-    let project = Project::new();
+    let project = support::project::project();
     project.write("shipit.toml", &shipit_toml(&servers, false));
-    project.commit("bench target");
+    project.commit_all("bench target");
     println!("\n-- shipit deploy and the floor (one ssh command), through the proxy");
     let first = deploy(&project, home.path(), &proxy, listen, "first");
     assert!(
@@ -706,7 +605,7 @@ fn main() {
     let mut last_id = first.release.clone();
     for i in 1..=runs {
         let tag = format!("change{i}");
-        project.change_template(&tag);
+        change_template(&project, &tag);
         let d = deploy(&project, home.path(), &proxy, listen, &tag);
         assert!(
             d.venv.starts_with("reused"),
@@ -730,7 +629,7 @@ fn main() {
 
     // 4. The same with 10 more shared dirs and 10 hooks.
     project.write("shipit.toml", &shipit_toml(&servers, true));
-    project.change_template("wide");
+    change_template(&project, "wide");
     let wide = deploy(&project, home.path(), &proxy, listen, "wide (+10+10)");
 
     // Where the time goes.
@@ -931,7 +830,7 @@ fn main() {
     );
     if std::env::var_os("SHIPIT_BENCH_KEEP").is_some() {
         // The servers stop when the bench ends; the files stay for inspection.
-        let kept = [project._dir.keep(), deploy_dir.keep(), home.keep()];
+        let kept = [project.keep(), deploy_dir.keep(), home.keep()];
         println!("  kept (project, deploy_to, HOME): {kept:?}");
     }
     drop(proxy);

@@ -29,7 +29,7 @@ pub fn example_dir() -> PathBuf {
 /// A copy of the example project in a fresh temporary directory (the "sandbox"):
 /// `SANDBOX/hello` is the project, `SANDBOX/out` is where tests put archives.
 pub struct Project {
-    _dir: TempDir,
+    dir: TempDir,
     /// The temporary directory holding the project.
     pub sandbox: PathBuf,
     /// The project root (holds shipit.toml).
@@ -56,11 +56,7 @@ pub fn project_without_git() -> Project {
     let sandbox = dir.path().canonicalize().expect("canonical tempdir");
     let root = sandbox.join("hello");
     copy_tree(&example_dir(), &root);
-    Project {
-        _dir: dir,
-        sandbox,
-        root,
-    }
+    Project { dir, sandbox, root }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -68,10 +64,17 @@ fn copy_tree(from: &Path, to: &Path) {
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if [".shipit", "__pycache__", ".git"]
-            .iter()
-            .any(|n| name == *n)
-        {
+        // What running the example by hand leaves in tests/example (all of it git-ignored).
+        let skip = [
+            ".shipit",
+            "__pycache__",
+            ".git",
+            ".venv",
+            "var",
+            "staticfiles",
+            ".env",
+        ];
+        if skip.iter().any(|n| name == *n) {
             continue;
         }
         let kind = entry.file_type().unwrap();
@@ -111,6 +114,12 @@ pub fn isolate_git(command: &mut StdCommand, sandbox: &Path) {
 }
 
 impl Project {
+    /// Leaves the sandbox on disk when the project goes (to look at it afterwards); returns
+    /// its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     /// `rel` inside the project.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
