@@ -30,6 +30,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use support::bench::env_num;
 use support::project::Project;
 use support::proxy::Proxy;
 use support::{free_port, http_get, shipit_bin, Nginx, Run, Sshd, Supervisord};
@@ -466,13 +467,6 @@ fn floor(
 // Main
 // ------------------------------------------------------------------------------------------
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Median over deploys of each step's seconds, in first-seen order.
 fn step_medians(deploys: &[&Deploy]) -> Vec<(String, f64)> {
     let mut names: Vec<String> = Vec::new();
@@ -503,20 +497,8 @@ fn step_medians(deploys: &[&Deploy]) -> Vec<(String, f64)> {
 }
 
 fn main() {
-    // `cargo test --benches` runs this binary without `--bench`: do not deploy then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("deploy benchmark: run it with `cargo bench --bench deploy` (as root)");
+    if !support::bench::should_run("deploy") {
         return;
-    }
-    if !support::is_root() {
-        eprintln!("deploy benchmark skipped: it must run as root (it creates the `deploy` account and runs sshd, nginx and supervisord)");
-        return;
-    }
-    for tool in ["/usr/sbin/sshd", "/usr/sbin/nginx", "/usr/bin/supervisord"] {
-        if !Path::new(tool).exists() {
-            eprintln!("deploy benchmark skipped: {tool} is missing (install the test packages: .ci/setup)");
-            return;
-        }
     }
     let delay = Duration::from_millis(env_num("SHIPIT_BENCH_DELAY_MS", 25));
     let runs = env_num("SHIPIT_BENCH_RUNS", 3).max(1) as usize;

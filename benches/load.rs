@@ -19,18 +19,11 @@
 //! 4. Stops the load and prints a table per cycle (deploy and rollback wall times, requests and
 //!    failures during the cycle) and the totals. Exits with status 1 if any request failed.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use support::bench::env_num;
 use support::load::Load;
 use support::stack::Stack;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Cycle {
     deploy: Duration,
@@ -40,22 +33,8 @@ struct Cycle {
 }
 
 fn main() {
-    // `cargo test --benches` runs this binary without `--bench`: do not deploy then.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("load benchmark: run it with `cargo bench --bench load` (as root)");
+    if !support::bench::should_run("load") {
         return;
-    }
-    if !support::is_root() {
-        eprintln!("load benchmark skipped: it must run as root (it creates the `deploy` account and runs sshd, nginx and supervisord)");
-        return;
-    }
-    for tool in ["/usr/sbin/sshd", "/usr/sbin/nginx", "/usr/bin/supervisord"] {
-        if !Path::new(tool).exists() {
-            eprintln!(
-                "load benchmark skipped: {tool} is missing (install the test packages: .ci/setup)"
-            );
-            return;
-        }
     }
     let cycles = env_num("SHIPIT_LOAD_CYCLES", 10).max(1) as usize;
     let threads = env_num("SHIPIT_LOAD_THREADS", 4).max(1) as usize;
@@ -115,10 +94,7 @@ fn main() {
         );
         rows.push(row);
         // The rolled-back release is skipped by later rollbacks: the target stays `previous`.
-        previous = stack
-            .current()
-            .and_then(|c| c.strip_prefix("releases/").map(str::to_string))
-            .expect("current");
+        previous = stack.current_id();
     }
     let report = load.stop();
 

@@ -167,14 +167,6 @@ fn second_deploy_serves_new_code_reuses_the_venv_and_stops_the_old_app() {
     assert!(!stack.deploy_to().join(".shipit/lock").exists());
 }
 
-/// The `visits: N` count on the index page.
-fn visits(body: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix("visits: "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no visit count in {body}"))
-}
-
 /// The site nginx gets differs between releases only by a comment naming the release, so
 /// "reload nginx only if the site changed" should not reload it for a plain code change:
 /// `current` moves traffic by itself.

@@ -277,16 +277,12 @@ impl Cut {
 
 /// The release `current` points at, checked to be complete (unpacked, with its manifest).
 fn current_release(stack: &Stack) -> String {
-    let current = stack.current().expect("`current` exists");
-    let id = current
-        .strip_prefix("releases/")
-        .unwrap_or_else(|| panic!("`current` -> {current}"))
-        .to_string();
-    let release = stack.deploy_to().join(&current);
+    let id = stack.current_id();
+    let release = stack.deploy_to().join("releases").join(&id);
     for file in [".shipit/manifest.json", "manage.py", ".venv/bin/python"] {
         assert!(
             release.join(file).exists(),
-            "`current` -> {current}, which has no {file}"
+            "`current` -> releases/{id}, which has no {file}"
         );
     }
     id

@@ -9,14 +9,6 @@ use support::fleet::{serves_release_on, TwoHosts};
 use support::stack::*;
 use support::*;
 
-/// The `visits: N` count on the index page.
-fn visits(body: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix("visits: "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no visit count in {body}"))
-}
-
 #[test]
 fn two_hosts_share_one_postgres_database() {
     let pg = Postgres::start();

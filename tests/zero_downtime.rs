@@ -22,18 +22,15 @@ const BETWEEN: u64 = 50;
 
 /// The release of `current`, checked to be a complete release with a running app server.
 fn current_release(stack: &Stack) -> String {
-    let current = stack.current().expect("`current` exists");
-    let id = current
-        .strip_prefix("releases/")
-        .unwrap_or_else(|| panic!("`current` -> {current}"))
-        .to_string();
+    let id = stack.current_id();
     assert!(
         stack
             .deploy_to()
-            .join(&current)
+            .join("releases")
+            .join(&id)
             .join(".shipit/manifest.json")
             .is_file(),
-        "`current` -> {current}, which has no manifest"
+        "`current` -> releases/{id}, which has no manifest"
     );
     id
 }

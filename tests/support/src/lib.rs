@@ -17,6 +17,7 @@
 //! - [`fleet`]: two hosts for one target on this one machine.
 //! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
 //! - [`load`]: an HTTP load generator.
+//! - [`bench`]: what the benches share besides all that.
 //! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`]), the `deploy`
 //!   account and helpers to act as it ([`deploy_user`], [`run_as_deploy`], ...), and small
 //!   loopback network helpers ([`free_port`], [`http_get`], ...).
@@ -38,6 +39,7 @@
 //! when its struct is dropped, including during a panic. Ports come from [`free_port`], paths
 //! from fresh temporary directories, so tests can run in parallel threads and processes.
 
+pub mod bench;
 pub mod fleet;
 pub mod load;
 pub mod project;

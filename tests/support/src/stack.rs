@@ -265,6 +265,16 @@ impl Stack {
         current_of(&self.deploy_to())
     }
 
+    /// The id of the release `current` points at; panics unless `current` exists and points
+    /// into `releases/`.
+    pub fn current_id(&self) -> String {
+        let current = self.current().expect("`current` exists");
+        current
+            .strip_prefix("releases/")
+            .unwrap_or_else(|| panic!("`current` -> {current}"))
+            .to_string()
+    }
+
     pub fn releases(&self) -> Vec<String> {
         list_dir(&self.deploy_to().join("releases"))
     }
@@ -405,6 +415,15 @@ pub fn app_log(deploy_to: &Path) -> String {
 pub fn supervisor_status(sup: &Supervisord) -> String {
     let out = run_as_deploy(&format!("{} status", sup.ctl_command()));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `visits: N` count on the example project's index page (each view of it adds one, in the
+/// project's database).
+pub fn visits(body: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("visits: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no visit count in {body}"))
 }
 
 /// The program name of release `id` of the test target.
