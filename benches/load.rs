@@ -6,10 +6,10 @@
 //! the `deploy` user's uv cache is empty.
 //!
 //! What it does:
-//! 1. Starts the stack of the integration tests (`tests/common/stack.rs`: sshd, nginx and
+//! 1. Starts the stack of the integration tests (`support::stack`: sshd, nginx and
 //!    supervisord on free loopback ports, a deploy-owned `deploy_to`, a git-committed copy of
 //!    `tests/example`) and deploys a first release.
-//! 2. Starts `SHIPIT_LOAD_THREADS` (4) client threads (`tests/load`): each sends `GET /health`
+//! 2. Starts `SHIPIT_LOAD_THREADS` (4) client threads (`support::load`): each sends `GET /health`
 //!    through nginx over a fresh connection per request (HTTP/1.0, no keep-alive), so every
 //!    request makes nginx connect through `current`; only a complete `200` counts as ok. By
 //!    default back to back (on a small machine that saturates the CPUs, which slows the

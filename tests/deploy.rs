@@ -533,7 +533,7 @@ fn an_unreachable_host_fails_fast_with_exit_3() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 8. Two hosts (the fixture is in tests/common/fleet.rs).
+// 8. Two hosts (the fixture is in support::fleet).
 
 #[test]
 fn two_hosts_switch_together_and_neither_switches_when_one_fails() {

@@ -1,5 +1,5 @@
-//! Tests of the integration-test harness itself: real sshd, nginx and supervisord on
-//! loopback, checked by their observable behaviour. Needs root.
+//! Tests of the test harness itself (the `support` crate, `tests/support`): real sshd, nginx
+//! and supervisord on loopback, checked by their observable behaviour. Needs root.
 
 use std::time::Duration;
 use support::*;

@@ -5,19 +5,21 @@
 //! named `support` there) so that there is one copy of it: each test file and bench is a crate
 //! of its own, and a module shared by `#[path]` or `mod common;` is compiled again into every one
 //! of them, which is how copies of it used to drift apart. Tests write `use support::*;` (the
-//! daemons and the deploy-user helpers below) and `use support::stack::*;` and so on.
+//! daemons and the deploy-user helpers below) and `use support::stack::*;` and so on. The
+//! root `Cargo.toml` makes it a workspace member too, so `cargo fmt` and `cargo clippy` at the
+//! root check it with the rest.
 //!
 //! - [`project`]: a throw-away copy of the example project (`tests/example`) under real git,
 //!   the commands that run `shipit` against it, and a reader for the archives it writes.
-//! - [`run`]: where the `shipit` binary is ([`shipit_bin`]: how this separate crate finds it is
-//!   documented there) and [`Run`], what one run of shipit produced, with the assertions on it
+//! - [`run`]: where the `shipit` binary is ([`shipit_bin`]; the module says how this separate
+//!   crate finds it) and [`Run`], what one run of shipit produced, with the assertions on it
 //!   ([`Run::expect_code`], [`Run::says`]).
 //! - [`stack`]: one real deploy target (sshd, nginx, supervisord, a `deploy_to`) with the example
 //!   project configured for it.
 //! - [`fleet`]: two hosts for one target on this one machine.
 //! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
 //! - [`load`]: an HTTP load generator.
-//! - [`bench`]: what the benches share besides all that.
+//! - [`bench`](mod@bench): what the benches share besides all that.
 //! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`]), the `deploy`
 //!   account and helpers to act as it ([`deploy_user`], [`run_as_deploy`], ...), and small
 //!   loopback network helpers ([`free_port`], [`http_get`], ...).

@@ -1,4 +1,6 @@
-//! nginx with a private main config, running as the deploy user.
+//! nginx with a private main config, running as the deploy user: the web server a deploy
+//! installs its site into, tests (`nginx -t`) and reloads over SSH, as on a real host, without
+//! touching the machine's own nginx.
 
 use super::process::{self, stop_tree};
 use super::{deploy_command, deploy_owned_tempdir_with_prefix, mkdir_as_deploy, read_lossy};

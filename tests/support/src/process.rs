@@ -1,4 +1,5 @@
-//! Stopping daemons and everything they spawned, with std only (signals via `kill(1)`).
+//! Stopping daemons and everything they spawned, with std only (signals via `kill(1)`), so
+//! that no daemon or app server outlives the test that started it, even one that panicked.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

@@ -1,4 +1,6 @@
-//! A real OpenSSH `sshd` on 127.0.0.1 with its own config, host key and authorized key.
+//! A real OpenSSH `sshd` on 127.0.0.1 with its own config, host key and authorized key: the
+//! server shipit deploys through (as `deploy`), and the `ssh` client command that reaches it the
+//! same way for tests and benches that talk to the host themselves.
 
 use super::process::{self, stop_tree};
 use super::{deploy_user, free_port, read_lossy, wait_for};

@@ -1,4 +1,5 @@
-//! supervisord with a private config and unix socket, running as the deploy user.
+//! supervisord with a private config and unix socket, running as the deploy user: the process
+//! manager a deploy hands each release's gunicorn to, without touching the machine's own.
 
 use super::process::{self, stop_tree};
 use super::{deploy_command, deploy_owned_tempdir_with_prefix, mkdir_as_deploy, read_lossy};
