@@ -324,6 +324,17 @@ impl<'p> Locked<'p> {
             if run.succeeded() {
                 return Ok(vec![run]);
             }
+            if run.facts.contains_key("stopped") {
+                if run.facts.contains_key("unlocked") {
+                    self.fleet.printer.info(format!(
+                        "{}: released the lock and abandoned its prepared release",
+                        self.name(0)
+                    ));
+                }
+                return Err(Error::Interrupted {
+                    outcome: current_outcome.to_string(),
+                });
+            }
             let switching = run
                 .failed
                 .as_ref()
@@ -569,6 +580,7 @@ mod tests {
         let scripts = hosts[0].lock().unwrap().scripts.clone();
         assert_eq!(scripts.len(), 2, "begin, then prepare+switch: {scripts:?}");
         assert!(scripts[1].contains(&"migrate".to_string()));
+        assert!(scripts[1].contains(&"gate".to_string()));
         assert_eq!(scripts[1].last().unwrap(), "stop-old-app");
         assert!(nobody_locked(&hosts));
     }

@@ -83,40 +83,48 @@ impl HostSession {
         let mut tail: VecDeque<String> = VecDeque::new();
         let label = self.label.clone();
         let nonce = script.nonce.clone();
-        let status =
-            self.transport.run(
-                &script.render(),
-                &mut |line| match parse_line(&nonce, line) {
-                    Event::Begin(step) => {
-                        tail.clear();
-                        printer.detail(format!("{label}  → {step}"));
-                        current = Some((step, Instant::now()));
+        let status = self.transport.run(&script.render(), &mut |line| {
+            match parse_line(&nonce, line) {
+                Event::Begin(step) => {
+                    tail.clear();
+                    printer.detail(format!("{label}  → {step}"));
+                    current = Some((step, Instant::now()));
+                }
+                Event::End(step) => {
+                    let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
+                    printer.step_done(&label, &step, elapsed);
+                    run.timings.push((step, elapsed));
+                }
+                Event::Fail(step, status) => {
+                    let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
+                    printer.step_failed(&label, &step, elapsed);
+                    run.failed = Some((step, status));
+                    run.tail = tail.iter().cloned().collect();
+                    tail.clear();
+                }
+                Event::Fact(key, value) => {
+                    run.facts.insert(key, value);
+                }
+                // Prepared and about to switch in the same exec: go on unless Ctrl-C said stop.
+                Event::Gate => {
+                    let answer = if crate::interrupt::requested() {
+                        "stop"
+                    } else {
+                        "switch"
+                    };
+                    return Some(format!("{answer}\n"));
+                }
+                Event::Done => run.done = true,
+                Event::Output(text) => {
+                    printer.detail(format!("{label}    {text}"));
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
                     }
-                    Event::End(step) => {
-                        let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                        printer.step_done(&label, &step, elapsed);
-                        run.timings.push((step, elapsed));
-                    }
-                    Event::Fail(step, status) => {
-                        let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                        printer.step_failed(&label, &step, elapsed);
-                        run.failed = Some((step, status));
-                        run.tail = tail.iter().cloned().collect();
-                        tail.clear();
-                    }
-                    Event::Fact(key, value) => {
-                        run.facts.insert(key, value);
-                    }
-                    Event::Done => run.done = true,
-                    Event::Output(text) => {
-                        printer.detail(format!("{label}    {text}"));
-                        if tail.len() == TAIL_LINES {
-                            tail.pop_front();
-                        }
-                        tail.push_back(text);
-                    }
-                },
-            )?;
+                    tail.push_back(text);
+                }
+            }
+            None
+        })?;
         run.status = status;
         if run.failed.is_none() && !run.done {
             // The script died without reporting (killed, or the connection dropped).

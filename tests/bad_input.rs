@@ -33,6 +33,8 @@ deployment = "requirements/deployment.txt"
 transport = "local"
 deploy_to = "DEPLOY_TO"
 environment = "deployment"
+# These cases run as root on this machine.
+allow_root = true
 shared_dirs = ["var"]
 "#;
 
@@ -167,8 +169,8 @@ fn unknown_project_key() {
 fn unknown_target_key() {
     let case = Case::new();
     case.config(
-        "environment = \"deployment\"\nshared_dirs",
-        "environment = \"deployment\"\nkeep = 3\nshared_dirs",
+        "allow_root = true\nshared_dirs",
+        "allow_root = true\nkeep = 3\nshared_dirs",
     );
     deploy(&case, &["unknown field `keep`", "keep_releases"]);
 }
@@ -484,9 +486,14 @@ fn failing_migration() {
 fn failing_collectstatic() {
     let case = Case::new();
     case.deploy_ok();
-    let settings = case.project.read("hello/settings/deployment.py") + "\nSTATIC_ROOT = None\n";
+    // Hashed names, and a stylesheet that refers to a file that does not exist.
+    let settings = case.project.read("hello/settings/deployment.py")
+        + "\nSTORAGES = {\"default\": {\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}, \"staticfiles\": {\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}}\n";
     case.write("hello/settings/deployment.py", &settings);
-    case.fails_after_a_good_release(1, &["step `collectstatic` failed", "STATIC_ROOT"]);
+    let css = case.project.read("pages/static/pages/site.css")
+        + "\nbody { background: url(\"missing.png\"); }\n";
+    case.write("pages/static/pages/site.css", &css);
+    case.fails_after_a_good_release(1, &["step `collectstatic` failed", "missing.png"]);
 }
 
 #[test]

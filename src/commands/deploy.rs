@@ -150,8 +150,10 @@ fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> 
             hint: "set app_user in the target".into(),
         });
     }
-    if (user == "root"
-        || run.facts.get("uid").map(String::as_str) == Some("0") && resolved.app_user.is_none())
+    // Without a managed app server there is nothing to run as anyone.
+    if resolved.app.is_some()
+        && (user == "root"
+            || run.facts.get("uid").map(String::as_str) == Some("0") && resolved.app_user.is_none())
         && !resolved.allow_root
     {
         return Err(Error::Refused {

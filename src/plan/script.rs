@@ -48,10 +48,15 @@ impl Script {
         }
     }
 
-    /// This script followed by `next`'s parts, in one exec, each part keeping its own cleanup.
-    /// Used when a deploy has a single host: there is nobody to wait for between preparing and
-    /// switching, so it saves a round trip and never leaves the lock held without a script.
+    /// This script followed by `next`'s parts, in one exec, each part keeping its own cleanup,
+    /// with a gate between them where the script asks shipit whether to go on (see
+    /// `shipit_gate`). Used when a deploy has a single host: there is nobody to wait for between
+    /// preparing and switching, so it saves a round trip and never leaves the lock held without
+    /// a script, while Ctrl-C can still stop it before the switch.
     pub(crate) fn then(mut self, next: Script) -> Script {
+        if let Some(last) = self.parts.last_mut() {
+            last.steps.push(Step::Gate);
+        }
         self.parts.extend(next.parts);
         self
     }
@@ -84,7 +89,7 @@ impl Script {
     /// command that reads stdin cannot swallow the rest of the script.
     pub(crate) fn render(&self) -> String {
         format!(
-            "# shipit remote script; generated, do not edit\n{LIBRARY}\nshipit_main() {{\n{}}}\nshipit_main </dev/null\n",
+            "# shipit remote script; generated, do not edit\n{LIBRARY}\nshipit_main() {{\n{}}}\nshipit_main 3<&0 </dev/null\nexit $?\n",
             self.render_calls()
         )
     }
@@ -101,6 +106,8 @@ pub enum Event {
     Fail(String, i32),
     /// A fact reported by the script (`key`, `value`).
     Fact(String, String),
+    /// The script waits at a gate for `switch` or `stop` on its stdin.
+    Gate,
     /// The script ran to its end.
     Done,
     /// Ordinary output of a step.
@@ -129,6 +136,7 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
             Event::Fact(key.to_string(), value.to_string())
         }
         "done" => Event::Done,
+        "gate" => Event::Gate,
         _ => Event::Output(line.to_string()),
     }
 }

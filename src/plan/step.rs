@@ -110,6 +110,8 @@ pub(crate) enum Step {
     StartApp,
     /// Mark the release prepared.
     Prepared,
+    /// In a script that prepares and switches, wait for shipit's go-ahead before switching.
+    Gate,
     /// Refuse to switch without the lock.
     CheckLock,
     /// Rename a fresh symlink over `current`.
@@ -174,6 +176,7 @@ impl Step {
             Step::NginxCheck => "nginx-check",
             Step::StartApp => "start-app",
             Step::Prepared => "prepared",
+            Step::Gate => "gate",
             Step::CheckLock => "check-lock",
             Step::Switch => "switch",
             Step::ReloadNginx => "reload-nginx",
@@ -359,6 +362,7 @@ mod tests {
             Step::NginxCheck,
             Step::StartApp,
             Step::Prepared,
+            Step::Gate,
             Step::CheckLock,
             Step::Switch,
             Step::ReloadNginx,

@@ -59,15 +59,15 @@ impl Transport for Fake {
         &self.name
     }
 
-    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+    fn run(&mut self, script: &str, on_line: &mut super::OnLine<'_>) -> Result<i32> {
         let calls = script.rsplit("shipit_main() {").next().unwrap_or("");
         let nonce = calls
             .lines()
             .find_map(|l| l.strip_prefix("SHIPIT_NONCE="))
             .map(unquote)
             .unwrap_or_default();
-        let mark = |on_line: &mut dyn FnMut(&str), text: String| {
-            on_line(&format!("@@shipit:{nonce} {text}"));
+        let mark = |on_line: &mut super::OnLine<'_>, text: String| {
+            on_line(&format!("@@shipit:{nonce} {text}"))
         };
         let mut host = self.host.lock().expect("fake host");
         let mut ran = Vec::new();
@@ -86,6 +86,15 @@ impl Transport for Fake {
             }
             ran.push(id.clone());
             mark(on_line, format!("begin {id}"));
+            if id == "gate" && mark(on_line, "gate".into()).as_deref() != Some("switch\n") {
+                mark(on_line, format!("fail {id} 1"));
+                if host.locked {
+                    host.locked = false;
+                    mark(on_line, "fact unlocked 1".into());
+                }
+                host.scripts.push(ran);
+                return Ok(1);
+            }
             for (key, value) in self.behaviour.facts.get(&id).into_iter().flatten() {
                 mark(on_line, format!("fact {key} {value}"));
             }

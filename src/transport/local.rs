@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-use super::{for_each_line, Transport, Usage};
+use super::{for_each_line, OnLine, Transport, Usage};
 
 /// Runs scripts on this machine.
 #[derive(Debug, Default)]
@@ -29,7 +29,7 @@ impl Transport for Local {
         "local"
     }
 
-    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+    fn run(&mut self, script: &str, on_line: &mut OnLine<'_>) -> Result<i32> {
         self.usage.channels += 1;
         let fail = |e: std::io::Error| Error::Connection {
             host: "local".into(),
@@ -45,9 +45,10 @@ impl Transport for Local {
             .map_err(fail)?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         stdin.write_all(script.as_bytes()).map_err(fail)?;
-        drop(stdin);
+        // stdin stays open: the script exits by itself, and may wait for an answer at a gate.
         let stdout = child.stdout.take().expect("piped stdout");
-        for_each_line(stdout, on_line).map_err(fail)?;
+        for_each_line(stdout, &mut stdin, on_line).map_err(fail)?;
+        drop(stdin);
         let status = child.wait().map_err(fail)?;
         Ok(status.code().unwrap_or(128 + 9))
     }

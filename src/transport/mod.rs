@@ -29,8 +29,10 @@ pub trait Transport: Send {
     /// How the host is named in messages, e.g. `deploy@app1:22` or `local`.
     fn name(&self) -> &str;
 
-    /// Runs `script` with `sh`, calling `on_line` for each line it prints; returns its exit status.
-    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32>;
+    /// Runs `script` with `sh`, calling `on_line` for each line it prints; returns its exit
+    /// status. What `on_line` returns is written to the script's standard input (which stays
+    /// open while it runs): how a script waiting at a gate is told to go on or to stop.
+    fn run(&mut self, script: &str, on_line: &mut OnLine<'_>) -> Result<i32>;
 
     /// Streams the local file `local` to the path `remote` on the host, calling `progress` with
     /// the bytes sent so far.
@@ -40,10 +42,15 @@ pub trait Transport: Send {
     fn usage(&self) -> Usage;
 }
 
-/// Splits a byte stream into lines for [`Transport::run`], tolerating invalid UTF-8.
+/// Called with each line a script prints; a returned text is sent to the script's stdin.
+pub(crate) type OnLine<'a> = dyn FnMut(&str) -> Option<String> + 'a;
+
+/// Splits a byte stream into lines for [`Transport::run`], tolerating invalid UTF-8, and writes
+/// the replies of `on_line` to `input`.
 pub(crate) fn for_each_line(
     reader: impl std::io::Read,
-    on_line: &mut dyn FnMut(&str),
+    input: &mut dyn std::io::Write,
+    on_line: &mut OnLine<'_>,
 ) -> std::io::Result<()> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(reader);
@@ -54,6 +61,9 @@ pub(crate) fn for_each_line(
             return Ok(());
         }
         let text = String::from_utf8_lossy(&line);
-        on_line(text.trim_end_matches(['\n', '\r']));
+        if let Some(reply) = on_line(text.trim_end_matches(['\n', '\r'])) {
+            input.write_all(reply.as_bytes())?;
+            input.flush()?;
+        }
     }
 }

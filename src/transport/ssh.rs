@@ -19,7 +19,7 @@ use crate::config::HostSpec;
 use crate::error::{Error, Result};
 use crate::plan::{base64, quote};
 
-use super::{for_each_line, Transport, Usage};
+use super::{for_each_line, OnLine, Transport, Usage};
 
 /// How long to wait for TCP connect, handshake and authentication.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -365,7 +365,7 @@ impl Transport for Ssh {
         &self.name
     }
 
-    fn run(&mut self, script: &str, on_line: &mut dyn FnMut(&str)) -> Result<i32> {
+    fn run(&mut self, script: &str, on_line: &mut OnLine<'_>) -> Result<i32> {
         self.usage.channels += 1;
         let mut channel = self
             .session
@@ -377,10 +377,9 @@ impl Transport for Ssh {
         channel
             .write_all(script.as_bytes())
             .map_err(|e| self.channel_error("cannot send the script", e))?;
-        channel
-            .send_eof()
-            .map_err(|e| self.channel_error("cannot send the script", e))?;
-        for_each_line(&mut channel, on_line)
+        // stdin stays open: the script exits by itself, and may wait for an answer at a gate.
+        let mut input = channel.stream(0);
+        for_each_line(channel.stream(0), &mut input, on_line)
             .map_err(|e| self.channel_error("connection lost while running", e))?;
         let mut stderr = String::new();
         let _ = channel.stderr().read_to_string(&mut stderr);

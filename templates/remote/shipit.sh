@@ -703,6 +703,20 @@ step_start_app() {
 
 step_prepared() { shipit_state prepared; }
 
+# Prepared, and about to switch in the same exec: ask shipit whether to go on, on the script's
+# original stdin (fd 3). It answers `stop` after Ctrl-C; no answer at all (the connection is
+# gone) is a stop too. Either way nothing is switched and the prepare cleanup runs.
+step_gate() {
+  shipit_mark gate
+  answer=
+  read -r answer <&3 || true
+  if [ "$answer" != switch ]; then
+    echo "stopped before the switch: shipit asked to stop"
+    shipit_fact stopped 1
+    exit 1
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # Steps of `switch`.
 
