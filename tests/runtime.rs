@@ -258,3 +258,29 @@ fn python_given_as_a_version_is_found_by_uv() {
     .unwrap();
     assert!(cfg.contains("3.11"), "{cfg}");
 }
+
+#[test]
+fn an_older_gunicorn_deploys_with_the_defaults() {
+    let stack = Stack::start();
+    // gunicorn 23 rejects --no-control-socket, which only 25 and later need; it needs packaging.
+    let requirements = "requirements/deployment.txt";
+    let text = stack.project.read(requirements);
+    stack.project.write(
+        requirements,
+        &text.replace("gunicorn==27.0.1", "gunicorn==23.0.0\npackaging==25.0"),
+    );
+    stack.project.commit_all("gunicorn 23");
+    let id = stack.deploy_release();
+    stack.serves_release(&id);
+    let args = std::fs::read_to_string(
+        stack
+            .deploy_to()
+            .join(format!("releases/{id}/.shipit/gunicorn.args")),
+    )
+    .unwrap();
+    assert_eq!(
+        args.trim(),
+        "",
+        "gunicorn 23 gets no version-specific option"
+    );
+}
