@@ -579,11 +579,7 @@ fn a_held_lock() {
 #[test]
 fn unreachable_host() {
     let case = Case::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     case.config(
         "transport = \"local\"",
         &format!("hosts = [\"deploy@127.0.0.1:{port}\"]"),
