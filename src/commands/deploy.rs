@@ -24,9 +24,10 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
     let (artifact, info) = build::build_deployable(config, target)?;
-    service_configs(config, target, &info, ReleaseId::at(Utc::now()), "app")?;
+    let user = resolved.app_user.as_deref().unwrap_or("DEPLOY_USER");
+    let configs = service_configs(config, target, &info, ReleaseId::at(Utc::now()), user)?;
     if args.dry_run {
-        return super::dry_run::show(&resolved, target, &artifact, printer);
+        return super::dry_run::show(&resolved, target, &artifact, &configs, printer);
     }
     // Secrets are resolved here, before any host is touched, and never shown from now on.
     let env = AppEnv::resolve(config, target)?;
@@ -59,7 +60,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     };
     locked.set_var("ID", &release.to_string());
     locked.set_var("PROGRAM", &resolved.program(Some(release)));
-    let mut configs = Vec::new();
+    let mut configs = Vec::with_capacity(begun.len());
     for (i, run) in begun.iter().enumerate() {
         let user = app_user(&resolved, run, &locked.name(i))?;
         configs.push(service_configs(config, target, &info, release, &user)?);

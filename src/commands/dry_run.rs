@@ -34,6 +34,7 @@ pub(super) fn show(
     resolved: &Resolved,
     target: &Target,
     artifact: &Artifact,
+    configs: &ServiceConfigs,
     printer: &Printer,
 ) -> Result<()> {
     let release = ReleaseId::at(Utc::now());
@@ -55,7 +56,7 @@ pub(super) fn show(
         ("begin", begin()),
         (
             "prepare (after uploading the archive)",
-            prepare(resolved, &ServiceConfigs::default(), &env_preview(target)),
+            prepare(resolved, configs, &env_preview(target)),
         ),
         (
             "switch (once every host is prepared)",
@@ -86,6 +87,20 @@ pub(super) fn show(
         }
     }
     printer.result(text.trim_end());
+    // With -v: what each host would get, as text (secrets shown by where they come from).
+    let files = [
+        (
+            "the release's env file (.shipit/env)",
+            Some(env_preview(target)),
+        ),
+        ("nginx site", configs.nginx.clone()),
+        ("supervisor program", configs.app.clone()),
+    ];
+    for (what, text) in files {
+        if let Some(text) = text {
+            printer.detail(format!("\n# --- {what} ---\n{}", text.trim_end()));
+        }
+    }
     for (name, phase) in &phases {
         let script = Script::new("dry-run", vars.clone(), phase.steps.clone(), phase.cleanup);
         printer.detail(format!("\n# --- {name} ---\n{}", script.render_calls()));

@@ -554,6 +554,8 @@ step_migrate() {
   cd "$R" || exit 1
   [ -f "$MANAGE" ] || { echo "$MANAGE not found in the release"; exit 1; }
   shipit_load_env "$R"
+  # A database file migrate creates (SQLite) is not world-readable.
+  umask 027
   "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE" "$MANAGE"
 }
 
