@@ -119,3 +119,98 @@ fn deploy_rollback_and_deploy_under_load_lose_no_request() {
     );
     assert!(!stack.locked());
 }
+
+/// A project shaped like a real production Django site — its secret key and database URL come
+/// from the environment (as secrets resolved on the deploying machine), one PostgreSQL, hashed
+/// static files at a STATIC_ROOT that is not the default, gunicorn 23 — deploys with no hook and
+/// no template variable, and a deploy and a rollback under load on its database-backed page
+/// lose no request; the previous release's CSS keeps answering.
+#[test]
+fn a_production_shaped_project_deploys_and_rolls_back_under_load() {
+    let pg = support::Postgres::start();
+    let mut stack = Stack::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let key = secrets.path().join("secret-key");
+    let url = secrets.path().join("database-url");
+    let secret_key = "production-shaped-secret-key-0123456789abcdef";
+    std::fs::write(&key, format!("{secret_key}\n")).unwrap();
+    std::fs::write(&url, format!("{}\n", pg.url())).unwrap();
+
+    let requirements = stack
+        .project
+        .read("requirements/postgres.txt")
+        .replace("gunicorn==27.0.1", "gunicorn==23.0.0\npackaging==25.0");
+    stack
+        .project
+        .write("requirements/production.txt", &requirements);
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"static\"\n\
+             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
+             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
+        ),
+    );
+    stack.project.commit_all("production shape");
+    stack.set_requirements("requirements/production.txt");
+    stack.set_options(|o| {
+        o.extra = format!(
+            "secrets = {{ DJANGO_SECRET_KEY = {{ file = {:?} }}, DATABASE_URL = {{ file = {:?} }} }}\n",
+            key.display().to_string(),
+            url.display().to_string()
+        )
+    });
+
+    let v1 = stack.deploy_release();
+    let page = stack.serves_release(&v1);
+    let css = |page: &str| {
+        let start = page.find("href=\"").expect("a stylesheet") + 6;
+        page[start..start + page[start..].find('"').unwrap()].to_string()
+    };
+    let old_css = css(&page);
+    assert!(
+        page.contains(&format!("secret key length: {}\n", secret_key.len())),
+        "{page}"
+    );
+    assert!(
+        pg.query("SELECT count(*) FROM pages_visit").trim() != "0",
+        "the page's visits are not in PostgreSQL"
+    );
+
+    let load = Load::start(stack.port, "/", THREADS, LOAD_LIMIT);
+    assert!(
+        load.wait_for_more_ok(BETWEEN, Duration::from_secs(20)),
+        "the load does not get through: {:?}",
+        load.counts()
+    );
+    stack.change_page("marker: v2");
+    let stylesheet = "pages/static/pages/site.css";
+    let text = stack.project.read(stylesheet);
+    stack
+        .project
+        .write(stylesheet, &format!("{text}\nh1 {{ margin: 0; }}\n"));
+    stack.project.commit_all("v2 css");
+    let v2 = stack.deploy_release();
+    let new_css = css(&stack.serves_release(&v2));
+    assert_ne!(old_css, new_css);
+    assert_eq!(support::http_get(stack.port, &old_css).unwrap().0, 200);
+    assert!(load.wait_for_more_ok(BETWEEN, Duration::from_secs(20)));
+
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&v1);
+    assert_eq!(support::http_get(stack.port, &new_css).unwrap().0, 200);
+    assert!(load.wait_for_more_ok(BETWEEN, Duration::from_secs(20)));
+
+    let report = load.stop();
+    eprintln!("[load] {report}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed: {report}\nnginx error.log:\n{}\napp log:\n{}",
+        stack.host.nginx.error_log(),
+        app_log(&stack.deploy_to())
+    );
+    assert!(!stack.locked());
+}
