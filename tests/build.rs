@@ -739,6 +739,20 @@ fn a_source_date_epoch_that_is_no_timestamp_is_refused() {
     failure.says(&["SOURCE_DATE_EPOCH", "notanumber"]);
 }
 
+#[test]
+fn a_source_date_epoch_outside_1980_to_2100_is_refused() {
+    let project = project();
+    for value in ["0", "4102444800", "1700000000000"] {
+        let mut shipit = project.shipit();
+        shipit.env("SOURCE_DATE_EPOCH", value);
+
+        let failure = build_fails_with(&project, shipit, &["--target", "local"]);
+
+        assert_eq!(failure.code, 2, "a usage mistake");
+        failure.says(&["SOURCE_DATE_EPOCH", value, "outside 1980-01-01..2100-01-01"]);
+    }
+}
+
 // --- Output ---------------------------------------------------------------------------------
 
 #[test]

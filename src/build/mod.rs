@@ -51,15 +51,44 @@ pub struct Artifact {
     pub secrets_skipped: Vec<String>,
 }
 
+/// The earliest `SOURCE_DATE_EPOCH` accepted: 1980-01-01 (zip and many tools cannot go earlier;
+/// a smaller value is a mistake such as milliseconds cut short or a `0` placeholder).
+const EPOCH_MIN: i64 = 315_532_800;
+/// The first `SOURCE_DATE_EPOCH` refused: 2100-01-01 (a larger value is milliseconds or a typo).
+const EPOCH_END: i64 = 4_102_444_800;
+
 /// Reads `SOURCE_DATE_EPOCH` from the environment, if set.
 pub fn source_date_epoch_from_env() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value.trim().parse::<i64>().ok().filter(|v| *v >= 0).map(Some).ok_or_else(|| Error::Usage {
-            message: format!("SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp (whole seconds since 1970)"),
-            hint: Some("unset it, or set it to whole seconds since 1970, e.g. `git log -1 --format=%ct`".into()),
-        }),
+        Ok(value) => parse_source_date_epoch(&value).map(Some),
         Err(_) => Ok(None),
     }
+}
+
+/// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970, from 1980 up to (not including)
+/// 2100.
+fn parse_source_date_epoch(value: &str) -> Result<i64> {
+    let hint = || {
+        Some(
+            "unset it, or set it to whole seconds since 1970, e.g. `git log -1 --format=%ct`"
+                .to_string(),
+        )
+    };
+    let epoch = value.trim().parse::<i64>().map_err(|_| Error::Usage {
+        message: format!(
+            "SOURCE_DATE_EPOCH=`{value}` is not a Unix timestamp (whole seconds since 1970)"
+        ),
+        hint: hint(),
+    })?;
+    if !(EPOCH_MIN..EPOCH_END).contains(&epoch) {
+        return Err(Error::Usage {
+            message: format!(
+                "SOURCE_DATE_EPOCH=`{value}` is outside 1980-01-01..2100-01-01 ({EPOCH_MIN}..{EPOCH_END} seconds since 1970); milliseconds, or a placeholder?"
+            ),
+            hint: hint(),
+        });
+    }
+    Ok(epoch)
 }
 
 /// Builds the archive described by `request`.
@@ -245,4 +274,33 @@ fn newest_mtime(files: &[source::SourceFile]) -> Result<i64> {
         newest = newest.max(meta.mtime());
     }
     Ok(newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_date_epoch_is_whole_seconds_between_1980_and_2100() {
+        assert_eq!(
+            parse_source_date_epoch("1700000000").unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(parse_source_date_epoch(" 315532800\n").unwrap(), EPOCH_MIN);
+        assert_eq!(
+            parse_source_date_epoch("4102444799").unwrap(),
+            EPOCH_END - 1
+        );
+        for bad in ["notanumber", "1.5", ""] {
+            let msg = parse_source_date_epoch(bad).unwrap_err().to_string();
+            assert!(msg.contains("is not a Unix timestamp"), "{bad}: {msg}");
+        }
+        for bad in ["0", "-1", "315532799", "4102444800", "1700000000000"] {
+            let err = parse_source_date_epoch(bad).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("SOURCE_DATE_EPOCH=`{bad}`")), "{msg}");
+            assert!(msg.contains("outside 1980-01-01..2100-01-01"), "{msg}");
+        }
+    }
 }
