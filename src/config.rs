@@ -376,6 +376,15 @@ impl HostSpec {
     }
 }
 
+impl HostSpec {
+    /// Whether `self` and `other` reach the same sshd: the same host name (any case) and port
+    /// (none is 22), whatever the user. Two such entries share one `deploy_to` and its lock.
+    pub fn same_machine(&self, other: &HostSpec) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host)
+            && self.port.unwrap_or(22) == other.port.unwrap_or(22)
+    }
+}
+
 impl fmt::Display for HostSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(user) = &self.user {
@@ -674,10 +683,19 @@ fn validate_target(
     let target_span = raw.span();
     let raw = raw.into_inner();
 
-    let mut hosts = Vec::new();
+    let mut hosts: Vec<HostSpec> = Vec::new();
     for host in raw.hosts.get_ref() {
         let spec = HostSpec::parse(host.get_ref())
             .map_err(|why| source.error(host.span(), key("hosts"), why))?;
+        if let Some(earlier) = hosts.iter().find(|h| h.same_machine(&spec)) {
+            return Err(source.error(
+                host.span(),
+                key("hosts"),
+                format!(
+                    "`{spec}` is listed twice (also as `{earlier}`): one run would lock itself out of the host; list each host once"
+                ),
+            ));
+        }
         hosts.push(spec);
     }
     match raw.transport {
@@ -758,13 +776,35 @@ fn validate_target(
             ))
         }
     };
-    let shared = |list: Vec<Spanned<String>>, k: &str| -> Result<Vec<String>> {
-        list.into_iter()
-            .map(|p| {
-                relative_path(p.get_ref()).map_err(|why| source.error(p.span(), key(k), why))?;
-                Ok(p.into_inner().trim_end_matches('/').to_string())
-            })
-            .collect()
+    // Shared paths are linked into every release: each names one path of its own inside the
+    // release, never the release itself, shipit's own files, or another shared path.
+    let mut shared_seen: Vec<(String, &str)> = Vec::new();
+    let mut shared = |list: Vec<Spanned<String>>, k: &'static str| -> Result<Vec<String>> {
+        let mut paths = Vec::new();
+        for p in list {
+            let bad = |why: String| source.error(p.span(), key(k), why);
+            let path = shared_path(p.get_ref()).map_err(bad)?;
+            if let Some((other, other_key)) = shared_seen.iter().find(|(other, _)| {
+                path == *other
+                    || path.starts_with(&format!("{other}/"))
+                    || other.starts_with(&format!("{path}/"))
+            }) {
+                let how = if path == *other {
+                    "is already shared".to_string()
+                } else if path.starts_with(other.as_str()) {
+                    format!("is inside `{other}`, already shared")
+                } else {
+                    format!("contains `{other}`, already shared")
+                };
+                return Err(bad(format!(
+                    "`{path}` {how} (in {}); each shared path must stand on its own",
+                    key(other_key)
+                )));
+            }
+            shared_seen.push((path.clone(), k));
+            paths.push(path);
+        }
+        Ok(paths)
     };
     let shared_dirs = shared(raw.shared_dirs, "shared_dirs")?;
     let shared_files = shared(raw.shared_files, "shared_files")?;
@@ -961,6 +1001,30 @@ fn safe_service_path(path: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// Names inside a release that shipit manages itself; no shared path may replace them.
+const RELEASE_OWN: &[&str] = &[".shipit", ".venv"];
+
+/// Validates a `shared_dirs`/`shared_files` entry and returns it normalized (`./a//b/` is
+/// `a/b`): relative, inside the release, not the release root and not shipit's own files.
+fn shared_path(path: &str) -> std::result::Result<String, String> {
+    relative_path(path)?;
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let Some(first) = parts.first() else {
+        return Err(format!(
+            "`{path}` is the release directory itself; name a directory or file inside it"
+        ));
+    };
+    if RELEASE_OWN.contains(first) {
+        return Err(format!(
+            "`{path}` is inside `{first}`, which shipit manages in every release; choose another path"
+        ));
+    }
+    Ok(parts.join("/"))
+}
+
 fn key_for(target: &str, key: &str) -> String {
     format!("targets.{target}.{key}")
 }
@@ -1147,6 +1211,121 @@ keep_releases = 3
         for bad in ["", "@h", "u@", "h:0", "h:x", "a b", "[::1"] {
             assert!(HostSpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_same_host_twice_is_refused() {
+        for (first, second) in [
+            ("deploy@app1.example.com", "deploy@app1.example.com"),
+            ("deploy@app1.example.com", "other@APP1.example.com:22"),
+            ("app2.example.com:2222", "deploy@app2.example.com:2222"),
+        ] {
+            let text = GOOD.replace(
+                "hosts = [\"deploy@app1.example.com\", \"app2.example.com:2222\"]",
+                &format!("hosts = [\n  \"{first}\",\n  \"{second}\",\n]"),
+            );
+            let msg = message(&text);
+            assert!(
+                msg.starts_with("shipit.toml:8: `targets.production.hosts`: "),
+                "{msg}"
+            );
+            assert!(msg.contains("listed twice"), "{msg}");
+        }
+        // Another port is another sshd (a container, a forwarded port): allowed.
+        let text = GOOD.replace("app2.example.com:2222", "app1.example.com:2222");
+        assert_eq!(parse(&text).unwrap().targets["production"].hosts.len(), 2);
+    }
+
+    #[test]
+    fn shared_paths_stay_inside_the_release_and_apart() {
+        let shared = |dirs: &str, files: &str| {
+            let text = GOOD.replace(
+                "shared_dirs = [\"var\", \"media/\"]",
+                &format!("shared_dirs = {dirs}\nshared_files = {files}"),
+            );
+            parse(&text).map(|c| {
+                let t = &c.targets["production"];
+                (t.shared_dirs.clone(), t.shared_files.clone())
+            })
+        };
+        let ok = shared(r#"["./var/", "media//up"]"#, r#"["conf/local.ini"]"#).unwrap();
+        assert_eq!(ok.0, vec!["var", "media/up"]);
+        assert_eq!(ok.1, vec!["conf/local.ini"]);
+        for (dirs, files, line, key, needle) in [
+            (
+                r#"["."]"#,
+                "[]",
+                9,
+                "shared_dirs",
+                "the release directory itself",
+            ),
+            (
+                r#"["./"]"#,
+                "[]",
+                9,
+                "shared_dirs",
+                "the release directory itself",
+            ),
+            ("[]", r#"[""]"#, 10, "shared_files", "must not be empty"),
+            (r#"[".shipit"]"#, "[]", 9, "shared_dirs", "inside `.shipit`"),
+            (
+                "[]",
+                r#"["./.shipit/env"]"#,
+                10,
+                "shared_files",
+                "inside `.shipit`",
+            ),
+            (r#"[".venv"]"#, "[]", 9, "shared_dirs", "inside `.venv`"),
+            (
+                r#"["var", "var/"]"#,
+                "[]",
+                9,
+                "shared_dirs",
+                "`var` is already shared",
+            ),
+            (
+                r#"["var", "var/log"]"#,
+                "[]",
+                9,
+                "shared_dirs",
+                "inside `var`",
+            ),
+            (
+                r#"["var/log", "var"]"#,
+                "[]",
+                9,
+                "shared_dirs",
+                "contains `var/log`",
+            ),
+            (
+                r#"["var"]"#,
+                r#"["var"]"#,
+                10,
+                "shared_files",
+                "already shared (in targets.production.shared_dirs)",
+            ),
+            (
+                r#"["var"]"#,
+                r#"["var/db.sqlite3"]"#,
+                10,
+                "shared_files",
+                "inside `var`",
+            ),
+            (
+                "[]",
+                r#"["a", "a"]"#,
+                10,
+                "shared_files",
+                "`a` is already shared",
+            ),
+        ] {
+            let msg = shared(dirs, files).unwrap_err().to_string();
+            let prefix = format!("shipit.toml:{line}: `targets.production.{key}`: ");
+            assert!(msg.starts_with(&prefix), "{dirs} {files}: {msg}");
+            assert!(msg.contains(needle), "{dirs} {files}: {msg}");
+        }
+        // Names that merely share a prefix do not overlap.
+        assert!(shared(r#"["var", "variable"]"#, r#"["var2"]"#).is_ok());
     }
 
     #[test]

@@ -285,6 +285,47 @@ fn shared_path_climbing_out() {
 }
 
 #[test]
+fn the_same_host_twice() {
+    let case = Case::new();
+    case.config(
+        "transport = \"local\"",
+        "hosts = [\"deploy@app.example.com\", \"root@APP.example.com:22\"]",
+    );
+    deploy(
+        &case,
+        &["shipit.toml:", "`targets.t.hosts`", "listed twice"],
+    );
+}
+
+#[test]
+fn shared_paths_naming_the_release_shipit_or_each_other() {
+    for (shared, needles) in [
+        (
+            "shared_dirs = [\".\"]",
+            &["`targets.t.shared_dirs`", "the release directory itself"][..],
+        ),
+        (
+            "shared_dirs = [\".shipit\"]",
+            &["`targets.t.shared_dirs`", "inside `.shipit`"],
+        ),
+        (
+            "shared_dirs = [\"var\", \"var/log\"]",
+            &["`targets.t.shared_dirs`", "inside `var`"],
+        ),
+        (
+            "shared_dirs = [\"var\"]\nshared_files = [\"var\"]",
+            &["`targets.t.shared_files`", "`var` is already shared"],
+        ),
+    ] {
+        let case = Case::new();
+        case.config("shared_dirs = [\"var\"]", shared);
+        let mut with_line = vec!["shipit.toml:"];
+        with_line.extend_from_slice(needles);
+        deploy(&case, &with_line);
+    }
+}
+
+#[test]
 fn variable_shadowing_a_builtin() {
     let case = Case::new();
     case.config(
