@@ -343,7 +343,7 @@ fn floor_script(deploy_to: &str, id: &str, sha: &str, confd: &str, ctl: &str) ->
         r#"set -e
 t0=$(date +%s%N); lap() {{ t=$(date +%s%N); echo "lap $1 $(( (t - t0) / 1000000 ))" >&2; t0=$t; }}
 D={d}; ID={id}; SHA={sha}; CONFD={confd}; CTL={ctl}
-R="$D/releases/$ID"; A="$D/.shipit/archives/$SHA.tar.gz"; P="{project}-{target}-$ID"
+R="$D/releases/$ID"; A="$D/.shipit/archives/$SHA.tar.gz"; P="{project}.{target}.$ID"
 mkdir "$D/.shipit/lock"
 cat > "$A.part"; lap upload
 echo "$SHA  $A.part" | sha256sum -c --quiet; mv -f "$A.part" "$A"; lap verify
@@ -363,7 +363,7 @@ $CTL update "$P" >/dev/null; lap start-app:supervisorctl
 until .venv/bin/python -c {probe} "$R/.shipit/app.sock" 2>/dev/null; do sleep 0.05; done; lap start-app:answers
 ln -sfn "releases/$ID" "$D/.current.$ID"; mv -T "$D/.current.$ID" "$D/current"
 echo live > "$R/.shipit/state"; echo good > "$D/releases/$OLD/.shipit/state"; lap switch
-rm -f "$CONFD/{project}-{target}-$OLD.conf"; $CTL update "{project}-{target}-$OLD" >/dev/null; lap stop-old-app
+rm -f "$CONFD/{project}.{target}.$OLD.conf"; $CTL update "{project}.{target}.$OLD" >/dev/null; lap stop-old-app
 rmdir "$D/.shipit/lock"
 "#,
         d = sh_quote(deploy_to),

@@ -12,7 +12,7 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
-use crate::templates::{program_name, BuildInfo, RenderContext};
+use crate::templates::{program_glob, program_name, BuildInfo, RenderContext};
 
 /// What a run does, as the remote side records it (`OP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,16 +176,7 @@ impl Resolved {
             ("CTL", app.map(|a| a.ctl.clone()).unwrap_or_default()),
             ("CONFD", app.map(|a| a.conf_dir.clone()).unwrap_or_default()),
             ("PROGRAM", self.program(run.release)),
-            (
-                "PROGRAM_GLOB",
-                // Exactly 14 digits: `hello-test-*` would also match target `test-eu`'s.
-                format!(
-                    "{}-{}-{}.conf",
-                    self.project,
-                    self.target,
-                    "[0-9]".repeat(14)
-                ),
-            ),
+            ("PROGRAM_GLOB", program_glob(&self.project, &self.target)),
             ("NGINX", flag(nginx.is_some())),
             ("SITE", nginx.map(|n| n.site.clone()).unwrap_or_default()),
             (

@@ -996,7 +996,7 @@ fn deploying_a_target_leaves_a_target_with_a_longer_name_running() {
     let run = stack.shipit(&["deploy", "--target", "test-eu", "--json"]);
     run.expect_code(0);
     let eu_id = run.release();
-    let eu_program = format!("hello-test-eu-{eu_id}");
+    let eu_program = format!("hello.test-eu.{eu_id}");
     let test_id = stack.deploy_ok()["release"].as_str().unwrap().to_string();
     stack.serves_release(&test_id);
 
@@ -1017,6 +1017,81 @@ fn deploying_a_target_leaves_a_target_with_a_longer_name_running() {
         "test-eu no longer serves: {:?}",
         http_get(eu_port, "/")
     );
+}
+
+/// Two projects on one host whose names ran together when programs were named
+/// `project-target-release`: `hello` + target `a-b` and `hello-a` + target `b` both gave
+/// `hello-a-b-<release>`, and each deploy stopped the other's app server. Deploying either must
+/// leave the other running and serving.
+#[test]
+fn two_projects_whose_names_ran_together_leave_each_other_running() {
+    let stack = Stack::start();
+    let (ab_port, b_port) = (free_port(), free_port());
+    let ab = TargetOptions {
+        app: "app-ab".into(),
+        listen: format!("127.0.0.1:{ab_port}"),
+        ..stack.options.clone()
+    };
+    let b = TargetOptions {
+        app: "app-b".into(),
+        listen: format!("127.0.0.1:{b_port}"),
+        ..stack.options.clone()
+    };
+    // Project `hello`, target `a-b`: a second target in the project's shipit.toml.
+    let text = stack.project.read("shipit.toml");
+    let ab_toml = target_toml_named("a-b", "hello-ab.conf", &stack.host, &ab);
+    stack
+        .project
+        .write("shipit.toml", &format!("{text}{ab_toml}"));
+    // Project `hello-a`, target `b`: the same code under another project name.
+    let project = PROJECT_TOML.replace(
+        "name = \"hello\"\n",
+        "name = \"hello-a\"\nsettings_module = \"hello.settings.selected\"\nwsgi_app = \"hello.wsgi:application\"\n",
+    );
+    let b_toml = target_toml_named("b", "hello-a-b.conf", &stack.host, &b);
+    stack
+        .project
+        .write("hello-a.toml", &format!("{project}{b_toml}"));
+    stack.project.commit_all("two projects");
+    let other = stack.project.root.join("hello-a.toml");
+    let other = other.to_str().unwrap();
+    let deploy = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--json"]);
+        let run = stack.shipit(&all);
+        run.expect_code(0);
+        run.release()
+    };
+    let serves = |port: u16, id: &str, who: &str| {
+        let needle = format!("release: {id}\n");
+        let got = wait_for(SERVE_TIMEOUT, || {
+            http_get(port, "/")
+                .ok()
+                .filter(|(s, b)| *s == 200 && b.contains(&needle))
+        });
+        assert!(
+            got.is_some(),
+            "{who} does not serve release {id}: {:?}\n{}",
+            http_get(port, "/"),
+            stack.programs()
+        );
+    };
+
+    let ab1 = deploy(&["deploy", "--target", "a-b"]);
+    let b1 = deploy(&["--config", other, "deploy", "--target", "b"]);
+    serves(ab_port, &ab1, "hello (a-b), after hello-a (b) deployed");
+    let ab2 = deploy(&["deploy", "--target", "a-b"]);
+    serves(b_port, &b1, "hello-a (b), after hello (a-b) deployed");
+    serves(ab_port, &ab2, "hello (a-b)");
+
+    let status = stack.programs();
+    assert!(status.contains(&format!("hello.a-b.{ab2}")), "{status}");
+    assert!(status.contains(&format!("hello-a.b.{b1}")), "{status}");
+    assert!(
+        !status.contains(&format!("hello.a-b.{ab1}")),
+        "the old release of a-b still runs:\n{status}"
+    );
+    assert_eq!(status.lines().count(), 2, "{status}");
 }
 
 /// The first deploy has no previous release to switch back to when its switch fails.

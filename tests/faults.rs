@@ -292,7 +292,7 @@ fn current_release(stack: &Stack) -> String {
 fn only_app_of(f: &Faulty, live: &str) {
     let only = wait_for(Duration::from_secs(20), || {
         let status = f.stack.programs();
-        let apps: Vec<&str> = status.lines().filter(|l| l.starts_with("hello-")).collect();
+        let apps: Vec<&str> = status.lines().filter(|l| l.starts_with("hello.")).collect();
         (apps.len() == 1 && apps[0].starts_with(&program(live)) && apps[0].contains("RUNNING"))
             .then_some(())
     });

@@ -42,7 +42,7 @@ fn only_program_of(stack: &Stack, live: &str) {
         let status = stack.programs();
         let others = status
             .lines()
-            .filter(|l| l.starts_with("hello-") && !l.starts_with(&program(live)))
+            .filter(|l| l.starts_with("hello.") && !l.starts_with(&program(live)))
             .count();
         (others == 0 && status.contains(&program(live))).then_some(status)
     });

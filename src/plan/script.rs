@@ -240,6 +240,92 @@ mod tests {
         );
     }
 
+    /// stop-old-app stops this project and target's other programs, and programs named the way
+    /// earlier versions did (`hello-production-ID`) only when they run a release of this
+    /// deploy_to: that name is also project `hello-production`'s, or `hello`'s target
+    /// `production` elsewhere.
+    #[test]
+    fn stop_old_app_stops_only_its_own_programs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let confd = dir.path().join("conf.d");
+        std::fs::create_dir_all(&confd).unwrap();
+        std::os::unix::fs::symlink("releases/20261122010320", dir.path().join("current")).unwrap();
+        let mut vars = vars(d);
+        for (name, value) in vars.iter_mut() {
+            match *name {
+                "APP" => *value = "1".into(),
+                "CTL" => *value = "echo ctl".into(),
+                "CONFD" => *value = confd.to_str().unwrap().into(),
+                _ => {}
+            }
+        }
+        let conf = |name: &str, directory: &str| {
+            std::fs::write(
+                confd.join(format!("{name}.conf")),
+                format!("[program:{name}]\ndirectory={directory}\n"),
+            )
+            .unwrap();
+        };
+        conf(
+            "hello.production.20261122010320",
+            &format!("{d}/releases/20261122010320"),
+        );
+        conf(
+            "hello.production.20261101000000",
+            &format!("{d}/releases/20261101000000"),
+        );
+        conf(
+            "hello-production-20261101000001",
+            &format!("{d}/releases/20261101000001"),
+        );
+        conf(
+            "hello-production-20261101000002",
+            "/srv/other/releases/20261101000002",
+        );
+        conf(
+            "hello-production-20261122010320",
+            &format!("{d}/releases/20261122010320"),
+        );
+        conf(
+            "hello.production-eu.20261101000000",
+            "/srv/eu/releases/20261101000000",
+        );
+        conf(
+            "hello-a.production.20261101000000",
+            "/srv/a/releases/20261101000000",
+        );
+
+        let (status, events) = run(&Script::new(
+            "n6",
+            vars,
+            vec![Step::StopOldApp],
+            Cleanup::Lock,
+        ));
+        assert_eq!(status, 0, "{events:?}");
+        assert!(
+            events.contains(&Event::Output(
+                "ctl update hello.production.20261101000000 hello-production-20261101000001".into()
+            )),
+            "{events:?}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&confd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "hello-a.production.20261101000000.conf",
+                "hello-production-20261101000002.conf",
+                "hello-production-20261122010320.conf",
+                "hello.production-eu.20261101000000.conf",
+                "hello.production.20261122010320.conf",
+            ]
+        );
+    }
+
     /// Every script shipit sends, rendered for a target with every kind of step.
     fn every_script() -> Vec<(&'static str, Script)> {
         use crate::migrations::Unapply;

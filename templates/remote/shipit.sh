@@ -677,7 +677,9 @@ step_start_app() {
   [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
   shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   TMP="$CONFD/.$PROGRAM.conf.tmp"
-  cp "$R/.shipit/supervisor.conf" "$TMP"
+  # A release kept from before programs were named PROJECT.TARGET.RELEASE (a rollback to it)
+  # names its program PROJECT-TARGET-RELEASE: it runs under the current name.
+  sed "s/^\[program:[A-Za-z0-9_-]*-$ID\]\$/[program:$PROGRAM]/" "$R/.shipit/supervisor.conf" > "$TMP"
   mv -f "$TMP" "$PROGRAM_CONF"
   shipit_ctl update "$PROGRAM"
   DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
@@ -799,15 +801,25 @@ step_prune() {
 
 # Stops every other release's program of this project and target gracefully, except the one
 # `current` points at now. Never fails: the release that matters is already live.
+# Programs are named PROJECT.TARGET.RELEASE: neither name may contain a dot, so the glob of one
+# project and target matches no other's. Programs named by shipit before that
+# (PROJECT-TARGET-RELEASE, ambiguous: `hello` + `a-b` and `hello-a` + `b`) are stopped only
+# when their config runs a release of this deploy_to.
 step_stop_old_app() {
   LIVE=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
   OLD=
-  # PROGRAM_GLOB is a glob on purpose.
+  LEGACY_GLOB=$(printf '%s' "$PROGRAM_GLOB" | sed 's/\./-/; s/\./-/')
+  # The globs are globs on purpose.
   # shellcheck disable=SC2086
-  for conf in "$CONFD"/$PROGRAM_GLOB; do
+  for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$LEGACY_GLOB; do
     if [ ! -e "$conf" ] || [ "$conf" = "$PROGRAM_CONF" ]; then continue; fi
     name=$(basename "$conf" .conf)
-    case "$name" in *"-$LIVE") [ -n "$LIVE" ] && continue ;; esac
+    release=${name##*[.-]}
+    if [ -n "$LIVE" ] && [ "$release" = "$LIVE" ]; then continue; fi
+    case "$name" in
+      *.*) ;;
+      *) grep -Fqx "directory=$D/releases/$release" "$conf" || continue ;;
+    esac
     rm -f "$conf"
     OLD="$OLD $name"
   done

@@ -428,5 +428,5 @@ pub fn visits(body: &str) -> u64 {
 
 /// The program name of release `id` of the test target.
 pub fn program(id: &str) -> String {
-    format!("hello-{TARGET}-{id}")
+    format!("hello.{TARGET}.{id}")
 }
