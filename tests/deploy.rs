@@ -245,6 +245,61 @@ fn changed_requirements_build_a_new_venv() {
     ));
 }
 
+/// The venv key covers the files a requirements file includes (`-r`, recursively, relative to
+/// the including file): a change to an included file only builds a new venv instead of reusing
+/// one that lacks it.
+#[test]
+fn a_change_to_an_included_requirements_file_builds_a_new_venv() {
+    let mut stack = Stack::start();
+    let deployment = stack.project.read("requirements/deployment.txt");
+    stack
+        .project
+        .write("requirements/split.txt", "-r split/deployment.txt\n");
+    stack.project.write(
+        "requirements/split/deployment.txt",
+        &format!("{deployment}-r extra.txt\n"),
+    );
+    stack
+        .project
+        .write("requirements/split/extra.txt", "# nothing extra yet\n");
+    stack.set_requirements("requirements/split.txt");
+    let first = stack.deploy_ok();
+    let old_venv = stack.venvs();
+    assert_eq!(old_venv.len(), 1);
+
+    stack
+        .project
+        .write("requirements/split/extra.txt", "six==1.16.0\n");
+    stack
+        .project
+        .commit_all("six, in a file the requirements include");
+    let second = stack.deploy_ok();
+    let id2 = second["release"].as_str().unwrap().to_string();
+    stack.serves_release(&id2);
+
+    let venvs = stack.venvs();
+    assert_eq!(
+        venvs.len(),
+        2,
+        "the included file's change reused the venv: {venvs:?}"
+    );
+    let new_venv = venvs.iter().find(|v| **v != old_venv[0]).unwrap().clone();
+    assert_eq!(
+        second["venv"],
+        serde_json::json!([format!("built {new_venv}")]),
+        "{first}"
+    );
+    let python = stack
+        .deploy_to()
+        .join("venvs")
+        .join(&new_venv)
+        .join("bin/python");
+    run_as_deploy_ok(&format!(
+        "{} -c 'import six, django, gunicorn'",
+        shell_quote(&python.display().to_string())
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. A failing migration.
 

@@ -240,6 +240,79 @@ mod tests {
         );
     }
 
+    /// What the venv key hashes: the requirements file and, recursively, every file it includes
+    /// with `-r`/`-c` in any of pip's spellings, each relative to the file that includes it.
+    #[test]
+    fn the_venv_key_covers_every_included_requirements_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = vars(dir.path().to_str().unwrap());
+        let release = dir.path().join("releases/20261122010320");
+        let write = |path: &str, text: &str| {
+            let path = release.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "requirements/deployment.txt",
+            "-r base.txt\n  --constraint=../constraints.txt # pinned\ndjango==5.2\n    # via -r base.in\n",
+        );
+        write(
+            "requirements/base.txt",
+            "-csub/c.txt\r\n--requirement extra.txt\nasgiref==3\n",
+        );
+        write("requirements/sub/c.txt", "sqlparse<1\n");
+        write("requirements/extra.txt", "gunicorn==23\n");
+        write("constraints.txt", "django<6\n");
+        write("plain.txt", "django==5.2\n");
+        // (Output lines come without their `\r\n`.)
+        let output = |command: &str| {
+            let (status, events) = run(&Script::new(
+                "n5",
+                vars.clone(),
+                vec![hook(command)],
+                Cleanup::Lock,
+            ));
+            let lines: Vec<String> = events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Output(line) => Some(line),
+                    _ => None,
+                })
+                .collect();
+            (status, lines.join("\n"))
+        };
+        assert_eq!(
+            output("shipit_requirements requirements/deployment.txt"),
+            (
+                0,
+                "-r base.txt\n  --constraint=../constraints.txt # pinned\ndjango==5.2\n    # via -r base.in\n\
+                 \n-- requirements/base.txt\n\
+                 -csub/c.txt\n--requirement extra.txt\nasgiref==3\n\
+                 \n-- requirements/sub/c.txt\nsqlparse<1\n\
+                 \n-- requirements/extra.txt\ngunicorn==23\n\
+                 \n-- requirements/../constraints.txt\ndjango<6"
+                    .into()
+            )
+        );
+        // A file that includes nothing hashes as itself: keys of existing venvs stay valid.
+        assert_eq!(
+            output("shipit_requirements plain.txt"),
+            (0, "django==5.2".into())
+        );
+
+        write("requirements/sub/c.txt", "-r ../missing.txt\n");
+        let (status, text) = output("shipit_requirements requirements/deployment.txt");
+        assert_eq!(status, 1, "{text}");
+        assert!(
+            text.contains("requirements file requirements/sub/../missing.txt, included by another, is missing"),
+            "{text}"
+        );
+        write("requirements/sub/c.txt", "-r c.txt\n");
+        let (status, text) = output("shipit_requirements requirements/deployment.txt >/dev/null");
+        assert_eq!(status, 1, "{text}");
+        assert!(text.contains("(a cycle?)"), "{text}");
+    }
+
     /// stop-old-app stops this project and target's other programs, and programs named the way
     /// earlier versions did (`hello-production-ID`) only when they run a release of this
     /// deploy_to: that name is also project `hello-production`'s, or `hello`'s target

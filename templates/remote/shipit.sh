@@ -420,6 +420,29 @@ shipit_python() {
   printf '%s' "$found"
 }
 
+# shipit_requirements FILE: prints requirements FILE (inside the release, or absolute) and,
+# after a `-- PATH` line each, every file it includes with pip's -r/-c (--requirement,
+# --constraint; paths relative to the including file), recursively: what the venv key hashes.
+# A file that includes nothing prints as itself. An included file that is missing, or includes
+# nested deeper than 16 files (a cycle), is an error.
+shipit_requirements() (
+  depth=${2:-0}
+  case "$1" in /*) path=$1 ;; *) path="$R/$1" ;; esac
+  if [ "$depth" -gt 16 ]; then
+    echo "requirements files include each other deeper than 16 levels (a cycle?) at $1" >&2
+    exit 1
+  fi
+  [ -f "$path" ] || { echo "requirements file $1, included by another, is missing" >&2; exit 1; }
+  cat "$path"
+  dir=$(dirname "$1")
+  sed -n -E 's/^[[:space:]]*(-r|-c|--requirement|--constraint)[[:space:]=]*([^[:space:]#]+).*$/\2/p' "$path" |
+    tr -d '\r' | while IFS= read -r inc; do
+      case "$inc" in *://*) continue ;; /*) ;; *) inc="$dir/$inc" ;; esac
+      printf '\n-- %s\n' "$inc"
+      shipit_requirements "$inc" $((depth + 1)) || exit 1
+    done
+)
+
 step_virtualenv() {
   REQ_FILE="$R/$REQ"
   [ -f "$REQ_FILE" ] || { echo "requirements file $REQ is missing from the release"; exit 1; }
@@ -427,7 +450,9 @@ step_virtualenv() {
   PATH="$PATH:$HOME/.local/bin"
   PYVER=$("$PY" -c 'import sys; print(sys.version)') ||
     { echo "cannot run python $PY on this host"; exit 1; }
-  KEY=$({ printf '%s\n' "$PYVER"; cat "$REQ_FILE"; } | sha256sum | cut -c1-16)
+  # The key covers every file the requirements file includes: editing one builds a new venv.
+  shipit_requirements "$REQ" >/dev/null || exit 1
+  KEY=$({ printf '%s\n' "$PYVER"; shipit_requirements "$REQ"; } | sha256sum | cut -c1-16)
   V="$D/venvs/$KEY"
   use=$INSTALLER
   if [ "$use" = auto ]; then
