@@ -677,12 +677,19 @@ shipit_gunicorn_args() {
   if [ "${version:-0}" -ge 25 ]; then printf '%s\n' --no-control-socket; fi
 }
 
-# Why the program is not running, when the process manager says it stopped or keeps dying.
+# Why the program is not running, when the process manager says it stopped, keeps dying, or
+# restarted it (another pid than the first one seen: the first process died). SEEN_PID is
+# kept by the caller.
 shipit_app_dead() {
   status=$(shipit_ctl status "$PROGRAM" 2>&1) || true
   case "$status" in
     *FATAL* | *BACKOFF* | *EXITED*) printf '%s\n' "$status"; return 0 ;;
   esac
+  pid=$(printf '%s\n' "$status" | sed -n 's/.* pid \([0-9]*\),.*/\1/p')
+  if [ -n "$pid" ] && [ -n "$SEEN_PID" ] && [ "$pid" != "$SEEN_PID" ]; then
+    printf '%s (restarted: pid %s died)\n' "$status" "$SEEN_PID"
+    return 0
+  fi
   return 1
 }
 
@@ -709,16 +716,22 @@ step_start_app() {
   shipit_ctl update "$PROGRAM"
   DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
   polls=0
+  SEEN_PID=
   while :; do
     if STATUS=$(shipit_probe "$R/.shipit/app.sock" 2>&1); then
       echo "health check before the switch: $STATUS"
       return 0
     fi
     polls=$((polls + 1))
-    if [ $((polls % 5)) -eq 0 ] && DEAD=$(shipit_app_dead); then
-      shipit_app_log
-      echo "the new app server died before answering: $DEAD"
-      exit 1
+    if [ $((polls % 5)) -eq 0 ]; then
+      if DEAD=$(shipit_app_dead); then
+        shipit_app_log
+        echo "the new app server died before answering: $DEAD"
+        exit 1
+      fi
+      if [ -z "$SEEN_PID" ]; then
+        SEEN_PID=$(shipit_ctl pid "$PROGRAM" 2>/dev/null | grep -x '[1-9][0-9]*') || SEEN_PID=
+      fi
     fi
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
       shipit_ctl status "$PROGRAM" || true
