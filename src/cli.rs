@@ -126,7 +126,7 @@ pub struct RollbackArgs {
     /// Remove a lock left by a run that is no longer connected, then roll back
     #[arg(long)]
     pub break_lock: bool,
-    /// Trust and record host keys that known_hosts does not have yet
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
     #[arg(long)]
     pub accept_new_host_key: bool,
 }
@@ -152,7 +152,7 @@ pub struct ReleasesArgs {
     /// With --break-lock: take the lock even from a run that is still connected
     #[arg(long, requires = "break_lock")]
     pub force: bool,
-    /// Trust and record host keys that known_hosts does not have yet
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
     #[arg(long)]
     pub accept_new_host_key: bool,
 }
@@ -180,7 +180,7 @@ pub struct DeployArgs {
     /// With --break-lock: take the lock even from a run that is still connected
     #[arg(long, requires = "break_lock")]
     pub force: bool,
-    /// Trust and record host keys that known_hosts does not have yet
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
     #[arg(long)]
     pub accept_new_host_key: bool,
     /// Build the archive and print the remote steps without connecting to any host

@@ -102,12 +102,15 @@ pub enum Error {
         host: String,
         /// SHA256 fingerprint, OpenSSH style.
         fingerprint: String,
-        /// The exact known_hosts line that would trust it.
+        /// Types of the keys known_hosts holds for the host (none: the host is not known).
+        known_types: Vec<String>,
+        /// The exact known_hosts line that would trust it (`NAME TYPE KEY`: the key's type is
+        /// its second field).
         line: String,
         /// The known_hosts file it would go into.
         known_hosts: PathBuf,
     },
-    /// The host presented a key different from the one in known_hosts.
+    /// The host presented a key different from the one of the same type in known_hosts.
     HostKeyChanged {
         /// `host:port`.
         host: String,
@@ -115,6 +118,29 @@ pub enum Error {
         fingerprint: String,
         /// The known_hosts file that disagrees.
         known_hosts: PathBuf,
+        /// Its line holding the other key.
+        line: usize,
+    },
+    /// The host presented a key known_hosts marks `@revoked`.
+    HostKeyRevoked {
+        /// `host:port`.
+        host: String,
+        /// SHA256 fingerprint of the key presented.
+        fingerprint: String,
+        /// The known_hosts file that revokes it.
+        known_hosts: PathBuf,
+        /// Its `@revoked` line.
+        line: usize,
+    },
+    /// known_hosts trusts the host only through a `@cert-authority` line (host certificates),
+    /// which shipit cannot verify.
+    HostCertificate {
+        /// `host:port`.
+        host: String,
+        /// The known_hosts file naming the CA.
+        known_hosts: PathBuf,
+        /// Its `@cert-authority` line.
+        line: usize,
     },
     /// Another deploy holds the lock.
     Locked {
@@ -221,7 +247,9 @@ impl Error {
             | Error::Secret { .. } => EXIT_USAGE,
             Error::Connection { .. }
             | Error::HostKeyUnknown { .. }
-            | Error::HostKeyChanged { .. } => EXIT_CONNECTION,
+            | Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::HostCertificate { .. } => EXIT_CONNECTION,
             Error::Locked { .. } => EXIT_LOCKED,
             Error::Refused { .. } => EXIT_REFUSED,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
@@ -247,10 +275,18 @@ impl Error {
                 "if you trust this fingerprint, add this line to {}:\n    {line}\nor re-run with --accept-new-host-key",
                 known_hosts.display()
             )),
-            Error::HostKeyChanged { known_hosts, .. } => Some(format!(
-                "someone may be intercepting the connection, or the host was reinstalled; check with its administrator, then update {}",
+            Error::HostKeyChanged {
+                known_hosts, line, ..
+            } => Some(format!(
+                "someone may be intercepting the connection, or the host was reinstalled; check with its administrator, then update {}:{line}",
                 known_hosts.display()
             )),
+            Error::HostKeyRevoked { .. } => Some(
+                "the key was revoked on purpose: the host must get a new key (and known_hosts a line for it); --accept-new-host-key never accepts a revoked key".into(),
+            ),
+            Error::HostCertificate { .. } => Some(
+                "add the host's own key to known_hosts (`ssh-keyscan -t ed25519 HOST`, checked out of band), or deploy with a tool that verifies host certificates".into(),
+            ),
             Error::Locked { live: true, .. } => Some(
                 "wait for the other run to finish (`--lock-wait` is not there yet); if you are sure it is stuck, --break-lock --force takes the lock from a live run".into(),
             ),
@@ -313,18 +349,53 @@ impl fmt::Display for Error {
             Error::Git { message } => write!(f, "git: {message}"),
             Error::Connection { host, message, .. } => write!(f, "{host}: {message}"),
             Error::HostKeyUnknown {
-                host, fingerprint, ..
-            } => write!(
-                f,
-                "{host}: host key is not known (ED25519 or other key {fingerprint}); refusing to connect"
-            ),
+                host,
+                fingerprint,
+                known_types,
+                line,
+                ..
+            } => {
+                let key_type = line.split_whitespace().nth(1).unwrap_or("its type");
+                write!(
+                    f,
+                    "{host}: host key is unknown for {key_type} ({fingerprint})"
+                )?;
+                if !known_types.is_empty() {
+                    write!(
+                        f,
+                        "; known_hosts holds only its {} key",
+                        known_types.join(", ")
+                    )?;
+                }
+                write!(f, "; refusing to connect")
+            }
             Error::HostKeyChanged {
                 host,
                 fingerprint,
                 known_hosts,
+                line,
             } => write!(
                 f,
-                "{host}: HOST KEY HAS CHANGED (now {fingerprint}, {} says otherwise); refusing to connect",
+                "{host}: HOST KEY HAS CHANGED (now {fingerprint}, {}:{line} says otherwise); refusing to connect",
+                known_hosts.display()
+            ),
+            Error::HostKeyRevoked {
+                host,
+                fingerprint,
+                known_hosts,
+                line,
+            } => write!(
+                f,
+                "{host}: host key {fingerprint} is REVOKED ({}:{line}); refusing to connect",
+                known_hosts.display()
+            ),
+            Error::HostCertificate {
+                host,
+                known_hosts,
+                line,
+            } => write!(
+                f,
+                "{host}: host certificates are not supported: {}:{line} trusts this host only through a @cert-authority key, and shipit cannot verify host certificates; refusing to connect",
                 known_hosts.display()
             ),
             Error::Locked { host, holder, live } => {

@@ -1030,6 +1030,100 @@ fn a_hashed_known_hosts_entry_is_trusted() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), hashed);
 }
 
+/// Host trust as OpenSSH decides it, against a real sshd (ed25519 host key) on a port other
+/// than 22: a `@revoked` key, a host known only through `@cert-authority` and a held key that
+/// is not trusted even with --accept-new-host-key; a host known only by its ECDSA key is
+/// unknown for ed25519 (not "changed"); a plain `127.0.0.1` line does not vouch for
+/// `[127.0.0.1]:PORT`; a malformed line is skipped with a warning naming it.
+#[test]
+fn host_trust_follows_openssh_known_hosts_semantics() {
+    let stack = Stack::start();
+    let known_hosts = stack.host.sshd.known_hosts.clone();
+    let line = stack.host.sshd.known_hosts_line(); // [127.0.0.1]:PORT ssh-ed25519 KEY
+    let (names, key) = line.split_once(' ').unwrap();
+    let other_ed25519 =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFBZAaMj0Px4RIIdLfJHyeaQM/5dJsiQoMhspD8ucz9";
+    let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJ3CTYogcSBj3pNLhJBThbl/5lfLfsnAIPMXbf89xO8qndWv0j1/qVvBfqUa4DH1a5Tp3nAjn+qUj0cAk3ZtWXs=";
+    let refused = |text: &str, needles: &[&str]| {
+        for args in [&[][..], &["--accept-new-host-key"][..]] {
+            std::fs::write(&known_hosts, text).unwrap();
+            let run = stack.deploy(args);
+            run.expect_code(3).says_error(needles);
+            assert!(
+                !run.stderr.contains("HOST KEY HAS CHANGED"),
+                "{}",
+                run.stderr
+            );
+            assert_eq!(
+                std::fs::read_to_string(&known_hosts).unwrap(),
+                text,
+                "known_hosts was changed ({args:?})"
+            );
+        }
+        assert!(!stack.deploy_to().exists(), "deploy_to was created");
+    };
+
+    refused(
+        &format!("{line}\n@revoked * {key}\n"),
+        &["is REVOKED", &format!("{}:2", known_hosts.display())],
+    );
+    refused(
+        &format!("@cert-authority {names} {other_ed25519}\n"),
+        &[
+            "host certificates are not supported",
+            &format!("{}:1", known_hosts.display()),
+        ],
+    );
+
+    // Without --accept-new-host-key: unknown for this type or this port, never "changed".
+    for (text, needles) in [
+        (
+            format!("{names} {ecdsa}\n"),
+            &[
+                "unknown for ssh-ed25519",
+                "holds only its ecdsa-sha2-nistp256 key",
+            ][..],
+        ),
+        (
+            format!("127.0.0.1 {key}\n"),
+            &["unknown for ssh-ed25519"][..],
+        ),
+    ] {
+        std::fs::write(&known_hosts, &text).unwrap();
+        let run = stack.deploy(&[]);
+        run.expect_code(3).says_error(needles).says(&[&line]);
+        assert!(!run.stderr.contains("HAS CHANGED"), "{}", run.stderr);
+        assert!(!stack.deploy_to().exists(), "deploy_to was created");
+    }
+
+    // Trusted from here on: each deploy gets as far as a held lock (exit 4), which needs a
+    // verified, authenticated session.
+    let lock = stack.deploy_to().join(".shipit/lock");
+    mkdir_as_deploy(&stack.deploy_to());
+    mkdir_as_deploy(&stack.deploy_to().join(".shipit"));
+    mkdir_as_deploy(&lock);
+    write_as_deploy(&lock.join("info"), "token=x\nby=someone@else\n");
+
+    // The ECDSA-only host: --accept-new-host-key records the ed25519 key next to it.
+    std::fs::write(&known_hosts, format!("{names} {ecdsa}\n")).unwrap();
+    stack.deploy(&["--accept-new-host-key"]).expect_code(4);
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).unwrap(),
+        format!("{names} {ecdsa}\n{line}\n")
+    );
+
+    // A malformed line elsewhere is skipped with a warning naming it, not fatal.
+    std::fs::write(
+        &known_hosts,
+        format!("web.example.com ssh-ed25519\n{line}\n"),
+    )
+    .unwrap();
+    stack.deploy(&[]).expect_code(4).says(&[&format!(
+        "warning: {}:1: no key; line skipped",
+        known_hosts.display()
+    )]);
+}
+
 /// Two targets on one machine whose names share a prefix (`test`, `test-eu`): deploying one
 /// must leave the other's app server alone.
 #[test]

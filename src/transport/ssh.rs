@@ -1,9 +1,10 @@
 //! The SSH transport: one authenticated `ssh2` session per host, one channel per script.
 //!
 //! Safe by default: the host key must match `~/.ssh/known_hosts` (or the target's own
-//! known_hosts file). An unknown key is refused with its fingerprint and the exact line that
-//! would trust it, unless the user opted into `--accept-new-host-key`; a changed key is always
-//! refused. `~/.ssh/config` Host aliases (HostName, User, Port, IdentityFile) are honoured.
+//! known_hosts file), read as OpenSSH reads it ([`known_hosts`]). A key unknown for its type is
+//! refused with its fingerprint and the exact line that would trust it, unless the user opted
+//! into `--accept-new-host-key`; a changed key, a `@revoked` key and a host trusted only
+//! through `@cert-authority` are always refused. `~/.ssh/config` Host aliases (HostName, User, Port, IdentityFile) are honoured.
 //! Authentication tries ssh-agent, then the configured key, then the usual `~/.ssh/id_*`.
 
 use std::fs::File;
@@ -13,13 +14,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, Session};
+use ssh2::{MethodType, Session};
 
 use crate::config::HostSpec;
 use crate::error::{Error, Result};
 use crate::plan::{base64, quote};
 
 use super::{for_each_line, OnLine, Transport, Usage};
+
+mod known_hosts;
+
+use known_hosts::{KnownHosts, Verdict};
 
 /// How long to wait for TCP connect, handshake and authentication.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -215,18 +220,6 @@ fn keep_alive(stream: &TcpStream) {
     let _ = socket.set_nodelay(true);
 }
 
-fn key_type_name(kind: HostKeyType) -> &'static str {
-    match kind {
-        HostKeyType::Rsa => "ssh-rsa",
-        HostKeyType::Dss => "ssh-dss",
-        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
-        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
-        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
-        HostKeyType::Ed25519 => "ssh-ed25519",
-        HostKeyType::Unknown => "unknown",
-    }
-}
-
 /// `SHA256:...` as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &[u8]) -> String {
     let digest = Sha256::digest(key);
@@ -235,7 +228,7 @@ pub fn fingerprint(key: &[u8]) -> String {
 
 fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions) -> Result<()> {
     let name = endpoint.display();
-    let (key, kind) = session.host_key().ok_or_else(|| Error::Connection {
+    let (key, _) = session.host_key().ok_or_else(|| Error::Connection {
         host: name.clone(),
         message: "the server sent no host key".into(),
         hint: None,
@@ -247,62 +240,78 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
         .cloned()
         .chain(user_file.clone())
         .collect();
-    let mut known = session.known_hosts().map_err(|e| Error::Connection {
+    let known = KnownHosts::load(&files).map_err(|(file, e)| Error::Connection {
         host: name.clone(),
-        message: format!("cannot check host keys: {e}"),
+        message: format!("cannot read {}: {e}", file.display()),
         hint: None,
     })?;
-    for file in files.iter().filter(|f| f.is_file()) {
-        known
-            .read_file(file, KnownHostFileKind::OpenSSH)
-            .map_err(|e| Error::Connection {
-                host: name.clone(),
-                message: format!("cannot read {}: {}", file.display(), e.message()),
-                hint: None,
-            })?;
+    for warning in &known.warnings {
+        eprintln!("warning: {warning}");
     }
     let record_in = options
         .known_hosts
         .clone()
         .or(user_file)
         .unwrap_or_else(|| PathBuf::from("known_hosts"));
-    let host_port = format!("{}:{}", endpoint.host, endpoint.port);
-    match known.check_port(&endpoint.host, endpoint.port, key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::Mismatch => Err(Error::HostKeyChanged {
-            host: host_port,
+    decide(
+        known.check(&endpoint.host, endpoint.port, key),
+        endpoint,
+        key,
+        options.accept_new_host_key,
+        &record_in,
+    )
+}
+
+/// Turns the known_hosts verdict into a connection (recording a new key when asked to) or the
+/// error that refuses it.
+fn decide(
+    verdict: Verdict,
+    endpoint: &Endpoint,
+    key: &[u8],
+    accept_new: bool,
+    record_in: &Path,
+) -> Result<()> {
+    let host = format!("{}:{}", endpoint.host, endpoint.port);
+    match verdict {
+        Verdict::Trusted => Ok(()),
+        Verdict::Revoked(place) => Err(Error::HostKeyRevoked {
+            host,
             fingerprint: fingerprint(key),
-            known_hosts: files.into_iter().find(|f| f.is_file()).unwrap_or(record_in),
+            known_hosts: place.file,
+            line: place.line,
         }),
-        CheckResult::NotFound => {
-            let line = format!(
-                "{} {} {}",
-                endpoint.known_hosts_name(),
-                key_type_name(kind),
-                base64(key)
-            );
-            if options.accept_new_host_key {
-                append_line(&record_in, &line).map_err(|e| Error::io("write", &record_in, e))?;
+        Verdict::Changed(place) => Err(Error::HostKeyChanged {
+            host,
+            fingerprint: fingerprint(key),
+            known_hosts: place.file,
+            line: place.line,
+        }),
+        Verdict::CertificateOnly(place) => Err(Error::HostCertificate {
+            host,
+            known_hosts: place.file,
+            line: place.line,
+        }),
+        Verdict::Unknown { known_types } => {
+            let key_type = known_hosts::blob_type(key).unwrap_or_else(|| "unknown".into());
+            let line = format!("{} {key_type} {}", endpoint.known_hosts_name(), base64(key));
+            if accept_new {
+                append_line(record_in, &line).map_err(|e| Error::io("write", record_in, e))?;
                 eprintln!(
-                    "warning: trusting the new host key of {host_port} ({}) and recording it in {}",
+                    "warning: trusting the new host key of {host} ({key_type} {}) and recording it in {}",
                     fingerprint(key),
                     record_in.display()
                 );
                 Ok(())
             } else {
                 Err(Error::HostKeyUnknown {
-                    host: host_port,
+                    host,
                     fingerprint: fingerprint(key),
+                    known_types,
                     line,
-                    known_hosts: record_in,
+                    known_hosts: record_in.to_path_buf(),
                 })
             }
         }
-        CheckResult::Failure => Err(Error::Connection {
-            host: name,
-            message: "the host key check failed".into(),
-            hint: None,
-        }),
     }
 }
 
@@ -478,6 +487,63 @@ mod tests {
             }
         }
         out
+    }
+
+    /// What each known_hosts verdict does with and without `--accept-new-host-key`: only an
+    /// unknown key is ever recorded; revoked keys, changed keys and certificate-only hosts are
+    /// refused (exit 3) and nothing is written.
+    #[test]
+    fn only_an_unknown_key_is_offered_for_trust_on_first_use() {
+        let key = decode("AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR");
+        let endpoint = Endpoint {
+            user: "deploy".into(),
+            host: "web.example.com".into(),
+            port: 2222,
+            identity_files: vec![],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let record_in = dir.path().join("known_hosts");
+        let place = known_hosts::Place {
+            file: PathBuf::from("/home/me/.ssh/known_hosts"),
+            line: 7,
+        };
+        for accept_new in [false, true] {
+            let refused = |verdict: Verdict| {
+                let err = decide(verdict, &endpoint, &key, accept_new, &record_in).unwrap_err();
+                assert_eq!(err.exit_code(), crate::error::EXIT_CONNECTION);
+                assert!(!record_in.exists(), "a refused key was recorded");
+                err.to_string()
+            };
+            let msg = refused(Verdict::Revoked(place.clone()));
+            assert_eq!(
+                msg,
+                "web.example.com:2222: host key SHA256:rOrayjfdJ79T9DdmSQ5KgKhRlJLgvc+nxAPNwl19LwQ is REVOKED (/home/me/.ssh/known_hosts:7); refusing to connect"
+            );
+            let msg = refused(Verdict::Changed(place.clone()));
+            assert!(msg.contains("HOST KEY HAS CHANGED"), "{msg}");
+            assert!(msg.contains("/home/me/.ssh/known_hosts:7"), "{msg}");
+            let msg = refused(Verdict::CertificateOnly(place.clone()));
+            assert!(
+                msg.starts_with("web.example.com:2222: host certificates are not supported: /home/me/.ssh/known_hosts:7"),
+                "{msg}"
+            );
+        }
+        let unknown = Verdict::Unknown {
+            known_types: vec!["ecdsa-sha2-nistp256".into()],
+        };
+        let err = decide(unknown.clone(), &endpoint, &key, false, &record_in).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "web.example.com:2222: host key is unknown for ssh-ed25519 (SHA256:rOrayjfdJ79T9DdmSQ5KgKhRlJLgvc+nxAPNwl19LwQ); known_hosts holds only its ecdsa-sha2-nistp256 key; refusing to connect"
+        );
+        let line = "[web.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR";
+        assert!(err.hint().unwrap().contains(line), "{:?}", err.hint());
+        assert!(!record_in.exists());
+        decide(unknown, &endpoint, &key, true, &record_in).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&record_in).unwrap(),
+            format!("{line}\n")
+        );
     }
 
     #[test]
