@@ -399,6 +399,45 @@ mod tests {
         );
     }
 
+    /// start-app installs a release's program under the current name, also a release kept from
+    /// before programs were named `project.target.release` (a rollback to it).
+    #[test]
+    fn a_program_kept_under_its_old_name_is_installed_under_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = vars(dir.path().to_str().unwrap());
+        let program = |conf: &str| {
+            let file = dir.path().join("supervisor.conf");
+            std::fs::write(&file, conf).unwrap();
+            let (status, events) = run(&Script::new(
+                "n7",
+                vars.clone(),
+                vec![hook(&format!("shipit_program_conf {}", file.display()))],
+                Cleanup::Lock,
+            ));
+            assert_eq!(status, 0, "{events:?}");
+            events
+                .into_iter()
+                .filter_map(|e| match e {
+                    Event::Output(line) => Some(line),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let current = "[program:hello.production.20261122010320]";
+        assert_eq!(
+            program("; old\n[program:hello-production-20261122010320]\ndirectory=/srv\n"),
+            ["; old", current, "directory=/srv"]
+        );
+        assert_eq!(program(&format!("{current}\n")), [current]);
+        // Another release's name, or a program of a template of one's own, is left alone.
+        for other in [
+            "[program:hello-production-20261122010321]",
+            "[program:my-app]",
+        ] {
+            assert_eq!(program(&format!("{other}\n")), [other]);
+        }
+    }
+
     /// Every script shipit sends, rendered for a target with every kind of step.
     fn every_script() -> Vec<(&'static str, Script)> {
         use crate::migrations::Unapply;

@@ -702,6 +702,13 @@ shipit_app_log() {
   if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
 }
 
+# shipit_program_conf FILE: a release's supervisor program FILE as installed. A release kept
+# from before programs were named PROJECT.TARGET.RELEASE (a rollback to it) names its program
+# PROJECT-TARGET-RELEASE: it runs under the current name, $PROGRAM.
+shipit_program_conf() {
+  sed "s/^\[program:[A-Za-z0-9_-]*-$ID\]\$/[program:$PROGRAM]/" "$1"
+}
+
 # Starts the program kept in $R/.shipit/supervisor.conf and waits until it answers; fails as
 # soon as the process manager reports it dead.
 step_start_app() {
@@ -709,9 +716,7 @@ step_start_app() {
   [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
   shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   TMP="$CONFD/.$PROGRAM.conf.tmp"
-  # A release kept from before programs were named PROJECT.TARGET.RELEASE (a rollback to it)
-  # names its program PROJECT-TARGET-RELEASE: it runs under the current name.
-  sed "s/^\[program:[A-Za-z0-9_-]*-$ID\]\$/[program:$PROGRAM]/" "$R/.shipit/supervisor.conf" > "$TMP"
+  shipit_program_conf "$R/.shipit/supervisor.conf" > "$TMP"
   mv -f "$TMP" "$PROGRAM_CONF"
   shipit_ctl update "$PROGRAM"
   DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
