@@ -65,6 +65,7 @@ fn check_line(nonce: &str, line: &str) {
             "{rest:?} -> {event:?}"
         ),
         Event::Done => assert!(rest == "done" || rest.starts_with("done ")),
+        Event::Gate => assert!(rest == "gate" || rest.starts_with("gate ")),
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct Script {
 }
 
 /// Prefix of every marker line.
-pub(crate) const MARKER: &str = "@@shipit:";
+pub const MARKER: &str = "@@shipit:";
 
 impl Script {
     /// A script of one part.
