@@ -283,6 +283,36 @@ fn two_builds_of_the_same_commit_are_byte_identical() {
 }
 
 #[test]
+fn the_default_output_directory_keeps_the_three_newest_archives() {
+    let project = project();
+    for epoch in [
+        "1700000000",
+        "1700000100",
+        "1700000200",
+        "1700000300",
+        "1700000400",
+    ] {
+        let mut shipit = project.shipit();
+        shipit.env("SOURCE_DATE_EPOCH", epoch);
+        build_with(&project, shipit, &["--target", "local"]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(project.path(".shipit/dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "hello-local-20231114221640.tar.gz",
+            "hello-local-20231114221820.tar.gz",
+            "hello-local-20231114222000.tar.gz"
+        ]
+    );
+}
+
+#[test]
 fn source_date_epoch_sets_the_build_time_and_stays_reproducible() {
     let project = project();
     let with_epoch = || {

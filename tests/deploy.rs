@@ -560,6 +560,10 @@ fn dry_run_lists_the_steps_and_touches_no_host() {
         .contains(&Value::from("migrate")));
 
     assert!(!stack.deploy_to().exists(), "a dry run created deploy_to");
+    assert!(
+        !stack.project.root.join(".shipit/dist").exists(),
+        "a dry run left an archive in .shipit/dist"
+    );
     assert_eq!(
         stack.host.sshd.log().matches("Connection from").count(),
         connections,

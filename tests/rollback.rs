@@ -770,11 +770,22 @@ fn rollback_to_a_named_release_goes_straight_there() {
         ("rollback".into(), v1.clone(), format!("ok (from {v3})"))
     );
 
-    // --to may also go forward, even to a rolled-back release.
+    // The log names the revision of the release switched to.
+    let line = stack.log().last().cloned().unwrap();
+    assert_eq!(
+        line[4],
+        stack.project.git(&["rev-parse", "HEAD~2"]).trim(),
+        "{line:?}"
+    );
+
+    // --to may also go forward, even to a rolled-back release; the good release it leaves is
+    // still good, so a plain rollback afterwards has somewhere to go.
     stack.rollback(&["--to", v3]).expect_code(0);
     let body = assert_live(&stack, v3);
     assert!(body.contains("marker: release 3"), "{body}");
-    assert_eq!(stack.state(v1), "rolled_back");
+    assert_eq!(stack.state(v1), "good");
+    stack.rollback(&[]).expect_code(0);
+    assert_live(&stack, v2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,6 +173,9 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         .clone()
         .unwrap_or_else(|| default_output(root, config, target, time));
     let written = archive::write(&path, &entries, header, epoch.max(0) as u64)?;
+    if request.output.is_none() {
+        prune_dist(&path, &format!("{}-{}-", config.project.name, target.name));
+    }
     Ok(Artifact {
         path,
         sha256: written.sha256,
@@ -184,11 +187,15 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
 
 /// Builds the archive `shipit deploy` ships (default output, `SOURCE_DATE_EPOCH` honoured) and
 /// refuses one that cannot work on a host: its requirements file or manage.py missing.
-pub(crate) fn build_deployable(config: &Config, target: &Target) -> Result<(Artifact, BuildInfo)> {
+pub(crate) fn build_deployable(
+    config: &Config,
+    target: &Target,
+    output: Option<PathBuf>,
+) -> Result<(Artifact, BuildInfo)> {
     let artifact = build(&BuildRequest {
         config,
         target,
-        output: None,
+        output,
         source_date_epoch: source_date_epoch_from_env()?,
     })?;
     let has = |path: &str| artifact.manifest.files.iter().any(|f| f.path == path);
@@ -263,6 +270,34 @@ fn default_output(root: &Path, config: &Config, target: &Target, time: DateTime<
         target.name,
         ReleaseId::at(time)
     ))
+}
+
+/// Archives kept in `.shipit/dist` per project and target: the newest few, so builds do not fill
+/// the disk. Best effort: a file that cannot be removed stays.
+const DIST_KEEP: usize = 3;
+
+fn prune_dist(written: &Path, prefix: &str) {
+    let Some(dir) = written.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut archives: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(prefix)
+                && name.ends_with(".tar.gz")
+                // `<prefix><14 digits>.tar.gz`: another target's longer name is not ours.
+                && name[prefix.len()..name.len() - 7].bytes().all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    archives.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in archives.into_iter().skip(DIST_KEEP) {
+        if path != written {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn newest_mtime(files: &[source::SourceFile]) -> Result<i64> {

@@ -23,7 +23,15 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let started = Instant::now();
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
-    let (artifact, info) = build::build_deployable(config, target)?;
+    // A dry run writes its archive where nothing keeps it.
+    let scratch = tempfile::tempdir()
+        .map_err(|e| crate::error::Error::io("create", std::env::temp_dir(), e))?;
+    let output = args.dry_run.then(|| {
+        scratch
+            .path()
+            .join(format!("{}-{}.tar.gz", config.project.name, target.name))
+    });
+    let (artifact, info) = build::build_deployable(config, target, output)?;
     let user = resolved.app_user.as_deref().unwrap_or("DEPLOY_USER");
     let configs = service_configs(config, target, &info, ReleaseId::at(Utc::now()), user)?;
     if args.dry_run {

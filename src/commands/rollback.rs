@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::migrations::{unapply_plan, unknown_to_target};
 use crate::output::{seconds, Printer};
-use crate::plan::releases::releases;
+use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, prepare, switch};
 use crate::plan::step::Cleanup;
 use crate::plan::Phase;
@@ -38,6 +38,14 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         .collect();
     let (from, to) = choose(&inventories, args.to.as_deref(), &target.name)?;
     locked.set_var("ID", &to.to_string());
+    // The log records the revision of the release switched to, as its manifest says.
+    let revision = begun
+        .iter()
+        .flat_map(|run| parse_inventory(&run.facts))
+        .find(|listed| listed.release.id == to)
+        .and_then(|listed| listed.revision)
+        .unwrap_or_default();
+    locked.set_var("REVISION", &revision);
     locked.set_var("PROGRAM", &resolved.program(Some(to)));
     printer.info(format!("rolling {} back from {from} to {to}", target.name));
 

@@ -812,7 +812,10 @@ step_finish() {
   shipit_require_lock
   shipit_state live
   if [ -n "$PREVIOUS" ] && [ -d "$D/$PREVIOUS/.shipit" ] && [ "$D/$PREVIOUS" != "$R" ]; then
-    if [ "$OP" = rollback ]; then left=rolled_back; else left=good; fi
+    # Rolling back leaves a release rolled back; rolling forward (`rollback --to` a newer one)
+    # leaves a good one, which a later rollback may still go to.
+    left=good
+    if [ "$OP" = rollback ] && [ "${PREVIOUS##*/}" -gt "$ID" ]; then left=rolled_back; fi
     printf '%s\n' "$left" > "$D/$PREVIOUS/.shipit/state"
   fi
   rm -f "$SITE_CHANGED" "$SITE_BACKUP"
