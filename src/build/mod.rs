@@ -292,7 +292,7 @@ fn prune_dist(written: &Path, prefix: &str) {
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    archives.sort_by(|a, b| b.0.cmp(&a.0));
+    archives.sort_by_key(|a| std::cmp::Reverse(a.0));
     for (_, path) in archives.into_iter().skip(DIST_KEEP) {
         if path != written {
             let _ = std::fs::remove_file(path);
