@@ -536,8 +536,9 @@ impl Config {
         explicit.map_or_else(|| dir.join(CONFIG_FILE), Path::to_path_buf)
     }
 
-    /// Reads, parses and validates the configuration at `path`.
-    pub fn load(path: &Path) -> Result<Config> {
+    /// Reads, parses and validates the configuration at `path` for the project in `project`
+    /// (`-C DIR`); without one, the configuration file's directory is the project.
+    pub fn load(path: &Path, project: Option<&Path>) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::Config {
                 path: path.to_path_buf(),
@@ -547,8 +548,8 @@ impl Config {
             },
             _ => Error::io("read", path, e),
         })?;
-        let root = path
-            .parent()
+        let root = project
+            .or_else(|| path.parent())
             .map(|p| {
                 if p.as_os_str().is_empty() {
                     Path::new(".")
@@ -573,7 +574,16 @@ impl Config {
         let project = validate_project(&source, raw.project)?;
         let mut targets = BTreeMap::new();
         for (name, target) in raw.targets {
-            let resolved = validate_target(&source, name.get_ref(), name.span(), target)?;
+            let mut resolved = validate_target(&source, name.get_ref(), name.span(), target)?;
+            // Relative key and known_hosts paths belong to the project, wherever shipit runs.
+            for path in [&mut resolved.identity_file, &mut resolved.known_hosts]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = root.join(&*path);
+                }
+            }
             targets.insert(name.into_inner(), resolved);
         }
         Ok(Config {
@@ -1086,6 +1096,29 @@ keep_releases = 3
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(Path::new("shipit.toml"), Path::new("."), text)
+    }
+
+    #[test]
+    fn relative_key_paths_belong_to_the_project_not_the_current_directory() {
+        let text = GOOD.replace(
+            "keep_releases = 3\n",
+            "keep_releases = 3\nidentity_file = \"keys/deploy\"\nknown_hosts = \"conf/known_hosts\"\n",
+        );
+        let config = Config::parse(
+            Path::new("/elsewhere/shipit.toml"),
+            Path::new("/srv/proj"),
+            &text,
+        )
+        .unwrap();
+        let staging = config.target("staging").unwrap();
+        assert_eq!(
+            staging.identity_file.as_deref(),
+            Some(Path::new("/srv/proj/keys/deploy"))
+        );
+        assert_eq!(
+            staging.known_hosts.as_deref(),
+            Some(Path::new("/srv/proj/conf/known_hosts"))
+        );
     }
 
     fn message(text: &str) -> String {

@@ -61,7 +61,10 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         .project
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from("."));
-    let config = Config::load(&Config::locate(&dir, cli.global.config.as_deref()))?;
+    let config = Config::load(
+        &Config::locate(&dir, cli.global.config.as_deref()),
+        cli.global.project.as_deref(),
+    )?;
     match &cli.command {
         Command::Build(args) => commands::build::run(&config, args, printer),
         Command::Deploy(args) => commands::deploy::run(&config, args, printer),

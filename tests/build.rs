@@ -283,6 +283,27 @@ fn two_builds_of_the_same_commit_are_byte_identical() {
 }
 
 #[test]
+fn a_config_file_elsewhere_keeps_the_project_directory_as_the_root() {
+    let project = project();
+    let elsewhere = project.sandbox.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let config = elsewhere.join("shipit.toml");
+    std::fs::write(&config, project.read("shipit.toml")).unwrap();
+    let mut shipit = project.shipit();
+    shipit.arg("--config").arg(&config);
+    let built = build_with(
+        &project,
+        shipit,
+        &["--target", "local", "-o", "out/x.tar.gz"],
+    );
+    assert!(
+        built.archive.contains("manage.py"),
+        "{:?}",
+        built.archive.paths()
+    );
+}
+
+#[test]
 fn the_default_output_directory_keeps_the_three_newest_archives() {
     let project = project();
     for epoch in [
