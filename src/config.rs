@@ -484,6 +484,15 @@ struct RawTarget {
     health: Option<Spanned<Health>>,
 }
 
+/// Letters, digits and `_`, not starting with a digit: template variable and environment
+/// variable names alike.
+fn is_identifier(text: &str) -> bool {
+    text.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn default_migrate() -> MigrateOn {
     MigrateOn::Once
 }
@@ -821,12 +830,7 @@ fn validate_target(
 
     let env_name = |name: &Spanned<String>, table: &str| -> Result<String> {
         let text = name.get_ref();
-        let valid = text
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !is_identifier(text) {
             return Err(source.error(
                 name.span(),
                 key(&format!("{table}.{text}")),
@@ -879,16 +883,7 @@ fn validate_target(
 
     let mut vars = BTreeMap::new();
     for (var, value) in raw.vars {
-        let valid = var
-            .get_ref()
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && var
-                .get_ref()
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !is_identifier(var.get_ref()) {
             return Err(source.error(
                 var.span(),
                 key(&format!("vars.{}", var.get_ref())),

@@ -352,14 +352,11 @@ impl<'p> Locked<'p> {
         let size = batch.map_or(hosts, |b| b as usize).max(1);
         let mut switched: Vec<String> = Vec::new();
         for start in (0..hosts).step_by(size) {
-            if start > 0 && crate::interrupt::requested() {
-                self.reason = "interrupted".into();
-                return Err(Error::Interrupted {
-                    outcome: format!(
-                        "switched: {}; the other hosts abandon their new release",
-                        switched.join(", ")
-                    ),
-                });
+            if start > 0 {
+                self.stop_if_interrupted(&format!(
+                    "switched: {}; the other hosts abandon their new release",
+                    switched.join(", ")
+                ))?;
             }
             let members = start..(start + size).min(hosts);
             let phases: Vec<Phase> = (0..hosts).map(switch).collect();

@@ -68,25 +68,14 @@ pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs, env: &str) 
         nginx: configs.nginx.clone(),
         app: configs.app.clone(),
     });
-    if resolved.nginx.is_some() {
-        steps.push(Step::NginxCheck);
-    }
-    if resolved.app.is_some() {
-        steps.push(Step::StartApp);
-    }
+    steps.extend(start_services(resolved));
     steps.push(Step::Prepared);
     Phase::new(steps, Cleanup::Prepare)
 }
 
 /// Phase 3: switch `current`, check, record, prune `doomed`, stop the old app server.
 pub(crate) fn switch(resolved: &Resolved, doomed: Vec<ReleaseId>) -> Phase {
-    let mut steps = vec![Step::CheckLock, Step::Switch];
-    if resolved.nginx.is_some() {
-        steps.push(Step::ReloadNginx);
-    }
-    if resolved.app.is_some() {
-        steps.push(Step::HealthCheck);
-    }
+    let mut steps = switch_and_check(resolved);
     steps.extend(hooks(HookPhase::AfterSwitch, &resolved.hooks.after_switch));
     steps.push(Step::Finish);
     steps.push(Step::Prune(doomed));
@@ -94,6 +83,33 @@ pub(crate) fn switch(resolved: &Resolved, doomed: Vec<ReleaseId>) -> Phase {
         steps.push(Step::StopOldApp);
     }
     Phase::new(steps, Cleanup::Switch)
+}
+
+/// The steps every switch starts with (a deploy's and a rollback's): check the lock is still
+/// this run's, rename over `current`, reload nginx if its site changed, check the app through
+/// `current`.
+pub(super) fn switch_and_check(resolved: &Resolved) -> Vec<Step> {
+    let mut steps = vec![Step::CheckLock, Step::Switch];
+    if resolved.nginx.is_some() {
+        steps.push(Step::ReloadNginx);
+    }
+    if resolved.app.is_some() {
+        steps.push(Step::HealthCheck);
+    }
+    steps
+}
+
+/// Install the release's nginx site and start its app server, for the services shipit
+/// manages: how a deploy's and a rollback's prepare end.
+pub(super) fn start_services(resolved: &Resolved) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if resolved.nginx.is_some() {
+        steps.push(Step::NginxCheck);
+    }
+    if resolved.app.is_some() {
+        steps.push(Step::StartApp);
+    }
+    steps
 }
 
 /// What to prune on a host whose releases are `releases` once `new` is live there.

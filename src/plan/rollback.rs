@@ -15,6 +15,7 @@ use crate::migrations::Unapply;
 use crate::release::{rollback_target, Release, ReleaseId};
 use crate::resolve::Resolved;
 
+use super::deploy::{start_services, switch_and_check};
 use super::step::{Cleanup, Step};
 use super::Phase;
 
@@ -34,13 +35,7 @@ pub(crate) fn check() -> Phase {
 /// Phase 3: start the target, then unapply (the target must answer before the live release
 /// loses any schema).
 pub(crate) fn prepare(resolved: &Resolved, unapply: &[Unapply]) -> Phase {
-    let mut steps = Vec::new();
-    if resolved.nginx.is_some() {
-        steps.push(Step::NginxCheck);
-    }
-    if resolved.app.is_some() {
-        steps.push(Step::StartApp);
-    }
+    let mut steps = start_services(resolved);
     if !unapply.is_empty() {
         steps.push(Step::Unapply(unapply.to_vec()));
     }
@@ -49,13 +44,7 @@ pub(crate) fn prepare(resolved: &Resolved, unapply: &[Unapply]) -> Phase {
 
 /// Phase 4: switch to the target and retire the abandoned release.
 pub(crate) fn switch(resolved: &Resolved) -> Phase {
-    let mut steps = vec![Step::CheckLock, Step::Switch];
-    if resolved.nginx.is_some() {
-        steps.push(Step::ReloadNginx);
-    }
-    if resolved.app.is_some() {
-        steps.push(Step::HealthCheck);
-    }
+    let mut steps = switch_and_check(resolved);
     steps.push(Step::Finish);
     steps.push(Step::Unlock);
     if resolved.app.is_some() {
