@@ -179,13 +179,6 @@ fn an_app_user_of_root_is_refused_unless_allowed() {
     assert!(!stack.deploy_to().exists(), "a host was touched");
 }
 
-/// The stylesheet URL the index page links to.
-fn css_url(page: &str) -> String {
-    let start = page.find("href=\"").expect("a stylesheet link") + 6;
-    let end = start + page[start..].find('"').unwrap();
-    page[start..end].to_string()
-}
-
 fn get(stack: &Stack, path: &str) -> (u16, String) {
     http_get(stack.port, path).unwrap()
 }
@@ -206,7 +199,7 @@ fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_surv
     );
     stack.project.commit_all("hashed static files elsewhere");
     let v1 = stack.deploy_release();
-    let old_css = css_url(&stack.serves_release(&v1));
+    let old_css = stylesheet_url(&stack.serves_release(&v1));
     assert!(old_css.starts_with("/static/pages/site."), "{old_css}");
     assert_eq!(get(&stack, &old_css).0, 200);
 
@@ -218,7 +211,7 @@ fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_surv
         .write(css, &format!("{text}\nh1 {{ letter-spacing: 1px; }}\n"));
     stack.project.commit_all("new css");
     let v2 = stack.deploy_release();
-    let new_css = css_url(&stack.serves_release(&v2));
+    let new_css = stylesheet_url(&stack.serves_release(&v2));
     assert_ne!(new_css, old_css);
     assert_eq!(get(&stack, &new_css).0, 200);
     assert_eq!(

@@ -165,11 +165,7 @@ fn a_production_shaped_project_deploys_and_rolls_back_under_load() {
 
     let v1 = stack.deploy_release();
     let page = stack.serves_release(&v1);
-    let css = |page: &str| {
-        let start = page.find("href=\"").expect("a stylesheet") + 6;
-        page[start..start + page[start..].find('"').unwrap()].to_string()
-    };
-    let old_css = css(&page);
+    let old_css = stylesheet_url(&page);
     assert!(
         page.contains(&format!("secret key length: {}\n", secret_key.len())),
         "{page}"
@@ -193,7 +189,7 @@ fn a_production_shaped_project_deploys_and_rolls_back_under_load() {
         .write(stylesheet, &format!("{text}\nh1 {{ margin: 0; }}\n"));
     stack.project.commit_all("v2 css");
     let v2 = stack.deploy_release();
-    let new_css = css(&stack.serves_release(&v2));
+    let new_css = stylesheet_url(&stack.serves_release(&v2));
     assert_ne!(old_css, new_css);
     assert_eq!(support::http_get(stack.port, &old_css).unwrap().0, 200);
     assert!(load.wait_for_more_ok(BETWEEN, Duration::from_secs(20)));

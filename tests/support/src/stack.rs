@@ -408,6 +408,14 @@ pub fn state_of(deploy_to: &Path, id: &str) -> String {
         .to_string()
 }
 
+/// The stylesheet URL the example's index page links to (a hashed name with
+/// ManifestStaticFilesStorage).
+pub fn stylesheet_url(page: &str) -> String {
+    let start = page.find("href=\"").expect("a stylesheet link") + 6;
+    let end = start + page[start..].find('"').expect("a closing quote");
+    page[start..end].to_string()
+}
+
 pub fn app_log(deploy_to: &Path) -> String {
     std::fs::read_to_string(deploy_to.join("shared/log/hello-app.log")).unwrap_or_default()
 }
