@@ -161,6 +161,9 @@ pub struct Target {
     pub identity_file: Option<PathBuf>,
     /// Extra known_hosts file trusted besides `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
+    /// `jump`: the jump hosts every host is reached through, replacing `~/.ssh/config`'s
+    /// ProxyJump (`Some(vec![])`: `"none"`, connect directly); `None`: as ssh config says.
+    pub jump: Option<Vec<HostSpec>>,
     /// SSH or local.
     pub transport: TransportKind,
     /// How the venv is populated.
@@ -460,6 +463,7 @@ struct RawTarget {
     shared_files: Vec<Spanned<String>>,
     identity_file: Option<String>,
     known_hosts: Option<String>,
+    jump: Option<Spanned<String>>,
     #[serde(default = "default_transport")]
     transport: TransportKind,
     #[serde(default = "default_installer")]
@@ -739,6 +743,20 @@ fn validate_target(
         }
         _ => {}
     }
+    let jump = match &raw.jump {
+        None => None,
+        Some(_) if raw.transport == TransportKind::Local => {
+            return Err(source.error(
+                raw.jump.as_ref().map_or(0..0, Spanned::span),
+                key("jump"),
+                "a local target runs on this machine and takes no jump host",
+            ))
+        }
+        Some(value) => Some(
+            crate::transport::ssh::openssh::parse_jumps(value.get_ref())
+                .map_err(|why| source.error(value.span(), key("jump"), why))?,
+        ),
+    };
 
     let deploy_to = raw.deploy_to.get_ref();
     if !deploy_to.starts_with('/') {
@@ -974,6 +992,7 @@ fn validate_target(
         shared_files,
         identity_file: raw.identity_file.map(|p| expand_home(&p)),
         known_hosts: raw.known_hosts.map(|p| expand_home(&p)),
+        jump,
         transport: raw.transport,
         installer: raw.installer,
         vars,

@@ -191,6 +191,7 @@ pub(crate) fn connect(
                 identity_file: target.identity_file.clone(),
                 known_hosts: target.known_hosts.clone(),
                 accept_new_host_key,
+                jump: target.jump.clone(),
             };
             let started = Instant::now();
             let results: Vec<Result<Ssh>> = std::thread::scope(|scope| {

@@ -1,15 +1,22 @@
 //! The SSH transport: one authenticated `ssh2` session per host, one channel per script.
 //!
-//! Safe by default: the host key must match `~/.ssh/known_hosts` (or the target's own
-//! known_hosts file), read as OpenSSH reads it ([`known_hosts`]). A key unknown for its type is
-//! refused with its fingerprint and the exact line that would trust it, unless the user opted
-//! into `--accept-new-host-key`; a changed key, a `@revoked` key and a host trusted only
-//! through `@cert-authority` are always refused. `~/.ssh/config` Host aliases (HostName, User, Port, IdentityFile) are honoured.
-//! Authentication tries ssh-agent, then the configured key, then the usual `~/.ssh/id_*`.
+//! Where a host leads is OpenSSH's answer ([`openssh`]: `ssh -G`, so `~/.ssh/config` means what
+//! it means to `ssh`), including its jump hosts: each hop is a session of its own, reached
+//! through a `direct-tcpip` channel of the previous one ([`relay`]), whose host key is checked
+//! and which authenticates like the target.
+//!
+//! Safe by default: every host key, jump hosts' too, must match the known_hosts files (the
+//! target's own file, then UserKnownHostsFile and GlobalKnownHostsFile), read as OpenSSH reads
+//! them ([`known_hosts`]). A key unknown for its type is refused with its fingerprint and the
+//! exact line that would trust it, unless the user opted into `--accept-new-host-key`; a
+//! changed key, a `@revoked` key and a host trusted only through `@cert-authority` are always
+//! refused. Authentication tries every ssh-agent identity, then the configured key, then the
+//! IdentityFile keys; an encrypted key that cannot be used says how to load it into the agent.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,11 +30,18 @@ use crate::plan::{base64, quote};
 use super::{for_each_line, OnLine, Transport, Usage};
 
 mod known_hosts;
+pub mod openssh;
+mod relay;
 
 use known_hosts::{KnownHosts, Verdict};
+pub use openssh::Endpoint;
+use openssh::{AgentSocket, Family};
 
-/// How long to wait for TCP connect, handshake and authentication.
+/// How long to wait for TCP connect, handshake and authentication, unless ConnectTimeout says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many jump hosts a route may take (a ProxyJump loop ends here).
+const MAX_HOPS: usize = 8;
 
 /// Host key algorithms in OpenSSH's order of preference, so the key libssh2 negotiates is the
 /// one `ssh` would have recorded in known_hosts.
@@ -36,75 +50,19 @@ const HOST_KEY_PREFERENCE: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-ni
 /// How to connect and what to trust.
 #[derive(Debug, Clone, Default)]
 pub struct SshOptions {
-    /// Key file from the target's configuration.
+    /// Key file from the target's configuration (offered to its jump hosts too).
     pub identity_file: Option<PathBuf>,
-    /// known_hosts file from the target's configuration (trusted besides ~/.ssh/known_hosts,
-    /// and where new keys go when it is set).
+    /// known_hosts file from the target's configuration (trusted besides the ssh config's
+    /// files, for the target and its jump hosts, and where new keys go when it is set).
     pub known_hosts: Option<PathBuf>,
     /// Trust and record a host key that no known_hosts file mentions.
     pub accept_new_host_key: bool,
+    /// `jump` from the target's configuration: replaces the ssh config's ProxyJump
+    /// (`Some(vec![])`: connect directly).
+    pub jump: Option<Vec<HostSpec>>,
 }
 
-/// Where a host spec leads once `~/.ssh/config` has been applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Login user.
-    pub user: String,
-    /// Host name or address to connect to.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Key files named by ssh config, in order.
-    pub identity_files: Vec<PathBuf>,
-}
-
-impl Endpoint {
-    /// Resolves `spec` against the parsed `~/.ssh/config`, if there is one. Values in the spec
-    /// win over the config, as on the `ssh` command line.
-    pub fn resolve(spec: &HostSpec, config: Option<&ssh2_config::SshConfig>) -> Endpoint {
-        let params = config.map(|c| c.query(&spec.host));
-        let user = spec
-            .user
-            .clone()
-            .or_else(|| params.as_ref().and_then(|p| p.user.clone()))
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "root".into());
-        let host = params
-            .as_ref()
-            .and_then(|p| p.host_name.clone())
-            .unwrap_or_else(|| spec.host.clone());
-        let port = spec
-            .port
-            .or_else(|| params.as_ref().and_then(|p| p.port))
-            .unwrap_or(22);
-        let identity_files = params.and_then(|p| p.identity_file).unwrap_or_default();
-        Endpoint {
-            user,
-            host,
-            port,
-            identity_files,
-        }
-    }
-
-    fn display(&self) -> String {
-        if self.host.contains(':') {
-            format!("{}@[{}]:{}", self.user, self.host, self.port)
-        } else {
-            format!("{}@{}:{}", self.user, self.host, self.port)
-        }
-    }
-
-    /// The host as known_hosts writes it: `host` on port 22, `[host]:port` elsewhere.
-    pub fn known_hosts_name(&self) -> String {
-        if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        }
-    }
-}
-
-/// An authenticated SSH session to one host.
+/// An authenticated SSH session to one host (through its jump hosts, if any).
 pub struct Ssh {
     name: String,
     session: Session,
@@ -112,89 +70,92 @@ pub struct Ssh {
 }
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(PathBuf::from)
+    openssh::home()
 }
 
-fn user_ssh_config() -> Option<ssh2_config::SshConfig> {
-    let path = home()?.join(".ssh/config");
-    let file = File::open(path).ok()?;
-    let mut reader = std::io::BufReader::new(file);
-    ssh2_config::SshConfig::default()
-        .parse(&mut reader, ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS)
-        .ok()
+/// The hops to `spec`, first jump host first and the host itself last, each resolved as `ssh`
+/// resolves it: the first jump host through its own ProxyJump, later ones directly (as
+/// `ssh -J a,b` does).
+pub fn route(spec: &HostSpec, jump: Option<&[HostSpec]>) -> Result<Vec<Endpoint>> {
+    let mut hops = Vec::new();
+    route_into(spec, jump, &mut hops)?;
+    Ok(hops)
+}
+
+fn route_into(spec: &HostSpec, jump: Option<&[HostSpec]>, hops: &mut Vec<Endpoint>) -> Result<()> {
+    let endpoint = openssh::resolve(spec, jump)?;
+    if let Some((first, rest)) = endpoint.jumps.split_first() {
+        if hops.len() + endpoint.jumps.len() >= MAX_HOPS {
+            return Err(Error::usage(format!(
+                "more than {MAX_HOPS} jump hosts on the way to `{spec}`: is there a ProxyJump loop in ~/.ssh/config?"
+            )));
+        }
+        route_into(first, None, hops)?;
+        for hop in rest {
+            hops.push(openssh::resolve(hop, Some(&[]))?);
+        }
+    }
+    hops.push(endpoint);
+    Ok(())
 }
 
 impl Ssh {
-    /// Connects, verifies the host key and authenticates.
+    /// Connects (through the jump hosts, if any), verifies every host key and authenticates.
     pub fn connect(spec: &HostSpec, options: &SshOptions) -> Result<Ssh> {
-        let config = user_ssh_config();
-        let endpoint = Endpoint::resolve(spec, config.as_ref());
-        let name = endpoint.display();
-        let fail = |message: String, hint: Option<&str>| Error::Connection {
-            host: name.clone(),
-            message,
-            hint: hint.map(str::to_string),
-        };
-
-        let addresses: Vec<_> = (endpoint.host.as_str(), endpoint.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                fail(
-                    format!("cannot resolve {}: {e}", endpoint.host),
-                    Some("check the host name in `hosts` or ~/.ssh/config"),
-                )
-            })?
-            .collect();
-        let mut last_error = None;
-        let mut stream = None;
-        for address in &addresses {
-            match TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
+        let hops = route(spec, options.jump.as_deref())?;
+        let target = hops.last().expect("a route ends at its host");
+        let mut name = target.display();
+        if hops.len() > 1 {
+            let via: Vec<String> = hops[..hops.len() - 1]
+                .iter()
+                .map(Endpoint::display)
+                .collect();
+            name = format!("{name} (via {})", via.join(", "));
         }
-        let stream = stream.ok_or_else(|| {
-            fail(
-                format!(
-                    "cannot connect: {}",
-                    last_error.map_or_else(|| "no address".to_string(), |e| e.to_string())
-                ),
-                Some(
-                    "is the host up and sshd listening on that port? check `hosts` in shipit.toml",
-                ),
-            )
-        })?;
-        keep_alive(&stream);
-
-        let mut session =
-            Session::new().map_err(|e| fail(format!("cannot start ssh: {e}"), None))?;
-        session.set_tcp_stream(stream);
-        session.set_timeout(CONNECT_TIMEOUT.as_millis() as u32);
-        let _ = session.method_pref(MethodType::HostKey, HOST_KEY_PREFERENCE);
-        session.handshake().map_err(|e| {
-            fail(
-                format!("ssh handshake failed: {}", e.message()),
-                Some("is this an SSH server? check the port"),
-            )
-        })?;
-
-        verify_host_key(&session, &endpoint, options)?;
-        authenticate(&session, &endpoint, options).map_err(|tried| {
-            fail(
-                format!("authentication as `{}` failed (tried {tried})", endpoint.user),
-                Some("check the user in `hosts`, set `identity_file` in the target, or load the key into ssh-agent"),
-            )
-        })?;
+        let mut previous: Option<(Session, RawFd)> = None;
+        for (index, hop) in hops.iter().enumerate() {
+            let role = if index + 1 < hops.len() {
+                "jump host "
+            } else {
+                ""
+            };
+            let fail = |message: String, hint: Option<&str>| Error::Connection {
+                host: format!("{role}{}", hop.display()),
+                message,
+                hint: hint.map(str::to_string),
+            };
+            let timeout = hop.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+            let session = match previous.take() {
+                None => {
+                    let stream = tcp_connect(hop, timeout).map_err(|(m, h)| fail(m, Some(h)))?;
+                    let fd = stream.as_raw_fd();
+                    (open(hop, stream, timeout, options, &fail)?, fd)
+                }
+                Some((jump, jump_fd)) => {
+                    let channel = jump
+                        .channel_direct_tcpip(&hop.host, hop.port, None)
+                        .map_err(|e| {
+                            fail(
+                                format!("the jump host could not open a connection here: {}", e.message()),
+                                Some("is the host up, its name right as the jump host resolves it, and TCP forwarding allowed on the jump host (AllowTcpForwarding)?"),
+                            )
+                        })?;
+                    let stream = relay::start(jump, jump_fd, channel)
+                        .map_err(|e| fail(format!("cannot start the jump relay: {e}"), None))?;
+                    let fd = stream.as_raw_fd();
+                    (open(hop, stream, timeout, options, &fail)?, fd)
+                }
+            };
+            previous = Some(session);
+        }
+        let (session, _) = previous.expect("a route has a host");
         // Long steps (pip, migrate) must not time out; TCP keepalive detects a dead peer instead.
         session.set_timeout(0);
         Ok(Ssh {
             name,
             session,
             usage: Usage {
-                connections: 1,
+                connections: hops.len() as u32,
                 ..Usage::default()
             },
         })
@@ -207,6 +168,68 @@ impl Ssh {
             hint: Some("the connection was lost. A deploy that did not switch left `current` as it was; run it again. If the host could not give its lock back (the connection dropped between steps), the next run says another deploy is running: add --break-lock".into()),
         }
     }
+}
+
+/// A TCP connection to the first hop, trying each address of its name in turn.
+fn tcp_connect(
+    hop: &Endpoint,
+    timeout: Duration,
+) -> std::result::Result<TcpStream, (String, &'static str)> {
+    let addresses: Vec<_> = (hop.host.as_str(), hop.port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            (
+                format!("cannot resolve {}: {e}", hop.host),
+                "check the host name in `hosts` or ~/.ssh/config",
+            )
+        })?
+        .filter(|a| match hop.family {
+            Family::Any => true,
+            Family::Inet => a.is_ipv4(),
+            Family::Inet6 => a.is_ipv6(),
+        })
+        .collect();
+    let mut last_error = None;
+    for address in &addresses {
+        match TcpStream::connect_timeout(address, timeout) {
+            Ok(stream) => {
+                keep_alive(&stream);
+                return Ok(stream);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err((
+        format!(
+            "cannot connect: {}",
+            last_error.map_or_else(|| "no address".to_string(), |e| e.to_string())
+        ),
+        "is the host up and sshd listening on that port? check `hosts` in shipit.toml",
+    ))
+}
+
+/// Runs SSH over `stream` to `hop`: handshake, host key check, authentication.
+fn open(
+    hop: &Endpoint,
+    stream: impl AsRawFd + 'static,
+    timeout: Duration,
+    options: &SshOptions,
+    fail: &dyn Fn(String, Option<&str>) -> Error,
+) -> Result<Session> {
+    let mut session = Session::new().map_err(|e| fail(format!("cannot start ssh: {e}"), None))?;
+    session.set_tcp_stream(stream);
+    session.set_timeout(timeout.as_millis().min(u128::from(u32::MAX)) as u32);
+    let _ = session.method_pref(MethodType::HostKey, HOST_KEY_PREFERENCE);
+    session.handshake().map_err(|e| {
+        fail(
+            format!("ssh handshake failed: {}", e.message()),
+            Some("is this an SSH server? check the port"),
+        )
+    })?;
+    verify_host_key(&session, hop, options)?;
+    authenticate(&session, hop, options)
+        .map_err(|failure| fail(failure.message, Some(&failure.hint)))?;
+    Ok(session)
 }
 
 /// Turns on TCP keepalive so a dead connection fails within about a minute instead of hanging.
@@ -233,12 +256,12 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
         message: "the server sent no host key".into(),
         hint: None,
     })?;
-    let user_file = home().map(|h| h.join(".ssh/known_hosts"));
     let files: Vec<PathBuf> = options
         .known_hosts
         .iter()
+        .chain(&endpoint.user_known_hosts)
+        .chain(&endpoint.global_known_hosts)
         .cloned()
-        .chain(user_file.clone())
         .collect();
     let known = KnownHosts::load(&files).map_err(|(file, e)| Error::Connection {
         host: name.clone(),
@@ -251,17 +274,18 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
     let record_in = options
         .known_hosts
         .clone()
-        .or(user_file)
+        .or_else(|| endpoint.user_known_hosts.first().cloned())
+        .or_else(|| home().map(|h| h.join(".ssh/known_hosts")))
         .unwrap_or_else(|| PathBuf::from("known_hosts"));
+    let (lookup, port) = endpoint.known_hosts_key();
     decide(
-        known.check(&endpoint.host, endpoint.port, key),
+        known.check(lookup, port, key),
         endpoint,
         key,
         options.accept_new_host_key,
         &record_in,
     )
 }
-
 /// Turns the known_hosts verdict into a connection (recording a new key when asked to) or the
 /// error that refuses it.
 fn decide(
@@ -326,28 +350,51 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     writeln!(file, "{line}")
 }
 
-/// Tries the agent, then key files; returns what was tried when nothing worked.
+/// Why authentication failed, for the error.
+struct AuthFailure {
+    message: String,
+    hint: String,
+}
+
+/// Tries every ssh-agent identity, then the key files; says what was tried when nothing worked
+/// (and how to fix an encrypted key that no agent holds).
 fn authenticate(
     session: &Session,
     endpoint: &Endpoint,
     options: &SshOptions,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), AuthFailure> {
+    let user = endpoint.user.as_str();
+    let mut files: Vec<PathBuf> = options.identity_file.iter().cloned().collect();
+    files.extend(endpoint.identity_files.iter().cloned());
+    files.dedup();
     let mut tried = Vec::new();
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        tried.push("ssh-agent".to_string());
-        if session.userauth_agent(&endpoint.user).is_ok() && session.authenticated() {
-            return Ok(());
+    let socket = match &endpoint.agent {
+        AgentSocket::None => None,
+        AgentSocket::Environment => std::env::var_os("SSH_AUTH_SOCK").map(|_| None),
+        AgentSocket::Path(path) => Some(Some(path.clone())),
+    };
+    if let Some(socket) = socket {
+        // IdentitiesOnly: only agent keys whose public half is beside a key file.
+        let wanted: Vec<Vec<u8>> = files.iter().filter_map(|f| public_blob(f)).collect();
+        match agent_identities(session, socket.as_deref()) {
+            Ok((agent, identities)) => {
+                let usable: Vec<_> = identities
+                    .into_iter()
+                    .filter(|id| !endpoint.identities_only || wanted.iter().any(|w| w == id.blob()))
+                    .collect();
+                tried.push(format!("{} ssh-agent key(s)", usable.len()));
+                for identity in &usable {
+                    if agent.userauth(user, identity).is_ok() && session.authenticated() {
+                        return Ok(());
+                    }
+                }
+            }
+            Err(e) => tried.push(format!("ssh-agent ({e})")),
         }
     }
-    let mut candidates: Vec<PathBuf> = options.identity_file.iter().cloned().collect();
-    candidates.extend(endpoint.identity_files.iter().cloned());
-    if let Some(home) = home() {
-        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-            candidates.push(home.join(".ssh").join(name));
-        }
-    }
-    for key in candidates {
-        let explicit = options.identity_file.as_ref() == Some(&key);
+    let mut encrypted = Vec::new();
+    for key in &files {
+        let explicit = options.identity_file.as_ref() == Some(key);
         if !key.is_file() {
             if explicit {
                 tried.push(format!("{} (no such file)", key.display()));
@@ -355,18 +402,93 @@ fn authenticate(
             continue;
         }
         tried.push(key.display().to_string());
-        if session
-            .userauth_pubkey_file(&endpoint.user, None, &key, None)
-            .is_ok()
-            && session.authenticated()
-        {
+        if session.userauth_pubkey_file(user, None, key, None).is_ok() && session.authenticated() {
             return Ok(());
+        }
+        if is_encrypted(key) {
+            encrypted.push(key.display().to_string());
         }
     }
     if tried.is_empty() {
         tried.push("no agent and no key file".into());
     }
-    Err(tried.join(", "))
+    let mut message = format!(
+        "authentication as `{user}` failed (tried {})",
+        tried.join(", ")
+    );
+    let hint = if encrypted.is_empty() {
+        "check the user in `hosts`, set `identity_file` in the target, or load the key into ssh-agent".to_string()
+    } else {
+        message.push_str(&format!(
+            "; {} is encrypted (protected by a passphrase) and shipit never asks for passphrases",
+            encrypted.join(", ")
+        ));
+        format!(
+            "load the key into ssh-agent once, then run shipit again in the same shell: `eval \"$(ssh-agent)\"` (unless an agent runs already) and `ssh-add {}`",
+            encrypted[0]
+        )
+    };
+    Err(AuthFailure { message, hint })
+}
+
+/// The agent (at `socket`, or `$SSH_AUTH_SOCK`) and the identities it holds, in its order.
+fn agent_identities(
+    session: &Session,
+    socket: Option<&Path>,
+) -> std::result::Result<(ssh2::Agent, Vec<ssh2::PublicKey>), String> {
+    let mut agent = session.agent().map_err(|e| e.message().to_string())?;
+    if let Some(socket) = socket {
+        agent
+            .set_identity_path(socket)
+            .map_err(|e| e.message().to_string())?;
+    }
+    agent
+        .connect()
+        .map_err(|e| format!("cannot connect: {}", e.message()))?;
+    agent
+        .list_identities()
+        .map_err(|e| format!("cannot list keys: {}", e.message()))?;
+    let identities = agent.identities().map_err(|e| e.message().to_string())?;
+    Ok((agent, identities))
+}
+
+/// The public key blob of `private` from `private.pub`, when there is one.
+fn public_blob(private: &Path) -> Option<Vec<u8>> {
+    let mut name = private.as_os_str().to_owned();
+    name.push(".pub");
+    let text = std::fs::read_to_string(PathBuf::from(name)).ok()?;
+    known_hosts::decode_base64(text.split_whitespace().nth(1)?)
+}
+
+/// Whether the private key file `path` is protected by a passphrase: an OpenSSH key whose
+/// cipher is not `none`, or an encrypted PEM / PKCS#8 key.
+fn is_encrypted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.contains("Proc-Type: 4,ENCRYPTED") || text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        return true;
+    }
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let Some(blob) = known_hosts::decode_base64(body.trim()) else {
+        return false;
+    };
+    // "openssh-key-v1\0", then the cipher name as an SSH string.
+    let Some(rest) = blob.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    else {
+        return false;
+    };
+    rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
 }
 
 impl Transport for Ssh {
@@ -500,6 +622,14 @@ mod tests {
             host: "web.example.com".into(),
             port: 2222,
             identity_files: vec![],
+            identities_only: false,
+            agent: AgentSocket::None,
+            user_known_hosts: vec![],
+            global_known_hosts: vec![],
+            host_key_alias: None,
+            jumps: vec![],
+            connect_timeout: None,
+            family: Family::Any,
         };
         let dir = tempfile::tempdir().unwrap();
         let record_in = dir.path().join("known_hosts");
@@ -544,26 +674,5 @@ mod tests {
             std::fs::read_to_string(&record_in).unwrap(),
             format!("{line}\n")
         );
-    }
-
-    #[test]
-    fn endpoint_prefers_spec_over_ssh_config() {
-        let text =
-            "Host web\n  HostName 10.0.0.5\n  User alice\n  Port 2222\n  IdentityFile /keys/web\n";
-        let config = ssh2_config::SshConfig::default()
-            .parse(
-                &mut text.as_bytes(),
-                ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS,
-            )
-            .unwrap();
-        let alias = Endpoint::resolve(&HostSpec::parse("web").unwrap(), Some(&config));
-        assert_eq!(alias.user, "alice");
-        assert_eq!(alias.host, "10.0.0.5");
-        assert_eq!(alias.port, 2222);
-        assert_eq!(alias.identity_files, vec![PathBuf::from("/keys/web")]);
-        let explicit = Endpoint::resolve(&HostSpec::parse("bob@web:22").unwrap(), Some(&config));
-        assert_eq!((explicit.user.as_str(), explicit.port), ("bob", 22));
-        assert_eq!(explicit.known_hosts_name(), "10.0.0.5");
-        assert_eq!(alias.known_hosts_name(), "[10.0.0.5]:2222");
     }
 }

@@ -278,7 +278,7 @@ fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// Standard base64 with optional padding; `None` for anything else.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
     let mut bits = 0u32;
     let mut count = 0;
