@@ -366,6 +366,12 @@ impl HostSpec {
         if host.is_empty() {
             return Err(format!("host `{text}` has no host name"));
         }
+        // `ssh -G` is given the host and user as arguments: never let one read as an option.
+        if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
+            return Err(format!(
+                "host `{text}` starts with `-`; host names and users never do"
+            ));
+        }
         let port = match port {
             Some(p) => Some(
                 p.parse::<u16>()

@@ -7,8 +7,9 @@
 //! supervisor not running, an unwritable deploy_to) run a real deploy with the `local`
 //! transport against a real first release, and check that `current`, the releases and the lock
 //! are as they were. SSH-specific cases (unknown and changed host keys, wrong user, missing key,
-//! unreachable host) run against a real sshd in `tests/deploy.rs`; the ones that need no server
-//! are here too.
+//! unreachable host) run against a real sshd in `tests/deploy.rs`, and `~/.ssh/config` ones
+//! (ProxyCommand refused, no `ssh` client) in `tests/ssh.rs`; the ones that need no server are
+//! here too.
 
 use std::path::{Path, PathBuf};
 
@@ -265,6 +266,36 @@ fn host_with_spaces() {
 fn deploy_with_hosts(case: &Case, host: &str, needles: &[&str]) {
     case.config("transport = \"local\"", &format!("hosts = [\"{host}\"]"));
     deploy(case, needles);
+}
+
+#[test]
+fn host_that_reads_as_an_option() {
+    let case = Case::new();
+    deploy_with_hosts(
+        &case,
+        "-oProxyCommand=touch /tmp/x",
+        &["`targets.t.hosts`", "starts with `-`"],
+    );
+}
+
+#[test]
+fn jump_host_with_a_bad_port() {
+    let case = Case::new();
+    case.config(
+        "transport = \"local\"",
+        "hosts = [\"deploy@app.example.com\"]\njump = \"ops@bastion:ssh\"",
+    );
+    deploy(&case, &["`targets.t.jump`", "invalid port `ssh`"]);
+}
+
+#[test]
+fn jump_host_for_a_local_target() {
+    let case = Case::new();
+    case.config(
+        "transport = \"local\"",
+        "transport = \"local\"\njump = \"ops@bastion\"",
+    );
+    deploy(&case, &["`targets.t.jump`", "takes no jump host"]);
 }
 
 #[test]

@@ -130,11 +130,6 @@ pub fn home() -> Option<PathBuf> {
 /// Resolves `spec` the way `ssh` would. `jump_override` (from shipit.toml, or the chain a
 /// later hop is reached through) replaces the config's ProxyJump, as `ssh -J` does.
 pub fn resolve(spec: &HostSpec, jump_override: Option<&[HostSpec]>) -> Result<Endpoint> {
-    if spec.host.starts_with('-') || spec.user.as_deref().is_some_and(|u| u.starts_with('-')) {
-        return Err(Error::usage(format!(
-            "host `{spec}` starts with `-`; host names and users never do"
-        )));
-    }
     let home = home();
     let user_config = home.as_ref().map(|h| h.join(".ssh/config"));
     let Some(ssh) = find_in_path("ssh") else {
@@ -404,11 +399,7 @@ pub fn parse_jumps(value: &str) -> std::result::Result<Vec<HostSpec>, String> {
         .split(',')
         .map(|hop| {
             let hop = hop.trim();
-            let spec = HostSpec::parse(hop.strip_prefix("ssh://").unwrap_or(hop))?;
-            if spec.host.starts_with('-') {
-                return Err(format!("jump host `{hop}` starts with `-`"));
-            }
-            Ok(spec)
+            HostSpec::parse(hop.strip_prefix("ssh://").unwrap_or(hop))
         })
         .collect()
 }

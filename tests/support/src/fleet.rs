@@ -10,7 +10,7 @@ use crate::stack::*;
 use crate::*;
 
 /// Linux mount namespaces, through the C library std already links (no extra crate).
-mod ns {
+pub mod ns {
     use std::ffi::CString;
     use std::os::raw::{c_char, c_int, c_ulong, c_void};
     use std::os::unix::ffi::OsStrExt;

@@ -18,6 +18,8 @@
 //!   project configured for it.
 //! - [`fleet`]: two hosts for one target on this one machine.
 //! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
+//! - [`netns`]: a private network namespace from which only one forwarded port leads out (the
+//!   jump-host tests run shipit there).
 //! - [`load`]: an HTTP load generator.
 //! - [`bench`](mod@bench): what the benches share besides all that.
 //! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`]), the `deploy`
@@ -44,6 +46,7 @@
 pub mod bench;
 pub mod fleet;
 pub mod load;
+pub mod netns;
 pub mod project;
 pub mod proxy;
 pub mod run;
