@@ -273,7 +273,7 @@ fn host_that_reads_as_an_option() {
     let case = Case::new();
     deploy_with_hosts(
         &case,
-        "-oProxyCommand=touch /tmp/x",
+        "-oProxyCommand=touch",
         &["`targets.t.hosts`", "starts with `-`"],
     );
 }

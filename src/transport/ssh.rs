@@ -30,11 +30,11 @@ use crate::plan::{base64, quote};
 use super::{for_each_line, OnLine, Transport, Usage};
 
 mod known_hosts;
-pub mod openssh;
+pub(crate) mod openssh;
 mod relay;
 
 use known_hosts::{KnownHosts, Verdict};
-pub use openssh::Endpoint;
+use openssh::Endpoint;
 use openssh::{AgentSocket, Family};
 
 /// How long to wait for TCP connect, handshake and authentication, unless ConnectTimeout says.
@@ -76,7 +76,7 @@ fn home() -> Option<PathBuf> {
 /// The hops to `spec`, first jump host first and the host itself last, each resolved as `ssh`
 /// resolves it: the first jump host through its own ProxyJump, later ones directly (as
 /// `ssh -J a,b` does).
-pub fn route(spec: &HostSpec, jump: Option<&[HostSpec]>) -> Result<Vec<Endpoint>> {
+fn route(spec: &HostSpec, jump: Option<&[HostSpec]>) -> Result<Vec<Endpoint>> {
     let mut hops = Vec::new();
     route_into(spec, jump, &mut hops)?;
     Ok(hops)
