@@ -342,6 +342,22 @@ fn a_deploy_through_a_bastion_reaches_a_host_only_the_bastion_can_reach() {
         "{}",
         bastion.log()
     );
+
+    // A chain: the bastion, then the bastion again on its own port (only reachable from the
+    // first hop), then the target.
+    let mut trusted = std::fs::read_to_string(&known_hosts).unwrap();
+    trusted.push_str(&format!("{}\n", bastion.known_hosts_line()));
+    write(&known_hosts, &trusted);
+    let second = format!("{}@127.0.0.1:{}", deploy_user().name, bastion.port);
+    stack.set_options(|o| o.extra = format!("jump = \"{jump},{second}\"\n"));
+    let logins = bastion.log().matches("Accepted publickey").count();
+    shipit_isolated(&stack, &isolated, &["releases", "--target", TARGET]).expect_code(0);
+    assert_eq!(
+        bastion.log().matches("Accepted publickey").count() - logins,
+        2,
+        "{}",
+        bastion.log()
+    );
 }
 
 /// The bastion's host key is checked like the target's: unknown, then changed, it is refused

@@ -104,14 +104,7 @@ impl Ssh {
     pub fn connect(spec: &HostSpec, options: &SshOptions) -> Result<Ssh> {
         let hops = route(spec, options.jump.as_deref())?;
         let target = hops.last().expect("a route ends at its host");
-        let mut name = target.display();
-        if hops.len() > 1 {
-            let via: Vec<String> = hops[..hops.len() - 1]
-                .iter()
-                .map(Endpoint::display)
-                .collect();
-            name = format!("{name} (via {})", via.join(", "));
-        }
+        let name = target.display();
         let mut previous: Option<(Session, RawFd)> = None;
         for (index, hop) in hops.iter().enumerate() {
             let role = if index + 1 < hops.len() {
