@@ -385,6 +385,21 @@ impl HostSpec {
     }
 }
 
+/// Parses a ProxyJump value (or shipit.toml's `jump`): `none`, or comma-separated
+/// `[user@]host[:port]` / `ssh://[user@]host[:port]`.
+pub(crate) fn parse_jumps(value: &str) -> std::result::Result<Vec<HostSpec>, String> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|hop| {
+            let hop = hop.trim();
+            HostSpec::parse(hop.strip_prefix("ssh://").unwrap_or(hop))
+        })
+        .collect()
+}
+
 impl HostSpec {
     /// Whether `self` and `other` reach the same sshd: the same host name (any case) and port
     /// (none is 22), whatever the user. Two such entries share one `deploy_to` and its lock.
@@ -759,7 +774,7 @@ fn validate_target(
             ))
         }
         Some(value) => Some(
-            crate::transport::ssh::openssh::parse_jumps(value.get_ref())
+            parse_jumps(value.get_ref())
                 .map_err(|why| source.error(value.span(), key("jump"), why))?,
         ),
     };

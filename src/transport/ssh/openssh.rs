@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::config::HostSpec;
+use crate::config::{parse_jumps, HostSpec};
 use crate::error::{Error, Result};
 
 /// Options read and refused because shipit cannot honour them: `(ssh -G key, option name, why)`.
@@ -387,21 +387,6 @@ fn interpret(
         connect_timeout,
         family,
     })
-}
-
-/// Parses a ProxyJump value (or shipit.toml's `jump`): `none`, or comma-separated
-/// `[user@]host[:port]` / `ssh://[user@]host[:port]`.
-pub fn parse_jumps(value: &str) -> std::result::Result<Vec<HostSpec>, String> {
-    if value.trim().eq_ignore_ascii_case("none") {
-        return Ok(Vec::new());
-    }
-    value
-        .split(',')
-        .map(|hop| {
-            let hop = hop.trim();
-            HostSpec::parse(hop.strip_prefix("ssh://").unwrap_or(hop))
-        })
-        .collect()
 }
 
 /// OpenSSH expands `~` in known_hosts paths with the account's home; shipit's `~` is `$HOME`.
