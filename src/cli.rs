@@ -22,6 +22,7 @@ Examples:
   shipit releases -t production --prune --keep 3 --dry-run
   shipit rollback -t production          back to the previous good release
   shipit rollback -t production --to 20261122010320 --migrate
+  shipit image -t production --push registry.example.com/hello:latest
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -105,6 +106,46 @@ pub enum Command {
     /// never removes the current release, the rollback target, or a release a process runs in;
     /// virtualenvs no remaining release uses go too.
     Releases(ReleasesArgs),
+    /// Build the release as an OCI image (no container daemon), for Kubernetes, ECS or Nomad.
+    ///
+    /// The image is the base image's layers (an OCI layout you fetched once, e.g. `skopeo copy
+    /// docker://docker.io/library/python:3.12-slim oci:base:3.12`, named by image.base), then
+    /// /venv (the requirements installed with uv from Linux x86_64 wheels; kept and reused while
+    /// python and requirements are unchanged), then /app (the release archive's files). It runs
+    /// `python -m gunicorn WSGI_APP` as user 10001 on 0.0.0.0:$PORT with DJANGO_SETTINGS_MODULE
+    /// and the target's env set; secrets are not in the image, only their names (the
+    /// io.shipit.secrets label). The same tree and SOURCE_DATE_EPOCH give the same digests.
+    ///
+    /// It prints the one-off commands an orchestrator runs once per rollout (migrate,
+    /// collectstatic); conf/kubernetes.yaml in the shipit repository shows them as a Job next to
+    /// a Deployment.
+    Image(ImageArgs),
+}
+
+/// `shipit image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Target whose release is built (its settings module, env and shared dirs)
+    #[arg(short, long)]
+    pub target: String,
+    /// OCI image layout directory to write [default: .shipit/image/PROJECT-TARGET]
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Also write the layout as one oci-archive tarball (`skopeo copy oci-archive:FILE ...`)
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// Push the image to a registry with skopeo, e.g. registry.example.com/hello:1.2
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// With --push: the registry speaks plain HTTP or has an unverified certificate
+    #[arg(long, requires = "push")]
+    pub insecure_registry: bool,
+    /// Base image, an OCI layout `[oci:]DIR[:REF]` [default: image.base]
+    #[arg(long, value_name = "LAYOUT")]
+    pub base: Option<String>,
+    /// The base image's python, e.g. /usr/local/bin/python3.12 [default: image.python]
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
 }
 
 /// `shipit rollback`.

@@ -47,6 +47,19 @@ pub struct Config {
     pub project: Project,
     /// Targets by name, sorted.
     pub targets: BTreeMap<String, Target>,
+    /// The `[image]` table (`shipit image`).
+    pub image: ImageSettings,
+}
+
+/// The `[image]` table: what `shipit image` builds on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// The base image: an OCI layout, `[oci:]DIR[:REF]` (relative to the project root).
+    pub base: Option<String>,
+    /// The base's Python, an absolute path ending in `pythonX.Y`.
+    pub python: Option<String>,
+    /// The port the app server listens on inside the container.
+    pub port: Option<u16>,
 }
 
 /// The `[project]` table.
@@ -432,6 +445,16 @@ struct RawConfig {
     project: Spanned<RawProject>,
     #[serde(default)]
     targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
+    #[serde(default)]
+    image: RawImage,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    base: Option<String>,
+    python: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -620,11 +643,13 @@ impl Config {
             }
             targets.insert(name.into_inner(), resolved);
         }
+        let image = validate_image(&source, raw.image)?;
         Ok(Config {
             path: path.to_path_buf(),
             root: root.to_path_buf(),
             project,
             targets,
+            image,
         })
     }
 
@@ -703,6 +728,27 @@ fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project
         requirements,
         exclude: raw.exclude,
         include: raw.include,
+    })
+}
+
+fn validate_image(source: &Source, raw: RawImage) -> Result<ImageSettings> {
+    if let Some(python) = &raw.python {
+        crate::image::BasePython::parse(python.get_ref())
+            .map_err(|why| source.error(python.span(), "image.python", why))?;
+    }
+    let port = match raw.port {
+        Some(port) => Some(
+            u16::try_from(*port.get_ref())
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| source.error(port.span(), "image.port", "must be 1..65535"))?,
+        ),
+        None => None,
+    };
+    Ok(ImageSettings {
+        base: raw.base,
+        python: raw.python.map(Spanned::into_inner),
+        port,
     })
 }
 

@@ -197,6 +197,17 @@ pub enum Error {
         /// What shipit did about it (e.g. "current still points at 20261122010320").
         outcome: String,
     },
+    /// `shipit image` could not read its base, build a layer, or push.
+    Image {
+        /// `base`, `virtualenv`, `layer`, `layout` or `push`.
+        stage: &'static str,
+        /// What went wrong.
+        message: String,
+        /// The last lines the tool (uv, skopeo) printed.
+        tail: Vec<String>,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// The project cannot be deployed as it is (e.g. its requirements file is not committed).
     Project {
         /// What is wrong.
@@ -253,9 +264,11 @@ impl Error {
             Error::Locked { .. } => EXIT_LOCKED,
             Error::Refused { .. } => EXIT_REFUSED,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
-            Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Archive { .. } => {
-                EXIT_FAILED
-            }
+            Error::Io { .. }
+            | Error::Git { .. }
+            | Error::Step { .. }
+            | Error::Archive { .. }
+            | Error::Image { .. } => EXIT_FAILED,
         }
     }
 
@@ -293,9 +306,10 @@ impl Error {
             Error::Locked { live: false, .. } => Some(
                 "the run that took the lock is gone (killed, or its connection dropped); re-run with --break-lock".into(),
             ),
-            Error::Connection { hint, .. } | Error::Usage { hint, .. } | Error::Project { hint, .. } => {
-                hint.clone()
-            }
+            Error::Connection { hint, .. }
+            | Error::Usage { hint, .. }
+            | Error::Project { hint, .. }
+            | Error::Image { hint, .. } => hint.clone(),
             Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
             Error::Secret { .. } => Some(
                 "secrets are resolved on this machine before any host is touched; nothing was changed".into(),
@@ -421,6 +435,21 @@ impl fmt::Display for Error {
                 }
                 if !outcome.is_empty() {
                     write!(f, "\n  {outcome}")?;
+                }
+                Ok(())
+            }
+            Error::Image {
+                stage,
+                message,
+                tail,
+                ..
+            } => {
+                write!(f, "image ({stage}): {message}")?;
+                if !tail.is_empty() {
+                    write!(f, "\n  last lines of output:")?;
+                    for line in tail {
+                        write!(f, "\n  | {line}")?;
+                    }
                 }
                 Ok(())
             }

@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod error;
+mod image;
 mod interrupt;
 mod migrations;
 mod output;
@@ -70,5 +71,6 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Deploy(args) => commands::deploy::run(&config, args, printer),
         Command::Rollback(args) => commands::rollback::run(&config, args, printer),
         Command::Releases(args) => commands::releases::run(&config, args, printer),
+        Command::Image(args) => commands::image::run(&config, args, printer),
     }
 }

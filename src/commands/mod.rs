@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod deploy;
 mod dry_run;
+pub(crate) mod image;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 
