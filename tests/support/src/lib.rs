@@ -17,6 +17,7 @@
 //! - [`stack`]: one real deploy target (sshd, nginx, supervisord, a `deploy_to`) with the example
 //!   project configured for it.
 //! - [`fleet`]: two hosts for one target on this one machine.
+//! - [`image`](mod@image): a base image, a registry and an OCI runtime for `shipit image`.
 //! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
 //! - [`netns`]: a private network namespace from which only one forwarded port leads out (the
 //!   jump-host tests run shipit there).
@@ -45,6 +46,7 @@
 
 pub mod bench;
 pub mod fleet;
+pub mod image;
 pub mod load;
 pub mod netns;
 pub mod project;
