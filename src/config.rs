@@ -1207,6 +1207,30 @@ keep_releases = 3
     }
 
     #[test]
+    fn the_image_table_is_optional_and_checked() {
+        assert_eq!(parse(GOOD).unwrap().image, ImageSettings::default());
+        let example = parse(include_str!("../conf/shipit.toml")).unwrap();
+        assert_eq!(
+            example.image,
+            ImageSettings {
+                base: Some("images/python:3.12".into()),
+                python: Some("/usr/local/bin/python3.12".into()),
+                port: Some(8000),
+            }
+        );
+        let bad = |table: &str| message(&format!("{GOOD}\n[image]\n{table}\n"));
+        let msg = bad("python = \"/usr/bin/python3\"");
+        assert!(
+            msg.contains("`image.python`") && msg.contains("pythonX.Y"),
+            "{msg}"
+        );
+        let msg = bad("port = 70000");
+        assert!(msg.contains("`image.port`: must be 1..65535"), "{msg}");
+        let msg = bad("bases = \"x\"");
+        assert!(msg.contains("unknown field `bases`"), "{msg}");
+    }
+
+    #[test]
     fn parses_targets_with_defaults() {
         let config = parse(GOOD).unwrap();
         assert_eq!(config.project.settings_module, "hello.settings.selected");

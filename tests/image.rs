@@ -20,7 +20,7 @@ fn image_project() -> Project {
         "shipit.toml",
         &format!(
             "{config}\n[image]\nbase = \"{}\"\npython = \"{BASE_PYTHON}\"\n",
-            base_image()
+            base_image(Path::new(env!("CARGO_TARGET_TMPDIR")))
         ),
     );
     project.edit_config(
@@ -31,9 +31,14 @@ fn image_project() -> Project {
     project
 }
 
-/// `shipit image -t local ARGS --json` with uv's downloads cached for every test run.
+/// uv's downloads, kept for every test run in the tests' scratch directory.
+fn uv_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("uv-cache")
+}
+
+/// `shipit image -t local ARGS --json` with uv's downloads cached.
 fn image(project: &Project, args: &[&str]) -> Run {
-    let uv_cache = std::env::temp_dir().join("shipit-test-uv-cache");
+    let uv_cache = uv_cache();
     let run = Run::of(
         project
             .shipit()
@@ -272,10 +277,12 @@ fn a_package_without_a_wheel_is_named() {
         &format!("{requirements}pycrypto==2.6.1\n"),
     );
     project.commit_all("a package with no wheel");
-    let run = Run::of(project.shipit().args(["image", "-t", "local"]).env(
-        "UV_CACHE_DIR",
-        std::env::temp_dir().join("shipit-test-uv-cache"),
-    ));
+    let run = Run::of(
+        project
+            .shipit()
+            .args(["image", "-t", "local"])
+            .env("UV_CACHE_DIR", uv_cache()),
+    );
     run.expect_code(1)
         .says_error(&["`pycrypto` has no wheel for Linux x86_64 and Python 3.11"]);
 }
@@ -304,4 +311,19 @@ fn an_image_needs_a_base_and_its_python() {
     ]))
     .expect_code(2)
     .says_error(&["ending in pythonX.Y"]);
+    // -o never replaces a directory that is not an image layout (here: the project itself).
+    Run::of(project.shipit().args([
+        "image",
+        "-t",
+        "local",
+        "--base",
+        "base",
+        "--python",
+        BASE_PYTHON,
+        "-o",
+        project.root.to_str().unwrap(),
+    ]))
+    .expect_code(2)
+    .says_error(&["is not an OCI image layout; refusing to replace it"]);
+    assert!(project.path("manage.py").exists());
 }

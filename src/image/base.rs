@@ -64,8 +64,9 @@ fn blob_path(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs").join(algorithm).join(hex)
 }
 
-/// Reads the base named by `base` and links (or copies) its layer blobs into `blobs`.
-pub(crate) fn load(base: &BaseRef, blobs: &Path) -> Result<Base> {
+/// Reads the base named by `base` and links (or copies) its layer blobs into the layout being
+/// written at `layout`.
+pub(crate) fn load(base: &BaseRef, layout: &Path) -> Result<Base> {
     let index = ImageIndex::from_file(base.dir.join("index.json"))
         .map_err(|e| fail(base, format!("cannot read index.json: {e}")))?;
     let named = |d: &&Descriptor| {
@@ -115,10 +116,7 @@ pub(crate) fn load(base: &BaseRef, blobs: &Path) -> Result<Base> {
         .map_err(|e| fail(base, format!("cannot read config {config_digest}: {e}")))?;
     for layer in manifest.layers() {
         let from = blob_path(&base.dir, layer.digest().as_ref());
-        let to = blob_path(
-            blobs.parent().and_then(Path::parent).unwrap_or(blobs),
-            layer.digest().as_ref(),
-        );
+        let to = blob_path(layout, layer.digest().as_ref());
         if to.exists() {
             continue;
         }

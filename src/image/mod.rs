@@ -76,7 +76,7 @@ pub(crate) struct LayerReport {
     /// `base`, `venv` or `app`.
     pub(crate) role: &'static str,
     pub(crate) digest: String,
-    pub(crate) diff_id: Option<String>,
+    pub(crate) diff_id: String,
     pub(crate) size: u64,
 }
 
@@ -109,6 +109,18 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
     let release = ReleaseId::at(time).to_string();
 
     let output = &request.output;
+    // The layout replaces an earlier one, never a directory that is something else.
+    let is_layout = output.join("oci-layout").is_file();
+    let is_empty = std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_none());
+    if output.exists() && !is_layout && !is_empty {
+        return Err(Error::Usage {
+            message: format!(
+                "{} exists and is not an OCI image layout; refusing to replace it",
+                output.display()
+            ),
+            hint: Some("name a new directory with -o".into()),
+        });
+    }
     let parent = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -121,7 +133,7 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
     let blobs = staging.path().join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
 
-    let base = base::load(&request.base, &blobs)?;
+    let base = base::load(&request.base, staging.path())?;
     let cache = config.root.join(".shipit").join("image").join("venvs");
     let (venv_key, venv_layer, venv_reused) = venv::layer(
         &config.root,
@@ -204,7 +216,7 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
         .map(|(d, diff_id)| LayerReport {
             role: "base",
             digest: d.digest().to_string(),
-            diff_id: Some(diff_id.clone()),
+            diff_id: diff_id.clone(),
             size: d.size(),
         })
         .collect();
@@ -212,7 +224,7 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
         reports.push(LayerReport {
             role,
             digest: layer.digest.clone(),
-            diff_id: Some(layer.diff_id.clone()),
+            diff_id: layer.diff_id.clone(),
             size: layer.size,
         });
     }

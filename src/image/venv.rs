@@ -134,7 +134,7 @@ pub(crate) fn layer(
     }
     let staging = tempfile::Builder::new()
         .prefix(".shipit-venv-")
-        .tempdir_in(cache_parent(cache)?)
+        .tempdir_in(created(cache)?)
         .map_err(|e| Error::io("create a temporary directory in", cache, e))?;
     let venv = staging.path().join("venv");
     let site = venv.join(format!("lib/python{}/site-packages", python.version));
@@ -165,9 +165,10 @@ pub(crate) fn layer(
     Ok((key, layer, false))
 }
 
-fn cache_parent(cache: &Path) -> Result<&Path> {
-    std::fs::create_dir_all(cache).map_err(|e| Error::io("create", cache, e))?;
-    Ok(cache)
+/// `dir`, created if missing.
+fn created(dir: &Path) -> Result<&Path> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    Ok(dir)
 }
 
 /// Runs uv; a failure names what uv said, and a missing wheel gets its own hint.

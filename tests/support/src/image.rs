@@ -2,8 +2,8 @@
 //! runtime, all from Debian packages (`.ci/setup` installs them).
 //!
 //! - [`base_image`]: a Debian 12 root filesystem with `python3` made by `mmdebstrap` from the
-//!   Debian mirror (there is no Docker Hub here), turned into an OCI layout with `umoci`, once per
-//!   machine (cached under the temporary directory; later test runs reuse it).
+//!   Debian mirror (there is no Docker Hub here), turned into an OCI layout with `umoci`, once
+//!   (kept in the test's scratch directory under the target directory; later runs reuse it).
 //! - [`Registry`]: the CNCF distribution registry (`docker-registry`) on a free loopback port,
 //!   plain HTTP, storage in a temporary directory.
 //! - [`Container`]: an image unpacked with `umoci unpack` and run by `runc` in the host's
@@ -26,11 +26,12 @@ pub const BASE_PYTHON: &str = "/usr/bin/python3.11";
 /// The base layout's image name.
 const BASE_REF: &str = "bookworm";
 
-/// `DIR:REF` of an OCI layout holding Debian 12 with python3, built on first use.
-pub fn base_image() -> String {
+/// `DIR:REF` of an OCI layout holding Debian 12 with python3, built on first use under
+/// `scratch` (a test's `CARGO_TARGET_TMPDIR`, which outlives the run, so later runs reuse it).
+pub fn base_image(scratch: &Path) -> String {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     let dir = BASE.get_or_init(|| {
-        let dir = std::env::temp_dir().join("shipit-test-base-bookworm-python3-v1");
+        let dir = scratch.join("shipit-test-base-bookworm-python3-v1");
         if !dir.join("index.json").exists() {
             build_base(&dir);
         }
@@ -53,6 +54,7 @@ fn run(command: &mut Command) {
 
 fn build_base(dir: &Path) {
     let parent = dir.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
     let work = tempfile::Builder::new()
         .prefix(".shipit-test-base-")
         .tempdir_in(parent)
