@@ -193,6 +193,20 @@ impl Bundle {
         &self.config
     }
 
+    /// Bind-mounts the host directory `source` at `destination` in every later run (as a
+    /// volume of an orchestrator would be).
+    pub fn mount(&mut self, source: &Path, destination: &str) {
+        self.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": destination,
+                "type": "bind",
+                "source": source,
+                "options": ["rbind", "rw"],
+            }));
+    }
+
     /// A file of the unpacked root filesystem.
     pub fn rootfs(&self, rel: &str) -> PathBuf {
         self.dir.path().join("bundle/rootfs").join(rel)
