@@ -303,7 +303,6 @@ fn app_layer(archive: &Path, shared_dirs: &[String], blobs: &Path, mtime: u64) -
     writer.finish()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn image_config(
     request: &ImageRequest,
     base: &base::Base,

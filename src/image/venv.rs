@@ -244,8 +244,20 @@ fn install(
     })
 }
 
-/// The first backquoted name in uv's message (uv quotes the package it could not install).
+/// The package uv could not install: from "Because NAME==V has no usable wheels", else the
+/// first backquoted name in its message (its hints and other errors quote the package).
 fn package_named(said: &str) -> Option<String> {
+    if let Some(at) = said.find(" has no usable wheels") {
+        let before = &said[..at];
+        let name = before
+            .rsplit(' ')
+            .next()?
+            .split(['=', '<', '>', '!', '~'])
+            .next()?;
+        if !name.is_empty() {
+            return Some(name.to_string());
+        }
+    }
     let start = said.find('`')? + 1;
     let end = start + said[start..].find('`')?;
     let quoted = &said[start..end];
@@ -339,5 +351,7 @@ mod tests {
     fn names_the_package_uv_quotes() {
         let said = "error: Distribution `psycopg2==2.9.10 @ registry+https://pypi.org/simple` can't be installed because it doesn't have a source distribution or wheel for the current platform";
         assert_eq!(package_named(said).as_deref(), Some("psycopg2"));
+        let said = "error: No solution found when resolving dependencies\n  cause: Because pycrypto==2.6.1 has no usable wheels and you require pycrypto==2.6.1, we can conclude that your requirements are unsatisfiable.";
+        assert_eq!(package_named(said).as_deref(), Some("pycrypto"));
     }
 }
