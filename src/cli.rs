@@ -78,6 +78,11 @@ pub enum Command {
     /// plus the deploy.map templates rendered for the target, plus .shipit/manifest.json with the
     /// sha256 of every file. The same tree, target and SOURCE_DATE_EPOCH (default: the commit
     /// time) give a byte-identical archive.
+    ///
+    /// First the project's `build` commands run here, in the project (e.g.
+    /// `build = ["npm ci", "npm run build"]`), and what they leave under `artifacts` (e.g.
+    /// `artifacts = ["static/dist/"]`) is archived too, git-ignored or not. A failing command
+    /// stops everything: `shipit build -t staging -v` shows their output.
     Build(BuildArgs),
     /// Build, upload and switch a new release on every host of a target.
     ///

@@ -197,6 +197,15 @@ pub enum Error {
         /// What shipit did about it (e.g. "current still points at 20261122010320").
         outcome: String,
     },
+    /// A `project.build` command failed on this machine, before any host was touched.
+    BuildCommand {
+        /// The command as configured.
+        command: String,
+        /// Its exit status (-1 when a signal ended it).
+        status: i32,
+        /// The last lines it printed.
+        tail: Vec<String>,
+    },
     /// The project cannot be deployed as it is (e.g. its requirements file is not committed).
     Project {
         /// What is wrong.
@@ -253,9 +262,11 @@ impl Error {
             Error::Locked { .. } => EXIT_LOCKED,
             Error::Refused { .. } => EXIT_REFUSED,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
-            Error::Io { .. } | Error::Git { .. } | Error::Step { .. } | Error::Archive { .. } => {
-                EXIT_FAILED
-            }
+            Error::Io { .. }
+            | Error::Git { .. }
+            | Error::Step { .. }
+            | Error::Archive { .. }
+            | Error::BuildCommand { .. } => EXIT_FAILED,
         }
     }
 
@@ -299,6 +310,9 @@ impl Error {
             Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
             Error::Secret { .. } => Some(
                 "secrets are resolved on this machine before any host is touched; nothing was changed".into(),
+            ),
+            Error::BuildCommand { .. } => Some(
+                "run it in the project directory to see why (`-v` shows all of its output); no host was touched".into(),
             ),
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
@@ -421,6 +435,20 @@ impl fmt::Display for Error {
                 }
                 if !outcome.is_empty() {
                     write!(f, "\n  {outcome}")?;
+                }
+                Ok(())
+            }
+            Error::BuildCommand {
+                command,
+                status,
+                tail,
+            } => {
+                write!(f, "build command `{command}` failed with exit status {status}")?;
+                if !tail.is_empty() {
+                    write!(f, "\n  last lines of output:")?;
+                    for line in tail {
+                        write!(f, "\n  | {line}")?;
+                    }
                 }
                 Ok(())
             }

@@ -31,7 +31,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             .path()
             .join(format!("{}-{}.tar.gz", config.project.name, target.name))
     });
-    let (artifact, info) = build::build_deployable(config, target, output)?;
+    let (artifact, info) = build::build_deployable(config, target, output, printer)?;
     let user = resolved.app_user.as_deref().unwrap_or("DEPLOY_USER");
     let configs = service_configs(config, target, &info, ReleaseId::at(Utc::now()), user)?;
     if args.dry_run {
