@@ -13,6 +13,7 @@
 #   NGINX SITE NGINX_TEST NGINX_RELOAD           nginx (NGINX=1 when managed)
 #   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
 #   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
+#   TARGET HOSTS                                 the target's name, its hosts (space-separated)
 # shellcheck disable=SC2154
 
 # ---------------------------------------------------------------------------------------------
@@ -541,12 +542,20 @@ shipit_bridge_static() {
   fi
 }
 
-# step_hook COMMAND: a user's hook, in the release, with its venv first on PATH.
+# step_hook COMMAND: a user's hook, in the release, with its venv first on PATH, the app's
+# environment, and what the run is about: SHIPIT_RELEASE, SHIPIT_REVISION, SHIPIT_TARGET,
+# SHIPIT_HOSTS (every host of the target, space-separated), SHIPIT_DEPLOYER (user@machine).
 step_hook() {
   shipit_load_env "$R"
   cd "$R" || exit 1
   PATH="$R/.venv/bin:$PATH"
-  export PATH
+  SHIPIT_REVISION=$REVISION
+  # TARGET comes from the preamble (shellcheck takes it for a misspelt `target`).
+  # shellcheck disable=SC2153
+  SHIPIT_TARGET=$TARGET
+  SHIPIT_HOSTS=$HOSTS
+  SHIPIT_DEPLOYER=$DEPLOYER
+  export PATH SHIPIT_REVISION SHIPIT_TARGET SHIPIT_HOSTS SHIPIT_DEPLOYER
   eval "$1"
 }
 
