@@ -22,6 +22,7 @@ Examples:
   shipit releases -t production --prune --keep 3 --dry-run
   shipit rollback -t production          back to the previous good release
   shipit rollback -t production --to 20261122010320 --migrate
+  shipit check -t production             is every host ready for a deploy? (read-only)
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -110,6 +111,28 @@ pub enum Command {
     /// never removes the current release, the rollback target, or a release a process runs in;
     /// virtualenvs no remaining release uses go too.
     Releases(ReleasesArgs),
+    /// Check that a target's hosts can take a deploy, changing nothing: ✓/✗ and a hint each.
+    ///
+    /// On this machine: the target's secrets resolve. On each host (one script, no lock): SSH
+    /// reaches it and its host key is trusted, deploy_to is writable, the lock is free, python
+    /// and uv are there (or installable), the process manager answers its configured command,
+    /// the nginx test passes, there is disk space for an archive and a virtualenv, the shared
+    /// files exist, and in the live release `manage.py check --deploy` passes and ALLOWED_HOSTS
+    /// accepts the health check's Host header. Exit status 0 only when every check passes.
+    ///
+    /// Example: `shipit check -t production` (or `--json` for scripts).
+    Check(CheckArgs),
+}
+
+/// `shipit check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Target whose hosts are checked
+    #[arg(short, long)]
+    pub target: String,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// `shipit rollback`.

@@ -197,6 +197,11 @@ pub enum Error {
         /// What shipit did about it (e.g. "current still points at 20261122010320").
         outcome: String,
     },
+    /// `shipit check` found problems (each was printed with its hint).
+    ChecksFailed {
+        /// `host: check` of each failed check.
+        failed: Vec<String>,
+    },
     /// A `project.build` command failed on this machine, before any host was touched.
     BuildCommand {
         /// The command as configured.
@@ -266,7 +271,8 @@ impl Error {
             | Error::Git { .. }
             | Error::Step { .. }
             | Error::Archive { .. }
-            | Error::BuildCommand { .. } => EXIT_FAILED,
+            | Error::BuildCommand { .. }
+            | Error::ChecksFailed { .. } => EXIT_FAILED,
         }
     }
 
@@ -438,6 +444,12 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::ChecksFailed { failed } => write!(
+                f,
+                "{} check(s) failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
             Error::BuildCommand {
                 command,
                 status,

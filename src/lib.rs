@@ -70,5 +70,6 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Deploy(args) => commands::deploy::run(&config, args, printer),
         Command::Rollback(args) => commands::rollback::run(&config, args, printer),
         Command::Releases(args) => commands::releases::run(&config, args, printer),
+        Command::Check(args) => commands::check::run(&config, args, printer),
     }
 }

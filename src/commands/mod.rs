@@ -1,6 +1,7 @@
 //! The subcommands: thin orchestration, each resolve → build → plan → runner → report.
 
 pub(crate) mod build;
+pub(crate) mod check;
 pub(crate) mod deploy;
 mod dry_run;
 pub(crate) mod releases;

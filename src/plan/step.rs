@@ -138,6 +138,8 @@ pub(crate) enum Step {
     ReleaseLock,
     /// Abandon this host's prepared release because another host failed.
     Abort(String),
+    /// Every read-only check of `shipit check`; the target's shared files are its arguments.
+    Check(Vec<String>),
 }
 
 fn ids(ids: &[ReleaseId]) -> String {
@@ -190,6 +192,7 @@ impl Step {
             Step::Unlock => "unlock",
             Step::ReleaseLock => "release-lock",
             Step::Abort(_) => "abort",
+            Step::Check(_) => "check",
         }
     }
 
@@ -233,6 +236,7 @@ impl Step {
                 .flat_map(|u| [quote(&u.app), quote(&u.to)])
                 .collect(),
             Step::Abort(reason) => vec![quote(&one_line(reason))],
+            Step::Check(files) => files.iter().map(|f| quote(f)).collect(),
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -335,6 +339,11 @@ mod tests {
             ),
             (Step::ReleaseLock, "release-lock", "step_release_lock"),
             (Step::Unlock, "unlock", "step_unlock"),
+            (
+                Step::Check(vec![".env".into(), "conf/my key".into()]),
+                "check",
+                "step_check .env 'conf/my key'",
+            ),
         ];
         for (step, id, call) in cases {
             assert_eq!(step.id(), id);
@@ -376,6 +385,7 @@ mod tests {
             Step::Unlock,
             Step::ReleaseLock,
             Step::Abort(String::new()),
+            Step::Check(vec![]),
         ] {
             let call = step.call();
             let function = call.split(' ').next().unwrap();
