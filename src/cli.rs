@@ -23,6 +23,7 @@ Examples:
   shipit rollback -t production          back to the previous good release
   shipit rollback -t production --to 20261122010320 --migrate
   shipit check -t production             is every host ready for a deploy? (read-only)
+  shipit logs -t production -f           follow the app logs of every host
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -122,6 +123,39 @@ pub enum Command {
     ///
     /// Example: `shipit check -t production` (or `--json` for scripts).
     Check(CheckArgs),
+    /// Show the app's logs from every host of a target, each line prefixed with its host.
+    ///
+    /// The logs are those of the live release's process (supervisor's log files of its
+    /// program): the last -n lines of each (those matching --grep, an extended regular
+    /// expression, when given), then with -f every new line as the hosts write it, merged as
+    /// they arrive, until Ctrl-C. Changes nothing on the hosts.
+    ///
+    /// Example: `shipit logs -t production -f --grep ' 500 '` follows the server errors of
+    /// every host; `--json` prints one {"host", "line"} object per line.
+    Logs(LogsArgs),
+}
+
+/// `shipit logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Target whose hosts' logs are shown
+    #[arg(short, long)]
+    pub target: String,
+    /// Keep printing new lines until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log first (before --grep filters them)
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+    pub lines: u32,
+    /// Whose logs: `web` (the app server)
+    #[arg(long, value_name = "NAME", default_value = "web")]
+    pub process: String,
+    /// Only lines matching this extended regular expression (grep -E)
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// `shipit check`.

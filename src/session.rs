@@ -76,8 +76,23 @@ pub(crate) struct HostSession {
 }
 
 impl HostSession {
-    /// Runs `script`, printing step progress through `printer`.
+    /// Runs `script`, printing step progress through `printer` (and the steps' own output with
+    /// `-v`).
     pub(crate) fn run(&mut self, script: &Script, printer: &Printer) -> Result<ScriptRun> {
+        let label = self.label.clone();
+        self.stream(script, printer, &mut |text| {
+            printer.detail(format!("{label}    {text}"))
+        })
+    }
+
+    /// Runs `script`, printing step progress through `printer` and handing each line the steps
+    /// print to `on_output` as it comes.
+    pub(crate) fn stream(
+        &mut self,
+        script: &Script,
+        printer: &Printer,
+        on_output: &mut dyn FnMut(&str),
+    ) -> Result<ScriptRun> {
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -116,7 +131,7 @@ impl HostSession {
                 }
                 Event::Done => run.done = true,
                 Event::Output(text) => {
-                    printer.detail(format!("{label}    {text}"));
+                    on_output(&text);
                     if tail.len() == TAIL_LINES {
                         tail.pop_front();
                     }

@@ -4,6 +4,7 @@ pub(crate) mod build;
 pub(crate) mod check;
 pub(crate) mod deploy;
 mod dry_run;
+pub(crate) mod logs;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 

@@ -140,6 +140,14 @@ pub(crate) enum Step {
     Abort(String),
     /// Every read-only check of `shipit check`; the target's shared files are its arguments.
     Check(Vec<String>),
+    /// Print the last `lines` lines of `process`'s logs matching `grep` (an ERE; empty: all),
+    /// and with `follow`, new ones until shipit goes.
+    Logs {
+        process: String,
+        lines: u32,
+        follow: bool,
+        grep: String,
+    },
 }
 
 fn ids(ids: &[ReleaseId]) -> String {
@@ -193,6 +201,7 @@ impl Step {
             Step::ReleaseLock => "release-lock",
             Step::Abort(_) => "abort",
             Step::Check(_) => "check",
+            Step::Logs { .. } => "logs",
         }
     }
 
@@ -237,6 +246,17 @@ impl Step {
                 .collect(),
             Step::Abort(reason) => vec![quote(&one_line(reason))],
             Step::Check(files) => files.iter().map(|f| quote(f)).collect(),
+            Step::Logs {
+                process,
+                lines,
+                follow,
+                grep,
+            } => vec![
+                quote(process),
+                lines.to_string(),
+                if *follow { "1" } else { "0" }.to_string(),
+                quote(grep),
+            ],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -340,6 +360,16 @@ mod tests {
             (Step::ReleaseLock, "release-lock", "step_release_lock"),
             (Step::Unlock, "unlock", "step_unlock"),
             (
+                Step::Logs {
+                    process: "web".into(),
+                    lines: 20,
+                    follow: true,
+                    grep: "GET /(a|b)".into(),
+                },
+                "logs",
+                "step_logs web 20 1 'GET /(a|b)'",
+            ),
+            (
                 Step::Check(vec![".env".into(), "conf/my key".into()]),
                 "check",
                 "step_check .env 'conf/my key'",
@@ -386,6 +416,12 @@ mod tests {
             Step::ReleaseLock,
             Step::Abort(String::new()),
             Step::Check(vec![]),
+            Step::Logs {
+                process: String::new(),
+                lines: 0,
+                follow: false,
+                grep: String::new(),
+            },
         ] {
             let call = step.call();
             let function = call.split(' ').next().unwrap();

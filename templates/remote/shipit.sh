@@ -1156,6 +1156,57 @@ shipit_check_django() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# `shipit logs`: the live release's app logs, read-only.
+
+# shipit_log_files PROCESS: the log files of PROCESS of the live release, one per line. The
+# process manager decides where they are: supervisor's are the stdout_logfile and
+# stderr_logfile of the program the release keeps in .shipit/supervisor.conf. Another manager
+# adds its own shipit_<manager>_log_files and a branch here.
+shipit_log_files() {
+  [ -L "$D/current" ] || { echo "nothing is deployed under $D"; return 1; }
+  [ "$APP" = 1 ] || { echo "no process manager is configured: shipit runs no app server here"; return 1; }
+  shipit_supervisor_log_files "$1"
+}
+
+shipit_supervisor_log_files() {
+  case "$1" in
+    web) conf="$D/current/.shipit/supervisor.conf" ;;
+    *) echo "no process \`$1\` in this target; its processes: web"; return 1 ;;
+  esac
+  [ -f "$conf" ] || { echo "the live release keeps no supervisor program ($conf)"; return 1; }
+  sed -n -e 's/^stdout_logfile *= *//p' -e 's/^stderr_logfile *= *//p' "$conf" | grep -v -x -e NONE -e AUTO -e '' || {
+    echo "the live release's program logs to no file (stdout_logfile is AUTO or NONE in $conf)"
+    return 1
+  }
+}
+
+# step_logs PROCESS LINES FOLLOW ERE: the last LINES lines of each log file of PROCESS (those
+# matching ERE, when it is not empty) and, when FOLLOW is 1, every new line until shipit goes:
+# its end of the connection (the script's stdin, fd 3) closes, the script ends, and tail --pid
+# ends with it.
+step_logs() {
+  files=$(shipit_log_files "$1") || { printf '%s\n' "$files"; exit 1; }
+  script_pid=$$
+  set -f
+  IFS='
+'
+  if [ "$3" = 1 ]; then
+    # The file list is split at newlines on purpose.
+    # shellcheck disable=SC2086
+    tail -q -n "$2" -F --pid="$script_pid" -- $files 2>/dev/null | shipit_grep "$4" &
+    while read -r _ <&3; do :; done
+  else
+    # shellcheck disable=SC2086
+    tail -q -n "$2" -- $files | shipit_grep "$4"
+  fi
+}
+
+# shipit_grep ERE: the lines of stdin matching ERE (all of them when it is empty), line by line.
+shipit_grep() {
+  if [ -n "$1" ]; then grep --line-buffered -E -e "$1" || true; else cat; fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Giving up: what a script runs when one of its steps failed, and the scripts that end a run on
 # hosts that did nothing wrong.
 
