@@ -24,6 +24,7 @@ Examples:
   shipit rollback -t production --to 20261122010320 --migrate
   shipit check -t production             is every host ready for a deploy? (read-only)
   shipit logs -t production -f           follow the app logs of every host
+  shipit maintenance -t production on --message \"Back at 18:00\"
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -133,6 +134,43 @@ pub enum Command {
     /// Example: `shipit logs -t production -f --grep ' 500 '` follows the server errors of
     /// every host; `--json` prints one {"host", "line"} object per line.
     Logs(LogsArgs),
+    /// Turn maintenance mode on or off: nginx answers 503 with a page on every host.
+    ///
+    /// While on, every request but the health check's path gets the page (the project's
+    /// maintenance.html.j2 in its templates directory, or a built-in one showing --message)
+    /// with status 503, on all hosts at once: each host gets the page ready first, then all
+    /// show it. It stays on through deploys and rollbacks until turned off; the app keeps
+    /// running behind it (a deploy's health checks reach the app directly).
+    ///
+    /// Example: `shipit maintenance -t production on --message "Back at 18:00 UTC"`, then
+    /// `shipit deploy -t production` and `shipit maintenance -t production off`.
+    Maintenance(MaintenanceArgs),
+}
+
+/// `shipit maintenance`.
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// Target whose hosts go into (or out of) maintenance
+    #[arg(short, long)]
+    pub target: String,
+    /// on or off
+    #[arg(value_enum)]
+    pub state: MaintenanceState,
+    /// What the built-in page says (the page's `message` variable)
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// `shipit maintenance on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MaintenanceState {
+    /// nginx answers 503 with the page
+    On,
+    /// nginx serves the app again
+    Off,
 }
 
 /// `shipit logs`.

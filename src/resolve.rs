@@ -20,6 +20,7 @@ pub(crate) enum Op {
     Deploy,
     Rollback,
     Prune,
+    Maintenance,
 }
 
 impl Op {
@@ -28,6 +29,7 @@ impl Op {
             Op::Deploy => "deploy",
             Op::Rollback => "rollback",
             Op::Prune => "prune",
+            Op::Maintenance => "maintenance",
         }
     }
 }

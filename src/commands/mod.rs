@@ -5,6 +5,7 @@ pub(crate) mod check;
 pub(crate) mod deploy;
 mod dry_run;
 pub(crate) mod logs;
+pub(crate) mod maintenance;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 

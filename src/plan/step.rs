@@ -140,6 +140,13 @@ pub(crate) enum Step {
     Abort(String),
     /// Every read-only check of `shipit check`; the target's shared files are its arguments.
     Check(Vec<String>),
+    /// Check that the nginx site knows maintenance mode and put the page (its text) beside
+    /// where it goes.
+    MaintenancePrepare(String),
+    /// Rename the prepared page into place: nginx answers 503 from the next request on.
+    MaintenanceOn,
+    /// Remove the page: nginx serves the app again.
+    MaintenanceOff,
     /// Print the last `lines` lines of `process`'s logs matching `grep` (an ERE; empty: all),
     /// and with `follow`, new ones until shipit goes.
     Logs {
@@ -202,6 +209,9 @@ impl Step {
             Step::Abort(_) => "abort",
             Step::Check(_) => "check",
             Step::Logs { .. } => "logs",
+            Step::MaintenancePrepare(_) => "maintenance-prepare",
+            Step::MaintenanceOn => "maintenance-on",
+            Step::MaintenanceOff => "maintenance-off",
         }
     }
 
@@ -246,6 +256,7 @@ impl Step {
                 .collect(),
             Step::Abort(reason) => vec![quote(&one_line(reason))],
             Step::Check(files) => files.iter().map(|f| quote(f)).collect(),
+            Step::MaintenancePrepare(page) => vec![super::base64(page.as_bytes())],
             Step::Logs {
                 process,
                 lines,
@@ -370,6 +381,17 @@ mod tests {
                 "step_logs web 20 1 'GET /(a|b)'",
             ),
             (
+                Step::MaintenancePrepare("<p>x</p>".into()),
+                "maintenance-prepare",
+                "step_maintenance_prepare PHA+eDwvcD4=",
+            ),
+            (Step::MaintenanceOn, "maintenance-on", "step_maintenance_on"),
+            (
+                Step::MaintenanceOff,
+                "maintenance-off",
+                "step_maintenance_off",
+            ),
+            (
                 Step::Check(vec![".env".into(), "conf/my key".into()]),
                 "check",
                 "step_check .env 'conf/my key'",
@@ -416,6 +438,9 @@ mod tests {
             Step::ReleaseLock,
             Step::Abort(String::new()),
             Step::Check(vec![]),
+            Step::MaintenancePrepare(String::new()),
+            Step::MaintenanceOn,
+            Step::MaintenanceOff,
             Step::Logs {
                 process: String::new(),
                 lines: 0,

@@ -1156,6 +1156,45 @@ shipit_check_django() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# `shipit maintenance`: the page in $D/.shipit/maintenance.html, outside every release, which the
+# nginx site answers every request but the health check with (status 503) while it exists.
+# Turning it on is two steps, so that every host has the page ready before any shows it.
+
+MAINTENANCE_PAGE=.shipit/maintenance.html
+
+# step_maintenance_prepare BASE64: checks that the installed site knows maintenance mode and
+# writes the page beside where it goes.
+step_maintenance_prepare() {
+  [ "$NGINX" = 1 ] || { echo "maintenance mode needs the nginx site shipit installs: this target has no [nginx]"; exit 1; }
+  [ -f "$SITE" ] || { echo "no nginx site at $SITE yet: deploy first"; exit 1; }
+  grep -qF "$D/$MAINTENANCE_PAGE" "$SITE" || {
+    echo "the nginx site $SITE does not know maintenance mode: deploy once with shipit's nginx.conf.j2, or add its maintenance block to your own"
+    exit 1
+  }
+  mkdir -p "$D/.shipit"
+  (
+    umask 022
+    printf '%s' "$1" | base64 -d > "$D/$MAINTENANCE_PAGE.next"
+  )
+}
+
+step_maintenance_on() {
+  mv -f "$D/$MAINTENANCE_PAGE.next" "$D/$MAINTENANCE_PAGE"
+  shipit_log on
+  echo "maintenance mode on: nginx answers 503 with $D/$MAINTENANCE_PAGE, except on $HEALTH_PATH"
+}
+
+step_maintenance_off() {
+  if [ -f "$D/$MAINTENANCE_PAGE" ]; then
+    rm -f "$D/$MAINTENANCE_PAGE" "$D/$MAINTENANCE_PAGE.next"
+    shipit_log off
+    echo "maintenance mode off"
+  else
+    echo "maintenance mode was not on"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # `shipit logs`: the live release's app logs, read-only.
 
 # shipit_log_files PROCESS: the log files of PROCESS of the live release, one per line. The
