@@ -153,3 +153,49 @@ fn check_is_green_on_a_good_host_and_names_each_problem_it_is_shown() {
     chmod(&stack.deploy_to(), 0o755);
     std::fs::remove_file(&broken_site).unwrap();
 }
+
+#[test]
+fn check_names_a_missing_uv() {
+    let uv = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v uv"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let stack = Stack::start_without(&[uv.trim()]);
+    let host = stack.host.sshd.host_spec();
+
+    // Without uv, `auto` builds virtualenvs with pip: fine.
+    let (run, json) = check(&stack);
+    run.expect_code(0);
+    assert_eq!(status(&json, &host, "uv"), "ok", "{json:#}");
+    assert!(
+        detail(&json, &host, "uv").contains("not installed: virtualenvs are built with pip"),
+        "{json:#}"
+    );
+
+    // `installer = "uv"` needs it.
+    stack.project.edit_config(
+        "environment = \"deployment\"",
+        "environment = \"deployment\"\ninstaller = \"uv\"",
+    );
+    let (run, json) = check(&stack);
+    run.expect_code(1);
+    assert_eq!(status(&json, &host, "uv"), "fail", "{json:#}");
+    assert!(
+        detail(&json, &host, "uv").contains("installer = uv, but uv is not installed"),
+        "{json:#}"
+    );
+    // A python version is found (or installed) by uv: the check says uv is missing, and
+    // whether python3's pip can install it (a ✓) or not (a ✗).
+    stack
+        .project
+        .edit_config("python = \"/usr/bin/python3\"", "python = \"3.12\"");
+    let (_, json) = check(&stack);
+    assert!(
+        detail(&json, &host, "python").contains("uv, which is not installed"),
+        "{json:#}"
+    );
+}
