@@ -76,7 +76,7 @@ pub(crate) fn run(config: &Config, args: &CheckArgs, printer: &Printer) -> Resul
         let runs = fleet.each(&check(&resolved.shared_files), &vec![vars; reached.len()])?;
         for ((at, run), session) in reached.iter().zip(runs).zip(&fleet.sessions) {
             hosts[*at].0 = session.transport.name().to_string();
-            hosts[*at].1.extend(outcomes(&run.facts));
+            hosts[*at].1.extend(outcomes(&run.facts, &target.name));
         }
     }
 

@@ -106,9 +106,9 @@ impl Outcome {
     }
 }
 
-/// The host checks' outcomes from a check script's facts, in [`HOST_CHECKS`] order; a check the
-/// host did not report is a failure (the script stopped early).
-pub(crate) fn outcomes(facts: &Facts) -> Vec<Outcome> {
+/// The host checks' outcomes from a check script's facts, in [`HOST_CHECKS`] order, their hints
+/// naming `target`; a check the host did not report is a failure (the script stopped early).
+pub(crate) fn outcomes(facts: &Facts, target: &str) -> Vec<Outcome> {
     HOST_CHECKS
         .iter()
         .map(|(id, label, hint)| {
@@ -124,7 +124,10 @@ pub(crate) fn outcomes(facts: &Facts) -> Vec<Outcome> {
                 }
                 None => (Status::Fail, "the host did not report it".to_string()),
             };
-            Outcome::new(id, label, status, detail, hint)
+            let hint = hint
+                .replace("targets.T.", &format!("targets.{target}."))
+                .replace("-t T ", &format!("-t {target} "));
+            Outcome::new(id, label, status, detail, &hint)
         })
         .collect()
 }
@@ -142,7 +145,7 @@ mod tests {
         );
         facts.insert("check:nginx".into(), "fail `nginx -t` failed: emerg".into());
         facts.insert("check:django".into(), "skip nothing deployed yet".into());
-        let got = outcomes(&facts);
+        let got = outcomes(&facts, "production");
         assert_eq!(got.len(), HOST_CHECKS.len());
         assert_eq!(got[0].check, "deploy_to");
         assert_eq!(got[0].status, Status::Ok);
@@ -155,5 +158,13 @@ mod tests {
         assert_eq!(django.status, Status::Skip);
         let lock = got.iter().find(|o| o.check == "lock").unwrap();
         assert_eq!(lock.status, Status::Fail, "not reported");
+        let disk = got.iter().find(|o| o.check == "disk").unwrap();
+        assert!(
+            disk.hint
+                .as_deref()
+                .unwrap()
+                .contains("`shipit releases -t production --prune"),
+            "{disk:?}"
+        );
     }
 }
