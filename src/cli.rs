@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
-  1  a build, deploy or rollback step failed (hosts stay on their previous release)
+  1  a build command, a deploy or rollback step, or a `check` failed (hosts stay on their
+     previous release)
   2  bad usage, configuration, template or project content (no host was touched)
   3  a host could not be reached, authenticated or verified
   4  another run holds the lock (or left it behind)
@@ -23,6 +24,9 @@ Examples:
   shipit rollback -t production          back to the previous good release
   shipit rollback -t production --to 20261122010320 --migrate
   shipit image -t production --push registry.example.com/hello:latest
+  shipit check -t production             is every host ready for a deploy? (read-only)
+  shipit logs -t production -f           follow the app logs of every host
+  shipit maintenance -t production on --message \"Back at 18:00\"
 ";
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
@@ -79,6 +83,11 @@ pub enum Command {
     /// plus the deploy.map templates rendered for the target, plus .shipit/manifest.json with the
     /// sha256 of every file. The same tree, target and SOURCE_DATE_EPOCH (default: the commit
     /// time) give a byte-identical archive.
+    ///
+    /// First the project's `build` commands run here, in the project (e.g.
+    /// `build = ["npm ci", "npm run build"]`), and what they leave under `artifacts` (e.g.
+    /// `artifacts = ["static/dist/"]`) is archived too, git-ignored or not. A failing command
+    /// stops everything: `shipit build -t staging -v` shows their output.
     Build(BuildArgs),
     /// Build, upload and switch a new release on every host of a target.
     ///
@@ -120,6 +129,38 @@ pub enum Command {
     /// collectstatic); conf/kubernetes.yaml in the shipit repository shows them as a Job next to
     /// a Deployment.
     Image(ImageArgs),
+    /// Check that a target's hosts can take a deploy, changing nothing: ✓/✗ and a hint each.
+    ///
+    /// On this machine: the target's secrets resolve. On each host (one script, no lock): SSH
+    /// reaches it and its host key is trusted, deploy_to is writable, the lock is free, python
+    /// and uv are there (or installable), the process manager answers its configured command,
+    /// the nginx test passes, there is disk space for an archive and a virtualenv, the shared
+    /// files exist, and in the live release `manage.py check --deploy` passes and ALLOWED_HOSTS
+    /// accepts the health check's Host header. Exit status 0 only when every check passes.
+    ///
+    /// Example: `shipit check -t production` (or `--json` for scripts).
+    Check(CheckArgs),
+    /// Show the app's logs from every host of a target, each line prefixed with its host.
+    ///
+    /// The logs are those of the live release's process (supervisor's log files of its
+    /// program): the last -n lines of each (those matching --grep, an extended regular
+    /// expression, when given), then with -f every new line as the hosts write it, merged as
+    /// they arrive, until Ctrl-C. Changes nothing on the hosts.
+    ///
+    /// Example: `shipit logs -t production -f --grep ' 500 '` follows the server errors of
+    /// every host; `--json` prints one {"host", "line"} object per line.
+    Logs(LogsArgs),
+    /// Turn maintenance mode on or off: nginx answers 503 with a page on every host.
+    ///
+    /// While on, every request but the health check's path gets the page (the project's
+    /// maintenance.html.j2 in its templates directory, or a built-in one showing --message)
+    /// with status 503, on all hosts at once: each host gets the page ready first, then all
+    /// show it. It stays on through deploys and rollbacks until turned off; the app keeps
+    /// running behind it (a deploy's health checks reach the app directly).
+    ///
+    /// Example: `shipit maintenance -t production on --message "Back at 18:00 UTC"`, then
+    /// `shipit deploy -t production` and `shipit maintenance -t production off`.
+    Maintenance(MaintenanceArgs),
 }
 
 /// `shipit image`.
@@ -146,6 +187,66 @@ pub struct ImageArgs {
     /// The base image's python, e.g. /usr/local/bin/python3.12 [default: image.python]
     #[arg(long, value_name = "PATH")]
     pub python: Option<String>,
+}
+
+/// `shipit maintenance`.
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// Target whose hosts go into (or out of) maintenance
+    #[arg(short, long)]
+    pub target: String,
+    /// on or off
+    #[arg(value_enum)]
+    pub state: MaintenanceState,
+    /// What the built-in page says (the page's `message` variable)
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// `shipit maintenance on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MaintenanceState {
+    /// nginx answers 503 with the page
+    On,
+    /// nginx serves the app again
+    Off,
+}
+
+/// `shipit logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Target whose hosts' logs are shown
+    #[arg(short, long)]
+    pub target: String,
+    /// Keep printing new lines until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log first (before --grep filters them)
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+    pub lines: u32,
+    /// Whose logs: `web` (the app server)
+    #[arg(long, value_name = "NAME", default_value = "web")]
+    pub process: String,
+    /// Only lines matching this extended regular expression (grep -E)
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// `shipit check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Target whose hosts are checked
+    #[arg(short, long)]
+    pub target: String,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// `shipit rollback`.

@@ -85,6 +85,10 @@ pub struct Project {
     pub exclude: Vec<String>,
     /// Paths that are archived even though they look like secrets (gitignore syntax).
     pub include: Vec<String>,
+    /// Commands run locally in the project, in order, before the archive is built.
+    pub build: Vec<String>,
+    /// Files or directories the build commands make (git-untracked) that go into the archive.
+    pub artifacts: Vec<String>,
 }
 
 impl Project {
@@ -477,6 +481,10 @@ struct RawProject {
     exclude: Vec<String>,
     #[serde(default)]
     include: Vec<String>,
+    #[serde(default)]
+    build: Vec<Spanned<String>>,
+    #[serde(default)]
+    artifacts: Vec<Spanned<String>>,
 }
 
 fn default_python() -> String {
@@ -707,6 +715,22 @@ fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project
     ] {
         relative_path(value.get_ref()).map_err(|why| source.error(value.span(), key, why))?;
     }
+    for command in &raw.build {
+        if command.get_ref().trim().is_empty() {
+            return Err(source.error(command.span(), "project.build", "a build command is empty"));
+        }
+    }
+    for artifact in &raw.artifacts {
+        crate::build::policy::archive_path(artifact.get_ref())
+            .and_then(|path| {
+                if crate::build::policy::is_reserved(&path) {
+                    Err(format!("`{path}` is inside .shipit, which shipit reserves"))
+                } else {
+                    Ok(path)
+                }
+            })
+            .map_err(|why| source.error(artifact.span(), "project.artifacts", why))?;
+    }
     let mut requirements = BTreeMap::new();
     for (env, path) in raw.requirements {
         relative_path(path.get_ref())
@@ -728,6 +752,8 @@ fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project
         requirements,
         exclude: raw.exclude,
         include: raw.include,
+        build: raw.build.into_iter().map(Spanned::into_inner).collect(),
+        artifacts: raw.artifacts.into_iter().map(Spanned::into_inner).collect(),
     })
 }
 

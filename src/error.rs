@@ -208,6 +208,20 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// `shipit check` found problems (each was printed with its hint).
+    ChecksFailed {
+        /// `host: check` of each failed check.
+        failed: Vec<String>,
+    },
+    /// A `project.build` command failed on this machine, before any host was touched.
+    BuildCommand {
+        /// The command as configured.
+        command: String,
+        /// Its exit status (-1 when a signal ended it).
+        status: i32,
+        /// The last lines it printed.
+        tail: Vec<String>,
+    },
     /// The project cannot be deployed as it is (e.g. its requirements file is not committed).
     Project {
         /// What is wrong.
@@ -268,7 +282,9 @@ impl Error {
             | Error::Git { .. }
             | Error::Step { .. }
             | Error::Archive { .. }
-            | Error::Image { .. } => EXIT_FAILED,
+            | Error::Image { .. }
+            | Error::BuildCommand { .. }
+            | Error::ChecksFailed { .. } => EXIT_FAILED,
         }
     }
 
@@ -313,6 +329,9 @@ impl Error {
             Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
             Error::Secret { .. } => Some(
                 "secrets are resolved on this machine before any host is touched; nothing was changed".into(),
+            ),
+            Error::BuildCommand { .. } => Some(
+                "run it in the project directory to see why (`-v` shows all of its output); no host was touched".into(),
             ),
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
@@ -445,6 +464,26 @@ impl fmt::Display for Error {
                 ..
             } => {
                 write!(f, "image ({stage}): {message}")?;
+                if !tail.is_empty() {
+                    write!(f, "\n  last lines of output:")?;
+                    for line in tail {
+                        write!(f, "\n  | {line}")?;
+                    }
+                }
+                Ok(())
+            }
+            Error::ChecksFailed { failed } => write!(
+                f,
+                "{} check(s) failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+            Error::BuildCommand {
+                command,
+                status,
+                tail,
+            } => {
+                write!(f, "build command `{command}` failed with exit status {status}")?;
                 if !tail.is_empty() {
                     write!(f, "\n  last lines of output:")?;
                     for line in tail {

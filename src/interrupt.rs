@@ -9,10 +9,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by commands that only read (`logs -f`): there is no safe point to wait for.
+static QUIT_AT_ONCE: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handler (once per process; later calls do nothing).
 pub(crate) fn install() {
     let _ = ctrlc::set_handler(|| {
+        if QUIT_AT_ONCE.load(Ordering::SeqCst) {
+            std::process::exit(crate::error::EXIT_INTERRUPTED);
+        }
         if REQUESTED.swap(true, Ordering::SeqCst) {
             eprintln!("\ninterrupted again: quitting now");
             std::process::exit(crate::error::EXIT_INTERRUPTED);
@@ -21,6 +26,12 @@ pub(crate) fn install() {
             "\ninterrupted: stopping at the next safe point (the current step on each host finishes, then every lock is given back); Ctrl-C again quits at once"
         );
     });
+}
+
+/// From now on the first Ctrl-C quits at once (with status 130): for a command that changes
+/// nothing, such as following logs, whose remote side ends when its connection does.
+pub(crate) fn quit_at_once() {
+    QUIT_AT_ONCE.store(true, Ordering::SeqCst);
 }
 
 /// Whether the person asked the run to stop.

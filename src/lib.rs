@@ -72,5 +72,8 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Rollback(args) => commands::rollback::run(&config, args, printer),
         Command::Releases(args) => commands::releases::run(&config, args, printer),
         Command::Image(args) => commands::image::run(&config, args, printer),
+        Command::Check(args) => commands::check::run(&config, args, printer),
+        Command::Logs(args) => commands::logs::run(&config, args, printer),
+        Command::Maintenance(args) => commands::maintenance::run(&config, args, printer),
     }
 }

@@ -3,6 +3,11 @@
 //! Results go to stdout (one JSON object with `--json`); progress, step timings and warnings go
 //! to stderr, so `shipit build --json | jq` works and scripts can ignore the chatter. Colour and
 //! progress bars appear only on a terminal.
+//!
+//! A deploy or rollback also keeps its *run log* ([`Printer::keep_log`]): everything it prints
+//! and everything `-v` would have shown, whatever the verbosity, in the project's
+//! `.shipit/logs/` (the newest [`LOGS_KEEP`]), secrets redacted as everywhere else. An error
+//! names that file, so the output of a failed deploy can be read after the fact.
 
 // A closed stdout or stderr (`shipit deploy | head -3`) must never panic mid-run: a panic would
 // skip giving the locks back. Writes that fail are dropped.
@@ -20,6 +25,8 @@ macro_rules! out {
 }
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::cli::ColorChoice;
 use crate::error::Error;
@@ -45,7 +52,19 @@ pub struct Printer {
     color: bool,
     terminal: bool,
     /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown.
-    secrets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    secrets: Arc<Mutex<Vec<String>>>,
+    /// The run log, once [`Printer::keep_log`] opened one.
+    log: Arc<Mutex<Option<RunLog>>>,
+}
+
+/// Run logs kept in `.shipit/logs/` per project: the newest this many.
+pub(crate) const LOGS_KEEP: usize = 10;
+
+/// An open run log.
+#[derive(Debug)]
+struct RunLog {
+    path: PathBuf,
+    file: std::fs::File,
 }
 
 impl Printer {
@@ -63,6 +82,62 @@ impl Printer {
             color,
             terminal,
             secrets: Default::default(),
+            log: Default::default(),
+        }
+    }
+
+    /// From now on, writes every line this printer handles (also those only `-v` shows) to a
+    /// new file `DIR/<UTC time>-<name>.log` (mode 0600), headed by `heading`, and removes all
+    /// but the newest [`LOGS_KEEP`] logs of `dir`. A log that cannot be written is a warning,
+    /// never a failure of the run.
+    pub fn keep_log(&self, dir: &Path, name: &str, heading: &str) {
+        let open = || {
+            std::fs::create_dir_all(dir)?;
+            // Two runs in the same microsecond: the second takes the next one.
+            loop {
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+                let path = dir.join(format!("{stamp}-{name}.log"));
+                use std::os::unix::fs::OpenOptionsExt;
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    opened => return opened.map(|file| (path, file)),
+                }
+            }
+        };
+        let opened = open();
+        match opened {
+            Ok((path, file)) => {
+                *self.log.lock().unwrap_or_else(|e| e.into_inner()) = Some(RunLog { path, file });
+                self.log_line(heading);
+                prune_logs(dir);
+            }
+            Err(e) => self.warn(format!(
+                "cannot keep a log of this run in {}: {e}",
+                dir.display()
+            )),
+        }
+    }
+
+    /// Where this run's log is, when it keeps one.
+    pub fn log_path(&self) -> Option<PathBuf> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.as_ref().map(|l| l.path.clone())
+    }
+
+    /// Appends `text` (redacted, each line stamped with the UTC time) to the run log, if any.
+    fn log_line(&self, text: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = log.as_mut() {
+            let stamp = chrono::Utc::now().format("%H:%M:%S%.3f");
+            let text = self.clean(text);
+            for line in text.lines() {
+                let _ = writeln!(log.file, "{stamp} {line}");
+            }
         }
     }
 
@@ -102,6 +177,7 @@ impl Printer {
 
     /// A progress line on stderr (hidden when quiet).
     pub fn info(&self, message: impl AsRef<str>) {
+        self.log_line(message.as_ref());
         if self.verbosity >= Verbosity::Normal {
             err!("{}", self.clean(message.as_ref()));
         }
@@ -109,6 +185,7 @@ impl Printer {
 
     /// Detail shown only with `--verbose`.
     pub fn detail(&self, message: impl AsRef<str>) {
+        self.log_line(message.as_ref());
         if self.verbosity >= Verbosity::Verbose {
             err!("{}", self.clean(message.as_ref()));
         }
@@ -116,6 +193,7 @@ impl Printer {
 
     /// A remote step finished.
     pub fn step_done(&self, host: &str, step: &str, elapsed: std::time::Duration) {
+        self.log_line(&format!("{host}  ✓ {step:<24} {:>7}", seconds(elapsed)));
         if self.verbosity >= Verbosity::Normal {
             err!(
                 "{host}  {} {step:<24} {:>7}",
@@ -127,6 +205,7 @@ impl Printer {
 
     /// A remote step failed.
     pub fn step_failed(&self, host: &str, step: &str, elapsed: std::time::Duration) {
+        self.log_line(&format!("{host}  ✗ {step:<24} {:>7}", seconds(elapsed)));
         err!(
             "{host}  {} {step:<24} {:>7}",
             self.paint("31;1", "✗"),
@@ -153,6 +232,7 @@ impl Printer {
 
     /// A warning on stderr (shown even when quiet).
     pub fn warn(&self, message: impl AsRef<str>) {
+        self.log_line(&format!("warning: {}", message.as_ref()));
         err!(
             "{} {}",
             self.paint("33;1", "warning:"),
@@ -162,6 +242,7 @@ impl Printer {
 
     /// The human result of a command, on stdout (suppressed with `--json`).
     pub fn result(&self, message: impl AsRef<str>) {
+        self.log_line(message.as_ref());
         if !self.json {
             out!("{}", self.clean(message.as_ref()));
         }
@@ -169,14 +250,19 @@ impl Printer {
 
     /// The JSON result of a command, on stdout (only with `--json`).
     pub fn json_result(&self, value: &serde_json::Value) {
+        self.log_line(&value.to_string());
         if self.json {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", self.clean(&value.to_string()));
         }
     }
 
-    /// Prints `error` in the `error: … / hint: …` form on stderr.
+    /// Prints `error` in the `error: … / hint: …` form on stderr, and where the run log is.
     pub fn error(&self, error: &Error) {
+        self.log_line(&format!("error: {error}"));
+        if let Some(hint) = error.hint() {
+            self.log_line(&format!("hint: {hint}"));
+        }
         err!(
             "{} {}",
             self.paint("31;1", "error:"),
@@ -185,6 +271,31 @@ impl Printer {
         if let Some(hint) = error.hint() {
             err!("{} {}", self.paint("36;1", "hint:"), self.clean(&hint));
         }
+        if let Some(path) = self.log_path() {
+            err!(
+                "{} the full output of this run is in {}",
+                self.paint("36;1", "log:"),
+                path.display()
+            );
+        }
+    }
+}
+
+/// Removes all but the newest [`LOGS_KEEP`] `*.log` files of `dir` (their names sort by time).
+/// Best effort: a file that cannot be removed stays.
+fn prune_logs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let excess = logs.len().saturating_sub(LOGS_KEEP);
+    for old in &logs[..excess] {
+        let _ = std::fs::remove_file(old);
     }
 }
 
@@ -211,7 +322,37 @@ pub fn human_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::*;
+
+    #[test]
+    fn run_logs_keep_everything_redacted_and_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        for i in 0..LOGS_KEEP + 2 {
+            let printer = Printer::new(Verbosity::Quiet, false, ColorChoice::Never);
+            printer.keep_log(&logs, "deploy-test", &format!("run {i}"));
+            printer.redact(["hunter22".to_string()]);
+            printer.detail("remote said hunter22 quietly");
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), LOGS_KEEP, "{names:?}");
+        let newest = std::fs::read_to_string(logs.join(names.last().unwrap())).unwrap();
+        assert!(
+            newest.contains(&format!("run {}", LOGS_KEEP + 1)),
+            "{newest}"
+        );
+        assert!(
+            newest.contains("remote said [REDACTED] quietly"),
+            "{newest}"
+        );
+        assert!(!newest.contains("hunter22"), "{newest}");
+        let oldest = std::fs::read_to_string(logs.join(&names[0])).unwrap();
+        assert!(oldest.contains("run 2"), "{oldest}");
+    }
 
     #[test]
     fn bytes_are_human() {

@@ -20,6 +20,7 @@ pub(crate) enum Op {
     Deploy,
     Rollback,
     Prune,
+    Maintenance,
 }
 
 impl Op {
@@ -28,6 +29,7 @@ impl Op {
             Op::Deploy => "deploy",
             Op::Rollback => "rollback",
             Op::Prune => "prune",
+            Op::Maintenance => "maintenance",
         }
     }
 }
@@ -67,6 +69,8 @@ impl BreakLock {
 pub(crate) struct Resolved {
     pub(crate) project: String,
     pub(crate) target: String,
+    /// The target's hosts as configured, space-separated (`localhost` for the local transport).
+    pub(crate) hosts: String,
     pub(crate) deploy_to: String,
     pub(crate) python: String,
     pub(crate) installer: Installer,
@@ -114,6 +118,12 @@ impl Resolved {
         Ok(Resolved {
             project: config.project.name.clone(),
             target: target.name.clone(),
+            hosts: if target.hosts.is_empty() {
+                "localhost".into()
+            } else {
+                let hosts: Vec<String> = target.hosts.iter().map(ToString::to_string).collect();
+                hosts.join(" ")
+            },
             deploy_to: target.deploy_to.clone(),
             python: config.project.python.clone(),
             installer: target.installer,
@@ -199,6 +209,8 @@ impl Resolved {
             ("HEALTH_RETRIES", self.health.retries.to_string()),
             ("UNAPPLIED", flag(run.unapplied)),
             ("APP_USER", self.app_user.clone().unwrap_or_default()),
+            ("TARGET", self.target.clone()),
+            ("HOSTS", self.hosts.clone()),
         ]
     }
 }
@@ -327,6 +339,7 @@ pub(crate) fn sample() -> Resolved {
     Resolved {
         project: "hello".into(),
         target: "production".into(),
+        hosts: "deploy@web1 deploy@web2".into(),
         deploy_to: "/srv/my app".into(),
         python: "python3".into(),
         installer: Installer::Auto,

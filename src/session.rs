@@ -76,8 +76,23 @@ pub(crate) struct HostSession {
 }
 
 impl HostSession {
-    /// Runs `script`, printing step progress through `printer`.
+    /// Runs `script`, printing step progress through `printer` (and the steps' own output with
+    /// `-v`).
     pub(crate) fn run(&mut self, script: &Script, printer: &Printer) -> Result<ScriptRun> {
+        let label = self.label.clone();
+        self.stream(script, printer, &mut |text| {
+            printer.detail(format!("{label}    {text}"))
+        })
+    }
+
+    /// Runs `script`, printing step progress through `printer` and handing each line the steps
+    /// print to `on_output` as it comes.
+    pub(crate) fn stream(
+        &mut self,
+        script: &Script,
+        printer: &Printer,
+        on_output: &mut dyn FnMut(&str),
+    ) -> Result<ScriptRun> {
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -116,7 +131,7 @@ impl HostSession {
                 }
                 Event::Done => run.done = true,
                 Event::Output(text) => {
-                    printer.detail(format!("{label}    {text}"));
+                    on_output(&text);
                     if tail.len() == TAIL_LINES {
                         tail.pop_front();
                     }
@@ -175,17 +190,34 @@ impl HostSession {
     }
 }
 
-/// Connects to every host of `target` in parallel (or makes the local transport).
+/// Connects to every host of `target` in parallel (or makes the local transport); the first
+/// host that cannot be reached is the error.
 pub(crate) fn connect(
     target: &Target,
     accept_new_host_key: bool,
     printer: &Printer,
 ) -> Result<Vec<HostSession>> {
+    connect_each(target, accept_new_host_key, printer)
+        .into_iter()
+        .map(|(_, session)| session)
+        .collect()
+}
+
+/// Connects to every host of `target` in parallel (or makes the local transport): each host's
+/// name (as configured) and its session or why there is none.
+pub(crate) fn connect_each(
+    target: &Target,
+    accept_new_host_key: bool,
+    printer: &Printer,
+) -> Vec<(String, Result<HostSession>)> {
     match target.transport {
-        TransportKind::Local => Ok(vec![HostSession {
-            transport: Box::new(Local::new()),
-            label: String::new(),
-        }]),
+        TransportKind::Local => vec![(
+            "localhost".to_string(),
+            Ok(HostSession {
+                transport: Box::new(Local::new()),
+                label: String::new(),
+            }),
+        )],
         TransportKind::Ssh => {
             let options = SshOptions {
                 identity_file: target.identity_file.clone(),
@@ -209,21 +241,26 @@ pub(crate) fn connect(
                     .collect()
             });
             let many = results.len() > 1;
-            let mut sessions = Vec::new();
-            for result in results {
-                let ssh = result?;
-                let label = if many {
-                    ssh.name().to_string()
-                } else {
-                    String::new()
-                };
-                sessions.push(HostSession {
-                    transport: Box::new(ssh),
-                    label,
-                });
-            }
             printer.detail(format!("connected in {}", seconds(started.elapsed())));
-            Ok(sessions)
+            target
+                .hosts
+                .iter()
+                .zip(results)
+                .map(|(host, result)| {
+                    let session = result.map(|ssh| {
+                        let label = if many {
+                            ssh.name().to_string()
+                        } else {
+                            String::new()
+                        };
+                        HostSession {
+                            transport: Box::new(ssh),
+                            label,
+                        }
+                    });
+                    (host.to_string(), session)
+                })
+                .collect()
         }
     }
 }

@@ -25,6 +25,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "supervisor.conf.j2",
         include_str!("../templates/supervisor.conf.j2"),
     ),
+    (
+        "maintenance.html.j2",
+        include_str!("../templates/maintenance.html.j2"),
+    ),
 ];
 
 /// A template's text and where it came from.
@@ -218,9 +222,12 @@ impl RenderContext {
         Ok(context)
     }
 
-    /// Adds what only a release on a host has: `release`, `release_dir`, `program`.
+    /// Adds what only a release on a host has: `release`, `release_dir`, `program`, and the
+    /// health check's path without its query (`health_path`, which maintenance mode spares).
     pub fn for_release(mut self, config: &Config, target: &Target, release: ReleaseId) -> Self {
+        let health_path = target.health.path.split('?').next().unwrap_or("/");
         self.set("release", release.to_string())
+            .set("health_path", health_path)
             .set(
                 "release_dir",
                 format!("{}/releases/{release}", target.deploy_to),
@@ -297,6 +304,21 @@ mod tests {
         assert!(
             matches!(err, Error::Template { line: Some(1), .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_maintenance_page_escapes_its_message() {
+        let mut c = context();
+        c.set("message", "Back <soon> & \"then\" some");
+        let (name, text) = DEFAULTS
+            .iter()
+            .find(|(n, _)| *n == "maintenance.html.j2")
+            .unwrap();
+        let out = render_str(&format!("builtin:{name}"), text, &c).unwrap();
+        assert!(
+            out.contains("<p>Back &lt;soon&gt; &amp; &quot;then&quot; some</p>"),
+            "{out}"
         );
     }
 

@@ -4,6 +4,7 @@
 //! the commit time (or, outside git, the newest file's mtime), not the wall clock.
 
 pub mod archive;
+pub(crate) mod commands;
 pub mod deploy_map;
 pub mod manifest;
 pub mod policy;
@@ -97,7 +98,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     let target = request.target;
     let root = &config.root;
     let selection = Selection::new(root, &config.project.exclude, &config.project.include)?;
-    let tree = source::scan(root, &selection)?;
+    let tree = source::scan(root, &selection, &config.project.artifacts)?;
 
     let epoch = match (request.source_date_epoch, tree.revision.commit_time) {
         (Some(epoch), _) | (None, Some(epoch)) => epoch,
@@ -185,13 +186,16 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     })
 }
 
-/// Builds the archive `shipit deploy` ships (default output, `SOURCE_DATE_EPOCH` honoured) and
-/// refuses one that cannot work on a host: its requirements file or manage.py missing.
+/// Runs the project's build commands, then builds the archive `shipit deploy` ships (default
+/// output, `SOURCE_DATE_EPOCH` honoured) and refuses one that cannot work on a host: its
+/// requirements file or manage.py missing.
 pub(crate) fn build_deployable(
     config: &Config,
     target: &Target,
     output: Option<PathBuf>,
+    printer: &crate::output::Printer,
 ) -> Result<(Artifact, BuildInfo)> {
+    commands::run(config, target, printer)?;
     let artifact = build(&BuildRequest {
         config,
         target,

@@ -110,9 +110,11 @@ impl Selection {
     }
 }
 
-/// Lists the project at `root`: git-tracked files in a work tree, an ignore-aware walk otherwise.
-pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
-    let (names, revision) = match git_files(root)? {
+/// Lists the project at `root`: git-tracked files in a work tree, an ignore-aware walk otherwise,
+/// plus every file below the `artifacts` paths (what `project.build` made, usually ignored by
+/// git), each checked by the same rules.
+pub fn scan(root: &Path, selection: &Selection, artifacts: &[String]) -> Result<SourceTree> {
+    let (mut names, revision) = match git_files(root)? {
         Some(names) if names.is_empty() => {
             return Err(Error::Project {
                 message: format!("git tracks no files in {}", root.display()),
@@ -129,68 +131,17 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
             },
         ),
     };
+    for artifact in artifacts {
+        names.extend(artifact_files(root, artifact)?);
+    }
     let mut files = Vec::new();
     let mut secrets_skipped = Vec::new();
     for raw in names {
-        let Some(text) = raw.to_str() else {
-            return Err(Error::UnsafePath {
-                path: raw.to_string_lossy().into_owned(),
-                reason: "its name is not valid UTF-8".into(),
-            });
-        };
-        let path = policy::archive_path(text).map_err(|reason| Error::UnsafePath {
-            path: text.to_string(),
-            reason,
-        })?;
-        if selection.excluded(&path) {
-            continue;
+        match classify(root, &raw, selection)? {
+            Some(Listed::File(file)) => files.push(file),
+            Some(Listed::Secret(path)) => secrets_skipped.push(path),
+            None => {}
         }
-        if policy::is_secret(&path) && !selection.explicitly_included(&path) {
-            secrets_skipped.push(path);
-            continue;
-        }
-        let disk = root.join(&path);
-        let meta = match std::fs::symlink_metadata(&disk) {
-            Ok(meta) => meta,
-            // Tracked but deleted in the work tree: it is not part of what is being built.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("read", &disk, e)),
-        };
-        let kind = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&disk).map_err(|e| Error::io("read link", &disk, e))?;
-            let target = target.to_str().ok_or_else(|| Error::UnsafePath {
-                path: path.clone(),
-                reason: "it is a symlink whose target is not valid UTF-8".into(),
-            })?;
-            let target =
-                policy::symlink_target(&path, target).map_err(|reason| Error::UnsafePath {
-                    path: path.clone(),
-                    reason,
-                })?;
-            resolves_inside(root, &disk, &target).map_err(|reason| Error::UnsafePath {
-                path: path.clone(),
-                reason,
-            })?;
-            SourceKind::Symlink { target }
-        } else if meta.is_file() {
-            use std::os::unix::fs::PermissionsExt;
-            SourceKind::File {
-                executable: meta.permissions().mode() & 0o111 != 0,
-                size: meta.len(),
-            }
-        } else if meta.is_dir() {
-            return Err(Error::UnsafePath {
-                path,
-                reason: "it is a directory git tracks as a submodule; submodules are not supported"
-                    .into(),
-            });
-        } else {
-            return Err(Error::UnsafePath {
-                path,
-                reason: "it is not a regular file or symlink".into(),
-            });
-        };
-        files.push(SourceFile { path, disk, kind });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
@@ -199,6 +150,75 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
         secrets_skipped,
         revision,
     })
+}
+
+/// What one listed name turned out to be.
+enum Listed {
+    /// A file to archive.
+    File(SourceFile),
+    /// A secret-looking file left out (its archive path).
+    Secret(String),
+}
+
+/// Checks one name listed below `root`: `None` when it is excluded or gone from the work tree.
+fn classify(root: &Path, raw: &OsStr, selection: &Selection) -> Result<Option<Listed>> {
+    let Some(text) = raw.to_str() else {
+        return Err(Error::UnsafePath {
+            path: raw.to_string_lossy().into_owned(),
+            reason: "its name is not valid UTF-8".into(),
+        });
+    };
+    let path = policy::archive_path(text).map_err(|reason| Error::UnsafePath {
+        path: text.to_string(),
+        reason,
+    })?;
+    if selection.excluded(&path) {
+        return Ok(None);
+    }
+    if policy::is_secret(&path) && !selection.explicitly_included(&path) {
+        return Ok(Some(Listed::Secret(path)));
+    }
+    let disk = root.join(&path);
+    let meta = match std::fs::symlink_metadata(&disk) {
+        Ok(meta) => meta,
+        // Tracked but deleted in the work tree: it is not part of what is being built.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", &disk, e)),
+    };
+    let kind = if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(&disk).map_err(|e| Error::io("read link", &disk, e))?;
+        let target = target.to_str().ok_or_else(|| Error::UnsafePath {
+            path: path.clone(),
+            reason: "it is a symlink whose target is not valid UTF-8".into(),
+        })?;
+        let target = policy::symlink_target(&path, target).map_err(|reason| Error::UnsafePath {
+            path: path.clone(),
+            reason,
+        })?;
+        resolves_inside(root, &disk, &target).map_err(|reason| Error::UnsafePath {
+            path: path.clone(),
+            reason,
+        })?;
+        SourceKind::Symlink { target }
+    } else if meta.is_file() {
+        use std::os::unix::fs::PermissionsExt;
+        SourceKind::File {
+            executable: meta.permissions().mode() & 0o111 != 0,
+            size: meta.len(),
+        }
+    } else if meta.is_dir() {
+        return Err(Error::UnsafePath {
+            path,
+            reason: "it is a directory git tracks as a submodule; submodules are not supported"
+                .into(),
+        });
+    } else {
+        return Err(Error::UnsafePath {
+            path,
+            reason: "it is not a regular file or symlink".into(),
+        });
+    };
+    Ok(Some(Listed::File(SourceFile { path, disk, kind })))
 }
 
 /// The lexical check in [`policy::symlink_target`] cannot see other symlinks on the way
@@ -287,6 +307,37 @@ fn git_revision(root: &Path) -> Result<Revision> {
         dirty: !status.stdout.is_empty(),
         commit_time,
     })
+}
+
+/// The files below the artifact path `artifact` (a file or a directory), relative to `root`,
+/// ignore files notwithstanding: build output is what `.gitignore` usually names.
+fn artifact_files(root: &Path, artifact: &str) -> Result<Vec<std::ffi::OsString>> {
+    let top = root.join(artifact);
+    if std::fs::symlink_metadata(&top).is_err() {
+        return Err(Error::Project {
+            message: format!("the artifact `{artifact}` does not exist after the build commands"),
+            hint: Some("make project.build create it, or remove it from project.artifacts".into()),
+        });
+    }
+    let mut names = Vec::new();
+    let walker = ignore::WalkBuilder::new(&top)
+        .standard_filters(false)
+        .follow_links(false)
+        .build();
+    for entry in walker {
+        let entry = entry.map_err(|e| Error::Archive {
+            message: format!("cannot list the artifact {}: {e}", top.display()),
+        })?;
+        if entry.file_type().is_some_and(|t| t.is_dir()) {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .expect("walk stays below its root");
+        names.push(relative.as_os_str().to_os_string());
+    }
+    Ok(names)
 }
 
 fn walk_files(root: &Path) -> Result<Vec<std::ffi::OsString>> {

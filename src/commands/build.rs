@@ -12,6 +12,7 @@ use crate::output::{human_bytes, Printer};
 pub(crate) fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Result<()> {
     let target = config.target_or_only(args.target.as_deref())?;
     let started = std::time::Instant::now();
+    build::commands::run(config, target, printer)?;
     let artifact = build::build(&BuildRequest {
         config,
         target,

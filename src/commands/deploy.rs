@@ -21,6 +21,29 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let target = config.target(&args.target)?;
     let resolved = Resolved::new(config, target)?;
     let started = Instant::now();
+    // Secrets are resolved first, before the build commands run and any host is touched, and
+    // are never shown from then on (not in the run log either). A dry run needs none.
+    let env = if args.dry_run {
+        AppEnv::default()
+    } else {
+        let env = AppEnv::resolve(config, target)?;
+        printer.redact(env.secrets.iter().cloned());
+        if !env.secrets.is_empty() {
+            printer.redact([crate::plan::base64(env.file().as_bytes())]);
+        }
+        printer.keep_log(
+            &config.root.join(".shipit").join("logs"),
+            &format!("deploy-{}", target.name),
+            &format!(
+                "shipit deploy --target {} by {} ({} {})",
+                target.name,
+                resolved.deployer,
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION")
+            ),
+        );
+        env
+    };
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
     // A dry run writes its archive where nothing keeps it.
@@ -31,19 +54,13 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             .path()
             .join(format!("{}-{}.tar.gz", config.project.name, target.name))
     });
-    let (artifact, info) = build::build_deployable(config, target, output)?;
+    let (artifact, info) = build::build_deployable(config, target, output, printer)?;
     let user = resolved.app_user.as_deref().unwrap_or("DEPLOY_USER");
     let configs = service_configs(config, target, &info, ReleaseId::at(Utc::now()), user)?;
     if args.dry_run {
         return super::dry_run::show(&resolved, target, &artifact, &configs, printer);
     }
-    // Secrets are resolved here, before any host is touched, and never shown from now on.
-    let env = AppEnv::resolve(config, target)?;
     let env_file = env.file();
-    printer.redact(env.secrets.iter().cloned());
-    if !env.secrets.is_empty() {
-        printer.redact([crate::plan::base64(env_file.as_bytes())]);
-    }
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let provisional = ReleaseId::at(Utc::now());
     let run_vars = RunVars {

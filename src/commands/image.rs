@@ -40,7 +40,7 @@ pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Resul
     })?;
 
     let started = std::time::Instant::now();
-    let (artifact, _) = build::build_deployable(config, target, None)?;
+    let (artifact, _) = build::build_deployable(config, target, None, printer)?;
     let output = args.output.clone().unwrap_or_else(|| {
         config
             .root

@@ -1,9 +1,12 @@
 //! The subcommands: thin orchestration, each resolve → build → plan → runner → report.
 
 pub(crate) mod build;
+pub(crate) mod check;
 pub(crate) mod deploy;
 mod dry_run;
 pub(crate) mod image;
+pub(crate) mod logs;
+pub(crate) mod maintenance;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 

@@ -21,6 +21,17 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     let target = config.target(&args.target)?;
     let resolved = Resolved::new(config, target)?;
     let started = Instant::now();
+    printer.keep_log(
+        &config.root.join(".shipit").join("logs"),
+        &format!("rollback-{}", target.name),
+        &format!(
+            "shipit rollback --target {} by {} ({} {})",
+            target.name,
+            resolved.deployer,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
     let vars = resolved.vars(

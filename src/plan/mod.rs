@@ -4,6 +4,7 @@
 //! phases of [`step::Step`]s come out. The runner ([`crate::runner`]) decides which host runs
 //! what and when.
 
+pub(crate) mod check;
 pub(crate) mod deploy;
 pub mod releases;
 pub(crate) mod rollback;

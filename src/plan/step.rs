@@ -138,6 +138,23 @@ pub(crate) enum Step {
     ReleaseLock,
     /// Abandon this host's prepared release because another host failed.
     Abort(String),
+    /// Every read-only check of `shipit check`; the target's shared files are its arguments.
+    Check(Vec<String>),
+    /// Check that the nginx site knows maintenance mode and put the page (its text) beside
+    /// where it goes.
+    MaintenancePrepare(String),
+    /// Rename the prepared page into place: nginx answers 503 from the next request on.
+    MaintenanceOn,
+    /// Remove the page: nginx serves the app again.
+    MaintenanceOff,
+    /// Print the last `lines` lines of `process`'s logs matching `grep` (an ERE; empty: all),
+    /// and with `follow`, new ones until shipit goes.
+    Logs {
+        process: String,
+        lines: u32,
+        follow: bool,
+        grep: String,
+    },
 }
 
 fn ids(ids: &[ReleaseId]) -> String {
@@ -190,6 +207,11 @@ impl Step {
             Step::Unlock => "unlock",
             Step::ReleaseLock => "release-lock",
             Step::Abort(_) => "abort",
+            Step::Check(_) => "check",
+            Step::Logs { .. } => "logs",
+            Step::MaintenancePrepare(_) => "maintenance-prepare",
+            Step::MaintenanceOn => "maintenance-on",
+            Step::MaintenanceOff => "maintenance-off",
         }
     }
 
@@ -233,6 +255,19 @@ impl Step {
                 .flat_map(|u| [quote(&u.app), quote(&u.to)])
                 .collect(),
             Step::Abort(reason) => vec![quote(&one_line(reason))],
+            Step::Check(files) => files.iter().map(|f| quote(f)).collect(),
+            Step::MaintenancePrepare(page) => vec![super::base64(page.as_bytes())],
+            Step::Logs {
+                process,
+                lines,
+                follow,
+                grep,
+            } => vec![
+                quote(process),
+                lines.to_string(),
+                if *follow { "1" } else { "0" }.to_string(),
+                quote(grep),
+            ],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -335,6 +370,32 @@ mod tests {
             ),
             (Step::ReleaseLock, "release-lock", "step_release_lock"),
             (Step::Unlock, "unlock", "step_unlock"),
+            (
+                Step::Logs {
+                    process: "web".into(),
+                    lines: 20,
+                    follow: true,
+                    grep: "GET /(a|b)".into(),
+                },
+                "logs",
+                "step_logs web 20 1 'GET /(a|b)'",
+            ),
+            (
+                Step::MaintenancePrepare("<p>x</p>".into()),
+                "maintenance-prepare",
+                "step_maintenance_prepare PHA+eDwvcD4=",
+            ),
+            (Step::MaintenanceOn, "maintenance-on", "step_maintenance_on"),
+            (
+                Step::MaintenanceOff,
+                "maintenance-off",
+                "step_maintenance_off",
+            ),
+            (
+                Step::Check(vec![".env".into(), "conf/my key".into()]),
+                "check",
+                "step_check .env 'conf/my key'",
+            ),
         ];
         for (step, id, call) in cases {
             assert_eq!(step.id(), id);
@@ -376,6 +437,16 @@ mod tests {
             Step::Unlock,
             Step::ReleaseLock,
             Step::Abort(String::new()),
+            Step::Check(vec![]),
+            Step::MaintenancePrepare(String::new()),
+            Step::MaintenanceOn,
+            Step::MaintenanceOff,
+            Step::Logs {
+                process: String::new(),
+                lines: 0,
+                follow: false,
+                grep: String::new(),
+            },
         ] {
             let call = step.call();
             let function = call.split(' ').next().unwrap();

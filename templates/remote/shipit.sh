@@ -13,6 +13,7 @@
 #   NGINX SITE NGINX_TEST NGINX_RELOAD           nginx (NGINX=1 when managed)
 #   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
 #   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
+#   TARGET HOSTS                                 the target's name, its hosts (space-separated)
 # shellcheck disable=SC2154
 
 # ---------------------------------------------------------------------------------------------
@@ -541,12 +542,20 @@ shipit_bridge_static() {
   fi
 }
 
-# step_hook COMMAND: a user's hook, in the release, with its venv first on PATH.
+# step_hook COMMAND: a user's hook, in the release, with its venv first on PATH, the app's
+# environment, and what the run is about: SHIPIT_RELEASE, SHIPIT_REVISION, SHIPIT_TARGET,
+# SHIPIT_HOSTS (every host of the target, space-separated), SHIPIT_DEPLOYER (user@machine).
 step_hook() {
   shipit_load_env "$R"
   cd "$R" || exit 1
   PATH="$R/.venv/bin:$PATH"
-  export PATH
+  SHIPIT_REVISION=$REVISION
+  # TARGET comes from the preamble (shellcheck takes it for a misspelt `target`).
+  # shellcheck disable=SC2153
+  SHIPIT_TARGET=$TARGET
+  SHIPIT_HOSTS=$HOSTS
+  SHIPIT_DEPLOYER=$DEPLOYER
+  export PATH SHIPIT_REVISION SHIPIT_TARGET SHIPIT_HOSTS SHIPIT_DEPLOYER
   eval "$1"
 }
 
@@ -934,6 +943,306 @@ step_remove() {
   shipit_remove_releases "$@"
   if [ "$#" -gt 0 ]; then shipit_log "removed $*"; else shipit_log "removed nothing"; fi
   shipit_unlock
+}
+
+# ---------------------------------------------------------------------------------------------
+# `shipit check`: a read-only doctor. Each check reports one fact, `check:NAME` = `ok|fail|skip
+# DETAIL`, and never fails the step: shipit prints them with a hint each and decides the exit
+# status. Nothing here writes anything on the host.
+
+# shipit_check NAME STATUS DETAIL (on one line).
+shipit_check() { shipit_fact "check:$1" "$2 $(printf '%s' "$3" | tr '\n' ' ')"; }
+
+# The nearest existing directory at or above $1.
+shipit_existing_dir() {
+  dir=$1
+  while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+  printf '%s' "$dir"
+}
+
+# step_check SHARED_FILE...: every check of the host.
+step_check() {
+  PATH="$PATH:$HOME/.local/bin"
+  shipit_check_deploy_to
+  shipit_check_lock
+  shipit_check_python
+  shipit_check_app
+  shipit_check_nginx
+  shipit_check_disk
+  shipit_check_shared "$@"
+  shipit_check_django
+}
+
+shipit_check_deploy_to() {
+  me=$(id -un)
+  if [ -d "$D" ]; then
+    for dir in "$D" "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit"; do
+      if [ -e "$dir" ] && [ ! -w "$dir" ]; then
+        shipit_check deploy_to fail "$dir is not writable by $me"
+        return 0
+      fi
+    done
+    shipit_check deploy_to ok "$D is writable by $me"
+  else
+    parent=$(shipit_existing_dir "$D")
+    if [ -w "$parent" ]; then
+      shipit_check deploy_to ok "$D does not exist yet; $me can create it in $parent"
+    else
+      shipit_check deploy_to fail "$D does not exist and $me cannot create it: $parent is not writable"
+    fi
+  fi
+}
+
+shipit_check_lock() {
+  if [ ! -d "$LOCK" ]; then
+    shipit_check lock ok "free"
+  elif shipit_lock_live; then
+    shipit_check lock fail "held $(shipit_lock_holder), and that run is still going"
+  else
+    shipit_check lock fail "left behind $(shipit_lock_holder); that run is gone"
+  fi
+}
+
+# The interpreter a deploy would use and the installer it would build the venv with, found as
+# shipit_python and step_virtualenv find them, installing nothing.
+shipit_check_python() {
+  uv=$(command -v uv 2>/dev/null) || uv=
+  case "$PY" in
+    [0-9]*)
+      if [ -z "$uv" ]; then
+        if python3 -m pip --version >/dev/null 2>&1; then
+          shipit_check python ok "python $PY through uv, which is not installed: a deploy installs it with pip"
+        else
+          shipit_check python fail "python $PY needs uv, which is not installed, and python3 has no pip to install it"
+        fi
+      elif found=$(uv python find --no-project "$PY" 2>/dev/null); then
+        shipit_check python ok "python $PY is $found ($("$found" -V 2>&1))"
+      else
+        shipit_check python ok "python $PY is not installed: a deploy installs it with uv (needs network)"
+      fi
+      ;;
+    *)
+      if ! found=$(command -v "$PY" 2>/dev/null) || ! version=$("$found" -V 2>&1); then
+        shipit_check python fail "python $PY is not installed (not found on PATH=$PATH)"
+      elif [ -z "$uv" ] || [ "$INSTALLER" = pip ] && ! "$found" -c 'import venv, ensurepip' 2>/dev/null; then
+        shipit_check python fail "$found ($version) cannot create a virtualenv with pip: its venv/ensurepip module is missing"
+      else
+        shipit_check python ok "$found ($version)"
+      fi
+      ;;
+  esac
+  case "$INSTALLER" in
+    pip) shipit_check uv skip "installer = pip" ;;
+    uv)
+      if [ -n "$uv" ]; then shipit_check uv ok "$uv ($(uv --version 2>&1))"
+      else shipit_check uv fail "installer = uv, but uv is not installed"; fi
+      ;;
+    *)
+      if [ -n "$uv" ]; then shipit_check uv ok "$uv ($(uv --version 2>&1))"
+      else shipit_check uv ok "not installed: virtualenvs are built with pip"; fi
+      ;;
+  esac
+}
+
+# The process manager, reached with the configured commands. Supervisor is the one today; another
+# manager adds its own shipit_check_<manager> and a branch here.
+shipit_check_app() {
+  if [ "$APP" != 1 ]; then
+    shipit_check app skip "no process manager configured: shipit starts no app server"
+    return 0
+  fi
+  shipit_check_supervisor
+}
+
+shipit_check_supervisor() {
+  if [ ! -d "$CONFD" ] || [ ! -w "$CONFD" ]; then
+    shipit_check app fail "supervisor conf_dir $CONFD is missing or not writable by $(id -un)"
+  elif out=$(shipit_ctl pid 2>&1) && printf '%s\n' "$out" | grep -qx '[1-9][0-9]*'; then
+    shipit_check app ok "supervisord (pid $out) answers \`$CTL\`; programs go to $CONFD"
+  else
+    shipit_check app fail "\`$CTL pid\` failed: $(printf '%s\n' "$out" | tail -n 1)"
+  fi
+}
+
+shipit_check_nginx() {
+  if [ "$NGINX" != 1 ]; then
+    shipit_check nginx skip "nginx is not managed by shipit"
+    return 0
+  fi
+  site_dir=$(dirname "$SITE")
+  if [ ! -d "$site_dir" ] || [ ! -w "$site_dir" ]; then
+    shipit_check nginx fail "the site's directory $site_dir is missing or not writable by $(id -un)"
+  elif out=$(eval "$NGINX_TEST" 2>&1); then
+    shipit_check nginx ok "\`$NGINX_TEST\` passed"
+  else
+    shipit_check nginx fail "\`$NGINX_TEST\` failed: $(printf '%s\n' "$out" | grep -v '^\s*$' | tail -n 2)"
+  fi
+}
+
+# Room for one more archive and virtualenv: as much as the live release and its venv take, and
+# at least 256 MiB.
+shipit_check_disk() {
+  dir=$(shipit_existing_dir "$D")
+  free=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+  need=262144
+  if [ -L "$D/current" ]; then
+    used=$(du -sk "$D/current/" "$D/current/.venv/" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    if [ "$used" -gt "$need" ]; then need=$used; fi
+  fi
+  if [ "${free:-0}" -ge "$need" ]; then
+    shipit_check disk ok "$((free / 1024)) MiB free in $dir, about $((need / 1024)) MiB needed"
+  else
+    shipit_check disk fail "only $((${free:-0} / 1024)) MiB free in $dir; a release and its virtualenv need about $((need / 1024)) MiB"
+  fi
+}
+
+# shipit_check_shared FILE...: the shared files a release links exist (a deploy would create
+# an empty one: a settings file the app then runs without).
+shipit_check_shared() {
+  if [ "$#" -eq 0 ]; then
+    shipit_check shared skip "no shared_files"
+    return 0
+  fi
+  missing=
+  for file in "$@"; do
+    [ -e "$D/shared/$file" ] || missing="$missing $file"
+  done
+  if [ -n "$missing" ]; then
+    shipit_check shared fail "missing in $D/shared:$missing"
+  else
+    shipit_check shared ok "all $# present in $D/shared"
+  fi
+}
+
+# Python run by shipit_check_django: whether ALLOWED_HOSTS (as Django applies it) accepts the
+# health check's Host header.
+SHIPIT_ALLOWED_HOST='import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import django
+django.setup()
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+host = sys.argv[2]
+allowed = list(settings.ALLOWED_HOSTS)
+if settings.DEBUG and not allowed:
+    allowed = [".localhost", "127.0.0.1", "[::1]"]
+domain, port = split_domain_port(host)
+ok = bool(domain) and validate_host(domain, allowed)
+print("Host %s is %s by ALLOWED_HOSTS = %r" % (host, "accepted" if ok else "NOT accepted", allowed))
+sys.exit(0 if ok else 1)
+'
+
+# `manage.py check --deploy` and ALLOWED_HOSTS, in the live release with its venv and
+# environment.
+shipit_check_django() {
+  if [ ! -L "$D/current" ] || [ ! -x "$D/current/.venv/bin/python" ]; then
+    shipit_check django skip "nothing deployed yet"
+    shipit_check allowed_hosts skip "nothing deployed yet"
+    return 0
+  fi
+  live=$(readlink "$D/current")
+  if out=$(shipit_manage "$D/current" check --deploy 2>&1); then
+    ids=$(printf '%s\n' "$out" | sed -n 's/^.*: (\([a-z_.]*\.W[0-9]*\)).*$/\1/p' | tr '\n' ' ')
+    shipit_check django ok "$live: $(printf '%s\n' "$out" | tail -n 1)${ids:+ warnings: $ids}"
+  else
+    shipit_check django fail "$live: $(printf '%s\n' "$out" | grep -E 'ERROR|Error|error' | tail -n 3)"
+  fi
+  if out=$(shipit_load_env "$D/current" && cd "$D/current" &&
+    "$D/current/.venv/bin/python" -c "$SHIPIT_ALLOWED_HOST" "$MANAGE" "$HEALTH_HOST" 2>&1); then
+    shipit_check allowed_hosts ok "$out"
+  else
+    shipit_check allowed_hosts fail "$(printf '%s\n' "$out" | tail -n 1)"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# `shipit maintenance`: the page in $D/.shipit/maintenance.html, outside every release, which the
+# nginx site answers every request but the health check with (status 503) while it exists.
+# Turning it on is two steps, so that every host has the page ready before any shows it.
+
+MAINTENANCE_PAGE=.shipit/maintenance.html
+
+# step_maintenance_prepare BASE64: checks that the installed site knows maintenance mode and
+# writes the page beside where it goes.
+step_maintenance_prepare() {
+  [ "$NGINX" = 1 ] || { echo "maintenance mode needs the nginx site shipit installs: this target has no [nginx]"; exit 1; }
+  [ -f "$SITE" ] || { echo "no nginx site at $SITE yet: deploy first"; exit 1; }
+  grep -qF "$D/$MAINTENANCE_PAGE" "$SITE" || {
+    echo "the nginx site $SITE does not know maintenance mode: deploy once with shipit's nginx.conf.j2, or add its maintenance block to your own"
+    exit 1
+  }
+  mkdir -p "$D/.shipit"
+  (
+    umask 022
+    printf '%s' "$1" | base64 -d > "$D/$MAINTENANCE_PAGE.next"
+  )
+}
+
+step_maintenance_on() {
+  mv -f "$D/$MAINTENANCE_PAGE.next" "$D/$MAINTENANCE_PAGE"
+  shipit_log on
+  echo "maintenance mode on: nginx answers 503 with $D/$MAINTENANCE_PAGE, except on $HEALTH_PATH"
+}
+
+step_maintenance_off() {
+  if [ -f "$D/$MAINTENANCE_PAGE" ]; then
+    rm -f "$D/$MAINTENANCE_PAGE" "$D/$MAINTENANCE_PAGE.next"
+    shipit_log off
+    echo "maintenance mode off"
+  else
+    echo "maintenance mode was not on"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# `shipit logs`: the live release's app logs, read-only.
+
+# shipit_log_files PROCESS: the log files of PROCESS of the live release, one per line. The
+# process manager decides where they are: supervisor's are the stdout_logfile and
+# stderr_logfile of the program the release keeps in .shipit/supervisor.conf. Another manager
+# adds its own shipit_<manager>_log_files and a branch here.
+shipit_log_files() {
+  [ -L "$D/current" ] || { echo "nothing is deployed under $D"; return 1; }
+  [ "$APP" = 1 ] || { echo "no process manager is configured: shipit runs no app server here"; return 1; }
+  shipit_supervisor_log_files "$1"
+}
+
+shipit_supervisor_log_files() {
+  case "$1" in
+    web) conf="$D/current/.shipit/supervisor.conf" ;;
+    *) echo "no process \`$1\` in this target; its processes: web"; return 1 ;;
+  esac
+  [ -f "$conf" ] || { echo "the live release keeps no supervisor program ($conf)"; return 1; }
+  sed -n -e 's/^stdout_logfile *= *//p' -e 's/^stderr_logfile *= *//p' "$conf" | grep -v -x -e NONE -e AUTO -e '' || {
+    echo "the live release's program logs to no file (stdout_logfile is AUTO or NONE in $conf)"
+    return 1
+  }
+}
+
+# step_logs PROCESS LINES FOLLOW ERE: the last LINES lines of each log file of PROCESS (those
+# matching ERE, when it is not empty) and, when FOLLOW is 1, every new line until shipit goes:
+# its end of the connection (the script's stdin, fd 3) closes, the script ends, and tail --pid
+# ends with it.
+step_logs() {
+  files=$(shipit_log_files "$1") || { printf '%s\n' "$files"; exit 1; }
+  script_pid=$$
+  set -f
+  IFS='
+'
+  if [ "$3" = 1 ]; then
+    # The file list is split at newlines on purpose.
+    # shellcheck disable=SC2086
+    tail -q -n "$2" -F --pid="$script_pid" -- $files 2>/dev/null | shipit_grep "$4" &
+    while read -r _ <&3; do :; done
+  else
+    # shellcheck disable=SC2086
+    tail -q -n "$2" -- $files | shipit_grep "$4"
+  fi
+}
+
+# shipit_grep ERE: the lines of stdin matching ERE (all of them when it is empty), line by line.
+shipit_grep() {
+  if [ -n "$1" ]; then grep --line-buffered -E -e "$1" || true; else cat; fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -60,6 +60,23 @@ impl Host {
         }
     }
 
+    /// A host without the programs at `hidden` (absolute paths, e.g. `/usr/local/bin/uv`): its
+    /// daemons, and so every SSH session, run in a private mount namespace in which each is
+    /// replaced by `/dev/null` (not executable, so `command -v` finds nothing). The rest of the
+    /// machine, and the test, still have them.
+    pub fn start_without(hidden: &[&str]) -> Host {
+        let hidden: Vec<PathBuf> = hidden.iter().map(PathBuf::from).collect();
+        std::thread::spawn(move || {
+            crate::fleet::ns::enter_private_mount_namespace();
+            for path in &hidden {
+                crate::fleet::ns::bind(Path::new("/dev/null"), path);
+            }
+            Host::start()
+        })
+        .join()
+        .expect("start a host without some programs")
+    }
+
     /// `deploy_to` with the default directory name.
     pub fn deploy_to(&self) -> PathBuf {
         self.base.path().join("app")
@@ -162,8 +179,17 @@ pub fn target_toml_named(name: &str, site: &str, host: &Host, options: &TargetOp
 impl Stack {
     /// A stack whose target trusts the sshd's host key through `known_hosts`.
     pub fn start() -> Stack {
+        Stack::start_on(Host::start)
+    }
+
+    /// [`Stack::start`] on a host without the programs at `hidden` ([`Host::start_without`]).
+    pub fn start_without(hidden: &[&str]) -> Stack {
+        Stack::start_on(|| Host::start_without(hidden))
+    }
+
+    fn start_on(host: impl FnOnce() -> Host) -> Stack {
         prepare_host_user();
-        let host = Host::start();
+        let host = host();
         let port = free_port();
         let options = TargetOptions {
             hosts: vec![host.sshd.host_spec()],

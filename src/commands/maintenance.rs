@@ -1,0 +1,68 @@
+//! `shipit maintenance`: turns maintenance mode on or off on every host of a target. The page
+//! (the project's `maintenance.html.j2` or the built-in one) is rendered here; every host first
+//! checks its nginx site and puts the page beside where it goes, and only when all of them have
+//! does any show it, so the hosts go into maintenance together.
+
+use serde_json::json;
+
+use crate::cli::{MaintenanceArgs, MaintenanceState};
+use crate::config::Config;
+use crate::error::Result;
+use crate::output::Printer;
+use crate::plan::step::{Cleanup, Step};
+use crate::plan::Phase;
+use crate::resolve::{BreakLock, Op, Resolved, RunVars};
+use crate::templates::{BuildInfo, RenderContext, Templates};
+
+/// The message of the built-in page when `--message` is not given.
+const DEFAULT_MESSAGE: &str =
+    "We are making some improvements and will be back in a few minutes. Thank you for your patience.";
+
+/// Turns maintenance mode `args.state` on every host of `args.target`.
+pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) -> Result<()> {
+    let target = config.target(&args.target)?;
+    let resolved = Resolved::new(config, target)?;
+    let page = match args.state {
+        MaintenanceState::On => {
+            let neutral = BuildInfo {
+                build_time: String::new(),
+                revision: String::new(),
+                dirty: false,
+            };
+            let mut context = RenderContext::new(config, target, &neutral)?;
+            context.set(
+                "message",
+                args.message.as_deref().unwrap_or(DEFAULT_MESSAGE),
+            );
+            Some(Templates::for_project(config).render("maintenance.html.j2", &context)?)
+        }
+        MaintenanceState::Off => None,
+    };
+    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let hosts = fleet.sessions.len();
+    let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
+    let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);
+    match page {
+        Some(page) => {
+            fleet.each(&phase(Step::MaintenancePrepare(page)), &vars)?;
+            fleet.each(&phase(Step::MaintenanceOn), &vars)?;
+        }
+        None => {
+            fleet.each(&phase(Step::MaintenanceOff), &vars)?;
+        }
+    }
+    let on = args.state == MaintenanceState::On;
+    printer.result(if on {
+        format!(
+            "maintenance mode on for {} ({hosts} host(s)): nginx answers 503 with the page, except on {}",
+            target.name, target.health.path
+        )
+    } else {
+        format!(
+            "maintenance mode off for {} ({hosts} host(s))",
+            target.name
+        )
+    });
+    printer.json_result(&json!({ "target": target.name, "maintenance": on, "hosts": hosts }));
+    Ok(())
+}
