@@ -96,7 +96,12 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     let config = request.config;
     let target = request.target;
     let root = &config.root;
-    let selection = Selection::new(root, &config.project.exclude, &config.project.include)?;
+    let selection = Selection::new(
+        root,
+        &config.path,
+        &config.project.exclude,
+        &config.project.include,
+    )?;
     let tree = source::scan(root, &selection)?;
 
     let epoch = match (request.source_date_epoch, tree.revision.commit_time) {
@@ -131,6 +136,20 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
                 other => other,
             })?;
         check_destination(&map, mapping, &tree.files)?;
+        if let Some(kind) = policy::secret_kind(&mapping.destination) {
+            if !selection.explicitly_included(&mapping.destination) {
+                return Err(Error::DeployMap {
+                    path: map.path.clone(),
+                    line: mapping.line,
+                    message: format!(
+                        "destination `{}` looks like a secret file ({kind}); a rendered file \
+                         ships in every archive, so name it in project.include to ship it anyway \
+                         (secrets belong in the host's env file: see `[targets.T.env]`)",
+                        mapping.destination
+                    ),
+                });
+            }
+        }
         rendered.push((mapping, text));
     }
 

@@ -70,11 +70,20 @@ pub struct SourceTree {
 pub struct Selection {
     exclude: Gitignore,
     include: Gitignore,
+    /// `shipit.toml` relative to the root when it lies inside it: every target's hosts and vars,
+    /// which a release has no use for, so it ships only when `include` names it.
+    own_config: Option<String>,
 }
 
 impl Selection {
-    /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`.
-    pub fn new(root: &Path, exclude: &[String], include: &[String]) -> Result<Selection> {
+    /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`,
+    /// and leaves out `config_file` (shipit's own configuration) unless `include` names it.
+    pub fn new(
+        root: &Path,
+        config_file: &Path,
+        exclude: &[String],
+        include: &[String],
+    ) -> Result<Selection> {
         let build = |patterns: &[String], key: &str| -> Result<Gitignore> {
             let mut builder = GitignoreBuilder::new(root);
             for pattern in patterns {
@@ -89,6 +98,11 @@ impl Selection {
         Ok(Selection {
             exclude: build(exclude, "exclude")?,
             include: build(include, "include")?,
+            own_config: config_file
+                .strip_prefix(root)
+                .ok()
+                .and_then(|p| p.to_str())
+                .map(str::to_string),
         })
     }
 
@@ -105,8 +119,15 @@ impl Selection {
         policy::is_reserved(path) || Selection::matches(&self.exclude, path)
     }
 
-    fn explicitly_included(&self, path: &str) -> bool {
+    /// Whether `include` names `path`, which lets a secret-looking file into the archive.
+    pub(crate) fn explicitly_included(&self, path: &str) -> bool {
         Selection::matches(&self.include, path)
+    }
+
+    /// Whether `path` is left out as a secret-looking file (or shipit's own configuration).
+    pub(crate) fn withheld(&self, path: &str) -> bool {
+        (policy::is_secret(path) || self.own_config.as_deref() == Some(path))
+            && !self.explicitly_included(path)
     }
 }
 
@@ -145,7 +166,7 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
         if selection.excluded(&path) {
             continue;
         }
-        if policy::is_secret(&path) && !selection.explicitly_included(&path) {
+        if selection.withheld(&path) {
             secrets_skipped.push(path);
             continue;
         }
