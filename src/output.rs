@@ -44,7 +44,8 @@ pub struct Printer {
     pub json: bool,
     color: bool,
     terminal: bool,
-    /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown.
+    /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown,
+    /// as is whatever looks like a credential (see `redact`).
     secrets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -81,10 +82,10 @@ impl Printer {
         let mut text = text.to_string();
         for secret in secrets.iter() {
             if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[REDACTED]");
+                text = text.replace(secret.as_str(), crate::redact::MASK);
             }
         }
-        text
+        crate::redact::credentials(&text).into_owned()
     }
 
     /// Whether live progress (bars, spinners) should be drawn.
@@ -118,8 +119,9 @@ impl Printer {
     pub fn step_done(&self, host: &str, step: &str, elapsed: std::time::Duration) {
         if self.verbosity >= Verbosity::Normal {
             err!(
-                "{host}  {} {step:<24} {:>7}",
+                "{host}  {} {:<24} {:>7}",
                 self.paint("32", "✓"),
+                self.clean(step),
                 seconds(elapsed)
             );
         }
@@ -128,8 +130,9 @@ impl Printer {
     /// A remote step failed.
     pub fn step_failed(&self, host: &str, step: &str, elapsed: std::time::Duration) {
         err!(
-            "{host}  {} {step:<24} {:>7}",
+            "{host}  {} {:<24} {:>7}",
             self.paint("31;1", "✗"),
+            self.clean(step),
             seconds(elapsed)
         );
     }

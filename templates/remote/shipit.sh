@@ -364,7 +364,7 @@ step_unpack() {
 step_env() {
   (
     umask 077
-    printf '%s' "$1" | base64 -d > "$R/.shipit/env"
+    printf '%s' "${1-}" | base64 -d > "$R/.shipit/env"
   )
   if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
     if chgrp "$(id -gn "$APP_USER")" "$R/.shipit/env" 2>/dev/null; then
