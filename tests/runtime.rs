@@ -114,6 +114,15 @@ fn secrets_reach_the_app_and_nothing_else() {
     // Not world-readable: the env file, the log, the lock's directory is gone.
     assert_eq!(mode(&env_file), 0o600);
     assert_eq!(mode(&stack.deploy_to().join(".shipit/log")) & 0o077, 0);
+    // shipit's state and the kept archives: the deploy user's alone.
+    assert_eq!(mode(&stack.deploy_to().join(".shipit")), 0o700);
+    let archives = stack.deploy_to().join(".shipit/archives");
+    assert_eq!(mode(&archives), 0o700);
+    let kept: Vec<_> = std::fs::read_dir(&archives).unwrap().flatten().collect();
+    assert!(!kept.is_empty());
+    for archive in kept {
+        assert_eq!(mode(&archive.path()), 0o600, "{}", archive.path().display());
+    }
     // Not on any command line of the host.
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])

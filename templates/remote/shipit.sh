@@ -285,10 +285,13 @@ shipit_manage() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
+# shipit's own state (lock, log, kept archives) is the deploy user's alone: 0700 directories,
+# 0600 archives (see step_verify).
 step_layout() {
   mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
     { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
   [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }
+  chmod 0700 "$D/.shipit" "$D/.shipit/archives"
 }
 
 # Takes the lock (exit 75 when another run holds it). BREAK=dead removes a lock whose holder is
@@ -341,6 +344,7 @@ step_verify() {
     echo "the uploaded archive is corrupt: sha256 $GOT, expected $SHA"
     exit 1
   fi
+  chmod 0600 "$A"
   touch "$A"
   echo "sha256 $SHA verified"
 }
