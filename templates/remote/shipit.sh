@@ -232,7 +232,9 @@ shipit_switch_back() {
 shipit_inventory() {
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
   shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
-  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" -printf '%l\n' 2>/dev/null |
+  # `ls -l` rather than GNU find's -printf, so BusyBox hosts answer too.
+  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" \
+      -exec ls -l {} + 2>/dev/null | sed -n 's/.* -> //p' |
     while read -r c; do
       case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
     done | sort -u | tr '\n' ' ')"
@@ -269,7 +271,7 @@ shipit_remove_releases() {
   done
   # Static files only the shared store still links belong to no remaining release.
   if [ -d "$D/shared/.static" ]; then
-    find "$D/shared/.static" -type f -links 1 -delete
+    find "$D/shared/.static" -type f -links 1 -exec rm -f {} +
   fi
   AFTER=$(du -sk "$D/" 2>/dev/null | cut -f1)
   shipit_fact freed_kib "$((BEFORE - AFTER))"
@@ -285,9 +287,24 @@ shipit_manage() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
+# The tools the remote steps need beyond the shell, checked before anything changes so a minimal
+# host (BusyBox/Alpine without coreutils, say) is refused with their names, never half-deployed.
+# `command -v` is a builtin: the check costs no process.
+shipit_require_tools() {
+  missing=
+  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  if [ -n "$missing" ]; then
+    echo "this host lacks$missing, which shipit's remote steps need (on Alpine: apk add coreutils)"
+    exit 1
+  fi
+}
+
 # shipit's own state (lock, log, kept archives) is the deploy user's alone: 0700 directories,
 # 0600 archives (see step_verify).
 step_layout() {
+  shipit_require_tools
   mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
     { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
   [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }
@@ -356,7 +373,8 @@ step_unpack() {
   # Code and static files are readable by nginx, whatever the host's umask.
   umask 022
   mkdir -p "$R"
-  tar -xzf "$(shipit_archive)" -C "$R" --no-same-owner
+  # -o: do not restore the archive's owner (GNU tar's --no-same-owner; BusyBox knows only -o).
+  tar -xzof "$(shipit_archive)" -C "$R"
   mkdir -p "$R/.shipit"
   printf '%s\n' "$ID" > "$R/.shipit/release"
   shipit_state preparing
