@@ -232,6 +232,9 @@ shipit_switch_back() {
 shipit_inventory() {
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
   shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
+  if [ -L "$D/current" ] && [ ! -d "$D/current/" ]; then
+    shipit_fact dangling "$(readlink "$D/current")"
+  fi
   # `ls -l` rather than GNU find's -printf, so BusyBox hosts answer too.
   shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" \
       -exec ls -l {} + 2>/dev/null | sed -n 's/.* -> //p' |
@@ -340,7 +343,20 @@ step_lock() {
     "${holder#* }" > "$LOCK/info"
 }
 
+# `current` must be a symlink (or absent): a switch renames a new symlink over it, which cannot
+# replace a real directory or file. Refused before anything of the app changes.
+shipit_require_current_link() {
+  if [ -e "$D/current" ] && [ ! -L "$D/current" ]; then
+    kind="file"
+    [ -d "$D/current" ] && kind=directory
+    echo "$D/current is a $kind, not a symlink: shipit switches releases by renaming a symlink over it."
+    echo "Look at what it holds, move it aside (mv $D/current $D/current.before-shipit) and run again."
+    exit 1
+  fi
+}
+
 step_facts() {
+  shipit_require_current_link
   shipit_fact user "$(id -un)"
   shipit_fact uid "$(id -u)"
   shipit_inventory
@@ -903,11 +919,29 @@ step_stop_old_app() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `rollback`.
 
-# Reports the migrations the database has applied (asked of the live release) and those the
-# target release knows, in plan order.
+# The migrations the database's table records as applied, one `app.name` a line, whatever
+# code knows them; used when `current`'s release is gone and cannot be asked.
+SHIPIT_APPLIED='import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import django
+django.setup()
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
+    print("[X]  %s.%s" % (app, name))
+'
+
+# Reports the migrations the database has applied (asked of the live release, or of the
+# database's own table when `current` dangles) and those the target release knows, in plan order.
 step_migrations() {
-  LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
-    { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
+  if [ -d "$D/current/" ]; then
+    LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
+      { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
+  else
+    echo "current's release is gone: reading the applied migrations through release $ID"
+    LIVE=$( (shipit_load_env "$R" && cd "$R" && "$R/.venv/bin/python" -c "$SHIPIT_APPLIED" "$MANAGE") 2>&1) ||
+      { printf '%s\n' "$LIVE"; echo "cannot read the applied migrations through release $ID"; exit 1; }
+  fi
   printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done
   KNOWN=$(shipit_manage "$R" showmigrations --plan 2>&1) ||
     { printf '%s\n' "$KNOWN"; echo "showmigrations failed in release $ID"; exit 1; }
@@ -949,6 +983,7 @@ step_inventory() {
 
 step_require_releases() {
   [ -d "$D/releases" ] || { echo "nothing is deployed under $D"; exit 1; }
+  shipit_require_current_link
 }
 
 step_remove() {
