@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -36,10 +36,9 @@ pub enum SourceKind {
 /// One file of the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
-    /// Path inside the archive, `/`-separated.
+    /// Path inside the archive, `/`-separated; on disk it is the same path under the root (not
+    /// stored twice: a tree of 200k files would hold both).
     pub path: String,
-    /// Path on disk.
-    pub disk: PathBuf,
     /// File or symlink.
     pub kind: SourceKind,
 }
@@ -211,7 +210,7 @@ pub fn scan(root: &Path, selection: &Selection) -> Result<SourceTree> {
                 reason: "it is not a regular file or symlink".into(),
             });
         };
-        files.push(SourceFile { path, disk, kind });
+        files.push(SourceFile { path, kind });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
