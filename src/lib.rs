@@ -13,6 +13,7 @@ mod interrupt;
 mod migrations;
 mod output;
 pub mod plan;
+mod redact;
 pub mod release;
 mod resolve;
 mod runner;

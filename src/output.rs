@@ -156,10 +156,10 @@ impl Printer {
         let mut text = text.to_string();
         for secret in secrets.iter() {
             if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[REDACTED]");
+                text = text.replace(secret.as_str(), crate::redact::MASK);
             }
         }
-        text
+        crate::redact::credentials(&text).into_owned()
     }
 
     /// Whether live progress (bars, spinners) should be drawn.
@@ -196,8 +196,9 @@ impl Printer {
         self.log_line(&format!("{host}  ✓ {step:<24} {:>7}", seconds(elapsed)));
         if self.verbosity >= Verbosity::Normal {
             err!(
-                "{host}  {} {step:<24} {:>7}",
+                "{host}  {} {:<24} {:>7}",
                 self.paint("32", "✓"),
+                self.clean(step),
                 seconds(elapsed)
             );
         }
@@ -207,8 +208,9 @@ impl Printer {
     pub fn step_failed(&self, host: &str, step: &str, elapsed: std::time::Duration) {
         self.log_line(&format!("{host}  ✗ {step:<24} {:>7}", seconds(elapsed)));
         err!(
-            "{host}  {} {step:<24} {:>7}",
+            "{host}  {} {:<24} {:>7}",
             self.paint("31;1", "✗"),
+            self.clean(step),
             seconds(elapsed)
         );
     }

@@ -193,6 +193,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rolled_back_release_survives_one_more_deploy() {
+        // Rolled back from v2 to v1, then v3 deployed: v2 stays (rollback --to may want it).
+        let mut releases = vec![
+            release(V1, State::Good),
+            release(V2, State::RolledBack),
+            release(V3, State::Live),
+        ];
+        assert!(prune(&releases, 1).is_empty());
+        // After v4, it goes (v1 too: keep 1, and v3 is where a rollback goes).
+        releases[2].state = State::Good;
+        releases[2].current = false;
+        releases.push(release(V4, State::Live));
+        assert_eq!(ids(&prune(&releases, 1)), [V1, V2]);
+    }
+
+    #[test]
+    fn rollback_to_a_named_release_needs_no_live_one() {
+        // `current` dangles: no release is current, but `--to` recovers.
+        let releases = [release(V1, State::Good), release(V2, State::Good)];
+        assert_eq!(
+            rollback_target(&releases, Some(V1)).unwrap().to_string(),
+            V1
+        );
+        assert_eq!(
+            rollback_target(&releases, None),
+            Err(RollbackRefusal::NothingDeployed)
+        );
+    }
+
+    #[test]
     fn pruning_keeps_exactly_keep_good_releases() {
         let releases = [
             release(V1, State::Good),
@@ -304,7 +334,7 @@ impl fmt::Display for RollbackRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RollbackRefusal::NothingDeployed => {
-                f.write_str("nothing is deployed (`current` does not point at a release)")
+                f.write_str("nothing is deployed (`current` does not point at a release); `--to RELEASE` switches to a release you name")
             }
             RollbackRefusal::NothingToRollBackTo => {
                 f.write_str("there is no earlier good release to roll back to")
@@ -328,10 +358,7 @@ pub fn rollback_target(
     releases: &[Release],
     to: Option<&str>,
 ) -> Result<ReleaseId, RollbackRefusal> {
-    let current = releases
-        .iter()
-        .find(|r| r.current)
-        .ok_or(RollbackRefusal::NothingDeployed)?;
+    // `--to` needs no live release: it recovers a `current` that dangles.
     if let Some(wanted) = to {
         let release = ReleaseId::parse(wanted)
             .and_then(|id| releases.iter().find(|r| r.id == id))
@@ -344,6 +371,10 @@ pub fn rollback_target(
             r => Ok(r.id),
         };
     }
+    let current = releases
+        .iter()
+        .find(|r| r.current)
+        .ok_or(RollbackRefusal::NothingDeployed)?;
     releases
         .iter()
         .filter(|r| r.id < current.id && r.state.is_good())
@@ -355,11 +386,19 @@ pub fn rollback_target(
 /// The releases pruning removes, oldest first.
 ///
 /// Good releases (live, good, unknown) are kept up to `keep`, newest first, the live one
-/// included. Failed and rolled-back releases never take a slot and are removed. Never removed:
-/// the current release, the release a rollback would go to, any release a process still works
-/// in, and releases being prepared.
+/// included. Failed and rolled-back releases never take a slot and are removed, but a
+/// rolled-back release survives the first deploy after its rollback (while at most one good
+/// release is newer), so `rollback --to` can still return to it once the cause is understood.
+/// Never removed: the current release, the release a rollback would go to, any release a
+/// process still works in, and releases being prepared.
 pub fn prune(releases: &[Release], keep: u32) -> Vec<ReleaseId> {
     let protected_target = rollback_target(releases, None).ok();
+    let good_newer_than = |id: ReleaseId| {
+        releases
+            .iter()
+            .filter(|r| r.id > id && r.state.is_good())
+            .count()
+    };
     let mut good: Vec<&Release> = releases.iter().filter(|r| r.state.is_good()).collect();
     good.sort_by_key(|r| std::cmp::Reverse(r.id));
     let kept_good: Vec<ReleaseId> = good.iter().take(keep as usize).map(|r| r.id).collect();
@@ -367,7 +406,8 @@ pub fn prune(releases: &[Release], keep: u32) -> Vec<ReleaseId> {
         .iter()
         .filter(|r| {
             let removable_state = match r.state {
-                State::Failed | State::RolledBack => true,
+                State::Failed => true,
+                State::RolledBack => good_newer_than(r.id) > 1,
                 State::Live | State::Good | State::Unknown => !kept_good.contains(&r.id),
                 State::Preparing | State::Prepared => false,
             };

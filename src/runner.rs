@@ -116,6 +116,13 @@ impl<'p> Fleet<'p> {
                     if let Some(holder) = run.facts.get("broke_lock") {
                         printer.warn(format!("{name}: broke the lock held {holder}"));
                     }
+                    if let Some(target) = run.facts.get("dangling") {
+                        printer.warn(format!(
+                            "{name}: `current` points at {target}, which does not exist: the site \
+                             is down until a release is switched in (`rollback --to RELEASE` \
+                             switches to one you name)"
+                        ));
+                    }
                     runs.push(run);
                 }
                 Ok(run) if run.status == LOCKED_STATUS => {

@@ -102,18 +102,18 @@ impl HostSession {
             match parse_line(&nonce, line) {
                 Event::Begin(step) => {
                     tail.clear();
-                    printer.detail(format!("{label}  → {step}"));
+                    printer.detail(format!("{label}  → {}", script.label_of(&step)));
                     current = Some((step, Instant::now()));
                 }
                 Event::End(step) => {
                     let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                    printer.step_done(&label, &step, elapsed);
+                    printer.step_done(&label, &script.label_of(&step), elapsed);
                     run.timings.push((step, elapsed));
                 }
                 Event::Fail(step, status) => {
                     let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                    printer.step_failed(&label, &step, elapsed);
-                    run.failed = Some((step, status));
+                    printer.step_failed(&label, &script.label_of(&step), elapsed);
+                    run.failed = Some((script.label_of(&step), status));
                     run.tail = tail.iter().cloned().collect();
                     tail.clear();
                 }

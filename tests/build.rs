@@ -114,7 +114,9 @@ fn archive_holds_the_tracked_files_the_rendered_selector_and_the_manifest_last()
     let project = project();
     let built = build(&project, &["--target", "local"]);
 
+    // Every tracked file but shipit's own configuration (see shipit_toml_ships_only_when_...).
     let mut expected = project.tracked_files();
+    expected.retain(|path| path != "shipit.toml");
     expected.push(SELECTOR.to_string());
     expected.sort();
     expected.push(MANIFEST.to_string());
@@ -415,20 +417,31 @@ fn deploy_map_renders_the_selector_for_the_chosen_target() {
 
 // --- What stays out -------------------------------------------------------------------------
 
+/// Secret-looking files of many kinds and cases, committed by mistake (the first four are the
+/// ones the include test names); every rule of the table has its own unit test in
+/// `build::policy`.
+const COMMITTED_SECRETS: &[&str] = &[
+    ".env",
+    "hello/settings/local.py",
+    "deploy/site.pem",
+    "deploy/Production.ENV",
+    ".envrc",
+    "hello/Secrets.py",
+    "keys/id_rsa.bak",
+    "keys/server.PPK",
+    "gcp/service-account-prod.json",
+    "aws/credentials",
+    ".netrc",
+];
+
 fn commit_secrets(project: &Project) {
-    project.write(".env", "SECRET_KEY=hunter2\n");
+    for secret in COMMITTED_SECRETS {
+        project.write(secret, "SECRET_KEY=hunter2\n");
+    }
     project.write(".env.example", "SECRET_KEY=\n");
-    project.write("hello/settings/local.py", "SECRET_KEY = 'hunter2'\n");
-    project.write("deploy/site.pem", "-----BEGIN PRIVATE KEY-----\n");
-    project.force_commit(
-        &[
-            ".env",
-            ".env.example",
-            "hello/settings/local.py",
-            "deploy/site.pem",
-        ],
-        "secrets, by mistake",
-    );
+    let mut paths = COMMITTED_SECRETS.to_vec();
+    paths.push(".env.example");
+    project.force_commit(&paths, "secrets, by mistake");
 }
 
 fn skipped(built: &Built) -> BTreeSet<String> {
@@ -447,17 +460,63 @@ fn committed_secrets_are_left_out_and_reported() {
 
     let built = build(&project, &["--target", "local"]);
 
-    for secret in [".env", "hello/settings/local.py", "deploy/site.pem"] {
+    for secret in COMMITTED_SECRETS {
         assert!(!built.archive.contains(secret), "{secret} was archived");
     }
     assert!(
         built.archive.contains(".env.example"),
         "an example is no secret"
     );
-    assert_eq!(
-        skipped(&built),
-        BTreeSet::from([".env", "deploy/site.pem", "hello/settings/local.py"].map(String::from))
+    let mut expected: BTreeSet<String> = COMMITTED_SECRETS.iter().map(|s| s.to_string()).collect();
+    expected.insert("shipit.toml".into());
+    assert_eq!(skipped(&built), expected);
+}
+
+#[test]
+fn shipit_toml_ships_only_when_include_names_it() {
+    let project = project();
+
+    let built = build(&project, &["--target", "local"]);
+    assert!(
+        !built.archive.contains("shipit.toml"),
+        "every target's hosts and vars went into the release"
     );
+    assert!(skipped(&built).contains("shipit.toml"));
+
+    project.edit_config(
+        "python = \"/usr/bin/python3\"\n",
+        "python = \"/usr/bin/python3\"\ninclude = [\"shipit.toml\"]\n",
+    );
+    project.commit_all("ship the configuration");
+    let built = build(&project, &["--target", "local"]);
+    assert!(built.archive.contains("shipit.toml"));
+    assert!(!skipped(&built).contains("shipit.toml"));
+}
+
+#[test]
+fn a_deploy_map_destination_that_looks_like_a_secret_is_refused_unless_included() {
+    let project = project();
+    let map = project.read("conf/deploy.map");
+    project.write("conf/templates/env.j2", "DEBUG=0\n");
+    project.write("conf/deploy.map", &format!("{map}env.j2 .env\n"));
+    project.commit_all("render a .env");
+    let line = map.lines().count() + 1;
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says(&[
+        &format!("deploy.map:{line}:"),
+        "`.env` looks like a secret file",
+        "project.include",
+    ]);
+
+    project.edit_config(
+        "python = \"/usr/bin/python3\"\n",
+        "python = \"/usr/bin/python3\"\ninclude = [\".env\"]\n",
+    );
+    project.commit_all("ship the rendered .env on purpose");
+    let built = build(&project, &["--target", "local"]);
+    assert!(built.archive.contains(".env"));
 }
 
 #[test]
@@ -474,10 +533,10 @@ fn project_include_ships_a_secret_looking_file_it_names() {
 
     assert!(built.archive.contains("deploy/site.pem"));
     assert!(!built.archive.contains(".env"));
-    assert_eq!(
-        skipped(&built),
-        BTreeSet::from([".env", "hello/settings/local.py"].map(String::from))
-    );
+    let mut expected: BTreeSet<String> = COMMITTED_SECRETS.iter().map(|s| s.to_string()).collect();
+    expected.remove("deploy/site.pem");
+    expected.insert("shipit.toml".into());
+    assert_eq!(skipped(&built), expected);
 }
 
 #[test]
@@ -598,6 +657,60 @@ fn outside_git_an_ignore_aware_walk_chooses_the_files() {
     assert!(!built.archive.contains("var/cache/blob"));
     assert!(!built.archive.contains(".env"));
     assert_eq!(built.archive.manifest()["revision"], "unknown");
+}
+
+/// Peak memory (KiB, from GNU time) of `shipit build` in a project with `files` extra files.
+fn peak_kib_with(files: usize) -> u64 {
+    let project = project_without_git();
+    for i in 0..files {
+        project.write(
+            &format!("bulk/d{:03}/f{i}.txt", i / 1000),
+            &format!("{i}\n"),
+        );
+    }
+    let report = project.sandbox.join("time.txt");
+    let shipit = project.shipit();
+    let program = std::path::PathBuf::from(shipit.get_program());
+    let args: Vec<_> = shipit.get_args().map(|a| a.to_owned()).collect();
+    let dir = shipit.get_current_dir().map(|d| d.to_owned());
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(program)
+        .args(args);
+    timed.args(["build", "--target", "local", "-o", "out/a.tar.gz"]);
+    for (key, value) in shipit.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    if let Some(dir) = dir {
+        timed.current_dir(dir);
+    }
+    let out = timed.output().expect("GNU time is installed (.ci/setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::read_to_string(&report).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn build_memory_grows_little_with_the_file_count() {
+    // The manifest's file list is spilled to disk and no path is held twice: what is left is the
+    // sorted list of paths (~100 bytes a file). Holding the manifest cost ~700 bytes a file.
+    let small = peak_kib_with(1_000);
+    let large = peak_kib_with(31_000);
+    let per_file = (large.saturating_sub(small) * 1024) / 30_000;
+    assert!(
+        per_file < 400,
+        "{per_file} bytes of memory per file ({small} KiB with 1k files, {large} KiB with 31k)"
+    );
 }
 
 // --- Bad input: a clear message, exit status 2, and no archive ------------------------------

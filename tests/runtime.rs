@@ -114,6 +114,15 @@ fn secrets_reach_the_app_and_nothing_else() {
     // Not world-readable: the env file, the log, the lock's directory is gone.
     assert_eq!(mode(&env_file), 0o600);
     assert_eq!(mode(&stack.deploy_to().join(".shipit/log")) & 0o077, 0);
+    // shipit's state and the kept archives: the deploy user's alone.
+    assert_eq!(mode(&stack.deploy_to().join(".shipit")), 0o700);
+    let archives = stack.deploy_to().join(".shipit/archives");
+    assert_eq!(mode(&archives), 0o700);
+    let kept: Vec<_> = std::fs::read_dir(&archives).unwrap().flatten().collect();
+    assert!(!kept.is_empty());
+    for archive in kept {
+        assert_eq!(mode(&archive.path()), 0o600, "{}", archive.path().display());
+    }
     // Not on any command line of the host.
     let ps = std::process::Command::new("ps")
         .args(["-eo", "args"])
@@ -276,4 +285,57 @@ fn an_older_gunicorn_deploys_with_the_defaults() {
         "",
         "gunicorn 23 gets no version-specific option"
     );
+}
+
+#[test]
+fn credentials_in_hook_commands_are_masked_in_labels_errors_json_and_logs() {
+    let mut stack = Stack::start();
+    let token = format!("tok3n{}", random_word());
+    let password = format!("pw{}", random_word());
+    let passing =
+        format!("API_TOKEN={token} true && curl_url=https://ci:{password}@ci.invalid/ping && true");
+    stack.set_options(|o| {
+        o.extra = format!("hooks = {{ before_migrate = [{passing:?}] }}\n");
+    });
+
+    let run = stack.deploy(&["-v"]);
+    run.expect_code(0);
+    let dry = stack.deploy(&["--dry-run", "-v"]);
+    dry.expect_code(0);
+    let failing = format!("curl -H 'Authorization: Bearer {token}' https://ci.invalid && exit 9");
+    stack.set_options(|o| {
+        o.extra = format!("hooks = {{ after_switch = [{failing:?}] }}\n");
+    });
+    let failed = stack.deploy(&[]);
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+
+    for (what, text) in [
+        ("stderr", &run.stderr),
+        ("stdout", &run.stdout),
+        ("the dry run's scripts", &dry.stdout),
+        ("the dry run's stderr", &dry.stderr),
+        ("stderr of the failure", &failed.stderr),
+        ("stdout of the failure", &failed.stdout),
+    ] {
+        assert!(!text.contains(&token), "{what} shows the token:\n{text}");
+        assert!(
+            !text.contains(&password),
+            "{what} shows the password:\n{text}"
+        );
+    }
+    let scripts = format!("{}{}", dry.stdout, dry.stderr);
+    assert!(scripts.contains("API_TOKEN=[REDACTED]"), "{scripts}");
+    assert!(
+        scripts.contains("https://ci:[REDACTED]@ci.invalid"),
+        "{scripts}"
+    );
+    assert!(
+        failed.stderr.contains("Bearer [REDACTED]"),
+        "{}",
+        failed.stderr
+    );
+    for needle in [&token, &password] {
+        assert!(files_containing(&stack.deploy_to().join(".shipit"), needle).is_empty());
+        assert!(files_containing(&stack.project.root.join(".shipit"), needle).is_empty());
+    }
 }

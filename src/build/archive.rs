@@ -9,7 +9,7 @@
 //! never leaves a half-written archive under the final name.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-use super::manifest::{Manifest, ManifestFile, MANIFEST_PATH};
+use super::manifest::{write_manifest, ManifestFile, ManifestHeader, MANIFEST_PATH};
 
 const CHUNK: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
@@ -29,10 +29,10 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 pub enum Entry<'a> {
     /// A file on disk, streamed.
     File {
-        /// Path inside the archive.
+        /// Path inside the archive; on disk, the same path under `root`.
         path: &'a str,
-        /// Path on disk.
-        disk: &'a Path,
+        /// The project root.
+        root: &'a Path,
         /// Whether it gets mode 0755.
         executable: bool,
     },
@@ -72,8 +72,10 @@ pub struct Written {
     pub sha256: String,
     /// Size of the compressed archive in bytes.
     pub size: u64,
-    /// The manifest stored in it.
-    pub manifest: Manifest,
+    /// The manifest stored in it, but for its file list.
+    pub header: ManifestHeader,
+    /// How many entries the manifest lists.
+    pub files: usize,
 }
 
 /// Writes `entries` (sorted by path, unique) and then the manifest completed from `header` to
@@ -81,7 +83,7 @@ pub struct Written {
 pub fn write(
     destination: &Path,
     entries: &[Entry],
-    header: Manifest,
+    header: ManifestHeader,
     mtime: u64,
 ) -> Result<Written> {
     debug_assert!(entries.windows(2).all(|w| w[0].path() < w[1].path()));
@@ -102,26 +104,73 @@ pub fn write(
     let (sender, receiver) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let compressor = thread::spawn(move || compress(receiver, file));
 
-    let tar_result = write_tar(ChannelWriter::new(sender), entries, header, mtime);
+    let tar_result = write_tar(ChannelWriter::new(sender), entries, &header, mtime, dir);
     // The tar writer (and with it the sender) is gone now, so the compressor sees the end.
     let compressed = compressor.join().expect("compressor thread does not panic");
-    let manifest = tar_result?;
+    let files = tar_result?;
     let (sha256, size) = compressed.map_err(|e| Error::io("write", temp.path(), e))?;
     temp.persist(destination)
         .map_err(|e| Error::io("move the archive to", destination, e.error))?;
     Ok(Written {
         sha256,
         size,
-        manifest,
+        header,
+        files,
     })
 }
 
+/// The manifest's file list as it grows: one JSON line per entry in a temporary file, so a
+/// build's memory does not grow with the number of files (200k files would hold ~50 MB).
+struct Spill {
+    file: BufWriter<File>,
+    count: usize,
+}
+
+impl Spill {
+    fn new(dir: &Path) -> Result<Spill> {
+        let file = tempfile::tempfile_in(dir)
+            .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+        Ok(Spill {
+            file: BufWriter::new(file),
+            count: 0,
+        })
+    }
+
+    fn push(&mut self, entry: &ManifestFile) -> io::Result<()> {
+        serde_json::to_writer(&mut self.file, entry)?;
+        self.file.write_all(b"\n")?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The stored manifest, in a temporary file of its own (its size goes in the tar header
+    /// before its bytes), and its size.
+    fn manifest(self, header: &ManifestHeader, dir: &Path) -> io::Result<(File, u64)> {
+        let mut spilled = self.file.into_inner().map_err(|e| e.into_error())?;
+        spilled.seek(SeekFrom::Start(0))?;
+        let lines = io::BufReader::new(spilled).lines().map(|line| {
+            line.and_then(|l| serde_json::from_str::<ManifestFile>(&l).map_err(io::Error::from))
+        });
+        let mut stored = tempfile::tempfile_in(dir)?;
+        write_manifest(&mut stored, header, lines)?;
+        let size = stored.seek(SeekFrom::End(0))?;
+        stored.seek(SeekFrom::Start(0))?;
+        Ok((stored, size))
+    }
+}
+
+/// Writes the entries and the manifest; returns how many entries the manifest lists.
 fn write_tar(
     sink: ChannelWriter,
     entries: &[Entry],
-    mut manifest: Manifest,
+    header: &ManifestHeader,
     mtime: u64,
-) -> Result<Manifest> {
+    dir: &Path,
+) -> Result<usize> {
+    let mut manifest = Spill::new(dir)?;
+    let spill_error = |e: io::Error| Error::Archive {
+        message: format!("cannot write the manifest's temporary file: {e}"),
+    };
     let mut builder = tar::Builder::new(sink);
     builder.mode(tar::HeaderMode::Deterministic);
     let header_for = |kind: tar::EntryType, mode: u32, size: u64| {
@@ -141,9 +190,10 @@ fn write_tar(
         match entry {
             Entry::File {
                 path,
-                disk,
+                root,
                 executable,
             } => {
+                let disk = &root.join(path);
                 let file = File::open(disk).map_err(|e| Error::io("read", disk, e))?;
                 let size = file
                     .metadata()
@@ -163,28 +213,32 @@ fn write_tar(
                         ),
                     });
                 }
-                manifest.files.push(ManifestFile {
-                    path: path.to_string(),
-                    sha256: Some(reader.hex()),
-                    size: Some(size),
-                    mode: Some(format!("{mode:04o}")),
-                    link: None,
-                    template: None,
-                });
+                manifest
+                    .push(&ManifestFile {
+                        path: path.to_string(),
+                        sha256: Some(reader.hex()),
+                        size: Some(size),
+                        mode: Some(format!("{mode:04o}")),
+                        link: None,
+                        template: None,
+                    })
+                    .map_err(spill_error)?;
             }
             Entry::Symlink { path, target } => {
                 let mut header = header_for(tar::EntryType::Symlink, 0o777, 0);
                 builder
                     .append_link(&mut header, path, target)
                     .map_err(|e| tar_error(path, e))?;
-                manifest.files.push(ManifestFile {
-                    path: path.to_string(),
-                    sha256: None,
-                    size: None,
-                    mode: None,
-                    link: Some(target.to_string()),
-                    template: None,
-                });
+                manifest
+                    .push(&ManifestFile {
+                        path: path.to_string(),
+                        sha256: None,
+                        size: None,
+                        mode: None,
+                        link: Some(target.to_string()),
+                        template: None,
+                    })
+                    .map_err(spill_error)?;
             }
             Entry::Generated {
                 path,
@@ -195,27 +249,30 @@ fn write_tar(
                 builder
                     .append_data(&mut header, path, *bytes)
                     .map_err(|e| tar_error(path, e))?;
-                manifest.files.push(ManifestFile {
-                    path: path.to_string(),
-                    sha256: Some(hex(&Sha256::digest(bytes))),
-                    size: Some(bytes.len() as u64),
-                    mode: Some("0644".into()),
-                    link: None,
-                    template: Some(template.to_string()),
-                });
+                manifest
+                    .push(&ManifestFile {
+                        path: path.to_string(),
+                        sha256: Some(hex(&Sha256::digest(bytes))),
+                        size: Some(bytes.len() as u64),
+                        mode: Some("0644".into()),
+                        link: None,
+                        template: Some(template.to_string()),
+                    })
+                    .map_err(spill_error)?;
             }
         }
     }
-    let bytes = manifest.to_bytes();
-    let mut header = header_for(tar::EntryType::Regular, 0o644, bytes.len() as u64);
+    let files = manifest.count;
+    let (stored, size) = manifest.manifest(header, dir).map_err(spill_error)?;
+    let mut tar_header = header_for(tar::EntryType::Regular, 0o644, size);
     builder
-        .append_data(&mut header, MANIFEST_PATH, bytes.as_slice())
+        .append_data(&mut tar_header, MANIFEST_PATH, stored)
         .map_err(|e| tar_error(MANIFEST_PATH, e))?;
     let mut sink = builder
         .into_inner()
         .map_err(|e| tar_error("(end of archive)", e))?;
     sink.flush().map_err(|e| tar_error("(end of archive)", e))?;
-    Ok(manifest)
+    Ok(files)
 }
 
 /// Compresses what arrives on `chunks` into `file`; returns the archive's SHA-256 and size.

@@ -21,7 +21,7 @@ use crate::templates::{BuildInfo, RenderContext, Templates};
 
 use self::archive::Entry;
 use self::deploy_map::DeployMap;
-use self::manifest::{Manifest, MANIFEST_FORMAT};
+use self::manifest::{ManifestHeader, MANIFEST_FORMAT};
 use self::source::{Selection, SourceKind};
 
 /// What to build.
@@ -46,8 +46,13 @@ pub struct Artifact {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
-    /// Its manifest.
-    pub manifest: Manifest,
+    /// Its manifest, but for the file list (which stays in the archive: see `archive`).
+    pub manifest: ManifestHeader,
+    /// How many entries the manifest lists.
+    pub files: usize,
+    /// Whether the requirements file of the target's environment and manage.py are in it.
+    has_requirements: bool,
+    has_manage_py: bool,
     /// Secret-looking files that were left out.
     pub secrets_skipped: Vec<String>,
 }
@@ -97,12 +102,17 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     let config = request.config;
     let target = request.target;
     let root = &config.root;
-    let selection = Selection::new(root, &config.project.exclude, &config.project.include)?;
+    let selection = Selection::new(
+        root,
+        &config.path,
+        &config.project.exclude,
+        &config.project.include,
+    )?;
     let tree = source::scan(root, &selection, &config.project.artifacts)?;
 
     let epoch = match (request.source_date_epoch, tree.revision.commit_time) {
         (Some(epoch), _) | (None, Some(epoch)) => epoch,
-        (None, None) => newest_mtime(&tree.files)?,
+        (None, None) => newest_mtime(root, &tree.files)?,
     };
     let time = DateTime::from_timestamp(epoch, 0)
         .ok_or_else(|| Error::usage(format!("build time {epoch} is out of range")))?;
@@ -132,6 +142,20 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
                 other => other,
             })?;
         check_destination(&map, mapping, &tree.files)?;
+        if let Some(kind) = policy::secret_kind(&mapping.destination) {
+            if !selection.explicitly_included(&mapping.destination) {
+                return Err(Error::DeployMap {
+                    path: map.path.clone(),
+                    line: mapping.line,
+                    message: format!(
+                        "destination `{}` looks like a secret file ({kind}); a rendered file \
+                         ships in every archive, so name it in project.include to ship it anyway \
+                         (secrets belong in the host's env file: see `[targets.T.env]`)",
+                        mapping.destination
+                    ),
+                });
+            }
+        }
         rendered.push((mapping, text));
     }
 
@@ -143,7 +167,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         .map(|f| match &f.kind {
             SourceKind::File { executable, .. } => Entry::File {
                 path: &f.path,
-                disk: &f.disk,
+                root,
                 executable: *executable,
             },
             SourceKind::Symlink { target } => Entry::Symlink {
@@ -159,7 +183,10 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     }));
     entries.sort_by(|a, b| a.path().cmp(b.path()));
 
-    let header = Manifest {
+    let has = |path: &str| entries.binary_search_by(|e| e.path().cmp(path)).is_ok();
+    let has_requirements = has(&config.project.requirements_for(&target.environment));
+    let has_manage_py = has(&config.project.manage_py);
+    let header = ManifestHeader {
         format: MANIFEST_FORMAT,
         project: config.project.name.clone(),
         target: target.name.clone(),
@@ -167,7 +194,6 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         revision: info.revision.clone(),
         dirty: info.dirty,
         build_time: info.build_time.clone(),
-        files: Vec::with_capacity(entries.len()),
     };
     let path = request
         .output
@@ -181,7 +207,10 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         path,
         sha256: written.sha256,
         size: written.size,
-        manifest: written.manifest,
+        manifest: written.header,
+        files: written.files,
+        has_requirements,
+        has_manage_py,
         secrets_skipped: tree.secrets_skipped,
     })
 }
@@ -202,9 +231,8 @@ pub(crate) fn build_deployable(
         output,
         source_date_epoch: source_date_epoch_from_env()?,
     })?;
-    let has = |path: &str| artifact.manifest.files.iter().any(|f| f.path == path);
     let requirements = config.project.requirements_for(&target.environment);
-    if !has(&requirements) {
+    if !artifact.has_requirements {
         return Err(Error::Project {
             message: format!(
                 "the requirements file `{requirements}` of environment `{}` is not in the archive",
@@ -213,7 +241,7 @@ pub(crate) fn build_deployable(
             hint: Some("commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()),
         });
     }
-    if !has(&config.project.manage_py) {
+    if !artifact.has_manage_py {
         return Err(Error::Project {
             message: format!("`{}` is not in the archive", config.project.manage_py),
             hint: Some("commit manage.py, or set project.manage_py to where it is".into()),
@@ -304,11 +332,11 @@ fn prune_dist(written: &Path, prefix: &str) {
     }
 }
 
-fn newest_mtime(files: &[source::SourceFile]) -> Result<i64> {
+fn newest_mtime(root: &Path, files: &[source::SourceFile]) -> Result<i64> {
     let mut newest = 0;
     for file in files {
-        let meta =
-            std::fs::symlink_metadata(&file.disk).map_err(|e| Error::io("read", &file.disk, e))?;
+        let disk = root.join(&file.path);
+        let meta = std::fs::symlink_metadata(&disk).map_err(|e| Error::io("read", &disk, e))?;
         use std::os::unix::fs::MetadataExt;
         newest = newest.max(meta.mtime());
     }

@@ -10,21 +10,69 @@ use std::path::{Component, Path};
 /// Directory inside an archive (and a release) that shipit reserves for itself.
 pub const RESERVED_DIR: &str = ".shipit";
 
-/// File names that are left out of archives because they usually hold secrets.
-pub const SECRET_NAMES: &[&str] = &[
-    ".env",
-    "local.py",
-    "local_settings.py",
-    ".netrc",
-    ".pgpass",
-    "id_rsa",
-    "id_dsa",
-    "id_ecdsa",
-    "id_ed25519",
+/// Why a name is taken for a secret: one rule per kind of file, matched case-insensitively
+/// against the file name (never the directories above it). This table is the one place the
+/// secret-file rule lives; README's list and the tests follow it.
+pub const SECRET_RULES: &[(SecretRule, &str)] = &[
+    (SecretRule::Name(".env"), "dotenv file"),
+    (SecretRule::Name(".envrc"), "direnv file"),
+    (SecretRule::Prefix(".env."), "dotenv file"),
+    (SecretRule::Prefix(".env-"), "dotenv file"),
+    (SecretRule::Prefix(".env_"), "dotenv file"),
+    (SecretRule::Suffix(".env"), "dotenv file"),
+    (SecretRule::Name("local.py"), "local Django settings"),
+    (
+        SecretRule::Name("local_settings.py"),
+        "local Django settings",
+    ),
+    (SecretRule::Name("secrets.py"), "secrets module"),
+    (SecretRule::Name(".netrc"), "netrc credentials"),
+    (SecretRule::Name(".pgpass"), "PostgreSQL password file"),
+    (SecretRule::Name(".pypirc"), "PyPI credentials"),
+    (SecretRule::Name(".npmrc"), "npm credentials"),
+    (SecretRule::Name(".htpasswd"), "HTTP password file"),
+    (SecretRule::Name("credentials"), "cloud credentials"),
+    (SecretRule::Name("credentials.json"), "cloud credentials"),
+    (
+        SecretRule::Between("service-account", ".json"),
+        "service account key",
+    ),
+    (SecretRule::Prefix("id_rsa"), "SSH private key"),
+    (SecretRule::Prefix("id_dsa"), "SSH private key"),
+    (SecretRule::Prefix("id_ecdsa"), "SSH private key"),
+    (SecretRule::Prefix("id_ed25519"), "SSH private key"),
+    (SecretRule::Suffix(".pem"), "PEM key or certificate"),
+    (SecretRule::Suffix(".key"), "private key"),
+    (SecretRule::Suffix(".p12"), "PKCS#12 key store"),
+    (SecretRule::Suffix(".pfx"), "PKCS#12 key store"),
+    (SecretRule::Suffix(".keystore"), "Java key store"),
+    (SecretRule::Suffix(".jks"), "Java key store"),
+    (SecretRule::Suffix(".ppk"), "PuTTY private key"),
 ];
 
-/// File name suffixes that are left out of archives because they usually hold secrets.
-pub const SECRET_SUFFIXES: &[&str] = &[".pem", ".key", ".p12", ".pfx", ".keystore"];
+/// How a [`SECRET_RULES`] entry matches a lower-cased file name.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretRule {
+    /// The whole name.
+    Name(&'static str),
+    /// The start of the name.
+    Prefix(&'static str),
+    /// The end of the name.
+    Suffix(&'static str),
+    /// A start and an end.
+    Between(&'static str, &'static str),
+}
+
+impl SecretRule {
+    fn matches(self, name: &str) -> bool {
+        match self {
+            SecretRule::Name(n) => name == n,
+            SecretRule::Prefix(p) => name.starts_with(p),
+            SecretRule::Suffix(s) => name.ends_with(s),
+            SecretRule::Between(p, s) => name.starts_with(p) && name.ends_with(s),
+        }
+    }
+}
 
 /// Validates a path as it will appear inside an archive and returns it normalised
 /// (`/`-separated, no `.` components, no trailing slash).
@@ -63,17 +111,29 @@ pub fn is_reserved(path: &str) -> bool {
     path == RESERVED_DIR || path.starts_with(".shipit/")
 }
 
-/// Whether the file at archive path `path` looks like it holds secrets.
-pub fn is_secret(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    SECRET_NAMES.contains(&name)
-        || (name.starts_with(".env.") && !is_example(name))
-        || SECRET_SUFFIXES.iter().any(|s| name.ends_with(s))
+/// Why the file at archive path `path` looks like it holds secrets, or `None`.
+pub fn secret_kind(path: &str) -> Option<&'static str> {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    if is_documentation(&name) {
+        return None;
+    }
+    SECRET_RULES
+        .iter()
+        .find(|(rule, _)| rule.matches(&name))
+        .map(|(_, kind)| *kind)
 }
 
-/// `.env.example` and `.env.sample` document variables; they are not secrets.
-fn is_example(name: &str) -> bool {
-    name.ends_with(".example") || name.ends_with(".sample") || name.ends_with(".template")
+/// Whether the file at archive path `path` looks like it holds secrets.
+pub fn is_secret(path: &str) -> bool {
+    secret_kind(path).is_some()
+}
+
+/// Names that document secrets rather than hold them: `.env.example`, `id_rsa.pub`,
+/// `secrets.py.template`, `service-account.schema.json`-style samples.
+fn is_documentation(name: &str) -> bool {
+    [".example", ".sample", ".template", ".dist", ".pub"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
 }
 
 /// Checks a symlink at archive path `link` pointing at `target`: the target must be relative and
@@ -137,8 +197,55 @@ mod tests {
             "keys.py",
             "docs/local.py.txt",
             "id_ed25519.pub",
+            "keyboard.py",
+            "credentials.py",
+            "service-account.md",
+            "envoy.yaml",
+            "hello/templates/env.html",
         ] {
             assert!(!is_secret(plain), "{plain}");
+        }
+    }
+
+    /// One name per rule of the table, in another case than the rule's, so each rule is proved
+    /// to match, case-insensitively; and a rule added without an example here fails the test.
+    #[test]
+    fn every_secret_rule_matches_its_example_in_any_case() {
+        let examples = [
+            ".ENV",
+            "app/.envrc",
+            ".env.Production",
+            ".env-staging",
+            ".env_local",
+            "deploy/Production.ENV",
+            "hello/settings/Local.py",
+            "LOCAL_SETTINGS.PY",
+            "hello/Secrets.py",
+            ".NETRC",
+            ".pgpass",
+            ".PyPirc",
+            "frontend/.npmrc",
+            "nginx/.htpasswd",
+            "aws/Credentials",
+            "gcp/credentials.JSON",
+            "Service-Account-prod.json",
+            "keys/ID_RSA.bak",
+            "id_dsa~",
+            "id_ecdsa_sk",
+            "backup/id_ed25519.old",
+            "tls/site.PEM",
+            "tls/site.Key",
+            "store.P12",
+            "store.pfx",
+            "release.KEYSTORE",
+            "release.jks",
+            "putty/server.PPK",
+        ];
+        assert_eq!(examples.len(), SECRET_RULES.len());
+        for ((rule, kind), example) in SECRET_RULES.iter().zip(examples) {
+            let name = example.rsplit('/').next().unwrap().to_ascii_lowercase();
+            assert!(rule.matches(&name), "{rule:?} should match {example}");
+            assert_eq!(secret_kind(example), Some(*kind), "{example}");
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -36,10 +36,9 @@ pub enum SourceKind {
 /// One file of the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
-    /// Path inside the archive, `/`-separated.
+    /// Path inside the archive, `/`-separated; on disk it is the same path under the root (not
+    /// stored twice: a tree of 200k files would hold both).
     pub path: String,
-    /// Path on disk.
-    pub disk: PathBuf,
     /// File or symlink.
     pub kind: SourceKind,
 }
@@ -70,11 +69,20 @@ pub struct SourceTree {
 pub struct Selection {
     exclude: Gitignore,
     include: Gitignore,
+    /// `shipit.toml` relative to the root when it lies inside it: every target's hosts and vars,
+    /// which a release has no use for, so it ships only when `include` names it.
+    own_config: Option<String>,
 }
 
 impl Selection {
-    /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`.
-    pub fn new(root: &Path, exclude: &[String], include: &[String]) -> Result<Selection> {
+    /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`,
+    /// and leaves out `config_file` (shipit's own configuration) unless `include` names it.
+    pub fn new(
+        root: &Path,
+        config_file: &Path,
+        exclude: &[String],
+        include: &[String],
+    ) -> Result<Selection> {
         let build = |patterns: &[String], key: &str| -> Result<Gitignore> {
             let mut builder = GitignoreBuilder::new(root);
             for pattern in patterns {
@@ -89,6 +97,11 @@ impl Selection {
         Ok(Selection {
             exclude: build(exclude, "exclude")?,
             include: build(include, "include")?,
+            own_config: config_file
+                .strip_prefix(root)
+                .ok()
+                .and_then(|p| p.to_str())
+                .map(str::to_string),
         })
     }
 
@@ -105,8 +118,15 @@ impl Selection {
         policy::is_reserved(path) || Selection::matches(&self.exclude, path)
     }
 
-    fn explicitly_included(&self, path: &str) -> bool {
+    /// Whether `include` names `path`, which lets a secret-looking file into the archive.
+    pub(crate) fn explicitly_included(&self, path: &str) -> bool {
         Selection::matches(&self.include, path)
+    }
+
+    /// Whether `path` is left out as a secret-looking file (or shipit's own configuration).
+    pub(crate) fn withheld(&self, path: &str) -> bool {
+        (policy::is_secret(path) || self.own_config.as_deref() == Some(path))
+            && !self.explicitly_included(path)
     }
 }
 
@@ -175,7 +195,7 @@ fn classify(root: &Path, raw: &OsStr, selection: &Selection) -> Result<Option<Li
     if selection.excluded(&path) {
         return Ok(None);
     }
-    if policy::is_secret(&path) && !selection.explicitly_included(&path) {
+    if selection.withheld(&path) {
         return Ok(Some(Listed::Secret(path)));
     }
     let disk = root.join(&path);
@@ -218,7 +238,7 @@ fn classify(root: &Path, raw: &OsStr, selection: &Selection) -> Result<Option<Li
             reason: "it is not a regular file or symlink".into(),
         });
     };
-    Ok(Some(Listed::File(SourceFile { path, disk, kind })))
+    Ok(Some(Listed::File(SourceFile { path, kind })))
 }
 
 /// The lexical check in [`policy::symlink_target`] cannot see other symlinks on the way

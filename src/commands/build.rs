@@ -26,7 +26,7 @@ pub(crate) fn run(config: &Config, args: &BuildArgs, printer: &Printer) -> Resul
             artifact.secrets_skipped.join(", ")
         ));
     }
-    let files = artifact.manifest.files.len();
+    let files = artifact.files;
     printer.info(format!(
         "built {} for {} in {:.2}s",
         &artifact.sha256[..12],

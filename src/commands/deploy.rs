@@ -95,7 +95,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "release {release}: archive {} ({}, {} files, revision {}{})",
         &artifact.sha256[..12],
         human_bytes(artifact.size),
-        artifact.manifest.files.len(),
+        artifact.files,
         short(&artifact.manifest.revision),
         if artifact.manifest.dirty {
             ", dirty"

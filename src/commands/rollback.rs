@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{unapply_plan, unknown_to_target};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
-use crate::plan::rollback::{begin, check, choose, prepare, switch};
+use crate::plan::rollback::{begin, check, choose, describe_from, prepare, switch};
 use crate::plan::step::Cleanup;
 use crate::plan::Phase;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
@@ -47,7 +47,8 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         .enumerate()
         .map(|(i, run)| (locked.name(i), releases(&run.facts)))
         .collect();
-    let (from, to) = choose(&inventories, args.to.as_deref(), &target.name)?;
+    let (live, to) = choose(&inventories, args.to.as_deref(), &target.name)?;
+    let from = describe_from(live);
     locked.set_var("ID", &to.to_string());
     // The log records the revision of the release switched to, as its manifest says.
     let revision = begun
@@ -87,6 +88,16 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     }
     let mut unapply = Vec::new();
     if !unknown.is_empty() {
+        if args.migrate && live.is_none() {
+            locked.giving_up("refused: cannot unapply without the live release");
+            return Err(Error::Refused {
+                message: format!(
+                    "cannot unapply {} before switching to {to}: only the code of the release `current` pointed at knows how, and it is gone",
+                    unknown.join(", ")
+                ),
+                hint: "--force switches anyway, leaving those migrations applied".into(),
+            });
+        }
         if args.migrate {
             unapply = unapply_plan(&unknown, &known);
             printer.info(format!(
@@ -138,7 +149,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     ));
     printer.json_result(&json!({
         "target": target.name,
-        "from": from,
+        "from": live,
         "to": to,
         "unapplied": unapply.iter().map(|u| json!({"app": u.app, "to": u.to})).collect::<Vec<_>>(),
         "forced_past": if args.force { unknown.clone() } else { Vec::new() },

@@ -53,28 +53,27 @@ pub(crate) fn switch(resolved: &Resolved) -> Phase {
     Phase::new(steps, Cleanup::Switch)
 }
 
-/// Where every host goes: `(from, to)`, the same on all of them, or a refusal.
+/// Where every host goes: `(from, to)`, the same on all of them, or a refusal. `from` is `None`
+/// when `current` points at no release (it dangles): only `--to` goes anywhere then.
 pub(crate) fn choose(
     hosts: &[(String, Vec<Release>)],
     to: Option<&str>,
     target: &str,
-) -> Result<(ReleaseId, ReleaseId)> {
-    let mut chosen: Option<(ReleaseId, ReleaseId)> = None;
+) -> Result<(Option<ReleaseId>, ReleaseId)> {
+    let mut chosen: Option<(Option<ReleaseId>, ReleaseId)> = None;
     for (name, releases) in hosts {
         let to = rollback_target(releases, to).map_err(|refusal| Error::Refused {
             message: format!("{name}: cannot roll back {target}: {refusal}"),
             hint: "`shipit releases --target NAME` lists the releases and their states".into(),
         })?;
-        let from = releases
-            .iter()
-            .find(|r| r.current)
-            .map(|r| r.id)
-            .expect("a rollback target implies a current release");
+        let from = releases.iter().find(|r| r.current).map(|r| r.id);
         match chosen {
             Some((f, t)) if (f, t) != (from, to) => {
                 return Err(Error::Refused {
                     message: format!(
-                        "hosts disagree: one would go from {f} to {t}, {name} from {from} to {to}"
+                        "hosts disagree: one would go from {} to {t}, {name} from {} to {to}",
+                        describe_from(f),
+                        describe_from(from)
                     ),
                     hint: "name the release with --to".into(),
                 })
@@ -86,6 +85,11 @@ pub(crate) fn choose(
         message: format!("{target} has no host to roll back"),
         hint: "add hosts to the target".into(),
     })
+}
+
+/// A rollback's starting point for messages.
+pub(crate) fn describe_from(from: Option<ReleaseId>) -> String {
+    from.map_or_else(|| "a release that is gone".to_string(), |id| id.to_string())
 }
 
 #[cfg(test)]
@@ -117,7 +121,7 @@ mod tests {
         assert!(err.to_string().contains("hosts disagree"), "{err}");
         let (from, to) = choose(&[("a".into(), a)], None, "prod").unwrap();
         assert_eq!(
-            (from.to_string(), to.to_string()),
+            (describe_from(from), to.to_string()),
             ("20260101000002".into(), "20260101000001".into())
         );
     }

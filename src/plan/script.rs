@@ -61,6 +61,16 @@ impl Script {
         self
     }
 
+    /// What a person needs to recognise the step the host reported as `id` (a hook's command,
+    /// see [`Step::label`]); the id itself for a step this script does not have.
+    pub(crate) fn label_of(&self, id: &str) -> String {
+        self.parts
+            .iter()
+            .flat_map(|part| &part.steps)
+            .find(|step| step.id() == id)
+            .map_or_else(|| id.to_string(), Step::label)
+    }
+
     /// The calls after the library: what differs from one script to another.
     pub(crate) fn render_calls(&self) -> String {
         let mut out = String::from("shipit_start\n");

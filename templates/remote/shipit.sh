@@ -233,7 +233,12 @@ shipit_switch_back() {
 shipit_inventory() {
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
   shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
-  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" -printf '%l\n' 2>/dev/null |
+  if [ -L "$D/current" ] && [ ! -d "$D/current/" ]; then
+    shipit_fact dangling "$(readlink "$D/current")"
+  fi
+  # `ls -l` rather than GNU find's -printf, so BusyBox hosts answer too.
+  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" \
+      -exec ls -l {} + 2>/dev/null | sed -n 's/.* -> //p' |
     while read -r c; do
       case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
     done | sort -u | tr '\n' ' ')"
@@ -270,7 +275,7 @@ shipit_remove_releases() {
   done
   # Static files only the shared store still links belong to no remaining release.
   if [ -d "$D/shared/.static" ]; then
-    find "$D/shared/.static" -type f -links 1 -delete
+    find "$D/shared/.static" -type f -links 1 -exec rm -f {} +
   fi
   AFTER=$(du -sk "$D/" 2>/dev/null | cut -f1)
   shipit_fact freed_kib "$((BEFORE - AFTER))"
@@ -286,10 +291,28 @@ shipit_manage() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
+# The tools the remote steps need beyond the shell, checked before anything changes so a minimal
+# host (BusyBox/Alpine without coreutils, say) is refused with their names, never half-deployed.
+# `command -v` is a builtin: the check costs no process.
+shipit_require_tools() {
+  missing=
+  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  if [ -n "$missing" ]; then
+    echo "this host lacks$missing, which shipit's remote steps need (on Alpine: apk add coreutils)"
+    exit 1
+  fi
+}
+
+# shipit's own state (lock, log, kept archives) is the deploy user's alone: 0700 directories,
+# 0600 archives (see step_verify).
 step_layout() {
+  shipit_require_tools
   mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
     { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
   [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }
+  chmod 0700 "$D/.shipit" "$D/.shipit/archives"
 }
 
 # Takes the lock (exit 75 when another run holds it). BREAK=dead removes a lock whose holder is
@@ -321,7 +344,20 @@ step_lock() {
     "${holder#* }" > "$LOCK/info"
 }
 
+# `current` must be a symlink (or absent): a switch renames a new symlink over it, which cannot
+# replace a real directory or file. Refused before anything of the app changes.
+shipit_require_current_link() {
+  if [ -e "$D/current" ] && [ ! -L "$D/current" ]; then
+    kind="file"
+    [ -d "$D/current" ] && kind=directory
+    echo "$D/current is a $kind, not a symlink: shipit switches releases by renaming a symlink over it."
+    echo "Look at what it holds, move it aside (mv $D/current $D/current.before-shipit) and run again."
+    exit 1
+  fi
+}
+
 step_facts() {
+  shipit_require_current_link
   shipit_fact user "$(id -un)"
   shipit_fact uid "$(id -u)"
   shipit_inventory
@@ -342,6 +378,7 @@ step_verify() {
     echo "the uploaded archive is corrupt: sha256 $GOT, expected $SHA"
     exit 1
   fi
+  chmod 0600 "$A"
   touch "$A"
   echo "sha256 $SHA verified"
 }
@@ -353,7 +390,8 @@ step_unpack() {
   # Code and static files are readable by nginx, whatever the host's umask.
   umask 022
   mkdir -p "$R"
-  tar -xzf "$(shipit_archive)" -C "$R" --no-same-owner
+  # -o: do not restore the archive's owner (GNU tar's --no-same-owner; BusyBox knows only -o).
+  tar -xzof "$(shipit_archive)" -C "$R"
   mkdir -p "$R/.shipit"
   printf '%s\n' "$ID" > "$R/.shipit/release"
   shipit_state preparing
@@ -365,7 +403,7 @@ step_unpack() {
 step_env() {
   (
     umask 077
-    printf '%s' "$1" | base64 -d > "$R/.shipit/env"
+    printf '%s' "${1-}" | base64 -d > "$R/.shipit/env"
   )
   if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
     if chgrp "$(id -gn "$APP_USER")" "$R/.shipit/env" 2>/dev/null; then
@@ -890,11 +928,29 @@ step_stop_old_app() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `rollback`.
 
-# Reports the migrations the database has applied (asked of the live release) and those the
-# target release knows, in plan order.
+# The migrations the database's table records as applied, one `app.name` a line, whatever
+# code knows them; used when `current`'s release is gone and cannot be asked.
+SHIPIT_APPLIED='import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+import django
+django.setup()
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
+    print("[X]  %s.%s" % (app, name))
+'
+
+# Reports the migrations the database has applied (asked of the live release, or of the
+# database's own table when `current` dangles) and those the target release knows, in plan order.
 step_migrations() {
-  LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
-    { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
+  if [ -d "$D/current/" ]; then
+    LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
+      { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
+  else
+    echo "current's release is gone: reading the applied migrations through release $ID"
+    LIVE=$( (shipit_load_env "$R" && cd "$R" && "$R/.venv/bin/python" -c "$SHIPIT_APPLIED" "$MANAGE") 2>&1) ||
+      { printf '%s\n' "$LIVE"; echo "cannot read the applied migrations through release $ID"; exit 1; }
+  fi
   printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done
   KNOWN=$(shipit_manage "$R" showmigrations --plan 2>&1) ||
     { printf '%s\n' "$KNOWN"; echo "showmigrations failed in release $ID"; exit 1; }
@@ -936,6 +992,7 @@ step_inventory() {
 
 step_require_releases() {
   [ -d "$D/releases" ] || { echo "nothing is deployed under $D"; exit 1; }
+  shipit_require_current_link
 }
 
 step_remove() {

@@ -245,6 +245,18 @@ impl Sshd {
         }
     }
 
+    /// Restart on the same port with `lines` added to sshd_config (e.g. `SetEnv PATH=...` to
+    /// give sessions another set of tools).
+    pub fn restart_with_config(&mut self, lines: &str) {
+        self.stop();
+        let mut config = std::fs::read_to_string(&self.config).expect("read sshd_config");
+        config.push_str(lines);
+        std::fs::write(&self.config, config).expect("write sshd_config");
+        if let Err(e) = self.spawn() {
+            panic!("sshd did not restart on port {}: {e}", self.port);
+        }
+    }
+
     /// Kill the daemon (and its per-connection processes) and wait for it. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
