@@ -11,7 +11,7 @@ Exit status:
      previous release)
   2  bad usage, configuration, template or project content (no host was touched)
   3  a host could not be reached, authenticated or verified
-  4  another run holds the lock (or left it behind)
+  4  another run holds the lock (or left it behind), or `shipit lock acquire` holds it
   5  refused: nothing to roll back to, hosts that disagree, unknown migrations
   130  interrupted by Ctrl-C (locks given back; nothing switched after it)
 
@@ -22,7 +22,11 @@ Examples:
   shipit releases -t production          list releases and their states on every host
   shipit releases -t production --prune --keep 3 --dry-run
   shipit rollback -t production          back to the previous good release
-  shipit rollback -t production --to 20261122010320 --migrate
+  shipit rollback -t production --to 20261122010320 --migrate --yes
+  shipit rollback -t production --dry-run   where each host would go, and the steps
+  shipit init                               a first shipit.toml in a Django project
+  shipit config -t production               settings, template variables, env (secrets redacted)
+  shipit lock -t production acquire -m \"db maintenance\"   refuse every deploy until released
   shipit image -t production --push registry.example.com/hello:latest
   shipit check -t production             is every host ready for a deploy? (read-only)
   shipit logs -t production -f           follow the app logs of every host
@@ -57,6 +61,10 @@ pub struct GlobalArgs {
     /// Print the result as one JSON object on stdout
     #[arg(long, global = true)]
     pub json: bool,
+    /// Answer yes to confirmations (pruning, `rollback --migrate`): needed when stdin is not a
+    /// terminal
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
     /// When to use colours
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -161,6 +169,88 @@ pub enum Command {
     /// Example: `shipit maintenance -t production on --message "Back at 18:00 UTC"`, then
     /// `shipit deploy -t production` and `shipit maintenance -t production off`.
     Maintenance(MaintenanceArgs),
+    /// Write a first shipit.toml, conf/deploy.map and requirements.in for a Django project.
+    ///
+    /// Detects manage.py, the settings module or package, the WSGI application and the
+    /// requirements files, and writes what is missing: an existing file is never replaced
+    /// (`skip PATH (exists)`). Then prints the next three commands.
+    ///
+    /// Example, from nothing to a first archive:
+    ///   django-admin startproject mysite && cd mysite
+    ///   shipit init
+    ///   uv pip compile requirements.in -o requirements.txt
+    ///   shipit build
+    #[command(verbatim_doc_comment)]
+    Init(InitArgs),
+    /// Print the resolved configuration: every setting with its default filled in, every
+    /// template variable and template file, and the app's environment, each with where it came
+    /// from. Secrets are shown as [REDACTED]; no host is contacted.
+    ///
+    /// Examples:
+    ///   shipit config -t production          settings, variables, templates and env of production
+    ///   shipit config --json | jq '.targets.production.variables.server_name'
+    #[command(verbatim_doc_comment)]
+    Config(ConfigArgs),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   shipit completions bash > ~/.local/share/bash-completion/completions/shipit
+    ///   shipit completions zsh > ~/.zfunc/_shipit      (with fpath+=~/.zfunc in ~/.zshrc)
+    ///   shipit completions fish > ~/.config/fish/completions/shipit.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+    /// Hold, inspect or give back a target's deploy lock on every host.
+    ///
+    /// `acquire` takes the lock every deploy, rollback and prune takes, and keeps it after
+    /// shipit exits: every run is refused (exit 4, naming who holds it and why) until
+    /// `release`. `release` gives back a lock taken with `acquire`, or one left by a run that is
+    /// gone; a running deploy's lock is refused. `status` changes nothing.
+    ///
+    /// Examples:
+    ///   shipit lock -t production acquire -m "database maintenance until 14:00"
+    ///   shipit lock -t production status
+    ///   shipit lock -t production release
+    ///   shipit deploy -t production --lock-wait 600   wait for a held lock instead of failing
+    #[command(verbatim_doc_comment)]
+    Lock(LockArgs),
+    /// Show what was done to a target: every host's deploy log, merged by time.
+    ///
+    /// One line per deploy, rollback, prune and lock: when, on which host, who ran it, the
+    /// release and git revision, and how it ended (ok, failed: STEP, aborted: WHY, ...).
+    /// Nothing is locked or changed.
+    ///
+    /// Examples:
+    ///   shipit audit -t production
+    ///   shipit audit -t production -n 10
+    ///   shipit audit -t production --json | jq '.entries[] | select(.outcome != "ok")'
+    #[command(verbatim_doc_comment)]
+    Audit(AuditArgs),
+    /// Run a command in the live release on the target's hosts, as its hooks run.
+    ///
+    /// The command runs in `current` with the release's virtualenv first on PATH, its
+    /// environment (.shipit/env: the target's env and secrets), DJANGO_SETTINGS_MODULE and
+    /// SHIPIT_RELEASE, as the deploy user. One argument is a shell command line (pipes,
+    /// variables); several are a command and its arguments, passed as they are; a first word
+    /// naming an [aliases] entry is replaced by it. Output (stdout and stderr) is streamed,
+    /// prefixed by the host when there are several. Exit status: the command's; on several
+    /// hosts, that of the first host (in the target's order) where it failed. -i runs it on a
+    /// terminal on one host (the primary unless --hosts names one), like `shipit console`.
+    ///
+    /// Examples:
+    ///   shipit run -t production -- ./manage.py showmigrations
+    ///   shipit run -t production --primary -- ./manage.py clearsessions
+    ///   shipit run -t production --hosts app2 -- 'tail -n 20 ../../shared/log/*.log'
+    ///   shipit run -t production -i -- ./manage.py dbshell
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// An interactive `manage.py shell` (or the `console` alias, or COMMAND) in the live
+    /// release on one host, on a terminal that follows this one's size: `shipit run -i`.
+    ///
+    /// Examples:
+    ///   shipit console -t production
+    ///   shipit console -t production --hosts app2 -- bash
+    #[command(verbatim_doc_comment)]
+    Console(ConsoleArgs),
 }
 
 /// `shipit image`.
@@ -249,6 +339,128 @@ pub struct CheckArgs {
     pub accept_new_host_key: bool,
 }
 
+/// `shipit run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target whose live release runs the command
+    #[arg(short, long)]
+    pub target: String,
+    /// Only these hosts (comma-separated: as written in `hosts`, a host name, or host:port)
+    #[arg(long, value_name = "HOSTS", conflicts_with = "primary")]
+    pub hosts: Option<String>,
+    /// Only the primary host
+    #[arg(long)]
+    pub primary: bool,
+    /// Interactively, on a terminal, on one host
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// The command (after `--`)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `shipit console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Target whose live release runs the console
+    #[arg(short, long)]
+    pub target: String,
+    /// The host [default: the primary]
+    #[arg(long, value_name = "HOST")]
+    pub hosts: Option<String>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// The command [default: the `console` alias, or `python manage.py shell`]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `shipit audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Target whose hosts' logs are read
+    #[arg(short, long)]
+    pub target: String,
+    /// Only the last N entries
+    #[arg(short = 'n', long = "last", value_name = "N")]
+    pub last: Option<u32>,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// `shipit lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Target whose hosts are locked
+    #[arg(short, long)]
+    pub target: String,
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    #[command(subcommand)]
+    pub action: LockAction,
+}
+
+/// What `shipit lock` does.
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Who holds the lock on each host, since when and why
+    Status,
+    /// Take the lock on every host (all or none) and keep it until `release`
+    Acquire {
+        /// Why it is held: shown to everyone the lock refuses
+        #[arg(short, long, value_name = "MSG")]
+        message: String,
+    },
+    /// Give back a held lock (or one left by a run that is gone) on every host
+    Release,
+}
+
+/// `shipit config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Target to show [default: every target]
+    #[arg(short, long)]
+    pub target: Option<String>,
+}
+
+/// `shipit completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells `shipit completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `shipit init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Print what would be written, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// `shipit rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -268,6 +480,10 @@ pub struct RollbackArgs {
     /// Remove a lock left by a run that is no longer connected, then roll back
     #[arg(long)]
     pub break_lock: bool,
+    /// Say where each host would go, what the migrations check finds and the remote steps,
+    /// changing nothing (hosts are read, not locked)
+    #[arg(long)]
+    pub dry_run: bool,
     /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
     #[arg(long)]
     pub accept_new_host_key: bool,
@@ -328,4 +544,8 @@ pub struct DeployArgs {
     /// Build the archive and print the remote steps without connecting to any host
     #[arg(long)]
     pub dry_run: bool,
+    /// When another run (or `shipit lock acquire`) holds the lock, wait up to SECS seconds for
+    /// it instead of failing at once
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub lock_wait: Option<u32>,
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub targets: BTreeMap<String, Target>,
     /// The `[image]` table (`shipit image`).
     pub image: ImageSettings,
+    /// `[aliases]`: short names for commands `shipit run` and `shipit console` run (e.g.
+    /// `dbshell = "./manage.py dbshell"`).
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// The `[image]` table: what `shipit image` builds on.
@@ -451,6 +454,8 @@ struct RawConfig {
     targets: BTreeMap<Spanned<String>, Spanned<RawTarget>>,
     #[serde(default)]
     image: RawImage,
+    #[serde(default)]
+    aliases: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -542,6 +547,13 @@ struct RawTarget {
 
 /// Letters, digits and `_`, not starting with a digit: template variable and environment
 /// variable names alike.
+fn is_alias_name(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 fn is_identifier(text: &str) -> bool {
     text.chars()
         .next()
@@ -652,12 +664,31 @@ impl Config {
             targets.insert(name.into_inner(), resolved);
         }
         let image = validate_image(&source, raw.image)?;
+        let mut aliases = BTreeMap::new();
+        for (name, command) in raw.aliases {
+            if !is_alias_name(name.get_ref()) {
+                return Err(source.error(
+                    name.span(),
+                    format!("aliases.{}", name.get_ref()),
+                    "an alias name is letters, digits, `_` and `-`, starting with a letter",
+                ));
+            }
+            if command.get_ref().trim().is_empty() {
+                return Err(source.error(
+                    command.span(),
+                    format!("aliases.{}", name.get_ref()),
+                    "an alias needs a command",
+                ));
+            }
+            aliases.insert(name.into_inner(), command.into_inner());
+        }
         Ok(Config {
             path: path.to_path_buf(),
             root: root.to_path_buf(),
             project,
             targets,
             image,
+            aliases,
         })
     }
 

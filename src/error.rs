@@ -150,6 +150,8 @@ pub enum Error {
         holder: String,
         /// Whether the run that took it is still connected.
         live: bool,
+        /// Whether it is held with `shipit lock acquire` (until `shipit lock release`).
+        held: bool,
     },
     /// The command line asks for something that cannot be done as asked.
     Usage {
@@ -222,6 +224,15 @@ pub enum Error {
         /// The last lines it printed.
         tail: Vec<String>,
     },
+    /// A command `shipit run` ran exited with a failure status.
+    Command {
+        /// The first host (in the target's order) where it failed.
+        host: String,
+        /// Its exit status there: shipit's own.
+        status: i32,
+        /// The other hosts where it failed.
+        others: Vec<String>,
+    },
     /// The project cannot be deployed as it is (e.g. its requirements file is not committed).
     Project {
         /// What is wrong.
@@ -276,6 +287,7 @@ impl Error {
             | Error::HostKeyRevoked { .. }
             | Error::HostCertificate { .. } => EXIT_CONNECTION,
             Error::Locked { .. } => EXIT_LOCKED,
+            Error::Command { status, .. } => (*status).clamp(1, 255),
             Error::Refused { .. } => EXIT_REFUSED,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
             Error::Io { .. }
@@ -316,8 +328,11 @@ impl Error {
             Error::HostCertificate { .. } => Some(
                 "add the host's own key to known_hosts (`ssh-keyscan -t ed25519 HOST`, checked out of band), or deploy with a tool that verifies host certificates".into(),
             ),
+            Error::Locked { held: true, .. } => Some(
+                "it was taken with `shipit lock acquire`: `shipit lock -t TARGET release` gives it back; `--lock-wait SECS` waits for that, --break-lock --force takes it anyway".into(),
+            ),
             Error::Locked { live: true, .. } => Some(
-                "wait for the other run to finish (`--lock-wait` is not there yet); if you are sure it is stuck, --break-lock --force takes the lock from a live run".into(),
+                "wait for the other run to finish (`--lock-wait SECS` waits for it); if you are sure it is stuck, --break-lock --force takes the lock from a live run".into(),
             ),
             Error::Locked { live: false, .. } => Some(
                 "the run that took the lock is gone (killed, or its connection dropped); re-run with --break-lock".into(),
@@ -431,12 +446,30 @@ impl fmt::Display for Error {
                 "{host}: host certificates are not supported: {}:{line} trusts this host only through a @cert-authority key, and shipit cannot verify host certificates; refusing to connect",
                 known_hosts.display()
             ),
-            Error::Locked { host, holder, live } => {
-                if *live {
+            Error::Locked {
+                host,
+                holder,
+                live,
+                held,
+            } => {
+                if *held {
+                    write!(f, "{host}: locked with `shipit lock acquire` ({holder})")
+                } else if *live {
                     write!(f, "{host}: locked by another run, which is still running ({holder})")
                 } else {
                     write!(f, "{host}: locked by a run that is no longer connected ({holder})")
                 }
+            }
+            Error::Command {
+                host,
+                status,
+                others,
+            } => {
+                write!(f, "{host}: the command exited with status {status}")?;
+                if !others.is_empty() {
+                    write!(f, " (it also failed on {})", others.join(", "))?;
+                }
+                Ok(())
             }
             Error::Step {
                 host,
@@ -560,6 +593,7 @@ mod tests {
             host: "h".into(),
             holder: "me".into(),
             live: true,
+            held: false,
         };
         assert_eq!(locked.exit_code(), EXIT_LOCKED);
     }

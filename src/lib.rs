@@ -19,6 +19,7 @@ mod resolve;
 mod runner;
 mod session;
 mod templates;
+mod terminal;
 mod transport;
 
 use std::ffi::OsString;
@@ -46,7 +47,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     } else {
         Verbosity::Normal
     };
-    let printer = Printer::new(verbosity, cli.global.json, cli.global.color);
+    let printer =
+        Printer::new(verbosity, cli.global.json, cli.global.color).assume_yes(cli.global.yes);
     interrupt::install();
     match execute(&cli, &printer) {
         Ok(()) => EXIT_OK,
@@ -63,18 +65,41 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         .project
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from("."));
-    let config = Config::load(
-        &Config::locate(&dir, cli.global.config.as_deref()),
-        cli.global.project.as_deref(),
-    )?;
+    let config = || {
+        Config::load(
+            &Config::locate(&dir, cli.global.config.as_deref()),
+            cli.global.project.as_deref(),
+        )
+    };
     match &cli.command {
-        Command::Build(args) => commands::build::run(&config, args, printer),
-        Command::Deploy(args) => commands::deploy::run(&config, args, printer),
-        Command::Rollback(args) => commands::rollback::run(&config, args, printer),
-        Command::Releases(args) => commands::releases::run(&config, args, printer),
-        Command::Image(args) => commands::image::run(&config, args, printer),
-        Command::Check(args) => commands::check::run(&config, args, printer),
-        Command::Logs(args) => commands::logs::run(&config, args, printer),
-        Command::Maintenance(args) => commands::maintenance::run(&config, args, printer),
+        Command::Init(args) => commands::init::run(&dir, args, printer),
+        Command::Completions(args) => {
+            commands::completions::run(args);
+            Ok(())
+        }
+        Command::Config(args) => commands::config::run(&config()?, args, printer),
+        Command::Build(args) => commands::build::run(&config()?, args, printer),
+        Command::Deploy(args) => commands::deploy::run(&config()?, args, printer),
+        Command::Rollback(args) => commands::rollback::run(&config()?, args, printer),
+        Command::Releases(args) => commands::releases::run(&config()?, args, printer),
+        Command::Lock(args) => commands::lock::run(&config()?, args, printer),
+        Command::Audit(args) => commands::audit::run(&config()?, args, printer),
+        Command::Run(args) => commands::run::run(&config()?, args, printer),
+        Command::Console(args) => commands::run::run(
+            &config()?,
+            &cli::RunArgs {
+                target: args.target.clone(),
+                hosts: args.hosts.clone(),
+                primary: false,
+                interactive: true,
+                accept_new_host_key: args.accept_new_host_key,
+                command: args.command.clone(),
+            },
+            printer,
+        ),
+        Command::Image(args) => commands::image::run(&config()?, args, printer),
+        Command::Check(args) => commands::check::run(&config()?, args, printer),
+        Command::Logs(args) => commands::logs::run(&config()?, args, printer),
+        Command::Maintenance(args) => commands::maintenance::run(&config()?, args, printer),
     }
 }

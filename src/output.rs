@@ -51,6 +51,8 @@ pub struct Printer {
     pub json: bool,
     color: bool,
     terminal: bool,
+    /// Whether confirmations are answered yes without asking (`--yes`).
+    assume_yes: bool,
     /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown.
     secrets: Arc<Mutex<Vec<String>>>,
     /// The run log, once [`Printer::keep_log`] opened one.
@@ -81,6 +83,7 @@ impl Printer {
             json,
             color,
             terminal,
+            assume_yes: false,
             secrets: Default::default(),
             log: Default::default(),
         }
@@ -138,6 +141,52 @@ impl Printer {
             for line in text.lines() {
                 let _ = writeln!(log.file, "{stamp} {line}");
             }
+        }
+    }
+
+    /// This printer without progress lines (errors, warnings and results only), sharing what
+    /// it redacts.
+    pub fn quiet(&self) -> Printer {
+        Printer {
+            verbosity: Verbosity::Quiet,
+            ..self.clone()
+        }
+    }
+
+    /// Answers every confirmation yes (`--yes`).
+    pub fn assume_yes(mut self, yes: bool) -> Printer {
+        self.assume_yes = yes;
+        self
+    }
+
+    /// Asks `question` before something that cannot be undone. With `--yes` the answer is yes;
+    /// on a terminal the person answers (anything but y/yes is no: refused, nothing changed);
+    /// without a terminal to ask on, it is a usage error naming `--yes`.
+    pub fn confirm(&self, question: &str) -> Result<(), Error> {
+        if self.assume_yes {
+            return Ok(());
+        }
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(Error::Usage {
+                message: format!(
+                    "{question}: this needs a confirmation, and stdin is not a terminal to ask on"
+                ),
+                hint: Some("pass --yes (-y) to confirm".into()),
+            });
+        }
+        {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "{} [y/N] ", self.clean(question));
+            let _ = err.flush();
+        }
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => Ok(()),
+            _ => Err(Error::Refused {
+                message: "not confirmed; nothing was changed".into(),
+                hint: "answer y to go on, or pass --yes".into(),
+            }),
         }
     }
 

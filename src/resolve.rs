@@ -21,6 +21,10 @@ pub(crate) enum Op {
     Rollback,
     Prune,
     Maintenance,
+    /// `shipit lock`: acquire, release, status.
+    Lock,
+    /// `shipit run`, `shipit audit`: read, or an operator's command.
+    Run,
 }
 
 impl Op {
@@ -30,6 +34,8 @@ impl Op {
             Op::Rollback => "rollback",
             Op::Prune => "prune",
             Op::Maintenance => "maintenance",
+            Op::Lock => "lock",
+            Op::Run => "run",
         }
     }
 }
@@ -102,6 +108,10 @@ pub(crate) struct RunVars {
     pub(crate) revision: Option<String>,
     /// A rollback unapplied migrations on this host (its cleanup migrates forward again).
     pub(crate) unapplied: bool,
+    /// Seconds to wait for a live lock before giving up (`deploy --lock-wait`).
+    pub(crate) lock_wait: u32,
+    /// Why `shipit lock acquire` holds the lock.
+    pub(crate) lock_message: Option<String>,
 }
 
 impl Resolved {
@@ -211,6 +221,11 @@ impl Resolved {
             ("APP_USER", self.app_user.clone().unwrap_or_default()),
             ("TARGET", self.target.clone()),
             ("HOSTS", self.hosts.clone()),
+            ("LOCK_WAIT", run.lock_wait.to_string()),
+            (
+                "LOCK_MESSAGE",
+                crate::plan::step::one_line(run.lock_message.as_deref().unwrap_or("")),
+            ),
         ]
     }
 }

@@ -65,8 +65,9 @@ fn script(vars: &Vars, steps: Vec<Step>, cleanup: Cleanup) -> Script {
 }
 
 impl<'p> Fleet<'p> {
-    /// Runs `phase` everywhere without a lock (it must change nothing); the first failure is
-    /// the error.
+    /// Runs `phase` everywhere without taking the lock (reading, or what each host does on its
+    /// own, such as giving back a held lock); the first failure is the error, a lock held by
+    /// another run an [`Error::Locked`].
     pub(crate) fn each(&mut self, phase: &Phase, vars: &[Vars]) -> Result<Vec<ScriptRun>> {
         let printer = self.printer;
         let runs = on_all(&mut self.sessions, |i, s| {
@@ -78,12 +79,41 @@ impl<'p> Fleet<'p> {
         let mut out = Vec::new();
         for (i, run) in runs.into_iter().enumerate() {
             let run = run?;
+            let name = self.sessions[i].transport.name();
+            if run.status == LOCKED_STATUS {
+                let holder = lock_holder(&run.facts);
+                return Err(Error::Locked {
+                    host: name.to_string(),
+                    holder: holder.who,
+                    live: holder.live,
+                    held: holder.held,
+                });
+            }
             if !run.succeeded() {
-                return Err(run.error(self.sessions[i].transport.name(), "nothing was changed"));
+                return Err(run.error(name, "nothing was changed"));
             }
             out.push(run);
         }
         Ok(out)
+    }
+
+    /// Runs `phase` everywhere in parallel without the lock, giving each line a step prints to
+    /// `on_output` with the host's index as it comes; every host's result, in order (`shipit
+    /// run` decides what a failure means).
+    pub(crate) fn each_streaming(
+        &mut self,
+        phase: &Phase,
+        vars: &[Vars],
+        on_output: &(dyn Fn(usize, &str) + Sync),
+    ) -> Vec<Result<ScriptRun>> {
+        let quiet = self.printer.quiet();
+        on_all(&mut self.sessions, |i, s| {
+            s.stream(
+                &script(&vars[i], phase.steps.clone(), phase.cleanup),
+                &quiet,
+                &mut |line: &str| on_output(i, line),
+            )
+        })
     }
 
     /// Runs `begin` (which takes the lock) everywhere. When any host refuses or fails, the locks
@@ -133,6 +163,7 @@ impl<'p> Fleet<'p> {
                             host: name,
                             holder: holder.who,
                             live: holder.live,
+                            held: holder.held,
                         });
                     }
                 }
@@ -414,6 +445,12 @@ impl<'p> Locked<'p> {
         Ok(runs)
     }
 
+    /// Keeps every lock held after this run ends (`shipit lock acquire`) and returns the fleet.
+    pub(crate) fn keep_locks(mut self) -> Fleet<'p> {
+        self.hold.iter_mut().for_each(|h| *h = Hold::Free);
+        self.into_fleet()
+    }
+
     /// Gives back everything still held (also what `Drop` does) and returns the fleet.
     pub(crate) fn into_fleet(mut self) -> Fleet<'p> {
         self.release();
@@ -669,7 +706,9 @@ mod tests {
         let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held]);
         let error = deploy(fleet, 2).unwrap_err();
         match &error {
-            Error::Locked { host, holder, live } => {
+            Error::Locked {
+                host, holder, live, ..
+            } => {
                 assert_eq!(host, "host1");
                 assert!(holder.contains("bob@elsewhere"));
                 assert!(live);

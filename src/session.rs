@@ -14,7 +14,7 @@ use crate::output::{human_bytes, seconds, Printer};
 use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
-use crate::plan::script::{parse_line, Event, Script};
+use crate::plan::script::{parse_output, Event, Script};
 use crate::transport::Transport;
 
 /// Lines of output kept per step for error messages.
@@ -99,43 +99,45 @@ impl HostSession {
         let label = self.label.clone();
         let nonce = script.nonce.clone();
         let status = self.transport.run(&script.render(), &mut |line| {
-            match parse_line(&nonce, line) {
-                Event::Begin(step) => {
-                    tail.clear();
-                    printer.detail(format!("{label}  → {}", script.label_of(&step)));
-                    current = Some((step, Instant::now()));
-                }
-                Event::End(step) => {
-                    let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                    printer.step_done(&label, &script.label_of(&step), elapsed);
-                    run.timings.push((step, elapsed));
-                }
-                Event::Fail(step, status) => {
-                    let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                    printer.step_failed(&label, &script.label_of(&step), elapsed);
-                    run.failed = Some((script.label_of(&step), status));
-                    run.tail = tail.iter().cloned().collect();
-                    tail.clear();
-                }
-                Event::Fact(key, value) => {
-                    run.facts.insert(key, value);
-                }
-                // Prepared and about to switch in the same exec: go on unless Ctrl-C said stop.
-                Event::Gate => {
-                    let answer = if crate::interrupt::requested() {
-                        "stop"
-                    } else {
-                        "switch"
-                    };
-                    return Some(format!("{answer}\n"));
-                }
-                Event::Done => run.done = true,
-                Event::Output(text) => {
-                    on_output(&text);
-                    if tail.len() == TAIL_LINES {
-                        tail.pop_front();
+            for event in parse_output(&nonce, line) {
+                match event {
+                    Event::Begin(step) => {
+                        tail.clear();
+                        printer.detail(format!("{label}  → {}", script.label_of(&step)));
+                        current = Some((step, Instant::now()));
                     }
-                    tail.push_back(text);
+                    Event::End(step) => {
+                        let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
+                        printer.step_done(&label, &script.label_of(&step), elapsed);
+                        run.timings.push((step, elapsed));
+                    }
+                    Event::Fail(step, status) => {
+                        let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
+                        printer.step_failed(&label, &script.label_of(&step), elapsed);
+                        run.failed = Some((script.label_of(&step), status));
+                        run.tail = tail.iter().cloned().collect();
+                        tail.clear();
+                    }
+                    Event::Fact(key, value) => {
+                        run.facts.insert(key, value);
+                    }
+                    // Prepared and about to switch in the same exec: go on unless Ctrl-C said stop.
+                    Event::Gate => {
+                        let answer = if crate::interrupt::requested() {
+                            "stop"
+                        } else {
+                            "switch"
+                        };
+                        return Some(format!("{answer}\n"));
+                    }
+                    Event::Done => run.done = true,
+                    Event::Output(text) => {
+                        on_output(&text);
+                        if tail.len() == TAIL_LINES {
+                            tail.pop_front();
+                        }
+                        tail.push_back(text);
+                    }
                 }
             }
             None

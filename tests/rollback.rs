@@ -540,8 +540,16 @@ fn prune_keep_2_leaves_exactly_current_and_previous_and_removes_only_unused_venv
         text.stdout
     );
 
+    // Without a terminal to ask on, removing needs --yes: refused, nothing removed, unlocked.
+    stack
+        .list_releases(&["--prune", "--keep", "2"])
+        .expect_code(2)
+        .says_error(&["needs a confirmation", "--yes"]);
+    assert_eq!(stack.releases(), ids);
+    assert!(!stack.locked());
+
     // The real prune removes exactly those, and the virtualenv only v1 used.
-    let run = stack.list_releases(&["--prune", "--keep", "2"]);
+    let run = stack.list_releases(&["--prune", "--keep", "2", "--yes"]);
     run.expect_code(0);
     let json = run.json();
     let prune = &json["hosts"][0]["prune"];
@@ -578,7 +586,7 @@ fn prune_keep_2_leaves_exactly_current_and_previous_and_removes_only_unused_venv
     assert!(body.contains("marker: release 4"), "{body}");
 
     // Nothing more to prune at keep 2.
-    let run = stack.list_releases(&["--prune", "--keep", "2"]);
+    let run = stack.list_releases(&["--prune", "--keep", "2", "--yes"]);
     run.expect_code(0);
     assert_eq!(
         run.json()["hosts"][0]["prune"]["releases"],
@@ -614,10 +622,30 @@ fn a_rollback_past_a_migration_is_refused_and_migrate_unapplies_it() {
     assert_eq!(snapshot(&stack), before);
     assert!(assert_live(&stack, &v2).contains("notes: 0"));
     assert_eq!(stack.state(&v1), "good");
+
+    // A dry run says the same, and with --migrate what it would unapply; it changes nothing.
+    stack
+        .rollback(&["--dry-run"])
+        .expect_code(5)
+        .says(&["the database has migrations it does not know: pages.0002_note"]);
+    let dry = stack.rollback(&["--dry-run", "--migrate"]);
+    dry.expect_code(0);
+    let plan = dry.json();
+    assert_eq!(plan["from"], v2.as_str());
+    assert_eq!(plan["to"], v1.as_str());
+    assert_eq!(plan["unapply"][0]["app"], "pages", "{plan}");
+    assert!(plan["phases"][0]["steps"].to_string().contains("unapply"));
+    // Without a terminal to ask on, unapplying needs --yes.
+    stack
+        .rollback(&["--migrate"])
+        .expect_code(2)
+        .says_error(&["needs a confirmation", "--yes"]);
+    assert_eq!(snapshot(&stack), before);
+    assert!(!stack.locked());
     assert_eq!(database(&stack), (applied.clone(), true));
 
     // --migrate unapplies it with v2's code, then switches.
-    let run = stack.rollback(&["--migrate"]);
+    let run = stack.rollback(&["--migrate", "--yes"]);
     run.expect_code(0);
     assert_eq!(
         run.json()["unapplied"],
@@ -727,7 +755,7 @@ fn an_unknown_release_or_nothing_to_roll_back_to_is_refused_and_changes_nothing(
         .says(&["alice@elsewhere", "--break-lock"]);
     assert!(!run.stderr.contains("sekrit"), "{}", run.stderr);
     stack
-        .list_releases(&["--prune", "--keep", "1"])
+        .list_releases(&["--prune", "--keep", "1", "--yes"])
         .expect_code(4)
         .says(&["alice@elsewhere"]);
     assert_eq!(rows(&listed(&stack)), vec![row(&v1, "live", "live", true)]);
@@ -923,10 +951,13 @@ fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
     forbid_start(&stack, &v1);
     let applied = vec!["pages.0001_initial".to_string(), "pages.0002_note".into()];
 
-    stack.rollback(&["--migrate"]).expect_code(1).says(&[
-        "step `start-app` failed",
-        &format!("`current` still points at {v2}"),
-    ]);
+    stack
+        .rollback(&["--migrate", "--yes"])
+        .expect_code(1)
+        .says(&[
+            "step `start-app` failed",
+            &format!("`current` still points at {v2}"),
+        ]);
     assert_eq!(stack.current(), Some(format!("releases/{v2}")));
     // v2's index page counts notes: it needs the table --migrate dropped.
     let body = assert_live(&stack, &v2);
@@ -956,7 +987,7 @@ fn pruning_through_a_symlinked_deploy_to_keeps_the_virtualenvs_releases_use() {
 
     std::os::unix::fs::symlink(stack.deploy_to(), stack.host.base.path().join("alias")).unwrap();
     stack.set_options(|o| o.app = "alias".into());
-    let run = stack.list_releases(&["--prune", "--keep", "2"]);
+    let run = stack.list_releases(&["--prune", "--keep", "2", "--yes"]);
     run.expect_code(0);
     let json = run.json();
     assert_eq!(
@@ -998,7 +1029,7 @@ fn pruning_a_deploy_to_that_is_a_symlink_reports_the_space_freed() {
         .unwrap();
     assert!(size > 0);
 
-    let run = stack.list_releases(&["--prune", "--keep", "2"]);
+    let run = stack.list_releases(&["--prune", "--keep", "2", "--yes"]);
     run.expect_code(0);
     let json = run.json();
     let prune = &json["hosts"][0]["prune"];

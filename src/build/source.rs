@@ -310,6 +310,19 @@ fn git_files(root: &Path) -> Result<Option<Vec<std::ffi::OsString>>> {
     ))
 }
 
+/// The revision of the project at `root`: its git commit and whether tracked files changed, or
+/// `unknown` outside git.
+pub(crate) fn revision(root: &Path) -> Result<Revision> {
+    match git_files(root)? {
+        Some(_) => git_revision(root),
+        None => Ok(Revision {
+            commit: "unknown".into(),
+            dirty: false,
+            commit_time: None,
+        }),
+    }
+}
+
 fn git_revision(root: &Path) -> Result<Revision> {
     let head = git(root, &["log", "-1", "--format=%H %ct"])?;
     let text = String::from_utf8_lossy(&head.stdout);

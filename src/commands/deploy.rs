@@ -67,7 +67,8 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         release: Some(provisional),
         sha256: Some(artifact.sha256.clone()),
         revision: Some(artifact.manifest.revision.clone()),
-        unapplied: false,
+        lock_wait: args.lock_wait.unwrap_or(0),
+        ..RunVars::default()
     };
     let vars = resolved.vars(
         Op::Deploy,

@@ -49,7 +49,7 @@ pub(super) fn show(
             release: Some(release),
             sha256: Some(artifact.sha256.clone()),
             revision: Some(artifact.manifest.revision.clone()),
-            unapplied: false,
+            ..RunVars::default()
         },
     );
     let phases = [

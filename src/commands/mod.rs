@@ -1,14 +1,20 @@
 //! The subcommands: thin orchestration, each resolve → build → plan → runner → report.
 
+pub(crate) mod audit;
 pub(crate) mod build;
 pub(crate) mod check;
+pub(crate) mod completions;
+pub(crate) mod config;
 pub(crate) mod deploy;
 mod dry_run;
 pub(crate) mod image;
+pub(crate) mod init;
+pub(crate) mod lock;
 pub(crate) mod logs;
 pub(crate) mod maintenance;
 pub(crate) mod releases;
 pub(crate) mod rollback;
+pub(crate) mod run;
 
 use crate::config::Target;
 use crate::error::Result;

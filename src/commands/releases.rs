@@ -38,6 +38,20 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
             .iter()
             .map(|l| prune(&releases_of(l), keep))
             .collect();
+        let count: usize = doomed.iter().map(Vec::len).sum();
+        if count > 0 {
+            let mut ids: Vec<String> = doomed.iter().flatten().map(ToString::to_string).collect();
+            ids.sort();
+            ids.dedup();
+            if let Err(refusal) = printer.confirm(&format!(
+                "remove {count} release(s) of {} ({}) and the virtualenvs no other release uses",
+                target.name,
+                ids.join(" ")
+            )) {
+                locked.giving_up("not confirmed");
+                return Err(refusal);
+            }
+        }
         let runs = locked.run_each(
             &|i| remove(doomed[i].clone()),
             "the remaining hosts were left as they were",

@@ -1,5 +1,6 @@
 //! `shipit rollback`: lock, choose the target on every host, check migrations, prepare
-//! everywhere, then switch everywhere — the same runner as a deploy.
+//! everywhere, then switch everywhere — the same runner as a deploy. `--dry-run` reads the same
+//! facts without the lock and says what would happen.
 
 use std::time::Instant;
 
@@ -8,19 +9,21 @@ use serde_json::json;
 use crate::cli::RollbackArgs;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::migrations::{unapply_plan, unknown_to_target};
+use crate::migrations::{unapply_plan, unknown_to_target, Unapply};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
-use crate::plan::rollback::{begin, check, choose, describe_from, prepare, switch};
+use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
 use crate::plan::step::Cleanup;
 use crate::plan::Phase;
+use crate::release::ReleaseId;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
+use crate::runner::{Fleet, Vars};
+use crate::session::ScriptRun;
 
-/// Rolls `args.target` back.
+/// Rolls `args.target` back (with `--dry-run`, says what it would do).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
     let target = config.target(&args.target)?;
     let resolved = Resolved::new(config, target)?;
-    let started = Instant::now();
     printer.keep_log(
         &config.root.join(".shipit").join("logs"),
         &format!("rollback-{}", target.name),
@@ -32,6 +35,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
             env!("CARGO_PKG_VERSION")
         ),
     );
+    let started = Instant::now();
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
     let vars = resolved.vars(
@@ -39,90 +43,41 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         BreakLock::from_flags(args.break_lock, args.force),
         &RunVars::default(),
     );
+    if args.dry_run {
+        return dry_run(fleet, &resolved, args, vars, printer);
+    }
     let (mut locked, begun) = fleet.lock(&begin(), vec![vars; hosts])?;
-
-    // Every host must agree on where to go.
-    let inventories: Vec<(String, Vec<_>)> = begun
-        .iter()
-        .enumerate()
-        .map(|(i, run)| (locked.name(i), releases(&run.facts)))
-        .collect();
-    let (live, to) = choose(&inventories, args.to.as_deref(), &target.name)?;
+    let names: Vec<String> = (0..hosts).map(|i| locked.name(i)).collect();
+    let (live, to, revision) = destination(&names, &begun, args, &target.name)?;
     let from = describe_from(live);
     locked.set_var("ID", &to.to_string());
-    // The log records the revision of the release switched to, as its manifest says.
-    let revision = begun
-        .iter()
-        .flat_map(|run| parse_inventory(&run.facts))
-        .find(|listed| listed.release.id == to)
-        .and_then(|listed| listed.revision)
-        .unwrap_or_default();
     locked.set_var("REVISION", &revision);
     locked.set_var("PROGRAM", &resolved.program(Some(to)));
     printer.info(format!("rolling {} back from {from} to {to}", target.name));
 
     // Migrations the database has applied that the target does not know.
     let checked = locked.run(&check(), "nothing was changed")?;
-    let mut unknown: Vec<String> = Vec::new();
-    let mut known: Vec<String> = Vec::new();
-    for run in &checked {
-        let applied: Vec<String> = run
-            .facts
-            .keys()
-            .filter_map(|k| k.strip_prefix("applied:").map(str::to_string))
-            .collect();
-        let host_known: Vec<String> = run
-            .facts
-            .iter()
-            .filter(|(k, _)| k.starts_with("known:"))
-            .map(|(_, v)| v.clone())
-            .collect();
-        for m in unknown_to_target(&applied, &host_known) {
-            if !unknown.contains(&m) {
-                unknown.push(m);
-            }
-        }
-        if known.is_empty() {
-            known = host_known;
-        }
-    }
-    let mut unapply = Vec::new();
-    if !unknown.is_empty() {
-        if args.migrate && live.is_none() {
-            locked.giving_up("refused: cannot unapply without the live release");
-            return Err(Error::Refused {
-                message: format!(
-                    "cannot unapply {} before switching to {to}: only the code of the release `current` pointed at knows how, and it is gone",
-                    unknown.join(", ")
-                ),
-                hint: "--force switches anyway, leaving those migrations applied".into(),
-            });
-        }
-        if args.migrate {
-            unapply = unapply_plan(&unknown, &known);
-            printer.info(format!(
-                "unapplying {} with the code of {from}",
-                unapply
-                    .iter()
-                    .map(|u| format!("{} to {}", u.app, u.to))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        } else if args.force {
-            printer.warn(format!(
-                "switching although release {to} does not know these applied migrations: {}",
-                unknown.join(", ")
-            ));
-        } else {
+    let (unknown, unapply) = match migrations(&checked, args, live, to) {
+        Ok(plan) => plan,
+        Err(refusal) => {
             locked.giving_up("refused: unknown migrations");
-            return Err(Error::Refused {
-                message: format!(
-                    "refusing to roll back to {to}: the database has migrations it does not know: {}",
-                    unknown.join(", ")
-                ),
-                hint: "--migrate unapplies them first with the current release's code (data in dropped columns or tables is lost); --force switches anyway".into(),
-            });
+            return Err(refusal);
         }
+    };
+    if !unapply.is_empty() {
+        let what = describe(&unapply);
+        if let Err(refusal) = printer.confirm(&format!(
+            "unapply {what} with the code of {from} (data in dropped columns or tables is lost)"
+        )) {
+            locked.giving_up("not confirmed");
+            return Err(refusal);
+        }
+        printer.info(format!("unapplying {what} with the code of {from}"));
+    } else if !unknown.is_empty() {
+        printer.warn(format!(
+            "switching although release {to} does not know these applied migrations: {}",
+            unknown.join(", ")
+        ));
     }
 
     // Prepare everywhere (unapply once, on the primary), then switch everywhere. Every cleanup
@@ -157,4 +112,170 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         "seconds": started.elapsed().as_secs_f64(),
     }));
     Ok(())
+}
+
+/// Where every host goes, from the inventories `begun` reported: `(live, to, revision of to)`
+/// (`live` is `None` when `current` points at a release that is gone).
+fn destination(
+    names: &[String],
+    begun: &[ScriptRun],
+    args: &RollbackArgs,
+    target: &str,
+) -> Result<(Option<ReleaseId>, ReleaseId, String)> {
+    let inventories: Vec<(String, Vec<_>)> = begun
+        .iter()
+        .zip(names)
+        .map(|(run, name)| (name.clone(), releases(&run.facts)))
+        .collect();
+    let (live, to) = choose(&inventories, args.to.as_deref(), target)?;
+    // The log records the revision of the release switched to, as its manifest says.
+    let revision = begun
+        .iter()
+        .flat_map(|run| parse_inventory(&run.facts))
+        .find(|listed| listed.release.id == to)
+        .and_then(|listed| listed.revision)
+        .unwrap_or_default();
+    Ok((live, to, revision))
+}
+
+/// The applied migrations release `to` does not know, and what to unapply: nothing without
+/// `--migrate`, a refusal unless `--migrate` or `--force` says what to do about them (or when
+/// only the code of a live release that is gone could unapply them).
+fn migrations(
+    checked: &[ScriptRun],
+    args: &RollbackArgs,
+    live: Option<ReleaseId>,
+    to: ReleaseId,
+) -> Result<(Vec<String>, Vec<Unapply>)> {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut known: Vec<String> = Vec::new();
+    for run in checked {
+        let applied: Vec<String> = run
+            .facts
+            .keys()
+            .filter_map(|k| k.strip_prefix("applied:").map(str::to_string))
+            .collect();
+        let host_known: Vec<String> = run
+            .facts
+            .iter()
+            .filter(|(k, _)| k.starts_with("known:"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        for m in unknown_to_target(&applied, &host_known) {
+            if !unknown.contains(&m) {
+                unknown.push(m);
+            }
+        }
+        if known.is_empty() {
+            known = host_known;
+        }
+    }
+    if unknown.is_empty() || args.force {
+        return Ok((unknown, Vec::new()));
+    }
+    if args.migrate && live.is_none() {
+        return Err(Error::Refused {
+            message: format!(
+                "cannot unapply {} before switching to {to}: only the code of the release `current` pointed at knows how, and it is gone",
+                unknown.join(", ")
+            ),
+            hint: "--force switches anyway, leaving those migrations applied".into(),
+        });
+    }
+    if args.migrate {
+        let unapply = unapply_plan(&unknown, &known);
+        return Ok((unknown, unapply));
+    }
+    Err(Error::Refused {
+        message: format!(
+            "refusing to roll back to {to}: the database has migrations it does not know: {}",
+            unknown.join(", ")
+        ),
+        hint: "--migrate unapplies them first with the current release's code (data in dropped columns or tables is lost); --force switches anyway".into(),
+    })
+}
+
+fn describe(unapply: &[Unapply]) -> String {
+    unapply
+        .iter()
+        .map(|u| format!("{} to {}", u.app, u.to))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rollback --dry-run`: the same inventory and migrations check, read without the lock, then
+/// where each host would go and the steps it would run. A rollback that would be refused is
+/// refused (same message and status), after saying where it would have gone.
+fn dry_run(
+    mut fleet: Fleet<'_>,
+    resolved: &Resolved,
+    args: &RollbackArgs,
+    vars: Vars,
+    printer: &Printer,
+) -> Result<()> {
+    let hosts = fleet.sessions.len();
+    let names: Vec<String> = fleet
+        .sessions
+        .iter()
+        .map(|s| s.transport.name().to_string())
+        .collect();
+    let looked = fleet.each(&look(), &vec![vars.clone(); hosts])?;
+    let (live, to, _) = destination(&names, &looked, args, &resolved.target)?;
+    let from = describe_from(live);
+    let mut vars = vars;
+    for (name, value) in [
+        ("ID", to.to_string()),
+        ("PROGRAM", resolved.program(Some(to))),
+    ] {
+        if let Some(slot) = vars.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        }
+    }
+    let checked = fleet.each(&check(), &vec![vars; hosts])?;
+    let planned = migrations(&checked, args, live, to);
+    let unapply = planned.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
+    let mut text = format!(
+        "dry run: would roll {} back from {from} to {to} on {}\n",
+        resolved.target,
+        names.join(", ")
+    );
+    match &planned {
+        Ok((unknown, _)) if unknown.is_empty() => text.push_str(&format!(
+            "migrations: release {to} knows every applied migration\n"
+        )),
+        Ok((_, unapply)) if !unapply.is_empty() => text.push_str(&format!(
+            "migrations: would unapply {} with the code of {from} (asks first; --yes confirms)\n",
+            describe(unapply)
+        )),
+        Ok((unknown, _)) => text.push_str(&format!(
+            "migrations: would switch past {} (--force)\n",
+            unknown.join(", ")
+        )),
+        Err(_) => text.push_str("migrations: the rollback would be refused (see below)\n"),
+    }
+    let phases = [
+        ("prepare", prepare(resolved, &unapply)),
+        ("switch (once every host is prepared)", switch(resolved)),
+    ];
+    for (name, phase) in &phases {
+        text.push_str(&format!("{name}:\n"));
+        for step in &phase.steps {
+            text.push_str(&format!("  - {}\n", step.label()));
+        }
+    }
+    printer.result(text.trim_end());
+    printer.json_result(&json!({
+        "dry_run": true,
+        "target": resolved.target,
+        "from": live,
+        "to": to,
+        "hosts": names,
+        "unapply": unapply.iter().map(|u| json!({"app": u.app, "to": u.to})).collect::<Vec<_>>(),
+        "refused": planned.is_err(),
+        "phases": phases.iter().map(|(name, phase)| json!({
+            "phase": name,
+            "steps": phase.steps.iter().map(|s| s.id()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    }));
+    planned.map(|_| ())
 }

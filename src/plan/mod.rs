@@ -6,6 +6,7 @@
 
 pub(crate) mod check;
 pub(crate) mod deploy;
+pub(crate) mod operate;
 pub mod releases;
 pub(crate) mod rollback;
 pub mod script;

@@ -93,8 +93,10 @@ pub(crate) fn releases(facts: &Facts) -> Vec<Release> {
 pub(crate) struct LockHolder {
     /// `by alice@laptop since 2026-... (deploy 2026...)`.
     pub(crate) who: String,
-    /// Whether the process that took it still runs.
+    /// Whether the process that took it still runs (or it is held with `shipit lock`).
     pub(crate) live: bool,
+    /// Whether `shipit lock acquire` holds it.
+    pub(crate) held: bool,
 }
 
 /// The holder reported by a failed `lock` step.
@@ -106,6 +108,7 @@ pub(crate) fn lock_holder(facts: &Facts) -> LockHolder {
             .filter(|h| !h.is_empty() && h != "by  since  ( )")
             .unwrap_or_else(|| "with no details recorded".into()),
         live: facts.get("lock_live").map(String::as_str) == Some("1"),
+        held: facts.get("lock_held").map(String::as_str) == Some("1"),
     }
 }
 

@@ -27,6 +27,11 @@ pub(crate) fn begin() -> Phase {
     )
 }
 
+/// What a dry run reads instead of [`begin`]: the inventory, without the lock.
+pub(crate) fn look() -> Phase {
+    Phase::new(vec![Step::RequireReleases, Step::Inventory], Cleanup::Lock)
+}
+
 /// Phase 2: applied and known migrations.
 pub(crate) fn check() -> Phase {
     Phase::new(vec![Step::Migrations], Cleanup::Lock)

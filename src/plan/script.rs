@@ -105,6 +105,21 @@ impl Script {
     }
 }
 
+/// The script of `shipit console`: the library, the preamble and one call of `shipit_console`,
+/// without step markers (it runs on a terminal a person reads), its stdin the terminal. Its exit
+/// status is the command's.
+pub(crate) fn console(vars: &[(&'static str, String)], command: &str) -> String {
+    let mut out = format!("# shipit console script; generated, do not edit\n{LIBRARY}\n");
+    for (name, value) in vars {
+        out.push_str(&format!("{name}={}\n", quote(value)));
+    }
+    out.push_str(&format!(
+        "shipit_init\nshipit_console {}\nexit $?\n",
+        quote(command)
+    ));
+    out
+}
+
 /// What one line of remote output means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -151,6 +166,19 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
     }
 }
 
+/// The events of one line of output: a step whose last line has no newline (a command's
+/// `printf x`) leaves the next marker after its text, so the text comes first, then the marker.
+pub fn parse_output(nonce: &str, line: &str) -> Vec<Event> {
+    let marker = format!("{MARKER}{nonce} ");
+    match line.find(&marker) {
+        Some(at) if at > 0 => vec![
+            Event::Output(line[..at].to_string()),
+            parse_line(nonce, &line[at..]),
+        ],
+        _ => vec![parse_line(nonce, line)],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +208,19 @@ mod tests {
         let text = String::from_utf8(out.stdout).unwrap();
         let events = text.lines().map(|l| parse_line(&script.nonce, l)).collect();
         (out.status.code().unwrap(), events)
+    }
+
+    #[test]
+    fn a_marker_after_output_without_a_newline_is_still_a_marker() {
+        assert_eq!(
+            parse_output("n", "a b|@@shipit:n end run"),
+            [Event::Output("a b|".into()), Event::End("run".into())]
+        );
+        assert_eq!(parse_output("n", "@@shipit:n done ok"), [Event::Done]);
+        assert_eq!(
+            parse_output("n", "x @@shipit:other end run"),
+            [Event::Output("x @@shipit:other end run".into())]
+        );
     }
 
     #[test]
@@ -463,6 +504,8 @@ mod tests {
                 sha256: Some("ab".repeat(32)),
                 revision: Some("abc\tdef".into()),
                 unapplied: true,
+                lock_wait: 5,
+                lock_message: Some("db work: it's late\nreally".into()),
             },
         );
         let configs = deploy::ServiceConfigs {
@@ -488,6 +531,9 @@ mod tests {
             ("rollback prepare", rollback::prepare(&resolved, &unapply)),
             ("rollback switch", rollback::switch(&resolved)),
             ("list", releases::list()),
+            ("lock status", crate::plan::operate::lock_status()),
+            ("lock acquire", crate::plan::operate::lock_acquire()),
+            ("lock release", crate::plan::operate::lock_release()),
             ("remove", releases::remove(id.into_iter().collect())),
             (
                 "abort",

@@ -69,6 +69,16 @@ pub(crate) enum Step {
     RequireReleases,
     /// Take the lock.
     Lock,
+    /// Report who holds the lock (`shipit lock status`).
+    LockStatus,
+    /// Give back a held lock, or one whose run is gone (`shipit lock release`).
+    LockRelease,
+    /// Report the deploy log (`shipit audit`).
+    Audit,
+    /// Refuse unless a release is live (`shipit run`).
+    RequireCurrent,
+    /// An operator's command in the live release (`shipit run`); its status is the command's.
+    Run(String),
     /// Report releases, `current`, whether the archive is there, uv.
     Facts,
     /// Report releases with their sizes.
@@ -178,6 +188,11 @@ impl Step {
             Step::Layout => "layout",
             Step::RequireReleases => "require-releases",
             Step::Lock => "lock",
+            Step::LockStatus => "lock-status",
+            Step::LockRelease => "lock-release",
+            Step::Audit => "audit",
+            Step::RequireCurrent => "require-current",
+            Step::Run(_) => "run",
             Step::Facts => "facts",
             Step::Inventory => "inventory",
             Step::Verify => "verify",
@@ -238,7 +253,7 @@ impl Step {
                 .chain(std::iter::once("--".to_string()))
                 .chain(files.iter().map(|f| quote(f)))
                 .collect(),
-            Step::Hook { command, .. } => vec![quote(command)],
+            Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
             Step::Env(file) => vec![super::base64(file.as_bytes())],
             Step::Configs { nginx, app } => [nginx, app]
                 .iter()
@@ -314,6 +329,14 @@ mod tests {
         let cases = [
             (Step::Layout, "layout", "step_layout"),
             (Step::Lock, "lock", "step_lock"),
+            (Step::LockStatus, "lock-status", "step_lock_status"),
+            (Step::LockRelease, "lock-release", "step_lock_release"),
+            (Step::Audit, "audit", "step_audit"),
+            (
+                Step::Run("./manage.py check --tag 'a b'".into()),
+                "run",
+                r"step_run './manage.py check --tag '\''a b'\'''",
+            ),
             (
                 Step::Shared {
                     dirs: vec!["var".into(), "media files".into()],
@@ -411,6 +434,11 @@ mod tests {
             Step::Layout,
             Step::RequireReleases,
             Step::Lock,
+            Step::LockStatus,
+            Step::LockRelease,
+            Step::Audit,
+            Step::RequireCurrent,
+            Step::Run(String::new()),
             Step::Facts,
             Step::Inventory,
             Step::Verify,

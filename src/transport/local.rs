@@ -53,6 +53,21 @@ impl Transport for Local {
         Ok(status.code().unwrap_or(128 + 9))
     }
 
+    fn interactive(&mut self, script: &str) -> Result<i32> {
+        self.usage.channels += 1;
+        // This process's own terminal is the command's: stdin, stdout and stderr inherited.
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .map_err(|e| Error::Connection {
+                host: "local".into(),
+                message: format!("cannot run sh: {e}"),
+                hint: None,
+            })?;
+        Ok(status.code().unwrap_or(128 + 9))
+    }
+
     fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()> {
         let remote = Path::new(remote);
         if let Some(dir) = remote.parent() {

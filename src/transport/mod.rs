@@ -40,6 +40,17 @@ pub trait Transport: Send {
 
     /// What this transport has used so far.
     fn usage(&self) -> Usage;
+
+    /// Runs `script` on a terminal (`shipit console`): the local terminal's keys go to it and
+    /// its output comes back as it is, with the local terminal's size, until it exits; returns
+    /// its exit status.
+    fn interactive(&mut self, script: &str) -> Result<i32> {
+        let _ = script;
+        Err(crate::error::Error::usage(format!(
+            "{} cannot run an interactive command",
+            self.name()
+        )))
+    }
 }
 
 /// Called with each line a script prints; a returned text is sent to the script's stdin.

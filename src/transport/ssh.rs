@@ -569,6 +569,129 @@ impl Transport for Ssh {
     fn usage(&self) -> Usage {
         self.usage
     }
+
+    /// Uploads `script` to a file in the login directory (an exec request is too small for
+    /// it, and stdin is the terminal), then runs `sh FILE` on a pty the size of the local
+    /// terminal; the script removes its file first. Keys and output are copied both ways,
+    /// and the pty follows the local terminal's size.
+    fn interactive(&mut self, script: &str) -> Result<i32> {
+        let file = format!(".shipit-console-{}.sh", crate::resolve::random_hex());
+        let mut local = tempfile::NamedTempFile::new()
+            .map_err(|e| Error::io("create", "a temporary file", e))?;
+        local
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::io("write", local.path(), e))?;
+        self.upload(local.path(), &file, &mut |_| {})?;
+        self.usage.channels += 1;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| self.channel_error("cannot open a channel", e))?;
+        let (cols, rows) = crate::terminal::size();
+        channel
+            .request_pty(&crate::terminal::term(), None, Some((cols, rows, 0, 0)))
+            .map_err(|e| self.channel_error("cannot get a terminal", e))?;
+        channel
+            .exec(&format!("sh {}", quote(&file)))
+            .map_err(|e| self.channel_error("cannot start sh", e))?;
+        let raw = crate::terminal::Raw::enter();
+        let result = self.copy_both_ways(&mut channel, (cols, rows));
+        drop(raw);
+        result
+    }
+}
+
+impl Ssh {
+    /// The console's loop: the channel's output to stdout, stdin (read by a thread) to the
+    /// channel, and the local terminal's size to the pty, until the remote program exits.
+    fn copy_both_ways(&mut self, channel: &mut ssh2::Channel, mut size: (u32, u32)) -> Result<i32> {
+        use std::sync::mpsc;
+        use std::time::Instant;
+        let (keys, typed) = mpsc::channel::<Vec<u8>>();
+        // Blocking reads of stdin; the thread is left behind when the console ends (the next
+        // key, or the process exiting, ends it).
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin();
+            let mut buffer = [0u8; 1024];
+            loop {
+                match stdin.read(&mut buffer) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if keys.send(buffer[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        self.session.set_blocking(false);
+        let mut stdout = std::io::stdout();
+        let mut buffer = vec![0u8; 32 * 1024];
+        let mut checked = Instant::now();
+        let outcome = loop {
+            let mut busy = false;
+            match channel.read(&mut buffer) {
+                Ok(0) if channel.eof() => break Ok(()),
+                Ok(0) => {}
+                Ok(n) => {
+                    busy = true;
+                    let _ = stdout.write_all(&buffer[..n]);
+                    let _ = stdout.flush();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => break Err(e),
+            }
+            if channel.eof() {
+                break Ok(());
+            }
+            while let Ok(bytes) = typed.try_recv() {
+                busy = true;
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    match channel.write(rest) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2))
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if checked.elapsed() > Duration::from_millis(200) {
+                checked = Instant::now();
+                let now = crate::terminal::size();
+                if now != size {
+                    // A window resize: the remote pty follows (its program gets SIGWINCH).
+                    let mut tries = 0;
+                    while let Err(e) = channel.request_pty_size(now.0, now.1, None, None) {
+                        tries += 1;
+                        if e.code() != ssh2::ErrorCode::Session(-37) || tries > 100 {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    size = now;
+                }
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        self.session.set_blocking(true);
+        if let Err(e) = outcome {
+            return Err(Error::Connection {
+                host: self.name.clone(),
+                message: format!("connection lost during the console: {e}"),
+                hint: None,
+            });
+        }
+        channel
+            .wait_close()
+            .map_err(|e| self.channel_error("connection lost", e))?;
+        channel
+            .exit_status()
+            .map_err(|e| self.channel_error("no exit status", e))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 #   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
 #   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
 #   TARGET HOSTS                                 the target's name, its hosts (space-separated)
+#   LOCK_WAIT (seconds step_lock waits for a live lock)  LOCK_MESSAGE (why `shipit lock` holds it)
 # shellcheck disable=SC2154
 
 # ---------------------------------------------------------------------------------------------
@@ -139,8 +140,10 @@ shipit_holder() {
 
 shipit_lock_field() { sed -n "s/^$1=//p" "$LOCK/info" 2>/dev/null | head -n 1; }
 
-# Whether the process that took the lock still runs (a lock without a holder is dead).
+# Whether the lock is live: held with `shipit lock acquire` (until `shipit lock release`), or
+# the process that took it still runs (a lock without a holder is dead).
 shipit_lock_live() {
+  [ "$(shipit_lock_field held)" = 1 ] && return 0
   pid=$(shipit_lock_field holder_pid)
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] &&
     [ "$(shipit_starttime "$pid")" = "$(shipit_lock_field holder_start)" ]
@@ -148,8 +151,34 @@ shipit_lock_live() {
 
 shipit_lock_holder() {
   printf 'by %s since %s' "$(shipit_lock_field by)" "$(shipit_lock_field since)"
+  if [ "$(shipit_lock_field held)" = 1 ]; then
+    printf ', held: %s' "$(shipit_lock_field message)"
+    return 0
+  fi
   what="$(shipit_lock_field op) $(shipit_lock_field release)"
   if [ "$what" != " " ]; then printf ', %s' "$what"; fi
+}
+
+# Reports a lock this run cannot take: who holds it, whether it is live, whether it is a hold.
+shipit_lock_facts() {
+  shipit_fact locked "$(shipit_lock_holder)"
+  if shipit_lock_live; then shipit_fact lock_live 1; else shipit_fact lock_live 0; fi
+  if [ "$(shipit_lock_field held)" = 1 ]; then shipit_fact lock_held 1; fi
+}
+
+# Waits up to LOCK_WAIT seconds while another run holds a live lock; returns when the lock is
+# gone (or dead: waiting would not free it), or the time is up.
+shipit_lock_wait() {
+  [ "${LOCK_WAIT:-0}" -gt 0 ] || return 0
+  deadline=$(($(date +%s) + LOCK_WAIT))
+  said=
+  while [ -d "$LOCK" ] && shipit_lock_live && [ "$(date +%s)" -lt "$deadline" ]; do
+    if [ -z "$said" ]; then
+      echo "waiting up to ${LOCK_WAIT}s for the lock held $(shipit_lock_holder)"
+      said=1
+    fi
+    sleep 1
+  done
 }
 
 shipit_own_lock() { grep -qx "token=$TOKEN" "$LOCK/info" 2>/dev/null; }
@@ -321,8 +350,7 @@ step_lock() {
   mkdir -p "$D/.shipit" 2>/dev/null || true
   if [ -d "$LOCK" ] && [ "$BREAK" != none ]; then
     if shipit_lock_live && [ "$BREAK" != force ]; then
-      shipit_fact locked "$(shipit_lock_holder)"
-      shipit_fact lock_live 1
+      shipit_lock_facts
       exit 75
     fi
     if shipit_lock_live; then
@@ -332,16 +360,55 @@ step_lock() {
     fi
     rm -rf "$LOCK"
   fi
-  if ! mkdir "$LOCK" 2>/dev/null; then
+  while ! mkdir "$LOCK" 2>/dev/null; do
     [ -d "$LOCK" ] || { echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
-    shipit_fact locked "$(shipit_lock_holder)"
-    if shipit_lock_live; then shipit_fact lock_live 1; else shipit_fact lock_live 0; fi
+    if [ "${LOCK_WAIT:-0}" -gt 0 ] && shipit_lock_live; then
+      shipit_lock_wait
+      LOCK_WAIT=0
+      continue
+    fi
+    shipit_lock_facts
     exit 75
-  fi
+  done
   holder=$(shipit_holder)
   printf 'token=%s\nby=%s\nsince=%s\nop=%s\nrelease=%s\nholder_pid=%s\nholder_start=%s\n' \
     "$TOKEN" "$DEPLOYER" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$OP" "$ID" "${holder% *}" \
     "${holder#* }" > "$LOCK/info"
+  # `shipit lock acquire`: held until `shipit lock release`, whatever happens to this session.
+  if [ "$OP" = lock ]; then
+    printf 'held=1\nmessage=%s\n' "$LOCK_MESSAGE" >> "$LOCK/info"
+    shipit_log "acquired: $LOCK_MESSAGE"
+  fi
+}
+
+# `shipit lock status`: who holds the lock, changing nothing.
+step_lock_status() {
+  if [ -d "$LOCK" ]; then shipit_lock_facts; else shipit_fact unlocked 1; fi
+}
+
+# `shipit audit`: every line of the deploy log, one fact `log:NUMBER` each (in file order).
+step_audit() {
+  [ -f "$D/.shipit/log" ] || return 0
+  awk -v mark="@@shipit:$SHIPIT_NONCE" '{ printf "%s fact log:%09d %s\n", mark, NR, $0 }' \
+    "$D/.shipit/log"
+}
+
+# `shipit lock release`: gives back a lock held with `shipit lock acquire`, or one whose run is
+# gone; a live run's lock is refused (exit 75: that run gives it back itself).
+step_lock_release() {
+  if [ ! -d "$LOCK" ]; then
+    echo "$D is not locked"
+    shipit_fact was_unlocked 1
+    return 0
+  fi
+  if [ "$(shipit_lock_field held)" != 1 ] && shipit_lock_live; then
+    shipit_lock_facts
+    exit 75
+  fi
+  holder=$(shipit_lock_holder)
+  rm -rf "$LOCK"
+  shipit_fact released "$holder"
+  shipit_log "released: the lock held $holder"
 }
 
 # `current` must be a symlink (or absent): a switch renames a new symlink over it, which cannot
@@ -1300,6 +1367,42 @@ step_logs() {
 # shipit_grep ERE: the lines of stdin matching ERE (all of them when it is empty), line by line.
 shipit_grep() {
   if [ -n "$1" ]; then grep --line-buffered -E -e "$1" || true; else cat; fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Operator commands (`shipit run`, `shipit console`): in the live release, as its hooks ran.
+
+# Enters the release `current` points at: its directory, its environment (.shipit/env), its
+# virtualenv first on PATH, SHIPIT_RELEASE and DJANGO_SETTINGS_MODULE exported.
+shipit_enter_current() {
+  C=$(cd "$D/current" 2>/dev/null && pwd -P) ||
+    { echo "nothing is deployed under $D (no current release)"; return 1; }
+  shipit_load_env "$C"
+  cd "$C" || return 1
+  PATH="$C/.venv/bin:$PATH"
+  SHIPIT_RELEASE=$(cat "$C/.shipit/release" 2>/dev/null) || SHIPIT_RELEASE=${C##*/}
+  export PATH DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
+}
+
+step_require_current() {
+  [ -L "$D/current" ] || { echo "nothing is deployed under $D (no current release)"; exit 1; }
+}
+
+# step_run COMMAND: an operator's command, as a shell runs it (no `set -e` or `set -u`); the
+# step's status is the command's.
+step_run() {
+  shipit_enter_current || exit 1
+  set +eu
+  eval "$1"
+}
+
+# shipit_console COMMAND: the whole of a `shipit console` script, run on a terminal (no step
+# markers: a person reads it). The script file shipit uploaded for it removes itself first.
+shipit_console() {
+  case "$0" in *.shipit-console-*.sh) rm -f -- "$0" ;; esac
+  shipit_enter_current || exit 1
+  set +eu
+  eval "$1"
 }
 
 # ---------------------------------------------------------------------------------------------

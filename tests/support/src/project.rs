@@ -330,3 +330,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A fresh `django-admin startproject NAME` (Django from PyPI, installed with uv into a virtualenv
+/// in the sandbox, at `SANDBOX/.django`), not under git: what a new user starts from. The
+/// virtualenv's python is at `Project::path("../.django/bin/python")`.
+pub fn startproject(name: &str) -> Project {
+    let dir = tempfile::Builder::new()
+        .prefix("shipit-test-")
+        .tempdir()
+        .expect("create a temporary directory");
+    let sandbox = dir.path().canonicalize().expect("canonical tempdir");
+    let venv = sandbox.join(".django");
+    let run = |command: &mut StdCommand| {
+        let out = command.output().expect("run uv / django-admin");
+        assert!(
+            out.status.success(),
+            "{command:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(StdCommand::new("uv").args(["venv", "-q"]).arg(&venv));
+    run(StdCommand::new("uv")
+        .args(["pip", "install", "-q", "--python"])
+        .arg(venv.join("bin/python"))
+        .arg("django"));
+    run(StdCommand::new(venv.join("bin/django-admin"))
+        .args(["startproject", name])
+        .current_dir(&sandbox));
+    let root = sandbox.join(name);
+    Project { dir, sandbox, root }
+}

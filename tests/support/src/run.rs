@@ -135,6 +135,19 @@ impl Run {
         self
     }
 
+    /// Asserts that stdout (the result) mentions every needle.
+    pub fn prints(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stdout.contains(needle),
+                "stdout does not mention {needle:?}:\n{}\nstderr:\n{}",
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+
     /// [`Run::says`], and asserts that stderr has an `error: ` line: the run failed the way
     /// shipit reports errors, not with a panic or a usage text alone.
     pub fn says_error(&self, needles: &[&str]) -> &Self {
