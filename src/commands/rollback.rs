@@ -34,12 +34,12 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     );
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
-    let vars = resolved.vars(
+    let vars = resolved.fleet_vars(
         Op::Rollback,
         BreakLock::from_flags(args.break_lock, args.force),
         &RunVars::default(),
     );
-    let (mut locked, begun) = fleet.lock(&begin(), vec![vars; hosts])?;
+    let (mut locked, begun) = fleet.lock(&begin(), vars)?;
 
     // Every host must agree on where to go.
     let inventories: Vec<(String, Vec<_>)> = begun
@@ -132,11 +132,13 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
     }
     let outcome = format!("nothing was switched: `current` still points at {from}");
-    locked.run(&prepare(&resolved, &unapply), &outcome)?;
-    let switch_phase = switch(&resolved);
+    locked.run_each(
+        &|i| prepare(&resolved, &resolved.placements[i], &unapply),
+        &outcome,
+    )?;
     locked.prepare_then_switch(
         &|_| Phase::new(Vec::new(), Cleanup::Prepare),
-        &|_| switch_phase.clone(),
+        &|i| switch(&resolved, &resolved.placements[i]),
         resolved.batch,
         &outcome,
     )?;
