@@ -159,6 +159,38 @@ fn a_celery_worker_is_replaced_on_deploy_finishes_its_task_and_comes_back_on_rol
     );
     send(&to, "rolled-back", "");
     wait_line(&to, &format!("done rolled-back {first} "));
+
+    // "Reboot": supervisord starts afresh from its configs; only current's programs come up.
+    run_as_deploy_ok(&format!("{} reload", stack.host.sup.ctl_command()));
+    let expected = [program(&first), format!("{}.worker", program(&first))];
+    wait_for(DEPLOY_TIMEOUT, || {
+        let status = stack.programs();
+        (names(&status) == expected && status.lines().all(|l| l.contains(" RUNNING ")))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("after a reload:\n{}", stack.programs()));
+    send(&to, "rebooted", "");
+    wait_line(&to, &format!("done rebooted {first} "));
+}
+
+#[test]
+fn a_process_that_does_not_start_fails_the_deploy_and_the_old_release_keeps_everything() {
+    let mut stack = Stack::start();
+    let first = stack.deploy_release();
+    stack.set_options(|o| {
+        o.extra =
+            "[targets.test.processes]\nbroken = \"sh -c 'echo cannot reach the broker; exit 3'\"\n"
+                .into()
+    });
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says_error(&[
+        "start-app",
+        "broken did not start",
+        "cannot reach the broker",
+    ]);
+    stack.serves_release(&first);
+    assert_eq!(names(&stack.programs()), [program(&first)]);
+    assert_eq!(stack.current_id(), first);
 }
 
 #[test]
