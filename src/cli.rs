@@ -19,6 +19,7 @@ Examples:
   shipit build --target staging          build the archive for staging
   shipit deploy --target production      deploy to every production host
   shipit deploy -t staging --dry-run -v  show the remote scripts without running them
+  shipit deploy -t production --hosts deploy@web1.example.com --allow-mixed   a canary
   shipit releases -t production          list releases and their states on every host
   shipit releases -t production --prune --keep 3 --dry-run
   shipit rollback -t production          back to the previous good release
@@ -548,4 +549,13 @@ pub struct DeployArgs {
     /// it instead of failing at once
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub lock_wait: Option<u32>,
+    /// Deploy to these hosts of the target only (a canary), comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Deploy to the hosts carrying these roles only, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Let --hosts/--roles leave the target's hosts on different releases
+    #[arg(long)]
+    pub allow_mixed: bool,
 }

@@ -212,6 +212,177 @@ pub struct Target {
     pub supervisor: Option<Supervisor>,
     /// How a new release's app server is checked before and after the switch.
     pub health: Health,
+    /// Processes besides the web app server (`[targets.T.processes]`), by name.
+    pub processes: BTreeMap<String, Process>,
+    /// Hosts (indices in `hosts`) by role (`[targets.T.roles]`); a host listed under no role
+    /// carries every role.
+    pub roles: BTreeMap<String, Vec<usize>>,
+    /// Scheduled commands (`[targets.T.schedule]`): a five-field cron schedule and a command,
+    /// run on the primary in `current`.
+    pub schedule: Vec<(String, String)>,
+}
+
+impl Target {
+    /// Whether host `host` (an index in `hosts`) carries `role`: it is listed under it, or
+    /// under no role at all.
+    pub fn carries(&self, host: usize, role: &str) -> bool {
+        let listed = |hosts: &Vec<usize>| hosts.contains(&host);
+        if !self.roles.values().any(listed) {
+            return true;
+        }
+        self.roles.get(role).is_some_and(listed)
+    }
+
+    /// The hosts `--hosts` and `--roles` name (indices in `hosts`, in order): every host named,
+    /// and every host carrying a role named; all hosts when neither names any.
+    pub fn select(&self, hosts: &[String], roles: &[String]) -> Result<Vec<usize>> {
+        if hosts.is_empty() && roles.is_empty() {
+            return Ok((0..self.hosts.len().max(1)).collect());
+        }
+        if self.transport == TransportKind::Local {
+            return Err(Error::usage(format!(
+                "target {} runs on this machine; --hosts and --roles choose among ssh hosts",
+                self.name
+            )));
+        }
+        let mut chosen = vec![false; self.hosts.len()];
+        for text in hosts {
+            let wanted = HostSpec::parse(text).map_err(Error::usage)?;
+            let found = self
+                .hosts
+                .iter()
+                .position(|h| *h == wanted)
+                .or_else(|| self.hosts.iter().position(|h| h.same_machine(&wanted)));
+            match found {
+                Some(i) => chosen[i] = true,
+                None => {
+                    return Err(Error::Usage {
+                        message: format!("`{text}` is not a host of target {}", self.name),
+                        hint: Some(format!(
+                            "its hosts: {}",
+                            self.hosts
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    })
+                }
+            }
+        }
+        for role in roles {
+            let known = role == WEB_ROLE
+                || self.roles.contains_key(role)
+                || self.processes.values().any(|p| p.role == *role);
+            if !known {
+                return Err(Error::Usage {
+                    message: format!("target {} has no role `{role}`", self.name),
+                    hint: Some(
+                        "roles are `web`, the keys of [targets.T.roles] and the processes' roles"
+                            .into(),
+                    ),
+                });
+            }
+            for (i, slot) in chosen.iter_mut().enumerate() {
+                *slot |= self.carries(i, role);
+            }
+        }
+        Ok((0..self.hosts.len()).filter(|i| chosen[*i]).collect())
+    }
+
+    /// This target reduced to the hosts `selected` (indices in `hosts`, as [`Target::select`]
+    /// gives them): roles follow their hosts; the primary stays the primary when selected,
+    /// else the first selected host runs once-steps (`migrate`) and no `once` process starts
+    /// (the primary keeps running its own).
+    pub fn subset(&self, selected: &[usize]) -> Target {
+        if selected.len() == self.hosts.len().max(1) {
+            return self.clone();
+        }
+        let mut sub = self.clone();
+        sub.hosts = selected.iter().map(|&i| self.hosts[i].clone()).collect();
+        sub.roles = self
+            .roles
+            .iter()
+            .map(|(role, hosts)| {
+                let kept = selected
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, old)| hosts.contains(old))
+                    .map(|(new, _)| new)
+                    .collect();
+                (role.clone(), kept)
+            })
+            .collect();
+        match selected.iter().position(|&i| i == self.primary) {
+            Some(new) => sub.primary = new,
+            None => {
+                sub.primary = 0;
+                sub.processes.retain(|_, p| !p.once);
+            }
+        }
+        sub
+    }
+}
+
+/// The role of the web app server and nginx.
+pub const WEB_ROLE: &str = "web";
+
+/// The process that runs `[targets.T.schedule]` on the primary; no process may take its name.
+pub const SCHEDULER: &str = "schedule";
+
+/// The role a process runs on when it names none.
+pub const DEFAULT_PROCESS_ROLE: &str = "worker";
+
+/// One `[targets.T.processes]` entry: a long-running command of each release besides the web
+/// app server (a Celery worker, beat), run by the process manager in the release with its venv
+/// and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    /// The command, exec'd by `sh` in the release after its environment is loaded.
+    pub run: String,
+    /// Hosts of this role run it (ignored with `once`).
+    pub role: String,
+    /// Copies per host.
+    pub replicas: u32,
+    /// Seconds a stopping process has to finish (then it is killed).
+    pub stop_timeout: u32,
+    /// One instance across the target, on the primary, handed over at the switch.
+    pub once: bool,
+}
+
+/// A schedule entry's commands: one, or several run in order at the same times.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSchedule {
+    One(String),
+    Several(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProcess {
+    Command(String),
+    Table(RawProcessTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcessTable {
+    run: String,
+    role: Option<String>,
+    #[serde(default = "default_replicas")]
+    replicas: i64,
+    #[serde(default = "default_stop_timeout")]
+    stop_timeout: i64,
+    #[serde(default)]
+    once: bool,
+}
+
+fn default_replicas() -> i64 {
+    1
+}
+fn default_stop_timeout() -> i64 {
+    30
 }
 
 /// The health check of a release's app server, through its own unix socket.
@@ -543,6 +714,12 @@ struct RawTarget {
     nginx: Option<Spanned<Nginx>>,
     supervisor: Option<Spanned<Supervisor>>,
     health: Option<Spanned<Health>>,
+    #[serde(default)]
+    processes: BTreeMap<Spanned<String>, Spanned<RawProcess>>,
+    #[serde(default)]
+    schedule: BTreeMap<Spanned<String>, RawSchedule>,
+    #[serde(default)]
+    roles: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
 }
 
 /// Letters, digits and `_`, not starting with a digit: template variable and environment
@@ -1102,8 +1279,57 @@ fn validate_target(
         }
         None => Health::default(),
     };
+    let processes = validate_processes(source, name, raw.processes)?;
+    let mut schedule = Vec::new();
+    for (when, commands) in raw.schedule {
+        let entry_key = key(&format!("schedule.\"{}\"", when.get_ref()));
+        let spec = cron_fields(when.get_ref())
+            .map_err(|why| source.error(when.span(), entry_key.clone(), why))?;
+        let commands = match commands {
+            RawSchedule::One(command) => vec![command],
+            RawSchedule::Several(commands) => commands,
+        };
+        for command in commands {
+            if command.trim().is_empty() || command.chars().any(|c| c.is_control()) {
+                return Err(source.error(
+                    when.span(),
+                    entry_key,
+                    "each command must be one non-empty line",
+                ));
+            }
+            schedule.push((spec.clone(), command));
+        }
+    }
+    let mut roles = BTreeMap::new();
+    for (role, listed) in raw.roles {
+        let role_key = key(&format!("roles.{}", role.get_ref()));
+        if !is_name(role.get_ref()) {
+            return Err(source.error(
+                role.span(),
+                role_key,
+                "role names are letters, digits, `_` or `-`",
+            ));
+        }
+        let mut indices = Vec::new();
+        for host in listed {
+            let wanted = HostSpec::parse(host.get_ref())
+                .map_err(|why| source.error(host.span(), role_key.clone(), why))?;
+            let index = hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
+                source.error(
+                    host.span(),
+                    role_key.clone(),
+                    format!("`{}` is not one of the target's hosts", host.get_ref()),
+                )
+            })?;
+            indices.push(index);
+        }
+        roles.insert(role.into_inner(), indices);
+    }
     Ok(Target {
         health,
+        processes,
+        roles,
+        schedule,
         name: name.to_string(),
         hosts,
         deploy_to: match deploy_to.trim_end_matches('/') {
@@ -1131,6 +1357,153 @@ fn validate_target(
         nginx,
         supervisor,
     })
+}
+
+/// Letters, digits, `_` and `-`: names that become parts of file and program names.
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn validate_processes(
+    source: &Source,
+    target: &str,
+    raw: BTreeMap<Spanned<String>, Spanned<RawProcess>>,
+) -> Result<BTreeMap<String, Process>> {
+    let mut processes = BTreeMap::new();
+    for (name, entry) in raw {
+        let key = key_for(target, &format!("processes.{}", name.get_ref()));
+        let span = entry.span();
+        let bad = |why: String| source.error(span.clone(), key.clone(), why);
+        if !is_name(name.get_ref()) {
+            return Err(source.error(
+                name.span(),
+                key,
+                "process names are letters, digits, `_` or `-` (they name programs and units)",
+            ));
+        }
+        if name.get_ref() == SCHEDULER {
+            return Err(source.error(
+                name.span(),
+                key,
+                "`schedule` is the process that runs [targets.T.schedule]; name the process otherwise",
+            ));
+        }
+        if name.get_ref() == WEB_ROLE {
+            return Err(source.error(
+                name.span(),
+                key,
+                "`web` is the app server shipit runs itself; name the process otherwise",
+            ));
+        }
+        let table = match entry.into_inner() {
+            RawProcess::Command(run) => RawProcessTable {
+                run,
+                role: None,
+                replicas: default_replicas(),
+                stop_timeout: default_stop_timeout(),
+                once: false,
+            },
+            RawProcess::Table(table) => table,
+        };
+        if table.run.trim().is_empty() || table.run.chars().any(|c| c.is_control()) {
+            return Err(bad(
+                "`run` must be one non-empty line (a command the process manager execs)".into(),
+            ));
+        }
+        let role = table
+            .role
+            .unwrap_or_else(|| DEFAULT_PROCESS_ROLE.to_string());
+        if !is_name(&role) {
+            return Err(bad(format!(
+                "role `{role}`: role names are letters, digits, `_` or `-`"
+            )));
+        }
+        if !(1..=64).contains(&table.replicas) {
+            return Err(bad(format!(
+                "replicas must be between 1 and 64, not {}",
+                table.replicas
+            )));
+        }
+        if table.once && table.replicas != 1 {
+            return Err(bad(
+                "a `once` process runs as one instance across the target; drop replicas".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&table.stop_timeout) {
+            return Err(bad(format!(
+                "stop_timeout must be between 1 and 86400 seconds, not {}",
+                table.stop_timeout
+            )));
+        }
+        processes.insert(
+            name.into_inner(),
+            Process {
+                run: table.run,
+                role,
+                replicas: table.replicas as u32,
+                stop_timeout: table.stop_timeout as u32,
+                once: table.once,
+            },
+        );
+    }
+    Ok(processes)
+}
+
+/// A cron schedule as five fields (minute, hour, day of month, month, day of week), each a
+/// comma-separated list of `*`, `N` or `N-M`, optionally `/STEP`; `@hourly`, `@daily`
+/// (`@midnight`), `@weekly`, `@monthly` and `@yearly` (`@annually`) stand for theirs. Returns
+/// the five fields, single-spaced.
+fn cron_fields(text: &str) -> std::result::Result<String, String> {
+    let text = match text.trim() {
+        "@hourly" => "0 * * * *",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@weekly" => "0 0 * * 0",
+        "@monthly" => "0 0 1 * *",
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        other => other,
+    };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "`{text}` is not a schedule: five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly"
+        ));
+    }
+    let ranges = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    for (field, (what, low, high)) in fields.iter().zip(ranges) {
+        for part in field.split(',') {
+            let (range, step) = match part.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (part, None),
+            };
+            let number = |n: &str| -> std::result::Result<u32, String> {
+                n.parse::<u32>()
+                    .ok()
+                    .filter(|n| (low..=high).contains(n))
+                    .ok_or_else(|| format!("`{part}`: the {what} is a number from {low} to {high}"))
+            };
+            if let Some(step) = step {
+                if step.parse::<u32>().map_or(true, |s| s == 0) {
+                    return Err(format!("`{part}`: the step must be a number above 0"));
+                }
+            }
+            if range != "*" {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                if number(a)? > number(b)? {
+                    return Err(format!("`{part}`: the range runs backwards"));
+                }
+            }
+        }
+    }
+    Ok(fields.join(" "))
 }
 
 /// Paths that end up inside nginx and supervisor configs (which have no quoting that survives
@@ -1528,5 +1901,130 @@ keep_releases = 3
         let config = parse(GOOD).unwrap();
         let err = config.target_or_only(None).unwrap_err();
         assert!(err.to_string().contains("defines 2 targets"));
+    }
+
+    #[test]
+    fn processes_and_roles_place_work_on_hosts() {
+        let text = GOOD.replace(
+            "[targets.production.vars]",
+            r#"[targets.production.processes]
+worker = "celery -A hello worker"
+beat = { run = "celery -A hello beat", once = true }
+mail = { run = "./manage.py send_queued_mail --loop", role = "mail", replicas = 2, stop_timeout = 90 }
+
+[targets.production.roles]
+web = ["deploy@app1.example.com"]
+worker = ["app2.example.com:2222"]
+mail = ["app2.example.com:2222"]
+
+[targets.production.vars]"#,
+        );
+        let config = parse(&text).unwrap();
+        let production = config.target("production").unwrap();
+        let worker = &production.processes["worker"];
+        assert_eq!(
+            (
+                worker.role.as_str(),
+                worker.replicas,
+                worker.stop_timeout,
+                worker.once
+            ),
+            ("worker", 1, 30, false)
+        );
+        assert!(production.processes["beat"].once);
+        let mail = &production.processes["mail"];
+        assert_eq!((mail.replicas, mail.stop_timeout), (2, 90));
+        assert!(production.carries(0, "web") && !production.carries(0, "worker"));
+        assert!(production.carries(1, "worker") && production.carries(1, "mail"));
+        assert!(!production.carries(1, "web"));
+        // Without roles every host carries every role.
+        let staging = config.target("staging").unwrap();
+        assert!(staging.carries(0, "web") && staging.carries(0, "anything"));
+    }
+
+    #[test]
+    fn bad_processes_and_roles_name_their_key() {
+        for (table, needle) in [
+            (
+                "[targets.staging.processes]\nweb = \"x\"",
+                "`targets.staging.processes.web`",
+            ),
+            (
+                "[targets.staging.processes]\n\"a.b\" = \"x\"",
+                "letters, digits",
+            ),
+            ("[targets.staging.processes]\nw = \"\"", "non-empty"),
+            (
+                "[targets.staging.processes]\nw = { run = \"x\", replicas = 0 }",
+                "replicas",
+            ),
+            (
+                "[targets.staging.processes]\nw = { run = \"x\", once = true, replicas = 2 }",
+                "drop replicas",
+            ),
+            (
+                "[targets.staging.processes]\nw = { run = \"x\", stop_timeout = 0 }",
+                "stop_timeout",
+            ),
+            (
+                "[targets.staging.roles]\nweb = [\"elsewhere\"]",
+                "not one of the target's hosts",
+            ),
+        ] {
+            let msg = message(&format!("{GOOD}\n{table}\n"));
+            assert!(msg.contains(needle), "{table}: {msg}");
+        }
+    }
+
+    #[test]
+    fn hosts_and_roles_select_a_canary_and_the_subset_keeps_roles_and_singletons_right() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["deploy@a", "deploy@b", "deploy@c"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.prod.processes]
+worker = "celery -A hello worker"
+beat = { run = "celery -A hello beat", once = true }
+
+[targets.prod.roles]
+web = ["deploy@a", "deploy@b"]
+worker = ["deploy@c"]
+"#;
+        let config = parse(text).unwrap();
+        let prod = config.target("prod").unwrap();
+        let none: Vec<String> = Vec::new();
+        assert_eq!(prod.select(&none, &none).unwrap(), [0, 1, 2]);
+        assert_eq!(prod.select(&["deploy@b".into()], &none).unwrap(), [1]);
+        // Another user on the same machine is the same host.
+        assert_eq!(prod.select(&["root@c".into()], &none).unwrap(), [2]);
+        assert_eq!(prod.select(&none, &["worker".into()]).unwrap(), [2]);
+        assert_eq!(
+            prod.select(&["deploy@c".into()], &["web".into()]).unwrap(),
+            [0, 1, 2]
+        );
+        let err = prod.select(&["deploy@d".into()], &none).unwrap_err();
+        assert!(
+            err.to_string().contains("not a host of target prod"),
+            "{err}"
+        );
+        let err = prod.select(&none, &["mail".into()]).unwrap_err();
+        assert!(err.to_string().contains("no role `mail`"), "{err}");
+
+        // Without the primary (a): b migrates, nobody starts beat, roles follow their hosts.
+        let sub = prod.subset(&[1, 2]);
+        assert_eq!(sub.hosts.len(), 2);
+        assert_eq!(sub.primary, 0);
+        assert!(!sub.processes.contains_key("beat"));
+        assert!(sub.carries(0, "web") && !sub.carries(0, "worker"));
+        assert!(sub.carries(1, "worker") && !sub.carries(1, "web"));
+        // With it, the primary stays the primary and keeps its singletons.
+        let sub = prod.subset(&[0, 2]);
+        assert_eq!(sub.primary, 0);
+        assert!(sub.processes.contains_key("beat"));
     }
 }

@@ -8,7 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    Config, Health, Hooks, Installer, MigrateOn, Nginx, SecretSource, Supervisor, Target,
+    Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Supervisor, Target,
+    SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
@@ -98,6 +99,69 @@ pub(crate) struct Resolved {
     /// The app server's account; `None`: the deploy user.
     pub(crate) app_user: Option<String>,
     pub(crate) allow_root: bool,
+    /// What each host runs (index as in the target's hosts; one entry for a local target).
+    pub(crate) placements: Vec<Placement>,
+}
+
+/// What one host runs, by its roles and whether it is the primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// The nginx site and the web app server (the `web` role).
+    pub(crate) web: bool,
+    /// Processes of each release started before the switch (the host carries their role).
+    pub(crate) processes: Vec<(String, Process)>,
+    /// Singletons (`once`), on the primary only: handed over from the old release to the new
+    /// one at the switch, so that two never run at once.
+    pub(crate) once: Vec<(String, Process)>,
+}
+
+impl Placement {
+    /// Where everything runs: one host that is the primary and carries every role.
+    #[cfg(test)]
+    pub(crate) fn everything(processes: &[(String, Process)]) -> Placement {
+        Placement {
+            web: true,
+            processes: processes.iter().filter(|(_, p)| !p.once).cloned().collect(),
+            once: processes.iter().filter(|(_, p)| p.once).cloned().collect(),
+        }
+    }
+}
+
+/// The process that runs a target's schedule: `.shipit/scheduler.py` (see SHIPIT_SCHEDULER in
+/// templates/remote/shipit.sh) with the release's venv, a `once` process, so it is handed over
+/// at the switch and never runs twice; a stopping scheduler lets running commands finish for
+/// up to ten minutes.
+fn scheduler() -> Process {
+    Process {
+        run: "python .shipit/scheduler.py .shipit/schedule.tab".into(),
+        role: String::new(),
+        replicas: 1,
+        stop_timeout: 600,
+        once: true,
+    }
+}
+
+/// What host `host` of `target` runs.
+pub(crate) fn placement(target: &Target, host: usize) -> Placement {
+    let primary = host == target.primary;
+    let mut placed = Placement {
+        web: target.carries(host, WEB_ROLE),
+        processes: Vec::new(),
+        once: Vec::new(),
+    };
+    if primary && !target.schedule.is_empty() {
+        placed.once.push((SCHEDULER.to_string(), scheduler()));
+    }
+    for (name, process) in &target.processes {
+        if process.once {
+            if primary {
+                placed.once.push((name.clone(), process.clone()));
+            }
+        } else if target.carries(host, &process.role) {
+            placed.processes.push((name.clone(), process.clone()));
+        }
+    }
+    placed
 }
 
 /// The values of one run that are not the target's: which release, which archive, and so on.
@@ -154,6 +218,9 @@ impl Resolved {
             lock_token: random_hex(),
             app_user: target.app_user.clone(),
             allow_root: target.allow_root,
+            placements: (0..target.hosts.len().max(1))
+                .map(|host| placement(target, host))
+                .collect(),
         })
     }
 
@@ -226,7 +293,29 @@ impl Resolved {
                 "LOCK_MESSAGE",
                 crate::plan::step::one_line(run.lock_message.as_deref().unwrap_or("")),
             ),
+            ("WEB", "1".to_string()),
         ]
+    }
+
+    /// [`Resolved::vars`] for every host: what differs between hosts (`WEB`) set per host.
+    pub(crate) fn fleet_vars(
+        &self,
+        op: Op,
+        break_lock: BreakLock,
+        run: &RunVars,
+    ) -> Vec<Vec<(&'static str, String)>> {
+        self.placements
+            .iter()
+            .map(|placed| {
+                let mut vars = self.vars(op, break_lock, run);
+                for (name, value) in &mut vars {
+                    if *name == "WEB" {
+                        *value = if placed.web { "1" } else { "0" }.to_string();
+                    }
+                }
+                vars
+            })
+            .collect()
     }
 }
 
@@ -389,6 +478,7 @@ pub(crate) fn sample() -> Resolved {
         lock_token: "token".into(),
         app_user: None,
         allow_root: false,
+        placements: vec![Placement::everything(&[])],
     }
 }
 
@@ -414,28 +504,139 @@ pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
     )
 }
 
-/// Renders the nginx site and supervisor program of `release`, whose app server runs as
-/// `app_user` (the configs a host keeps in the release and installs when preparing or rolling
-/// back to it).
+/// Renders the nginx site and supervisor programs of `release` on a host that runs what
+/// `placed` says, as `app_user` (the configs a host keeps in the release and installs when
+/// preparing or rolling back to it): the web app server and the processes of every release in
+/// one file, the singletons in another (installed at the switch).
 pub(crate) fn service_configs(
     config: &Config,
     target: &Target,
     info: &BuildInfo,
     release: ReleaseId,
     app_user: &str,
+    placed: &Placement,
 ) -> Result<crate::plan::deploy::ServiceConfigs> {
     let templates = crate::templates::Templates::for_project(config);
     let mut context =
         RenderContext::new(config, target, info)?.for_release(config, target, release);
     context.set("app_user", app_user);
+    let mut render_programs = |web: bool, processes: &[(String, Process)]| {
+        context
+            .set("web", web)
+            .set("processes", program_values(processes));
+        templates.render("supervisor.conf.j2", &context)
+    };
+    let managed = target.supervisor.is_some();
+    let app = match managed && (placed.web || !placed.processes.is_empty()) {
+        true => Some(render_programs(placed.web, &placed.processes)?),
+        false => None,
+    };
+    let once = match managed && !placed.once.is_empty() {
+        true => Some(render_programs(false, &placed.once)?),
+        false => None,
+    };
+    let runs_scheduler = placed.once.iter().any(|(name, _)| name == SCHEDULER);
     Ok(crate::plan::deploy::ServiceConfigs {
-        nginx: match target.nginx {
-            Some(_) => Some(templates.render("nginx.conf.j2", &context)?),
-            None => None,
+        nginx: match (&target.nginx, placed.web) {
+            (Some(_), true) => Some(templates.render("nginx.conf.j2", &context)?),
+            _ => None,
         },
-        app: match target.supervisor {
-            Some(_) => Some(templates.render("supervisor.conf.j2", &context)?),
-            None => None,
-        },
+        app,
+        once,
+        schedule: (managed && runs_scheduler).then(|| {
+            target
+                .schedule
+                .iter()
+                .map(|(when, command)| format!("{when}\t{command}\n"))
+                .collect()
+        }),
     })
+}
+
+/// The processes as the program template sees them: `command` is the whole supervisor
+/// `command=` value (`sh -c` loading the release's environment, then exec'ing the process's
+/// command with the release's venv first on PATH), quoted for supervisor's shell-like parser
+/// and with `%` doubled (supervisor expands `%(name)s` in every value).
+fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
+    let values: Vec<std::collections::BTreeMap<&str, minijinja::Value>> = processes
+        .iter()
+        .map(|(name, process)| {
+            let script = format!(
+                "set -a; [ -f .shipit/env ] && . ./.shipit/env; set +a; \
+                 PATH=\"$PWD/.venv/bin:$PATH\"; export PATH; exec {}",
+                process.run
+            );
+            let command = format!("/bin/sh -c {}", crate::plan::quote(&script)).replace('%', "%%");
+            std::collections::BTreeMap::from([
+                ("name", minijinja::Value::from(name.as_str())),
+                ("command", minijinja::Value::from(command)),
+                ("replicas", minijinja::Value::from(process.replicas)),
+                ("stop_timeout", minijinja::Value::from(process.stop_timeout)),
+            ])
+        })
+        .collect();
+    minijinja::Value::from_serialize(&values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_the_primary_decide_what_each_host_runs() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b", "c"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+primary = "b"
+
+[targets.prod.processes]
+worker = "celery -A hello worker"
+beat = { run = "celery -A hello beat", once = true }
+
+[targets.prod.roles]
+web = ["a", "b"]
+worker = ["c"]
+"#;
+        let config = Config::parse(
+            std::path::Path::new("shipit.toml"),
+            std::path::Path::new("."),
+            text,
+        )
+        .unwrap();
+        let target = config.target("prod").unwrap();
+        let names = |list: &[(String, Process)]| -> Vec<String> {
+            list.iter().map(|(n, _)| n.clone()).collect()
+        };
+        let [a, b, c] = [0, 1, 2].map(|host| placement(target, host));
+        assert!(a.web && names(&a.processes).is_empty() && a.once.is_empty());
+        assert!(b.web && names(&b.processes).is_empty() && names(&b.once) == ["beat"]);
+        assert!(!c.web && names(&c.processes) == ["worker"] && c.once.is_empty());
+    }
+
+    #[test]
+    fn a_process_command_loads_the_env_and_escapes_supervisor_expansions() {
+        let process = Process {
+            run: "echo '50%'".into(),
+            role: "worker".into(),
+            replicas: 1,
+            stop_timeout: 30,
+            once: false,
+        };
+        let values = program_values(&[("w".into(), process)]);
+        let command = values
+            .get_item(&minijinja::Value::from(0))
+            .unwrap()
+            .get_attr("command")
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            command,
+            r#"/bin/sh -c 'set -a; [ -f .shipit/env ] && . ./.shipit/env; set +a; PATH="$PWD/.venv/bin:$PATH"; export PATH; exec echo '\''50%%'\'''"#
+        );
+    }
 }

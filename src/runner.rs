@@ -590,6 +590,10 @@ mod tests {
         deploy::tests::resolved()
     }
 
+    fn everything() -> crate::resolve::Placement {
+        deploy::tests::everything()
+    }
+
     fn vars(hosts: usize) -> Vec<Vars> {
         vec![vec![("D", "/srv/app".to_string())]; hosts]
     }
@@ -606,8 +610,8 @@ mod tests {
         let resolved = resolved();
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
         locked.prepare_then_switch(
-            &|_| deploy::prepare(&resolved, &ServiceConfigs::default(), ""),
-            &|_| deploy::switch(&resolved, vec![]),
+            &|_| deploy::prepare(&resolved, &everything(), &ServiceConfigs::default(), ""),
+            &|_| deploy::switch(&resolved, &everything(), vec![]),
             resolved.batch,
             "nothing was switched",
         )
@@ -756,8 +760,8 @@ mod tests {
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(5)).unwrap();
         let error = locked
             .prepare_then_switch(
-                &|_| deploy::prepare(&resolved, &ServiceConfigs::default(), ""),
-                &|_| deploy::switch(&resolved, vec![]),
+                &|_| deploy::prepare(&resolved, &everything(), &ServiceConfigs::default(), ""),
+                &|_| deploy::switch(&resolved, &everything(), vec![]),
                 resolved.batch,
                 "nothing was switched",
             )

@@ -18,7 +18,7 @@ use crate::session::ScriptRun;
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = &canary(config.target(&args.target)?, args)?;
     let resolved = Resolved::new(config, target)?;
     let started = Instant::now();
     // Secrets are resolved first, before the build commands run and any host is touched, and
@@ -56,7 +56,15 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     });
     let (artifact, info) = build::build_deployable(config, target, output, printer)?;
     let user = resolved.app_user.as_deref().unwrap_or("DEPLOY_USER");
-    let configs = service_configs(config, target, &info, ReleaseId::at(Utc::now()), user)?;
+    let primary = &resolved.placements[resolved.primary];
+    let configs = service_configs(
+        config,
+        target,
+        &info,
+        ReleaseId::at(Utc::now()),
+        user,
+        primary,
+    )?;
     if args.dry_run {
         return super::dry_run::show(&resolved, target, &artifact, &configs, printer);
     }
@@ -70,12 +78,12 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         lock_wait: args.lock_wait.unwrap_or(0),
         ..RunVars::default()
     };
-    let vars = resolved.vars(
+    let vars = resolved.fleet_vars(
         Op::Deploy,
         BreakLock::from_flags(args.break_lock, args.force),
         &run_vars,
     );
-    let (mut locked, begun) = fleet.lock(&begin(), vec![vars; target_hosts(target)])?;
+    let (mut locked, begun) = fleet.lock(&begin(), vars)?;
 
     // The release id: now, or just after the newest release any host has.
     let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
@@ -89,7 +97,14 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let mut configs = Vec::with_capacity(begun.len());
     for (i, run) in begun.iter().enumerate() {
         let user = app_user(&resolved, run, &locked.name(i))?;
-        configs.push(service_configs(config, target, &info, release, &user)?);
+        configs.push(service_configs(
+            config,
+            target,
+            &info,
+            release,
+            &user,
+            &resolved.placements[i],
+        )?);
     }
 
     printer.info(format!(
@@ -127,8 +142,8 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         .map(|r| prune_after_switch(r, release, resolved.keep_releases))
         .collect();
     let runs = locked.prepare_then_switch(
-        &|i| prepare(&resolved, &configs[i], &env_file),
-        &|i| switch(&resolved, doomed[i].clone()),
+        &|i| prepare(&resolved, &resolved.placements[i], &configs[i], &env_file),
+        &|i| switch(&resolved, &resolved.placements[i], doomed[i].clone()),
         resolved.batch,
         &current_outcome(&begun),
     )?;
@@ -164,6 +179,35 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     Ok(())
 }
 
+/// The target as `--hosts` and `--roles` narrow it; refused when that leaves some of its hosts
+/// out (on another release) without `--allow-mixed`.
+fn canary(target: &Target, args: &DeployArgs) -> Result<Target> {
+    let selected = target.select(&args.hosts, &args.roles)?;
+    if selected.is_empty() {
+        return Err(Error::usage(format!(
+            "--hosts/--roles select no host of target {}",
+            target.name
+        )));
+    }
+    let left_out: Vec<String> = (0..target.hosts.len())
+        .filter(|i| !selected.contains(i))
+        .map(|i| target.hosts[i].to_string())
+        .collect();
+    if !left_out.is_empty() && !args.allow_mixed {
+        return Err(Error::Refused {
+            message: format!(
+                "deploying to {} of the {} hosts of {} would leave {} on the release they have: the target would run mixed releases",
+                selected.len(),
+                target.hosts.len(),
+                target.name,
+                left_out.join(", ")
+            ),
+            hint: "pass --allow-mixed for a canary, or deploy to every host".into(),
+        });
+    }
+    Ok(target.subset(&selected))
+}
+
 /// The account host `run`'s app server runs as: `app_user`, or the deploy user; never root
 /// unless the target allows it.
 fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> {
@@ -189,10 +233,6 @@ fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> 
         });
     }
     Ok(user)
-}
-
-fn target_hosts(target: &Target) -> usize {
-    target.hosts.len().max(1)
 }
 
 fn short(revision: &str) -> &str {

@@ -52,15 +52,17 @@ pub(super) fn show(
             ..RunVars::default()
         },
     );
+    // What the primary runs (hosts of other roles run a subset of it).
+    let placed = &resolved.placements[resolved.primary];
     let phases = [
         ("begin", begin()),
         (
             "prepare (after uploading the archive)",
-            prepare(resolved, configs, &env_preview(target)),
+            prepare(resolved, placed, configs, &env_preview(target)),
         ),
         (
             "switch (once every host is prepared)",
-            switch(resolved, vec![]),
+            switch(resolved, placed, vec![]),
         ),
     ];
     let primary = hosts.get(resolved.primary).cloned().unwrap_or_default();
@@ -94,7 +96,11 @@ pub(super) fn show(
             Some(env_preview(target)),
         ),
         ("nginx site", configs.nginx.clone()),
-        ("supervisor program", configs.app.clone()),
+        ("supervisor programs", configs.app.clone()),
+        (
+            "supervisor programs started at the switch (once)",
+            configs.once.clone(),
+        ),
     ];
     for (what, text) in files {
         if let Some(text) = text {

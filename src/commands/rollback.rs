@@ -38,7 +38,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     let started = Instant::now();
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
-    let vars = resolved.vars(
+    let vars = resolved.fleet_vars(
         Op::Rollback,
         BreakLock::from_flags(args.break_lock, args.force),
         &RunVars::default(),
@@ -46,7 +46,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     if args.dry_run {
         return dry_run(fleet, &resolved, args, vars, printer);
     }
-    let (mut locked, begun) = fleet.lock(&begin(), vec![vars; hosts])?;
+    let (mut locked, begun) = fleet.lock(&begin(), vars)?;
     let names: Vec<String> = (0..hosts).map(|i| locked.name(i)).collect();
     let (live, to, revision) = destination(&names, &begun, args, &target.name)?;
     let from = describe_from(live);
@@ -87,11 +87,13 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
     }
     let outcome = format!("nothing was switched: `current` still points at {from}");
-    locked.run(&prepare(&resolved, &unapply), &outcome)?;
-    let switch_phase = switch(&resolved);
+    locked.run_each(
+        &|i| prepare(&resolved, &resolved.placements[i], &unapply),
+        &outcome,
+    )?;
     locked.prepare_then_switch(
         &|_| Phase::new(Vec::new(), Cleanup::Prepare),
-        &|_| switch_phase.clone(),
+        &|i| switch(&resolved, &resolved.placements[i]),
         resolved.batch,
         &outcome,
     )?;
@@ -210,16 +212,15 @@ fn dry_run(
     mut fleet: Fleet<'_>,
     resolved: &Resolved,
     args: &RollbackArgs,
-    vars: Vars,
+    vars: Vec<Vars>,
     printer: &Printer,
 ) -> Result<()> {
-    let hosts = fleet.sessions.len();
     let names: Vec<String> = fleet
         .sessions
         .iter()
         .map(|s| s.transport.name().to_string())
         .collect();
-    let looked = fleet.each(&look(), &vec![vars.clone(); hosts])?;
+    let looked = fleet.each(&look(), &vars)?;
     let (live, to, _) = destination(&names, &looked, args, &resolved.target)?;
     let from = describe_from(live);
     let mut vars = vars;
@@ -227,11 +228,13 @@ fn dry_run(
         ("ID", to.to_string()),
         ("PROGRAM", resolved.program(Some(to))),
     ] {
-        if let Some(slot) = vars.iter_mut().find(|(n, _)| *n == name) {
-            slot.1 = value;
+        for host in &mut vars {
+            if let Some(slot) = host.iter_mut().find(|(n, _)| *n == name) {
+                slot.1 = value.clone();
+            }
         }
     }
-    let checked = fleet.each(&check(), &vec![vars; hosts])?;
+    let checked = fleet.each(&check(), &vars)?;
     let planned = migrations(&checked, args, live, to);
     let unapply = planned.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
     let mut text = format!(
@@ -253,9 +256,14 @@ fn dry_run(
         )),
         Err(_) => text.push_str("migrations: the rollback would be refused (see below)\n"),
     }
+    // The steps of the primary (which also runs the once-steps).
+    let placed = &resolved.placements[resolved.primary];
     let phases = [
-        ("prepare", prepare(resolved, &unapply)),
-        ("switch (once every host is prepared)", switch(resolved)),
+        ("prepare", prepare(resolved, placed, &unapply)),
+        (
+            "switch (once every host is prepared)",
+            switch(resolved, placed),
+        ),
     ];
     for (name, phase) in &phases {
         text.push_str(&format!("{name}:\n"));

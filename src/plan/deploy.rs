@@ -11,7 +11,7 @@
 
 use crate::config::MigrateOn;
 use crate::release::{prune, Release, ReleaseId, State};
-use crate::resolve::Resolved;
+use crate::resolve::{Placement, Resolved};
 
 use super::step::{Cleanup, HookPhase, Step};
 use super::Phase;
@@ -20,7 +20,12 @@ use super::Phase;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServiceConfigs {
     pub(crate) nginx: Option<String>,
+    /// The web app server and the processes of every release on this host.
     pub(crate) app: Option<String>,
+    /// The singletons on this host (the primary), installed at the switch.
+    pub(crate) once: Option<String>,
+    /// The schedule its scheduler runs (`CRON<TAB>COMMAND` lines), on the primary.
+    pub(crate) schedule: Option<String>,
 }
 
 /// Phase 1: layout, lock, facts.
@@ -39,8 +44,14 @@ fn hooks(phase: HookPhase, list: &[crate::config::Hook]) -> impl Iterator<Item =
         })
 }
 
-/// Phase 2: everything up to a running, unexposed new release; `env` is the release's env file.
-pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs, env: &str) -> Phase {
+/// Phase 2: everything up to a running, unexposed new release on a host that runs what `placed`
+/// says; `env` is the release's env file.
+pub(crate) fn prepare(
+    resolved: &Resolved,
+    placed: &Placement,
+    configs: &ServiceConfigs,
+    env: &str,
+) -> Phase {
     let mut steps = vec![
         Step::Verify,
         Step::Unpack,
@@ -67,15 +78,18 @@ pub(crate) fn prepare(resolved: &Resolved, configs: &ServiceConfigs, env: &str) 
     steps.push(Step::Configs {
         nginx: configs.nginx.clone(),
         app: configs.app.clone(),
+        once: configs.once.clone(),
+        schedule: configs.schedule.clone(),
     });
-    steps.extend(start_services(resolved));
+    steps.extend(start_services(resolved, placed));
     steps.push(Step::Prepared);
     Phase::new(steps, Cleanup::Prepare)
 }
 
-/// Phase 3: switch `current`, check, record, prune `doomed`, stop the old app server.
-pub(crate) fn switch(resolved: &Resolved, doomed: Vec<ReleaseId>) -> Phase {
-    let mut steps = switch_and_check(resolved);
+/// Phase 3: switch `current`, check, record, prune `doomed`, stop the old app server and
+/// processes (and hand the singletons over).
+pub(crate) fn switch(resolved: &Resolved, placed: &Placement, doomed: Vec<ReleaseId>) -> Phase {
+    let mut steps = switch_and_check(resolved, placed);
     steps.extend(hooks(HookPhase::AfterSwitch, &resolved.hooks.after_switch));
     steps.push(Step::Finish);
     steps.push(Step::Prune(doomed));
@@ -87,26 +101,26 @@ pub(crate) fn switch(resolved: &Resolved, doomed: Vec<ReleaseId>) -> Phase {
 
 /// The steps every switch starts with (a deploy's and a rollback's): check the lock is still
 /// this run's, rename over `current`, reload nginx if its site changed, check the app through
-/// `current`.
-pub(super) fn switch_and_check(resolved: &Resolved) -> Vec<Step> {
+/// `current` (on the hosts that serve the web role).
+pub(super) fn switch_and_check(resolved: &Resolved, placed: &Placement) -> Vec<Step> {
     let mut steps = vec![Step::CheckLock, Step::Switch];
-    if resolved.nginx.is_some() {
+    if resolved.nginx.is_some() && placed.web {
         steps.push(Step::ReloadNginx);
     }
-    if resolved.app.is_some() {
+    if resolved.app.is_some() && placed.web {
         steps.push(Step::HealthCheck);
     }
     steps
 }
 
-/// Install the release's nginx site and start its app server, for the services shipit
-/// manages: how a deploy's and a rollback's prepare end.
-pub(super) fn start_services(resolved: &Resolved) -> Vec<Step> {
+/// Install the release's nginx site and start its app server and processes, for the services
+/// shipit manages and this host's roles: how a deploy's and a rollback's prepare end.
+pub(super) fn start_services(resolved: &Resolved, placed: &Placement) -> Vec<Step> {
     let mut steps = Vec::new();
-    if resolved.nginx.is_some() {
+    if resolved.nginx.is_some() && placed.web {
         steps.push(Step::NginxCheck);
     }
-    if resolved.app.is_some() {
+    if resolved.app.is_some() && (placed.web || !placed.processes.is_empty()) {
         steps.push(Step::StartApp);
     }
     steps
@@ -143,6 +157,10 @@ pub(crate) mod tests {
         crate::resolve::sample()
     }
 
+    pub(crate) fn everything() -> Placement {
+        Placement::everything(&[])
+    }
+
     fn ids(phase: &Phase) -> Vec<String> {
         phase.steps.iter().map(|s| s.id()).collect()
     }
@@ -151,7 +169,7 @@ pub(crate) mod tests {
     fn prepare_runs_every_step_before_the_switch() {
         let configs = ServiceConfigs::default();
         assert_eq!(
-            ids(&prepare(&resolved(), &configs, "")),
+            ids(&prepare(&resolved(), &everything(), &configs, "")),
             [
                 "verify",
                 "unpack",
@@ -170,7 +188,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(
-            ids(&switch(&resolved(), vec![])),
+            ids(&switch(&resolved(), &everything(), vec![])),
             [
                 "check-lock",
                 "switch",
@@ -186,7 +204,7 @@ pub(crate) mod tests {
 
     #[test]
     fn on_a_fleet_only_the_primary_migrates_and_the_others_wait_for_it() {
-        let phase = prepare(&resolved(), &ServiceConfigs::default(), "");
+        let phase = prepare(&resolved(), &everything(), &ServiceConfigs::default(), "");
         let rounds = phase.rounds(2);
         assert_eq!(rounds.len(), 3, "{rounds:?}");
         let primary: Vec<String> = rounds[0].steps_for(true).iter().map(|s| s.id()).collect();
@@ -209,9 +227,9 @@ pub(crate) mod tests {
         let mut r = resolved();
         r.nginx = None;
         r.app = None;
-        let steps = ids(&prepare(&r, &ServiceConfigs::default(), ""));
+        let steps = ids(&prepare(&r, &everything(), &ServiceConfigs::default(), ""));
         assert!(!steps.contains(&"nginx-check".to_string()));
         assert!(!steps.contains(&"start-app".to_string()));
-        assert!(!ids(&switch(&r, vec![])).contains(&"stop-old-app".to_string()));
+        assert!(!ids(&switch(&r, &everything(), vec![])).contains(&"stop-old-app".to_string()));
     }
 }

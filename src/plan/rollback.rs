@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::migrations::Unapply;
 use crate::release::{rollback_target, Release, ReleaseId};
-use crate::resolve::Resolved;
+use crate::resolve::{Placement, Resolved};
 
 use super::deploy::{start_services, switch_and_check};
 use super::step::{Cleanup, Step};
@@ -39,8 +39,8 @@ pub(crate) fn check() -> Phase {
 
 /// Phase 3: start the target, then unapply (the target must answer before the live release
 /// loses any schema).
-pub(crate) fn prepare(resolved: &Resolved, unapply: &[Unapply]) -> Phase {
-    let mut steps = start_services(resolved);
+pub(crate) fn prepare(resolved: &Resolved, placed: &Placement, unapply: &[Unapply]) -> Phase {
+    let mut steps = start_services(resolved, placed);
     if !unapply.is_empty() {
         steps.push(Step::Unapply(unapply.to_vec()));
     }
@@ -48,8 +48,8 @@ pub(crate) fn prepare(resolved: &Resolved, unapply: &[Unapply]) -> Phase {
 }
 
 /// Phase 4: switch to the target and retire the abandoned release.
-pub(crate) fn switch(resolved: &Resolved) -> Phase {
-    let mut steps = switch_and_check(resolved);
+pub(crate) fn switch(resolved: &Resolved, placed: &Placement) -> Phase {
+    let mut steps = switch_and_check(resolved, placed);
     steps.push(Step::Finish);
     steps.push(Step::Unlock);
     if resolved.app.is_some() {
@@ -136,6 +136,7 @@ mod tests {
         let resolved = super::super::deploy::tests::resolved();
         let phase = prepare(
             &resolved,
+            &super::super::deploy::tests::everything(),
             &[Unapply {
                 app: "pages".into(),
                 to: "0001_initial".into(),

@@ -511,7 +511,10 @@ mod tests {
         let configs = deploy::ServiceConfigs {
             nginx: Some("server {}\n".into()),
             app: Some("[program:x]\n".into()),
+            once: Some("[program:x.beat]\n".into()),
+            schedule: Some("* * * * *\techo hi\n".into()),
         };
+        let placed = deploy::tests::everything();
         let unapply = [Unapply {
             app: "pages".into(),
             to: "zero".into(),
@@ -520,16 +523,19 @@ mod tests {
             ("deploy begin", deploy::begin()),
             (
                 "deploy prepare",
-                deploy::prepare(&resolved, &configs, "SECRET='x y'\n"),
+                deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n"),
             ),
             (
                 "deploy switch",
-                deploy::switch(&resolved, id.into_iter().collect()),
+                deploy::switch(&resolved, &placed, id.into_iter().collect()),
             ),
             ("rollback begin", rollback::begin()),
             ("rollback check", rollback::check()),
-            ("rollback prepare", rollback::prepare(&resolved, &unapply)),
-            ("rollback switch", rollback::switch(&resolved)),
+            (
+                "rollback prepare",
+                rollback::prepare(&resolved, &placed, &unapply),
+            ),
+            ("rollback switch", rollback::switch(&resolved, &placed)),
             ("list", releases::list()),
             ("lock status", crate::plan::operate::lock_status()),
             ("lock acquire", crate::plan::operate::lock_acquire()),

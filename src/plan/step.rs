@@ -109,10 +109,12 @@ pub(crate) enum Step {
     Migrate { once: bool },
     /// `collectstatic`.
     Collectstatic,
-    /// Keep the rendered nginx site and supervisor program in the release.
+    /// Keep the rendered nginx site and supervisor programs in the release.
     Configs {
         nginx: Option<String>,
         app: Option<String>,
+        once: Option<String>,
+        schedule: Option<String>,
     },
     /// Install and check the nginx site.
     NginxCheck,
@@ -255,7 +257,12 @@ impl Step {
                 .collect(),
             Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
             Step::Env(file) => vec![super::base64(file.as_bytes())],
-            Step::Configs { nginx, app } => [nginx, app]
+            Step::Configs {
+                nginx,
+                app,
+                once,
+                schedule,
+            } => [nginx, app, once, schedule]
                 .iter()
                 .map(|c| {
                     c.as_deref()
@@ -365,9 +372,11 @@ mod tests {
                 Step::Configs {
                     nginx: Some("foo".into()),
                     app: None,
+                    once: Some("foo".into()),
+                    schedule: None,
                 },
                 "configs",
-                "step_configs Zm9v -",
+                "step_configs Zm9v - Zm9v -",
             ),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),

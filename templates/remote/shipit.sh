@@ -15,6 +15,7 @@
 #   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
 #   TARGET HOSTS                                 the target's name, its hosts (space-separated)
 #   LOCK_WAIT (seconds step_lock waits for a live lock)  LOCK_MESSAGE (why `shipit lock` holds it)
+#   WEB (1 when this host serves the web role: nginx site and web app server)
 # shellcheck disable=SC2154
 
 # ---------------------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ shipit_init() {
   SITE_BACKUP="$D/.shipit/nginx-site.previous"
   SITE_CHANGED="$D/.shipit/nginx-site.changed"
   PROGRAM_CONF="$CONFD/$PROGRAM.conf"
+  ONCE_CONF="$CONFD/$PROGRAM.once.conf"
+  ONCE_GLOB="${PROGRAM_GLOB%.conf}.once.conf"
   PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
   SHIPIT_RELEASE=$ID
   export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
@@ -116,6 +119,22 @@ shipit_state() {
 }
 
 shipit_ctl() { eval "$CTL" '"$@"'; }
+
+# The program (group) names a supervisor config FILE defines, one a line.
+shipit_programs() { sed -n 's/^\[program:\(.*\)\]$/\1/p' "$1" 2>/dev/null; }
+
+# Releases whose programs are installed in the process manager (running, or meant to).
+shipit_installed_releases() {
+  [ "$APP" = 1 ] || return 0
+  # The globs are globs on purpose.
+  # shellcheck disable=SC2086
+  for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB; do
+    [ -e "$conf" ] || continue
+    name=$(basename "$conf" .conf)
+    name=${name%.once}
+    printf '%s\n' "${name##*.}"
+  done
+}
 
 # ---------------------------------------------------------------------------------------------
 # The lock: a directory made with mkdir (atomic), holding who took it and which process holds it.
@@ -205,13 +224,17 @@ shipit_restore_site() {
   fi
 }
 
-# Stops this run's new app server, unless `current` points at its release.
+# Stops this run's new app server and processes, unless `current` points at its release.
 shipit_stop_new_app() {
   [ "$APP" = 1 ] && [ -f "$PROGRAM_CONF" ] || return 0
   if [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then return 0; fi
+  names=$(shipit_programs "$PROGRAM_CONF" | tr '\n' ' ')
   rm -f "$PROGRAM_CONF"
-  shipit_ctl update "$PROGRAM" >/dev/null 2>&1 || true
-  echo "stopped the new app server $PROGRAM"
+  [ -n "$names" ] || return 0
+  # Word splitting of the program list is wanted.
+  # shellcheck disable=SC2086
+  shipit_ctl update $names >/dev/null 2>&1 || true
+  echo "stopped the new release's programs: $names"
 }
 
 # Undoes what preparing left outside the release: the new app server and the nginx site.
@@ -266,11 +289,14 @@ shipit_inventory() {
     shipit_fact dangling "$(readlink "$D/current")"
   fi
   # `ls -l` rather than GNU find's -printf, so BusyBox hosts answer too.
-  shipit_fact in_use "$(find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" \
-      -exec ls -l {} + 2>/dev/null | sed -n 's/.* -> //p' |
-    while read -r c; do
-      case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
-    done | sort -u | tr '\n' ' ')"
+  shipit_fact in_use "$({
+    find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$(id -u)" \
+        -exec ls -l {} + 2>/dev/null | sed -n 's/.* -> //p' |
+      while read -r c; do
+        case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
+      done
+    shipit_installed_releases
+  } | sort -u | tr '\n' ' ')"
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
     id=${dir##*/}
@@ -712,12 +738,114 @@ step_collectstatic() {
   shipit_bridge_static "$R"
 }
 
-# step_configs NGINX_BASE64 APP_BASE64: keeps the release's rendered service configs in
-# $R/.shipit (`-` for a service shipit does not manage).
+# Python run by the `schedule` process (a `once` process on the primary, see resolve.rs) as
+# .shipit/scheduler.py SCHEDULE_TAB: a cron for the target. Each minute, every entry of the
+# table (CRON<TAB>COMMAND lines) whose five fields match the local time runs with `sh -c` in the
+# release `current` points at then, with that release's env file and venv, SHIPIT_RELEASE set.
+# Never twice: an entry fires once per minute across schedulers (the last minute it fired is
+# kept in shared/.schedule), and not while its previous run still holds its lock (a run started
+# by the scheduler of the previous release included). On SIGTERM it starts nothing more and
+# waits for the commands it started.
+# The Python is in single quotes on purpose: nothing in it is for the shell.
+# shellcheck disable=SC2016
+SHIPIT_SCHEDULER='import fcntl, hashlib, os, signal, subprocess, sys, time
+RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+def values(field, low, high):
+    out = set()
+    for part in field.split(","):
+        rng, _, step = part.partition("/")
+        if rng == "*":
+            a, b = low, high
+        elif "-" in rng:
+            a, b = (int(x) for x in rng.split("-"))
+        else:
+            a = b = int(rng)
+            if step:
+                b = high
+        out.update(range(a, b + 1, int(step or 1)))
+    return out
+def due(spec, t):
+    f = spec.split()
+    minute, hour, dom, month, dow = (values(x, *r) for x, r in zip(f, RANGES))
+    dow = {d % 7 for d in dow}
+    wday = (t.tm_wday + 1) % 7
+    if f[2] != "*" and f[4] != "*":
+        day = t.tm_mday in dom or wday in dow
+    else:
+        day = t.tm_mday in dom and wday in dow
+    return t.tm_min in minute and t.tm_hour in hour and t.tm_mon in month and day
+base = os.path.dirname(os.path.dirname(os.getcwd()))
+state = os.path.join(base, "shared", ".schedule")
+os.makedirs(state, exist_ok=True)
+entries = []
+with open(sys.argv[1]) as table:
+    for line in table:
+        if "\t" in line:
+            spec, command = line.rstrip("\n").split("\t", 1)
+            key = hashlib.sha256(line.encode()).hexdigest()[:16]
+            entries.append((spec, command, os.path.join(state, key)))
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+running = []
+def fire(spec, command, path, minute):
+    lock = open(path + ".lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("%s: still running from before, not started again: %s" % (spec, command), flush=True)
+        lock.close()
+        return
+    try:
+        with open(path + ".last") as last:
+            if int(last.read() or 0) >= minute:
+                lock.close()
+                return
+    except (OSError, ValueError):
+        pass
+    with open(path + ".last.tmp", "w") as last:
+        last.write(str(minute))
+    os.replace(path + ".last.tmp", path + ".last")
+    current = os.path.realpath(os.path.join(base, "current"))
+    env = dict(os.environ, SHIPIT_RELEASE=os.path.basename(current))
+    script = "set -a; [ -f .shipit/env ] && . ./.shipit/env; set +a; PATH=\"$PWD/.venv/bin:$PATH\"; export PATH; " + command
+    print("%s: running in %s: %s" % (spec, current, command), flush=True)
+    running.append((subprocess.Popen(["/bin/sh", "-c", script], cwd=current, env=env, pass_fds=[lock.fileno()]), lock, command))
+minute = int(time.time() // 60)
+while not stopping:
+    for spec, command, path in entries:
+        if due(spec, time.localtime(minute * 60)):
+            fire(spec, command, path, minute)
+    for item in running[:]:
+        if item[0].poll() is not None:
+            print("exit %s: %s" % (item[0].returncode, item[2]), flush=True)
+            item[1].close()
+            running.remove(item)
+    while not stopping and int(time.time() // 60) == minute:
+        time.sleep(0.5)
+    minute = int(time.time() // 60)
+for process, lock, command in running:
+    print("waiting for: %s" % command, flush=True)
+    process.wait()
+'
+
+# step_configs NGINX_BASE64 APP_BASE64 ONCE_BASE64 SCHEDULE_BASE64: keeps the release's
+# rendered service configs in $R/.shipit (`-` for what this host does not run): the nginx site,
+# the programs started before the switch, the singletons started at it, and the schedule with
+# the scheduler that runs it.
 step_configs() {
   mkdir -p "$R/.shipit"
   if [ "$1" != - ]; then printf %s "$1" | base64 -d > "$R/.shipit/nginx.conf"; fi
   if [ "$2" != - ]; then printf %s "$2" | base64 -d > "$R/.shipit/supervisor.conf"; fi
+  if [ "$3" != - ]; then printf %s "$3" | base64 -d > "$R/.shipit/supervisor-once.conf"; fi
+  if [ "$4" != - ]; then
+    printf %s "$4" | base64 -d > "$R/.shipit/schedule.tab"
+    printf '%s' "$SHIPIT_SCHEDULER" > "$R/.shipit/scheduler.py"
+    mkdir -p "$D/shared/.schedule"
+    if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
+      chgrp "$(id -gn "$APP_USER")" "$D/shared/.schedule" 2>/dev/null && chmod 2770 "$D/shared/.schedule" ||
+        echo "warning: cannot give $APP_USER's group write access to $D/shared/.schedule"
+    fi
+  fi
   echo "rendered service configs kept in $R/.shipit"
 }
 
@@ -823,8 +951,9 @@ shipit_program_conf() {
   sed "s/^\[program:[A-Za-z0-9_-]*-$ID\]\$/[program:$PROGRAM]/" "$1"
 }
 
-# Starts the program kept in $R/.shipit/supervisor.conf and waits until it answers; fails as
-# soon as the process manager reports it dead.
+# Starts the programs kept in $R/.shipit/supervisor.conf and waits until the web app server
+# (on a web host) answers and every process runs; fails as soon as the process manager reports
+# one dead.
 step_start_app() {
   shipit_require_lock
   [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
@@ -832,8 +961,15 @@ step_start_app() {
   TMP="$CONFD/.$PROGRAM.conf.tmp"
   shipit_program_conf "$R/.shipit/supervisor.conf" > "$TMP"
   mv -f "$TMP" "$PROGRAM_CONF"
-  shipit_ctl update "$PROGRAM"
+  # Word splitting of the program list is wanted.
+  # shellcheck disable=SC2046
+  shipit_ctl update $(shipit_programs "$PROGRAM_CONF")
   DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
+  if [ "$WEB" = 1 ]; then shipit_wait_web; fi
+  shipit_wait_processes "$PROGRAM_CONF"
+}
+
+shipit_wait_web() {
   polls=0
   SEEN_PID=
   while :; do
@@ -859,6 +995,35 @@ step_start_app() {
       exit 1
     fi
     sleep 0.1
+  done
+}
+
+# shipit_wait_processes FILE: waits until every process program FILE defines (all but the web
+# app server) is RUNNING, which supervisor says once a process stayed up for its startsecs;
+# fails as soon as one is FATAL, BACKOFF or EXITED, with the last lines it printed.
+shipit_wait_processes() {
+  groups=$(shipit_programs "$1" | grep -vxF "$PROGRAM") || return 0
+  while :; do
+    pending=
+    for group in $groups; do
+      status=$(shipit_ctl status "$group:*" 2>&1) || true
+      dead=$(printf '%s\n' "$status" | grep -E ' (FATAL|BACKOFF|EXITED) ' | head -n 1)
+      if [ -n "$dead" ]; then
+        shipit_ctl tail -4000 "${dead%% *}" 2>/dev/null | tail -n 12
+        echo "process $group did not start: $dead"
+        exit 1
+      fi
+      if printf '%s\n' "$status" | grep -qv ' RUNNING '; then pending="$pending $group"; fi
+    done
+    if [ -z "$pending" ]; then
+      echo "running: $(printf '%s' "$groups" | tr '\n' ' ')"
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+      echo "not running within ${HEALTH_TIMEOUT}s:$pending"
+      exit 1
+    fi
+    sleep 0.2
   done
 }
 
@@ -959,10 +1124,12 @@ step_prune() {
   shipit_unlock
 }
 
-# Stops every other release's program of this project and target gracefully, except the one
-# `current` points at now. Never fails: the release that matters is already live.
-# Programs are named PROJECT.TARGET.RELEASE: neither name may contain a dot, so the glob of one
-# project and target matches no other's. Programs named by shipit before that
+# Stops every other release's programs of this project and target gracefully (within each
+# program's stop timeout), except those of the release `current` points at now, then starts the
+# live release's singletons (`once` processes, kept in .shipit/supervisor-once.conf on the
+# primary): never two of them at once. Never fails: the release that matters is already live.
+# Programs are named PROJECT.TARGET.RELEASE[.PROCESS]: neither name may contain a dot, so the
+# glob of one project and target matches no other's. Programs named by shipit before that
 # (PROJECT-TARGET-RELEASE, ambiguous: `hello` + `a-b` and `hello-a` + `b`) are stopped only
 # when their config runs a release of this deploy_to.
 step_stop_old_app() {
@@ -971,24 +1138,32 @@ step_stop_old_app() {
   LEGACY_GLOB=$(printf '%s' "$PROGRAM_GLOB" | sed 's/\./-/; s/\./-/')
   # The globs are globs on purpose.
   # shellcheck disable=SC2086
-  for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$LEGACY_GLOB; do
+  for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB "$CONFD"/$LEGACY_GLOB; do
     if [ ! -e "$conf" ] || [ "$conf" = "$PROGRAM_CONF" ]; then continue; fi
     name=$(basename "$conf" .conf)
+    name=${name%.once}
     release=${name##*[.-]}
     if [ -n "$LIVE" ] && [ "$release" = "$LIVE" ]; then continue; fi
     case "$name" in
       *.*) ;;
       *) grep -Fqx "directory=$D/releases/$release" "$conf" || continue ;;
     esac
+    OLD="$OLD $(shipit_programs "$conf" | tr '\n' ' ')"
     rm -f "$conf"
-    OLD="$OLD $name"
   done
-  if [ -n "$OLD" ]; then
+  if [ -n "$(printf '%s' "$OLD" | tr -d ' ')" ]; then
     # Word splitting of the program list is wanted.
     # shellcheck disable=SC2086
     shipit_ctl update $OLD || echo "warning: supervisor could not stop$OLD"
   else
     echo "no other app server to stop"
+  fi
+  if [ -f "$R/.shipit/supervisor-once.conf" ] && [ "$LIVE" = "$ID" ]; then
+    cp "$R/.shipit/supervisor-once.conf" "$ONCE_CONF.tmp"
+    mv -f "$ONCE_CONF.tmp" "$ONCE_CONF"
+    # shellcheck disable=SC2046
+    shipit_ctl update $(shipit_programs "$ONCE_CONF") ||
+      echo "warning: supervisor could not start the singletons of $ID"
   fi
 }
 

@@ -23,7 +23,7 @@
 //!   jump-host tests run shipit there).
 //! - [`load`]: an HTTP load generator.
 //! - [`bench`](mod@bench): what the benches share besides all that.
-//! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`]), the `deploy`
+//! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`], [`Redis`]), the `deploy`
 //!   account and helpers to act as it ([`deploy_user`], [`run_as_deploy`], ...), and small
 //!   loopback network helpers ([`free_port`], [`http_get`], ...).
 //!
@@ -58,6 +58,7 @@ mod net;
 mod nginx;
 mod postgres;
 mod process;
+mod redis;
 mod sshd;
 mod supervisord;
 mod user;
@@ -65,6 +66,7 @@ mod user;
 pub use net::*;
 pub use nginx::Nginx;
 pub use postgres::Postgres;
+pub use redis::Redis;
 pub use run::{shipit_bin, Run};
 pub use sshd::Sshd;
 pub use supervisord::Supervisord;

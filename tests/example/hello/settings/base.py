@@ -9,6 +9,7 @@ is a shared directory symlinked into each release; it is NOT created here and
 must already exist before ``migrate`` runs (development.py creates it for
 local work).
 """
+import os
 from pathlib import Path
 
 # tests/example/ (the directory holding manage.py)
@@ -70,3 +71,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Shown on the index page; staging overrides it.
 SITE_BANNER = ""
+
+# Celery (requirements/celery.txt, hello/celery.py): the broker comes from the
+# environment. HELLO_BEAT_SECONDS makes beat send pages.tasks.record("beat")
+# that often.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+CELERY_BEAT_SCHEDULE = {}
+if os.environ.get("HELLO_BEAT_SECONDS"):
+    CELERY_BEAT_SCHEDULE["tick"] = {
+        "task": "pages.tasks.record",
+        "schedule": float(os.environ["HELLO_BEAT_SECONDS"]),
+        "args": ("beat",),
+    }

@@ -1,0 +1,319 @@
+//! Processes besides the web app server, against real components: a Celery worker and beat of
+//! the example project (requirements/celery.txt, hello/celery.py, pages/tasks.py) on a real
+//! Redis, run by supervisord, placed by roles on a fleet. Needs root.
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::fleet::*;
+use support::stack::*;
+use support::*;
+
+/// How long a task may take to show up in var/tasks.log.
+const TASK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a per-minute schedule entry may take to fire (up to a minute, plus a start).
+const MINUTE_TIMEOUT: Duration = Duration::from_secs(90);
+
+const WORKER: &str =
+    "celery -A hello.celery worker -l info --concurrency 1 --without-gossip --without-mingle --without-heartbeat";
+
+/// The target's env (the broker) and processes, as lines of `[targets.test]`.
+fn celery_toml(redis: &Redis, env: &str, processes: &str) -> String {
+    format!(
+        "env = {{ CELERY_BROKER_URL = {:?}{env} }}\n\n[targets.test.processes]\n{processes}",
+        redis.url()
+    )
+}
+
+/// Sends `pages.tasks.record(tag, hold)` with the code and environment of `current`.
+fn send(deploy_to: &Path, tag: &str, hold: &str) {
+    let args = serde_json::to_string(&[tag, hold]).unwrap();
+    run_as_deploy_ok(&format!(
+        "cd {}/current && set -a && . ./.shipit/env && set +a && \
+         DJANGO_SETTINGS_MODULE=hello.settings.selected \
+         .venv/bin/celery -A hello.celery call pages.tasks.record --args {}",
+        shell_quote(&deploy_to.display().to_string()),
+        shell_quote(&args)
+    ));
+}
+
+fn task_log(deploy_to: &Path) -> String {
+    std::fs::read_to_string(deploy_to.join("shared/var/tasks.log")).unwrap_or_default()
+}
+
+/// Waits until var/tasks.log has a line starting with `prefix`; panics with the log and the
+/// worker's output otherwise.
+fn wait_line(deploy_to: &Path, prefix: &str) -> String {
+    wait_for(TASK_TIMEOUT, || {
+        task_log(deploy_to)
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no line `{prefix}` in tasks.log:\n{}\nworker log:\n{}",
+            task_log(deploy_to),
+            std::fs::read_to_string(deploy_to.join("shared/log/hello-worker.log"))
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// The program names in `supervisorctl status` output (the first word of each line).
+fn names(status: &str) -> Vec<String> {
+    let mut names: Vec<String> = status
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Processes on this machine whose command line contains `needle`.
+fn processes_running(needle: &str) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(needle) {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn a_celery_worker_is_replaced_on_deploy_finishes_its_task_and_comes_back_on_rollback() {
+    let redis = Redis::start();
+    let mut stack = Stack::start();
+    stack.set_requirements("requirements/celery.txt");
+    stack.set_options(|o| {
+        o.extra = celery_toml(
+            &redis,
+            "",
+            &format!("worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\n"),
+        )
+    });
+    let to = stack.deploy_to();
+
+    let first = stack.deploy_release();
+    stack.serves_release(&first);
+    assert_eq!(
+        names(&stack.programs()),
+        [program(&first), format!("{}.worker", program(&first))]
+    );
+    send(&to, "before", "");
+    wait_line(&to, &format!("done before {first} "));
+
+    // A task in flight when the next deploy switches: the old worker is stopped gracefully
+    // (supervisor shows it STOPPING while the task holds it), finishes the task, then exits.
+    send(&to, "slow", "go");
+    wait_line(&to, &format!("started slow {first} "));
+    stack.change_page("second");
+    let second = std::thread::scope(|scope| {
+        let deploy = scope.spawn(|| stack.deploy_ok());
+        let old_worker = format!("{}.worker", program(&first));
+        wait_for(DEPLOY_TIMEOUT, || {
+            stack
+                .programs()
+                .lines()
+                .any(|l| l.starts_with(&old_worker) && l.contains("STOPPING"))
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("the old worker was never stopping:\n{}", stack.programs()));
+        run_as_deploy_ok(&format!(
+            "touch {}",
+            shell_quote(&to.join("shared/var/go").display().to_string())
+        ));
+        deploy.join().unwrap()["release"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    wait_line(&to, &format!("done slow {first} "));
+    assert_eq!(
+        names(&stack.programs()),
+        [program(&second), format!("{}.worker", program(&second))]
+    );
+    send(&to, "after", "");
+    wait_line(&to, &format!("done after {second} "));
+
+    // Rollback restores the first release's worker and stops the second's.
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&first);
+    assert_eq!(
+        names(&stack.programs()),
+        [program(&first), format!("{}.worker", program(&first))]
+    );
+    send(&to, "rolled-back", "");
+    wait_line(&to, &format!("done rolled-back {first} "));
+
+    // "Reboot": supervisord starts afresh from its configs; only current's programs come up.
+    run_as_deploy_ok(&format!("{} reload", stack.host.sup.ctl_command()));
+    let expected = [program(&first), format!("{}.worker", program(&first))];
+    wait_for(DEPLOY_TIMEOUT, || {
+        let status = stack.programs();
+        (names(&status) == expected && status.lines().all(|l| l.contains(" RUNNING ")))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("after a reload:\n{}", stack.programs()));
+    send(&to, "rebooted", "");
+    wait_line(&to, &format!("done rebooted {first} "));
+}
+
+#[test]
+fn a_process_that_does_not_start_fails_the_deploy_and_the_old_release_keeps_everything() {
+    let mut stack = Stack::start();
+    let first = stack.deploy_release();
+    stack.set_options(|o| {
+        o.extra =
+            "[targets.test.processes]\nbroken = \"sh -c 'echo cannot reach the broker; exit 3'\"\n"
+                .into()
+    });
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says_error(&[
+        "start-app",
+        "broken did not start",
+        "cannot reach the broker",
+    ]);
+    stack.serves_release(&first);
+    assert_eq!(names(&stack.programs()), [program(&first)]);
+    assert_eq!(stack.current_id(), first);
+}
+
+#[test]
+fn roles_place_processes_and_beat_runs_once_on_the_primary() {
+    let redis = Redis::start();
+    let mut fleet = TwoHosts::start();
+    fleet.set_requirements("requirements/celery.txt");
+    let beat = "celery -A hello.celery beat -l info -s var/beat-schedule";
+    // Each host has its own SQLite database here.
+    let toml = format!(
+        "migrate = \"each-host\"\n{}\n[targets.test.roles]\nweb = [{:?}]\nworker = [{:?}]\n",
+        celery_toml(
+            &redis,
+            ", HELLO_BEAT_SECONDS = \"1\"",
+            &format!("worker = {WORKER:?}\nbeat = {{ run = {beat:?}, once = true }}\n"),
+        ),
+        fleet.a_spec,
+        fleet.b_spec
+    );
+    fleet.add_target_toml(&toml);
+
+    for deploy in ["first", "second"] {
+        fleet.stack.change_page(deploy);
+        let release = fleet.stack.deploy_release();
+        let p = program(&release);
+        // A (web, primary): the app server and beat; B (worker): the worker, no site.
+        assert_eq!(
+            names(&supervisor_status(&fleet.stack.host.sup)),
+            [p.clone(), format!("{p}.beat")]
+        );
+        assert_eq!(
+            names(&supervisor_status(&fleet.b.sup)),
+            [format!("{p}.worker")]
+        );
+        serves_release_on(&fleet.stack.host, &fleet.a_http, &release);
+        assert!(!fleet.b.nginx.sites_dir.join("hello.conf").exists());
+        // Beat on A sends, the worker on B runs: one beat on the whole machine.
+        wait_line(&fleet.b_to, &format!("done beat {release} "));
+        assert_eq!(processes_running("hello.celery beat"), 1);
+    }
+}
+
+#[test]
+fn a_canary_to_some_hosts_is_refused_unless_mixed_releases_are_allowed() {
+    let mut fleet = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    fleet.add_target_toml("migrate = \"each-host\"\n");
+    let first = fleet.stack.deploy_release();
+    fleet.stack.change_page("canary");
+
+    let b = fleet.b_spec.clone();
+    fleet
+        .stack
+        .deploy(&["--hosts", &b])
+        .expect_code(5)
+        .says_error(&["mixed releases", &fleet.a_spec, "--allow-mixed"]);
+    fleet
+        .stack
+        .deploy(&["--roles", "mail"])
+        .expect_code(2)
+        .says_error(&["no role `mail`"]);
+    assert_eq!(list_dir(&fleet.b_to.join("releases")), [first.as_str()]);
+
+    let canary = fleet.stack.deploy(&["--hosts", &b, "--allow-mixed"]);
+    canary.expect_code(0);
+    let canary = canary.release();
+    serves_release_on(&fleet.stack.host, &fleet.a_http, &first);
+    serves_release_on(&fleet.b, &fleet.b_http, &canary);
+    assert_eq!(list_dir(&fleet.a_to.join("releases")), [first.as_str()]);
+
+    // The whole target again: one release everywhere.
+    let all = fleet.stack.deploy_release();
+    serves_release_on(&fleet.stack.host, &fleet.a_http, &all);
+    serves_release_on(&fleet.b, &fleet.b_http, &all);
+}
+
+#[test]
+fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_twice() {
+    let mut fleet = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    fleet.add_target_toml(concat!(
+        "migrate = \"each-host\"\n",
+        "env = { HELLO_GREETING = \"from-env\" }\n",
+        "\n[targets.test.schedule]\n",
+        "'* * * * *' = 'echo \"$(date +%Y%m%d%H%M) $SHIPIT_RELEASE $HELLO_GREETING\" >> var/schedule.log'\n",
+    ));
+    let log = fleet.a_to.join("shared/var/schedule.log");
+    let fired = |release: &str| {
+        let needle = format!(" {release} from-env");
+        wait_for(MINUTE_TIMEOUT, || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|text| text.contains(&needle))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the schedule never ran in {release}; schedule.log:\n{}\nscheduler log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default(),
+                std::fs::read_to_string(fleet.a_to.join("shared/log/hello-schedule.log"))
+                    .unwrap_or_default()
+            )
+        })
+    };
+
+    let first = fleet.stack.deploy_release();
+    assert!(names(&supervisor_status(&fleet.stack.host.sup))
+        .contains(&format!("{}.schedule", program(&first))));
+    assert_eq!(names(&supervisor_status(&fleet.b.sup)), [program(&first)]);
+    fired(&first);
+
+    fleet.stack.change_page("second");
+    let second = fleet.stack.deploy_release();
+    let p = program(&second);
+    assert_eq!(
+        names(&supervisor_status(&fleet.stack.host.sup)),
+        [p.clone(), format!("{p}.schedule")]
+    );
+    let text = fired(&second);
+
+    // One run a minute, whichever scheduler ran it; none on B.
+    let minutes: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    let mut unique = minutes.clone();
+    unique.dedup();
+    assert_eq!(minutes, unique, "{text}");
+    assert!(!fleet.b_to.join("shared/var/schedule.log").exists());
+}
