@@ -479,12 +479,7 @@ impl fmt::Display for Error {
                 outcome,
             } => {
                 write!(f, "{host}: step `{step}` failed with exit status {status}")?;
-                if !tail.is_empty() {
-                    write!(f, "\n  last lines of output:")?;
-                    for line in tail {
-                        write!(f, "\n  | {line}")?;
-                    }
-                }
+                write_tail(f, tail)?;
                 if !outcome.is_empty() {
                     write!(f, "\n  {outcome}")?;
                 }
@@ -497,12 +492,7 @@ impl fmt::Display for Error {
                 ..
             } => {
                 write!(f, "image ({stage}): {message}")?;
-                if !tail.is_empty() {
-                    write!(f, "\n  last lines of output:")?;
-                    for line in tail {
-                        write!(f, "\n  | {line}")?;
-                    }
-                }
+                write_tail(f, tail)?;
                 Ok(())
             }
             Error::ChecksFailed { failed } => write!(
@@ -517,12 +507,7 @@ impl fmt::Display for Error {
                 tail,
             } => {
                 write!(f, "build command `{command}` failed with exit status {status}")?;
-                if !tail.is_empty() {
-                    write!(f, "\n  last lines of output:")?;
-                    for line in tail {
-                        write!(f, "\n  | {line}")?;
-                    }
-                }
+                write_tail(f, tail)?;
                 Ok(())
             }
             Error::Interrupted { outcome } => write!(f, "interrupted: {outcome}"),
@@ -535,6 +520,17 @@ impl fmt::Display for Error {
             | Error::Project { message, .. } => f.write_str(message),
         }
     }
+}
+
+/// The last lines a failed command printed, indented under its message.
+fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
+    if !tail.is_empty() {
+        write!(f, "\n  last lines of output:")?;
+        for line in tail {
+            write!(f, "\n  | {line}")?;
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for Error {

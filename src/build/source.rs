@@ -352,38 +352,29 @@ fn artifact_files(root: &Path, artifact: &str) -> Result<Vec<std::ffi::OsString>
             hint: Some("make project.build create it, or remove it from project.artifacts".into()),
         });
     }
-    let mut names = Vec::new();
     let walker = ignore::WalkBuilder::new(&top)
         .standard_filters(false)
         .follow_links(false)
         .build();
-    for entry in walker {
-        let entry = entry.map_err(|e| Error::Archive {
-            message: format!("cannot list the artifact {}: {e}", top.display()),
-        })?;
-        if entry.file_type().is_some_and(|t| t.is_dir()) {
-            continue;
-        }
-        let relative = entry
-            .path()
-            .strip_prefix(root)
-            .expect("walk stays below its root");
-        names.push(relative.as_os_str().to_os_string());
-    }
-    Ok(names)
+    files_of(walker, root, &format!("the artifact {}", top.display()))
 }
 
 fn walk_files(root: &Path) -> Result<Vec<std::ffi::OsString>> {
-    let mut names = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .require_git(false)
         .follow_links(false)
         .filter_entry(|e| e.file_name() != ".git")
         .build();
+    files_of(walker, root, &root.display().to_string())
+}
+
+/// The files (not directories) `walker` finds, relative to `root`; `what` names the walk in errors.
+fn files_of(walker: ignore::Walk, root: &Path, what: &str) -> Result<Vec<std::ffi::OsString>> {
+    let mut names = Vec::new();
     for entry in walker {
         let entry = entry.map_err(|e| Error::Archive {
-            message: format!("cannot list {}: {e}", root.display()),
+            message: format!("cannot list {what}: {e}"),
         })?;
         if entry.file_type().is_some_and(|t| t.is_dir()) {
             continue;
