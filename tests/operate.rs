@@ -235,6 +235,17 @@ fn a_held_lock_refuses_every_run_until_released_and_lock_wait_waits_for_it() {
     stack.rollback(&[]).expect_code(4);
     lock(&["acquire", "-m", "again"]).expect_code(4);
     assert_eq!(stack.current_id(), first);
+    // `check` names the hold and how to free it.
+    let check = stack.shipit(&["check", "-t", TARGET]);
+    check.expect_code(1);
+    let line = check
+        .stdout
+        .lines()
+        .chain(check.stderr.lines())
+        .find(|l| l.contains("lock") && l.contains("database maintenance"))
+        .unwrap_or_else(|| panic!("no lock line:\n{}\n{}", check.stdout, check.stderr))
+        .to_string();
+    assert!(line.contains("shipit lock release"), "{line}");
 
     // A deploy that waits for the lock goes on once it is released.
     stack.change_page("after the freeze");

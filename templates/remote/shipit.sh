@@ -1295,6 +1295,8 @@ shipit_check_deploy_to() {
 shipit_check_lock() {
   if [ ! -d "$LOCK" ]; then
     shipit_check lock ok "free"
+  elif [ "$(shipit_lock_field held)" = 1 ]; then
+    shipit_check lock fail "held $(shipit_lock_holder) (\`shipit lock release\` frees it)"
   elif shipit_lock_live; then
     shipit_check lock fail "held $(shipit_lock_holder), and that run is still going"
   else
