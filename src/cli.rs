@@ -278,6 +278,10 @@ pub struct ImageArgs {
     /// The base image's python, e.g. /usr/local/bin/python3.12 [default: image.python]
     #[arg(long, value_name = "PATH")]
     pub python: Option<String>,
+    /// What the container runs: `web` (gunicorn, the default) or a process of
+    /// [targets.T.processes], e.g. `worker` for a Celery worker image
+    #[arg(long, value_name = "NAME", default_value = "web")]
+    pub process: String,
 }
 
 /// `shipit maintenance`.

@@ -25,7 +25,7 @@ fn image_project() -> Project {
     );
     project.edit_config(
         "[targets.local.vars]",
-        "[targets.local.env]\nHELLO_GREETING = \"from the image\"\n\n[targets.local.secrets]\nDJANGO_SECRET_KEY = { env = \"SHIPIT_TEST_IMAGE_SECRET\" }\n\n[targets.local.vars]",
+        "[targets.local.env]\nHELLO_GREETING = \"from the image\"\n\n[targets.local.secrets]\nDJANGO_SECRET_KEY = { env = \"SHIPIT_TEST_IMAGE_SECRET\" }\n\n[targets.local.processes]\nworker = \"python -m celery -A hello worker -l info\"\n\n[targets.local.vars]",
     );
     project.commit_all("image");
     project
@@ -140,6 +140,7 @@ fn two_builds_of_one_tree_share_every_digest_and_skopeo_reads_the_layout() {
     );
     assert_eq!(c["Cmd"], serde_json::json!(["hello.wsgi:application"]));
     assert!(c["ExposedPorts"]["8000/tcp"].is_object(), "{c}");
+    assert_eq!(c["Labels"]["io.shipit.process"], "web");
     let env: Vec<&str> = c["Env"]
         .as_array()
         .unwrap()
@@ -164,6 +165,42 @@ fn two_builds_of_one_tree_share_every_digest_and_skopeo_reads_the_layout() {
             "blob {blob} holds the secret"
         );
     }
+
+    // A process of the target instead of gunicorn: the same layers, another command.
+    let worker = image(
+        &project,
+        &[
+            "-o",
+            project.out("w").to_str().unwrap(),
+            "--process",
+            "worker",
+        ],
+    )
+    .json();
+    assert_ne!(worker["manifest_digest"], first["manifest_digest"]);
+    let worker_layout = format!("oci:{}:{COMMIT_RELEASE}", layout_of(&worker).display());
+    let config: Value =
+        serde_json::from_str(&skopeo(&["inspect", "--config", &worker_layout])).unwrap();
+    let c = &config["config"];
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["exec python -m celery -A hello worker -l info"])
+    );
+    assert!(c["ExposedPorts"].is_null(), "{c}");
+    assert_eq!(c["Labels"]["io.shipit.process"], "worker");
+    let unknown = Run::of(
+        project
+            .shipit()
+            .args(["image", "-t", "local", "--process", "beat"]),
+    );
+    unknown.expect_code(2);
+    assert!(
+        unknown.stderr.contains("no such process"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(unknown.stderr.contains("worker"), "{}", unknown.stderr);
 
     // The one-off commands an orchestrator runs per rollout.
     let commands: Vec<&str> = first["release_commands"]

@@ -48,6 +48,34 @@ pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Resul
             .join("image")
             .join(format!("{}-{}", config.project.name, target.name))
     });
+    let process = match args.process.as_str() {
+        "web" => None,
+        name => Some(
+            target
+                .processes
+                .get_key_value(name)
+                .ok_or_else(|| Error::Usage {
+                    message: format!(
+                        "`--process {name}`: target {} has no such process",
+                        target.name
+                    ),
+                    hint: Some(format!(
+                        "`web` (gunicorn) or one of [targets.{}.processes]: {}",
+                        target.name,
+                        if target.processes.is_empty() {
+                            "none is configured".to_string()
+                        } else {
+                            target
+                                .processes
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    )),
+                })?,
+        ),
+    };
     let built = image::build(&ImageRequest {
         config,
         target,
@@ -57,6 +85,7 @@ pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Resul
         python,
         port: config.image.port.unwrap_or(DEFAULT_PORT),
         output,
+        process: process.map(|(name, p)| (name.as_str(), p.run.as_str())),
     })?;
     printer.info(format!(
         "built image {} for {} in {:.2}s (virtualenv {} {})",

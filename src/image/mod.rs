@@ -68,6 +68,8 @@ pub(crate) struct ImageRequest<'a> {
     pub(crate) port: u16,
     /// The layout directory to write.
     pub(crate) output: PathBuf,
+    /// The name and command of a `[targets.T.processes]` entry to run instead of gunicorn.
+    pub(crate) process: Option<(&'a str, &'a str)>,
 }
 
 /// One layer of the built image, described for the report.
@@ -372,6 +374,28 @@ fn image_config(
     let secrets: Vec<&str> = request.target.secrets.keys().map(String::as_str).collect();
     labels.insert("io.shipit.secrets", secrets.join(","));
 
+    // gunicorn (without --bind it listens on 0.0.0.0:$PORT when PORT is set), or a process of
+    // the target, exec'd by sh as on the hosts, with nothing to expose.
+    let (entrypoint, cmd, exposed) = match request.process {
+        None => (
+            vec![
+                format!("{}/bin/python", venv::VENV),
+                "-m".to_string(),
+                "gunicorn".to_string(),
+            ],
+            vec![request.config.project.wsgi_app.clone()],
+            vec![format!("{}/tcp", request.port)],
+        ),
+        Some((_, run)) => (
+            vec!["/bin/sh".to_string(), "-c".to_string()],
+            vec![format!("exec {run}")],
+            Vec::new(),
+        ),
+    };
+    labels.insert(
+        "io.shipit.process",
+        request.process.map_or("web", |(name, _)| name).to_string(),
+    );
     let container = ConfigBuilder::default()
         .user(format!("{}:{}", APP_OWNER.uid, APP_OWNER.gid))
         .env(
@@ -379,15 +403,10 @@ fn image_config(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>(),
         )
-        .entrypoint(vec![
-            format!("{}/bin/python", venv::VENV),
-            "-m".to_string(),
-            "gunicorn".to_string(),
-        ])
-        // Without --bind, gunicorn listens on 0.0.0.0:$PORT when PORT is set.
-        .cmd(vec![request.config.project.wsgi_app.clone()])
+        .entrypoint(entrypoint)
+        .cmd(cmd)
         .working_dir(APP_DIR)
-        .exposed_ports(vec![format!("{}/tcp", request.port)])
+        .exposed_ports(exposed)
         .labels(
             labels
                 .into_iter()
