@@ -65,6 +65,14 @@ fn script(vars: &Vars, steps: Vec<Step>, cleanup: Cleanup) -> Script {
 }
 
 impl<'p> Fleet<'p> {
+    /// The hosts' names, in target order (for reports).
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.sessions
+            .iter()
+            .map(|s| s.transport.name().to_string())
+            .collect()
+    }
+
     /// Runs `phase` everywhere without taking the lock (reading, or what each host does on its
     /// own, such as giving back a held lock); the first failure is the error, a lock held by
     /// another run an [`Error::Locked`].

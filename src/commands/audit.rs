@@ -17,11 +17,7 @@ pub(crate) fn run(config: &Config, args: &AuditArgs, printer: &Printer) -> Resul
     let resolved = Resolved::new(config, target)?;
     let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
     let vars = resolved.vars(Op::Run, BreakLock::No, &RunVars::default());
     let runs = fleet.each(&audit(), &vec![vars; hosts])?;
     let mut entries = merge(

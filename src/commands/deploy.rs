@@ -153,11 +153,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     }
 
     let usage = super::usage(&mut fleet.sessions);
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
     printer.result(format!(
         "deployed {release} to {} ({} host{}) in {}",
         target.name,

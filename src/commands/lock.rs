@@ -19,11 +19,7 @@ pub(crate) fn run(config: &Config, args: &LockArgs, printer: &Printer) -> Result
     let resolved = Resolved::new(config, target)?;
     let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
     let message = match &args.action {
         LockAction::Acquire { message } => Some(message.clone()),
         _ => None,

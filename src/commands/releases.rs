@@ -19,11 +19,7 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
     let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let keep = args.keep.unwrap_or(target.keep_releases);
     let hosts = fleet.sessions.len();
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
     let vars = resolved.vars(
         Op::Prune,
         BreakLock::from_flags(args.break_lock, args.force),

@@ -110,7 +110,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         "to": to,
         "unapplied": unapply.iter().map(|u| json!({"app": u.app, "to": u.to})).collect::<Vec<_>>(),
         "forced_past": if args.force { unknown.clone() } else { Vec::new() },
-        "hosts": fleet.sessions.iter().map(|s| s.transport.name().to_string()).collect::<Vec<_>>(),
+        "hosts": fleet.names(),
         "seconds": started.elapsed().as_secs_f64(),
     }));
     Ok(())
@@ -215,11 +215,7 @@ fn dry_run(
     vars: Vec<Vars>,
     printer: &Printer,
 ) -> Result<()> {
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
     let looked = fleet.each(&look(), &vars)?;
     let (live, to, _) = destination(&names, &looked, args, &resolved.target)?;
     let from = describe_from(live);

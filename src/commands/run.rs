@@ -126,11 +126,7 @@ pub(crate) fn run(config: &Config, args: &RunArgs, printer: &Printer) -> Result<
     printer.redact(env.secrets.iter().cloned());
     let vars = resolved.vars(Op::Run, BreakLock::No, &RunVars::default());
     let mut fleet = super::connect(&selected, &resolved, args.accept_new_host_key, printer)?;
-    let names: Vec<String> = fleet
-        .sessions
-        .iter()
-        .map(|s| s.transport.name().to_string())
-        .collect();
+    let names = fleet.names();
 
     if interactive {
         printer.info(format!("{} on {}: {command}", target.name, names[0]));
