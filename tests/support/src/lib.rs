@@ -23,6 +23,7 @@
 //!   jump-host tests run shipit there).
 //! - [`load`]: an HTTP load generator.
 //! - [`bench`](mod@bench): what the benches share besides all that.
+//! - [`wagtail`]: the Wagtail site `benches/wagtail.rs` generates and deploys.
 //! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`], [`Redis`]), the `deploy`
 //!   account and helpers to act as it ([`deploy_user`], [`run_as_deploy`], ...), and small
 //!   loopback network helpers ([`free_port`], [`http_get`], ...).
@@ -53,6 +54,7 @@ pub mod project;
 pub mod proxy;
 pub mod run;
 pub mod stack;
+pub mod wagtail;
 
 mod net;
 mod nginx;

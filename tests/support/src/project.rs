@@ -46,6 +46,24 @@ pub fn project() -> Project {
     project
 }
 
+/// A project named `name` that `make` writes into the (not yet existing) directory it is given,
+/// committed to a new git repository at [`COMMIT_DATE`] (the benches' generated projects).
+pub fn generated(name: &str, make: impl FnOnce(&Path)) -> Project {
+    let dir = tempfile::Builder::new()
+        .prefix("shipit-bench-")
+        .tempdir()
+        .expect("create a temporary directory");
+    let sandbox = dir.path().canonicalize().expect("canonical tempdir");
+    let root = sandbox.join(name);
+    make(&root);
+    let project = Project { dir, sandbox, root };
+    project.git(&["init", "-q"]);
+    project.git(&["config", "user.name", "Shipit Bench"]);
+    project.git(&["config", "user.email", "bench@shipit.invalid"]);
+    project.commit_all("generated");
+    project
+}
+
 /// The example project, copied without any git repository.
 pub fn project_without_git() -> Project {
     let dir = tempfile::Builder::new()
