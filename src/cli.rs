@@ -562,4 +562,18 @@ pub struct DeployArgs {
     /// Let --hosts/--roles leave the target's hosts on different releases
     #[arg(long)]
     pub allow_mixed: bool,
+    /// When to run migrate: `auto` skips it when no migration file (of the project or of the
+    /// venv's packages) changed since the live release migrated the same, unchanged database;
+    /// `always` runs it anyway
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub migrate: MigrateWhen,
+}
+
+/// `deploy --migrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateWhen {
+    /// Skip migrate when provably nothing changed.
+    Auto,
+    /// Always run migrate.
+    Always,
 }

@@ -618,7 +618,15 @@ mod tests {
         let resolved = resolved();
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
         locked.prepare_then_switch(
-            &|_| deploy::prepare(&resolved, &everything(), &ServiceConfigs::default(), ""),
+            &|_| {
+                deploy::prepare(
+                    &resolved,
+                    &everything(),
+                    &ServiceConfigs::default(),
+                    "",
+                    false,
+                )
+            },
             &|_| deploy::switch(&resolved, &everything(), vec![]),
             resolved.batch,
             "nothing was switched",
@@ -768,7 +776,15 @@ mod tests {
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(5)).unwrap();
         let error = locked
             .prepare_then_switch(
-                &|_| deploy::prepare(&resolved, &everything(), &ServiceConfigs::default(), ""),
+                &|_| {
+                    deploy::prepare(
+                        &resolved,
+                        &everything(),
+                        &ServiceConfigs::default(),
+                        "",
+                        false,
+                    )
+                },
                 &|_| deploy::switch(&resolved, &everything(), vec![]),
                 resolved.batch,
                 "nothing was switched",

@@ -355,6 +355,127 @@ fn failing_migration_leaves_the_old_release_serving() {
     );
 }
 
+/// The `migrate` fact of a deploy's JSON (`ran`, or `skipped, no migration changed since ID`).
+fn migrate_fact(json: &Value) -> String {
+    json["migrate"][0].as_str().unwrap_or("").to_string()
+}
+
+/// The rows of the migration table of the SQLite database `file` under the shared `var/`, as
+/// `app.name` lines.
+fn applied_in(stack: &Stack, file: &str) -> Vec<String> {
+    let db = stack.deploy_to().join("shared/var").join(file);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             for a, n in sqlite3.connect(sys.argv[1]).execute('SELECT app, name FROM django_migrations ORDER BY id'):\n\
+             \x20   print(a + '.' + n)",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "read {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn migrate_is_skipped_only_when_provably_nothing_changed() {
+    let stack = Stack::start();
+    let first = stack.deploy_ok();
+    let id1 = first["release"].as_str().unwrap().to_string();
+    assert_eq!(
+        migrate_fact(&first),
+        "ran",
+        "a first deploy migrates: {first}"
+    );
+    let applied = applied_in(&stack, "db.sqlite3");
+    assert!(
+        applied.contains(&"pages.0001_initial".to_string()),
+        "{applied:?}"
+    );
+
+    // A code-only change: the same migrations, the same database, untouched since.
+    stack.change_page("code only");
+    let run = stack.deploy(&[]);
+    run.expect_code(0).says(&[&format!(
+        "migrate: skipped, no migration changed since {id1}"
+    )]);
+    let id2 = run.release();
+    assert_eq!(
+        migrate_fact(&run.json()),
+        format!("skipped, no migration changed since {id1}")
+    );
+    stack.serves_release(&id2);
+    assert_eq!(applied_in(&stack, "db.sqlite3"), applied);
+
+    // --migrate=always runs it anyway.
+    stack.change_page("forced");
+    let run = stack.deploy(&["--migrate=always"]);
+    run.expect_code(0);
+    assert_eq!(migrate_fact(&run.json()), "ran");
+    let id3 = run.release();
+
+    // A new migration runs it, and it is applied.
+    stack.project.write(
+        "pages/migrations/0002_marker.py",
+        "from django.db import migrations\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [(\"pages\", \"0001_initial\")]\n\
+         \x20   operations = [migrations.RunSQL(\"CREATE TABLE bench_marker (id integer)\", \"DROP TABLE bench_marker\")]\n",
+    );
+    stack.change_page("a new migration");
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    assert_eq!(migrate_fact(&run.json()), "ran", "{}", run.stderr);
+    let with_marker = applied_in(&stack, "db.sqlite3");
+    assert_eq!(
+        with_marker.last().map(String::as_str),
+        Some("pages.0002_marker"),
+        "{with_marker:?} (after {id3})"
+    );
+
+    // Another database (the settings name another SQLite file): migrated, though no migration
+    // file changed.
+    let base = stack.project.read("hello/settings/base.py");
+    stack.project.write(
+        "hello/settings/base.py",
+        &base.replace("VAR_DIR / \"db.sqlite3\"", "VAR_DIR / \"other.sqlite3\""),
+    );
+    stack.project.commit_all("another database");
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    assert_eq!(migrate_fact(&run.json()), "ran", "{}", run.stderr);
+    assert_eq!(applied_in(&stack, "other.sqlite3"), with_marker);
+    stack.serves_release(&run.release());
+
+    // The same database, recreated since the live release migrated it: migrated again.
+    std::fs::remove_file(stack.deploy_to().join("shared/var/other.sqlite3")).unwrap();
+    stack.change_page("database recreated");
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    assert_eq!(migrate_fact(&run.json()), "ran", "{}", run.stderr);
+    assert_eq!(applied_in(&stack, "other.sqlite3"), with_marker);
+    stack.serves_release(&run.release());
+
+    // And then nothing changed again: skipped.
+    stack.change_page("code only again");
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    assert!(
+        migrate_fact(&run.json()).starts_with("skipped"),
+        "{}",
+        run.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. The deploy lock.
 

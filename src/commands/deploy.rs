@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::build;
-use crate::cli::DeployArgs;
+use crate::cli::{DeployArgs, MigrateWhen};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
@@ -20,6 +20,7 @@ use crate::session::ScriptRun;
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let target = &canary(config.target(&args.target)?, args)?;
     let resolved = Resolved::new(config, target)?;
+    let migrate_always = args.migrate == MigrateWhen::Always;
     let started = Instant::now();
     // Secrets are resolved first, before the build commands run and any host is touched, and
     // are never shown from then on (not in the run log either). A dry run needs none.
@@ -66,7 +67,14 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         primary,
     )?;
     if args.dry_run {
-        return super::dry_run::show(&resolved, target, &artifact, &configs, printer);
+        return super::dry_run::show(
+            &resolved,
+            target,
+            &artifact,
+            &configs,
+            migrate_always,
+            printer,
+        );
     }
     let env_file = env.file();
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
@@ -142,13 +150,28 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         .map(|r| prune_after_switch(r, release, resolved.keep_releases))
         .collect();
     let runs = locked.prepare_then_switch(
-        &|i| prepare(&resolved, &resolved.placements[i], &configs[i], &env_file),
+        &|i| {
+            prepare(
+                &resolved,
+                &resolved.placements[i],
+                &configs[i],
+                &env_file,
+                migrate_always,
+            )
+        },
         &|i| switch(&resolved, &resolved.placements[i], doomed[i].clone()),
         resolved.batch,
         &current_outcome(&begun),
     )?;
     let mut fleet = locked.into_fleet();
     for (session, run) in fleet.sessions.iter().zip(&runs) {
+        if let Some(skipped) = run
+            .facts
+            .get("migrate")
+            .filter(|m| m.starts_with("skipped"))
+        {
+            printer.info(format!("{}  migrate: {skipped}", session.label));
+        }
         report_pruned(&session.label, run, printer);
     }
 
@@ -169,6 +192,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "archive": { "path": artifact.path, "sha256": artifact.sha256, "size": artifact.size },
         "revision": artifact.manifest.revision,
         "venv": runs.iter().filter_map(|r| r.facts.get("venv").cloned()).collect::<Vec<_>>(),
+        "migrate": runs.iter().filter_map(|r| r.facts.get("migrate").cloned()).collect::<Vec<_>>(),
         "seconds": started.elapsed().as_secs_f64(),
         "usage": usage,
     }));

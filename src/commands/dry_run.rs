@@ -35,6 +35,7 @@ pub(super) fn show(
     target: &Target,
     artifact: &Artifact,
     configs: &ServiceConfigs,
+    migrate_always: bool,
     printer: &Printer,
 ) -> Result<()> {
     let release = ReleaseId::at(Utc::now());
@@ -58,7 +59,13 @@ pub(super) fn show(
         ("begin", begin()),
         (
             "prepare (after uploading the archive)",
-            prepare(resolved, placed, configs, &env_preview(target)),
+            prepare(
+                resolved,
+                placed,
+                configs,
+                &env_preview(target),
+                migrate_always,
+            ),
         ),
         (
             "switch (once every host is prepared)",

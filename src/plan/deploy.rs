@@ -45,12 +45,14 @@ fn hooks(phase: HookPhase, list: &[crate::config::Hook]) -> impl Iterator<Item =
 }
 
 /// Phase 2: everything up to a running, unexposed new release on a host that runs what `placed`
-/// says; `env` is the release's env file.
+/// says; `env` is the release's env file; `migrate_always`: run `migrate` even when provably
+/// nothing changed.
 pub(crate) fn prepare(
     resolved: &Resolved,
     placed: &Placement,
     configs: &ServiceConfigs,
     env: &str,
+    migrate_always: bool,
 ) -> Phase {
     let mut steps = vec![
         Step::Verify,
@@ -69,6 +71,7 @@ pub(crate) fn prepare(
     ));
     steps.push(Step::Migrate {
         once: resolved.migrate == MigrateOn::Once,
+        always: migrate_always,
     });
     steps.push(Step::Collectstatic);
     steps.extend(hooks(
@@ -169,7 +172,7 @@ pub(crate) mod tests {
     fn prepare_runs_every_step_before_the_switch() {
         let configs = ServiceConfigs::default();
         assert_eq!(
-            ids(&prepare(&resolved(), &everything(), &configs, "")),
+            ids(&prepare(&resolved(), &everything(), &configs, "", false)),
             [
                 "verify",
                 "unpack",
@@ -204,7 +207,13 @@ pub(crate) mod tests {
 
     #[test]
     fn on_a_fleet_only_the_primary_migrates_and_the_others_wait_for_it() {
-        let phase = prepare(&resolved(), &everything(), &ServiceConfigs::default(), "");
+        let phase = prepare(
+            &resolved(),
+            &everything(),
+            &ServiceConfigs::default(),
+            "",
+            false,
+        );
         let rounds = phase.rounds(2);
         assert_eq!(rounds.len(), 3, "{rounds:?}");
         let primary: Vec<String> = rounds[0].steps_for(true).iter().map(|s| s.id()).collect();
@@ -227,7 +236,13 @@ pub(crate) mod tests {
         let mut r = resolved();
         r.nginx = None;
         r.app = None;
-        let steps = ids(&prepare(&r, &everything(), &ServiceConfigs::default(), ""));
+        let steps = ids(&prepare(
+            &r,
+            &everything(),
+            &ServiceConfigs::default(),
+            "",
+            false,
+        ));
         assert!(!steps.contains(&"nginx-check".to_string()));
         assert!(!steps.contains(&"start-app".to_string()));
         assert!(!ids(&switch(&r, &everything(), vec![])).contains(&"stop-old-app".to_string()));

@@ -139,7 +139,10 @@ mod tests {
         let phase = Phase::new(
             vec![
                 Step::Verify,
-                Step::Migrate { once: true },
+                Step::Migrate {
+                    once: true,
+                    always: false,
+                },
                 Step::Collectstatic,
             ],
             Cleanup::Prepare,
@@ -149,13 +152,25 @@ mod tests {
         assert_eq!(rounds.len(), 2);
         assert_eq!(
             rounds[0].steps,
-            [Step::Verify, Step::Migrate { once: true }]
+            [
+                Step::Verify,
+                Step::Migrate {
+                    once: true,
+                    always: false,
+                }
+            ]
         );
         assert_eq!(rounds[1].steps, [Step::Collectstatic]);
         assert_eq!(rounds[0].steps_for(false), [Step::Verify]);
         assert_eq!(
             rounds[0].steps_for(true),
-            [Step::Verify, Step::Migrate { once: true }]
+            [
+                Step::Verify,
+                Step::Migrate {
+                    once: true,
+                    always: false,
+                }
+            ]
         );
     }
 }

@@ -523,7 +523,7 @@ mod tests {
             ("deploy begin", deploy::begin()),
             (
                 "deploy prepare",
-                deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n"),
+                deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n", false),
             ),
             (
                 "deploy switch",

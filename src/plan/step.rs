@@ -105,8 +105,9 @@ pub(crate) enum Step {
         command: String,
         once: bool,
     },
-    /// `migrate`, under the database's advisory lock; `once`: on the primary only.
-    Migrate { once: bool },
+    /// `migrate`, under the database's advisory lock; `once`: on the primary only. Skipped
+    /// when provably nothing changed since the live release's migrate, unless `always`.
+    Migrate { once: bool, always: bool },
     /// `collectstatic`.
     Collectstatic,
     /// Keep the rendered nginx site and supervisor programs in the release.
@@ -290,6 +291,7 @@ impl Step {
                 if *follow { "1" } else { "0" }.to_string(),
                 quote(grep),
             ],
+            Step::Migrate { always: true, .. } => vec!["always".to_string()],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -302,7 +304,7 @@ impl Step {
     /// Where the step runs.
     pub(crate) fn scope(&self) -> Scope {
         match self {
-            Step::Migrate { once: true } | Step::Unapply(_) => Scope::Once,
+            Step::Migrate { once: true, .. } | Step::Unapply(_) => Scope::Once,
             Step::Hook { once: true, .. } => Scope::Once,
             _ => Scope::EachHost,
         }
@@ -362,7 +364,22 @@ mod tests {
                 "after_switch[2]",
                 "step_hook 'echo a\necho '\\''b'\\'''",
             ),
-            (Step::Migrate { once: true }, "migrate", "step_migrate"),
+            (
+                Step::Migrate {
+                    once: true,
+                    always: false,
+                },
+                "migrate",
+                "step_migrate",
+            ),
+            (
+                Step::Migrate {
+                    once: true,
+                    always: true,
+                },
+                "migrate",
+                "step_migrate always",
+            ),
             (
                 Step::Env("A='b c'\n".into()),
                 "env",
@@ -455,7 +472,10 @@ mod tests {
             Step::Env(String::new()),
             Step::Virtualenv,
             Step::Settings,
-            Step::Migrate { once: false },
+            Step::Migrate {
+                once: false,
+                always: false,
+            },
             Step::Collectstatic,
             Step::NginxCheck,
             Step::StartApp,
@@ -499,8 +519,22 @@ mod tests {
 
     #[test]
     fn migrate_and_unapply_run_once() {
-        assert_eq!(Step::Migrate { once: true }.scope(), Scope::Once);
-        assert_eq!(Step::Migrate { once: false }.scope(), Scope::EachHost);
+        assert_eq!(
+            Step::Migrate {
+                once: true,
+                always: false
+            }
+            .scope(),
+            Scope::Once
+        );
+        assert_eq!(
+            Step::Migrate {
+                once: false,
+                always: true
+            }
+            .scope(),
+            Scope::EachHost
+        );
         assert_eq!(Step::Unapply(vec![]).scope(), Scope::Once);
         assert_eq!(Step::Collectstatic.scope(), Scope::EachHost);
     }

@@ -714,6 +714,61 @@ if lock is not None:
     lock.close()
 '
 
+# Python run by step_migrate after `migrate`, and alone to decide whether migrate may be
+# skipped: what identifies the databases (a hash of each alias's engine, name, host and port,
+# never a password; an SQLite file by its real path) and the state of the default database's
+# migration table (rows and last id: any migrate or unapply since changes it), as `database=`
+# and `applied=` lines into the file named by its second argument. Alone it imports the settings
+# only (no django.setup()), which is what makes checking cheap.
+SHIPIT_DB_STATE='
+import hashlib, os, sys, warnings
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
+warnings.simplefilter("ignore")
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+ident = []
+for alias in sorted(settings.DATABASES):
+    db = settings.DATABASES[alias]
+    name = str(db.get("NAME") or "")
+    if "sqlite" in str(db.get("ENGINE")) and name and not name.startswith((":", "file:")):
+        name = os.path.realpath(name)
+    ident.append("%s %s %s %s %s" % (alias, db.get("ENGINE"), name, db.get("HOST") or "", db.get("PORT") or ""))
+applied = "unknown"
+try:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT COUNT(*), MAX(id) FROM django_migrations")
+        applied = "%s %s" % tuple(cursor.fetchone())
+except Exception:
+    pass
+with open(sys.argv[2], "w") as out:
+    out.write("database=%s\napplied=%s\n" % (hashlib.sha256("\n".join(ident).encode()).hexdigest()[:32], applied))
+'
+
+# Hash of every migration file (`*/migrations/*.py`) of release $1 and of the packages in its
+# venv, by paths relative to each: releases with the same migrations hash the same.
+shipit_migrations_hash() {
+  {
+    (cd "$1" && find . -path ./.venv -prune -o -path '*/migrations/*.py' -type f -print |
+      LC_ALL=C sort | xargs -r sha256sum)
+    (cd "$1/.venv/" && find . -path '*/migrations/*.py' -type f -print | LC_ALL=C sort |
+      xargs -r sha256sum)
+  } | sha256sum | cut -c1-32
+}
+
+# Whether migrate has provably nothing to do: the live release recorded (.shipit/migrated) a
+# complete migrate of the same migration files (hash $1), against the same database, whose
+# migration table has not changed since. Unknown (a first deploy, no record, a dangling
+# `current`, a database that cannot be read) is never provably nothing.
+shipit_migrate_done() {
+  [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/migrated" ] || return 1
+  [ "$(sed -n 's/^migrations=//p' "$D/$PREVIOUS/.shipit/migrated")" = "$1" ] || return 1
+  "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database" || return 1
+  grep -q '^applied=[0-9]' "$R/.shipit/database" || return 1
+  grep -v '^migrations=' "$D/$PREVIOUS/.shipit/migrated" | cmp -s - "$R/.shipit/database"
+}
+
+# step_migrate [always]: `migrate`, unless nothing provably changed (see shipit_migrate_done);
+# `always` runs it anyway. Records what it found in $R/.shipit/migrated for the next deploy.
 step_migrate() {
   shipit_require_lock
   cd "$R" || exit 1
@@ -721,7 +776,16 @@ step_migrate() {
   shipit_load_env "$R"
   # A database file migrate creates (SQLite) is not world-readable.
   umask 027
-  "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE" "$MANAGE"
+  HASH=$(shipit_migrations_hash "$R")
+  if [ "${1:-}" != always ] && shipit_migrate_done "$HASH"; then
+    echo "migrate: skipped, no migration changed since ${PREVIOUS##*/}"
+    shipit_fact migrate "skipped, no migration changed since ${PREVIOUS##*/}"
+  else
+    rm -f "$R/.shipit/database"
+    "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database"
+    shipit_fact migrate ran
+  fi
+  { printf 'migrations=%s\n' "$HASH"; cat "$R/.shipit/database"; } > "$R/.shipit/migrated"
 }
 
 step_collectstatic() {
