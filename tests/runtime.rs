@@ -236,6 +236,108 @@ fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_surv
     assert_eq!(get(&stack, &new_css).0, 200);
 }
 
+/// Every file under `dir` (relative path -> bytes).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn collectstatic_is_skipped_when_its_inputs_are_unchanged_and_gives_what_a_full_run_gives() {
+    let stack = Stack::start();
+    // Hashed names (ManifestStaticFilesStorage) at a STATIC_ROOT that is not the default.
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"collected-static\"\n\
+             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
+             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
+        ),
+    );
+    stack.project.commit_all("hashed static files elsewhere");
+    let first = stack.deploy_ok();
+    let v1 = first["release"].as_str().unwrap().to_string();
+    assert_eq!(first["collectstatic"][0], "ran", "{first}");
+
+    // A template change: collectstatic is skipped, the files are the live release's, linked.
+    stack.change_page("template only");
+    let second = stack.deploy_ok();
+    let v2 = second["release"].as_str().unwrap().to_string();
+    assert_eq!(
+        second["collectstatic"][0],
+        format!("skipped, static inputs unchanged since {v1}").as_str(),
+        "{second}"
+    );
+    let css = stylesheet_url(&stack.serves_release(&v2));
+    assert_eq!(get(&stack, &css).0, 200, "{css}");
+    let root = |id: &str| {
+        stack
+            .deploy_to()
+            .join("releases")
+            .join(id)
+            .join("build/collected-static")
+    };
+    let inode = |id: &str| {
+        std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(root(id).join("staticfiles.json")).unwrap(),
+        )
+    };
+    assert_eq!(
+        inode(&v1),
+        inode(&v2),
+        "the skipped release's files are hard links to the live release's"
+    );
+
+    // What was linked is byte for byte what a full collectstatic of release v2 writes.
+    let linked = tree(&root(&v2));
+    assert!(linked.contains_key("staticfiles.json"), "{:?}", linked.keys());
+    let release = stack.deploy_to().join("releases").join(&v2);
+    run_as_deploy_ok(&format!(
+        "cd {r} && mv build/collected-static build/linked && set -a && . ./.shipit/env && set +a && \
+         DJANGO_SETTINGS_MODULE=hello.settings.selected .venv/bin/python manage.py collectstatic --noinput >/dev/null",
+        r = shell_quote(&release.display().to_string())
+    ));
+    let full = tree(&root(&v2));
+    assert_eq!(
+        linked.keys().collect::<Vec<_>>(),
+        full.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (path, bytes) in &full {
+        assert!(
+            linked[path] == *bytes,
+            "{path} differs from a full collectstatic"
+        );
+    }
+
+    // A changed stylesheet: collectstatic runs, and the new hashed name is served.
+    let sheet = "pages/static/pages/site.css";
+    let text = stack.project.read(sheet);
+    stack
+        .project
+        .write(sheet, &format!("{text}\nh1 {{ letter-spacing: 2px; }}\n"));
+    stack.project.commit_all("new css");
+    let third = stack.deploy_ok();
+    assert_eq!(third["collectstatic"][0], "ran", "{third}");
+    let new_css = stylesheet_url(&stack.serves_release(third["release"].as_str().unwrap()));
+    assert_ne!(new_css, css);
+    assert!(get(&stack, &new_css).1.contains("letter-spacing: 2px"));
+}
+
 #[test]
 fn python_given_as_a_version_is_found_by_uv() {
     let stack = Stack::start();

@@ -165,12 +165,10 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     )?;
     let mut fleet = locked.into_fleet();
     for (session, run) in fleet.sessions.iter().zip(&runs) {
-        if let Some(skipped) = run
-            .facts
-            .get("migrate")
-            .filter(|m| m.starts_with("skipped"))
-        {
-            printer.info(format!("{}  migrate: {skipped}", session.label));
+        for step in ["migrate", "collectstatic"] {
+            if let Some(skipped) = run.facts.get(step).filter(|m| m.starts_with("skipped")) {
+                printer.info(format!("{}  {step}: {skipped}", session.label));
+            }
         }
         report_pruned(&session.label, run, printer);
     }
@@ -193,6 +191,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "revision": artifact.manifest.revision,
         "venv": runs.iter().filter_map(|r| r.facts.get("venv").cloned()).collect::<Vec<_>>(),
         "migrate": runs.iter().filter_map(|r| r.facts.get("migrate").cloned()).collect::<Vec<_>>(),
+        "collectstatic": runs.iter().filter_map(|r| r.facts.get("collectstatic").cloned()).collect::<Vec<_>>(),
         "seconds": started.elapsed().as_secs_f64(),
         "usage": usage,
     }));

@@ -631,9 +631,31 @@ lines = {
     "MEDIA_URL": get("MEDIA_URL"),
     "MEDIA_ROOT": get("MEDIA_ROOT"),
 }
+# What else collectstatic reads, for step_collectstatic: STATIC_CONFIG sums up the settings
+# (paths relative to the release), STATICFILES_DIR lines name the extra directories. Only
+# Django finders and directories inside the release make the inputs knowable.
+release = os.path.dirname(os.path.abspath(sys.argv[1]))
+def inside(path):
+    rel = os.path.relpath(os.path.abspath(str(path)), release)
+    return None if rel.startswith("..") else rel
+finders = list(getattr(settings, "STATICFILES_FINDERS", []))
+known = {"django.contrib.staticfiles.finders.FileSystemFinder",
+         "django.contrib.staticfiles.finders.AppDirectoriesFinder"}
+dirs = [d[1] if isinstance(d, (list, tuple)) else d for d in getattr(settings, "STATICFILES_DIRS", [])]
+rel_dirs = [inside(d) for d in dirs]
+storages = getattr(settings, "STORAGES", {}) or {}
+storage = storages.get("staticfiles") or getattr(settings, "STATICFILES_STORAGE", "")
+skippable = set(finders) <= known and None not in rel_dirs and bool(get("STATIC_ROOT"))
+lines["STATIC_SKIPPABLE"] = "1" if skippable else "0"
+lines["STATIC_CONFIG"] = repr((get("STATIC_URL"), inside(get("STATIC_ROOT") or "/"), finders,
+    [(d[0] if isinstance(d, (list, tuple)) else "", r) for d, r in zip(getattr(settings, "STATICFILES_DIRS", []), rel_dirs)],
+    repr(storage))).replace("\n", " ")
 with open(sys.argv[2], "w") as out:
     for name, value in lines.items():
         out.write("%s=%s\n" % (name, value))
+    for rel in rel_dirs:
+        if rel is not None:
+            out.write("STATICFILES_DIR=%s\n" % rel)
 '
 
 shipit_django_value() { sed -n "s/^$1=//p" "$2/.shipit/django" 2>/dev/null | head -n 1; }
@@ -748,10 +770,10 @@ with open(sys.argv[2], "w") as out:
 # venv, by paths relative to each: releases with the same migrations hash the same.
 shipit_migrations_hash() {
   {
-    (cd "$1" && find . -path ./.venv -prune -o -path '*/migrations/*.py' -type f -print |
-      LC_ALL=C sort | xargs -r sha256sum)
-    (cd "$1/.venv/" && find . -path '*/migrations/*.py' -type f -print | LC_ALL=C sort |
-      xargs -r sha256sum)
+    (cd "$1" && find . -path ./.venv -prune -o -path '*/migrations/*.py' -type f \
+      -exec sha256sum {} + | LC_ALL=C sort)
+    (cd "$1/.venv/" && find . -path '*/migrations/*.py' -type f -exec sha256sum {} + |
+      LC_ALL=C sort)
   } | sha256sum | cut -c1-32
 }
 
@@ -788,6 +810,29 @@ step_migrate() {
   { printf 'migrations=%s\n' "$HASH"; cat "$R/.shipit/database"; } > "$R/.shipit/migrated"
 }
 
+# Hash of what collectstatic reads for release $1: the static settings, the venv (its key names
+# python and the requirements), every file under a `static/` directory of the release and in
+# its STATICFILES_DIRS (by paths relative to the release). Prints nothing when that cannot be
+# known (see SHIPIT_DJANGO_SETTINGS: other finders, a directory outside the release).
+shipit_static_hash() {
+  [ "$(shipit_django_value STATIC_SKIPPABLE "$1")" = 1 ] || return 0
+  static_rel=$(shipit_below "$(shipit_django_value STATIC_ROOT "$1")" "$1")
+  {
+    shipit_django_value STATIC_CONFIG "$1"
+    readlink "$1/.venv"
+    cd "$1" || exit 1
+    find . -path ./.venv -prune -o -path "./$static_rel" -prune -o -path ./.shipit -prune -o \
+      -path '*/static/*' \( -type f -o -type l \) -exec sha256sum {} + | LC_ALL=C sort
+    sed -n 's/^STATICFILES_DIR=//p' "$1/.shipit/django" | while IFS= read -r dir; do
+      printf 'dir %s\n' "$dir"
+      [ -d "$dir" ] && find "$dir" \( -type f -o -type l \) -exec sha256sum {} + | LC_ALL=C sort
+    done
+  } | sha256sum | cut -c1-32
+}
+
+# collectstatic, unless its inputs hash the same as the live release's (.shipit/static): then
+# the live release's STATIC_ROOT is hard-linked into this one, which is what collectstatic would
+# write, byte for byte.
 step_collectstatic() {
   if [ "$(shipit_django_value STATICFILES "$R")" = 0 ]; then
     echo "collectstatic skipped: django.contrib.staticfiles is not installed"
@@ -798,7 +843,18 @@ step_collectstatic() {
     return 0
   fi
   umask 022
-  shipit_manage "$R" collectstatic --noinput
+  HASH=$(shipit_static_hash "$R")
+  rel=$(shipit_below "$(shipit_django_value STATIC_ROOT "$R")" "$R")
+  if [ -n "$HASH" ] && [ -n "$rel" ] && [ -n "$PREVIOUS" ] && [ ! -e "$R/$rel" ] &&
+    [ -d "$D/$PREVIOUS/$rel" ] && [ "$(cat "$D/$PREVIOUS/.shipit/static" 2>/dev/null)" = "$HASH" ] &&
+    mkdir -p "$(dirname "$R/$rel")" && cp -al "$D/$PREVIOUS/$rel" "$R/$rel"; then
+    echo "collectstatic: skipped, static inputs unchanged since ${PREVIOUS##*/} (its files hard-linked)"
+    shipit_fact collectstatic "skipped, static inputs unchanged since ${PREVIOUS##*/}"
+  else
+    shipit_manage "$R" collectstatic --noinput
+    shipit_fact collectstatic ran
+  fi
+  if [ -n "$HASH" ]; then printf '%s\n' "$HASH" > "$R/.shipit/static"; fi
   shipit_bridge_static "$R"
 }
 
