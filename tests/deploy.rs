@@ -474,6 +474,25 @@ fn migrate_is_skipped_only_when_provably_nothing_changed() {
         "{}",
         run.stderr
     );
+
+    // An installed app more, whose migrations were in the venv all along: migrated.
+    let base = stack.project.read("hello/settings/base.py");
+    stack.project.write(
+        "hello/settings/base.py",
+        &base.replace(
+            "    \"django.contrib.staticfiles\",\n",
+            "    \"django.contrib.staticfiles\",\n    \"django.contrib.sites\",\n",
+        ),
+    );
+    stack.project.commit_all("the sites app");
+    let run = stack.deploy(&[]);
+    run.expect_code(0);
+    assert_eq!(migrate_fact(&run.json()), "ran", "{}", run.stderr);
+    let applied = applied_in(&stack, "other.sqlite3");
+    assert!(
+        applied.contains(&"sites.0001_initial".to_string()),
+        "{applied:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

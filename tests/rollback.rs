@@ -610,14 +610,16 @@ fn a_rollback_past_a_migration_is_refused_and_migrate_unapplies_it() {
     assert_eq!(database(&stack), (applied.clone(), true));
 
     // Refused: the message names the migration and the ways out; nothing moved.
+    // The comparison is answered from what v2 and v1 recorded when they migrated.
     let before = snapshot(&stack);
-    let run = stack.rollback(&[]);
+    let run = stack.rollback(&["-v"]);
     run.expect_code(5).says(&[
         &format!(
             "refusing to roll back to {v1}: the database has migrations it does not know: pages.0002_note"
         ),
         "--migrate",
         "--force",
+        &format!("migrations: as recorded by {v2} and {v1}"),
     ]);
     assert_eq!(snapshot(&stack), before);
     assert!(assert_live(&stack, &v2).contains("notes: 0"));
@@ -664,6 +666,15 @@ fn a_rollback_past_a_migration_is_refused_and_migrate_unapplies_it() {
     let v3 = stack.deploy_release();
     let body = assert_live(&stack, &v3);
     assert!(body.contains("notes: 0"), "{body}");
+    assert_eq!(database(&stack), (applied.clone(), true));
+
+    // A code-only release, rolled back: no migration differs, answered from the records.
+    stack.change_page("code only");
+    let v4 = stack.deploy_release();
+    let run = stack.rollback(&["-v"]);
+    run.expect_code(0)
+        .says(&[&format!("migrations: as recorded by {v4} and {v3}")]);
+    assert_live(&stack, &v3);
     assert_eq!(database(&stack), (applied, true));
 }
 

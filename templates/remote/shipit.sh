@@ -737,33 +737,56 @@ if lock is not None:
 '
 
 # Python run by step_migrate after `migrate`, and alone to decide whether migrate may be
-# skipped: what identifies the databases (a hash of each alias's engine, name, host and port,
-# never a password; an SQLite file by its real path) and the state of the default database's
-# migration table (rows and last id: any migrate or unapply since changes it), as `database=`
-# and `applied=` lines into the file named by its second argument. Alone it imports the settings
-# only (no django.setup()), which is what makes checking cheap.
+# skipped (and by step_migrations whether a rollback may trust what releases recorded): what
+# decides what migrate does besides the migration files, as lines into the file named by its
+# second argument. `apps=`: a hash of INSTALLED_APPS, MIGRATION_MODULES and DATABASE_ROUTERS;
+# `database=`: a hash of each database alias's engine, name, host and port (never a password;
+# an SQLite file by its real path); `applied=`: a hash of every row of the default database's
+# migration table (any migrate or unapply since changes it; `unknown` when it cannot be read).
+# Alone it imports the settings only (no django.setup()), which is what makes checking cheap.
 SHIPIT_DB_STATE='
 import hashlib, os, sys, warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 warnings.simplefilter("ignore")
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+def digest(value):
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
 ident = []
 for alias in sorted(settings.DATABASES):
     db = settings.DATABASES[alias]
     name = str(db.get("NAME") or "")
     if "sqlite" in str(db.get("ENGINE")) and name and not name.startswith((":", "file:")):
         name = os.path.realpath(name)
-    ident.append("%s %s %s %s %s" % (alias, db.get("ENGINE"), name, db.get("HOST") or "", db.get("PORT") or ""))
+    ident.append((alias, str(db.get("ENGINE")), name, str(db.get("HOST") or ""), str(db.get("PORT") or "")))
+apps = (list(settings.INSTALLED_APPS), sorted(getattr(settings, "MIGRATION_MODULES", {}).items()),
+        [str(r) for r in getattr(settings, "DATABASE_ROUTERS", [])])
 applied = "unknown"
 try:
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT COUNT(*), MAX(id) FROM django_migrations")
-        applied = "%s %s" % tuple(cursor.fetchone())
+        cursor.execute("SELECT id, app, name FROM django_migrations ORDER BY id")
+        applied = digest([tuple(row) for row in cursor.fetchall()])
 except Exception:
     pass
 with open(sys.argv[2], "w") as out:
-    out.write("database=%s\napplied=%s\n" % (hashlib.sha256("\n".join(ident).encode()).hexdigest()[:32], applied))
+    out.write("apps=%s\ndatabase=%s\napplied=%s\n" % (digest(apps), digest(ident), applied))
+'
+
+# Python run by step_migrate after `migrate`, before SHIPIT_DB_STATE: what `showmigrations
+# --plan` would print now, into the file named by its third argument, for a rollback to answer
+# its migration comparison without asking Django again (see step_migrations).
+SHIPIT_PLAN='
+from django.db.migrations.loader import MigrationLoader
+loader = MigrationLoader(connections[DEFAULT_DB_ALIAS])
+plan, seen = [], set()
+for target in loader.graph.leaf_nodes():
+    for key in loader.graph.forwards_plan(target):
+        if key not in seen:
+            seen.add(key)
+            plan.append(key)
+with open(sys.argv[3], "w") as out:
+    for key in plan:
+        out.write("[%s]  %s.%s\n" % ("X" if key in loader.applied_migrations else " ", key[0], key[1]))
 '
 
 # Hash of every migration file (`*/migrations/*.py`) of release $1 and of the packages in its
@@ -785,7 +808,7 @@ shipit_migrate_done() {
   [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/migrated" ] || return 1
   [ "$(sed -n 's/^migrations=//p' "$D/$PREVIOUS/.shipit/migrated")" = "$1" ] || return 1
   "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database" || return 1
-  grep -q '^applied=[0-9]' "$R/.shipit/database" || return 1
+  ! grep -q '^applied=unknown' "$R/.shipit/database" || return 1
   grep -v '^migrations=' "$D/$PREVIOUS/.shipit/migrated" | cmp -s - "$R/.shipit/database"
 }
 
@@ -802,9 +825,11 @@ step_migrate() {
   if [ "${1:-}" != always ] && shipit_migrate_done "$HASH"; then
     echo "migrate: skipped, no migration changed since ${PREVIOUS##*/}"
     shipit_fact migrate "skipped, no migration changed since ${PREVIOUS##*/}"
+    cp "$D/$PREVIOUS/.shipit/showmigrations" "$R/.shipit/showmigrations" 2>/dev/null || true
   else
-    rm -f "$R/.shipit/database"
-    "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database"
+    rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
+    "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_PLAN$SHIPIT_DB_STATE" "$MANAGE" \
+      "$R/.shipit/database" "$R/.shipit/showmigrations"
     shipit_fact migrate ran
   fi
   { printf 'migrations=%s\n' "$HASH"; cat "$R/.shipit/database"; } > "$R/.shipit/migrated"
@@ -1302,10 +1327,28 @@ for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
     print("[X]  %s.%s" % (app, name))
 '
 
+# Whether the plans the live release and release $ID recorded when they migrated
+# (.shipit/showmigrations) answer the rollback's comparison: both recorded one, and the database
+# is as the live release left it (its record of the migration table, the apps and the database
+# still hold, read with the live release's settings).
+shipit_plans_recorded() {
+  L="$D/current"
+  [ -f "$L/.shipit/showmigrations" ] && [ -f "$R/.shipit/showmigrations" ] &&
+    [ -f "$L/.shipit/migrated" ] || return 1
+  (shipit_load_env "$L" && cd "$L" && umask 027 &&
+    "$L/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$D/.shipit/database.now") || return 1
+  ! grep -q '^applied=unknown' "$D/.shipit/database.now" &&
+    grep -v '^migrations=' "$L/.shipit/migrated" | cmp -s - "$D/.shipit/database.now"
+}
+
 # Reports the migrations the database has applied (asked of the live release, or of the
-# database's own table when `current` dangles) and those the target release knows, in plan order.
+# database's own table when `current` dangles) and those the target release knows, in plan order;
+# from what the releases recorded when they migrated, when that still holds.
 step_migrations() {
-  if [ -d "$D/current/" ]; then
+  if [ -d "$D/current/" ] && shipit_plans_recorded; then
+    echo "migrations: as recorded by $(readlink "$D/current" | sed 's#.*/##') and $ID (the database has not been migrated since)"
+    LIVE=$(cat "$D/current/.shipit/showmigrations")
+  elif [ -d "$D/current/" ]; then
     LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||
       { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
   else
@@ -1314,8 +1357,12 @@ step_migrations() {
       { printf '%s\n' "$LIVE"; echo "cannot read the applied migrations through release $ID"; exit 1; }
   fi
   printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done
-  KNOWN=$(shipit_manage "$R" showmigrations --plan 2>&1) ||
-    { printf '%s\n' "$KNOWN"; echo "showmigrations failed in release $ID"; exit 1; }
+  if [ -f "$R/.shipit/showmigrations" ]; then
+    KNOWN=$(cat "$R/.shipit/showmigrations")
+  else
+    KNOWN=$(shipit_manage "$R" showmigrations --plan 2>&1) ||
+      { printf '%s\n' "$KNOWN"; echo "showmigrations failed in release $ID"; exit 1; }
+  fi
   printf '%s\n' "$KNOWN" | sed -n 's/^\[.\]  *//p' | {
     n=0
     while read -r m; do
