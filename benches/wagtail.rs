@@ -136,7 +136,12 @@ fn run_shipit(site: &Site, w: &mut World, args: &[&str], tag: Option<&str>, what
         run.stdout
     );
     let json = run.json();
-    let release = json["release"].as_str().unwrap_or("?").to_string();
+    // A deploy reports `release`, a rollback `to`.
+    let release = json["release"]
+        .as_str()
+        .or(json["to"].as_str())
+        .unwrap_or("?")
+        .to_string();
     w.last_id = w.last_id.clone().max(release.clone());
     check_served(w.listen, "/release", &[&release], what);
     if let Some(tag) = tag {

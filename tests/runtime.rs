@@ -304,7 +304,11 @@ fn collectstatic_is_skipped_when_its_inputs_are_unchanged_and_gives_what_a_full_
 
     // What was linked is byte for byte what a full collectstatic of release v2 writes.
     let linked = tree(&root(&v2));
-    assert!(linked.contains_key("staticfiles.json"), "{:?}", linked.keys());
+    assert!(
+        linked.contains_key("staticfiles.json"),
+        "{:?}",
+        linked.keys()
+    );
     let release = stack.deploy_to().join("releases").join(&v2);
     run_as_deploy_ok(&format!(
         "cd {r} && mv build/collected-static build/linked && set -a && . ./.shipit/env && set +a && \
