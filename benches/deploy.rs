@@ -30,7 +30,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::bench::env_num;
+use support::bench::{env_num, floor_script, laps, median, secs, step_times, Floor as FloorWork};
 use support::project::Project;
 use support::proxy::Proxy;
 use support::{free_port, http_get, shipit_bin, Nginx, Run, Sshd, Supervisord};
@@ -74,15 +74,6 @@ fn echo_rtt(delay: Duration) -> Duration {
 // ------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2}s", d.as_secs_f64())
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -241,25 +232,7 @@ fn deploy(project: &Project, home: &Path, proxy: &Proxy, listen: u16, tag: &str)
     );
     let json = run.json();
     let usage = &json["usage"];
-    let mut steps = Vec::new();
-    for line in stderr.lines() {
-        if let Some(rest) = line.trim_start().strip_prefix("connected in ") {
-            if let Ok(v) = rest.trim().trim_end_matches('s').parse::<f64>() {
-                steps.push(("connect".to_string(), v));
-            }
-        }
-        let Some((_, rest)) = line.split_once('✓') else {
-            continue;
-        };
-        let rest = rest.trim();
-        // `upload   0.03s  (9.9 KiB, ...)` or `migrate   0.52s`
-        let rest = rest.split("  (").next().unwrap_or(rest).trim();
-        if let Some((name, time)) = rest.rsplit_once(char::is_whitespace) {
-            if let Ok(v) = time.trim_end_matches('s').parse::<f64>() {
-                steps.push((name.trim().to_string(), v));
-            }
-        }
-    }
+    let steps = step_times(stderr);
     let d = Deploy {
         wall,
         reported: json["seconds"].as_f64().unwrap_or(f64::NAN),
@@ -319,62 +292,6 @@ fn check_served(listen: u16, tag: &str, release: &str) {
 // The floor
 // ------------------------------------------------------------------------------------------
 
-/// Same probe as shipit's start-app step: GET / over the app's unix socket.
-const PROBE: &str = "import socket,sys
-s=socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b'GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n')
-line=s.recv(256).split(b'\\r\\n')[0].decode()
-sys.exit(0 if line.startswith('HTTP/') and int(line.split()[1]) < 500 else 1)
-";
-
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The remote work of a code-only redeploy as one shell command reading the archive on stdin,
-/// as a person would type it: `supervisorctl update NAME` alone (it rereads the config itself),
-/// the app polled every 50 ms, no inventory, no pruning, no health check, nginx left alone (a
-/// code-only change does not change the site).
-/// `lap NAME` prints the milliseconds since the previous lap on stderr.
-fn floor_script(deploy_to: &str, id: &str, sha: &str, confd: &str, ctl: &str) -> String {
-    format!(
-        r#"set -e
-t0=$(date +%s%N); lap() {{ t=$(date +%s%N); echo "lap $1 $(( (t - t0) / 1000000 ))" >&2; t0=$t; }}
-D={d}; ID={id}; SHA={sha}; CONFD={confd}; CTL={ctl}
-R="$D/releases/$ID"; A="$D/.shipit/archives/$SHA.tar.gz"; P="{project}.{target}.$ID"
-mkdir "$D/.shipit/lock"
-cat > "$A.part"; lap upload
-echo "$SHA  $A.part" | sha256sum -c --quiet; mv -f "$A.part" "$A"; lap verify
-mkdir -p "$R"; tar -xzf "$A" -C "$R" --no-same-owner; lap unpack
-ln -s "$D/shared/var" "$R/var"; ln -s "$D/shared/.env" "$R/.env"
-OLD=$(readlink "$D/current"); OLD=${{OLD##*/}}
-ln -s "$(readlink "$D/releases/$OLD/.venv")" "$R/.venv"; lap link
-cd "$R"; DJANGO_SETTINGS_MODULE={project}.settings.selected; SHIPIT_RELEASE=$ID
-export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
-.venv/bin/python manage.py migrate --noinput >/dev/null; lap migrate
-.venv/bin/python manage.py collectstatic --noinput >/dev/null; lap collectstatic
-mkdir -p "$R/.shipit"; printf '%s\n' "$ID" > "$R/.shipit/release"
-cp "$D/releases/$OLD/.shipit/gunicorn.args" "$R/.shipit/" 2>/dev/null || true
-sed "s/$OLD/$ID/g" "$D/releases/$OLD/.shipit/supervisor.conf" > "$R/.shipit/supervisor.conf"
-cp "$R/.shipit/supervisor.conf" "$CONFD/$P.conf"
-$CTL update "$P" >/dev/null; lap start-app:supervisorctl
-until .venv/bin/python -c {probe} "$R/.shipit/app.sock" 2>/dev/null; do sleep 0.05; done; lap start-app:answers
-ln -sfn "releases/$ID" "$D/.current.$ID"; mv -T "$D/.current.$ID" "$D/current"
-echo live > "$R/.shipit/state"; echo good > "$D/releases/$OLD/.shipit/state"; lap switch
-rm -f "$CONFD/{project}.{target}.$OLD.conf"; $CTL update "{project}.{target}.$OLD" >/dev/null; lap stop-old-app
-rmdir "$D/.shipit/lock"
-"#,
-        d = sh_quote(deploy_to),
-        confd = sh_quote(confd),
-        ctl = sh_quote(ctl),
-        project = PROJECT,
-        target = TARGET,
-        probe = sh_quote(PROBE),
-    )
-}
-
 struct Floor {
     wall: Duration,
     /// `shipit build` of the archive (not part of the floor).
@@ -420,13 +337,19 @@ fn floor(
             .unwrap_or_else(|| panic!("no archive path in shipit build --json: {json}")),
     );
     let sha = json["sha256"].as_str().expect("sha256").to_string();
-    let script = floor_script(
-        servers.deploy_to,
-        &id,
-        &sha,
-        &servers.supervisor.include_dir.display().to_string(),
-        &servers.supervisor.ctl_command(),
-    );
+    let confd = servers.supervisor.include_dir.display().to_string();
+    let ctl = servers.supervisor.ctl_command();
+    let script = floor_script(&FloorWork {
+        deploy_to: servers.deploy_to,
+        id: &id,
+        sha: &sha,
+        confd: &confd,
+        ctl: &ctl,
+        project: PROJECT,
+        target: TARGET,
+        settings_module: "hello.settings.selected",
+        shared: &["var", ".env"],
+    });
     let mut cmd = sshd.ssh_command_via(proxy.port, known_hosts, &script);
     cmd.stdin(std::fs::File::open(&archive).expect("open the archive"));
     let before = proxy.connections();
@@ -440,16 +363,7 @@ fn floor(
         text(&out.stdout),
         text(&out.stderr)
     );
-    let laps = text(&out.stderr)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some("lap")).then_some(())?;
-            let name = f.next()?.to_string();
-            let ms: f64 = f.next()?.parse().ok()?;
-            Some((name, ms / 1000.0))
-        })
-        .collect();
+    let laps = laps(&text(&out.stderr));
     check_served(listen, tag, &id);
     println!(
         "  {tag:<18} {:>7} wall  release {id}  connections 1 (proxy saw {})  one ssh exec",
@@ -465,31 +379,8 @@ fn floor(
 
 /// Median over deploys of each step's seconds, in first-seen order.
 fn step_medians(deploys: &[&Deploy]) -> Vec<(String, f64)> {
-    let mut names: Vec<String> = Vec::new();
-    for d in deploys {
-        for (n, _) in &d.steps {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-    }
-    names
-        .into_iter()
-        .map(|n| {
-            let mut v: Vec<f64> = deploys
-                .iter()
-                .map(|d| {
-                    d.steps
-                        .iter()
-                        .filter(|(m, _)| *m == n)
-                        .map(|(_, s)| s)
-                        .sum()
-                })
-                .collect();
-            v.sort_by(f64::total_cmp);
-            (n, v[v.len() / 2])
-        })
-        .collect()
+    let runs: Vec<&[(String, f64)]> = deploys.iter().map(|d| d.steps.as_slice()).collect();
+    support::bench::step_medians(&runs)
 }
 
 fn main() {
