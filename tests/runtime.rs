@@ -340,6 +340,26 @@ fn collectstatic_is_skipped_when_its_inputs_are_unchanged_and_gives_what_a_full_
     let new_css = stylesheet_url(&stack.serves_release(third["release"].as_str().unwrap()));
     assert_ne!(new_css, css);
     assert!(get(&stack, &new_css).1.contains("letter-spacing: 2px"));
+
+    // A storage class of the project's own: code the static hash does not cover, so
+    // collectstatic always runs.
+    stack.project.write(
+        "hello/storage.py",
+        "from django.contrib.staticfiles.storage import ManifestStaticFilesStorage\n\n\n\
+         class Storage(ManifestStaticFilesStorage):\n    pass\n",
+    );
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}\nSTORAGES[\"staticfiles\"] = {{\"BACKEND\": \"hello.storage.Storage\"}}\n"
+        ),
+    );
+    stack.project.commit_all("the project's own storage");
+    assert_eq!(stack.deploy_ok()["collectstatic"][0], "ran");
+    stack.change_page("template only, own storage");
+    let fifth = stack.deploy_ok();
+    assert_eq!(fifth["collectstatic"][0], "ran", "{fifth}");
 }
 
 #[test]

@@ -645,7 +645,17 @@ dirs = [d[1] if isinstance(d, (list, tuple)) else d for d in getattr(settings, "
 rel_dirs = [inside(d) for d in dirs]
 storages = getattr(settings, "STORAGES", {}) or {}
 storage = storages.get("staticfiles") or getattr(settings, "STATICFILES_STORAGE", "")
-skippable = set(finders) <= known and None not in rel_dirs and bool(get("STATIC_ROOT"))
+backend = str(storage.get("BACKEND", "") if isinstance(storage, dict) else storage)
+try:
+    import importlib.util
+    origin = importlib.util.find_spec(backend.rpartition(".")[0]).origin
+except Exception:
+    origin = None
+# A storage class of the project itself (not of the venv) is code the hash does not cover.
+project_storage = origin is None or not os.path.relpath(
+    os.path.realpath(origin), os.path.realpath(release)).startswith("..")
+skippable = (set(finders) <= known and None not in rel_dirs and bool(get("STATIC_ROOT"))
+             and not project_storage)
 lines["STATIC_SKIPPABLE"] = "1" if skippable else "0"
 lines["STATIC_CONFIG"] = repr((get("STATIC_URL"), inside(get("STATIC_ROOT") or "/"), finders,
     [(d[0] if isinstance(d, (list, tuple)) else "", r) for d, r in zip(getattr(settings, "STATICFILES_DIRS", []), rel_dirs)],
@@ -689,7 +699,11 @@ shipit_bridge_static() {
   [ -d "$root" ] || return 0
   mkdir -p "$D/shared/.static"
   if [ "${2:-}" = force ]; then
-    cp -alf "$root/." "$D/shared/.static/"
+    # BusyBox cp fails on a file the store already links (a release whose collectstatic was
+    # skipped links the same files): that one is already where it belongs.
+    cp -alf "$root/." "$D/shared/.static/" 2>/dev/null ||
+      [ -z "$(find "$root" -type f -links 1 | head -n 1)" ] ||
+      { echo "cannot link the static files of $1 into $D/shared/.static"; return 1; }
   else
     cp -aln "$root/." "$D/shared/.static/" 2>/dev/null || cp -al -n "$root/." "$D/shared/.static/"
   fi
