@@ -200,11 +200,7 @@ fn static_files_are_served_where_the_settings_put_them_and_old_hashed_files_surv
     let text = stack.project.read(settings);
     stack.project.write(
         settings,
-        &format!(
-            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"collected-static\"\n\
-             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
-             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
-        ),
+        &format!("{text}{}", hashed_static_settings("build/collected-static")),
     );
     stack.project.commit_all("hashed static files elsewhere");
     let v1 = stack.deploy_release();
@@ -262,11 +258,7 @@ fn collectstatic_is_skipped_when_its_inputs_are_unchanged_and_gives_what_a_full_
     let text = stack.project.read(settings);
     stack.project.write(
         settings,
-        &format!(
-            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"collected-static\"\n\
-             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
-             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
-        ),
+        &format!("{text}{}", hashed_static_settings("build/collected-static")),
     );
     stack.project.commit_all("hashed static files elsewhere");
     let first = stack.deploy_ok();

@@ -147,11 +147,7 @@ fn a_production_shaped_project_deploys_and_rolls_back_under_load() {
     let text = stack.project.read(settings);
     stack.project.write(
         settings,
-        &format!(
-            "{text}\nSTATIC_ROOT = BASE_DIR / \"build\" / \"static\"\n\
-             STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
-             \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
-        ),
+        &format!("{text}{}", hashed_static_settings("build/static")),
     );
     stack.project.commit_all("production shape");
     stack.set_requirements("requirements/production.txt");

@@ -434,6 +434,20 @@ pub fn state_of(deploy_to: &Path, id: &str) -> String {
         .to_string()
 }
 
+/// Settings text that collects static files into `BASE_DIR / static_root` (a path of `/`-joined
+/// parts) with hashed names (ManifestStaticFilesStorage), to append to the deployment settings.
+pub fn hashed_static_settings(static_root: &str) -> String {
+    let root: String = static_root
+        .split('/')
+        .map(|part| format!(" / \"{part}\""))
+        .collect();
+    format!(
+        "\nSTATIC_ROOT = BASE_DIR{root}\n\
+         STORAGES = {{\n    \"default\": {{\"BACKEND\": \"django.core.files.storage.FileSystemStorage\"}},\n    \
+         \"staticfiles\": {{\"BACKEND\": \"django.contrib.staticfiles.storage.ManifestStaticFilesStorage\"}},\n}}\n"
+    )
+}
+
 /// The stylesheet URL the example's index page links to (a hashed name with
 /// ManifestStaticFilesStorage).
 pub fn stylesheet_url(page: &str) -> String {
