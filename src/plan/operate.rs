@@ -152,19 +152,7 @@ mod tests {
         std::fs::write(d.join(".shipit/log"), lines.join("\n") + "\n").unwrap();
         let phase = audit();
         let script = crate::plan::script::Script::new("n", vars, phase.steps, phase.cleanup);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script.render())
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let facts: Facts = text
-            .lines()
-            .filter_map(|l| match crate::plan::script::parse_line("n", l) {
-                crate::plan::script::Event::Fact(k, v) => Some((k, v)),
-                _ => None,
-            })
-            .collect();
+        let (text, facts) = script.run_for_facts();
         let entries = parse_log("h", &facts);
         assert_eq!(entries.len(), 12, "{text}");
         assert_eq!(entries[10].outcome, "line 10");

@@ -147,7 +147,7 @@ pub(crate) fn removed(facts: &Facts) -> Removed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::script::{parse_line, Event, Script};
+    use crate::plan::script::Script;
 
     #[test]
     fn inventory_facts_become_releases() {
@@ -195,19 +195,7 @@ mod tests {
         std::os::unix::fs::symlink("releases/20260101000002", d.join("current")).unwrap();
         let phase = list();
         let script = Script::new("n", vars, phase.steps, phase.cleanup);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script.render())
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let facts: Facts = text
-            .lines()
-            .filter_map(|l| match parse_line("n", l) {
-                Event::Fact(k, v) => Some((k, v)),
-                _ => None,
-            })
-            .collect();
+        let (text, facts) = script.run_for_facts();
         let listed = parse_inventory(&facts);
         assert_eq!(listed.len(), 2, "{text}");
         assert!(listed[1].release.current);

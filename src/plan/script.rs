@@ -71,6 +71,26 @@ impl Script {
             .map_or_else(|| id.to_string(), Step::label)
     }
 
+    /// Runs the rendered script in a real `sh` here and returns what it printed and the facts it
+    /// reported (tests of the remote library).
+    #[cfg(test)]
+    pub(crate) fn run_for_facts(&self) -> (String, super::releases::Facts) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(self.render())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let facts = text
+            .lines()
+            .filter_map(|l| match parse_line(&self.nonce, l) {
+                Event::Fact(k, v) => Some((k, v)),
+                _ => None,
+            })
+            .collect();
+        (text, facts)
+    }
+
     /// The calls after the library: what differs from one script to another.
     pub(crate) fn render_calls(&self) -> String {
         let mut out = String::from("shipit_start\n");
