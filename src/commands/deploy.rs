@@ -32,17 +32,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         if !env.secrets.is_empty() {
             printer.redact([crate::plan::base64(env.file().as_bytes())]);
         }
-        printer.keep_log(
-            &config.root.join(".shipit").join("logs"),
-            &format!("deploy-{}", target.name),
-            &format!(
-                "shipit deploy --target {} by {} ({} {})",
-                target.name,
-                resolved.deployer,
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_PKG_VERSION")
-            ),
-        );
+        super::keep_run_log(config, "deploy", &resolved, printer);
         env
     };
     // Build once, before any host is touched: every mistake the project can hold is found

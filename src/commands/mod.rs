@@ -16,7 +16,7 @@ pub(crate) mod releases;
 pub(crate) mod rollback;
 pub(crate) mod run;
 
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::error::Result;
 use crate::output::Printer;
 use crate::resolve::Resolved;
@@ -36,6 +36,22 @@ fn connect<'p>(
         printer,
         primary: resolved.primary,
     })
+}
+
+/// Keeps this run's full output in the project's `.shipit/logs` (see `Printer::keep_log`), headed
+/// by what ran, for whom, by whom and with which shipit.
+fn keep_run_log(config: &Config, verb: &str, resolved: &Resolved, printer: &Printer) {
+    printer.keep_log(
+        &config.root.join(".shipit").join("logs"),
+        &format!("{verb}-{}", resolved.target),
+        &format!(
+            "shipit {verb} --target {} by {} ({} {})",
+            resolved.target,
+            resolved.deployer,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
 }
 
 /// What the transports of `sessions` used, summed.

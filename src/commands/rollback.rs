@@ -24,17 +24,7 @@ use crate::session::ScriptRun;
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
     let target = config.target(&args.target)?;
     let resolved = Resolved::new(config, target)?;
-    printer.keep_log(
-        &config.root.join(".shipit").join("logs"),
-        &format!("rollback-{}", target.name),
-        &format!(
-            "shipit rollback --target {} by {} ({} {})",
-            target.name,
-            resolved.deployer,
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION")
-        ),
-    );
+    super::keep_run_log(config, "rollback", &resolved, printer);
     let started = Instant::now();
     let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
     let hosts = fleet.sessions.len();
