@@ -288,7 +288,7 @@ fn compress(chunks: Receiver<Vec<u8>>, file: File) -> io::Result<(String, u64)> 
     let mut hashed = gz.finish()?;
     hashed.inner.flush()?;
     hashed.inner.get_ref().sync_all()?;
-    Ok((hex(&hashed.hasher.finalize()), hashed.count))
+    Ok((hashed.hex(), hashed.count))
 }
 
 /// Lowercase hex of `bytes`.
@@ -369,19 +369,28 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-struct HashingWriter<W> {
-    inner: W,
+/// Hashes and counts what passes through a writer (the archive here, image layers too).
+pub(crate) struct HashingWriter<W> {
+    /// The writer underneath.
+    pub(crate) inner: W,
     hasher: Sha256,
-    count: u64,
+    /// Bytes written so far.
+    pub(crate) count: u64,
 }
 
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> HashingWriter<W> {
+impl<W> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub(crate) fn new(inner: W) -> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: Sha256::new(),
             count: 0,
         }
+    }
+
+    /// Hex SHA-256 of everything written so far.
+    pub(crate) fn hex(&self) -> String {
+        hex(&self.hasher.clone().finalize())
     }
 }
 

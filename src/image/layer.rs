@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use crate::build::archive::{hex, HashingWriter};
 use crate::error::{Error, Result};
 
 /// A finished layer blob.
@@ -41,7 +42,7 @@ impl Owner {
 
 /// Writes one layer; parent directories of every entry are added once, before it.
 pub(crate) struct LayerWriter {
-    tar: tar::Builder<Hashing<flate2::write::GzEncoder<Hashing<BufWriter<File>>>>>,
+    tar: tar::Builder<HashingWriter<flate2::write::GzEncoder<HashingWriter<BufWriter<File>>>>>,
     temp: tempfile::NamedTempFile,
     blobs: PathBuf,
     mtime: u64,
@@ -59,10 +60,11 @@ impl LayerWriter {
         let file = temp
             .reopen()
             .map_err(|e| Error::io("open", temp.path(), e))?;
-        let gzip = GzBuilder::new()
-            .mtime(0)
-            .write(Hashing::new(BufWriter::new(file)), Compression::new(6));
-        let mut tar = tar::Builder::new(Hashing::new(gzip));
+        let gzip = GzBuilder::new().mtime(0).write(
+            HashingWriter::new(BufWriter::new(file)),
+            Compression::new(6),
+        );
+        let mut tar = tar::Builder::new(HashingWriter::new(gzip));
         tar.mode(tar::HeaderMode::Deterministic);
         Ok(LayerWriter {
             tar,
@@ -183,9 +185,9 @@ impl LayerWriter {
         let temp_path = self.temp.path().to_path_buf();
         let write_error = |e: io::Error| Error::io("write", &temp_path, e);
         let tar_hashing = self.tar.into_inner().map_err(write_error)?;
-        let diff_id = tar_hashing.digest();
+        let diff_id = format!("sha256:{}", tar_hashing.hex());
         let gz_hashing = tar_hashing.inner.finish().map_err(write_error)?;
-        let digest = gz_hashing.digest();
+        let digest = format!("sha256:{}", gz_hashing.hex());
         let size = gz_hashing.count;
         let mut file = gz_hashing.inner;
         file.flush().map_err(write_error)?;
@@ -201,53 +203,7 @@ impl LayerWriter {
     }
 }
 
-/// A writer that hashes and counts what goes through it.
-pub(crate) struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<W> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Hashing<W> {
-        Hashing {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    /// `sha256:<hex>` of what was written.
-    pub(crate) fn digest(&self) -> String {
-        sha256_digest_of(self.hasher.clone())
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn sha256_digest_of(hasher: Sha256) -> String {
-    let bytes = hasher.finalize();
-    let mut out = String::from("sha256:");
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
-
 /// `sha256:<hex>` of `bytes`.
 pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(bytes);
-    sha256_digest_of(hasher)
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }

@@ -110,10 +110,7 @@ pub(crate) fn key(python: &BasePython, requirements: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("{}\n{}\n{PLATFORM}\n", python.path, python.version));
     hasher.update(requirements);
-    hasher.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::build::archive::hex(&hasher.finalize()[..8])
 }
 
 /// The venv layer for `requirements` (a file under `root`): from the cache under `cache` when
