@@ -113,8 +113,9 @@ impl HostSession {
                     }
                     Event::Fail(step, status) => {
                         let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                        printer.step_failed(&label, &script.label_of(&step), elapsed);
-                        run.failed = Some((script.label_of(&step), status));
+                        let failed = script.label_of(&step);
+                        printer.step_failed(&label, &failed, elapsed);
+                        run.failed = Some((failed, status));
                         run.tail = tail.iter().cloned().collect();
                         tail.clear();
                     }
