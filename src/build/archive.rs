@@ -87,11 +87,7 @@ pub fn write(
     mtime: u64,
 ) -> Result<Written> {
     debug_assert!(entries.windows(2).all(|w| w[0].path() < w[1].path()));
-    let dir = destination
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let dir = created_parent(destination)?;
     let temp = tempfile::Builder::new()
         .prefix(".shipit-archive-")
         .suffix(".part")
@@ -289,6 +285,17 @@ fn compress(chunks: Receiver<Vec<u8>>, file: File) -> io::Result<(String, u64)> 
     hashed.inner.flush()?;
     hashed.inner.get_ref().sync_all()?;
     Ok((hashed.hex(), hashed.count))
+}
+
+/// The directory `path` goes in (`.` for a bare name), created if missing: where a file is
+/// written under a temporary name before it is renamed over `path`.
+pub(crate) fn created_parent(path: &Path) -> Result<&Path> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    Ok(dir)
 }
 
 /// Lowercase hex of `bytes`.

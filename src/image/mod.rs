@@ -123,11 +123,7 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
             hint: Some("name a new directory with -o".into()),
         });
     }
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let parent = crate::build::archive::created_parent(output)?;
     let staging = tempfile::Builder::new()
         .prefix(".shipit-image-")
         .tempdir_in(parent)
@@ -492,11 +488,7 @@ fn format_error(e: impl std::fmt::Display) -> Error {
 /// Writes the layout `dir` as an `oci-archive` tarball at `path` (deterministic: sorted, dated
 /// `mtime`, root-owned).
 pub(crate) fn write_archive(dir: &Path, path: &Path, mtime: u64) -> Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let parent = crate::build::archive::created_parent(path)?;
     let temp = tempfile::Builder::new()
         .prefix(".shipit-oci-archive-")
         .tempfile_in(parent)
