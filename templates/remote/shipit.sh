@@ -343,6 +343,15 @@ shipit_manage() {
   (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
 }
 
+# shipit_release_python DIR CODE ARGS...: runs the Python CODE in release DIR with its venv and
+# environment, as `python -c CODE MANAGE ARGS...` (the snippets find the project by MANAGE).
+shipit_release_python() {
+  dir=$1
+  code=$2
+  shift 2
+  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" -c "$code" "$MANAGE" "$@")
+}
+
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
@@ -1349,8 +1358,7 @@ shipit_plans_recorded() {
   L="$D/current"
   [ -f "$L/.shipit/showmigrations" ] && [ -f "$R/.shipit/showmigrations" ] &&
     [ -f "$L/.shipit/migrated" ] || return 1
-  (shipit_load_env "$L" && cd "$L" && umask 027 &&
-    "$L/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$D/.shipit/database.now") || return 1
+  (umask 027 && shipit_release_python "$L" "$SHIPIT_DB_STATE" "$D/.shipit/database.now") || return 1
   ! grep -q '^applied=unknown' "$D/.shipit/database.now" &&
     grep -v '^migrations=' "$L/.shipit/migrated" | cmp -s - "$D/.shipit/database.now"
 }
@@ -1367,7 +1375,7 @@ step_migrations() {
       { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
   else
     echo "current's release is gone: reading the applied migrations through release $ID"
-    LIVE=$( (shipit_load_env "$R" && cd "$R" && "$R/.venv/bin/python" -c "$SHIPIT_APPLIED" "$MANAGE") 2>&1) ||
+    LIVE=$(shipit_release_python "$R" "$SHIPIT_APPLIED" 2>&1) ||
       { printf '%s\n' "$LIVE"; echo "cannot read the applied migrations through release $ID"; exit 1; }
   fi
   printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done
@@ -1629,8 +1637,7 @@ shipit_check_django() {
   else
     shipit_check django fail "$live: $(printf '%s\n' "$out" | grep -E 'ERROR|Error|error' | tail -n 3)"
   fi
-  if out=$(shipit_load_env "$D/current" && cd "$D/current" &&
-    "$D/current/.venv/bin/python" -c "$SHIPIT_ALLOWED_HOST" "$MANAGE" "$HEALTH_HOST" 2>&1); then
+  if out=$(shipit_release_python "$D/current" "$SHIPIT_ALLOWED_HOST" "$HEALTH_HOST" 2>&1); then
     shipit_check allowed_hosts ok "$out"
   else
     shipit_check allowed_hosts fail "$(printf '%s\n' "$out" | tail -n 1)"
