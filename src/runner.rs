@@ -615,19 +615,27 @@ mod tests {
     }
 
     fn deploy(fleet: Fleet<'_>, hosts: usize) -> Result<Vec<ScriptRun>> {
-        let resolved = resolved();
+        deploy_as(fleet, hosts, &resolved())
+    }
+
+    /// [`deploy`] of a target resolved as the test needs (e.g. in batches).
+    fn deploy_as(
+        fleet: Fleet<'_>,
+        hosts: usize,
+        resolved: &crate::resolve::Resolved,
+    ) -> Result<Vec<ScriptRun>> {
         let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
         locked.prepare_then_switch(
             &|_| {
                 deploy::prepare(
-                    &resolved,
+                    resolved,
                     &everything(),
                     &ServiceConfigs::default(),
                     "",
                     false,
                 )
             },
-            &|_| deploy::switch(&resolved, &everything(), vec![]),
+            &|_| deploy::switch(resolved, &everything(), vec![]),
             resolved.batch,
             "nothing was switched",
         )
@@ -773,24 +781,7 @@ mod tests {
                 Behaviour::default(),
             ],
         );
-        let (mut locked, _) = fleet.lock(&deploy::begin(), vars(5)).unwrap();
-        let error = locked
-            .prepare_then_switch(
-                &|_| {
-                    deploy::prepare(
-                        &resolved,
-                        &everything(),
-                        &ServiceConfigs::default(),
-                        "",
-                        false,
-                    )
-                },
-                &|_| deploy::switch(&resolved, &everything(), vec![]),
-                resolved.batch,
-                "nothing was switched",
-            )
-            .unwrap_err();
-        drop(locked);
+        let error = deploy_as(fleet, 5, &resolved).unwrap_err();
         assert!(error.to_string().contains("switched back"), "{error}");
         let switched = |i: usize| ran(&hosts[i]).contains(&"finish".to_string());
         assert!(switched(0) && switched(1), "the first batch stays switched");
