@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use crate::config::{
-    Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Supervisor, Target,
+    App, Config, Health, Hooks, Installer, Manager, MigrateOn, Nginx, Process, SecretSource, Target,
     SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
@@ -88,7 +88,7 @@ pub(crate) struct Resolved {
     pub(crate) shared_files: Vec<String>,
     pub(crate) hooks: Hooks,
     pub(crate) nginx: Option<Nginx>,
-    pub(crate) app: Option<Supervisor>,
+    pub(crate) app: Option<App>,
     pub(crate) health: Health,
     pub(crate) keep_releases: u32,
     pub(crate) primary: usize,
@@ -208,7 +208,7 @@ impl Resolved {
             shared_files: target.shared_files.clone(),
             hooks: target.hooks.clone(),
             nginx: target.nginx.clone(),
-            app: target.supervisor.clone(),
+            app: target.app.clone(),
             health: target.health.clone(),
             keep_releases: target.keep_releases,
             primary: target.primary,
@@ -260,8 +260,13 @@ impl Resolved {
             ("REQ", self.requirements.clone()),
             ("MANAGE", self.manage_py.clone()),
             ("APP", flag(app.is_some())),
-            ("CTL", app.map(|a| a.ctl.clone()).unwrap_or_default()),
-            ("CONFD", app.map(|a| a.conf_dir.clone()).unwrap_or_default()),
+            ("MANAGER", app.map(|a| a.manager.name().to_string()).unwrap_or_default()),
+            ("CTL", app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default()),
+            ("CONFD", app.map(|a| a.supervisor.conf_dir.clone()).unwrap_or_default()),
+            ("SYSTEMCTL", app.map(|a| a.systemd.ctl()).unwrap_or_default()),
+            ("JOURNALCTL", app.map(|a| a.systemd.journal()).unwrap_or_default()),
+            ("SCOPE", app.map(|a| a.systemd.scope.name().to_string()).unwrap_or_default()),
+            ("UNIT_PREFIX", unit_prefix(&self.project, &self.target)),
             ("PROGRAM", self.program(run.release)),
             ("PROGRAM_GLOB", program_glob(&self.project, &self.target)),
             ("NGINX", flag(nginx.is_some())),
@@ -465,9 +470,10 @@ pub(crate) fn sample() -> Resolved {
             test: "nginx -t".into(),
             reload: "nginx -s reload".into(),
         }),
-        app: Some(Supervisor {
-            conf_dir: "/etc/supervisor/conf.d".into(),
-            ctl: "supervisorctl".into(),
+        app: Some(App {
+            manager: Manager::Supervisor,
+            supervisor: crate::config::Supervisor::default(),
+            systemd: crate::config::Systemd::default(),
         }),
         health: Health::default(),
         keep_releases: 5,
@@ -526,14 +532,30 @@ pub(crate) fn service_configs(
             .set("processes", program_values(processes));
         templates.render("supervisor.conf.j2", &context)
     };
-    let managed = target.supervisor.is_some();
-    let app = match managed && (placed.web || !placed.processes.is_empty()) {
+    let manager = target.app.as_ref().map(|app| app.manager);
+    let supervised = matches!(manager, Some(Manager::Supervisor | Manager::Auto));
+    let app = match supervised && (placed.web || !placed.processes.is_empty()) {
         true => Some(render_programs(placed.web, &placed.processes)?),
         false => None,
     };
-    let once = match managed && !placed.once.is_empty() {
+    let once = match supervised && !placed.once.is_empty() {
         true => Some(render_programs(false, &placed.once)?),
         false => None,
+    };
+    let units = match target.app.as_ref().filter(|a| a.manager != Manager::Supervisor) {
+        Some(settings) => {
+            let web = placed.web.then(|| (crate::config::WEB_ROLE.to_string(), web_process(target)));
+            let mut units = UnitFiles::default();
+            for (name, process) in web.iter().chain(&placed.processes) {
+                units.add(&templates, &mut context, settings, target, name, process)?;
+            }
+            let mut once = UnitFiles::default();
+            for (name, process) in &placed.once {
+                once.add(&templates, &mut context, settings, target, name, process)?;
+            }
+            (units.bundle(), once.bundle())
+        }
+        None => (None, None),
     };
     let runs_scheduler = placed.once.iter().any(|(name, _)| name == SCHEDULER);
     Ok(crate::plan::deploy::ServiceConfigs {
@@ -543,14 +565,119 @@ pub(crate) fn service_configs(
         },
         app,
         once,
-        schedule: (managed && runs_scheduler).then(|| {
+        schedule: (target.app.is_some() && runs_scheduler).then(|| {
             target
                 .schedule
                 .iter()
                 .map(|(when, command)| format!("{when}\t{command}\n"))
                 .collect()
         }),
+        units: units.0,
+        units_once: units.1,
     })
+}
+
+/// The systemd unit name prefix of a target's units: `<project>-<target>`; a release's web app
+/// server is `<project>-<target>-web@<release>.service`.
+pub(crate) fn unit_prefix(project: &str, target: &str) -> String {
+    format!("{project}-{target}")
+}
+
+/// The web app server as a process, for the systemd units (its command is gunicorn, written by
+/// the run script template; its stop timeout is gunicorn's graceful timeout and some).
+fn web_process(target: &Target) -> Process {
+    let graceful = target
+        .vars
+        .get("graceful_timeout")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(30);
+    Process {
+        run: String::new(),
+        role: crate::config::WEB_ROLE.to_string(),
+        replicas: 1,
+        stop_timeout: u32::try_from(graceful).unwrap_or(30).saturating_add(5),
+        once: false,
+    }
+}
+
+/// The systemd files of one release's processes on one host: a template unit per process
+/// (per replica, for several) and a run script per process, sent as one text in which
+/// `#@shipit-file NAME` lines start each file (`step_configs` splits it into the release's
+/// `.shipit/systemd/`).
+#[derive(Debug, Default)]
+pub(crate) struct UnitFiles {
+    files: Vec<(String, String)>,
+}
+
+/// The line that starts each file of a [`UnitFiles`] bundle.
+pub(crate) const UNIT_FILE_MARK: &str = "#@shipit-file ";
+
+impl UnitFiles {
+    /// Renders process `name`'s run script and template unit(s).
+    fn add(
+        &mut self,
+        templates: &crate::templates::Templates,
+        context: &mut RenderContext,
+        settings: &App,
+        target: &Target,
+        name: &str,
+        process: &Process,
+    ) -> Result<()> {
+        let web = name == crate::config::WEB_ROLE && process.run.is_empty();
+        let script = format!("{name}.sh");
+        let prefix = unit_prefix(
+            &context.get("project").unwrap_or_default(),
+            &target.name,
+        );
+        for replica in 1..=process.replicas {
+            let unit = match process.replicas {
+                1 => format!("{prefix}-{name}"),
+                _ => format!("{prefix}-{name}.{replica}"),
+            };
+            let values = std::collections::BTreeMap::from([
+                ("name", minijinja::Value::from(unit.as_str())),
+                ("process", minijinja::Value::from(name)),
+                ("web", minijinja::Value::from(web)),
+                ("command", minijinja::Value::from(process.run.as_str())),
+                ("script", minijinja::Value::from(script.as_str())),
+                ("replica", minijinja::Value::from(replica)),
+                ("replicas", minijinja::Value::from(process.replicas)),
+                ("stop_timeout", minijinja::Value::from(process.stop_timeout)),
+                (
+                    "start_timeout",
+                    minijinja::Value::from(target.health.timeout.saturating_add(30)),
+                ),
+            ]);
+            context
+                .set("unit", minijinja::Value::from_serialize(&values))
+                .set("scope", settings.systemd.scope.name());
+            if replica == 1 {
+                let text = templates.render("systemd.run.sh.j2", context)?;
+                self.files.push((script.clone(), text));
+            }
+            let text = templates.render("systemd.service.j2", context)?;
+            self.files.push((format!("{unit}@.service"), text));
+        }
+        Ok(())
+    }
+
+    /// The bundle's text; `None` when there is no file.
+    fn bundle(self) -> Option<String> {
+        if self.files.is_empty() {
+            return None;
+        }
+        let mut text = String::new();
+        for (name, content) in self.files {
+            text.push_str(UNIT_FILE_MARK);
+            text.push_str(&name);
+            text.push('\n');
+            text.push_str(&content);
+            if !content.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Some(text)
+    }
 }
 
 /// The processes as the program template sees them: `command` is the whole supervisor

@@ -26,6 +26,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../templates/supervisor.conf.j2"),
     ),
     (
+        "systemd.service.j2",
+        include_str!("../templates/systemd.service.j2"),
+    ),
+    (
+        "systemd.run.sh.j2",
+        include_str!("../templates/systemd.run.sh.j2"),
+    ),
+    (
         "maintenance.html.j2",
         include_str!("../templates/maintenance.html.j2"),
     ),

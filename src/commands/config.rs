@@ -10,7 +10,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, Target, TransportKind};
+use crate::config::{Config, Manager, Target, TransportKind};
 use crate::error::Result;
 use crate::output::Printer;
 use crate::templates::{BuildInfo, RenderContext, Templates};
@@ -212,12 +212,20 @@ fn target_sections(
         }
         None => s.add("nginx", "(unmanaged)"),
     }
-    match &t.supervisor {
+    match &t.app {
         Some(a) => {
-            s.add("supervisor.conf_dir", a.conf_dir.clone());
-            s.add("supervisor.ctl", a.ctl.clone());
+            s.add("app.manager", a.manager.name());
+            if a.manager != Manager::Systemd {
+                s.add("supervisor.conf_dir", a.supervisor.conf_dir.clone());
+                s.add("supervisor.ctl", a.supervisor.ctl.clone());
+            }
+            if a.manager != Manager::Supervisor {
+                s.add("systemd.scope", a.systemd.scope.name());
+                s.add("systemd.ctl", a.systemd.ctl());
+                s.add("systemd.journal", a.systemd.journal());
+            }
         }
-        None => s.add("supervisor", "(unmanaged)"),
+        None => s.add("app.manager", "(unmanaged)"),
     }
     s.add("health.path", t.health.path.clone());
     s.add(
@@ -336,16 +344,28 @@ fn target_sections(
             });
         }
     }
+    let manager = t.app.as_ref().map(|a| a.manager);
     for (service, on) in [
         ("nginx.conf.j2", t.nginx.is_some()),
-        ("supervisor.conf.j2", t.supervisor.is_some()),
+        (
+            "supervisor.conf.j2",
+            matches!(manager, Some(Manager::Supervisor | Manager::Auto)),
+        ),
+        (
+            "systemd.service.j2",
+            matches!(manager, Some(Manager::Systemd | Manager::Auto)),
+        ),
+        (
+            "systemd.run.sh.j2",
+            matches!(manager, Some(Manager::Systemd | Manager::Auto)),
+        ),
     ] {
         if on {
             let origin = templates
                 .find(service)
                 .map_or_else(|e| format!("(missing: {e})"), |s| s.origin);
             used.push(Row {
-                key: format!("({})", service.trim_end_matches(".conf.j2")),
+                key: format!("({})", service.trim_end_matches(".j2").trim_end_matches(".conf")),
                 value: Value::from(service),
                 source: origin,
             });

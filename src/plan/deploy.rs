@@ -26,6 +26,11 @@ pub(crate) struct ServiceConfigs {
     pub(crate) once: Option<String>,
     /// The schedule its scheduler runs (`CRON<TAB>COMMAND` lines), on the primary.
     pub(crate) schedule: Option<String>,
+    /// The systemd template units and run scripts of the web app server and processes (a
+    /// [`crate::resolve::UnitFiles`] bundle).
+    pub(crate) units: Option<String>,
+    /// The systemd units of the singletons on this host (the primary), started at the switch.
+    pub(crate) units_once: Option<String>,
 }
 
 /// Phase 1: layout, lock, facts.
@@ -83,6 +88,8 @@ pub(crate) fn prepare(
         app: configs.app.clone(),
         once: configs.once.clone(),
         schedule: configs.schedule.clone(),
+        units: configs.units.clone(),
+        units_once: configs.units_once.clone(),
     });
     steps.extend(start_services(resolved, placed));
     steps.push(Step::Prepared);

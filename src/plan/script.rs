@@ -10,7 +10,10 @@ use super::quote;
 use super::step::{Cleanup, Step};
 
 /// The remote shell library, checked by shellcheck in CI.
-pub(crate) const LIBRARY: &str = include_str!("../../templates/remote/shipit.sh");
+pub(crate) const LIBRARY: &str = concat!(
+    include_str!("../../templates/remote/shipit.sh"),
+    include_str!("../../templates/remote/systemd.sh")
+);
 
 /// One part of a script: steps that share what to do when one of them fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -533,6 +536,8 @@ mod tests {
             app: Some("[program:x]\n".into()),
             once: Some("[program:x.beat]\n".into()),
             schedule: Some("* * * * *\techo hi\n".into()),
+            units: Some("#@shipit-file x-web@.service\n[Service]\n".into()),
+            units_once: None,
         };
         let placed = deploy::tests::everything();
         let unapply = [Unapply {

@@ -110,12 +110,14 @@ pub(crate) enum Step {
     Migrate { once: bool, always: bool },
     /// `collectstatic`.
     Collectstatic,
-    /// Keep the rendered nginx site and supervisor programs in the release.
+    /// Keep the rendered nginx site, supervisor programs and systemd units in the release.
     Configs {
         nginx: Option<String>,
         app: Option<String>,
         once: Option<String>,
         schedule: Option<String>,
+        units: Option<String>,
+        units_once: Option<String>,
     },
     /// Install and check the nginx site.
     NginxCheck,
@@ -263,7 +265,9 @@ impl Step {
                 app,
                 once,
                 schedule,
-            } => [nginx, app, once, schedule]
+                units,
+                units_once,
+            } => [nginx, app, once, schedule, units, units_once]
                 .iter()
                 .map(|c| {
                     c.as_deref()
@@ -391,9 +395,11 @@ mod tests {
                     app: None,
                     once: Some("foo".into()),
                     schedule: None,
+                    units: None,
+                    units_once: Some("foo".into()),
                 },
                 "configs",
-                "step_configs Zm9v - Zm9v -",
+                "step_configs Zm9v - Zm9v - - Zm9v",
             ),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),

@@ -9,7 +9,10 @@
 #   D deploy_to   ID release id   SHA archive sha256   TOKEN lock token   OP deploy|rollback|prune
 #   DEPLOYER REVISION DJANGO_SETTINGS_MODULE BREAK (none|dead|force)
 #   PY INSTALLER REQ MANAGE                      python, uv|pip|auto, paths inside the release
-#   APP CTL CONFD PROGRAM PROGRAM_GLOB           supervisor (APP=1 when managed)
+#   APP MANAGER                                  process manager (APP=1 when managed;
+#                                                supervisor|systemd|auto, see systemd.sh)
+#   CTL CONFD PROGRAM PROGRAM_GLOB               supervisor
+#   SYSTEMCTL JOURNALCTL SCOPE UNIT_PREFIX       systemd (SCOPE: system|user)
 #   NGINX SITE NGINX_TEST NGINX_RELOAD           nginx (NGINX=1 when managed)
 #   HEALTH_PATH HEALTH_HOST HEALTH_STATUS HEALTH_TIMEOUT HEALTH_RETRIES
 #   UNAPPLIED (1 once a rollback unapplied migrations on this host)  APP_USER (empty: deploy user)
@@ -85,6 +88,7 @@ shipit_init() {
   ONCE_CONF="$CONFD/$PROGRAM.once.conf"
   ONCE_GLOB="${PROGRAM_GLOB%.conf}.once.conf"
   PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
+  shipit_systemd_init
   SHIPIT_RELEASE=$ID
   export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
 }
@@ -126,6 +130,10 @@ shipit_programs() { sed -n 's/^\[program:\(.*\)\]$/\1/p' "$1" 2>/dev/null; }
 # Releases whose programs are installed in the process manager (running, or meant to).
 shipit_installed_releases() {
   [ "$APP" = 1 ] || return 0
+  if [ "$MANAGER" = systemd ]; then
+    shipit_systemd_installed_releases
+    return 0
+  fi
   # The globs are globs on purpose.
   # shellcheck disable=SC2086
   for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB; do
@@ -226,8 +234,13 @@ shipit_restore_site() {
 
 # Stops this run's new app server and processes, unless `current` points at its release.
 shipit_stop_new_app() {
-  [ "$APP" = 1 ] && [ -f "$PROGRAM_CONF" ] || return 0
+  [ "$APP" = 1 ] || return 0
   if [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then return 0; fi
+  if [ "$MANAGER" = systemd ]; then
+    shipit_systemd_stop_new
+    return 0
+  fi
+  [ -f "$PROGRAM_CONF" ] || return 0
   names=$(shipit_programs "$PROGRAM_CONF" | tr '\n' ' ')
   rm -f "$PROGRAM_CONF"
   [ -n "$names" ] || return 0
@@ -1005,6 +1018,8 @@ step_configs() {
   if [ "$1" != - ]; then printf %s "$1" | base64 -d > "$R/.shipit/nginx.conf"; fi
   if [ "$2" != - ]; then printf %s "$2" | base64 -d > "$R/.shipit/supervisor.conf"; fi
   if [ "$3" != - ]; then printf %s "$3" | base64 -d > "$R/.shipit/supervisor-once.conf"; fi
+  if [ "${5:--}" != - ]; then shipit_unit_files "$5" "$R/.shipit/units"; fi
+  if [ "${6:--}" != - ]; then shipit_unit_files "$6" "$R/.shipit/units-once"; fi
   if [ "$4" != - ]; then
     printf %s "$4" | base64 -d > "$R/.shipit/schedule.tab"
     printf '%s' "$SHIPIT_SCHEDULER" > "$R/.shipit/scheduler.py"
@@ -1091,6 +1106,10 @@ shipit_gunicorn_args() {
 # restarted it (another pid than the first one seen: the first process died). SEEN_PID is
 # kept by the caller.
 shipit_app_dead() {
+  if [ "$MANAGER" = systemd ]; then
+    shipit_systemd_dead "$WEB_UNIT"
+    return
+  fi
   status=$(shipit_ctl status "$PROGRAM" 2>&1) || true
   case "$status" in
     *FATAL* | *BACKOFF* | *EXITED*) printf '%s\n' "$status"; return 0 ;;
@@ -1104,6 +1123,10 @@ shipit_app_dead() {
 }
 
 shipit_app_log() {
+  if [ "$MANAGER" = systemd ]; then
+    shipit_systemd_log "$WEB_UNIT"
+    return 0
+  fi
   log=$(shipit_ctl tail -16000 "$PROGRAM" 2>/dev/null) || log=
   printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
   # The exception that stopped the app, which a long traceback can push out of view.
@@ -1124,6 +1147,10 @@ shipit_program_conf() {
 # one dead.
 step_start_app() {
   shipit_require_lock
+  if [ "$MANAGER" = systemd ]; then
+    shipit_systemd_start
+    return 0
+  fi
   [ -f "$R/.shipit/supervisor.conf" ] || { echo "release $ID keeps no supervisor program"; exit 1; }
   shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   TMP="$CONFD/.$PROGRAM.conf.tmp"
@@ -1152,12 +1179,12 @@ shipit_wait_web() {
         echo "the new app server died before answering: $DEAD"
         exit 1
       fi
-      if [ -z "$SEEN_PID" ]; then
+      if [ -z "$SEEN_PID" ] && [ "$MANAGER" != systemd ]; then
         SEEN_PID=$(shipit_ctl pid "$PROGRAM" 2>/dev/null | grep -x '[1-9][0-9]*') || SEEN_PID=
       fi
     fi
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      shipit_ctl status "$PROGRAM" || true
+      if [ "$MANAGER" = systemd ]; then shipit_systemd_status "$WEB_UNIT"; else shipit_ctl status "$PROGRAM" || true; fi
       shipit_app_log
       echo "the new app server failed its health check on $R/.shipit/app.sock within ${HEALTH_TIMEOUT}s: $STATUS"
       exit 1
@@ -1302,6 +1329,10 @@ step_prune() {
 # when their config runs a release of this deploy_to.
 step_stop_old_app() {
   LIVE=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
+  # Both managers' old programs: a target moved from one to the other stops the old manager's
+  # programs at its first switch under the new one.
+  if [ "$MANAGER" = systemd ] || [ -d "$D/.shipit/systemd" ]; then shipit_systemd_stop_old; fi
+  [ -d "$CONFD" ] || return 0
   OLD=
   LEGACY_GLOB=$(printf '%s' "$PROGRAM_GLOB" | sed 's/\./-/; s/\./-/')
   # The globs are globs on purpose.
@@ -1323,7 +1354,7 @@ step_stop_old_app() {
     # Word splitting of the program list is wanted.
     # shellcheck disable=SC2086
     shipit_ctl update $OLD || echo "warning: supervisor could not stop$OLD"
-  else
+  elif [ "$MANAGER" = supervisor ]; then
     echo "no other app server to stop"
   fi
   if [ -f "$R/.shipit/supervisor-once.conf" ] && [ "$LIVE" = "$ID" ]; then
@@ -1541,6 +1572,10 @@ shipit_check_app() {
     shipit_check app skip "no process manager configured: shipit starts no app server"
     return 0
   fi
+  if [ "$MANAGER" = systemd ]; then
+    shipit_check_systemd
+    return 0
+  fi
   shipit_check_supervisor
 }
 
@@ -1688,8 +1723,8 @@ step_maintenance_off() {
 
 # shipit_log_files PROCESS: the log files of PROCESS of the live release, one per line. The
 # process manager decides where they are: supervisor's are the stdout_logfile and
-# stderr_logfile of the program the release keeps in .shipit/supervisor.conf. Another manager
-# adds its own shipit_<manager>_log_files and a branch here.
+# stderr_logfile of the program the release keeps in .shipit/supervisor.conf. systemd's go to
+# the journal: step_logs hands over to shipit_systemd_logs.
 shipit_log_files() {
   [ -L "$D/current" ] || { echo "nothing is deployed under $D"; return 1; }
   [ "$APP" = 1 ] || { echo "no process manager is configured: shipit runs no app server here"; return 1; }
@@ -1713,6 +1748,10 @@ shipit_supervisor_log_files() {
 # its end of the connection (the script's stdin, fd 3) closes, the script ends, and tail --pid
 # ends with it.
 step_logs() {
+  if [ "$APP" = 1 ] && [ "$MANAGER" = systemd ]; then
+    shipit_systemd_logs "$@"
+    return 0
+  fi
   files=$(shipit_log_files "$1") || { printf '%s\n' "$files"; exit 1; }
   script_pid=$$
   set -f

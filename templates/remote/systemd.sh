@@ -1,0 +1,282 @@
+# shellcheck shell=sh
+# shipit's remote shell, part 2: the systemd process manager (MANAGER=systemd). Sent after
+# shipit.sh in the same script; shipit.sh's steps hand over to these functions where supervisor
+# and systemd differ (starting, waiting, stopping, inventory, check, logs).
+#
+# A release's processes are instances of template units, one per process (per replica with
+# several): `<project>-<target>-web@<release>.service`, `<project>-<target>-worker@<release>.service`,
+# `<project>-<target>-worker.2@<release>.service`. Each release keeps its rendered templates and
+# run scripts in .shipit/systemd/ and the template names it starts before the switch in
+# .shipit/units (the singletons, started at the switch, in .shipit/units-once). The templates
+# are installed as $D/.shipit/systemd/NAME and `systemctl link`ed; only the live release's
+# instances are enabled, so after a reboot only they come up.
+# shellcheck disable=SC2154
+
+# Resolves MANAGER=auto for this host (systemd when it runs the host, supervisor otherwise) and
+# gets user units' runtime directory, which a session without PAM does not set.
+shipit_systemd_init() {
+  if [ "$MANAGER" = auto ]; then
+    if [ -d /run/systemd/system ]; then MANAGER=systemd; else MANAGER=supervisor; fi
+  fi
+  WEB_UNIT="$UNIT_PREFIX-web@$ID.service"
+  [ "$MANAGER" = systemd ] || return 0
+  if [ "$SCOPE" = user ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR="/run/user/$(id -u)"
+    export XDG_RUNTIME_DIR
+  fi
+  # Root needs no sudo (and a host without sudo still works for it).
+  if [ "$(id -u)" = 0 ]; then
+    SYSTEMCTL=${SYSTEMCTL#sudo -n }
+    JOURNALCTL=${JOURNALCTL#sudo -n }
+  fi
+}
+
+shipit_systemctl() { eval "$SYSTEMCTL" '"$@"'; }
+shipit_journalctl() { eval "$JOURNALCTL" '"$@"'; }
+
+# shipit_unit_files BUNDLE LIST: splits a base64 bundle of files (each started by a
+# `#@shipit-file NAME` line) into $R/.shipit/systemd/ and lists its template units in LIST.
+shipit_unit_files() {
+  mkdir -p "$R/.shipit/systemd"
+  printf %s "$1" | base64 -d | awk -v dir="$R/.shipit/systemd" -v list="$2" '
+    index($0, "#@shipit-file ") == 1 {
+      if (file != "") close(file)
+      name = substr($0, 15)
+      file = dir "/" name
+      printf "" > file
+      if (name ~ /@\.service$/) print name >> list
+      next
+    }
+    { print >> file }
+  '
+}
+
+# shipit_instances LIST ID: the instances of release ID of the templates LIST names.
+shipit_instances() {
+  [ -f "$1" ] || return 0
+  sed "s/@\.service\$/@$2.service/" "$1" | tr '\n' ' '
+}
+
+# Installs the templates LIST names from the release (when they differ from what is
+# installed) and links them into systemd's unit path; linking reloads systemd's configuration.
+shipit_systemd_install() {
+  mkdir -p "$D/.shipit/systemd"
+  changed=
+  while read -r name; do
+    installed="$D/.shipit/systemd/$name"
+    if ! cmp -s "$R/.shipit/systemd/$name" "$installed"; then
+      cp "$R/.shipit/systemd/$name" "$installed.tmp"
+      mv -f "$installed.tmp" "$installed"
+      changed="$changed $installed"
+    fi
+  done < "$1"
+  [ -n "$changed" ] || return 0
+  # Word splitting of the file list is wanted.
+  # shellcheck disable=SC2086
+  shipit_systemctl link $changed >/dev/null
+  echo "installed systemd templates:$(printf '%s' "$changed" | sed 's#[^ ]*/##g')"
+}
+
+# shipit_units_state UNIT...: one line per unit: `NAME ACTIVE_STATE RESTARTS`.
+shipit_units_state() {
+  shipit_systemctl show -p Id -p ActiveState -p NRestarts -- "$@" 2>/dev/null | awk -F= '
+    $1 == "Id" { id = $2 }
+    $1 == "ActiveState" { state = $2 }
+    $1 == "NRestarts" { restarts = $2 }
+    $0 == "" && id != "" { print id, state, restarts + 0; id = "" }
+    END { if (id != "") print id, state, restarts + 0 }
+  '
+}
+
+# Why UNIT is not running (it failed, or died and was restarted); fails when it runs.
+shipit_systemd_dead() {
+  # Word splitting of the state line is wanted.
+  # shellcheck disable=SC2046
+  set -- $(shipit_units_state "$1")
+  case "${2:-}" in
+    failed) printf '%s failed\n' "$1"; return 0 ;;
+  esac
+  if [ "${3:-0}" -gt 0 ]; then
+    printf '%s %s (restarted %s times: it keeps dying)\n' "$1" "$2" "$3"
+    return 0
+  fi
+  return 1
+}
+
+shipit_systemd_status() { shipit_systemctl status --no-pager --lines=0 -- "$1" 2>&1 | head -n 4 || true; }
+
+# The last lines UNIT logged (the journal), and the exception that stopped it.
+shipit_systemd_log() {
+  log=$(shipit_journalctl -u "$1" -n 400 --no-pager -o cat 2>/dev/null) || log=
+  printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
+  cause=$(printf '%s\n' "$log" | grep -E '^[A-Za-z_.]*(Error|Exception)(: |$)' |
+    grep -v HaltServer | tail -n 1)
+  if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
+}
+
+# Installs and starts the release's template instances (the web app server and processes) and
+# waits until the web app server answers (on a web host) and every process has run for a
+# second without dying; fails as soon as one fails.
+shipit_systemd_start() {
+  [ -f "$R/.shipit/units" ] || { echo "release $ID keeps no systemd units"; exit 1; }
+  shipit_systemd_scope_ok
+  shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
+  shipit_systemd_install "$R/.shipit/units"
+  units=$(shipit_instances "$R/.shipit/units" "$ID")
+  # Word splitting of the unit list is wanted.
+  # shellcheck disable=SC2086
+  shipit_systemctl start --no-block -- $units
+  DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
+  if [ "$WEB" = 1 ]; then shipit_wait_web; fi
+  # shellcheck disable=SC2046,SC2086
+  shipit_systemd_wait $(printf '%s\n' $units | grep -vxF "$WEB_UNIT")
+}
+
+# shipit_systemd_wait UNIT...: waits until every UNIT is active and still active, never
+# restarted, a second later.
+shipit_systemd_wait() {
+  [ "$#" -gt 0 ] || return 0
+  since=
+  while :; do
+    states=$(shipit_units_state "$@")
+    dead=$(printf '%s\n' "$states" | awk '$2 == "failed" || $3 > 0' | head -n 1)
+    if [ -n "$dead" ]; then
+      shipit_systemd_log "${dead%% *}"
+      echo "process ${dead%% *} did not start: $dead"
+      exit 1
+    fi
+    if printf '%s\n' "$states" | awk '$2 != "active" { bad = 1 } END { exit !bad }'; then
+      since=
+    elif [ -z "$since" ]; then
+      since=$(date +%s)
+    elif [ "$(date +%s)" -gt "$since" ]; then
+      echo "running: $*"
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
+      echo "not running within ${HEALTH_TIMEOUT}s: $(printf '%s\n' "$states" | awk '$2 != "active"' | tr '\n' ' ')"
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# Stops the new release's instances (a failed prepare or switch); `current` is not theirs.
+shipit_systemd_stop_new() {
+  units="$(shipit_instances "$R/.shipit/units" "$ID") $(shipit_instances "$R/.shipit/units-once" "$ID")"
+  [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
+  # Word splitting of the unit list is wanted.
+  # shellcheck disable=SC2086
+  shipit_systemctl stop -- $units >/dev/null 2>&1 || true
+  echo "stopped the new release's units: $units"
+}
+
+# After the switch: stops every other release's instances gracefully (within each unit's
+# TimeoutStopSec) and disables them, enables the live release's, then starts and enables its
+# singletons (never two at once: the old ones are stopped first). Never fails: the release
+# that matters is already live.
+shipit_systemd_stop_old() {
+  # LIVE is step_stop_old_app's: the release `current` points at.
+  # shellcheck disable=SC2153
+  old=
+  for dir in "$D"/releases/*; do
+    id=${dir##*/}
+    if [ ! -d "$dir/.shipit" ] || [ "$id" = "$LIVE" ]; then continue; fi
+    old="$old $(shipit_instances "$dir/.shipit/units" "$id") $(shipit_instances "$dir/.shipit/units-once" "$id")"
+  done
+  # shellcheck disable=SC2086
+  set -- $old
+  if [ "$#" -gt 0 ]; then
+    running=$(shipit_units_state "$@" | awk '$2 != "inactive" && $2 != "failed" { print $1 }' | tr '\n' ' ')
+    shipit_systemctl disable --no-reload -- "$@" >/dev/null 2>&1 ||
+      echo "warning: systemd could not disable$old"
+    if [ -n "$running" ]; then
+      # shellcheck disable=SC2086
+      shipit_systemctl stop -- $running || echo "warning: systemd could not stop $running"
+      echo "stopped: $running"
+    else
+      echo "no other release's units run"
+    fi
+  elif [ "$MANAGER" = systemd ]; then
+    echo "no other app server to stop"
+  fi
+  [ "$LIVE" = "$ID" ] || return 0
+  enable=$(shipit_instances "$R/.shipit/units" "$ID")
+  if [ -n "$enable" ]; then
+    # shellcheck disable=SC2086
+    shipit_systemctl enable --no-reload -- $enable >/dev/null 2>&1 ||
+      echo "warning: systemd could not enable $enable"
+  fi
+  [ -f "$R/.shipit/units-once" ] || return 0
+  shipit_systemd_install "$R/.shipit/units-once"
+  once=$(shipit_instances "$R/.shipit/units-once" "$ID")
+  # shellcheck disable=SC2086
+  if shipit_systemctl start -- $once && shipit_systemctl enable --no-reload -- $once >/dev/null 2>&1; then
+    echo "started the singletons: $once"
+  else
+    echo "warning: systemd could not start the singletons of $ID"
+  fi
+}
+
+# Releases some instance of which runs (or starts, or stops), one a line.
+shipit_systemd_installed_releases() {
+  units=
+  for dir in "$D"/releases/*; do
+    [ -d "$dir/.shipit" ] || continue
+    id=${dir##*/}
+    units="$units $(shipit_instances "$dir/.shipit/units" "$id") $(shipit_instances "$dir/.shipit/units-once" "$id")"
+  done
+  [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
+  # Word splitting of the unit list is wanted.
+  # shellcheck disable=SC2086
+  shipit_units_state $units | awk '$2 != "inactive" && $2 != "failed" { sub(/\.service$/, "", $1); sub(/.*@/, "", $1); print $1 }'
+}
+
+# User units run as the deploy user: an app_user that is someone else cannot be honoured.
+shipit_systemd_scope_ok() {
+  if [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
+    echo "user units run as $(id -un), not app_user $APP_USER: use [targets.$TARGET.systemd] scope = \"system\", or drop app_user"
+    exit 1
+  fi
+}
+
+# `shipit check`'s process manager item under systemd.
+shipit_check_systemd() {
+  if [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
+    shipit_check app fail "user units run as $(id -un), not app_user $APP_USER: set scope = \"system\" or drop app_user"
+  elif ! out=$(shipit_systemctl show -p Version --value 2>&1); then
+    shipit_check app fail "\`$SYSTEMCTL\` does not work as $(id -un): $(printf '%s\n' "$out" | tail -n 1)"
+  elif [ "$SCOPE" = user ] && [ ! -e "/var/lib/systemd/linger/$(id -un)" ]; then
+    shipit_check app fail "lingering is off for $(id -un): its user units stop when its last session ends and do not start at boot; run \`sudo loginctl enable-linger $(id -un)\`"
+  elif ! shipit_journalctl -n 0 -q >/dev/null 2>&1; then
+    shipit_check app fail "systemd $out answers, but \`$JOURNALCTL\` cannot read the journal as $(id -un) (add it to the systemd-journal group): shipit logs would show nothing"
+  else
+    shipit_check app ok "systemd $out answers \`$SYSTEMCTL\` ($SCOPE units); templates go to $D/.shipit/systemd"
+  fi
+}
+
+# step_logs under systemd: PROCESS LINES FOLLOW ERE, from the journal of every release's
+# instances of PROCESS (replicas too).
+shipit_systemd_logs() {
+  [ -L "$D/current" ] || { echo "nothing is deployed under $D"; exit 1; }
+  known=$(cat "$D/current/.shipit/units" "$D/current/.shipit/units-once" 2>/dev/null |
+    sed -e "s/^$UNIT_PREFIX-//" -e 's/@\.service$//' -e 's/\.[0-9]*$//' | sort -u | tr '\n' ' ')
+  case " $known " in
+    *" $1 "*) ;;
+    *) echo "no process \`$1\` in this target; its processes: $known"; exit 1 ;;
+  esac
+  set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1.*@*.service" "$2" "$3" "$4"
+  if [ "$4" = 1 ]; then
+    # journalctl -f never ends by itself: it is stopped when shipit goes (the script's stdin,
+    # fd 3, closes).
+    pidfile="$D/.shipit/logs-follow.$$"
+    { shipit_journalctl -u "$1" -u "$2" -n "$3" -f --no-pager -q -o short-iso 2>&1 &
+      echo $! > "$pidfile"
+      wait; } | shipit_grep "$5" &
+    while read -r _ <&3; do :; done
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  else
+    shipit_journalctl -u "$1" -u "$2" -n "$3" --no-pager -q -o short-iso | shipit_grep "$5"
+  fi
+}
