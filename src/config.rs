@@ -2202,4 +2202,58 @@ worker = ["deploy@c"]
         assert_eq!(sub.primary, 0);
         assert!(sub.processes.contains_key("beat"));
     }
+
+    #[test]
+    fn the_process_manager_is_the_one_named_or_the_one_configured() {
+        let target = |tables: &str| {
+            let text = format!(
+                "[project]\nname = \"hello\"\n\n[targets.prod]\nhosts = [\"a\"]\ndeploy_to = \"/srv/hello\"\nenvironment = \"deployment\"\n{tables}"
+            );
+            parse(&text).map(|c| c.targets["prod"].app.clone())
+        };
+        assert_eq!(target("").unwrap(), None);
+        let app = target("[targets.prod.supervisor]\n").unwrap().unwrap();
+        assert_eq!(app.manager, Manager::Supervisor);
+        assert_eq!(app.supervisor.conf_dir, "/etc/supervisor/conf.d");
+        let app = target("[targets.prod.systemd]\nscope = \"user\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(app.manager, Manager::Systemd);
+        assert_eq!(app.systemd.ctl(), "systemctl --user");
+        assert_eq!(app.systemd.journal(), "journalctl --user");
+        let app = target("[targets.prod.app]\nmanager = \"systemd\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(app.systemd.scope, SystemdScope::System);
+        assert_eq!(app.systemd.ctl(), "sudo -n systemctl");
+        let app = target(
+            "[targets.prod.app]\nmanager = \"auto\"\n[targets.prod.supervisor]\nctl = \"sudo supervisorctl\"\n[targets.prod.systemd]\nctl = \"systemctl\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(app.manager, Manager::Auto);
+        assert_eq!(app.supervisor.ctl, "sudo supervisorctl");
+        assert_eq!(app.systemd.ctl(), "systemctl");
+
+        for (tables, expected) in [
+            (
+                "[targets.prod.supervisor]\n[targets.prod.systemd]\n",
+                "say which runs the app",
+            ),
+            (
+                "[targets.prod.app]\nmanager = \"supervisor\"\n[targets.prod.systemd]\n",
+                "drop [systemd]",
+            ),
+            (
+                "[targets.prod.app]\nmanager = \"systemd\"\n[targets.prod.supervisor]\n",
+                "drop [supervisor]",
+            ),
+            ("[targets.prod.app]\nmanager = \"runit\"\n", "unknown variant"),
+            ("[targets.prod.systemd]\nctl = \" \"\n", "must not be empty"),
+            ("[targets.prod.systemd]\nscope = \"session\"\n", "unknown variant"),
+        ] {
+            let err = target(tables).unwrap_err().to_string();
+            assert!(err.contains(expected), "{tables}: {err}");
+        }
+    }
 }

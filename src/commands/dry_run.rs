@@ -108,6 +108,11 @@ pub(super) fn show(
             "supervisor programs started at the switch (once)",
             configs.once.clone(),
         ),
+        ("systemd units and run scripts", configs.units.clone()),
+        (
+            "systemd units started at the switch (once)",
+            configs.units_once.clone(),
+        ),
     ];
     for (what, text) in files {
         if let Some(text) = text {
