@@ -32,7 +32,7 @@ pub(crate) const HOST_CHECKS: &[(&str, &str, &str)] = &[
     (
         "app",
         "process manager",
-        "start supervisord with conf_dir included, and check that [targets.T.supervisor] ctl works as the deploy user",
+        "supervisor: start supervisord with conf_dir included and check that [targets.T.supervisor] ctl works as the deploy user; systemd: add the README's sudo rule (system units) or `loginctl enable-linger` (user units)",
     ),
     (
         "nginx",

@@ -168,6 +168,8 @@ shipit_systemd_stop_new() {
   # Word splitting of the unit list is wanted.
   # shellcheck disable=SC2086
   shipit_systemctl stop -- $units >/dev/null 2>&1 || true
+  # shellcheck disable=SC2086
+  shipit_systemctl reset-failed -- $units >/dev/null 2>&1 || true
   echo "stopped the new release's units: $units"
 }
 
