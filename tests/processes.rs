@@ -2,63 +2,10 @@
 //! the example project (requirements/celery.txt, hello/celery.py, pages/tasks.py) on a real
 //! Redis, run by supervisord, placed by roles on a fleet. Needs root.
 
-use std::path::Path;
-use std::time::Duration;
-
+use support::celery::*;
 use support::fleet::*;
 use support::stack::*;
 use support::*;
-
-/// How long a task may take to show up in var/tasks.log.
-const TASK_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a per-minute schedule entry may take to fire (up to a minute, plus a start).
-const MINUTE_TIMEOUT: Duration = Duration::from_secs(90);
-
-const WORKER: &str =
-    "celery -A hello.celery worker -l info --concurrency 1 --without-gossip --without-mingle --without-heartbeat";
-
-/// The target's env (the broker) and processes, as lines of `[targets.test]`.
-fn celery_toml(redis: &Redis, env: &str, processes: &str) -> String {
-    format!(
-        "env = {{ CELERY_BROKER_URL = {:?}{env} }}\n\n[targets.test.processes]\n{processes}",
-        redis.url()
-    )
-}
-
-/// Sends `pages.tasks.record(tag, hold)` with the code and environment of `current`.
-fn send(deploy_to: &Path, tag: &str, hold: &str) {
-    let args = serde_json::to_string(&[tag, hold]).unwrap();
-    run_as_deploy_ok(&format!(
-        "cd {}/current && set -a && . ./.shipit/env && set +a && \
-         DJANGO_SETTINGS_MODULE=hello.settings.selected \
-         .venv/bin/celery -A hello.celery call pages.tasks.record --args {}",
-        shell_quote(&deploy_to.display().to_string()),
-        shell_quote(&args)
-    ));
-}
-
-fn task_log(deploy_to: &Path) -> String {
-    std::fs::read_to_string(deploy_to.join("shared/var/tasks.log")).unwrap_or_default()
-}
-
-/// Waits until var/tasks.log has a line starting with `prefix`; panics with the log and the
-/// worker's output otherwise.
-fn wait_line(deploy_to: &Path, prefix: &str) -> String {
-    wait_for(TASK_TIMEOUT, || {
-        task_log(deploy_to)
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .map(str::to_string)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no line `{prefix}` in tasks.log:\n{}\nworker log:\n{}",
-            task_log(deploy_to),
-            std::fs::read_to_string(deploy_to.join("shared/log/hello-worker.log"))
-                .unwrap_or_default()
-        )
-    })
-}
 
 /// The program names in `supervisorctl status` output (the first word of each line).
 fn names(status: &str) -> Vec<String> {
@@ -69,29 +16,6 @@ fn names(status: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Processes on this machine whose command line contains `needle`.
-fn processes_running(needle: &str) -> usize {
-    let mut count = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(needle) {
-            count += 1;
-        }
-    }
-    count
 }
 
 #[test]

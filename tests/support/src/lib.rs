@@ -46,6 +46,7 @@
 //! from fresh temporary directories, so tests can run in parallel threads and processes.
 
 pub mod bench;
+pub mod celery;
 pub mod fleet;
 pub mod image;
 pub mod load;

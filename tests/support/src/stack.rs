@@ -386,17 +386,22 @@ impl Stack {
 
     /// Commits a visible change to the index page so the next deploy differs.
     pub fn change_page(&self, marker: &str) {
-        let page = "pages/templates/pages/index.html";
-        let text = self.project.read(page);
-        self.project.write(
-            page,
-            &text.replace(
-                "<h1>hello</h1>",
-                &format!("<h1>hello</h1>\n<p>{marker}</p>"),
-            ),
-        );
-        self.project.commit_all(marker);
+        change_page(&self.project, marker);
     }
+}
+
+/// Commits a visible change to `project`'s index page (`<p>MARKER</p>` under its heading).
+pub fn change_page(project: &Project, marker: &str) {
+    let page = "pages/templates/pages/index.html";
+    let text = project.read(page);
+    project.write(
+        page,
+        &text.replace(
+            "<h1>hello</h1>",
+            &format!("<h1>hello</h1>\n<p>{marker}</p>"),
+        ),
+    );
+    project.commit_all(marker);
 }
 
 /// `shipit -C PROJECT ARGS` as [`Project::shipit_with_home`] runs it, killed after

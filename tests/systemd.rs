@@ -1,0 +1,300 @@
+//! The systemd backend against a real systemd: each test boots its own (support::systemd's
+//! SystemdHost: systemd as PID 1 of private namespaces, with OpenSSH's sshd and nginx inside),
+//! and shipit deploys to it over SSH as `deploy`, driving system units through the README's sudo
+//! rule, or the deploy user's own units. Needs root.
+
+use std::time::Duration;
+
+use support::celery::*;
+use support::load::Load;
+use support::systemd::SystemdHost;
+use support::systemd_stack::SystemdStack;
+use support::*;
+
+/// A process that says which release and environment it runs with, then waits.
+const ECHO_WORKER: &str = r#"sh -c 'echo "worker $SHIPIT_RELEASE [$HELLO_GREETING]"; exec sleep 100000'"#;
+
+/// A value the env file must carry exactly (quotes, a dollar, a backslash, spaces).
+const GREETING: &str = r#"it's "quoted" $HOME \n ok"#;
+
+fn unit(kind: &str, release: &str) -> String {
+    format!("hello-test-{kind}@{release}.service")
+}
+
+/// Waits until the journal of `unit` has a line containing `needle`.
+fn journal_says(host: &SystemdHost, unit: &str, needle: &str) {
+    wait_for(Duration::from_secs(20), || {
+        host.journalctl(&["-u", unit, "-o", "cat"])
+            .contains(needle)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no `{needle}` in the journal of {unit}:\n{}",
+            host.journalctl(&["-u", unit, "-o", "cat", "-n", "40"])
+        )
+    });
+}
+
+#[test]
+fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
+    let mut stack = SystemdStack::start();
+    stack.configure(|s| {
+        s.extra = format!(
+            "env = {{ HELLO_GREETING = {} }}\n\n[targets.test.processes]\nworker = {}\n",
+            serde_json::to_string(GREETING).unwrap(),
+            serde_json::to_string(ECHO_WORKER).unwrap()
+        )
+    });
+
+    let first = stack.deploy_release();
+    stack.serves_release(&first);
+    assert_eq!(stack.units(), [unit("web", &first), unit("worker", &first)]);
+    assert_eq!(stack.enabled(&unit("web", &first)), "enabled");
+    assert_eq!(stack.enabled(&unit("worker", &first)), "enabled");
+    // The unit's EnvironmentFile carries the env file's values exactly as the shell reads them.
+    journal_says(
+        &stack.host,
+        &unit("worker", &first),
+        &format!("worker {first} [{GREETING}]"),
+    );
+    // The app runs as the app user (deploy), not root.
+    let user = stack.host.systemctl_ok(&["show", "-p", "User", "--value", &unit("web", &first)]);
+    assert_eq!(user.trim(), "deploy");
+
+    let check = stack.shipit(&["check", "--target", "test"]);
+    check.expect_code(0).says(&["systemd", "answers"]);
+
+    stack.change_page("second");
+    let second = stack.deploy_release();
+    stack.serves_release(&second);
+    assert_eq!(stack.units(), [unit("web", &second), unit("worker", &second)]);
+    assert_eq!(stack.enabled(&unit("web", &second)), "enabled");
+    assert_eq!(stack.enabled(&unit("web", &first)), "disabled");
+    assert_eq!(stack.enabled(&unit("worker", &first)), "disabled");
+
+    // `shipit logs` reads the journal of every release's instances of a process.
+    let logs = stack.shipit(&["logs", "--target", "test", "worker", "-n", "20"]);
+    logs.expect_code(0)
+        .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
+
+    // Rollback starts the first release's instances again and stops the second's.
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&first);
+    assert_eq!(stack.units(), [unit("web", &first), unit("worker", &first)]);
+    assert_eq!(stack.enabled(&unit("web", &first)), "enabled");
+    assert_eq!(stack.enabled(&unit("web", &second)), "disabled");
+
+    // A reboot brings up current's instances, and only them.
+    stack.host.reboot();
+    stack.serves_release(&first);
+    let units = wait_for(Duration::from_secs(30), || {
+        let units = stack.units();
+        (units.len() == 2).then_some(units)
+    })
+    .unwrap_or_else(|| panic!("after the reboot: {:?}", stack.units()));
+    assert_eq!(units, [unit("web", &first), unit("worker", &first)]);
+}
+
+#[test]
+fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_release_alone() {
+    let mut stack = SystemdStack::start();
+    let first = stack.deploy_release();
+    stack.configure(|s| {
+        s.extra = "[targets.test.processes]\nbroken = \"sh -c 'echo cannot reach the broker; exit 3'\"\n"
+            .into()
+    });
+    stack.deploy(&[]).expect_code(1).says_error(&[
+        "start-app",
+        "did not start",
+        "cannot reach the broker",
+    ]);
+    stack.serves_release(&first);
+    assert_eq!(stack.current_id(), first);
+    assert_eq!(stack.units(), [unit("web", &first)]);
+    assert_eq!(stack.enabled(&unit("web", &first)), "enabled");
+    // Nothing of the failed release is left running or failed.
+    let failed = stack.host.systemctl_ok(&["list-units", "--failed", "--plain", "--no-legend"]);
+    assert!(!failed.contains("hello-test-"), "{failed}");
+}
+
+#[test]
+fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
+    let mut stack = SystemdStack::start();
+    stack.configure(|s| s.systemd = "scope = \"user\"\n".into());
+
+    // No lingering: check says what to run.
+    stack
+        .shipit(&["check", "--target", "test"])
+        .expect_code(1)
+        .says(&["loginctl enable-linger deploy"]);
+
+    stack.host.enable_linger();
+    stack.shipit(&["check", "--target", "test"]).expect_code(0);
+    let first = stack.deploy_release();
+    stack.serves_release(&first);
+    let active = |release: &str| {
+        stack
+            .host
+            .user_systemctl(&["is-active", "--quiet", &unit("web", release)])
+            .status
+            .success()
+    };
+    assert!(active(&first));
+    // Not a system unit.
+    assert!(stack.units().is_empty(), "{:?}", stack.units());
+
+    stack.change_page("second");
+    let second = stack.deploy_release();
+    stack.serves_release(&second);
+    assert!(active(&second) && !active(&first));
+
+    stack.host.reboot();
+    stack.serves_release(&second);
+    assert!(active(&second) && !active(&first));
+}
+
+#[test]
+fn deploy_rollback_and_deploy_under_load_lose_no_request_under_systemd() {
+    let stack = SystemdStack::start();
+    let v1 = stack.deploy_release();
+    stack.serves_release(&v1);
+    let load = Load::start(stack.port, "/health", 2, Duration::from_secs(90));
+    assert!(
+        load.wait_for_more_ok(50, Duration::from_secs(20)),
+        "the load does not get through before any deploy: {:?}",
+        load.counts()
+    );
+    stack.change_page("marker: v2");
+    let v2 = stack.deploy_release();
+    stack.serves_release(&v2);
+    assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&v1);
+    assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
+    stack.change_page("marker: v3");
+    let v3 = stack.deploy_release();
+    stack.serves_release(&v3);
+    assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
+    let report = load.stop();
+    eprintln!("[load] {report}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed: {report}\njournal:\n{}\nnginx error.log:\n{}",
+        stack.journal(),
+        stack.host.nginx.error_log()
+    );
+    assert!(report.ok >= 300, "too few requests to mean anything: {report}");
+    assert_eq!(stack.units(), [unit("web", &v3)]);
+}
+
+#[test]
+fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
+    let redis = Redis::start();
+    let mut stack = SystemdStack::start();
+    let b = SystemdHost::start_second(&stack.host);
+    let (a_spec, b_spec) = (stack.host.sshd.host_spec(), b.sshd.host_spec());
+    let known = stack.host.base.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "{}\n{}\n",
+            stack.host.sshd.known_hosts_line(),
+            b.sshd.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let (a_to, b_to) = (stack.deploy_to(), b.deploy_to());
+    let beat = "celery -A hello.celery beat -l info -s var/beat-schedule";
+    let nightly = r#"echo "$(date +%Y%m%d%H%M) $SHIPIT_RELEASE" >> var/schedule.log"#;
+    stack.configure(|s| {
+        s.requirements = "requirements/celery.txt".into();
+        s.hosts = vec![a_spec.clone(), b_spec.clone()];
+        s.known_hosts = Some(known.clone());
+        // Each host has its own SQLite database here.
+        s.extra = format!(
+            "migrate = \"each-host\"\n{}\n[targets.test.schedule]\n{:?} = {:?}\n\n[targets.test.roles]\nweb = [{a_spec:?}]\nworker = [{b_spec:?}]\n",
+            celery_toml(
+                &redis,
+                ", HELLO_BEAT_SECONDS = \"1\"",
+                &format!(
+                    "worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\nbeat = {{ run = {beat:?}, once = true }}\n"
+                ),
+            ),
+            "* * * * *",
+            nightly,
+        )
+    });
+    let units_of = |host: &SystemdHost| host.running_units("hello-test-*");
+
+    let first = stack.deploy_release();
+    stack.serves_release(&first);
+    // A (web, primary): gunicorn, beat and the scheduler; B (worker): the worker, no site.
+    assert_eq!(
+        units_of(&stack.host),
+        [unit("beat", &first), unit("schedule", &first), unit("web", &first)]
+    );
+    assert_eq!(units_of(&b), [unit("worker", &first)]);
+    assert!(!b.nginx.sites_dir.join("hello.conf").exists());
+    // Beat on A sends, the worker on B runs: one beat on the whole machine.
+    wait_line(&b_to, &format!("done beat {first} "));
+    assert_eq!(processes_running("hello.celery beat"), 1);
+    send(&a_to, "before", "");
+    wait_line(&b_to, &format!("done before {first} "));
+
+    // A task in flight when the next deploy switches: the old worker gets SIGTERM alone (its
+    // pool keeps working), finishes the task, then exits.
+    send(&a_to, "slow", "go");
+    wait_line(&b_to, &format!("started slow {first} "));
+    stack.change_page("second");
+    let second = std::thread::scope(|scope| {
+        let deploy = scope.spawn(|| stack.deploy_release());
+        let old_worker = unit("worker", &first);
+        wait_for(Duration::from_secs(120), || {
+            let state = b.systemctl(&["show", "-p", "ActiveState", "--value", &old_worker]);
+            (String::from_utf8_lossy(&state.stdout).trim() == "deactivating").then_some(())
+        })
+        .unwrap_or_else(|| panic!("the old worker was never stopping: {:?}", units_of(&b)));
+        run_as_deploy_ok(&format!(
+            "touch {}",
+            shell_quote(&b_to.join("shared/var/go").display().to_string())
+        ));
+        deploy.join().unwrap()
+    });
+    wait_line(&b_to, &format!("done slow {first} "));
+    stack.serves_release(&second);
+    assert_eq!(
+        units_of(&stack.host),
+        [unit("beat", &second), unit("schedule", &second), unit("web", &second)]
+    );
+    assert_eq!(units_of(&b), [unit("worker", &second)]);
+    wait_line(&b_to, &format!("done beat {second} "));
+    assert_eq!(processes_running("hello.celery beat"), 1);
+
+    // The schedule fires on the primary, in current's release; never on B.
+    let log = a_to.join("shared/var/schedule.log");
+    wait_for(MINUTE_TIMEOUT, || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|text| text.contains(&format!(" {second}")))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the schedule never ran in {second}:\n{}",
+            stack.host.journalctl(&["-u", "hello-test-schedule@*", "-o", "cat", "-n", "30"])
+        )
+    });
+    assert!(!b_to.join("shared/var/schedule.log").exists());
+
+    // Rollback restores the first release's processes on both hosts.
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&first);
+    assert_eq!(
+        units_of(&stack.host),
+        [unit("beat", &first), unit("schedule", &first), unit("web", &first)]
+    );
+    assert_eq!(units_of(&b), [unit("worker", &first)]);
+    send(&a_to, "rolled-back", "");
+    wait_line(&b_to, &format!("done rolled-back {first} "));
+}
