@@ -14,8 +14,9 @@ use support::*;
 /// A process that says which release and environment it runs with, then waits.
 const ECHO_WORKER: &str = r#"sh -c 'echo "worker $SHIPIT_RELEASE [$HELLO_GREETING]"; exec sleep 100000'"#;
 
-/// A value the env file must carry exactly (quotes, a dollar, a backslash, spaces).
-const GREETING: &str = r#"it's "quoted" $HOME \n ok"#;
+/// A value the env file must carry exactly (quotes, a dollar, a backslash, spaces, also at
+/// either end).
+const GREETING: &str = r#" it's "quoted" $HOME \n ok "#;
 
 fn unit(kind: &str, release: &str) -> String {
     format!("hello-test-{kind}@{release}.service")
