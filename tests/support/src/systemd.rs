@@ -1,0 +1,1077 @@
+//! A real systemd to deploy to: [`SystemdHost`] boots `/lib/systemd/systemd --system` as PID 1
+//! of new pid, mount, cgroup, UTS and IPC namespaces, with OpenSSH's sshd (for `deploy`) and
+//! nginx (as `deploy`) running inside it as units, so that an SSH session is in systemd's world:
+//! `systemctl`, `sudo -n systemctl`, `journalctl` and `nginx -s reload` from a session reach this
+//! systemd and this nginx, as on a real host. Needs root, like the rest of the harness.
+//!
+//! ```no_run
+//! use support::systemd::SystemdHost;
+//! let mut host = SystemdHost::start(); // booted; sshd and nginx serve
+//! host.write_unit("app@.service", "[Service]\nExecStart=/bin/sleep infinity\n");
+//! let out = host.ssh("sudo -n systemctl start app@1.service"); // as deploy, over real SSH
+//! assert!(out.status.success() && host.is_active("app@1.service"));
+//! let log = host.journalctl(&["-u", "app@1.service"]);
+//! host.ssh("sudo -n systemctl enable app@1.service");
+//! host.reboot(); // SIGKILL PID 1, boot again from the same "disk"
+//! assert_eq!(host.running_units("app@*"), ["app@1.service"]);
+//! // Dropped: PID 1 is SIGKILLed, and with it everything in its namespace.
+//! ```
+//!
+//! The target's paths for shipit: [`SystemdHost::deploy_to`], `host.sshd` (`host_spec()`,
+//! `client_key`, `known_hosts`) and `host.nginx` (`sites_dir`, `test_command()`,
+//! `reload_command()`), as on a supervisor [`Host`](crate::stack::Host). For a two-host target,
+//! [`SystemdHost::start_second`] gives the second host at the first one's paths. Root's view of
+//! the inside: [`SystemdHost::systemctl`], [`SystemdHost::journalctl`],
+//! [`SystemdHost::is_active`], [`SystemdHost::running_units`], [`SystemdHost::command`],
+//! [`SystemdHost::processes`];
+//! deploy's user manager: [`SystemdHost::enable_linger`], [`SystemdHost::user_systemctl`].
+//!
+//! # What it sees of the machine, and why
+//! This is a shared machine, and a systemd that booted as the machine's init would take it over:
+//! an earlier attempt's boot ran `systemd-tmpfiles-setup.service` and wiped the machine's /tmp.
+//! So everything systemd could reach is either its own or read-only, and it starts nothing but
+//! what it is given:
+//! - **Units.** Every unit the machine ships (in the `SYSTEM_UNIT_DIRS`, with what their
+//!   `.wants`/`.requires` directories name) is masked except `KEPT_SYSTEM_UNITS`: the targets a
+//!   boot is made of, journald and its sockets, the journal flush, D-Bus (so that `systemctl`
+//!   as deploy works as on a real host) and the user manager. `ALWAYS_MASKED` names the units
+//!   that must never run here (tmpfiles, remount-fs, sysctl, modules-load, udev, getty, logind,
+//!   firstboot, random-seed, utmp, binfmt, tmp.mount, the shutdown targets, ...) whether this
+//!   machine ships them or not. The masks live in the host's own /etc/systemd/system, a
+//!   directory of its "disk" bind-mounted over the machine's (which is never touched), so the
+//!   units this machine enabled (ssh, nginx, postgresql, redis, supervisor, timers) do not exist
+//!   in there. `default.target` is `multi-user.target`. User units alike, in its own
+//!   /etc/systemd/user.
+//! - **Generators** (fstab, getty, sysv, postgresql, ...) never run: each is masked by name in
+//!   /run/systemd/{system,user}-generators, and the directories that hold them are covered by an
+//!   empty one. So are /etc/systemd/system.control, .attached and /usr/local/lib/systemd/system
+//!   when they exist.
+//! - **Its own**: /run and /dev (tmpfs, with a few device nodes: what systemd does there, the
+//!   /dev/log link, its devpts, stays in there; PID 1's console is `console.log` of the disk),
+//!   a cgroup2 tree (`/sys/fs/cgroup` inside is a fresh cgroup of the machine's unified
+//!   hierarchy, the root of its cgroup namespace, removed after each boot), hostname (UTS) and
+//!   IPC. The "disk", kept across [`SystemdHost::reboot`]s: /etc/systemd/system,
+//!   /etc/systemd/user, /var/lib/systemd (linger), /var/log/journal (when the machine has it,
+//!   so the journal is persistent, per-user files included), /etc/sudoers.d, and deploy's
+//!   ~/.config/systemd and ~/.local/share/systemd (user units, private to each host).
+//! - **Read-only**: /proc/sys, /proc/sysrq-trigger and /sys (the kernel's settings are the
+//!   machine's; PID 1 would otherwise raise some sysctls).
+//! - **Shared** with the machine and the test: every other path, /tmp and /var/tmp above all
+//!   (deploy_to, sshd's and nginx's directories, test files live there), which is why tmpfiles
+//!   must never run; the smoke test (tests/systemd_host.rs) keeps canaries there across boot,
+//!   a started service, a reboot and the end.
+//! - **Network**: shared. The masks guarantee that nothing starts on a shared port but the
+//!   host's own sshd and nginx on free loopback ports, and a session's `uv` reaches the package
+//!   index as on the supervisor hosts; a private network would need a forwarder for every port
+//!   the test reaches (sshd, nginx, the app) and a route out for uv.
+//! - **Stopping**: only ever by SIGKILL to PID 1 (the kernel then kills every process of the
+//!   pid namespace, and the mounts go with the mount namespace), never a clean shutdown, which
+//!   would unmount and stop things. On drop, also during a panic. And should the test process
+//!   die without unwinding: the boot is started from a thread of its own, with
+//!   `PR_SET_PDEATHSIG` = SIGKILL, through `unshare --kill-child`, so PID 1 dies with it.
+//!
+//! # Inside
+//! - `shipit-test-sshd.service`: the host's [`Sshd`] (Type=notify, enabled) on a free loopback
+//!   port; its sessions get `XDG_RUNTIME_DIR=/run/user/UID` as pam_systemd would set it.
+//! - `shipit-test-nginx.service`: the host's [`Nginx`], as deploy, enabled. It must be inside:
+//!   `nginx -s reload` signals the pid in nginx's pid file, which is a pid of this namespace.
+//! - sudo: [`SUDOERS`] in the host's /etc/sudoers.d ([`SystemdHost::set_sudoers`] changes it).
+//! - logind is masked, so [`SystemdHost::enable_linger`] does what `loginctl enable-linger` and
+//!   logind would: the linger file, and `user@UID.service` started now and at every boot.
+//!
+//! Boot files (`boot.sh`'s output in `boot.log`, `console.log`) are in the disk directory; a
+//! failed boot panics with them.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::raw::{c_int, c_ulong};
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::process;
+pub use crate::process::ProcId;
+use crate::sshd::banner;
+use crate::*;
+
+extern "C" {
+    fn prctl(option: c_int, ...) -> c_int;
+}
+
+const PR_SET_PDEATHSIG: c_int = 1;
+const SIGKILL: c_ulong = 9;
+
+/// Stages the namespaces and becomes systemd (see its header).
+const BOOT_SH: &str = include_str!("systemd/boot.sh");
+
+/// From spawning to a finished startup (`systemctl is-system-running --wait`).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// For sshd and nginx to serve once startup finished, and for a killed namespace to be gone.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// PATH of the commands run inside as root.
+const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const SSHD_UNIT: &str = "shipit-test-sshd.service";
+const NGINX_UNIT: &str = "shipit-test-nginx.service";
+
+/// The sudo rule of every host: deploy may run systemctl as root, without a password (the rule
+/// a real host needs for system units).
+pub const SUDOERS: &str = "deploy ALL=(root) NOPASSWD: /usr/bin/systemctl, /bin/systemctl\n";
+
+/// Where the machine's system units are (systemd 252 also reads /etc and /run, which are the
+/// host's own, and /usr/local/lib, which is hidden).
+const SYSTEM_UNIT_DIRS: &[&str] = &[
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/usr/local/lib/systemd/system",
+];
+
+/// The machine's system units that keep their definition; every other one it ships is masked.
+const KEPT_SYSTEM_UNITS: &[&str] = &[
+    // What a boot to multi-user.target is made of (passive; what they pull in is masked).
+    "default.target", // the host's own, pointing at multi-user.target
+    "multi-user.target",
+    "basic.target",
+    "sysinit.target",
+    "sockets.target",
+    "timers.target",
+    "paths.target",
+    "slices.target",
+    "local-fs-pre.target",
+    "local-fs.target",
+    "swap.target",
+    "network-pre.target",
+    "network.target",
+    "network-online.target",
+    "nss-lookup.target",
+    "nss-user-lookup.target",
+    "remote-fs-pre.target",
+    "remote-fs.target",
+    "time-set.target",
+    "time-sync.target",
+    "shutdown.target",
+    "umount.target",
+    "user.slice",
+    // The journal (`journalctl -u`, `shipit logs`), persistent when /var/log/journal exists.
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+    "systemd-journal-flush.service",
+    // The system bus: `systemctl` as a user other than root goes through it.
+    "dbus.service",
+    "dbus.socket",
+    // deploy's user manager (systemctl --user), see SystemdHost::enable_linger.
+    "user@.service",
+    "user-runtime-dir@.service",
+];
+
+/// Masked whether this machine ships them or not: they would change the machine (tmpfiles
+/// cleans /tmp and /var/tmp; remount-fs, sysctl, modules-load, binfmt, udev, random-seed act on
+/// the kernel, the disk or devices), take a console or log-ins (getty, logind, firstboot,
+/// utmp), mount over shared paths (tmp.mount) or shut down.
+const ALWAYS_MASKED: &[&str] = &[
+    "systemd-tmpfiles-setup.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup-dev-early.service",
+    "systemd-tmpfiles-clean.service",
+    "systemd-tmpfiles-clean.timer",
+    "tmp.mount",
+    "var-tmp.mount",
+    "systemd-remount-fs.service",
+    "systemd-sysctl.service",
+    "systemd-modules-load.service",
+    "kmod-static-nodes.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount",
+    "systemd-udevd.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "systemd-udev-trigger.service",
+    "systemd-udev-settle.service",
+    "systemd-hwdb-update.service",
+    "systemd-random-seed.service",
+    "systemd-fsck-root.service",
+    "systemd-fsck@.service",
+    "systemd-journald-audit.socket",
+    "getty.target",
+    "getty@.service",
+    "serial-getty@.service",
+    "console-getty.service",
+    "container-getty@.service",
+    "systemd-logind.service",
+    "systemd-user-sessions.service",
+    "systemd-firstboot.service",
+    "systemd-machine-id-commit.service",
+    "systemd-sysusers.service",
+    "systemd-update-utmp.service",
+    "systemd-update-utmp-runlevel.service",
+    "systemd-networkd.service",
+    "systemd-resolved.service",
+    "systemd-timesyncd.service",
+    "emergency.target",
+    "emergency.service",
+    "rescue.target",
+    "rescue.service",
+    "poweroff.target",
+    "reboot.target",
+    "halt.target",
+    "kexec.target",
+    "ctrl-alt-del.target",
+];
+
+/// Where the machine's user units are (the user manager also reads ~/.config, /etc and /run,
+/// which are the host's own).
+const USER_UNIT_DIRS: &[&str] = &[
+    "/lib/systemd/user",
+    "/usr/lib/systemd/user",
+    "/usr/local/lib/systemd/user",
+    "/usr/share/systemd/user",
+    "/usr/local/share/systemd/user",
+];
+
+/// The machine's user units that keep their definition: a user manager's own targets.
+const KEPT_USER_UNITS: &[&str] = &[
+    "default.target",
+    "basic.target",
+    "sockets.target",
+    "timers.target",
+    "paths.target",
+    "shutdown.target",
+    "exit.target",
+    "systemd-exit.service",
+    "app.slice",
+    "background.slice",
+    "session.slice",
+];
+
+/// The user manager's tmpfiles would clean deploy's files in /tmp.
+const ALWAYS_MASKED_USER: &[&str] = &[
+    "systemd-tmpfiles-setup.service",
+    "systemd-tmpfiles-clean.service",
+    "systemd-tmpfiles-clean.timer",
+];
+
+/// Covered by an empty directory when they exist: where generators are, and unit directories
+/// that the host's masks could not override.
+const HIDDEN_DIRS: &[&str] = &[
+    "/lib/systemd/system-generators",
+    "/usr/lib/systemd/system-generators",
+    "/usr/local/lib/systemd/system-generators",
+    "/etc/systemd/system-generators",
+    "/lib/systemd/user-generators",
+    "/usr/lib/systemd/user-generators",
+    "/usr/local/lib/systemd/user-generators",
+    "/etc/systemd/user-generators",
+    "/etc/systemd/system.control",
+    "/etc/systemd/system.attached",
+    "/usr/local/lib/systemd/system",
+    "/etc/xdg/systemd/user",
+];
+
+/// A machine run by a real systemd, in namespaces of its own (see the module doc).
+pub struct SystemdHost {
+    /// Runs inside as `shipit-test-sshd.service`; after a reboot on the same port.
+    pub sshd: Sshd,
+    /// Runs inside as `shipit-test-nginx.service`, as deploy.
+    pub nginx: Nginx,
+    /// Deploy-owned base directory; `deploy_to` is `base/app`.
+    pub base: tempfile::TempDir,
+    /// How long the last boot took: from spawning to sshd and nginx serving.
+    pub boot_time: Duration,
+    /// What outlives a reboot (see [`Disk`]).
+    disk: Disk,
+    /// FROM → ONTO bind mounts made at each boot.
+    binds: Vec<(PathBuf, PathBuf)>,
+    boot: Option<Boot>,
+}
+
+impl SystemdHost {
+    /// Boots a host with its own sshd (and a new client key) and nginx.
+    pub fn start() -> SystemdHost {
+        SystemdHost::start_inner(None, None)
+    }
+
+    /// A second host for a target whose configuration names `a`'s paths (the systemd
+    /// counterpart of [`fleet::start_host_b`](crate::fleet::start_host_b)): its own systemd,
+    /// sshd (authorising `a`'s client key), nginx and base directory, with its base and nginx
+    /// directories bind-mounted over `a`'s inside its namespace, so that what its sessions and
+    /// units do at `a`'s paths lands in its own. The test sees them at their real paths.
+    pub fn start_second(a: &SystemdHost) -> SystemdHost {
+        SystemdHost::start_inner(Some(&a.sshd.client_key), Some(a))
+    }
+
+    fn start_inner(key: Option<&Path>, first: Option<&SystemdHost>) -> SystemdHost {
+        let user = deploy_user();
+        let sshd = Sshd::configure(
+            key,
+            &format!("SetEnv XDG_RUNTIME_DIR=/run/user/{}\n", user.uid),
+        );
+        let nginx = Nginx::configure();
+        let base = deploy_owned_tempdir();
+        let disk = Disk::create(&sshd, &nginx);
+        let mut binds = disk.binds();
+        if let Some(a) = first {
+            binds.push((base.path().into(), a.base.path().into()));
+            binds.push((nginx.dir.path().into(), a.nginx.dir.path().into()));
+        }
+        let mut host = SystemdHost {
+            sshd,
+            nginx,
+            base,
+            boot_time: Duration::ZERO,
+            disk,
+            binds,
+            boot: None,
+        };
+        host.boot();
+        host
+    }
+
+    /// `deploy_to` with the default directory name.
+    pub fn deploy_to(&self) -> PathBuf {
+        self.base.path().join("app")
+    }
+
+    /// The host's /etc/systemd/system, at its real path (root-owned; kept across reboots).
+    pub fn unit_dir(&self) -> PathBuf {
+        self.disk.system()
+    }
+
+    /// Writes `text` as the unit `name` in the host's /etc/systemd/system and reloads systemd.
+    pub fn write_unit(&self, name: &str, text: &str) {
+        let path = self.unit_dir().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        chmod(&path, 0o644);
+        self.systemctl_ok(&["daemon-reload"]);
+    }
+
+    /// Replaces the host's sudo rules ([`SUDOERS`] at first); sudo reads them at each run.
+    pub fn set_sudoers(&self, text: &str) {
+        self.disk.write_sudoers(text);
+    }
+
+    /// `ssh deploy@127.0.0.1 -p PORT COMMAND` with the OpenSSH client, the host's key and
+    /// known_hosts ([`Sshd::ssh_command`]).
+    pub fn ssh(&self, command: &str) -> Output {
+        self.sshd
+            .ssh_command(command)
+            .output()
+            .unwrap_or_else(|e| panic!("run ssh: {e}"))
+    }
+
+    /// [`SystemdHost::ssh`] that must exit 0; its stdout.
+    pub fn ssh_ok(&self, command: &str) -> String {
+        expect_success(&format!("ssh: {command}"), self.ssh(command))
+    }
+
+    /// A command that runs `program` inside the host (its mount, pid, UTS, IPC and cgroup
+    /// namespaces) as root, from `/`, with a clean environment.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        self.enter(&[], program)
+    }
+
+    /// `nsenter` into the host with `identity` (`-S UID -G GID`, or none for root).
+    fn enter(&self, identity: &[String], program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(self.pid1().to_string())
+            .args(["-m", "-p", "-u", "-i", "-C", "--root", "--wd"])
+            .args(identity)
+            .arg("--")
+            .arg(program)
+            .env_clear()
+            .env("PATH", ROOT_PATH)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `systemctl ARGS` inside, as root.
+    pub fn systemctl(&self, args: &[&str]) -> Output {
+        run(self.command("systemctl").args(args))
+    }
+
+    /// [`SystemdHost::systemctl`] that must exit 0; its stdout.
+    pub fn systemctl_ok(&self, args: &[&str]) -> String {
+        expect_success(&format!("systemctl {args:?}"), self.systemctl(args))
+    }
+
+    /// `journalctl --no-pager ARGS` inside, as root (all of the journal); its stdout.
+    pub fn journalctl(&self, args: &[&str]) -> String {
+        let out = run(self.command("journalctl").arg("--no-pager").args(args));
+        expect_success(&format!("journalctl {args:?}"), out)
+    }
+
+    /// Whether `unit` is active (`systemctl is-active`).
+    pub fn is_active(&self, unit: &str) -> bool {
+        self.systemctl(&["is-active", "--quiet", unit])
+            .status
+            .success()
+    }
+
+    /// The running units whose names match `pattern` (a `systemctl list-units` glob such as
+    /// `hello-test-web@*`), sorted.
+    pub fn running_units(&self, pattern: &str) -> Vec<String> {
+        let out = self.systemctl_ok(&[
+            "list-units",
+            "--state=running",
+            "--plain",
+            "--no-legend",
+            "--all",
+            pattern,
+        ]);
+        let mut units: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        units.sort();
+        units
+    }
+
+    /// `systemctl --user ARGS` inside, as deploy (its user manager runs after
+    /// [`SystemdHost::enable_linger`]).
+    pub fn user_systemctl(&self, args: &[&str]) -> Output {
+        let user = deploy_user();
+        // nsenter switches to deploy (without root's groups) once inside.
+        let identity = [
+            "-S".into(),
+            user.uid.to_string(),
+            "-G".into(),
+            user.gid.to_string(),
+        ];
+        run(self
+            .enter(&identity, "systemctl")
+            .arg("--user")
+            .args(args)
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("XDG_RUNTIME_DIR", format!("/run/user/{}", user.uid)))
+    }
+
+    /// What `loginctl enable-linger deploy` and logind would do (logind is masked here): the
+    /// linger file `/var/lib/systemd/linger/deploy`, deploy's user manager
+    /// (`user@UID.service`, with `XDG_RUNTIME_DIR=/run/user/UID`) started now, and at every
+    /// boot (a `multi-user.target.wants` link in the host's /etc/systemd/system).
+    pub fn enable_linger(&self) {
+        let user = deploy_user();
+        let linger = self.disk.dir("var-lib-systemd").join("linger");
+        std::fs::create_dir_all(&linger).expect("mkdir linger");
+        std::fs::write(linger.join(&user.name), "").expect("write the linger file");
+        let unit = format!("user@{}.service", user.uid);
+        self.disk
+            .enable(&unit, Path::new("/lib/systemd/system/user@.service"));
+        self.systemctl_ok(&["start", &unit]);
+    }
+
+    /// Kills the host (SIGKILL to PID 1) and boots it again from the same disk: the units that
+    /// were enabled come up, sshd and nginx on the same paths and port.
+    pub fn reboot(&mut self) {
+        self.kill();
+        self.boot();
+    }
+
+    /// The host's PID 1 (systemd), as the test sees it.
+    pub fn pid1(&self) -> u32 {
+        self.boot.as_ref().expect("the host is running").pid1.pid()
+    }
+
+    /// Every process of the host's current boot (those in its pid namespace), as the test
+    /// sees them; each is told from a later process with the same pid by its start time.
+    pub fn processes(&self) -> Vec<ProcId> {
+        let boot = self.boot.as_ref().expect("the host is running");
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .is_ok_and(|ns| ns.as_os_str() == boot.pid_namespace.as_str())
+            })
+            .filter_map(ProcId::of)
+            .collect()
+    }
+
+    fn boot(&mut self) {
+        let started = Instant::now();
+        let boot = Boot::start(&self.disk, &self.binds);
+        self.boot = Some(boot.unwrap_or_else(|e| panic!("{e}\n{}", self.disk.logs())));
+        // systemd answers on its private socket once it is up; `--wait` returns once startup
+        // finished (every job of the boot done).
+        let socket = PathBuf::from(format!("/proc/{}/root/run/systemd/private", self.pid1()));
+        let up = wait_for(BOOT_TIMEOUT, || {
+            self.assert_alive();
+            socket.exists().then_some(())
+        });
+        assert!(up.is_some(), "systemd did not start\n{}", self.disk.logs());
+        let state = self.systemctl(&["is-system-running", "--wait"]);
+        let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+        assert!(
+            state == "running" || state == "degraded",
+            "systemd's startup ended {state:?}\n{}",
+            self.diagnostics()
+        );
+        self.wait_for_sshd();
+        self.wait_for_nginx();
+        self.boot_time = started.elapsed();
+        eprintln!(
+            "[timing] systemd host boot: {:.2}s",
+            self.boot_time.as_secs_f64()
+        );
+    }
+
+    /// The failed units and the journal of this boot, for a failure message.
+    fn diagnostics(&self) -> String {
+        let text = |out: Output| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        format!(
+            "failed units:\n{}\njournal:\n{}",
+            text(self.systemctl(&["list-units", "--failed", "--no-pager"])),
+            text(run(self.command("journalctl").args(["--no-pager", "-b"])))
+        )
+    }
+
+    fn assert_alive(&self) {
+        if let Some(boot) = &self.boot {
+            assert!(
+                !boot.exited(),
+                "the host's namespace ended\n{}",
+                self.disk.logs()
+            );
+        }
+    }
+
+    /// Until sshd serves its banner; on a port someone took since it was picked (sshd fails to
+    /// start), on a new one.
+    fn wait_for_sshd(&mut self) {
+        for _ in 0..5 {
+            let port = self.sshd.port;
+            let ready = wait_for(SETTLE_TIMEOUT, || {
+                self.assert_alive();
+                if self
+                    .systemctl(&["is-failed", "--quiet", SSHD_UNIT])
+                    .status
+                    .success()
+                {
+                    return Some(false);
+                }
+                (self.is_active(SSHD_UNIT) && banner(port).is_some()).then_some(true)
+            });
+            if ready == Some(true) {
+                return;
+            }
+            self.sshd.set_port(free_port());
+            self.systemctl(&["restart", SSHD_UNIT]);
+        }
+        panic!(
+            "{SSHD_UNIT} did not serve\nsshd log:\n{}\n{}",
+            self.sshd.log(),
+            self.diagnostics()
+        );
+    }
+
+    /// Until nginx's pid file names the unit's main process (written once nginx parsed its
+    /// config and bound its sockets).
+    fn wait_for_nginx(&self) {
+        let pid_file = self.nginx.pid_file();
+        let ready = wait_for(SETTLE_TIMEOUT, || {
+            self.assert_alive();
+            let main = self.systemctl_ok(&["show", "--property=MainPID", "--value", NGINX_UNIT]);
+            let main = main.trim();
+            (main != "0" && read_lossy(&pid_file).trim() == main).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "{NGINX_UNIT} did not start\nerror.log:\n{}\n{}",
+            self.nginx.error_log(),
+            self.diagnostics()
+        );
+    }
+
+    /// SIGKILL to PID 1, and the namespace's cgroup removed once empty. Idempotent; never
+    /// panics (it runs from `Drop`), but says what it could not do.
+    fn kill(&mut self) {
+        if let Some(boot) = self.boot.take() {
+            if let Err(e) = boot.kill() {
+                eprintln!("systemd host: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for SystemdHost {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"))
+}
+
+fn expect_success(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The disk: what a host keeps across reboots.
+
+/// A directory in /tmp holding the host's "disk" (each bind-mounted at its place inside):
+/// `system/` (/etc/systemd/system), `user/` (/etc/systemd/user), `var-lib-systemd/`,
+/// `journal/` (/var/log/journal), `sudoers.d/`, `config-systemd/` and `share-systemd/`
+/// (deploy's ~/.config/systemd and ~/.local/share/systemd), `empty/` (over hidden
+/// directories), and `boot.sh`, `boot.log`, `console.log`.
+struct Disk {
+    dir: tempfile::TempDir,
+}
+
+impl Disk {
+    /// A new disk: the masks, `default.target`, sshd's and nginx's units (enabled), the user
+    /// manager's environment and the sudo rules.
+    fn create(sshd: &Sshd, nginx: &Nginx) -> Disk {
+        let dir = tempfile::Builder::new()
+            .prefix("shipit-systemd-")
+            .tempdir_in("/tmp")
+            .expect("systemd host tempdir");
+        chmod(dir.path(), 0o755);
+        let disk = Disk { dir };
+        for name in [
+            "system",
+            "user",
+            "var-lib-systemd",
+            "journal",
+            "sudoers.d",
+            "empty",
+        ] {
+            std::fs::create_dir(disk.dir(name)).expect("mkdir in the disk");
+            chmod(&disk.dir(name), 0o755);
+        }
+        for name in ["config-systemd", "share-systemd"] {
+            mkdir_as_deploy(&disk.dir(name));
+        }
+        std::fs::write(disk.dir("boot.sh"), BOOT_SH).expect("write boot.sh");
+        std::fs::write(disk.dir("console.log"), "").expect("write console.log");
+
+        let system = disk.system();
+        mask(&system, SYSTEM_UNIT_DIRS, KEPT_SYSTEM_UNITS, ALWAYS_MASKED);
+        symlink(
+            "/lib/systemd/system/multi-user.target",
+            system.join("default.target"),
+        )
+        .expect("link default.target");
+        mask(
+            &disk.dir("user"),
+            USER_UNIT_DIRS,
+            KEPT_USER_UNITS,
+            ALWAYS_MASKED_USER,
+        );
+        // pam_systemd would set it; without logind, the user manager needs it to start.
+        let drop_in = system.join("user@.service.d");
+        std::fs::create_dir(&drop_in).expect("mkdir user@.service.d");
+        std::fs::write(
+            drop_in.join("shipit-test.conf"),
+            "# The test host has no logind (see tests/support/src/systemd.rs).\n\
+             [Service]\nEnvironment=XDG_RUNTIME_DIR=/run/user/%i\n",
+        )
+        .expect("write the user@.service drop-in");
+
+        let user = deploy_user();
+        std::fs::write(
+            system.join(SSHD_UNIT),
+            format!(
+                "[Unit]\n\
+                 Description=OpenSSH server of the shipit test host\n\
+                 \n[Service]\n\
+                 Type=notify\n\
+                 ExecStart={command}\n\
+                 RuntimeDirectory=sshd\n\
+                 RuntimeDirectoryMode=0755\n\
+                 RuntimeDirectoryPreserve=yes\n\
+                 KillMode=process\n\
+                 StandardOutput=append:{log}\n\
+                 StandardError=append:{log}\n\
+                 \n[Install]\n\
+                 WantedBy=multi-user.target\n",
+                command = sshd.daemon_command(),
+                log = sshd.log_path().display(),
+            ),
+        )
+        .expect("write the sshd unit");
+        let out = nginx.dir.path().join("nginx.out");
+        std::fs::write(
+            system.join(NGINX_UNIT),
+            format!(
+                "[Unit]\n\
+                 Description=nginx of the shipit test host, as {user}\n\
+                 \n[Service]\n\
+                 User={user}\n\
+                 Group={user}\n\
+                 WorkingDirectory={dir}\n\
+                 ExecStart={command}\n\
+                 KillMode=mixed\n\
+                 StandardOutput=append:{out}\n\
+                 StandardError=append:{out}\n\
+                 \n[Install]\n\
+                 WantedBy=multi-user.target\n",
+                user = user.name,
+                dir = nginx.dir.path().display(),
+                command = nginx.daemon_command(),
+                out = out.display(),
+            ),
+        )
+        .expect("write the nginx unit");
+        for unit in [SSHD_UNIT, NGINX_UNIT] {
+            disk.enable(unit, &Path::new("/etc/systemd/system").join(unit));
+        }
+        disk.write_sudoers(SUDOERS);
+        disk
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The host's /etc/systemd/system.
+    fn system(&self) -> PathBuf {
+        self.dir("system")
+    }
+
+    /// What `systemctl enable` does for a unit `WantedBy=multi-user.target` whose file is
+    /// `target` (inside).
+    fn enable(&self, unit: &str, target: &Path) {
+        let wants = self.system().join("multi-user.target.wants");
+        std::fs::create_dir_all(&wants).expect("mkdir multi-user.target.wants");
+        let link = wants.join(unit);
+        if std::fs::symlink_metadata(&link).is_err() {
+            symlink(target, &link).unwrap_or_else(|e| panic!("enable {unit}: {e}"));
+        }
+    }
+
+    fn write_sudoers(&self, text: &str) {
+        let path = self.dir("sudoers.d").join("shipit-test");
+        std::fs::write(&path, text).expect("write sudoers");
+        chmod(&path, 0o440);
+    }
+
+    /// FROM → ONTO: the disk's directories at their places, and the empty one over
+    /// [`HIDDEN_DIRS`] that exist.
+    fn binds(&self) -> Vec<(PathBuf, PathBuf)> {
+        let home = deploy_user().home;
+        for dir in [
+            ".config",
+            ".config/systemd",
+            ".local",
+            ".local/share",
+            ".local/share/systemd",
+        ] {
+            mkdir_as_deploy(&home.join(dir));
+        }
+        let mut binds: Vec<(PathBuf, PathBuf)> = [
+            ("system", "/etc/systemd/system"),
+            ("user", "/etc/systemd/user"),
+            ("var-lib-systemd", "/var/lib/systemd"),
+            ("sudoers.d", "/etc/sudoers.d"),
+        ]
+        .iter()
+        .map(|(from, onto)| (self.dir(from), PathBuf::from(onto)))
+        .collect();
+        binds.push((self.dir("config-systemd"), home.join(".config/systemd")));
+        binds.push((self.dir("share-systemd"), home.join(".local/share/systemd")));
+        if Path::new("/var/log/journal").is_dir() {
+            binds.push((self.dir("journal"), "/var/log/journal".into()));
+        }
+        for (_, onto) in &binds {
+            assert!(
+                onto.is_dir(),
+                "{} does not exist: are systemd and sudo installed (.ci/setup)?",
+                onto.display()
+            );
+        }
+        let mut covered: Vec<PathBuf> = binds.iter().map(|(_, onto)| onto.clone()).collect();
+        for dir in HIDDEN_DIRS {
+            let Ok(real) = std::fs::canonicalize(dir) else {
+                continue;
+            };
+            if real.is_dir() && !covered.contains(&real) {
+                binds.push((self.dir("empty"), real.clone()));
+                covered.push(real);
+            }
+        }
+        binds
+    }
+
+    /// boot.sh's output and PID 1's console, for a failure message.
+    fn logs(&self) -> String {
+        format!(
+            "boot.log:\n{}\nconsole.log:\n{}",
+            read_lossy(&self.dir("boot.log")),
+            read_lossy(&self.dir("console.log"))
+        )
+    }
+}
+
+/// Masks (links to /dev/null in `dir`) every unit in `shipped` directories, and every unit
+/// their `.wants`/`.requires`/`.upholds` directories name, that is not `kept`; and `always`.
+fn mask(dir: &Path, shipped: &[&str], kept: &[&str], always: &[&str]) {
+    let mut names = std::collections::BTreeSet::new();
+    for unit_dir in shipped {
+        for entry in std::fs::read_dir(unit_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if [".wants", ".requires", ".upholds"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                for linked in std::fs::read_dir(entry.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    names.insert(linked.file_name().to_string_lossy().into_owned());
+                }
+            } else if !name.ends_with(".d") {
+                names.insert(name);
+            }
+        }
+    }
+    names.extend(always.iter().map(|n| n.to_string()));
+    for name in names.iter().filter(|n| !kept.contains(&n.as_str())) {
+        symlink("/dev/null", dir.join(name)).unwrap_or_else(|e| panic!("mask {name}: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One boot.
+
+/// One boot of a host: systemd as PID 1 of its namespaces, in a cgroup of its own.
+struct Boot {
+    /// The namespace's PID 1 (systemd), as the test sees it.
+    pid1: ProcId,
+    /// `pid:[INODE]` of the namespace (the kernel may give a later namespace the same).
+    pid_namespace: String,
+    outer: Outer,
+}
+
+impl Boot {
+    /// Runs `boot.sh outside` and waits for systemd to be PID 1 of the new namespaces.
+    fn start(disk: &Disk, binds: &[(PathBuf, PathBuf)]) -> Result<Boot, String> {
+        let outer = Outer::spawn(disk, binds)?;
+        // PID 1 is unshare's child, once it has become systemd.
+        let found = wait_for(BOOT_TIMEOUT, || {
+            if outer.exited() {
+                return Some(None);
+            }
+            process::children(outer.pid).into_iter().find_map(|child| {
+                let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.pid()));
+                let ns = std::fs::read_link(format!("/proc/{}/ns/pid", child.pid()));
+                match (comm, ns) {
+                    (Ok(comm), Ok(ns)) if comm.trim() == "systemd" => {
+                        Some(Some((child, ns.display().to_string())))
+                    }
+                    _ => None,
+                }
+            })
+        });
+        match found {
+            Some(Some((pid1, pid_namespace))) => Ok(Boot {
+                pid1,
+                pid_namespace,
+                outer,
+            }),
+            other => {
+                let why = match other {
+                    Some(_) => "boot.sh ended before systemd started",
+                    None => "systemd did not start",
+                };
+                // unshare passes SIGKILL on to the namespace's PID 1 (--kill-child).
+                let end = ProcId::of(outer.pid);
+                match outer.end(end) {
+                    Ok(()) => Err(why.to_string()),
+                    Err(e) => Err(format!("{why}; {e}")),
+                }
+            }
+        }
+    }
+
+    fn exited(&self) -> bool {
+        self.outer.exited()
+    }
+
+    /// SIGKILL to PID 1, then waits for the namespace to be gone and removes its cgroup.
+    fn kill(self) -> Result<(), String> {
+        self.outer.end(Some(self.pid1))
+    }
+}
+
+/// `boot.sh outside`, then `unshare`: the parent of the namespace's PID 1, started and reaped
+/// by a thread of its own (see the module doc), and the cgroup it runs in.
+struct Outer {
+    pid: u32,
+    cgroup: PathBuf,
+    /// Disconnected once the process exited and was reaped.
+    exit: mpsc::Receiver<()>,
+    keeper: JoinHandle<()>,
+}
+
+impl Outer {
+    fn spawn(disk: &Disk, binds: &[(PathBuf, PathBuf)]) -> Result<Outer, String> {
+        let cgroup = new_cgroup()?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(disk.dir("boot.log"))
+            .map_err(|e| format!("open boot.log: {e}"))?;
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg(disk.dir("boot.sh"))
+            .arg("outside")
+            .arg(&cgroup)
+            .arg(disk.dir("console.log"));
+        for (from, onto) in binds {
+            command.arg(from).arg(onto);
+        }
+        command
+            .env_clear()
+            .env("PATH", ROOT_PATH)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        // SAFETY: prctl is a plain system call, async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let (started, spawned) = mpsc::channel();
+        let (exited, exit) = mpsc::channel::<()>();
+        let keeper = std::thread::Builder::new()
+            .name("systemd-host".into())
+            .spawn(move || {
+                // The death signal fires when THIS thread ends: it lives as long as the child.
+                let _exited = exited;
+                match command.spawn() {
+                    Ok(mut child) => {
+                        let _ = started.send(Ok(child.id()));
+                        let _ = child.wait();
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(format!("spawn boot.sh: {e}")));
+                    }
+                }
+            })
+            .map_err(|e| format!("spawn a thread: {e}"))?;
+        match spawned.recv() {
+            Ok(Ok(pid)) => Ok(Outer {
+                pid,
+                cgroup,
+                exit,
+                keeper,
+            }),
+            Ok(Err(e)) => {
+                let _ = keeper.join();
+                let _ = remove_cgroup(&cgroup);
+                Err(e)
+            }
+            Err(_) => Err("the boot thread ended".into()),
+        }
+    }
+
+    fn exited(&self) -> bool {
+        matches!(self.exit.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// SIGKILL to `victim` (PID 1, or this process itself), then waits for this process to
+    /// exit (it does once PID 1 is gone) and removes the cgroup.
+    fn end(self, victim: Option<ProcId>) -> Result<(), String> {
+        if let Some(victim) = victim.filter(ProcId::alive) {
+            process::signal(victim.pid(), "KILL");
+        }
+        let gone = wait_for(SETTLE_TIMEOUT, || self.exited().then_some(()));
+        if gone.is_none() {
+            return Err(format!("pid {} did not end", self.pid));
+        }
+        let _ = self.keeper.join();
+        remove_cgroup(&self.cgroup)
+    }
+}
+
+/// A new, empty directory in the machine's cgroup v2 hierarchy, under this process's cgroup.
+fn new_cgroup() -> Result<PathBuf, String> {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER`
+    let mount = mountinfo
+        .lines()
+        .find_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            (fs.split_whitespace().next()? == "cgroup2")
+                .then(|| mount.split_whitespace().nth(4).map(PathBuf::from))?
+        })
+        .ok_or("no cgroup2 hierarchy mounted: systemd needs one")?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("this process has no cgroup v2")?;
+    let dir = mount.join(own.trim_start_matches('/')).join(format!(
+        "shipit-systemd-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes the cgroup `dir` and those systemd made under it, once no process is left in them
+/// (any that is gets SIGKILLed through `cgroup.kill`).
+fn remove_cgroup(dir: &Path) -> Result<(), String> {
+    let populated = || read_lossy(&dir.join("cgroup.events")).contains("populated 1");
+    if wait_for(SETTLE_TIMEOUT, || (!populated()).then_some(())).is_none() {
+        let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        if wait_for(SETTLE_TIMEOUT, || (!populated()).then_some(())).is_none() {
+            return Err(format!("processes are left in {}", dir.display()));
+        }
+    }
+    // Deepest first: a cgroup directory goes with rmdir, once it has no children.
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    for d in dirs.iter().rev() {
+        std::fs::remove_dir(d).map_err(|e| format!("rmdir {}: {e}", d.display()))?;
+    }
+    Ok(())
+}
