@@ -307,7 +307,8 @@ fn two_systemd_hosts_at_once_are_two_machines() {
     // And its nginx is B's own, reloaded through A's paths.
     let port = free_port();
     b.ssh_ok(&format!(
-        "echo 'server {{ listen 127.0.0.1:{port}; return 200 \"b\"; }}' >{site} && {test} && {reload}",
+        "echo 'server {{ listen 127.0.0.1:{port}; return 200 \"b\"; }}' >{site} && \
+         {test} && {reload}",
         site = a.nginx.sites_dir.join("b.conf").display(),
         test = a.nginx.test_command(),
         reload = a.nginx.reload_command()

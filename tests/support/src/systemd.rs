@@ -31,17 +31,17 @@
 //! an earlier attempt's boot ran `systemd-tmpfiles-setup.service` and wiped the machine's /tmp.
 //! So everything systemd could reach is either its own or read-only, and it starts nothing but
 //! what it is given:
-//! - **Units.** Every unit the machine ships (in the `SYSTEM_UNIT_DIRS`, with what their
-//!   `.wants`/`.requires` directories name) is masked except `KEPT_SYSTEM_UNITS`: the targets a
-//!   boot is made of, journald and its sockets, the journal flush, D-Bus (so that `systemctl`
-//!   as deploy works as on a real host) and the user manager. `ALWAYS_MASKED` names the units
-//!   that must never run here (tmpfiles, remount-fs, sysctl, modules-load, udev, getty, logind,
-//!   firstboot, random-seed, utmp, binfmt, tmp.mount, the shutdown targets, ...) whether this
-//!   machine ships them or not. The masks live in the host's own /etc/systemd/system, a
-//!   directory of its "disk" bind-mounted over the machine's (which is never touched), so the
-//!   units this machine enabled (ssh, nginx, postgresql, redis, supervisor, timers) do not exist
-//!   in there. `default.target` is `multi-user.target`. User units alike, in its own
-//!   /etc/systemd/user.
+//! - **Units.** Every unit the machine ships (in `SYSTEM_UNIT_DIRS` of systemd/disk.rs, and
+//!   what their `.wants`/`.requires` directories name) is masked except `KEPT_SYSTEM_UNITS`:
+//!   the targets a boot is made of, journald and its sockets, the journal flush, D-Bus (so that
+//!   `systemctl` as deploy works as on a real host) and the user manager. `ALWAYS_MASKED`
+//!   names the units that must never run here (tmpfiles, remount-fs, sysctl, modules-load,
+//!   udev, getty, logind, firstboot, random-seed, utmp, binfmt, tmp.mount, the shutdown
+//!   targets, ...) whether this machine ships them or not. The masks live in the host's own
+//!   /etc/systemd/system, a directory of its "disk" bind-mounted over the machine's (which is
+//!   never touched), so the units this machine enabled (ssh, nginx, postgresql, redis,
+//!   supervisor, timers) do not exist in there. `default.target` is `multi-user.target`. User
+//!   units alike, in its own /etc/systemd/user.
 //! - **Generators** (fstab, getty, sysv, postgresql, ...) never run: each is masked by name in
 //!   /run/systemd/{system,user}-generators, and the directories that hold them are covered by an
 //!   empty one. So are /etc/systemd/system.control, .attached and /usr/local/lib/systemd/system
@@ -68,7 +68,8 @@
 //!   pid namespace, and the mounts go with the mount namespace), never a clean shutdown, which
 //!   would unmount and stop things. On drop, also during a panic. And should the test process
 //!   die without unwinding: the boot is started from a thread of its own, with
-//!   `PR_SET_PDEATHSIG` = SIGKILL, through `unshare --kill-child`, so PID 1 dies with it.
+//!   `PR_SET_PDEATHSIG` = SIGKILL, through `unshare --kill-child`, so PID 1 dies with it (and
+//!   the next boot, of any test process, removes the empty cgroup it left).
 //!
 //! # Inside
 //! - `shipit-test-sshd.service`: the host's [`Sshd`] (Type=notify, enabled) on a free loopback
@@ -78,6 +79,11 @@
 //! - sudo: [`SUDOERS`] in the host's /etc/sudoers.d ([`SystemdHost::set_sudoers`] changes it).
 //! - logind is masked, so [`SystemdHost::enable_linger`] does what `loginctl enable-linger` and
 //!   logind would: the linger file, and `user@UID.service` started now and at every boot.
+//!   Without logind there are no session scopes: a session's processes (and what its `sudo`
+//!   logs) belong to `shipit-test-sshd.service`, and `loginctl` answers nothing.
+//! - The journal: deploy reads its user units' (`journalctl --user -u UNIT`, from its own
+//!   journal file); the system journal is root's, as on a Debian host where deploy is not in
+//!   `systemd-journal`: `sudo -n journalctl` needs a rule that allows it (`set_sudoers`).
 //!
 //! Boot files (`boot.sh`'s output in `boot.log`, `console.log`) are in the disk directory; a
 //! failed boot panics with them.

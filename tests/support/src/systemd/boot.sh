@@ -29,6 +29,7 @@ shift
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -m 1777 /run/lock
 mkdir -p /run/systemd/journald.conf.d /run/systemd/system-generators /run/systemd/user-generators
+# journald: nothing to the kernel's log, syslog, consoles or terminals; small journal files.
 cat >/run/systemd/journald.conf.d/shipit-test.conf <<'CONF'
 [Journal]
 ReadKMsg=no
@@ -36,6 +37,8 @@ ForwardToSyslog=no
 ForwardToKMsg=no
 ForwardToConsole=no
 ForwardToWall=no
+SystemMaxFileSize=1M
+RuntimeMaxFileSize=1M
 CONF
 # No generator runs: each is masked by name in the first directory systemd 252 looks in (the
 # directories that hold them are also covered by empty ones among the FROM ONTO pairs).
