@@ -18,8 +18,8 @@ use support::*;
 /// How long the journal may take to show what a unit printed.
 const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `Type=notify` service: prints, writes `DIR/smoke-NAME`, tells systemd it is ready (from
-/// the main process, as `NotifyAccess=main` wants), then runs until stopped.
+/// A `Type=notify` service (run as deploy): prints, writes `DIR/smoke-NAME`, tells systemd it is
+/// ready (from the main process, as `NotifyAccess=main` wants), then runs until stopped.
 const SMOKE_PY: &str = r#"import os, socket, sys, time
 name, directory = sys.argv[1], sys.argv[2]
 print(f"smoke {name} started", flush=True)
@@ -96,6 +96,7 @@ fn smoke_unit(out: &Path) -> String {
          Description=smoke test %i\n\
          \n[Service]\n\
          Type=notify\n\
+         User=deploy\n\
          ExecStart=/usr/bin/python3 {script} %i {out}\n\
          \n[Install]\n\
          WantedBy=multi-user.target\n",
@@ -171,6 +172,9 @@ fn a_systemd_host_runs_units_for_deploy_and_brings_the_enabled_ones_back_after_a
             "{unit}"
         );
     }
+
+    // A session sees a system run by systemd (sd_booted(3)'s test).
+    host.ssh_ok("test -d /run/systemd/system");
 
     // deploy starts an instance of a template unit over SSH, with sudo.
     let out = deploy_owned_tempdir();
