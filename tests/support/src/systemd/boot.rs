@@ -116,7 +116,7 @@ impl Outer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        // SAFETY: prctl is a plain system call, async-signal-safe.
+        // SAFETY: prctl is a plain system call (async-signal-safe); it changes only the child.
         unsafe {
             command.pre_exec(|| {
                 if prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 {
@@ -151,12 +151,14 @@ impl Outer {
                 exit,
                 keeper,
             }),
-            Ok(Err(e)) => {
+            other => {
                 let _ = keeper.join();
                 let _ = remove_cgroup(&cgroup);
-                Err(e)
+                Err(match other {
+                    Ok(Err(e)) => e,
+                    _ => "the boot thread ended".into(),
+                })
             }
-            Err(_) => Err("the boot thread ended".into()),
         }
     }
 

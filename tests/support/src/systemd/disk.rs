@@ -222,52 +222,11 @@ impl Disk {
         )
         .expect("write the user@.service drop-in");
 
-        let user = deploy_user();
-        std::fs::write(
-            system.join(SSHD_UNIT),
-            format!(
-                "[Unit]\n\
-                 Description=OpenSSH server of the shipit test host\n\
-                 \n[Service]\n\
-                 Type=notify\n\
-                 ExecStart={command}\n\
-                 RuntimeDirectory=sshd\n\
-                 RuntimeDirectoryMode=0755\n\
-                 RuntimeDirectoryPreserve=yes\n\
-                 KillMode=process\n\
-                 StandardOutput=append:{log}\n\
-                 StandardError=append:{log}\n\
-                 \n[Install]\n\
-                 WantedBy=multi-user.target\n",
-                command = sshd.daemon_command(),
-                log = sshd.log_path().display(),
-            ),
-        )
-        .expect("write the sshd unit");
-        let out = nginx.dir.path().join("nginx.out");
-        std::fs::write(
-            system.join(NGINX_UNIT),
-            format!(
-                "[Unit]\n\
-                 Description=nginx of the shipit test host, as {user}\n\
-                 \n[Service]\n\
-                 User={user}\n\
-                 Group={user}\n\
-                 WorkingDirectory={dir}\n\
-                 ExecStart={command}\n\
-                 KillMode=mixed\n\
-                 StandardOutput=append:{out}\n\
-                 StandardError=append:{out}\n\
-                 \n[Install]\n\
-                 WantedBy=multi-user.target\n",
-                user = user.name,
-                dir = nginx.dir.path().display(),
-                command = nginx.daemon_command(),
-                out = out.display(),
-            ),
-        )
-        .expect("write the nginx unit");
-        for unit in [SSHD_UNIT, NGINX_UNIT] {
+        for (unit, text) in [
+            (SSHD_UNIT, sshd_unit(sshd)),
+            (NGINX_UNIT, nginx_unit(nginx)),
+        ] {
+            std::fs::write(system.join(unit), text).expect("write a unit");
             disk.enable(unit, &Path::new("/etc/systemd/system").join(unit));
         }
         disk.write_sudoers(SUDOERS);
@@ -355,6 +314,51 @@ impl Disk {
             read_lossy(&self.dir("console.log"))
         )
     }
+}
+
+/// The host's sshd as a unit: started once it listens (`Type=notify`, as Debian's
+/// ssh.service), its sessions left alone when it stops (`KillMode=process`), its log where
+/// [`Sshd::log`] reads it.
+fn sshd_unit(sshd: &Sshd) -> String {
+    format!(
+        "[Unit]\n\
+         Description=OpenSSH server of the shipit test host\n\
+         \n[Service]\n\
+         Type=notify\n\
+         ExecStart={command}\n\
+         RuntimeDirectory=sshd\n\
+         RuntimeDirectoryMode=0755\n\
+         RuntimeDirectoryPreserve=yes\n\
+         KillMode=process\n\
+         StandardOutput=append:{log}\n\
+         StandardError=append:{log}\n\
+         \n[Install]\n\
+         WantedBy=multi-user.target\n",
+        command = sshd.daemon_command(),
+        log = sshd.log_path().display(),
+    )
+}
+
+/// The host's nginx as a unit, as deploy (so that deploy's sessions test and reload it).
+fn nginx_unit(nginx: &Nginx) -> String {
+    let user = deploy_user().name;
+    format!(
+        "[Unit]\n\
+         Description=nginx of the shipit test host, as {user}\n\
+         \n[Service]\n\
+         User={user}\n\
+         Group={user}\n\
+         WorkingDirectory={dir}\n\
+         ExecStart={command}\n\
+         KillMode=mixed\n\
+         StandardOutput=append:{out}\n\
+         StandardError=append:{out}\n\
+         \n[Install]\n\
+         WantedBy=multi-user.target\n",
+        dir = nginx.dir.path().display(),
+        command = nginx.daemon_command(),
+        out = nginx.dir.path().join("nginx.out").display(),
+    )
 }
 
 /// Masks (links to /dev/null in `dir`) every unit in `shipped` directories, and every unit
