@@ -44,8 +44,10 @@
 //!   units alike, in its own /etc/systemd/user.
 //! - **Generators** (fstab, getty, sysv, postgresql, ...) never run: each is masked by name in
 //!   /run/systemd/{system,user}-generators, and the directories that hold them are covered by an
-//!   empty one. So are /etc/systemd/system.control, .attached and /usr/local/lib/systemd/system
-//!   when they exist.
+//!   empty one; and the units they would make are masked by name too (`NAME.service` of each
+//!   /etc/init.d script, the SysV generator's; the others' in `ALWAYS_MASKED`). Also covered by
+//!   an empty directory: /etc/systemd/system.control, .attached and
+//!   /usr/local/lib/systemd/system when they exist.
 //! - **Its own**: /run and /dev (tmpfs, with a few device nodes: what systemd does there, the
 //!   /dev/log link, its devpts, stays in there; PID 1's console is `console.log` of the disk),
 //!   a cgroup2 tree (`/sys/fs/cgroup` inside is a fresh cgroup of the machine's unified

@@ -62,7 +62,7 @@ const KEPT_SYSTEM_UNITS: &[&str] = &[
 /// Masked whether this machine ships them or not: they would change the machine (tmpfiles
 /// cleans /tmp and /var/tmp; remount-fs, sysctl, modules-load, binfmt, udev, random-seed act on
 /// the kernel, the disk or devices), take a console or log-ins (getty, logind, firstboot,
-/// utmp), mount over shared paths (tmp.mount) or shut down.
+/// utmp), mount over shared paths (tmp.mount), shut down, or are what a generator would make.
 const ALWAYS_MASKED: &[&str] = &[
     "systemd-tmpfiles-setup.service",
     "systemd-tmpfiles-setup-dev.service",
@@ -88,6 +88,13 @@ const ALWAYS_MASKED: &[&str] = &[
     "systemd-fsck-root.service",
     "systemd-fsck@.service",
     "systemd-journald-audit.socket",
+    "kernel-command-line.service",
+    "debug-shell.service",
+    "systemd-cryptsetup@.service",
+    "systemd-veritysetup@.service",
+    "systemd-integritysetup@.service",
+    "systemd-hibernate-resume@.service",
+    "rc-local.service",
     "getty.target",
     "getty@.service",
     "serial-getty@.service",
@@ -200,18 +207,22 @@ impl Disk {
         std::fs::write(disk.dir("console.log"), "").expect("write console.log");
 
         let system = disk.system();
-        mask(&system, SYSTEM_UNIT_DIRS, KEPT_SYSTEM_UNITS, ALWAYS_MASKED);
+        // What the generators would make, were they to run: the SysV generator's NAME.service
+        // for each /etc/init.d/NAME, and the others' (in ALWAYS_MASKED).
+        let sysv = std::fs::read_dir("/etc/init.d")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| format!("{}.service", e.file_name().to_string_lossy()));
+        let always = ALWAYS_MASKED.iter().map(|n| n.to_string()).chain(sysv);
+        mask(&system, SYSTEM_UNIT_DIRS, KEPT_SYSTEM_UNITS, always);
         symlink(
             "/lib/systemd/system/multi-user.target",
             system.join("default.target"),
         )
         .expect("link default.target");
-        mask(
-            &disk.dir("user"),
-            USER_UNIT_DIRS,
-            KEPT_USER_UNITS,
-            ALWAYS_MASKED_USER,
-        );
+        let always = ALWAYS_MASKED_USER.iter().map(|n| n.to_string());
+        mask(&disk.dir("user"), USER_UNIT_DIRS, KEPT_USER_UNITS, always);
         // pam_systemd would set it; without logind, the user manager needs it to start.
         let drop_in = system.join("user@.service.d");
         std::fs::create_dir(&drop_in).expect("mkdir user@.service.d");
@@ -363,7 +374,7 @@ fn nginx_unit(nginx: &Nginx) -> String {
 
 /// Masks (links to /dev/null in `dir`) every unit in `shipped` directories, and every unit
 /// their `.wants`/`.requires`/`.upholds` directories name, that is not `kept`; and `always`.
-fn mask(dir: &Path, shipped: &[&str], kept: &[&str], always: &[&str]) {
+fn mask(dir: &Path, shipped: &[&str], kept: &[&str], always: impl Iterator<Item = String>) {
     let mut names = std::collections::BTreeSet::new();
     for unit_dir in shipped {
         for entry in std::fs::read_dir(unit_dir).into_iter().flatten().flatten() {
@@ -384,7 +395,7 @@ fn mask(dir: &Path, shipped: &[&str], kept: &[&str], always: &[&str]) {
             }
         }
     }
-    names.extend(always.iter().map(|n| n.to_string()));
+    names.extend(always);
     for name in names.iter().filter(|n| !kept.contains(&n.as_str())) {
         symlink("/dev/null", dir.join(name)).unwrap_or_else(|e| panic!("mask {name}: {e}"));
     }
