@@ -122,7 +122,9 @@ pub const SUDOERS: &str = "deploy ALL=(root) NOPASSWD: /usr/bin/systemctl, /bin/
 
 /// A machine run by a real systemd, in namespaces of its own (see the module doc).
 pub struct SystemdHost {
-    /// Runs inside as `shipit-test-sshd.service`; after a reboot on the same port.
+    /// Runs inside as `shipit-test-sshd.service`; after a reboot on the same port. (Its
+    /// `regenerate_host_key` and `restart_with_config` are for an sshd that is the test's own
+    /// child; this one changes with `systemctl restart shipit-test-sshd.service`.)
     pub sshd: Sshd,
     /// Runs inside as `shipit-test-nginx.service`, as deploy.
     pub nginx: Nginx,
