@@ -3,8 +3,8 @@
 //! nginx; deploy reaches it over real SSH and runs `sudo -n systemctl`; a `Type=notify` unit
 //! logs to the journal; a reboot brings back exactly the enabled units; deploy's user manager
 //! runs; two hosts run at once, each its own machine. And it leaves the machine alone: files in
-//! /tmp and /var/tmp survive every step (tmpfiles would wipe them), and once dropped, no process
-//! of the host is left.
+//! /tmp and /var/tmp survive every step (tmpfiles would wipe them), and once dropped, even by a
+//! test that panics, no process of the host is left.
 //!
 //! Needs root (skipped otherwise). Timings: `cargo test --test systemd_host -- --nocapture`.
 
@@ -325,4 +325,20 @@ fn two_systemd_hosts_at_once_are_two_machines() {
     drop(b);
     drop(a);
     assert_gone(&processes, "both hosts were dropped");
+}
+
+#[test]
+fn a_test_that_panics_leaves_nothing_of_its_host_running() {
+    if !root() {
+        return;
+    }
+    let (processes, of_the_host) = std::sync::mpsc::channel();
+    let test = std::thread::spawn(move || {
+        let host = SystemdHost::start();
+        host.enable_linger();
+        processes.send(host.processes()).unwrap();
+        panic!("a test failing with its host running (on purpose)");
+    });
+    assert!(test.join().is_err());
+    assert_gone(&of_the_host.recv().unwrap(), "the test panicked");
 }
