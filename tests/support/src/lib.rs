@@ -17,6 +17,8 @@
 //! - [`stack`]: one real deploy target (sshd, nginx, supervisord, a `deploy_to`) with the example
 //!   project configured for it.
 //! - [`fleet`]: two hosts for one target on this one machine.
+//! - [`systemd`](mod@systemd): a host run by a real systemd (PID 1 of namespaces of its own),
+//!   with its sshd and nginx inside, for the systemd backend.
 //! - [`image`](mod@image): a base image, a registry and an OCI runtime for `shipit image`.
 //! - [`proxy`]: a TCP proxy in front of sshd that the test controls.
 //! - [`netns`]: a private network namespace from which only one forwarded port leads out (the
@@ -55,6 +57,7 @@ pub mod project;
 pub mod proxy;
 pub mod run;
 pub mod stack;
+pub mod systemd;
 pub mod wagtail;
 
 mod net;

@@ -28,6 +28,15 @@ pub struct Nginx {
 impl Nginx {
     /// Start nginx as deploy and return once its pid file names the master we started.
     pub fn start() -> Nginx {
+        let mut nginx = Nginx::configure();
+        nginx.spawn();
+        nginx
+    }
+
+    /// nginx's files (config, logs, temp paths, an empty sites dir), without the daemon:
+    /// [`Nginx::start`] runs it as a child of the test; a
+    /// [`SystemdHost`](crate::systemd::SystemdHost) runs [`Nginx::daemon_command`] as a unit.
+    pub(crate) fn configure() -> Nginx {
         let dir = deploy_owned_tempdir_with_prefix("shipit-nginx-");
         let d = dir.path().to_path_buf();
         let conf = d.join("nginx.conf");
@@ -78,44 +87,55 @@ impl Nginx {
         for f in ["error.log", "access.log", "nginx.out"] {
             write_as_deploy(&d.join(f), "");
         }
+        Nginx {
+            dir,
+            conf,
+            sites_dir,
+            child: None,
+            error_log,
+        }
+    }
 
+    fn spawn(&mut self) {
+        let d = self.dir.path().to_path_buf();
         let out = std::fs::File::create(d.join("nginx.out")).expect("nginx.out");
         let mut child = deploy_command(NGINX)
             .arg("-e")
-            .arg(&error_log)
+            .arg(&self.error_log)
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .current_dir(&d)
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
             .spawn()
             .expect("spawn nginx as deploy");
         let pid = child.id().to_string();
+        let pid_file = self.pid_file();
         // The pid file is written after the config is parsed and sockets are bound.
         let ready = wait_for(START_TIMEOUT, || match child.try_wait() {
             Ok(Some(status)) => Some(Err(format!("nginx exited with {status}"))),
             Err(e) => Some(Err(e.to_string())),
             Ok(None) => (read_lossy(&pid_file).trim() == pid).then_some(Ok(())),
         });
-        let mut nginx = Nginx {
-            dir,
-            conf,
-            sites_dir,
-            child: Some(child),
-            error_log,
-        };
+        self.child = Some(child);
         if !matches!(ready, Some(Ok(()))) {
-            nginx.stop();
+            self.stop();
             panic!(
                 "nginx did not start ({ready:?})\nnginx.out: {}\nerror.log: {}",
                 read_lossy(&d.join("nginx.out")),
-                nginx.error_log()
+                self.error_log()
             );
         }
-        nginx
     }
 
-    fn nginx_cmd(&self) -> String {
+    /// The master's pid file (written once the config is parsed and the sockets are bound).
+    pub(crate) fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("nginx.pid")
+    }
+
+    /// The command line of the master in the foreground (`daemon off` is in the config):
+    /// `nginx -e LOG -c CONF`. Run it as deploy.
+    pub(crate) fn daemon_command(&self) -> String {
         format!(
             "{NGINX} -e {} -c {}",
             shell_quote(&self.error_log.display().to_string()),
@@ -126,14 +146,14 @@ impl Nginx {
     /// Shell command testing the config (`nginx -e LOG -q -t -c CONF`); run it as deploy
     /// (as root it would create root-owned files in `dir`). Exits non-zero on a broken config.
     pub fn test_command(&self) -> String {
-        format!("{} -q -t", self.nginx_cmd())
+        format!("{} -q -t", self.daemon_command())
     }
 
     /// Shell command reloading the config (`nginx -e LOG -c CONF -s reload`); run it as deploy.
     /// It only sends SIGHUP: the new config is live shortly AFTER it returns (poll), and a
     /// broken config is logged to `error.log` and ignored, so run `test_command()` first.
     pub fn reload_command(&self) -> String {
-        format!("{} -s reload", self.nginx_cmd())
+        format!("{} -s reload", self.daemon_command())
     }
 
     /// Path of nginx's error log.

@@ -17,21 +17,31 @@ fn stat(pid: u32) -> Option<(u32, u64, bool)> {
 }
 
 /// A process identified by pid and start time, so a recycled pid is never signalled.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ProcId {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcId {
     pid: u32,
     start: u64,
 }
 
 impl ProcId {
-    fn alive(&self) -> bool {
+    /// The process that has `pid` now, if any.
+    pub(crate) fn of(pid: u32) -> Option<ProcId> {
+        stat(pid).map(|(_, start, _)| ProcId { pid, start })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it still runs (a zombie does not).
+    pub fn alive(&self) -> bool {
         // A zombie is dead for our purposes (its sockets are closed); PID 1 here may not reap.
         stat(self.pid).is_some_and(|(_, start, zombie)| start == self.start && !zombie)
     }
 }
 
-/// All current descendants of `root` (children, grandchildren, ...), found through /proc.
-pub(crate) fn descendants(root: u32) -> Vec<ProcId> {
+/// Every process, by parent, found through /proc.
+fn processes_by_parent() -> HashMap<u32, Vec<ProcId>> {
     let mut children: HashMap<u32, Vec<ProcId>> = HashMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
@@ -46,6 +56,17 @@ pub(crate) fn descendants(root: u32) -> Vec<ProcId> {
             }
         }
     }
+    children
+}
+
+/// The current children of `parent`.
+pub(crate) fn children(parent: u32) -> Vec<ProcId> {
+    processes_by_parent().remove(&parent).unwrap_or_default()
+}
+
+/// All current descendants of `root` (children, grandchildren, ...), found through /proc.
+pub(crate) fn descendants(root: u32) -> Vec<ProcId> {
+    let children = processes_by_parent();
     let mut out = Vec::new();
     let mut todo = vec![root];
     while let Some(p) = todo.pop() {

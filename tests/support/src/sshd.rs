@@ -29,6 +29,8 @@ pub struct Sshd {
     host_key: PathBuf,
     config: PathBuf,
     log_path: PathBuf,
+    /// Lines appended to the generated sshd_config.
+    extra: String,
 }
 
 fn ssh_keygen(args: &[&str]) -> String {
@@ -61,7 +63,7 @@ fn public_key_of(private: &Path) -> String {
 }
 
 /// Read an SSH identification banner from 127.0.0.1:port.
-fn banner(port: u16) -> Option<String> {
+pub(crate) fn banner(port: u16) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -83,11 +85,24 @@ impl Sshd {
     }
 
     fn start_inner(key: Option<&Path>) -> Sshd {
-        let user = deploy_user();
-        // Privilege-separation chroot; must be root-owned and not group/world-writable.
-        std::fs::create_dir_all("/run/sshd").expect("mkdir -p /run/sshd");
-        super::chmod(Path::new("/run/sshd"), 0o755);
+        let mut sshd = Sshd::configure(key, "");
+        // free_port() can race with another process grabbing the port: retry on a new one.
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            match sshd.spawn() {
+                Ok(()) => return sshd,
+                Err(e) => last_err = e,
+            }
+            sshd.set_port(free_port());
+        }
+        panic!("sshd did not start: {last_err}");
+    }
 
+    /// An sshd's files without the daemon: client key (a new one unless `key` is given),
+    /// authorized_keys, host key, and an sshd_config (with `extra` lines appended) and
+    /// known_hosts for a free port. [`Sshd::start`] runs it as a child of the test; a
+    /// [`SystemdHost`](crate::systemd::SystemdHost) runs it as a unit inside its namespace.
+    pub(crate) fn configure(key: Option<&Path>, extra: &str) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("shipit-sshd-")
             .tempdir_in("/tmp")
@@ -119,31 +134,38 @@ impl Sshd {
             known_hosts: d.join("known_hosts"),
             config: d.join("sshd_config"),
             log_path: d.join("sshd.log"),
+            extra: extra.to_string(),
             client_key,
             host_key,
             child: None,
             dir,
         };
-        // free_port() can race with another process grabbing the port: retry on a new one.
-        let mut last_err = String::new();
-        for _ in 0..5 {
-            sshd.port = free_port();
-            sshd.write_config(&user.name, &authorized_keys);
-            match sshd.spawn() {
-                Ok(()) => {
-                    std::fs::write(&sshd.known_hosts, format!("{}\n", sshd.known_hosts_line()))
-                        .expect("write known_hosts");
-                    return sshd;
-                }
-                Err(e) => last_err = e,
-            }
-        }
-        panic!("sshd did not start: {last_err}");
+        sshd.set_port(free_port());
+        sshd
     }
 
-    fn write_config(&self, user: &str, authorized_keys: &Path) {
+    /// Listen on `port` from the next start on: rewrites sshd_config and known_hosts.
+    pub(crate) fn set_port(&mut self, port: u16) {
+        self.port = port;
+        self.write_config();
+        std::fs::write(&self.known_hosts, format!("{}\n", self.known_hosts_line()))
+            .expect("write known_hosts");
+    }
+
+    /// The command line of the daemon in the foreground, logging to stderr:
+    /// `/usr/sbin/sshd -D -e -f CONFIG`.
+    pub(crate) fn daemon_command(&self) -> String {
+        format!("{SSHD} -D -e -f {}", self.config.display())
+    }
+
+    /// Where the daemon's stderr goes.
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    fn write_config(&self) {
         let d = self.dir.path();
-        let config = format!(
+        let mut config = format!(
             "# Private sshd for shipit integration tests.\n\
              ListenAddress 127.0.0.1:{port}\n\
              HostKey {host_key}\n\
@@ -166,14 +188,19 @@ impl Sshd {
              Subsystem sftp /usr/lib/openssh/sftp-server\n",
             port = self.port,
             host_key = self.host_key.display(),
+            user = deploy_user().name,
             pid = d.join("sshd.pid").display(),
-            authorized_keys = authorized_keys.display(),
+            authorized_keys = d.join("authorized_keys").display(),
         );
+        config.push_str(&self.extra);
         std::fs::write(&self.config, config).expect("write sshd_config");
     }
 
     /// Start the daemon on `self.port` and wait until it serves its banner.
     fn spawn(&mut self) -> Result<(), String> {
+        // Privilege-separation chroot; must be root-owned and not group/world-writable.
+        std::fs::create_dir_all("/run/sshd").expect("mkdir -p /run/sshd");
+        super::chmod(Path::new("/run/sshd"), 0o755);
         let log = OpenOptions::new()
             .create(true)
             .append(true)
