@@ -152,7 +152,7 @@ pub enum Command {
     /// Show the app's logs from every host of a target, each line prefixed with its host.
     ///
     /// The logs are those of the live release's process (supervisor's log files of its
-    /// program): the last -n lines of each (those matching --grep, an extended regular
+    /// program; under systemd, the journal of its units of every release): the last -n lines of each (those matching --grep, an extended regular
     /// expression, when given), then with -f every new line as the hosts write it, merged as
     /// they arrive, until Ctrl-C. Changes nothing on the hosts.
     ///
@@ -322,7 +322,8 @@ pub struct LogsArgs {
     /// Lines to show from the end of each log first (before --grep filters them)
     #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
     pub lines: u32,
-    /// Whose logs: `web` (the app server)
+    /// Whose logs: `web` (the app server), or a process of [targets.T.processes] (or
+    /// `schedule`, the scheduler)
     #[arg(long, value_name = "NAME", default_value = "web")]
     pub process: String,
     /// Only lines matching this extended regular expression (grep -E)

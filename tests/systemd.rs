@@ -12,7 +12,8 @@ use support::systemd_stack::SystemdStack;
 use support::*;
 
 /// A process that says which release and environment it runs with, then waits.
-const ECHO_WORKER: &str = r#"sh -c 'echo "worker $SHIPIT_RELEASE [$HELLO_GREETING]"; exec sleep 100000'"#;
+const ECHO_WORKER: &str =
+    r#"sh -c 'printf "worker %s [%s]\n" "$SHIPIT_RELEASE" "$HELLO_GREETING"; exec sleep 100000'"#;
 
 /// A value the env file must carry exactly (quotes, a dollar, a backslash, spaces, also at
 /// either end).
@@ -64,7 +65,7 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     assert_eq!(user.trim(), "deploy");
 
     let check = stack.shipit(&["check", "--target", "test"]);
-    check.expect_code(0).says(&["systemd", "answers"]);
+    check.expect_code(0).prints(&["systemd", "answers"]);
 
     stack.change_page("second");
     let second = stack.deploy_release();
@@ -75,7 +76,7 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     assert_eq!(stack.enabled(&unit("worker", &first)), "disabled");
 
     // `shipit logs` reads the journal of every release's instances of a process.
-    let logs = stack.shipit(&["logs", "--target", "test", "worker", "-n", "20"]);
+    let logs = stack.shipit(&["logs", "--target", "test", "--process", "worker", "-n", "20"]);
     logs.expect_code(0)
         .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
 
@@ -134,25 +135,23 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     stack.shipit(&["check", "--target", "test"]).expect_code(0);
     let first = stack.deploy_release();
     stack.serves_release(&first);
-    let active = |release: &str| {
-        stack
-            .host
-            .user_systemctl(&["is-active", "--quiet", &unit("web", release)])
+    let active = |host: &SystemdHost, release: &str| {
+        host.user_systemctl(&["is-active", "--quiet", &unit("web", release)])
             .status
             .success()
     };
-    assert!(active(&first));
+    assert!(active(&stack.host, &first));
     // Not a system unit.
     assert!(stack.units().is_empty(), "{:?}", stack.units());
 
     stack.change_page("second");
     let second = stack.deploy_release();
     stack.serves_release(&second);
-    assert!(active(&second) && !active(&first));
+    assert!(active(&stack.host, &second) && !active(&stack.host, &first));
 
     stack.host.reboot();
     stack.serves_release(&second);
-    assert!(active(&second) && !active(&first));
+    assert!(active(&stack.host, &second) && !active(&stack.host, &first));
 }
 
 #[test]
@@ -250,7 +249,11 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     wait_line(&b_to, &format!("started slow {first} "));
     stack.change_page("second");
     let second = std::thread::scope(|scope| {
-        let deploy = scope.spawn(|| stack.deploy_release());
+        // The stack is not Sync (its host holds a channel): the deploy gets the parts it needs.
+        let (project, home) = (&stack.project, stack.home.path());
+        let deploy = scope.spawn(move || {
+            support::stack::run_shipit(project, home, &["deploy", "--target", "test", "--json"])
+        });
         let old_worker = unit("worker", &first);
         wait_for(Duration::from_secs(120), || {
             let state = b.systemctl(&["show", "-p", "ActiveState", "--value", &old_worker]);
@@ -261,7 +264,9 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
             "touch {}",
             shell_quote(&b_to.join("shared/var/go").display().to_string())
         ));
-        deploy.join().unwrap()
+        let run = deploy.join().unwrap();
+        run.expect_code(0);
+        run.release()
     });
     wait_line(&b_to, &format!("done slow {first} "));
     stack.serves_release(&second);

@@ -1732,15 +1732,26 @@ shipit_log_files() {
 }
 
 shipit_supervisor_log_files() {
+  # PROJECT.TARGET.RELEASE of the live release (PROGRAM_GLOB is PROJECT.TARGET.[0-9]...).
+  live="$(printf '%s' "$PROGRAM_GLOB" | sed 's/\.\[0-9\].*//').$(readlink "$D/current" | sed 's#.*/##')"
   case "$1" in
-    web) conf="$D/current/.shipit/supervisor.conf" ;;
-    *) echo "no process \`$1\` in this target; its processes: web"; return 1 ;;
+    web) section=$live ;;
+    *) section="$live.$1" ;;
   esac
+  conf="$D/current/.shipit/supervisor.conf"
   [ -f "$conf" ] || { echo "the live release keeps no supervisor program ($conf)"; return 1; }
-  sed -n -e 's/^stdout_logfile *= *//p' -e 's/^stderr_logfile *= *//p' "$conf" | grep -v -x -e NONE -e AUTO -e '' || {
-    echo "the live release's program logs to no file (stdout_logfile is AUTO or NONE in $conf)"
+  # The log files of the program's section, in either of the release's program files.
+  files=$(awk -v want="[program:$section]" '
+    /^\[/ { inside = ($0 == want); next }
+    inside && sub(/^std(out|err)_logfile *= */, "") && $0 != "NONE" && $0 != "AUTO" && $0 != "" { print }
+  ' "$conf" "$D/current/.shipit/supervisor-once.conf" 2>/dev/null)
+  if [ -z "$files" ]; then
+    known=$(cat "$conf" "$D/current/.shipit/supervisor-once.conf" 2>/dev/null |
+      sed -n "s/^\[program:$live\.\{0,1\}\(.*\)\]\$/\1/p" | sed 's/^$/web/' | tr '\n' ' ')
+    echo "no log file of process \`$1\` in the live release; its processes: $known"
     return 1
-  }
+  fi
+  printf '%s\n' "$files"
 }
 
 # step_logs PROCESS LINES FOLLOW ERE: the last LINES lines of each log file of PROCESS (those

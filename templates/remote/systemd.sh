@@ -250,11 +250,19 @@ shipit_check_systemd() {
     shipit_check app fail "\`$SYSTEMCTL\` does not work as $(id -un): $(printf '%s\n' "$out" | tail -n 1)"
   elif [ "$SCOPE" = user ] && [ ! -e "/var/lib/systemd/linger/$(id -un)" ]; then
     shipit_check app fail "lingering is off for $(id -un): its user units stop when its last session ends and do not start at boot; run \`sudo loginctl enable-linger $(id -un)\`"
-  elif ! shipit_journalctl -n 0 -q >/dev/null 2>&1; then
-    shipit_check app fail "systemd $out answers, but \`$JOURNALCTL\` cannot read the journal as $(id -un) (add it to the systemd-journal group): shipit logs would show nothing"
+  elif ! shipit_journal_readable; then
+    shipit_check app fail "systemd $out answers, but $(id -un) cannot read the system journal with \`$JOURNALCTL\`: add it to the systemd-journal group, or set [targets.$TARGET.systemd] journal = \"sudo -n journalctl\" (shipit logs would show nothing)"
   else
     shipit_check app ok "systemd $out answers \`$SYSTEMCTL\` ($SCOPE units); templates go to $D/.shipit/systemd"
   fi
+}
+
+# Whether `shipit logs` can read the units' journal: user units' is the user's own; the system
+# journal takes root, sudo, or the systemd-journal (or adm) group.
+shipit_journal_readable() {
+  [ "$SCOPE" = user ] || [ "$(id -u)" = 0 ] && return 0
+  case "$JOURNALCTL" in sudo*) shipit_journalctl -n 0 -q >/dev/null 2>&1; return ;; esac
+  id -nG | tr ' ' '\n' | grep -qx -e systemd-journal -e adm -e wheel
 }
 
 # step_logs under systemd: PROCESS LINES FOLLOW ERE, from the journal of every release's

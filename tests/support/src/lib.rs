@@ -58,6 +58,7 @@ pub mod proxy;
 pub mod run;
 pub mod stack;
 pub mod systemd;
+pub mod systemd_stack;
 pub mod wagtail;
 
 mod net;

@@ -47,6 +47,16 @@ impl SystemdStack {
     /// A booted host and a project whose target `test` runs the app as system units of it.
     pub fn start() -> SystemdStack {
         prepare_host_user();
+        // The README's advice for `shipit logs` of system units: deploy reads the journal as a
+        // member of systemd-journal.
+        static JOURNAL_GROUP: std::sync::Once = std::sync::Once::new();
+        JOURNAL_GROUP.call_once(|| {
+            let out = std::process::Command::new("usermod")
+                .args(["-aG", "systemd-journal", "deploy"])
+                .output()
+                .expect("run usermod");
+            assert!(out.status.success(), "usermod: {out:?}");
+        });
         let host = SystemdHost::start();
         let stack = SystemdStack {
             hosts: Vec::new(),
