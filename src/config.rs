@@ -2248,9 +2248,15 @@ worker = ["deploy@c"]
                 "[targets.prod.app]\nmanager = \"systemd\"\n[targets.prod.supervisor]\n",
                 "drop [supervisor]",
             ),
-            ("[targets.prod.app]\nmanager = \"runit\"\n", "unknown variant"),
+            (
+                "[targets.prod.app]\nmanager = \"runit\"\n",
+                "unknown variant",
+            ),
             ("[targets.prod.systemd]\nctl = \" \"\n", "must not be empty"),
-            ("[targets.prod.systemd]\nscope = \"session\"\n", "unknown variant"),
+            (
+                "[targets.prod.systemd]\nscope = \"session\"\n",
+                "unknown variant",
+            ),
         ] {
             let err = target(tables).unwrap_err().to_string();
             assert!(err.contains(expected), "{tables}: {err}");

@@ -8,8 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, Health, Hooks, Installer, Manager, MigrateOn, Nginx, Process, SecretSource, Target,
-    SCHEDULER, WEB_ROLE,
+    App, Config, Health, Hooks, Installer, Manager, MigrateOn, Nginx, Process, SecretSource,
+    Target, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
@@ -260,12 +260,33 @@ impl Resolved {
             ("REQ", self.requirements.clone()),
             ("MANAGE", self.manage_py.clone()),
             ("APP", flag(app.is_some())),
-            ("MANAGER", app.map(|a| a.manager.name().to_string()).unwrap_or_default()),
-            ("CTL", app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default()),
-            ("CONFD", app.map(|a| a.supervisor.conf_dir.clone()).unwrap_or_default()),
-            ("SYSTEMCTL", app.map(|a| a.systemd.ctl()).unwrap_or_default()),
-            ("JOURNALCTL", app.map(|a| a.systemd.journal()).unwrap_or_default()),
-            ("SCOPE", app.map(|a| a.systemd.scope.name().to_string()).unwrap_or_default()),
+            (
+                "MANAGER",
+                app.map(|a| a.manager.name().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "CTL",
+                app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default(),
+            ),
+            (
+                "CONFD",
+                app.map(|a| a.supervisor.conf_dir.clone())
+                    .unwrap_or_default(),
+            ),
+            (
+                "SYSTEMCTL",
+                app.map(|a| a.systemd.ctl()).unwrap_or_default(),
+            ),
+            (
+                "JOURNALCTL",
+                app.map(|a| a.systemd.journal()).unwrap_or_default(),
+            ),
+            (
+                "SCOPE",
+                app.map(|a| a.systemd.scope.name().to_string())
+                    .unwrap_or_default(),
+            ),
             ("UNIT_PREFIX", unit_prefix(&self.project, &self.target)),
             ("PROGRAM", self.program(run.release)),
             ("PROGRAM_GLOB", program_glob(&self.project, &self.target)),
@@ -542,9 +563,15 @@ pub(crate) fn service_configs(
         true => Some(render_programs(false, &placed.once)?),
         false => None,
     };
-    let units = match target.app.as_ref().filter(|a| a.manager != Manager::Supervisor) {
+    let units = match target
+        .app
+        .as_ref()
+        .filter(|a| a.manager != Manager::Supervisor)
+    {
         Some(settings) => {
-            let web = placed.web.then(|| (crate::config::WEB_ROLE.to_string(), web_process(target)));
+            let web = placed
+                .web
+                .then(|| (crate::config::WEB_ROLE.to_string(), web_process(target)));
             let mut units = UnitFiles::default();
             for (name, process) in web.iter().chain(&placed.processes) {
                 units.add(&templates, &mut context, settings, target, name, process)?;
@@ -625,10 +652,7 @@ impl UnitFiles {
     ) -> Result<()> {
         let web = name == crate::config::WEB_ROLE && process.run.is_empty();
         let script = format!("{name}.sh");
-        let prefix = unit_prefix(
-            &context.get("project").unwrap_or_default(),
-            &target.name,
-        );
+        let prefix = unit_prefix(&context.get("project").unwrap_or_default(), &target.name);
         for replica in 1..=process.replicas {
             let unit = match process.replicas {
                 1 => format!("{prefix}-{name}"),

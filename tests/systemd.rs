@@ -61,7 +61,9 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
         &format!("worker {first} [{GREETING}]"),
     );
     // The app runs as the app user (deploy), not root.
-    let user = stack.host.systemctl_ok(&["show", "-p", "User", "--value", &unit("web", &first)]);
+    let user = stack
+        .host
+        .systemctl_ok(&["show", "-p", "User", "--value", &unit("web", &first)]);
     assert_eq!(user.trim(), "deploy");
 
     let check = stack.shipit(&["check", "--target", "test"]);
@@ -70,13 +72,24 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     stack.change_page("second");
     let second = stack.deploy_release();
     stack.serves_release(&second);
-    assert_eq!(stack.units(), [unit("web", &second), unit("worker", &second)]);
+    assert_eq!(
+        stack.units(),
+        [unit("web", &second), unit("worker", &second)]
+    );
     assert_eq!(stack.enabled(&unit("web", &second)), "enabled");
     assert_eq!(stack.enabled(&unit("web", &first)), "disabled");
     assert_eq!(stack.enabled(&unit("worker", &first)), "disabled");
 
     // `shipit logs` reads the journal of every release's instances of a process.
-    let logs = stack.shipit(&["logs", "--target", "test", "--process", "worker", "-n", "20"]);
+    let logs = stack.shipit(&[
+        "logs",
+        "--target",
+        "test",
+        "--process",
+        "worker",
+        "-n",
+        "20",
+    ]);
     logs.expect_code(0)
         .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
 
@@ -103,8 +116,9 @@ fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_relea
     let mut stack = SystemdStack::start();
     let first = stack.deploy_release();
     stack.configure(|s| {
-        s.extra = "[targets.test.processes]\nbroken = \"sh -c 'echo cannot reach the broker; exit 3'\"\n"
-            .into()
+        s.extra =
+            "[targets.test.processes]\nbroken = \"sh -c 'echo cannot reach the broker; exit 3'\"\n"
+                .into()
     });
     stack.deploy(&[]).expect_code(1).says_error(&[
         "start-app",
@@ -116,7 +130,9 @@ fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_relea
     assert_eq!(stack.units(), [unit("web", &first)]);
     assert_eq!(stack.enabled(&unit("web", &first)), "enabled");
     // Nothing of the failed release is left running or failed.
-    let failed = stack.host.systemctl_ok(&["list-units", "--failed", "--plain", "--no-legend"]);
+    let failed = stack
+        .host
+        .systemctl_ok(&["list-units", "--failed", "--plain", "--no-legend"]);
     assert!(!failed.contains("hello-test-"), "{failed}");
 }
 
@@ -129,7 +145,7 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     stack
         .shipit(&["check", "--target", "test"])
         .expect_code(1)
-        .says(&["loginctl enable-linger deploy"]);
+        .prints(&["loginctl enable-linger deploy"]);
 
     stack.host.enable_linger();
     stack.shipit(&["check", "--target", "test"]).expect_code(0);
@@ -185,7 +201,10 @@ fn deploy_rollback_and_deploy_under_load_lose_no_request_under_systemd() {
         stack.journal(),
         stack.host.nginx.error_log()
     );
-    assert!(report.ok >= 300, "too few requests to mean anything: {report}");
+    assert!(
+        report.ok >= 300,
+        "too few requests to mean anything: {report}"
+    );
     assert_eq!(stack.units(), [unit("web", &v3)]);
 }
 
@@ -233,7 +252,11 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     // A (web, primary): gunicorn, beat and the scheduler; B (worker): the worker, no site.
     assert_eq!(
         units_of(&stack.host),
-        [unit("beat", &first), unit("schedule", &first), unit("web", &first)]
+        [
+            unit("beat", &first),
+            unit("schedule", &first),
+            unit("web", &first)
+        ]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
     assert!(!b.nginx.sites_dir.join("hello.conf").exists());
@@ -272,7 +295,11 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     stack.serves_release(&second);
     assert_eq!(
         units_of(&stack.host),
-        [unit("beat", &second), unit("schedule", &second), unit("web", &second)]
+        [
+            unit("beat", &second),
+            unit("schedule", &second),
+            unit("web", &second)
+        ]
     );
     assert_eq!(units_of(&b), [unit("worker", &second)]);
     wait_line(&b_to, &format!("done beat {second} "));
@@ -288,7 +315,9 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     .unwrap_or_else(|| {
         panic!(
             "the schedule never ran in {second}:\n{}",
-            stack.host.journalctl(&["-u", "hello-test-schedule@*", "-o", "cat", "-n", "30"])
+            stack
+                .host
+                .journalctl(&["-u", "hello-test-schedule@*", "-o", "cat", "-n", "30"])
         )
     });
     assert!(!b_to.join("shared/var/schedule.log").exists());
@@ -298,9 +327,35 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     stack.serves_release(&first);
     assert_eq!(
         units_of(&stack.host),
-        [unit("beat", &first), unit("schedule", &first), unit("web", &first)]
+        [
+            unit("beat", &first),
+            unit("schedule", &first),
+            unit("web", &first)
+        ]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
     send(&a_to, "rolled-back", "");
     wait_line(&b_to, &format!("done rolled-back {first} "));
+}
+
+#[test]
+fn auto_runs_the_app_under_systemd_where_systemd_runs_and_under_supervisor_elsewhere() {
+    let mut stack = SystemdStack::start();
+    stack.configure(|s| s.manager = "auto".into());
+    let release = stack.deploy_release();
+    stack.serves_release(&release);
+    assert_eq!(stack.units(), [unit("web", &release)]);
+
+    // This machine's own init is not systemd: the supervisor host gets supervisor programs.
+    let mut supervised = support::stack::Stack::start();
+    supervised.set_options(|o| o.extra = "\n[targets.test.app]\nmanager = \"auto\"\n".into());
+    let release = supervised.deploy_release();
+    supervised.serves_release(&release);
+    assert!(
+        supervised
+            .programs()
+            .contains(&support::stack::program(&release)),
+        "{}",
+        supervised.programs()
+    );
 }

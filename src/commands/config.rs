@@ -365,7 +365,10 @@ fn target_sections(
                 .find(service)
                 .map_or_else(|e| format!("(missing: {e})"), |s| s.origin);
             used.push(Row {
-                key: format!("({})", service.trim_end_matches(".j2").trim_end_matches(".conf")),
+                key: format!(
+                    "({})",
+                    service.trim_end_matches(".j2").trim_end_matches(".conf")
+                ),
                 value: Value::from(service),
                 source: origin,
             });

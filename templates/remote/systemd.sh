@@ -246,10 +246,10 @@ shipit_systemd_scope_ok() {
 shipit_check_systemd() {
   if [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
     shipit_check app fail "user units run as $(id -un), not app_user $APP_USER: set scope = \"system\" or drop app_user"
-  elif ! out=$(shipit_systemctl show -p Version --value 2>&1); then
-    shipit_check app fail "\`$SYSTEMCTL\` does not work as $(id -un): $(printf '%s\n' "$out" | tail -n 1)"
   elif [ "$SCOPE" = user ] && [ ! -e "/var/lib/systemd/linger/$(id -un)" ]; then
     shipit_check app fail "lingering is off for $(id -un): its user units stop when its last session ends and do not start at boot; run \`sudo loginctl enable-linger $(id -un)\`"
+  elif ! out=$(shipit_systemctl show -p Version --value 2>&1); then
+    shipit_check app fail "\`$SYSTEMCTL\` does not work as $(id -un): $(printf '%s\n' "$out" | tail -n 1)"
   elif ! shipit_journal_readable; then
     shipit_check app fail "systemd $out answers, but $(id -un) cannot read the system journal with \`$JOURNALCTL\`: add it to the systemd-journal group, or set [targets.$TARGET.systemd] journal = \"sudo -n journalctl\" (shipit logs would show nothing)"
   else

@@ -23,6 +23,8 @@ pub struct SystemdStack {
     pub extra: String,
     /// The `[targets.test.systemd]` table's lines.
     pub systemd: String,
+    /// `[targets.test.app] manager`.
+    pub manager: String,
     /// `hosts = [...]`: the host's own when empty.
     pub hosts: Vec<String>,
     /// `known_hosts = ...`: the host's own when `None`.
@@ -70,6 +72,7 @@ impl SystemdStack {
             port: free_port(),
             extra: String::new(),
             systemd: "scope = \"system\"\n".into(),
+            manager: "systemd".into(),
             requirements: "requirements/deployment.txt".into(),
             started: Instant::now(),
         };
@@ -97,7 +100,7 @@ impl SystemdStack {
              {extra}\n\
              \n[targets.{TARGET}.vars]\nlisten = {listen}\n\
              \n[targets.{TARGET}.nginx]\nsite = {site}\ntest = {test}\nreload = {reload}\n\
-             \n[targets.{TARGET}.app]\nmanager = \"systemd\"\n\
+             \n[targets.{TARGET}.app]\nmanager = {manager}\n\
              \n[targets.{TARGET}.systemd]\n{systemd}",
             requirements = quote(&self.requirements),
             hosts = hosts.join(", "),
@@ -113,10 +116,19 @@ impl SystemdStack {
             ),
             extra = self.extra,
             listen = quote(&format!("127.0.0.1:{}", self.port)),
-            site = quote(&self.host.nginx.sites_dir.join("hello.conf").display().to_string()),
+            site = quote(
+                &self
+                    .host
+                    .nginx
+                    .sites_dir
+                    .join("hello.conf")
+                    .display()
+                    .to_string()
+            ),
             test = quote(&self.host.nginx.test_command()),
             reload = quote(&self.host.nginx.reload_command()),
             systemd = self.systemd,
+            manager = quote(&self.manager),
         );
         self.project.write("shipit.toml", &text);
         self.project.commit_all("shipit.toml for the test");
