@@ -1365,7 +1365,7 @@ fn validate_target(
         }
         None => None,
     };
-    let app = resolve_app(&source, name, raw.app, supervisor, raw.systemd)?;
+    let app = resolve_app(source, name, raw.app, supervisor, raw.systemd)?;
     let health = match raw.health {
         Some(h) => {
             let span = h.span();
