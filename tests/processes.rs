@@ -40,6 +40,19 @@ fn a_celery_worker_is_replaced_on_deploy_finishes_its_task_and_comes_back_on_rol
     );
     send(&to, "before", "");
     wait_line(&to, &format!("done before {first} "));
+    // `shipit logs --process worker` reads the worker program's log file.
+    stack
+        .shipit(&[
+            "logs",
+            "--target",
+            TARGET,
+            "--process",
+            "worker",
+            "-n",
+            "200",
+        ])
+        .expect_code(0)
+        .prints(&["pages.tasks.record"]);
 
     // A task in flight when the next deploy switches: the old worker is stopped gracefully
     // (supervisor shows it STOPPING while the task holds it), finishes the task, then exits.

@@ -1740,15 +1740,17 @@ shipit_supervisor_log_files() {
   esac
   conf="$D/current/.shipit/supervisor.conf"
   [ -f "$conf" ] || { echo "the live release keeps no supervisor program ($conf)"; return 1; }
+  once="$D/current/.shipit/supervisor-once.conf"
+  [ -f "$once" ] || once=/dev/null
   # The log files of the program's section, in either of the release's program files.
   files=$(awk -v want="[program:$section]" '
     /^\[/ { inside = ($0 == want); next }
     inside && sub(/^std(out|err)_logfile *= */, "") && $0 != "NONE" && $0 != "AUTO" && $0 != "" { print }
-  ' "$conf" "$D/current/.shipit/supervisor-once.conf" 2>/dev/null)
+  ' "$conf" "$once")
   if [ -z "$files" ]; then
-    known=$(cat "$conf" "$D/current/.shipit/supervisor-once.conf" 2>/dev/null |
+    known=$(cat "$conf" "$once" |
       sed -n "s/^\[program:$live\.\{0,1\}\(.*\)\]\$/\1/p" | sed 's/^$/web/' | tr '\n' ' ')
-    echo "no log file of process \`$1\` in the live release; its processes: $known"
+    echo "no process \`$1\` in this target; its processes: $known"
     return 1
   fi
   printf '%s\n' "$files"
