@@ -166,7 +166,7 @@ fn roles_place_processes_and_beat_runs_once_on_the_primary() {
         assert!(!fleet.b.nginx.sites_dir.join("hello.conf").exists());
         // Beat on A sends, the worker on B runs: one beat on the whole machine.
         wait_line(&fleet.b_to, &format!("done beat {release} "));
-        assert_eq!(processes_running("hello.celery beat"), 1);
+        assert_eq!(processes_running("hello.celery beat", &fleet.a_to), 1);
     }
 }
 

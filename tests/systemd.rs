@@ -262,7 +262,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     assert!(!b.nginx.sites_dir.join("hello.conf").exists());
     // Beat on A sends, the worker on B runs: one beat on the whole machine.
     wait_line(&b_to, &format!("done beat {first} "));
-    assert_eq!(processes_running("hello.celery beat"), 1);
+    assert_eq!(processes_running("hello.celery beat", &a_to), 1);
     send(&a_to, "before", "");
     wait_line(&b_to, &format!("done before {first} "));
 
@@ -303,7 +303,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     );
     assert_eq!(units_of(&b), [unit("worker", &second)]);
     wait_line(&b_to, &format!("done beat {second} "));
-    assert_eq!(processes_running("hello.celery beat"), 1);
+    assert_eq!(processes_running("hello.celery beat", &a_to), 1);
 
     // The schedule fires on the primary, in current's release; never on B.
     let log = a_to.join("shared/var/schedule.log");

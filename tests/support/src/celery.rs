@@ -60,8 +60,10 @@ pub fn wait_line(deploy_to: &Path, prefix: &str) -> String {
     })
 }
 
-/// Processes on this machine whose command line contains `needle`.
-pub fn processes_running(needle: &str) -> usize {
+/// Processes on this machine whose command line contains `needle` and that run in a release
+/// of `deploy_to` (their working directory is below it: a fleet's hosts all use its path), so
+/// that tests running at the same time do not count each other's.
+pub fn processes_running(needle: &str, deploy_to: &Path) -> usize {
     let mut count = 0;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if !entry
@@ -76,7 +78,9 @@ pub fn processes_running(needle: &str) -> usize {
             continue;
         };
         let line = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if line.contains(needle) {
+        let here = std::fs::read_link(entry.path().join("cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(deploy_to));
+        if line.contains(needle) && here {
             count += 1;
         }
     }
