@@ -71,9 +71,10 @@ impl Target for SystemdStack {
 /// A run that must have succeeded; its release.
 fn ok(run: &Run, what: &str) -> String {
     assert_eq!(run.code, 0, "{what} failed:\n{}", run.stderr);
-    run.json()["release"]
+    let json = run.json();
+    json["release"]
         .as_str()
-        .or_else(|| run.json()["to"].as_str())
+        .or_else(|| json["to"].as_str())
         .expect("a release in the json")
         .to_string()
 }
