@@ -173,32 +173,43 @@ shipit_systemd_stop_new() {
   echo "stopped the new release's units: $units"
 }
 
-# After the switch: stops every other release's instances gracefully (within each unit's
+# After the switch: stops every other release's instances gracefully (each within its unit's
 # TimeoutStopSec) and disables them, enables the live release's, then starts and enables its
-# singletons (never two at once: the old ones are stopped first). Never fails: the release
-# that matters is already live.
+# singletons. The app servers and processes drain in the background (`stop --no-block`:
+# systemd itself carries the stop out, and the run does not wait); the old singletons are
+# waited for before the new ones start, so that two never run at once. Never fails: the
+# release that matters is already live.
 shipit_systemd_stop_old() {
   # LIVE is step_stop_old_app's: the release `current` points at.
   # shellcheck disable=SC2153
   old=
+  old_once=
   for dir in "$D"/releases/*; do
     id=${dir##*/}
     if [ ! -d "$dir/.shipit" ] || [ "$id" = "$LIVE" ]; then continue; fi
-    old="$old $(shipit_instances "$dir/.shipit/units" "$id") $(shipit_instances "$dir/.shipit/units-once" "$id")"
+    old="$old $(shipit_instances "$dir/.shipit/units" "$id")"
+    old_once="$old_once $(shipit_instances "$dir/.shipit/units-once" "$id")"
   done
   # shellcheck disable=SC2086
-  set -- $old
+  set -- $old $old_once
   if [ "$#" -gt 0 ]; then
-    running=$(shipit_units_state "$@" | awk '$2 != "inactive" && $2 != "failed" { print $1 }' | tr '\n' ' ')
     shipit_systemctl disable --no-reload -- "$@" >/dev/null 2>&1 ||
-      echo "warning: systemd could not disable$old"
+      echo "warning: systemd could not disable $*"
+    # shellcheck disable=SC2086
+    running=$(shipit_systemd_running $old)
+    # shellcheck disable=SC2086
+    running_once=$(shipit_systemd_running $old_once)
+    if [ -n "$running_once" ]; then
+      # shellcheck disable=SC2086
+      shipit_systemctl stop -- $running_once || echo "warning: systemd could not stop $running_once"
+      echo "stopped: $running_once"
+    fi
     if [ -n "$running" ]; then
       # shellcheck disable=SC2086
-      shipit_systemctl stop -- $running || echo "warning: systemd could not stop $running"
-      echo "stopped: $running"
-    else
-      echo "no other release's units run"
+      shipit_systemctl stop --no-block -- $running || echo "warning: systemd could not stop $running"
+      echo "stopping in the background, each within its stop timeout: $running"
     fi
+    if [ -z "$running$running_once" ]; then echo "no other release's units run"; fi
   elif [ "$MANAGER" = systemd ]; then
     echo "no other app server to stop"
   fi
@@ -218,6 +229,33 @@ shipit_systemd_stop_old() {
   else
     echo "warning: systemd could not start the singletons of $ID"
   fi
+}
+
+# shipit_systemd_running UNIT...: those of UNIT that run, start or stop, on one line.
+shipit_systemd_running() {
+  [ "$#" -gt 0 ] || return 0
+  shipit_units_state "$@" | awk '$2 != "inactive" && $2 != "failed" { print $1 }' | tr '\n' ' '
+}
+
+# Waits until no instance of a release other than `current`'s is still stopping (what an
+# earlier run left draining): before a deploy reports which releases run and prunes.
+shipit_systemd_reap() {
+  serving=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
+  units=
+  for dir in "$D"/releases/*; do
+    id=${dir##*/}
+    if [ ! -d "$dir/.shipit" ] || [ "$id" = "$serving" ]; then continue; fi
+    units="$units $(shipit_instances "$dir/.shipit/units" "$id")"
+  done
+  [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
+  said=
+  # Word splitting of the unit list is wanted.
+  # shellcheck disable=SC2086
+  while stopping=$(shipit_units_state $units | awk '$2 == "deactivating" { print $1 }' | tr '\n' ' ') &&
+    [ -n "$stopping" ]; do
+    if [ -z "$said" ]; then echo "waiting for the units of an earlier run to stop: $stopping"; said=1; fi
+    sleep 0.1
+  done
 }
 
 # Releases some instance of which runs (or starts, or stops), one a line.
