@@ -304,11 +304,14 @@ environment = "{environment}"
 # [targets.production.secrets]
 # DJANGO_SECRET_KEY = {{ command = "pass show {name}/secret-key" }}
 
-# Let shipit install the nginx site and the gunicorn program (supervisor) of each release.
+# Let shipit install the nginx site and run each release's gunicorn: as systemd units (the
+# README gives the sudo rule), or as supervisor programs with [targets.production.supervisor].
 # [targets.production.nginx]
 # site = "/etc/nginx/sites-enabled/{name}.conf"
 # test = "sudo nginx -t"
 # reload = "sudo systemctl reload nginx"
+# [targets.production.app]
+# manager = "systemd"
 # [targets.production.supervisor]
 # conf_dir = "/etc/supervisor/conf.d"
 # ctl = "sudo supervisorctl"
