@@ -23,6 +23,24 @@ fn unit(kind: &str, release: &str) -> String {
     format!("hello-test-{kind}@{release}.service")
 }
 
+/// The target's schedule timers `systemctl list-timers` shows on `host`, sorted.
+fn timers(host: &SystemdHost) -> Vec<String> {
+    let out = host.systemctl_ok(&[
+        "list-timers",
+        "--all",
+        "--plain",
+        "--no-legend",
+        "hello-test-*",
+    ]);
+    let mut timers: Vec<String> = out
+        .split_whitespace()
+        .filter(|word| word.ends_with(".timer"))
+        .map(str::to_string)
+        .collect();
+    timers.sort();
+    timers
+}
+
 /// Waits until the journal of `unit` has a line containing `needle`.
 fn journal_says(host: &SystemdHost, unit: &str, needle: &str) {
     wait_for(Duration::from_secs(20), || {
@@ -226,39 +244,44 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     .unwrap();
     let (a_to, b_to) = (stack.deploy_to(), b.deploy_to());
     let beat = "celery -A hello.celery beat -l info -s var/beat-schedule";
-    let nightly = r#"echo "$(date +%Y%m%d%H%M) $SHIPIT_RELEASE" >> var/schedule.log"#;
+    // The schedule as systemd timers: each release's own, on the primary.
+    let minutely = |marker: &str| {
+        format!(
+            r#"echo "$(date +%Y%m%d%H%M) $SHIPIT_RELEASE $HELLO_SCHEDULED {marker}" >> var/schedule.log"#
+        )
+    };
+    let target_toml = |schedule: &str| {
+        format!(
+            "migrate = \"each-host\"\n{}\n[targets.test.schedule]\n{schedule}\n[targets.test.roles]\nweb = [{a_spec:?}]\nworker = [{b_spec:?}]\n",
+            celery_toml(
+                &redis,
+                ", HELLO_BEAT_SECONDS = \"1\", HELLO_SCHEDULED = \"from-env\"",
+                &format!(
+                    "worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\nbeat = {{ run = {beat:?}, once = true }}\n"
+                ),
+            ),
+        )
+    };
     stack.configure(|s| {
         s.requirements = "requirements/celery.txt".into();
         s.hosts = vec![a_spec.clone(), b_spec.clone()];
         s.known_hosts = Some(known.clone());
         // Each host has its own SQLite database here.
-        s.extra = format!(
-            "migrate = \"each-host\"\n{}\n[targets.test.schedule]\n{:?} = {:?}\n\n[targets.test.roles]\nweb = [{a_spec:?}]\nworker = [{b_spec:?}]\n",
-            celery_toml(
-                &redis,
-                ", HELLO_BEAT_SECONDS = \"1\"",
-                &format!(
-                    "worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\nbeat = {{ run = {beat:?}, once = true }}\n"
-                ),
-            ),
-            "* * * * *",
-            nightly,
-        )
+        s.extra = target_toml(&format!("{:?} = {:?}\n", "* * * * *", minutely("v1")));
     });
     let units_of = |host: &SystemdHost| host.running_units("hello-test-*");
 
     let first = stack.deploy_release();
     stack.serves_release(&first);
-    // A (web, primary): gunicorn, beat and the scheduler; B (worker): the worker, no site.
+    // A (web, primary): gunicorn, beat and the schedule's timer (no scheduler process); B
+    // (worker): the worker, no site, no timer.
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &first),
-            unit("schedule", &first),
-            unit("web", &first)
-        ]
+        [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&b), Vec::<String>::new());
     assert!(!b.nginx.sites_dir.join("hello.conf").exists());
     // Beat on A sends, the worker on B runs: one beat on the whole machine.
     wait_line(&b_to, &format!("done beat {first} "));
@@ -271,6 +294,16 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     send(&a_to, "slow", "go");
     wait_line(&b_to, &format!("started slow {first} "));
     stack.change_page("second");
+    // The second release's schedule: the per-minute entry's command changed, and a yearly entry
+    // of two commands run in order.
+    let yearly = ["echo one >> var/yearly.log", "echo two >> var/yearly.log"];
+    stack.configure(|s| {
+        s.extra = target_toml(&format!(
+            "{:?} = {:?}\n\"@yearly\" = {yearly:?}\n",
+            "* * * * *",
+            minutely("v2")
+        ))
+    });
     let second = std::thread::scope(|scope| {
         // The stack is not Sync (its host holds a channel): the deploy gets the parts it needs.
         let (project, home) = (&stack.project, stack.home.path());
@@ -295,45 +328,109 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     stack.serves_release(&second);
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &second),
-            unit("schedule", &second),
-            unit("web", &second)
-        ]
+        [unit("beat", &second), unit("web", &second)]
     );
     assert_eq!(units_of(&b), [unit("worker", &second)]);
     wait_line(&b_to, &format!("done beat {second} "));
     assert_eq!(processes_running("hello.celery beat"), 1);
+    assert_eq!(
+        timers(&stack.host),
+        ["hello-test-schedule-1.timer", "hello-test-schedule-2.timer"]
+    );
+    assert_eq!(timers(&b), Vec::<String>::new());
+    let calendar = stack.host.systemctl_ok(&[
+        "show",
+        "-p",
+        "TimersCalendar",
+        "--value",
+        "hello-test-schedule-2.timer",
+    ]);
+    assert!(
+        calendar.contains("OnCalendar=*-01-01 00:00:00"),
+        "{calendar}"
+    );
 
-    // The schedule fires on the primary, in current's release; never on B.
+    // The timer fires on its schedule on the primary, in current's release with its env and
+    // the second release's command; never on B.
     let log = a_to.join("shared/var/schedule.log");
-    wait_for(MINUTE_TIMEOUT, || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|text| text.contains(&format!(" {second}")))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the schedule never ran in {second}:\n{}",
-            stack
-                .host
-                .journalctl(&["-u", "hello-test-schedule@*", "-o", "cat", "-n", "30"])
-        )
-    });
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Waits for the line of a run in `release` logged after the log's first `since` bytes.
+    let fired = |release: &str, marker: &str, since: usize| {
+        let line = format!(" {release} from-env {marker}\n");
+        wait_for(MINUTE_TIMEOUT, || {
+            Some(logged()).filter(|text| text.get(since..).is_some_and(|new| new.contains(&line)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the schedule never ran in {release} ({marker}):\n{}",
+                stack
+                    .host
+                    .journalctl(&["-u", "hello-test-schedule-*", "-o", "cat", "-n", "30"])
+            )
+        })
+    };
+    fired(&second, "v2", 0);
     assert!(!b_to.join("shared/var/schedule.log").exists());
+    // An entry's commands run in order; the service runs as the app user.
+    stack
+        .host
+        .systemctl_ok(&["start", "hello-test-schedule-2.service"]);
+    assert_eq!(
+        std::fs::read_to_string(a_to.join("shared/var/yearly.log")).unwrap(),
+        "one\ntwo\n"
+    );
+    let user = stack.host.systemctl_ok(&[
+        "show",
+        "-p",
+        "User",
+        "--value",
+        "hello-test-schedule-2.service",
+    ]);
+    assert_eq!(user.trim(), "deploy");
+    // `shipit logs --process schedule` reads the timers' services' journal.
+    stack
+        .shipit(&[
+            "logs",
+            "--target",
+            "test",
+            "--process",
+            "schedule",
+            "-n",
+            "50",
+        ])
+        .expect_code(0)
+        .prints(&[
+            &format!("running in {second}: echo one"),
+            &format!("running in {second}: echo \"$(date"),
+        ]);
 
-    // Rollback restores the first release's processes on both hosts.
+    // Rollback restores the first release's processes on both hosts, and its schedule: one
+    // entry, its own command; the second release's yearly entry leaves nothing behind.
     stack.rollback(&[]).expect_code(0);
     stack.serves_release(&first);
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &first),
-            unit("schedule", &first),
-            unit("web", &first)
-        ]
+        [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&b), Vec::<String>::new());
+    let files = stack.host.systemctl_ok(&[
+        "list-unit-files",
+        "--plain",
+        "--no-legend",
+        "hello-test-schedule-*",
+    ]);
+    assert!(!files.contains("schedule-2"), "{files}");
+    assert!(!a_to
+        .join(".shipit/systemd/hello-test-schedule-2.timer")
+        .exists());
+    // Fired by hand (firing on its schedule is proven above): current's release, its command.
+    let since = logged().len();
+    stack
+        .host
+        .systemctl_ok(&["start", "hello-test-schedule-1.service"]);
+    fired(&first, "v1", since);
     send(&a_to, "rolled-back", "");
     wait_line(&b_to, &format!("done rolled-back {first} "));
 }
