@@ -456,3 +456,33 @@ fn auto_runs_the_app_under_systemd_where_systemd_runs_and_under_supervisor_elsew
         supervised.programs()
     );
 }
+
+/// What the schedule's "a run never overlaps the previous one" rests on: a timer does not start
+/// its oneshot service again while it runs. Here the timer elapses every 2 seconds and a run
+/// takes 5: the runs follow each other, never two at once.
+#[test]
+fn a_timer_never_starts_its_oneshot_service_again_while_it_runs() {
+    let host = SystemdHost::start();
+    let log = host.base.path().join("runs.log");
+    host.write_unit(
+        "overlap.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo start >> {log}; sleep 5; echo end >> {log}'\n",
+            log = log.display()
+        ),
+    );
+    host.write_unit(
+        "overlap.timer",
+        "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+    );
+    host.systemctl_ok(&["start", "overlap.timer"]);
+    std::thread::sleep(Duration::from_secs(15));
+    host.systemctl_ok(&["stop", "overlap.timer"]);
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines.len() >= 4, "the timer did not fire again: {runs}");
+    for (index, line) in lines.iter().enumerate() {
+        let expected = if index % 2 == 0 { "start" } else { "end" };
+        assert_eq!(*line, expected, "runs overlapped:\n{runs}");
+    }
+}
