@@ -61,7 +61,7 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     let mut stack = SystemdStack::start();
     stack.configure(|s| {
         s.extra = format!(
-            "env = {{ HELLO_GREETING = {} }}\n\n[targets.test.processes]\nworker = {}\n",
+            "env = {{ HELLO_GREETING = {} }}\n\n[targets.test.processes]\nworker = {}\n\n[targets.test.schedule]\n\"@yearly\" = \"true\"\n",
             serde_json::to_string(GREETING).unwrap(),
             serde_json::to_string(ECHO_WORKER).unwrap()
         )
@@ -127,6 +127,9 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     })
     .unwrap_or_else(|| panic!("after the reboot: {:?}", stack.units()));
     assert_eq!(units, [unit("web", &first), unit("worker", &first)]);
+    // And the schedule's timer, enabled at the switch.
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert!(stack.host.is_active("hello-test-schedule-1.timer"));
 }
 
 #[test]

@@ -236,7 +236,10 @@ shipit_systemd_stop_old() {
 # again while it runs.
 shipit_systemd_timers() {
   timers=
-  if [ -f "$R/.shipit/timers" ]; then timers=$(grep '\.timer$' "$R/.shipit/timers" | tr '\n' ' '); fi
+  # Under supervisor (`auto` on a host without systemd) the scheduler runs the schedule.
+  if [ -f "$R/.shipit/timers" ] && [ "$MANAGER" = systemd ]; then
+    timers=$(grep '\.timer$' "$R/.shipit/timers" | tr '\n' ' ')
+  fi
   gone=
   for file in "$D/.shipit/systemd/$UNIT_PREFIX"-schedule-*.timer; do
     [ -e "$file" ] || continue
