@@ -160,7 +160,10 @@ fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_relea
 #[test]
 fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     let mut stack = SystemdStack::start();
-    stack.configure(|s| s.systemd = "scope = \"user\"\n".into());
+    stack.configure(|s| {
+        s.systemd = "scope = \"user\"\n".into();
+        s.extra = "[targets.test.schedule]\n\"@yearly\" = \"true\"\n".into();
+    });
 
     // No lingering: check says what to run.
     stack
@@ -180,6 +183,14 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     assert!(active(&stack.host, &first));
     // Not a system unit.
     assert!(stack.units().is_empty(), "{:?}", stack.units());
+    // The schedule's timer is the deploy user's too.
+    let timer_active = |host: &SystemdHost| {
+        host.user_systemctl(&["is-active", "--quiet", "hello-test-schedule-1.timer"])
+            .status
+            .success()
+    };
+    assert!(timer_active(&stack.host));
+    assert_eq!(timers(&stack.host), Vec::<String>::new());
 
     stack.change_page("second");
     let second = stack.deploy_release();
@@ -189,6 +200,7 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     stack.host.reboot();
     stack.serves_release(&second);
     assert!(active(&stack.host, &second) && !active(&stack.host, &first));
+    assert!(timer_active(&stack.host));
 }
 
 #[test]
@@ -436,6 +448,25 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     fired(&first, "v1", since);
     send(&a_to, "rolled-back", "");
     wait_line(&b_to, &format!("done rolled-back {first} "));
+
+    // A deploy without a schedule leaves no timer anywhere.
+    stack.change_page("third");
+    stack.configure(|s| s.extra = target_toml(""));
+    let third = stack.deploy_release();
+    stack.serves_release(&third);
+    assert_eq!(timers(&stack.host), Vec::<String>::new());
+    // (list-unit-files exits 1 when no file matches.)
+    let files = stack.host.systemctl(&[
+        "list-unit-files",
+        "--plain",
+        "--no-legend",
+        "hello-test-schedule*",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&files.stdout).trim(),
+        "",
+        "{files:?}"
+    );
 }
 
 #[test]
