@@ -95,10 +95,7 @@ fn measure(target: &dyn Target, name: &str, runs: usize) -> Figures {
         figures.steps.extend(step_times(&run.stderr));
         let run = target.rollback();
         let back = ok(&run, "a rollback");
-        assert_eq!(
-            back, previous,
-            "the rollback went to {back}, not {previous}"
-        );
+        assert_eq!(back, previous, "the rollback went to {back}, not {previous}");
         target.serves(&previous);
         figures.rollback.push(run.elapsed);
         figures.steps.extend(step_times(&run.stderr));
@@ -139,12 +136,7 @@ fn main() {
     println!("load average at the start: {}", load_average.trim());
     println!(
         "{:<12} {:>8} {:>20} {:>20} {:>10} {:>12}",
-        "manager",
-        "first",
-        "redeploy min/median",
-        "rollback min/median",
-        "start-app",
-        "stop-old-app"
+        "manager", "first", "redeploy min/median", "rollback min/median", "start-app", "stop-old-app"
     );
     for (name, mut f) in [("supervisor", supervisor), ("systemd", systemd)] {
         let (redeploy_min, rollback_min) = (
