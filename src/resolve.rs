@@ -584,11 +584,11 @@ pub(crate) fn service_configs(
             }
             let mut timers = UnitFiles::default();
             if runs_scheduler {
+                context.set("scope", settings.systemd.scope.name());
                 for (index, (when, commands)) in target.schedule.iter().enumerate() {
                     timers.add_timer(
                         &templates,
                         &mut context,
-                        settings,
                         target,
                         index + 1,
                         when,
@@ -703,13 +703,12 @@ impl UnitFiles {
 
     /// Renders schedule entry `entry` (from 1): `PREFIX-schedule-N.timer` firing at the entry's
     /// times, the oneshot `PREFIX-schedule-N.service` it starts, and the release's
-    /// `schedule-N.sh` that service runs (the entry's commands, in `current`).
-    #[allow(clippy::too_many_arguments)]
+    /// `schedule-N.sh` that service runs (the entry's commands, in `current`). `context` has
+    /// the release's values and `scope`.
     fn add_timer(
         &mut self,
         templates: &crate::templates::Templates,
         context: &mut RenderContext,
-        settings: &App,
         target: &Target,
         entry: usize,
         when: &str,
@@ -737,9 +736,7 @@ impl UnitFiles {
                 ))),
             ),
         ]);
-        context
-            .set("timer", minijinja::Value::from_serialize(&values))
-            .set("scope", settings.systemd.scope.name());
+        context.set("timer", minijinja::Value::from_serialize(&values));
         for (file, template) in [
             (script, "systemd.schedule.sh.j2"),
             (format!("{name}.service"), "systemd.schedule.service.j2"),
