@@ -81,3 +81,40 @@ fn hosts_running(resolved: &Resolved, process: &str) -> Vec<bool> {
         false => vec![true; runs.len()],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Process;
+    use crate::resolve::Placement;
+
+    #[test]
+    fn a_process_is_read_where_it_runs_and_an_unknown_one_everywhere() {
+        let process = |once| Process {
+            run: "x".into(),
+            role: "worker".into(),
+            replicas: 1,
+            stop_timeout: 10,
+            once,
+        };
+        let resolved = Resolved {
+            placements: vec![
+                Placement {
+                    web: true,
+                    processes: Vec::new(),
+                    once: vec![("schedule".into(), process(true))],
+                },
+                Placement {
+                    web: false,
+                    processes: vec![("worker".into(), process(false))],
+                    once: Vec::new(),
+                },
+            ],
+            ..crate::resolve::sample()
+        };
+        assert_eq!(hosts_running(&resolved, "web"), [true, false]);
+        assert_eq!(hosts_running(&resolved, "schedule"), [true, false]);
+        assert_eq!(hosts_running(&resolved, "worker"), [false, true]);
+        assert_eq!(hosts_running(&resolved, "mail"), [true, true]);
+    }
+}
