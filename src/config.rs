@@ -218,9 +218,10 @@ pub struct Target {
     /// Hosts (indices in `hosts`) by role (`[targets.T.roles]`); a host listed under no role
     /// carries every role.
     pub roles: BTreeMap<String, Vec<usize>>,
-    /// Scheduled commands (`[targets.T.schedule]`): a five-field cron schedule and a command,
-    /// run on the primary in `current`.
-    pub schedule: Vec<(String, String)>,
+    /// Scheduled commands (`[targets.T.schedule]`), one entry per schedule in the order of
+    /// their keys: five numeric cron fields and the commands run in order, on the primary in
+    /// `current`.
+    pub schedule: Vec<(String, Vec<String>)>,
 }
 
 impl Target {
@@ -1408,16 +1409,18 @@ fn validate_target(
             RawSchedule::One(command) => vec![command],
             RawSchedule::Several(commands) => commands,
         };
-        for command in commands {
-            if command.trim().is_empty() || command.chars().any(|c| c.is_control()) {
-                return Err(source.error(
-                    when.span(),
-                    entry_key,
-                    "each command must be one non-empty line",
-                ));
-            }
-            schedule.push((spec.clone(), command));
+        if commands.is_empty()
+            || commands
+                .iter()
+                .any(|c| c.trim().is_empty() || c.chars().any(|c| c.is_control()))
+        {
+            return Err(source.error(
+                when.span(),
+                entry_key,
+                "each command must be one non-empty line",
+            ));
         }
+        schedule.push((spec, commands));
     }
     let mut roles = BTreeMap::new();
     for (role, listed) in raw.roles {
@@ -1628,10 +1631,34 @@ fn validate_processes(
 }
 
 /// A cron schedule as five fields (minute, hour, day of month, month, day of week), each a
-/// comma-separated list of `*`, `N` or `N-M`, optionally `/STEP`; `@hourly`, `@daily`
+/// comma-separated list of `*`, `N` or `N-M`, optionally `/STEP`, months and days of the week
+/// also by their English names' first three letters (`jan`, `mon-fri`); `@hourly`, `@daily`
 /// (`@midnight`), `@weekly`, `@monthly` and `@yearly` (`@annually`) stand for theirs. Returns
-/// the five fields, single-spaced.
+/// the five fields, single-spaced, names as numbers.
 fn cron_fields(text: &str) -> std::result::Result<String, String> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    // `name` as its number (months from 1, days from 0), anything else as it is.
+    let numbered = |field: &str, names: &[&str], first: usize| -> String {
+        let mut out = String::new();
+        let mut word = String::new();
+        for c in field.chars().chain(std::iter::once(',')) {
+            if c.is_ascii_alphabetic() {
+                word.push(c);
+                continue;
+            }
+            match names.iter().position(|n| n.eq_ignore_ascii_case(&word)) {
+                Some(index) => out.push_str(&(index + first).to_string()),
+                None => out.push_str(&word),
+            }
+            word.clear();
+            out.push(c);
+        }
+        out.pop();
+        out
+    };
     let text = match text.trim() {
         "@hourly" => "0 * * * *",
         "@daily" | "@midnight" => "0 0 * * *",
@@ -1640,7 +1667,11 @@ fn cron_fields(text: &str) -> std::result::Result<String, String> {
         "@yearly" | "@annually" => "0 0 1 1 *",
         other => other,
     };
-    let fields: Vec<&str> = text.split_whitespace().collect();
+    let mut fields: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    if fields.len() == 5 {
+        fields[3] = numbered(&fields[3], &MONTHS, 1);
+        fields[4] = numbered(&fields[4], &DAYS, 0);
+    }
     if fields.len() != 5 {
         return Err(format!(
             "`{text}` is not a schedule: five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly"
@@ -1833,6 +1864,31 @@ keep_releases = 3
         assert!(msg.contains("`image.port`: must be 1..65535"), "{msg}");
         let msg = bad("bases = \"x\"");
         assert!(msg.contains("unknown field `bases`"), "{msg}");
+    }
+
+    #[test]
+    fn schedule_entries_keep_their_commands_and_read_names_as_numbers() {
+        let config = parse(&format!(
+            "{GOOD}\n[targets.staging.schedule]\n\"0 3 * Jan-mar mon-FRI\" = \"a\"\n\"@daily\" = [\"b\", \"c\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.target("staging").unwrap().schedule,
+            [
+                ("0 3 * 1-3 1-5".to_string(), vec!["a".to_string()]),
+                (
+                    "0 0 * * *".to_string(),
+                    vec!["b".to_string(), "c".to_string()]
+                ),
+            ]
+        );
+        let msg = message(&format!(
+            "{GOOD}\n[targets.staging.schedule]\n\"0 3 * * fry\" = \"a\"\n"
+        ));
+        assert!(
+            msg.contains("the day of week is a number from 0 to 7"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`run`] is the whole program; `main.rs` only exits with its status.
 
 pub mod build;
+mod calendar;
 pub mod cli;
 mod commands;
 pub mod config;

@@ -563,6 +563,7 @@ pub(crate) fn service_configs(
         true => Some(render_programs(false, &placed.once)?),
         false => None,
     };
+    let runs_scheduler = placed.once.iter().any(|(name, _)| name == SCHEDULER);
     let units = match target
         .app
         .as_ref()
@@ -577,14 +578,28 @@ pub(crate) fn service_configs(
                 units.add(&templates, &mut context, settings, target, name, process)?;
             }
             let mut once = UnitFiles::default();
-            for (name, process) in &placed.once {
+            // Under systemd the schedule's timers replace the scheduler.
+            for (name, process) in placed.once.iter().filter(|(name, _)| name != SCHEDULER) {
                 once.add(&templates, &mut context, settings, target, name, process)?;
             }
-            (units.bundle(), once.bundle())
+            let mut timers = UnitFiles::default();
+            if runs_scheduler {
+                context.set("scope", settings.systemd.scope.name());
+                for (index, (when, commands)) in target.schedule.iter().enumerate() {
+                    timers.add_timer(
+                        &templates,
+                        &mut context,
+                        target,
+                        index + 1,
+                        when,
+                        commands,
+                    )?;
+                }
+            }
+            (units.bundle(), once.bundle(), timers.bundle())
         }
-        None => (None, None),
+        None => (None, None, None),
     };
-    let runs_scheduler = placed.once.iter().any(|(name, _)| name == SCHEDULER);
     Ok(crate::plan::deploy::ServiceConfigs {
         nginx: match (&target.nginx, placed.web) {
             (Some(_), true) => Some(templates.render("nginx.conf.j2", &context)?),
@@ -592,15 +607,16 @@ pub(crate) fn service_configs(
         },
         app,
         once,
-        schedule: (target.app.is_some() && runs_scheduler).then(|| {
+        schedule: (supervised && runs_scheduler).then(|| {
             target
                 .schedule
                 .iter()
-                .map(|(when, command)| format!("{when}\t{command}\n"))
+                .flat_map(|(when, commands)| commands.iter().map(move |c| format!("{when}\t{c}\n")))
                 .collect()
         }),
         units: units.0,
         units_once: units.1,
+        timers: units.2,
     })
 }
 
@@ -681,6 +697,53 @@ impl UnitFiles {
             }
             let text = templates.render("systemd.service.j2", context)?;
             self.files.push((format!("{unit}@.service"), text));
+        }
+        Ok(())
+    }
+
+    /// Renders schedule entry `entry` (from 1): `PREFIX-schedule-N.timer` firing at the entry's
+    /// times, the oneshot `PREFIX-schedule-N.service` it starts, and the release's
+    /// `schedule-N.sh` that service runs (the entry's commands, in `current`). `context` has
+    /// the release's values and `scope`.
+    fn add_timer(
+        &mut self,
+        templates: &crate::templates::Templates,
+        context: &mut RenderContext,
+        target: &Target,
+        entry: usize,
+        when: &str,
+        commands: &[String],
+    ) -> Result<()> {
+        let prefix = unit_prefix(&context.get("project").unwrap_or_default(), &target.name);
+        let name = format!("{prefix}-{SCHEDULER}-{entry}");
+        let script = format!("{SCHEDULER}-{entry}.sh");
+        let quoted: Vec<String> = commands.iter().map(|c| crate::plan::quote(c)).collect();
+        let values = std::collections::BTreeMap::from([
+            ("name", minijinja::Value::from(name.as_str())),
+            ("entry", minijinja::Value::from(entry)),
+            ("schedule", minijinja::Value::from(when)),
+            (
+                "calendar",
+                minijinja::Value::from_serialize(crate::calendar::on_calendar(when)),
+            ),
+            ("script", minijinja::Value::from(script.as_str())),
+            ("commands", minijinja::Value::from_serialize(&quoted)),
+            (
+                "current",
+                minijinja::Value::from(crate::plan::quote(&format!(
+                    "{}/current",
+                    target.deploy_to
+                ))),
+            ),
+        ]);
+        context.set("timer", minijinja::Value::from_serialize(&values));
+        for (file, template) in [
+            (script, "systemd.schedule.sh.j2"),
+            (format!("{name}.service"), "systemd.schedule.service.j2"),
+            (format!("{name}.timer"), "systemd.timer.j2"),
+        ] {
+            let text = templates.render(template, context)?;
+            self.files.push((file, text));
         }
         Ok(())
     }
@@ -767,6 +830,85 @@ worker = ["c"]
         assert!(a.web && names(&a.processes).is_empty() && a.once.is_empty());
         assert!(b.web && names(&b.processes).is_empty() && names(&b.once) == ["beat"]);
         assert!(!c.web && names(&c.processes) == ["worker"] && c.once.is_empty());
+    }
+
+    #[test]
+    fn under_systemd_the_schedule_is_timers_on_the_primary_and_no_scheduler() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+app_user = "app"
+
+[targets.prod.app]
+manager = "systemd"
+
+[targets.prod.schedule]
+"0 4 1,15 * mon" = ["./manage.py clearsessions", "echo 'done'"]
+
+[targets.prod.roles]
+web = ["a", "b"]
+"#;
+        let config = Config::parse(
+            std::path::Path::new("shipit.toml"),
+            std::path::Path::new("."),
+            text,
+        )
+        .unwrap();
+        let target = config.target("prod").unwrap();
+        let info = BuildInfo {
+            build_time: String::new(),
+            revision: String::new(),
+            dirty: false,
+        };
+        let release = ReleaseId::parse("20261122010320").unwrap();
+        let configs = |host| {
+            service_configs(
+                &config,
+                target,
+                &info,
+                release,
+                "app",
+                &placement(target, host),
+            )
+            .unwrap()
+        };
+        let (primary, other) = (configs(0), configs(1));
+        assert_eq!(other.timers, None);
+        assert_eq!(primary.schedule, None);
+        assert!(!primary.units_once.unwrap_or_default().contains("schedule"));
+        let timers = primary.timers.unwrap();
+        let files: Vec<&str> = timers
+            .lines()
+            .filter_map(|l| l.strip_prefix(UNIT_FILE_MARK))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "schedule-1.sh",
+                "hello-prod-schedule-1.service",
+                "hello-prod-schedule-1.timer"
+            ]
+        );
+        for line in [
+            // cron ORs the two day fields: one calendar event each.
+            "OnCalendar=*-*-01,15 04:00:00\nOnCalendar=Mon *-*-* 04:00:00\n",
+            "AccuracySec=1s\nUnit=hello-prod-schedule-1.service\n",
+            "WantedBy=timers.target\n",
+            "Type=oneshot\nUser=app\n",
+            "ExecStart=/bin/sh /srv/hello/releases/20261122010320/.shipit/systemd/schedule-1.sh\n",
+            "\ncd -P /srv/hello/current || exit 1\n",
+            "\n/bin/sh -c './manage.py clearsessions' || exit\n",
+            r#"
+/bin/sh -c 'echo '\''done'\''' || exit
+"#,
+        ] {
+            assert!(timers.contains(line), "no {line:?} in:\n{timers}");
+        }
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../templates/systemd.run.sh.j2"),
     ),
     (
+        "systemd.timer.j2",
+        include_str!("../templates/systemd.timer.j2"),
+    ),
+    (
+        "systemd.schedule.service.j2",
+        include_str!("../templates/systemd.schedule.service.j2"),
+    ),
+    (
+        "systemd.schedule.sh.j2",
+        include_str!("../templates/systemd.schedule.sh.j2"),
+    ),
+    (
         "maintenance.html.j2",
         include_str!("../templates/maintenance.html.j2"),
     ),

@@ -23,6 +23,24 @@ fn unit(kind: &str, release: &str) -> String {
     format!("hello-test-{kind}@{release}.service")
 }
 
+/// The target's schedule timers `systemctl list-timers` shows on `host`, sorted.
+fn timers(host: &SystemdHost) -> Vec<String> {
+    let out = host.systemctl_ok(&[
+        "list-timers",
+        "--all",
+        "--plain",
+        "--no-legend",
+        "hello-test-*",
+    ]);
+    let mut timers: Vec<String> = out
+        .split_whitespace()
+        .filter(|word| word.ends_with(".timer"))
+        .map(str::to_string)
+        .collect();
+    timers.sort();
+    timers
+}
+
 /// Waits until the journal of `unit` has a line containing `needle`.
 fn journal_says(host: &SystemdHost, unit: &str, needle: &str) {
     wait_for(Duration::from_secs(20), || {
@@ -43,7 +61,7 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     let mut stack = SystemdStack::start();
     stack.configure(|s| {
         s.extra = format!(
-            "env = {{ HELLO_GREETING = {} }}\n\n[targets.test.processes]\nworker = {}\n",
+            "env = {{ HELLO_GREETING = {} }}\n\n[targets.test.processes]\nworker = {}\n\n[targets.test.schedule]\n\"@yearly\" = \"true\"\n",
             serde_json::to_string(GREETING).unwrap(),
             serde_json::to_string(ECHO_WORKER).unwrap()
         )
@@ -109,6 +127,9 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     })
     .unwrap_or_else(|| panic!("after the reboot: {:?}", stack.units()));
     assert_eq!(units, [unit("web", &first), unit("worker", &first)]);
+    // And the schedule's timer, enabled at the switch.
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert!(stack.host.is_active("hello-test-schedule-1.timer"));
 }
 
 #[test]
@@ -139,7 +160,10 @@ fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_relea
 #[test]
 fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     let mut stack = SystemdStack::start();
-    stack.configure(|s| s.systemd = "scope = \"user\"\n".into());
+    stack.configure(|s| {
+        s.systemd = "scope = \"user\"\n".into();
+        s.extra = "[targets.test.schedule]\n\"@yearly\" = \"true\"\n".into();
+    });
 
     // No lingering: check says what to run.
     stack
@@ -159,6 +183,14 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     assert!(active(&stack.host, &first));
     // Not a system unit.
     assert!(stack.units().is_empty(), "{:?}", stack.units());
+    // The schedule's timer is the deploy user's too.
+    let timer_active = |host: &SystemdHost| {
+        host.user_systemctl(&["is-active", "--quiet", "hello-test-schedule-1.timer"])
+            .status
+            .success()
+    };
+    assert!(timer_active(&stack.host));
+    assert_eq!(timers(&stack.host), Vec::<String>::new());
 
     stack.change_page("second");
     let second = stack.deploy_release();
@@ -168,6 +200,7 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     stack.host.reboot();
     stack.serves_release(&second);
     assert!(active(&stack.host, &second) && !active(&stack.host, &first));
+    assert!(timer_active(&stack.host));
 }
 
 #[test]
@@ -226,39 +259,44 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     .unwrap();
     let (a_to, b_to) = (stack.deploy_to(), b.deploy_to());
     let beat = "celery -A hello.celery beat -l info -s var/beat-schedule";
-    let nightly = r#"echo "$(date +%Y%m%d%H%M) $SHIPIT_RELEASE" >> var/schedule.log"#;
+    // The schedule as systemd timers: each release's own, on the primary.
+    let minutely = |marker: &str| {
+        format!(
+            r#"echo "$(date +%Y%m%d%H%M) $SHIPIT_RELEASE $HELLO_SCHEDULED {marker}" >> var/schedule.log"#
+        )
+    };
+    let target_toml = |schedule: &str| {
+        format!(
+            "migrate = \"each-host\"\n{}\n[targets.test.schedule]\n{schedule}\n[targets.test.roles]\nweb = [{a_spec:?}]\nworker = [{b_spec:?}]\n",
+            celery_toml(
+                &redis,
+                ", HELLO_BEAT_SECONDS = \"1\", HELLO_SCHEDULED = \"from-env\"",
+                &format!(
+                    "worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\nbeat = {{ run = {beat:?}, once = true }}\n"
+                ),
+            ),
+        )
+    };
     stack.configure(|s| {
         s.requirements = "requirements/celery.txt".into();
         s.hosts = vec![a_spec.clone(), b_spec.clone()];
         s.known_hosts = Some(known.clone());
         // Each host has its own SQLite database here.
-        s.extra = format!(
-            "migrate = \"each-host\"\n{}\n[targets.test.schedule]\n{:?} = {:?}\n\n[targets.test.roles]\nweb = [{a_spec:?}]\nworker = [{b_spec:?}]\n",
-            celery_toml(
-                &redis,
-                ", HELLO_BEAT_SECONDS = \"1\"",
-                &format!(
-                    "worker = {{ run = {WORKER:?}, stop_timeout = 120 }}\nbeat = {{ run = {beat:?}, once = true }}\n"
-                ),
-            ),
-            "* * * * *",
-            nightly,
-        )
+        s.extra = target_toml(&format!("{:?} = {:?}\n", "* * * * *", minutely("v1")));
     });
     let units_of = |host: &SystemdHost| host.running_units("hello-test-*");
 
     let first = stack.deploy_release();
     stack.serves_release(&first);
-    // A (web, primary): gunicorn, beat and the scheduler; B (worker): the worker, no site.
+    // A (web, primary): gunicorn, beat and the schedule's timer (no scheduler process); B
+    // (worker): the worker, no site, no timer.
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &first),
-            unit("schedule", &first),
-            unit("web", &first)
-        ]
+        [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&b), Vec::<String>::new());
     assert!(!b.nginx.sites_dir.join("hello.conf").exists());
     // Beat on A sends, the worker on B runs: one beat on the whole machine.
     wait_line(&b_to, &format!("done beat {first} "));
@@ -271,6 +309,16 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     send(&a_to, "slow", "go");
     wait_line(&b_to, &format!("started slow {first} "));
     stack.change_page("second");
+    // The second release's schedule: the per-minute entry's command changed, and a yearly entry
+    // of two commands run in order.
+    let yearly = ["echo one >> var/yearly.log", "echo two >> var/yearly.log"];
+    stack.configure(|s| {
+        s.extra = target_toml(&format!(
+            "{:?} = {:?}\n\"@yearly\" = {yearly:?}\n",
+            "* * * * *",
+            minutely("v2")
+        ))
+    });
     let second = std::thread::scope(|scope| {
         // The stack is not Sync (its host holds a channel): the deploy gets the parts it needs.
         let (project, home) = (&stack.project, stack.home.path());
@@ -295,47 +343,130 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     stack.serves_release(&second);
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &second),
-            unit("schedule", &second),
-            unit("web", &second)
-        ]
+        [unit("beat", &second), unit("web", &second)]
     );
     assert_eq!(units_of(&b), [unit("worker", &second)]);
     wait_line(&b_to, &format!("done beat {second} "));
     assert_eq!(processes_running("hello.celery beat", &a_to), 1);
+    assert_eq!(
+        timers(&stack.host),
+        ["hello-test-schedule-1.timer", "hello-test-schedule-2.timer"]
+    );
+    assert_eq!(timers(&b), Vec::<String>::new());
+    let calendar = stack.host.systemctl_ok(&[
+        "show",
+        "-p",
+        "TimersCalendar",
+        "--value",
+        "hello-test-schedule-2.timer",
+    ]);
+    assert!(
+        calendar.contains("OnCalendar=*-01-01 00:00:00"),
+        "{calendar}"
+    );
 
-    // The schedule fires on the primary, in current's release; never on B.
+    // The timer fires on its schedule on the primary, in current's release with its env and
+    // the second release's command; never on B.
     let log = a_to.join("shared/var/schedule.log");
-    wait_for(MINUTE_TIMEOUT, || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|text| text.contains(&format!(" {second}")))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the schedule never ran in {second}:\n{}",
-            stack
-                .host
-                .journalctl(&["-u", "hello-test-schedule@*", "-o", "cat", "-n", "30"])
-        )
-    });
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Waits for the line of a run in `release` logged after the log's first `since` bytes.
+    let fired = |release: &str, marker: &str, since: usize| {
+        let line = format!(" {release} from-env {marker}\n");
+        wait_for(MINUTE_TIMEOUT, || {
+            Some(logged()).filter(|text| text.get(since..).is_some_and(|new| new.contains(&line)))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the schedule never ran in {release} ({marker}):\n{}",
+                stack
+                    .host
+                    .journalctl(&["-u", "hello-test-schedule-*", "-o", "cat", "-n", "30"])
+            )
+        })
+    };
+    fired(&second, "v2", 0);
     assert!(!b_to.join("shared/var/schedule.log").exists());
+    // An entry's commands run in order; the service runs as the app user.
+    stack
+        .host
+        .systemctl_ok(&["start", "hello-test-schedule-2.service"]);
+    assert_eq!(
+        std::fs::read_to_string(a_to.join("shared/var/yearly.log")).unwrap(),
+        "one\ntwo\n"
+    );
+    let user = stack.host.systemctl_ok(&[
+        "show",
+        "-p",
+        "User",
+        "--value",
+        "hello-test-schedule-2.service",
+    ]);
+    assert_eq!(user.trim(), "deploy");
+    // `shipit logs --process schedule` reads the timers' services' journal.
+    stack
+        .shipit(&[
+            "logs",
+            "--target",
+            "test",
+            "--process",
+            "schedule",
+            "-n",
+            "50",
+        ])
+        .expect_code(0)
+        .prints(&[
+            &format!("running in {second}: echo one"),
+            &format!("running in {second}: echo \"$(date"),
+        ]);
 
-    // Rollback restores the first release's processes on both hosts.
+    // Rollback restores the first release's processes on both hosts, and its schedule: one
+    // entry, its own command; the second release's yearly entry leaves nothing behind.
     stack.rollback(&[]).expect_code(0);
     stack.serves_release(&first);
     assert_eq!(
         units_of(&stack.host),
-        [
-            unit("beat", &first),
-            unit("schedule", &first),
-            unit("web", &first)
-        ]
+        [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
+    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&b), Vec::<String>::new());
+    let files = stack.host.systemctl_ok(&[
+        "list-unit-files",
+        "--plain",
+        "--no-legend",
+        "hello-test-schedule-*",
+    ]);
+    assert!(!files.contains("schedule-2"), "{files}");
+    assert!(!a_to
+        .join(".shipit/systemd/hello-test-schedule-2.timer")
+        .exists());
+    // Fired by hand (firing on its schedule is proven above): current's release, its command.
+    let since = logged().len();
+    stack
+        .host
+        .systemctl_ok(&["start", "hello-test-schedule-1.service"]);
+    fired(&first, "v1", since);
     send(&a_to, "rolled-back", "");
     wait_line(&b_to, &format!("done rolled-back {first} "));
+
+    // A deploy without a schedule leaves no timer anywhere.
+    stack.change_page("third");
+    stack.configure(|s| s.extra = target_toml(""));
+    let third = stack.deploy_release();
+    stack.serves_release(&third);
+    assert_eq!(timers(&stack.host), Vec::<String>::new());
+    // (list-unit-files exits 1 when no file matches.)
+    let files = stack.host.systemctl(&[
+        "list-unit-files",
+        "--plain",
+        "--no-legend",
+        "hello-test-schedule*",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&files.stdout).trim(),
+        "",
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -358,4 +489,34 @@ fn auto_runs_the_app_under_systemd_where_systemd_runs_and_under_supervisor_elsew
         "{}",
         supervised.programs()
     );
+}
+
+/// What the schedule's "a run never overlaps the previous one" rests on: a timer does not start
+/// its oneshot service again while it runs. Here the timer elapses every 2 seconds and a run
+/// takes 5: the runs follow each other, never two at once.
+#[test]
+fn a_timer_never_starts_its_oneshot_service_again_while_it_runs() {
+    let host = SystemdHost::start();
+    let log = host.base.path().join("runs.log");
+    host.write_unit(
+        "overlap.service",
+        &format!(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo start >> {log}; sleep 5; echo end >> {log}'\n",
+            log = log.display()
+        ),
+    );
+    host.write_unit(
+        "overlap.timer",
+        "[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n",
+    );
+    host.systemctl_ok(&["start", "overlap.timer"]);
+    std::thread::sleep(Duration::from_secs(15));
+    host.systemctl_ok(&["stop", "overlap.timer"]);
+    let runs = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines.len() >= 4, "the timer did not fire again: {runs}");
+    for (index, line) in lines.iter().enumerate() {
+        let expected = if index % 2 == 0 { "start" } else { "end" };
+        assert_eq!(*line, expected, "runs overlapped:\n{runs}");
+    }
 }

@@ -359,6 +359,18 @@ fn target_sections(
             "systemd.run.sh.j2",
             matches!(manager, Some(Manager::Systemd | Manager::Auto)),
         ),
+        (
+            "systemd.timer.j2",
+            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
+        ),
+        (
+            "systemd.schedule.service.j2",
+            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
+        ),
+        (
+            "systemd.schedule.sh.j2",
+            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
+        ),
     ] {
         if on {
             let origin = templates

@@ -113,6 +113,10 @@ pub(super) fn show(
             "systemd units started at the switch (once)",
             configs.units_once.clone(),
         ),
+        (
+            "systemd timers of the schedule, their services and scripts (at the switch)",
+            configs.timers.clone(),
+        ),
     ];
     for (what, text) in files {
         if let Some(text) = text {

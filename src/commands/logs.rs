@@ -29,7 +29,11 @@ pub(crate) fn run(config: &Config, args: &LogsArgs, printer: &Printer) -> Result
         follow: args.follow,
         grep: args.grep.clone().unwrap_or_default(),
     };
-    let runs = on_all(&mut fleet.sessions, |_, session| {
+    let runs_it = hosts_running(&resolved, &args.process);
+    let runs = on_all(&mut fleet.sessions, |index, session| {
+        if !runs_it.get(index).copied().unwrap_or(true) {
+            return Ok(None);
+        }
         let host = session.transport.name().to_string();
         let script = Script::new(
             random_hex(),
@@ -37,19 +41,80 @@ pub(crate) fn run(config: &Config, args: &LogsArgs, printer: &Printer) -> Result
             vec![step.clone()],
             Cleanup::Lock,
         );
-        session.stream(&script, printer, &mut |line| {
-            if printer.json {
-                printer.json_result(&json!({ "host": host, "line": line }));
-            } else {
-                printer.result(format!("{host} | {line}"));
-            }
-        })
+        session
+            .stream(&script, printer, &mut |line| {
+                if printer.json {
+                    printer.json_result(&json!({ "host": host, "line": line }));
+                } else {
+                    printer.result(format!("{host} | {line}"));
+                }
+            })
+            .map(Some)
     });
     for (run, session) in runs.into_iter().zip(&fleet.sessions) {
-        let run = run?;
+        let Some(run) = run? else { continue };
         if !run.succeeded() {
             return Err(run.error(session.transport.name(), ""));
         }
     }
     Ok(())
+}
+
+/// Which hosts (as in the target's hosts) run `process`, whose logs are there: `web` on web
+/// hosts, a process where its role places it, `once` ones and the schedule on the primary. A
+/// name no host runs is asked of every host, which then says which processes it has.
+fn hosts_running(resolved: &Resolved, process: &str) -> Vec<bool> {
+    let runs: Vec<bool> = resolved
+        .placements
+        .iter()
+        .map(|placed| match process {
+            crate::config::WEB_ROLE => placed.web,
+            name => placed
+                .processes
+                .iter()
+                .chain(&placed.once)
+                .any(|(n, _)| n == name),
+        })
+        .collect();
+    match runs.contains(&true) {
+        true => runs,
+        false => vec![true; runs.len()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Process;
+    use crate::resolve::Placement;
+
+    #[test]
+    fn a_process_is_read_where_it_runs_and_an_unknown_one_everywhere() {
+        let process = |once| Process {
+            run: "x".into(),
+            role: "worker".into(),
+            replicas: 1,
+            stop_timeout: 10,
+            once,
+        };
+        let resolved = Resolved {
+            placements: vec![
+                Placement {
+                    web: true,
+                    processes: Vec::new(),
+                    once: vec![("schedule".into(), process(true))],
+                },
+                Placement {
+                    web: false,
+                    processes: vec![("worker".into(), process(false))],
+                    once: Vec::new(),
+                },
+            ],
+            ..crate::resolve::sample()
+        };
+        assert_eq!(hosts_running(&resolved, "web"), [true, false]);
+        assert_eq!(hosts_running(&resolved, "schedule"), [true, false]);
+        assert_eq!(hosts_running(&resolved, "worker"), [false, true]);
+        assert_eq!(hosts_running(&resolved, "mail"), [true, true]);
+    }
 }

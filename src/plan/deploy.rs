@@ -31,6 +31,9 @@ pub(crate) struct ServiceConfigs {
     pub(crate) units: Option<String>,
     /// The systemd units of the singletons on this host (the primary), started at the switch.
     pub(crate) units_once: Option<String>,
+    /// The schedule's systemd timers, their services and run scripts (on the primary), started
+    /// at the switch.
+    pub(crate) timers: Option<String>,
 }
 
 /// Phase 1: layout, lock, facts.
@@ -90,6 +93,7 @@ pub(crate) fn prepare(
         schedule: configs.schedule.clone(),
         units: configs.units.clone(),
         units_once: configs.units_once.clone(),
+        timers: configs.timers.clone(),
     });
     steps.extend(start_services(resolved, placed));
     steps.push(Step::Prepared);

@@ -538,6 +538,7 @@ mod tests {
             schedule: Some("* * * * *\techo hi\n".into()),
             units: Some("#@shipit-file x-web@.service\n[Service]\n".into()),
             units_once: None,
+            timers: None,
         };
         let placed = deploy::tests::everything();
         let unapply = [Unapply {

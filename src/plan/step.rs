@@ -118,6 +118,7 @@ pub(crate) enum Step {
         schedule: Option<String>,
         units: Option<String>,
         units_once: Option<String>,
+        timers: Option<String>,
     },
     /// Install and check the nginx site.
     NginxCheck,
@@ -267,7 +268,8 @@ impl Step {
                 schedule,
                 units,
                 units_once,
-            } => [nginx, app, once, schedule, units, units_once]
+                timers,
+            } => [nginx, app, once, schedule, units, units_once, timers]
                 .iter()
                 .map(|c| {
                     c.as_deref()
@@ -397,9 +399,10 @@ mod tests {
                     schedule: None,
                     units: None,
                     units_once: Some("foo".into()),
+                    timers: Some("bar".into()),
                 },
                 "configs",
-                "step_configs Zm9v - Zm9v - - Zm9v",
+                "step_configs Zm9v - Zm9v - - Zm9v YmFy",
             ),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),

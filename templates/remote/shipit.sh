@@ -950,7 +950,7 @@ def due(spec, t):
     minute, hour, dom, month, dow = (values(x, *r) for x, r in zip(f, RANGES))
     dow = {d % 7 for d in dow}
     wday = (t.tm_wday + 1) % 7
-    if f[2] != "*" and f[4] != "*":
+    if not f[2].startswith("*") and not f[4].startswith("*"):
         day = t.tm_mday in dom or wday in dow
     else:
         day = t.tm_mday in dom and wday in dow
@@ -1009,10 +1009,11 @@ for process, lock, command in running:
     process.wait()
 '
 
-# step_configs NGINX_BASE64 APP_BASE64 ONCE_BASE64 SCHEDULE_BASE64: keeps the release's
-# rendered service configs in $R/.shipit (`-` for what this host does not run): the nginx site,
-# the programs started before the switch, the singletons started at it, and the schedule with
-# the scheduler that runs it.
+# step_configs NGINX APP ONCE SCHEDULE UNITS UNITS_ONCE TIMERS (each base64): keeps the
+# release's rendered service configs in $R/.shipit (`-` for what this host does not run): the
+# nginx site, the supervisor programs started before the switch and the singletons started at
+# it, the schedule with the scheduler that runs it (supervisor), the systemd units of both kinds,
+# and the schedule's systemd timers (listed in .shipit/timers, started at the switch).
 step_configs() {
   mkdir -p "$R/.shipit"
   if [ "$1" != - ]; then printf %s "$1" | base64 -d > "$R/.shipit/nginx.conf"; fi
@@ -1020,6 +1021,7 @@ step_configs() {
   if [ "$3" != - ]; then printf %s "$3" | base64 -d > "$R/.shipit/supervisor-once.conf"; fi
   if [ "${5:--}" != - ]; then shipit_unit_files "$5" "$R/.shipit/units"; fi
   if [ "${6:--}" != - ]; then shipit_unit_files "$6" "$R/.shipit/units-once"; fi
+  if [ "${7:--}" != - ]; then shipit_unit_files "$7" "$R/.shipit/timers" '\.(timer|service)$'; fi
   if [ "$4" != - ]; then
     printf %s "$4" | base64 -d > "$R/.shipit/schedule.tab"
     printf '%s' "$SHIPIT_SCHEDULER" > "$R/.shipit/scheduler.py"

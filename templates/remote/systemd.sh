@@ -10,6 +10,12 @@
 # .shipit/units (the singletons, started at the switch, in .shipit/units-once). The templates
 # are installed as $D/.shipit/systemd/NAME and `systemctl link`ed; only the live release's
 # instances are enabled, so after a reboot only they come up.
+#
+# The schedule (on the primary) is timers, not instances: entry N of the live release is
+# `<project>-<target>-schedule-N.timer`, starting the oneshot `<project>-<target>-schedule-N.service`
+# (which runs the release's .shipit/systemd/schedule-N.sh in `current`). A release lists both
+# files of each entry in .shipit/timers; the switch installs the live release's and removes
+# every other.
 # shellcheck disable=SC2154
 
 # Resolves MANAGER=auto for this host (systemd when it runs the host, supervisor otherwise) and
@@ -34,17 +40,18 @@ shipit_systemd_init() {
 shipit_systemctl() { eval "$SYSTEMCTL" '"$@"'; }
 shipit_journalctl() { eval "$JOURNALCTL" '"$@"'; }
 
-# shipit_unit_files BUNDLE LIST: splits a base64 bundle of files (each started by a
-# `#@shipit-file NAME` line) into $R/.shipit/systemd/ and lists its template units in LIST.
+# shipit_unit_files BUNDLE LIST [ERE]: splits a base64 bundle of files (each started by a
+# `#@shipit-file NAME` line) into $R/.shipit/systemd/ and lists in LIST the names that match ERE
+# (the template units when not given: what the switch installs).
 shipit_unit_files() {
   mkdir -p "$R/.shipit/systemd"
-  printf %s "$1" | base64 -d | awk -v dir="$R/.shipit/systemd" -v list="$2" '
+  printf %s "$1" | base64 -d | LISTED="${3:-@\\.service\$}" awk -v dir="$R/.shipit/systemd" -v list="$2" '
     index($0, "#@shipit-file ") == 1 {
       if (file != "") close(file)
       name = substr($0, 15)
       file = dir "/" name
       printf "" > file
-      if (name ~ /@\.service$/) print name >> list
+      if (name ~ ENVIRON["LISTED"]) print name >> list
       next
     }
     { print >> file }
@@ -214,6 +221,7 @@ shipit_systemd_stop_old() {
     echo "no other app server to stop"
   fi
   [ "$LIVE" = "$ID" ] || return 0
+  shipit_systemd_timers
   enable=$(shipit_instances "$R/.shipit/units" "$ID")
   if [ -n "$enable" ]; then
     # shellcheck disable=SC2086
@@ -256,6 +264,47 @@ shipit_systemd_reap() {
     if [ -z "$said" ]; then echo "waiting for the units of an earlier run to stop: $stopping"; said=1; fi
     sleep 0.1
   done
+}
+
+# At the switch, on every host: stops and disables every installed schedule timer that the live
+# release does not have (the whole schedule on a host that is not its primary, or under
+# supervisor), with its service, and removes their files; then installs, enables and (re)starts
+# the live release's (a timer restarted keeps no old time). Only timers are stopped: a run in
+# progress finishes, and its timer, even a new one of the same name, does not start the service
+# again while it runs.
+shipit_systemd_timers() {
+  timers=
+  # Under supervisor (`auto` on a host without systemd) the scheduler runs the schedule.
+  if [ -f "$R/.shipit/timers" ] && [ "$MANAGER" = systemd ]; then
+    timers=$(grep '\.timer$' "$R/.shipit/timers" | tr '\n' ' ')
+  fi
+  gone=
+  for file in "$D/.shipit/systemd/$UNIT_PREFIX"-schedule-*.timer; do
+    [ -e "$file" ] || continue
+    case " $timers " in *" ${file##*/} "*) continue ;; esac
+    gone="$gone ${file##*/}"
+  done
+  if [ -n "$gone" ]; then
+    # Word splitting of the unit lists is wanted.
+    # shellcheck disable=SC2086
+    services=$(printf '%s\n' $gone | sed 's/\.timer$/.service/' | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    shipit_systemctl stop -- $gone >/dev/null 2>&1 || echo "warning: systemd could not stop$gone"
+    # Disabling a linked unit removes its link too; the files go after.
+    # shellcheck disable=SC2086
+    shipit_systemctl disable -- $gone $services >/dev/null 2>&1 ||
+      echo "warning: systemd could not disable$gone"
+    for name in $gone $services; do rm -f "$D/.shipit/systemd/$name"; done
+    echo "removed the timers of no live schedule:$gone"
+  fi
+  [ -n "$timers" ] || return 0
+  shipit_systemd_install "$R/.shipit/timers"
+  # shellcheck disable=SC2086
+  if shipit_systemctl enable --no-reload -- $timers >/dev/null 2>&1 && shipit_systemctl restart -- $timers; then
+    echo "the schedule's timers run: $timers"
+  else
+    echo "warning: systemd could not start the timers of $ID: $timers"
+  fi
 }
 
 # Releases some instance of which runs (or starts, or stops), one a line.
@@ -304,16 +353,22 @@ shipit_journal_readable() {
 }
 
 # step_logs under systemd: PROCESS LINES FOLLOW ERE, from the journal of every release's
-# instances of PROCESS (replicas too).
+# instances of PROCESS (replicas too); `schedule`: of the schedule's timers' services (and of
+# the scheduler units of releases from before timers).
 shipit_systemd_logs() {
   [ -L "$D/current" ] || { echo "nothing is deployed under $D"; exit 1; }
   known=$(cat "$D/current/.shipit/units" "$D/current/.shipit/units-once" 2>/dev/null |
     sed -e "s/^$UNIT_PREFIX-//" -e 's/@\.service$//' -e 's/\.[0-9]*$//' | sort -u | tr '\n' ' ')
+  if [ -s "$D/current/.shipit/timers" ]; then known="$known schedule"; fi
   case " $known " in
     *" $1 "*) ;;
     *) echo "no process \`$1\` in this target; its processes: $known"; exit 1 ;;
   esac
-  set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1.*@*.service" "$2" "$3" "$4"
+  if [ "$1" = schedule ]; then
+    set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1-[0-9]*.service" "$2" "$3" "$4"
+  else
+    set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1.*@*.service" "$2" "$3" "$4"
+  fi
   if [ "$4" = 1 ]; then
     # journalctl -f never ends by itself: it is stopped when shipit goes (the script's stdin,
     # fd 3, closes).
