@@ -28,9 +28,12 @@ pub(crate) struct ServiceConfigs {
     pub(crate) schedule: Option<String>,
 }
 
-/// Phase 1: layout, lock, facts.
+/// Phase 1: layout, lock, what earlier runs left stopping, facts.
 pub(crate) fn begin() -> Phase {
-    Phase::new(vec![Step::Layout, Step::Lock, Step::Facts], Cleanup::Lock)
+    Phase::new(
+        vec![Step::Layout, Step::Lock, Step::Reap, Step::Facts],
+        Cleanup::Lock,
+    )
 }
 
 fn hooks(phase: HookPhase, list: &[crate::config::Hook]) -> impl Iterator<Item = Step> + '_ {

@@ -19,10 +19,16 @@ use super::deploy::{start_services, switch_and_check};
 use super::step::{Cleanup, Step};
 use super::Phase;
 
-/// Phase 1: lock and inventory (also the first phase of a prune).
+/// Phase 1: lock, what earlier runs left stopping, inventory (also the first phase of a
+/// prune).
 pub(crate) fn begin() -> Phase {
     Phase::new(
-        vec![Step::RequireReleases, Step::Lock, Step::Inventory],
+        vec![
+            Step::RequireReleases,
+            Step::Lock,
+            Step::Reap,
+            Step::Inventory,
+        ],
         Cleanup::Lock,
     )
 }

@@ -69,6 +69,9 @@ pub(crate) enum Step {
     RequireReleases,
     /// Take the lock.
     Lock,
+    /// Wait for the app servers earlier runs left stopping in the background (see
+    /// [`Step::StopOldApp`]); stop what they did not.
+    Reap,
     /// Report who holds the lock (`shipit lock status`).
     LockStatus,
     /// Give back a held lock, or one whose run is gone (`shipit lock release`).
@@ -137,7 +140,9 @@ pub(crate) enum Step {
     Finish,
     /// Remove releases the keep policy chose after a deploy, and unlock.
     Prune(Vec<ReleaseId>),
-    /// Stop the other releases' app servers.
+    /// Stop the other releases' app servers: they get SIGTERM and drain in the background,
+    /// unwaited for (the next run's [`Step::Reap`] waits for them), unless this release's
+    /// singletons take over from old ones.
     StopOldApp,
     /// Report applied and known migrations (rollback).
     Migrations,
@@ -191,6 +196,7 @@ impl Step {
             Step::Layout => "layout",
             Step::RequireReleases => "require-releases",
             Step::Lock => "lock",
+            Step::Reap => "reap",
             Step::LockStatus => "lock-status",
             Step::LockRelease => "lock-release",
             Step::Audit => "audit",
@@ -338,6 +344,7 @@ mod tests {
         let cases = [
             (Step::Layout, "layout", "step_layout"),
             (Step::Lock, "lock", "step_lock"),
+            (Step::Reap, "reap", "step_reap"),
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
             (Step::Audit, "audit", "step_audit"),
@@ -460,6 +467,7 @@ mod tests {
             Step::Layout,
             Step::RequireReleases,
             Step::Lock,
+            Step::Reap,
             Step::LockStatus,
             Step::LockRelease,
             Step::Audit,

@@ -355,6 +355,32 @@ shipit_release_python() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
+# What earlier runs left draining (shipit_drain): waits until each background stop is done,
+# and stops what one did not finish (it was killed) itself, so the inventory sees which
+# releases still run, pruning never removes one, and a release's programs are never started
+# again while they still stop.
+step_reap() {
+  for record in "$D"/.shipit/draining/*; do
+    case "$record" in *.done | *.log | *.tmp) continue ;; esac
+    [ -f "$record" ] || continue
+    pid=$(sed -n 's/^pid=//p' "$record")
+    start=$(sed -n 's/^start=//p' "$record")
+    names=$(sed -n 's/^program=//p' "$record" | tr '\n' ' ')
+    if [ ! -f "$record.done" ] && [ -n "$start" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; then
+      echo "waiting for the app servers of an earlier run to stop: $names"
+      while [ ! -f "$record.done" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; do
+        sleep 0.1
+      done
+    fi
+    if [ ! -f "$record.done" ]; then
+      # Word splitting of the program list is wanted.
+      # shellcheck disable=SC2086
+      shipit_ctl update $names || echo "warning: supervisor could not stop $names"
+    fi
+    rm -f "$record" "$record.done" "$record.log"
+  done
+}
+
 # The tools the remote steps need beyond the shell, checked before anything changes so a minimal
 # host (BusyBox/Alpine without coreutils, say) is refused with their names, never half-deployed.
 # `command -v` is a builtin: the check costs no process.
@@ -622,9 +648,10 @@ step_virtualenv() {
   ln -sfn "../../venvs/$KEY" "$R/.venv"
 }
 
-# Python run by step_settings: what the release's settings say about static and media files,
-# one NAME=value line each, into the file named as its second argument.
-SHIPIT_DJANGO_SETTINGS='import os, sys
+# Python run by step_settings after SHIPIT_SETTINGS_INPUTS: what the release's settings say
+# about static and media files, one NAME=value line each, into the file named as its second
+# argument, and what that came from into the third.
+SHIPIT_DJANGO_SETTINGS='
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 import django
 django.setup()
@@ -675,6 +702,93 @@ with open(sys.argv[2], "w") as out:
     for rel in rel_dirs:
         if rel is not None:
             out.write("STATICFILES_DIR=%s\n" % rel)
+# What the answer came from, for the next release to reuse it (SHIPIT_SETTINGS_CACHED): the
+# project modules imported and the files and directories read, but those of the venv and of
+# Python itself (the venv key covers them); none when one cannot be hashed.
+inputs = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+inputs |= {path for path in shipit_read if not path.endswith(".pyc")}
+keep, ok = set(), True
+def under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+for path in inputs:
+    real = os.path.realpath(os.path.join(release, path[4:] if path.startswith("dir:") else path))
+    if any(under(real, top) for top in shipit_skip):
+        continue
+    if any(under(real, top) for top in ("/proc", "/dev", "/sys", "/run")):
+        ok = False
+    elif under(real, os.path.realpath(release)):
+        rel = os.path.relpath(real, os.path.realpath(release))
+        if not path.startswith("dir:"):
+            keep.add(rel)
+    else:
+        keep.add(("dir:" if path.startswith("dir:") else "") + real)
+if ok:
+    with open(sys.argv[3], "w") as out:
+        out.write("key=%s\n" % shipit_settings_key(keep))
+        out.writelines("input=%s\n" % path for path in sorted(keep))
+'
+
+# Python before SHIPIT_DJANGO_SETTINGS and SHIPIT_SETTINGS_CACHED: shipit_settings_key(INPUTS),
+# a hash of what the settings probe's answer depends on: the environment (but for what differs
+# from one session or release to the next), the venv, every file name of the release (a new
+# local_settings.py counts) and the content of every input (paths relative to the release, or
+# absolute; `dir:PATH` for a directory's listing). As the probe, it records the files and
+# directories opened (an audit hook) in shipit_read.
+SHIPIT_SETTINGS_INPUTS='import hashlib, os, sys
+release = os.path.dirname(os.path.abspath(sys.argv[1]))
+shipit_skip = {os.path.realpath(p) for p in (os.path.join(release, ".venv"), sys.base_prefix,
+    sys.base_exec_prefix, sys.prefix)}
+def shipit_settings_key(inputs):
+    h = hashlib.sha256()
+    def add(*parts):
+        h.update(repr(parts).encode() + b"\n")
+    add(sorted((k, v) for k, v in os.environ.items() if not k.startswith(("SSH_", "SHIPIT_"))
+        and k not in ("PWD", "OLDPWD", "SHLVL", "_")))
+    add(os.readlink(os.path.join(release, ".venv")), sys.argv[1])
+    for top, dirs, files in os.walk(release):
+        rel = os.path.relpath(top, release)
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__"
+            and not (rel == "." and d in (".venv", ".shipit")))
+        add(rel, dirs, sorted(files))
+    for path in sorted(inputs):
+        try:
+            if path.startswith("dir:"):
+                add(path, sorted(os.listdir(path[4:])))
+            else:
+                with open(os.path.join(release, path), "rb") as f:
+                    add(path, hashlib.sha256(f.read()).hexdigest())
+        except OSError as e:
+            add(path, e.errno)
+    return h.hexdigest()[:32]
+shipit_read = set()
+def shipit_audit(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)) and "r" in str(args[1] or "r"):
+        shipit_read.add(os.fsdecode(args[0]))
+    elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+        shipit_read.add("dir:" + os.fsdecode(args[0]))
+'
+
+# Python run by step_settings before asking Django: the answer the live release ($3) got, when
+# everything it depends on (its .shipit/django.inputs) hashes the same in this release; its
+# paths inside the live release are moved to this one. Exits 1 when it cannot be reused.
+SHIPIT_SETTINGS_CACHED='
+live = sys.argv[3]
+with open(os.path.join(live, ".shipit", "django.inputs")) as f:
+    record = f.read().splitlines()
+inputs = [line[6:] for line in record if line.startswith("input=")]
+if not record or record[0] != "key=" + shipit_settings_key(inputs):
+    sys.exit(1)
+with open(os.path.join(live, ".shipit", "django")) as f:
+    answer = f.read()
+for old, new in ((os.path.realpath(live), os.path.realpath(release)), (live, release)):
+    answer = answer.replace(old + "/", new + "/").replace(old + "\n", new + "\n")
+# An answer that still names the live release (its id in STATIC_URL, say) is not this one.
+if os.path.basename(live) in answer:
+    sys.exit(1)
+with open(sys.argv[2], "w") as out:
+    out.write(answer)
+with open(sys.argv[4], "w") as out:
+    out.write("\n".join(record) + "\n")
 '
 
 shipit_django_value() { sed -n "s/^$1=//p" "$2/.shipit/django" 2>/dev/null | head -n 1; }
@@ -689,11 +803,22 @@ shipit_below() {
 }
 
 # Asks the release's settings (with its venv and environment) where static and media files
-# live and under which URLs, so collectstatic and nginx use exactly that.
+# live and under which URLs, so collectstatic and nginx use exactly that. Setting Django up
+# takes about a second: the live release's answer is reused when nothing it came from changed
+# (see SHIPIT_SETTINGS_CACHED).
 step_settings() {
   shipit_load_env "$R"
   cd "$R" || exit 1
-  "$R/.venv/bin/python" -c "$SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django"
+  rm -f "$R/.shipit/django.inputs"
+  if [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/django.inputs" ] &&
+    "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS$SHIPIT_SETTINGS_CACHED" "$MANAGE" \
+      "$R/.shipit/django" "$D/$PREVIOUS" "$R/.shipit/django.inputs" 2>/dev/null; then
+    echo "settings: as ${PREVIOUS##*/}'s (nothing they come from changed)"
+  else
+    "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS
+sys.addaudithook(shipit_audit)
+$SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django" "$R/.shipit/django.inputs"
+  fi
   sed 's/^/  /' "$R/.shipit/django"
 }
 
@@ -1292,6 +1417,31 @@ step_prune() {
   shipit_unlock
 }
 
+# shipit_drain PROGRAM...: the programs step_stop_old_app took the configs of get SIGTERM now
+# and drain in the background, each within its stop timeout: the run does not wait for them.
+# $D/.shipit/draining/ID records them (`pid=`, `start=` of the background job, `program=` lines)
+# until step_reap of a later run has seen them gone. When this release's singletons take over
+# from old ones, the stop is waited for here: never two of them at once.
+shipit_drain() {
+  if [ -f "$R/.shipit/supervisor-once.conf" ] && [ "$LIVE" = "$ID" ]; then
+    shipit_ctl update "$@" || echo "warning: supervisor could not stop $*"
+    return 0
+  fi
+  mkdir -p "$D/.shipit/draining"
+  record="$D/.shipit/draining/$ID"
+  rm -f "$record.done"
+  (
+    trap '' HUP PIPE
+    if shipit_ctl update "$@" > "$record.log" 2>&1; then : > "$record.done"; fi
+  ) </dev/null >/dev/null 2>&1 3<&- &
+  {
+    printf 'pid=%s\nstart=%s\n' "$!" "$(shipit_starttime "$!")"
+    printf 'program=%s\n' "$@"
+  } > "$record.tmp"
+  mv -f "$record.tmp" "$record"
+  echo "stopping in the background, each within its stop timeout: $*"
+}
+
 # Stops every other release's programs of this project and target gracefully (within each
 # program's stop timeout), except those of the release `current` points at now, then starts the
 # live release's singletons (`once` processes, kept in .shipit/supervisor-once.conf on the
@@ -1322,7 +1472,7 @@ step_stop_old_app() {
   if [ -n "$(printf '%s' "$OLD" | tr -d ' ')" ]; then
     # Word splitting of the program list is wanted.
     # shellcheck disable=SC2086
-    shipit_ctl update $OLD || echo "warning: supervisor could not stop$OLD"
+    shipit_drain $OLD
   else
     echo "no other app server to stop"
   fi
