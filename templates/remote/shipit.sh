@@ -707,7 +707,8 @@ with open(sys.argv[2], "w") as out:
 # Python itself (the venv key covers them); none when one cannot be hashed.
 inputs = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
 inputs |= {path for path in shipit_read if not path.endswith(".pyc")}
-keep, ok = set(), True
+# Without audit hooks (Python < 3.8) what was read is unknown: nothing is recorded.
+keep, ok = set(), shipit_hooked
 def under(path, top):
     return path == top or path.startswith(top.rstrip("/") + "/")
 for path in inputs:
@@ -718,7 +719,9 @@ for path in inputs:
         ok = False
     elif under(real, os.path.realpath(release)):
         rel = os.path.relpath(real, os.path.realpath(release))
-        if not path.startswith("dir:"):
+        # .shipit/release holds the release id alone, as SHIPIT_RELEASE does: an answer that
+        # depends on it names it, which SHIPIT_SETTINGS_CACHED refuses to reuse.
+        if not path.startswith("dir:") and rel != os.path.join(".shipit", "release"):
             keep.add(rel)
     else:
         keep.add(("dir:" if path.startswith("dir:") else "") + real)
@@ -729,21 +732,32 @@ if ok:
 '
 
 # Python before SHIPIT_DJANGO_SETTINGS and SHIPIT_SETTINGS_CACHED: shipit_settings_key(INPUTS),
-# a hash of what the settings probe's answer depends on: the environment (but for what differs
-# from one session or release to the next), the venv, every file name of the release (a new
-# local_settings.py counts) and the content of every input (paths relative to the release, or
-# absolute; `dir:PATH` for a directory's listing). As the probe, it records the files and
-# directories opened (an audit hook) in shipit_read.
-SHIPIT_SETTINGS_INPUTS='import hashlib, os, sys
+# a hash of what the settings probe's answer depends on: the environment as the probe starts
+# (Django sets TZ) but for what differs from one session or release to the next, the venv,
+# every file name of the release (a new local_settings.py counts) and the content of every
+# input (paths relative to the release, or absolute; `dir:PATH` for a directory's listing),
+# the release's revision in it left out (the settings selector records it: a new commit is
+# not new settings; SHIPIT_SETTINGS_CACHED refuses an answer that names the revision). As the
+# probe, it records the files and directories opened (an audit hook) in shipit_read.
+SHIPIT_SETTINGS_INPUTS='import hashlib, json, os, sys
 release = os.path.dirname(os.path.abspath(sys.argv[1]))
 shipit_skip = {os.path.realpath(p) for p in (os.path.join(release, ".venv"), sys.base_prefix,
     sys.base_exec_prefix, sys.prefix)}
+shipit_environ = sorted((k, v) for k, v in os.environ.items()
+    if not k.startswith(("SSH_", "SHIPIT_")) and k not in ("PWD", "OLDPWD", "SHLVL", "_"))
+def shipit_revision(top):
+    try:
+        with open(os.path.join(top, ".shipit", "manifest.json")) as f:
+            revision = str(json.load(f).get("revision") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return revision if len(revision) >= 7 else ""
 def shipit_settings_key(inputs):
     h = hashlib.sha256()
     def add(*parts):
         h.update(repr(parts).encode() + b"\n")
-    add(sorted((k, v) for k, v in os.environ.items() if not k.startswith(("SSH_", "SHIPIT_"))
-        and k not in ("PWD", "OLDPWD", "SHLVL", "_")))
+    revision = shipit_revision(release).encode()
+    add(shipit_environ)
     add(os.readlink(os.path.join(release, ".venv")), sys.argv[1])
     for top, dirs, files in os.walk(release):
         rel = os.path.relpath(top, release)
@@ -756,14 +770,24 @@ def shipit_settings_key(inputs):
                 add(path, sorted(os.listdir(path[4:])))
             else:
                 with open(os.path.join(release, path), "rb") as f:
-                    add(path, hashlib.sha256(f.read()).hexdigest())
+                    data = f.read()
+                if revision:
+                    data = data.replace(revision, b"@@REVISION@@")
+                add(path, hashlib.sha256(data).hexdigest())
         except OSError as e:
             add(path, e.errno)
     return h.hexdigest()[:32]
 shipit_read = set()
 def shipit_audit(event, args):
-    if event == "open" and isinstance(args[0], (str, bytes)) and "r" in str(args[1] or "r"):
-        shipit_read.add(os.fsdecode(args[0]))
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        # open() gives a mode, os.open() flags (a .pyc Python writes, say): only reads count.
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str):
+            writes = any(c in mode for c in "wax+")
+        else:
+            writes = bool((flags or 0) & (os.O_WRONLY | os.O_RDWR))
+        if not writes:
+            shipit_read.add(os.fsdecode(args[0]))
     elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
         shipit_read.add("dir:" + os.fsdecode(args[0]))
 '
@@ -782,8 +806,10 @@ with open(os.path.join(live, ".shipit", "django")) as f:
     answer = f.read()
 for old, new in ((os.path.realpath(live), os.path.realpath(release)), (live, release)):
     answer = answer.replace(old + "/", new + "/").replace(old + "\n", new + "\n")
-# An answer that still names the live release (its id in STATIC_URL, say) is not this one.
-if os.path.basename(live) in answer:
+# An answer that still names the live release (its id or revision in STATIC_URL, say) is not
+# this one.
+revision = shipit_revision(live)
+if os.path.basename(live) in answer or (revision and revision in answer):
     sys.exit(1)
 with open(sys.argv[2], "w") as out:
     out.write(answer)
@@ -813,11 +839,13 @@ step_settings() {
   if [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/django.inputs" ] &&
     "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS$SHIPIT_SETTINGS_CACHED" "$MANAGE" \
       "$R/.shipit/django" "$D/$PREVIOUS" "$R/.shipit/django.inputs" 2>/dev/null; then
-    echo "settings: as ${PREVIOUS##*/}'s (nothing they come from changed)"
+    echo "settings: skipped, nothing they read changed since ${PREVIOUS##*/} (its answer reused)"
+    shipit_fact settings "skipped, nothing they read changed since ${PREVIOUS##*/}"
   else
     "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS
-sys.addaudithook(shipit_audit)
+shipit_hooked = hasattr(sys, 'addaudithook') and sys.addaudithook(shipit_audit) is None
 $SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django" "$R/.shipit/django.inputs"
+    shipit_fact settings ran
   fi
   sed 's/^/  /' "$R/.shipit/django"
 }
