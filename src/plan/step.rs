@@ -69,9 +69,10 @@ pub(crate) enum Step {
     RequireReleases,
     /// Take the lock.
     Lock,
-    /// Wait for the app servers earlier runs left stopping in the background (see
-    /// [`Step::StopOldApp`]); stop what they did not.
-    Reap,
+    /// Clear up after the app servers earlier runs left stopping in the background (see
+    /// [`Step::StopOldApp`]): stop what they did not; with `wait`, wait for those still
+    /// stopping (before a rollback starts a release again); else they count as in use.
+    Reap { wait: bool },
     /// Report who holds the lock (`shipit lock status`).
     LockStatus,
     /// Give back a held lock, or one whose run is gone (`shipit lock release`).
@@ -196,7 +197,7 @@ impl Step {
             Step::Layout => "layout",
             Step::RequireReleases => "require-releases",
             Step::Lock => "lock",
-            Step::Reap => "reap",
+            Step::Reap { .. } => "reap",
             Step::LockStatus => "lock-status",
             Step::LockRelease => "lock-release",
             Step::Audit => "audit",
@@ -298,6 +299,7 @@ impl Step {
                 quote(grep),
             ],
             Step::Migrate { always: true, .. } => vec!["always".to_string()],
+            Step::Reap { wait: true } => vec!["wait".to_string()],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -344,7 +346,8 @@ mod tests {
         let cases = [
             (Step::Layout, "layout", "step_layout"),
             (Step::Lock, "lock", "step_lock"),
-            (Step::Reap, "reap", "step_reap"),
+            (Step::Reap { wait: false }, "reap", "step_reap"),
+            (Step::Reap { wait: true }, "reap", "step_reap wait"),
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
             (Step::Audit, "audit", "step_audit"),
@@ -467,7 +470,7 @@ mod tests {
             Step::Layout,
             Step::RequireReleases,
             Step::Lock,
-            Step::Reap,
+            Step::Reap { wait: true },
             Step::LockStatus,
             Step::LockRelease,
             Step::Audit,

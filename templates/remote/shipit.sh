@@ -296,6 +296,7 @@ shipit_inventory() {
         case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
       done
     shipit_installed_releases
+    shipit_draining_releases
   } | sort -u | tr '\n' ' ')"
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
@@ -355,18 +356,21 @@ shipit_release_python() {
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
 
-# What earlier runs left draining (shipit_drain): waits until each background stop is done,
-# and stops what one did not finish (it was killed) itself, so the inventory sees which
-# releases still run, pruning never removes one, and a release's programs are never started
-# again while they still stop.
+# step_reap [wait]: what earlier runs left draining (shipit_drain). A finished stop's record is
+# removed; what a stop did not finish (it was killed) is stopped here; a stop still under way
+# is left to finish, its releases counted in use (see shipit_draining_releases: never pruned),
+# or with `wait` waited for: before a rollback starts a release's programs again.
 step_reap() {
-  for record in "$D"/.shipit/draining/*; do
-    case "$record" in *.done | *.log | *.tmp) continue ;; esac
+  for record in "$D"/.shipit/draining/*[0-9]; do
     [ -f "$record" ] || continue
     pid=$(sed -n 's/^pid=//p' "$record")
     start=$(sed -n 's/^start=//p' "$record")
     names=$(sed -n 's/^program=//p' "$record" | tr '\n' ' ')
     if [ ! -f "$record.done" ] && [ -n "$start" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; then
+      if [ "${1:-}" != wait ]; then
+        echo "still stopping, in the background: $names"
+        continue
+      fi
       echo "waiting for the app servers of an earlier run to stop: $names"
       while [ ! -f "$record.done" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; do
         sleep 0.1
@@ -379,6 +383,14 @@ step_reap() {
     fi
     rm -f "$record" "$record.done" "$record.log"
   done
+}
+
+# Releases whose programs still stop in the background (records step_reap left), one a line:
+# programs are named PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE).
+shipit_draining_releases() {
+  for record in "$D"/.shipit/draining/*[0-9]; do
+    [ -f "$record" ] && sed -n 's/^program=//p' "$record"
+  done | sed 's/^[^.]*\.[^.]*\.\([0-9]*\).*$/\1/; s/.*-//'
 }
 
 # The tools the remote steps need beyond the shell, checked before anything changes so a minimal
