@@ -1,6 +1,6 @@
 //! The remote side of `shipit deploy`, as phases of steps.
 //!
-//! 1. **begin**: create the layout, take the lock, clear up after app servers earlier runs left
+//! 1. **begin**: create the layout, take the lock, wait for app servers earlier runs left
 //!    stopping, report facts (releases, `current`, whether the archive is already there).
 //! 2. **prepare** (after the upload): verify, unpack, link shared paths, build or reuse the
 //!    virtualenv, hooks, `migrate` (once, on the primary), `collectstatic`, keep the rendered
@@ -29,13 +29,14 @@ pub(crate) struct ServiceConfigs {
     pub(crate) schedule: Option<String>,
 }
 
-/// Phase 1: layout, lock, what earlier runs left stopping, facts.
+/// Phase 1: layout, lock, wait for what earlier runs left stopping (so the facts say which
+/// releases still run, and pruning sees them gone), facts.
 pub(crate) fn begin() -> Phase {
     Phase::new(
         vec![
             Step::Layout,
             Step::Lock,
-            Step::Reap { wait: false },
+            Step::Reap { wait: true },
             Step::Facts,
         ],
         Cleanup::Lock,

@@ -21,8 +21,8 @@ use super::deploy::{start_services, switch_and_check};
 use super::step::{Cleanup, Step};
 use super::Phase;
 
-/// Phase 1: lock, what earlier runs left stopping, inventory (also the first phase of a
-/// prune).
+/// Phase 1: lock, clear up after what earlier runs left stopping (without waiting: a release
+/// still stopping counts as in use), inventory (also the first phase of a prune).
 pub(crate) fn begin() -> Phase {
     Phase::new(
         vec![

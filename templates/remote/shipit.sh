@@ -359,7 +359,8 @@ shipit_release_python() {
 # step_reap [wait]: what earlier runs left draining (shipit_drain). A finished stop's record is
 # removed; what a stop did not finish (it was killed) is stopped here; a stop still under way
 # is left to finish, its releases counted in use (see shipit_draining_releases: never pruned),
-# or with `wait` waited for: before a rollback starts a release's programs again.
+# or with `wait` waited for: before a deploy reports which releases run and prunes, and before
+# a rollback starts a release's programs again.
 step_reap() {
   for record in "$D"/.shipit/draining/*[0-9]; do
     [ -f "$record" ] || continue
