@@ -364,18 +364,14 @@ shipit_release_python() {
 step_reap() {
   for record in "$D"/.shipit/draining/*[0-9]; do
     [ -f "$record" ] || continue
-    pid=$(sed -n 's/^pid=//p' "$record")
-    start=$(sed -n 's/^start=//p' "$record")
     names=$(sed -n 's/^program=//p' "$record" | tr '\n' ' ')
-    if [ ! -f "$record.done" ] && [ -n "$start" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; then
+    if shipit_draining "$record"; then
       if [ "${1:-}" != wait ]; then
         echo "still stopping, in the background: $names"
         continue
       fi
       echo "waiting for the app servers of an earlier run to stop: $names"
-      while [ ! -f "$record.done" ] && [ "$(shipit_starttime "$pid")" = "$start" ]; do
-        sleep 0.1
-      done
+      while shipit_draining "$record"; do sleep 0.1; done
     fi
     if [ ! -f "$record.done" ]; then
       # Word splitting of the program list is wanted.
@@ -386,11 +382,19 @@ step_reap() {
   done
 }
 
-# Releases whose programs still stop in the background (records step_reap left), one a line:
-# programs are named PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE).
+# Whether the background stop recorded in $1 (see shipit_drain) is still under way: not done,
+# and its job still runs.
+shipit_draining() {
+  [ ! -f "$1.done" ] || return 1
+  start=$(sed -n 's/^start=//p' "$1")
+  [ -n "$start" ] && [ "$(shipit_starttime "$(sed -n 's/^pid=//p' "$1")")" = "$start" ]
+}
+
+# Releases whose programs still stop in the background, one a line: programs are named
+# PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE).
 shipit_draining_releases() {
   for record in "$D"/.shipit/draining/*[0-9]; do
-    [ -f "$record" ] && sed -n 's/^program=//p' "$record"
+    [ -f "$record" ] && shipit_draining "$record" && sed -n 's/^program=//p' "$record"
   done | sed 's/^[^.]*\.[^.]*\.\([0-9]*\).*$/\1/; s/.*-//'
 }
 
