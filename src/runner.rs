@@ -744,7 +744,10 @@ mod tests {
             other => panic!("{other}"),
         }
         assert!(error.hint().unwrap().contains("--break-lock --force"));
-        assert_eq!(ran(&hosts[0]), ["layout", "lock", "facts", "release-lock"]);
+        assert_eq!(
+            ran(&hosts[0]),
+            ["layout", "lock", "reap", "facts", "release-lock"]
+        );
         assert!(nobody_locked(&hosts));
     }
 

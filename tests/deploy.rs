@@ -109,6 +109,16 @@ fn first_deploy_serves_the_release_through_nginx() {
 // ---------------------------------------------------------------------------------------------
 // 2. A second deploy.
 
+/// What `status` says once it no longer lists `program`, or after the stop timeout (35 s): a
+/// deploy stops the previous release's app server in the background, after it reported success.
+fn gone(status: impl Fn() -> String, program: &str) -> String {
+    wait_for(Duration::from_secs(35), || {
+        let now = status();
+        (!now.contains(program)).then_some(now)
+    })
+    .unwrap_or_else(&status)
+}
+
 #[test]
 fn second_deploy_serves_new_code_reuses_the_venv_and_stops_the_old_app() {
     let stack = Stack::start();
@@ -148,8 +158,9 @@ fn second_deploy_serves_new_code_reuses_the_venv_and_stops_the_old_app() {
         serde_json::json!([format!("reused {}", venvs[0])])
     );
 
-    // The first release's app server is gone; the second's runs.
-    let status = stack.programs();
+    // The first release's app server is gone (it drains in the background after the deploy
+    // reported success, within its stop timeout); the second's runs.
+    let status = gone(|| stack.programs(), &program(&id1));
     assert!(!status.contains(&program(&id1)), "{status}");
     assert!(status.contains(&program(&id2)), "{status}");
     assert_eq!(
@@ -822,7 +833,7 @@ fn two_hosts_switch_together_and_neither_switches_when_one_fails() {
         );
         let body = serves_release_on(host, http, &id3);
         assert!(body.contains("second release"), "{body}");
-        let status = supervisor_status(&host.sup);
+        let status = gone(|| supervisor_status(&host.sup), &program(&id1));
         assert!(!status.contains(&program(&id1)), "{status}");
     }
 
@@ -1377,7 +1388,7 @@ fn two_projects_whose_names_ran_together_leave_each_other_running() {
     serves(b_port, &b1, "hello-a (b), after hello (a-b) deployed");
     serves(ab_port, &ab2, "hello (a-b)");
 
-    let status = stack.programs();
+    let status = gone(|| stack.programs(), &format!("hello.a-b.{ab1}"));
     assert!(status.contains(&format!("hello.a-b.{ab2}")), "{status}");
     assert!(status.contains(&format!("hello-a.b.{b1}")), "{status}");
     assert!(

@@ -8,6 +8,17 @@ use support::stack::*;
 use support::*;
 
 /// The program names in `supervisorctl status` output (the first word of each line).
+/// `names` of what `status` says once that is `expected`, or after DEPLOY_TIMEOUT: a deploy stops
+/// the previous release's programs in the background, after it reported success (unless
+/// singletons change hands on that host).
+fn settled(status: impl Fn() -> String, expected: &[String]) -> Vec<String> {
+    wait_for(DEPLOY_TIMEOUT, || {
+        let now = names(&status());
+        (now == expected).then_some(now)
+    })
+    .unwrap_or_else(|| names(&status()))
+}
+
 fn names(status: &str) -> Vec<String> {
     let mut names: Vec<String> = status
         .lines()
@@ -80,20 +91,16 @@ fn a_celery_worker_is_replaced_on_deploy_finishes_its_task_and_comes_back_on_rol
             .to_string()
     });
     wait_line(&to, &format!("done slow {first} "));
-    assert_eq!(
-        names(&stack.programs()),
-        [program(&second), format!("{}.worker", program(&second))]
-    );
+    let expected = [program(&second), format!("{}.worker", program(&second))];
+    assert_eq!(settled(|| stack.programs(), &expected), expected);
     send(&to, "after", "");
     wait_line(&to, &format!("done after {second} "));
 
     // Rollback restores the first release's worker and stops the second's.
     stack.rollback(&[]).expect_code(0);
     stack.serves_release(&first);
-    assert_eq!(
-        names(&stack.programs()),
-        [program(&first), format!("{}.worker", program(&first))]
-    );
+    let expected = [program(&first), format!("{}.worker", program(&first))];
+    assert_eq!(settled(|| stack.programs(), &expected), expected);
     send(&to, "rolled-back", "");
     wait_line(&to, &format!("done rolled-back {first} "));
 
@@ -158,9 +165,10 @@ fn roles_place_processes_and_beat_runs_once_on_the_primary() {
             names(&supervisor_status(&fleet.stack.host.sup)),
             [p.clone(), format!("{p}.beat")]
         );
+        let expected = [format!("{p}.worker")];
         assert_eq!(
-            names(&supervisor_status(&fleet.b.sup)),
-            [format!("{p}.worker")]
+            settled(|| supervisor_status(&fleet.b.sup), &expected),
+            expected
         );
         serves_release_on(&fleet.stack.host, &fleet.a_http, &release);
         assert!(!fleet.b.nginx.sites_dir.join("hello.conf").exists());

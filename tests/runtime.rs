@@ -354,6 +354,116 @@ fn collectstatic_is_skipped_when_its_inputs_are_unchanged_and_gives_what_a_full_
     assert_eq!(fifth["collectstatic"][0], "ran", "{fifth}");
 }
 
+/// The `settings` fact of a deploy's JSON, and the STATIC_ROOT the release recorded.
+fn settings_of(stack: &Stack, json: &serde_json::Value) -> (String, String) {
+    let id = json["release"].as_str().unwrap();
+    let answer = std::fs::read_to_string(
+        stack
+            .deploy_to()
+            .join("releases")
+            .join(id)
+            .join(".shipit/django"),
+    )
+    .unwrap();
+    let root = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("STATIC_ROOT="))
+        .unwrap_or_default()
+        .to_string();
+    (
+        json["settings"][0].as_str().unwrap_or_default().into(),
+        root,
+    )
+}
+
+/// Django is set up to read the static settings only when something they read changed: a
+/// template change reuses the live release's answer (its paths moved to the new release); a
+/// changed settings file, environment or a new file in the project is read again.
+#[test]
+fn the_settings_are_read_again_only_when_something_they_read_changed() {
+    let mut stack = Stack::start();
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}{}STATIC_ROOT = BASE_DIR / os.environ.get(\"HELLO_STATIC\", \"collected\")\n",
+            hashed_static_settings("build/collected-static")
+        ),
+    );
+    stack.project.commit_all("STATIC_ROOT from the environment");
+    let first = stack.deploy_ok();
+    let deploy_to = stack.deploy_to();
+    let release = |json: &serde_json::Value| {
+        deploy_to
+            .join("releases")
+            .join(json["release"].as_str().unwrap())
+            .display()
+            .to_string()
+    };
+    assert_eq!(
+        settings_of(&stack, &first),
+        ("ran".into(), format!("{}/collected", release(&first)))
+    );
+
+    // A template change: the answer is the live release's, with this release's paths.
+    stack.change_page("template only");
+    let second = stack.deploy_ok();
+    let v1 = first["release"].as_str().unwrap();
+    assert_eq!(
+        settings_of(&stack, &second),
+        (
+            format!("skipped, nothing they read changed since {v1}"),
+            format!("{}/collected", release(&second))
+        )
+    );
+    let css = stylesheet_url(&stack.serves_release(second["release"].as_str().unwrap()));
+    assert_eq!(get(&stack, &css).0, 200, "{css}");
+
+    // The environment changes STATIC_ROOT: read again, and served from there.
+    stack.set_options(|o| o.extra = "env = { HELLO_STATIC = \"elsewhere\" }\n".into());
+    let third = stack.deploy_ok();
+    assert_eq!(
+        settings_of(&stack, &third),
+        ("ran".into(), format!("{}/elsewhere", release(&third)))
+    );
+    let css = stylesheet_url(&stack.serves_release(third["release"].as_str().unwrap()));
+    assert_eq!(get(&stack, &css).0, 200, "{css}");
+
+    // A settings file changes it: read again.
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!("{text}STATIC_ROOT = BASE_DIR / \"third\"\n"),
+    );
+    stack.project.commit_all("another STATIC_ROOT");
+    let fourth = stack.deploy_ok();
+    assert_eq!(
+        settings_of(&stack, &fourth),
+        ("ran".into(), format!("{}/third", release(&fourth)))
+    );
+
+    // A new file the settings only look for: read again.
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}if (BASE_DIR / \"static-here\").exists():\n    STATIC_ROOT = BASE_DIR / \"here\"\n"
+        ),
+    );
+    stack.project.commit_all("STATIC_ROOT when a file exists");
+    let fifth = stack.deploy_ok();
+    assert_eq!(settings_of(&stack, &fifth).0, "ran");
+    stack.project.write("static-here", "");
+    stack.project.commit_all("the file exists");
+    let sixth = stack.deploy_ok();
+    assert_eq!(
+        settings_of(&stack, &sixth),
+        ("ran".into(), format!("{}/here", release(&sixth)))
+    );
+    stack.serves_release(sixth["release"].as_str().unwrap());
+}
+
 #[test]
 fn python_given_as_a_version_is_found_by_uv() {
     let stack = Stack::start();

@@ -155,7 +155,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     )?;
     let mut fleet = locked.into_fleet();
     for (session, run) in fleet.sessions.iter().zip(&runs) {
-        for step in ["migrate", "collectstatic"] {
+        for step in ["settings", "migrate", "collectstatic"] {
             if let Some(skipped) = run.facts.get(step).filter(|m| m.starts_with("skipped")) {
                 printer.info(format!("{}  {step}: {skipped}", session.label));
             }
@@ -180,6 +180,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "archive": { "path": artifact.path, "sha256": artifact.sha256, "size": artifact.size },
         "revision": artifact.manifest.revision,
         "venv": runs.iter().filter_map(|r| r.facts.get("venv").cloned()).collect::<Vec<_>>(),
+        "settings": runs.iter().filter_map(|r| r.facts.get("settings").cloned()).collect::<Vec<_>>(),
         "migrate": runs.iter().filter_map(|r| r.facts.get("migrate").cloned()).collect::<Vec<_>>(),
         "collectstatic": runs.iter().filter_map(|r| r.facts.get("collectstatic").cloned()).collect::<Vec<_>>(),
         "seconds": started.elapsed().as_secs_f64(),

@@ -1,13 +1,14 @@
 //! The remote side of `shipit deploy`, as phases of steps.
 //!
-//! 1. **begin**: create the layout, take the lock, report facts (releases, `current`, whether
-//!    the archive is already there).
+//! 1. **begin**: create the layout, take the lock, wait for app servers earlier runs left
+//!    stopping, report facts (releases, `current`, whether the archive is already there).
 //! 2. **prepare** (after the upload): verify, unpack, link shared paths, build or reuse the
 //!    virtualenv, hooks, `migrate` (once, on the primary), `collectstatic`, keep the rendered
 //!    service configs, install and check the nginx site, start the release's own app server.
 //! 3. **switch** (only once every host is prepared): rename over `current`, reload nginx if its
 //!    site changed, check health, `after_switch` hooks, record the release live (from here on
-//!    nothing is undone), prune, stop the other app servers.
+//!    nothing is undone), prune, stop the other app servers (in the background: they drain
+//!    within their stop timeout while shipit reports success).
 
 use crate::config::MigrateOn;
 use crate::release::{prune, Release, ReleaseId, State};
@@ -36,9 +37,18 @@ pub(crate) struct ServiceConfigs {
     pub(crate) timers: Option<String>,
 }
 
-/// Phase 1: layout, lock, facts.
+/// Phase 1: layout, lock, wait for what earlier runs left stopping (so the facts say which
+/// releases still run, and pruning sees them gone), facts.
 pub(crate) fn begin() -> Phase {
-    Phase::new(vec![Step::Layout, Step::Lock, Step::Facts], Cleanup::Lock)
+    Phase::new(
+        vec![
+            Step::Layout,
+            Step::Lock,
+            Step::Reap { wait: true },
+            Step::Facts,
+        ],
+        Cleanup::Lock,
+    )
 }
 
 fn hooks(phase: HookPhase, list: &[crate::config::Hook]) -> impl Iterator<Item = Step> + '_ {

@@ -1,14 +1,16 @@
 //! The remote side of `shipit rollback`: phases like a deploy's.
 //!
-//! 1. **begin**: take the lock and report the host's releases.
+//! 1. **begin**: take the lock, clear up after app servers earlier runs left stopping, and
+//!    report the host's releases.
 //! 2. **check**: report the migrations the database has applied (asked of the live release) and
 //!    those the target release knows, so shipit can refuse a rollback that would strand a schema.
-//! 3. **prepare**: install the target's kept nginx site, start its kept app server and wait until
+//! 3. **prepare**: wait until the target's programs have stopped if a recent run left them
+//!    stopping, install the target's kept nginx site, start its kept app server and wait until
 //!    it answers, then unapply what the target does not know (`--migrate`, once, on the primary,
 //!    with the live release's code) — nothing is switched yet.
 //! 4. **switch**, once every host is prepared: rename over `current`, reload nginx if its site
 //!    changed, mark the abandoned release `rolled_back` and the target `live`, stop the abandoned
-//!    release's app server.
+//!    release's app server (in the background: the rollback does not wait for it).
 
 use crate::error::{Error, Result};
 use crate::migrations::Unapply;
@@ -19,10 +21,16 @@ use super::deploy::{start_services, switch_and_check};
 use super::step::{Cleanup, Step};
 use super::Phase;
 
-/// Phase 1: lock and inventory (also the first phase of a prune).
+/// Phase 1: lock, clear up after what earlier runs left stopping (without waiting: a release
+/// still stopping counts as in use), inventory (also the first phase of a prune).
 pub(crate) fn begin() -> Phase {
     Phase::new(
-        vec![Step::RequireReleases, Step::Lock, Step::Inventory],
+        vec![
+            Step::RequireReleases,
+            Step::Lock,
+            Step::Reap { wait: false },
+            Step::Inventory,
+        ],
         Cleanup::Lock,
     )
 }
@@ -37,10 +45,14 @@ pub(crate) fn check() -> Phase {
     Phase::new(vec![Step::Migrations], Cleanup::Lock)
 }
 
-/// Phase 3: start the target, then unapply (the target must answer before the live release
-/// loses any schema).
+/// Phase 3: start the target (once its programs a recent run left stopping are gone), then
+/// unapply (the target must answer before the live release loses any schema).
 pub(crate) fn prepare(resolved: &Resolved, placed: &Placement, unapply: &[Unapply]) -> Phase {
-    let mut steps = start_services(resolved, placed);
+    let mut steps = Vec::new();
+    if resolved.app.is_some() {
+        steps.push(Step::Reap { wait: true });
+    }
+    steps.extend(start_services(resolved, placed));
     if !unapply.is_empty() {
         steps.push(Step::Unapply(unapply.to_vec()));
     }
@@ -143,7 +155,7 @@ mod tests {
             }],
         );
         let ids: Vec<String> = phase.steps.iter().map(|s| s.id()).collect();
-        assert_eq!(ids, ["nginx-check", "start-app", "unapply"]);
-        assert_eq!(phase.steps_for(false).len(), 2);
+        assert_eq!(ids, ["reap", "nginx-check", "start-app", "unapply"]);
+        assert_eq!(phase.steps_for(false).len(), 3);
     }
 }

@@ -445,17 +445,80 @@ mod tests {
 
         let (status, events) = run(&Script::new(
             "n6",
-            vars,
+            vars.clone(),
             vec![Step::StopOldApp],
             Cleanup::Lock,
         ));
         assert_eq!(status, 0, "{events:?}");
+        let old = "hello.production.20261101000000 hello-production-20261101000001";
         assert!(
-            events.contains(&Event::Output(
-                "ctl update hello.production.20261101000000 hello-production-20261101000001".into()
-            )),
+            events.contains(&Event::Output(format!(
+                "stopping in the background, each within its stop timeout: {old}"
+            ))),
             "{events:?}"
         );
+        // The stop runs in the background, recorded until a later run's reap has seen it done.
+        let record = dir.path().join(".shipit/draining/20261122010320");
+        let done = record.with_extension("done");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            std::fs::read_to_string(record.with_extension("log")).unwrap(),
+            format!("ctl update {old}\n")
+        );
+        let reap = |wait| {
+            run(&Script::new(
+                "n6",
+                vars.clone(),
+                vec![Step::Reap { wait }, Step::Facts],
+                Cleanup::Lock,
+            ))
+        };
+        let in_use = |events: &[Event]| {
+            events.iter().find_map(|e| match e {
+                Event::Fact(k, v) if k == "in_use" => Some(v.clone()),
+                _ => None,
+            })
+        };
+        let (status, events) = reap(false);
+        assert_eq!(status, 0, "{events:?}");
+        assert!(!record.exists() && !done.exists(), "{events:?}");
+        // A stop still under way (this test's own process stands for its job): its releases
+        // count as in use, and its record stays for a later reap.
+        let me = std::process::id();
+        let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+        let start = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split(' ')
+            .nth(19)
+            .unwrap();
+        let job = format!("pid={me}\nstart={start}\nprogram=hello.production.20261101000000\n");
+        std::fs::write(&record, &job).unwrap();
+        let (status, events) = reap(false);
+        assert_eq!(status, 0, "{events:?}");
+        assert_eq!(
+            in_use(&events).as_deref(),
+            Some("20261101000000 20261122010320 "),
+            "{events:?}"
+        );
+        assert!(record.exists(), "{events:?}");
+        std::fs::write(&done, "").unwrap();
+        let (status, events) = reap(true);
+        assert_eq!(status, 0, "{events:?}");
+        assert!(!record.exists() && !done.exists(), "{events:?}");
+        // A stop that never finished (its job was killed): the reap stops the programs itself.
+        std::fs::write(&record, "pid=999999999\nstart=1\nprogram=a\nprogram=b.c\n").unwrap();
+        let (status, events) = reap(false);
+        assert_eq!(status, 0, "{events:?}");
+        assert!(
+            events.contains(&Event::Output("ctl update a b.c".into())),
+            "{events:?}"
+        );
+        assert!(!record.exists(), "{events:?}");
         let mut left: Vec<String> = std::fs::read_dir(&confd)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

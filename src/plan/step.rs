@@ -69,6 +69,10 @@ pub(crate) enum Step {
     RequireReleases,
     /// Take the lock.
     Lock,
+    /// Clear up after the app servers earlier runs left stopping in the background (see
+    /// [`Step::StopOldApp`]): stop what they did not; with `wait`, wait for those still
+    /// stopping (before a rollback starts a release again); else they count as in use.
+    Reap { wait: bool },
     /// Report who holds the lock (`shipit lock status`).
     LockStatus,
     /// Give back a held lock, or one whose run is gone (`shipit lock release`).
@@ -140,7 +144,9 @@ pub(crate) enum Step {
     Finish,
     /// Remove releases the keep policy chose after a deploy, and unlock.
     Prune(Vec<ReleaseId>),
-    /// Stop the other releases' app servers.
+    /// Stop the other releases' app servers: they get SIGTERM and drain in the background,
+    /// unwaited for (the next run's [`Step::Reap`] waits for them), unless this release's
+    /// singletons take over from old ones.
     StopOldApp,
     /// Report applied and known migrations (rollback).
     Migrations,
@@ -194,6 +200,7 @@ impl Step {
             Step::Layout => "layout",
             Step::RequireReleases => "require-releases",
             Step::Lock => "lock",
+            Step::Reap { .. } => "reap",
             Step::LockStatus => "lock-status",
             Step::LockRelease => "lock-release",
             Step::Audit => "audit",
@@ -298,6 +305,7 @@ impl Step {
                 quote(grep),
             ],
             Step::Migrate { always: true, .. } => vec!["always".to_string()],
+            Step::Reap { wait: true } => vec!["wait".to_string()],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -344,6 +352,8 @@ mod tests {
         let cases = [
             (Step::Layout, "layout", "step_layout"),
             (Step::Lock, "lock", "step_lock"),
+            (Step::Reap { wait: false }, "reap", "step_reap"),
+            (Step::Reap { wait: true }, "reap", "step_reap wait"),
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
             (Step::Audit, "audit", "step_audit"),
@@ -469,6 +479,7 @@ mod tests {
             Step::Layout,
             Step::RequireReleases,
             Step::Lock,
+            Step::Reap { wait: true },
             Step::LockStatus,
             Step::LockRelease,
             Step::Audit,

@@ -309,6 +309,7 @@ shipit_inventory() {
         case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
       done
     shipit_installed_releases
+    shipit_draining_releases
   } | sort -u | tr '\n' ' ')"
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
@@ -367,6 +368,50 @@ shipit_release_python() {
 
 # ---------------------------------------------------------------------------------------------
 # Steps of `begin`.
+
+# step_reap [wait]: what earlier runs left draining (shipit_drain). A finished stop's record is
+# removed; what a stop did not finish (it was killed) is stopped here; a stop still under way
+# is left to finish, its releases counted in use (see shipit_draining_releases: never pruned),
+# or with `wait` waited for: before a deploy reports which releases run and prunes, and before
+# a rollback starts a release's programs again.
+step_reap() {
+  # systemd carries out its own stops (stop --no-block): only waiting is left to do.
+  if [ "$APP" = 1 ] && [ "$MANAGER" = systemd ] && [ "${1:-}" = wait ]; then shipit_systemd_reap; fi
+  for record in "$D"/.shipit/draining/*[0-9]; do
+    [ -f "$record" ] || continue
+    names=$(sed -n 's/^program=//p' "$record" | tr '\n' ' ')
+    if shipit_draining "$record"; then
+      if [ "${1:-}" != wait ]; then
+        echo "still stopping, in the background: $names"
+        continue
+      fi
+      echo "waiting for the app servers of an earlier run to stop: $names"
+      while shipit_draining "$record"; do sleep 0.1; done
+    fi
+    if [ ! -f "$record.done" ]; then
+      # Word splitting of the program list is wanted.
+      # shellcheck disable=SC2086
+      shipit_ctl update $names || echo "warning: supervisor could not stop $names"
+    fi
+    rm -f "$record" "$record.done" "$record.log"
+  done
+}
+
+# Whether the background stop recorded in $1 (see shipit_drain) is still under way: not done,
+# and its job still runs.
+shipit_draining() {
+  [ ! -f "$1.done" ] || return 1
+  start=$(sed -n 's/^start=//p' "$1")
+  [ -n "$start" ] && [ "$(shipit_starttime "$(sed -n 's/^pid=//p' "$1")")" = "$start" ]
+}
+
+# Releases whose programs still stop in the background, one a line: programs are named
+# PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE).
+shipit_draining_releases() {
+  for record in "$D"/.shipit/draining/*[0-9]; do
+    [ -f "$record" ] && shipit_draining "$record" && sed -n 's/^program=//p' "$record"
+  done | sed 's/^[^.]*\.[^.]*\.\([0-9]*\).*$/\1/; s/.*-//'
+}
 
 # The tools the remote steps need beyond the shell, checked before anything changes so a minimal
 # host (BusyBox/Alpine without coreutils, say) is refused with their names, never half-deployed.
@@ -635,9 +680,10 @@ step_virtualenv() {
   ln -sfn "../../venvs/$KEY" "$R/.venv"
 }
 
-# Python run by step_settings: what the release's settings say about static and media files,
-# one NAME=value line each, into the file named as its second argument.
-SHIPIT_DJANGO_SETTINGS='import os, sys
+# Python run by step_settings after SHIPIT_SETTINGS_INPUTS: what the release's settings say
+# about static and media files, one NAME=value line each, into the file named as its second
+# argument, and what that came from into the third.
+SHIPIT_DJANGO_SETTINGS='
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 import django
 django.setup()
@@ -688,6 +734,119 @@ with open(sys.argv[2], "w") as out:
     for rel in rel_dirs:
         if rel is not None:
             out.write("STATICFILES_DIR=%s\n" % rel)
+# What the answer came from, for the next release to reuse it (SHIPIT_SETTINGS_CACHED): the
+# project modules imported and the files and directories read, but those of the venv and of
+# Python itself (the venv key covers them); none when one cannot be hashed.
+inputs = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+inputs |= {path for path in shipit_read if not path.endswith(".pyc")}
+# Without audit hooks (Python < 3.8) what was read is unknown: nothing is recorded.
+keep, ok = set(), shipit_hooked
+def under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+for path in inputs:
+    real = os.path.realpath(os.path.join(release, path[4:] if path.startswith("dir:") else path))
+    if any(under(real, top) for top in shipit_skip):
+        continue
+    if any(under(real, top) for top in ("/proc", "/dev", "/sys", "/run")):
+        ok = False
+    elif under(real, os.path.realpath(release)):
+        rel = os.path.relpath(real, os.path.realpath(release))
+        # .shipit/release holds the release id alone, as SHIPIT_RELEASE does: an answer that
+        # depends on it names it, which SHIPIT_SETTINGS_CACHED refuses to reuse.
+        if not path.startswith("dir:") and rel != os.path.join(".shipit", "release"):
+            keep.add(rel)
+    else:
+        keep.add(("dir:" if path.startswith("dir:") else "") + real)
+if ok:
+    with open(sys.argv[3], "w") as out:
+        out.write("key=%s\n" % shipit_settings_key(keep))
+        out.writelines("input=%s\n" % path for path in sorted(keep))
+'
+
+# Python before SHIPIT_DJANGO_SETTINGS and SHIPIT_SETTINGS_CACHED: shipit_settings_key(INPUTS),
+# a hash of what the settings probe's answer depends on: the environment as the probe starts
+# (Django sets TZ) but for what differs from one session or release to the next, the venv,
+# every file name of the release (a new local_settings.py counts) and the content of every
+# input (paths relative to the release, or absolute; `dir:PATH` for a directory's listing),
+# the release's revision in it left out (the settings selector records it: a new commit is
+# not new settings; SHIPIT_SETTINGS_CACHED refuses an answer that names the revision). As the
+# probe, it records the files and directories opened (an audit hook) in shipit_read.
+SHIPIT_SETTINGS_INPUTS='import hashlib, json, os, sys
+release = os.path.dirname(os.path.abspath(sys.argv[1]))
+shipit_skip = {os.path.realpath(p) for p in (os.path.join(release, ".venv"), sys.base_prefix,
+    sys.base_exec_prefix, sys.prefix)}
+shipit_environ = sorted((k, v) for k, v in os.environ.items()
+    if not k.startswith(("SSH_", "SHIPIT_")) and k not in ("PWD", "OLDPWD", "SHLVL", "_"))
+def shipit_revision(top):
+    try:
+        with open(os.path.join(top, ".shipit", "manifest.json")) as f:
+            revision = str(json.load(f).get("revision") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return revision if len(revision) >= 7 else ""
+def shipit_settings_key(inputs):
+    h = hashlib.sha256()
+    def add(*parts):
+        h.update(repr(parts).encode() + b"\n")
+    revision = shipit_revision(release).encode()
+    add(shipit_environ)
+    add(os.readlink(os.path.join(release, ".venv")), sys.argv[1])
+    for top, dirs, files in os.walk(release):
+        rel = os.path.relpath(top, release)
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__"
+            and not (rel == "." and d in (".venv", ".shipit")))
+        add(rel, dirs, sorted(files))
+    for path in sorted(inputs):
+        try:
+            if path.startswith("dir:"):
+                add(path, sorted(os.listdir(path[4:])))
+            else:
+                with open(os.path.join(release, path), "rb") as f:
+                    data = f.read()
+                if revision:
+                    data = data.replace(revision, b"@@REVISION@@")
+                add(path, hashlib.sha256(data).hexdigest())
+        except OSError as e:
+            add(path, e.errno)
+    return h.hexdigest()[:32]
+shipit_read = set()
+def shipit_audit(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        # open() gives a mode, os.open() flags (a .pyc Python writes, say): only reads count.
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str):
+            writes = any(c in mode for c in "wax+")
+        else:
+            writes = bool((flags or 0) & (os.O_WRONLY | os.O_RDWR))
+        if not writes:
+            shipit_read.add(os.fsdecode(args[0]))
+    elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+        shipit_read.add("dir:" + os.fsdecode(args[0]))
+'
+
+# Python run by step_settings before asking Django: the answer the live release ($3) got, when
+# everything it depends on (its .shipit/django.inputs) hashes the same in this release; its
+# paths inside the live release are moved to this one. Exits 1 when it cannot be reused.
+SHIPIT_SETTINGS_CACHED='
+live = sys.argv[3]
+with open(os.path.join(live, ".shipit", "django.inputs")) as f:
+    record = f.read().splitlines()
+inputs = [line[6:] for line in record if line.startswith("input=")]
+if not record or record[0] != "key=" + shipit_settings_key(inputs):
+    sys.exit(1)
+with open(os.path.join(live, ".shipit", "django")) as f:
+    answer = f.read()
+for old, new in ((os.path.realpath(live), os.path.realpath(release)), (live, release)):
+    answer = answer.replace(old + "/", new + "/").replace(old + "\n", new + "\n")
+# An answer that still names the live release (its id or revision in STATIC_URL, say) is not
+# this one.
+revision = shipit_revision(live)
+if os.path.basename(live) in answer or (revision and revision in answer):
+    sys.exit(1)
+with open(sys.argv[2], "w") as out:
+    out.write(answer)
+with open(sys.argv[4], "w") as out:
+    out.write("\n".join(record) + "\n")
 '
 
 shipit_django_value() { sed -n "s/^$1=//p" "$2/.shipit/django" 2>/dev/null | head -n 1; }
@@ -702,11 +861,24 @@ shipit_below() {
 }
 
 # Asks the release's settings (with its venv and environment) where static and media files
-# live and under which URLs, so collectstatic and nginx use exactly that.
+# live and under which URLs, so collectstatic and nginx use exactly that. Setting Django up
+# takes about a second: the live release's answer is reused when nothing it came from changed
+# (see SHIPIT_SETTINGS_CACHED).
 step_settings() {
   shipit_load_env "$R"
   cd "$R" || exit 1
-  "$R/.venv/bin/python" -c "$SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django"
+  rm -f "$R/.shipit/django.inputs"
+  if [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/django.inputs" ] &&
+    "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS$SHIPIT_SETTINGS_CACHED" "$MANAGE" \
+      "$R/.shipit/django" "$D/$PREVIOUS" "$R/.shipit/django.inputs" 2>/dev/null; then
+    echo "settings: skipped, nothing they read changed since ${PREVIOUS##*/} (its answer reused)"
+    shipit_fact settings "skipped, nothing they read changed since ${PREVIOUS##*/}"
+  else
+    "$R/.venv/bin/python" -c "$SHIPIT_SETTINGS_INPUTS
+shipit_hooked = hasattr(sys, 'addaudithook') and sys.addaudithook(shipit_audit) is None
+$SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django" "$R/.shipit/django.inputs"
+    shipit_fact settings ran
+  fi
   sed 's/^/  /' "$R/.shipit/django"
 }
 
@@ -1321,6 +1493,31 @@ step_prune() {
   shipit_unlock
 }
 
+# shipit_drain PROGRAM...: the programs step_stop_old_app took the configs of get SIGTERM now
+# and drain in the background, each within its stop timeout: the run does not wait for them.
+# $D/.shipit/draining/ID records them (`pid=`, `start=` of the background job, `program=` lines)
+# until step_reap of a later run has seen them gone. When this release's singletons take over
+# from old ones, the stop is waited for here: never two of them at once.
+shipit_drain() {
+  if [ -f "$R/.shipit/supervisor-once.conf" ] && [ "$LIVE" = "$ID" ]; then
+    shipit_ctl update "$@" || echo "warning: supervisor could not stop $*"
+    return 0
+  fi
+  mkdir -p "$D/.shipit/draining"
+  record="$D/.shipit/draining/$ID"
+  rm -f "$record.done"
+  (
+    trap '' HUP PIPE
+    if shipit_ctl update "$@" > "$record.log" 2>&1; then : > "$record.done"; fi
+  ) </dev/null >/dev/null 2>&1 3<&- &
+  {
+    printf 'pid=%s\nstart=%s\n' "$!" "$(shipit_starttime "$!")"
+    printf 'program=%s\n' "$@"
+  } > "$record.tmp"
+  mv -f "$record.tmp" "$record"
+  echo "stopping in the background, each within its stop timeout: $*"
+}
+
 # Stops every other release's programs of this project and target gracefully (within each
 # program's stop timeout), except those of the release `current` points at now, then starts the
 # live release's singletons (`once` processes, kept in .shipit/supervisor-once.conf on the
@@ -1355,7 +1552,7 @@ step_stop_old_app() {
   if [ -n "$(printf '%s' "$OLD" | tr -d ' ')" ]; then
     # Word splitting of the program list is wanted.
     # shellcheck disable=SC2086
-    shipit_ctl update $OLD || echo "warning: supervisor could not stop$OLD"
+    shipit_drain $OLD
   elif [ "$MANAGER" = supervisor ]; then
     echo "no other app server to stop"
   fi
