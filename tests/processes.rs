@@ -7,7 +7,6 @@ use support::fleet::*;
 use support::stack::*;
 use support::*;
 
-/// The program names in `supervisorctl status` output (the first word of each line).
 /// `names` of what `status` says once that is `expected`, or after DEPLOY_TIMEOUT: a deploy stops
 /// the previous release's programs in the background, after it reported success (unless
 /// singletons change hands on that host).
@@ -19,6 +18,7 @@ fn settled(status: impl Fn() -> String, expected: &[String]) -> Vec<String> {
     .unwrap_or_else(|| names(&status()))
 }
 
+/// The program names in `supervisorctl status` output (the first word of each line).
 fn names(status: &str) -> Vec<String> {
     let mut names: Vec<String> = status
         .lines()
