@@ -796,6 +796,15 @@ fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Config {
+        Config::parse(
+            std::path::Path::new("shipit.toml"),
+            std::path::Path::new("."),
+            text,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn roles_and_the_primary_decide_what_each_host_runs() {
         let text = r#"
@@ -816,12 +825,7 @@ beat = { run = "celery -A hello beat", once = true }
 web = ["a", "b"]
 worker = ["c"]
 "#;
-        let config = Config::parse(
-            std::path::Path::new("shipit.toml"),
-            std::path::Path::new("."),
-            text,
-        )
-        .unwrap();
+        let config = parse(text);
         let target = config.target("prod").unwrap();
         let names = |list: &[(String, Process)]| -> Vec<String> {
             list.iter().map(|(n, _)| n.clone()).collect()
@@ -853,12 +857,7 @@ manager = "systemd"
 [targets.prod.roles]
 web = ["a", "b"]
 "#;
-        let config = Config::parse(
-            std::path::Path::new("shipit.toml"),
-            std::path::Path::new("."),
-            text,
-        )
-        .unwrap();
+        let config = parse(text);
         let target = config.target("prod").unwrap();
         let info = BuildInfo {
             build_time: String::new(),

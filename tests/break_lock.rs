@@ -65,6 +65,13 @@ fn running(stack: &Stack, id: &str) -> bool {
         .any(|l| l.contains(&program(id)) && l.contains("RUNNING"))
 }
 
+/// Whether release `id`'s app server gets to RUNNING: supervisor says STARTING for its first
+/// second (startsecs), and a deploy no longer waits that long after its health check (it stops
+/// the old app server in the background).
+fn comes_up(stack: &Stack, id: &str) -> bool {
+    wait_for(Duration::from_secs(15), || running(stack, id).then_some(())).is_some()
+}
+
 fn break_while_held(hook: &str) {
     let (stack, gate) = held_in(hook);
     let first = stack.deploy_release();
@@ -92,7 +99,7 @@ fn break_while_held(hook: &str) {
         late.expect_code(1).says(&["broke this run's lock"]);
         assert_eq!(stack.current(), Some(format!("releases/{winner}")));
         stack.serves_release(&winner);
-        assert!(running(&stack, &winner), "{}", stack.programs());
+        assert!(comes_up(&stack, &winner), "{}", stack.programs());
         assert!(!stack.locked(), "the late deploy must not leave a lock");
         assert!(
             !running(&stack, &first),
