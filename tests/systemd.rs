@@ -322,9 +322,8 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     let second = std::thread::scope(|scope| {
         // The stack is not Sync (its host holds a channel): the deploy gets the parts it needs.
         let (project, home) = (&stack.project, stack.home.path());
-        let deploy = scope.spawn(move || {
-            support::stack::run_shipit(project, home, &["deploy", "--target", "test", "--json"])
-        });
+        let deploy =
+            scope.spawn(move || support::stack::run_on_target(project, home, "deploy", &[]));
         let old_worker = unit("worker", &first);
         wait_for(Duration::from_secs(120), || {
             let state = b.systemctl(&["show", "-p", "ActiveState", "--value", &old_worker]);

@@ -264,9 +264,7 @@ impl Stack {
 
     /// `shipit deploy --target test --json ARGS`.
     pub fn deploy(&self, args: &[&str]) -> Run {
-        let mut all = vec!["deploy", "--target", TARGET, "--json"];
-        all.extend_from_slice(args);
-        self.shipit(&all)
+        run_on_target(&self.project, self.home.path(), "deploy", args)
     }
 
     /// A deploy that must succeed; returns its JSON.
@@ -352,16 +350,12 @@ impl Stack {
 
     /// `shipit rollback --target test --json ARGS`.
     pub fn rollback(&self, args: &[&str]) -> Run {
-        let mut all = vec!["rollback", "--target", TARGET, "--json"];
-        all.extend_from_slice(args);
-        self.shipit(&all)
+        run_on_target(&self.project, self.home.path(), "rollback", args)
     }
 
     /// `shipit releases --target test --json ARGS`.
     pub fn list_releases(&self, args: &[&str]) -> Run {
-        let mut all = vec!["releases", "--target", TARGET, "--json"];
-        all.extend_from_slice(args);
-        self.shipit(&all)
+        run_on_target(&self.project, self.home.path(), "releases", args)
     }
 
     /// Release `id`'s recorded state (`.shipit/state`).
@@ -409,6 +403,13 @@ pub fn change_page(project: &Project, marker: &str) {
 pub fn run_shipit(project: &Project, home: &Path, args: &[&str]) -> Run {
     let mut command = assert_cmd::Command::from_std(project.shipit_with_home(home));
     Run::of(command.args(args).timeout(DEPLOY_TIMEOUT))
+}
+
+/// `shipit COMMAND --target test --json ARGS` as [`run_shipit`] runs it.
+pub fn run_on_target(project: &Project, home: &Path, command: &str, args: &[&str]) -> Run {
+    let mut all = vec![command, "--target", TARGET, "--json"];
+    all.extend_from_slice(args);
+    run_shipit(project, home, &all)
 }
 
 pub fn current_of(deploy_to: &Path) -> Option<String> {

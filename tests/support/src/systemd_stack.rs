@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::project::Project;
-use crate::stack::{change_page, run_shipit, Run, SERVE_TIMEOUT, TARGET};
+use crate::stack::{change_page, run_on_target, run_shipit, Run, SERVE_TIMEOUT, TARGET};
 use crate::systemd::SystemdHost;
 use crate::*;
 
@@ -151,9 +151,7 @@ impl SystemdStack {
 
     /// `shipit deploy --target test --json ARGS`.
     pub fn deploy(&self, args: &[&str]) -> Run {
-        let mut all = vec!["deploy", "--target", TARGET, "--json"];
-        all.extend_from_slice(args);
-        self.shipit(&all)
+        run_on_target(&self.project, self.home.path(), "deploy", args)
     }
 
     /// A deploy that must succeed; the id of the release it made.
@@ -177,9 +175,7 @@ impl SystemdStack {
 
     /// `shipit rollback --target test --json ARGS`.
     pub fn rollback(&self, args: &[&str]) -> Run {
-        let mut all = vec!["rollback", "--target", TARGET, "--json"];
-        all.extend_from_slice(args);
-        self.shipit(&all)
+        run_on_target(&self.project, self.home.path(), "rollback", args)
     }
 
     /// The last lines of the host's journal of the test's units.
