@@ -1094,8 +1094,18 @@ step_collectstatic() {
 # ---------------------------------------------------------------------------------------------
 # Steps in the background: the settings probe and collectstatic need no database, so a deploy
 # runs them while `migrate` runs (see plan/deploy.rs, overlaps_migrate). The job writes each
-# step's output, status and time to $R/.shipit/background/; step_await reports them as the
-# step's own, and shipit_stop_background ends the job when the script fails or is cut off.
+# step's output, status and time to files that step_await reports as the step's own;
+# shipit_stop_background ends the job when the script fails or is cut off.
+
+# The job's directory, named by the run's nonce: in /dev/shm (else $TMPDIR or /tmp), not under
+# $D, so that a full deploy_to cannot swallow what a failing step said (a full disk is a likely
+# reason for collectstatic to fail).
+shipit_background_dir() {
+  for base in /dev/shm "${TMPDIR:-/tmp}" /tmp; do
+    if [ -d "$base" ] && [ -w "$base" ]; then break; fi
+  done
+  printf '%s/shipit-%s' "$base" "$SHIPIT_NONCE"
+}
 
 # The time since boot in hundredths of a second.
 shipit_uptime() {
@@ -1108,9 +1118,10 @@ shipit_uptime() {
 # writes `done`. The job holds nothing of the connection: its input is /dev/null, its output
 # goes to files.
 step_background() {
-  dir="$R/.shipit/background"
-  rm -rf "$dir"
-  mkdir -p "$dir"
+  dir=$(shipit_background_dir)
+  # A new private directory: refused if the name is taken.
+  (umask 077 && mkdir "$dir")
+  printf ' %s' "$@" | sed 's/ step_[a-z_]*//g; s/^ //' > "$dir/steps"
   (
     set +e
     while [ "$#" -ge 2 ]; do
@@ -1128,21 +1139,22 @@ step_background() {
     : > "$dir/done"
   ) < /dev/null > /dev/null 2>&1 3<&- &
   printf '%s %s\n' "$!" "$(shipit_starttime "$!")" > "$dir/pid"
-  echo "started in the background (pid $!):$(printf ' %s' "$@" | sed 's/ step_[a-z_]*//g')"
+  echo "started in the background (pid $!): $(cat "$dir/steps")"
 }
 
 # The pid of the background job while it runs (its start time checked, so a pid used again
 # later is not taken for it); fails once it is gone.
 shipit_background_pid() {
-  read -r job_pid job_start 2>/dev/null < "$R/.shipit/background/pid" || return 1
+  read -r job_pid job_start 2>/dev/null < "$(shipit_background_dir)/pid" || return 1
   [ -n "${job_start:-}" ] && [ "$(shipit_starttime "$job_pid")" = "$job_start" ] || return 1
   printf '%s' "$job_pid"
 }
 
 # step_await ID: waits for step ID of the background job, prints its output (facts included)
-# and the time it took, and fails with its status.
+# and the time it took, and fails with its status. After the job's last step, its directory
+# goes.
 step_await() {
-  dir="$R/.shipit/background"
+  dir=$(shipit_background_dir)
   while [ ! -f "$dir/$1.status" ]; do
     if ! shipit_background_pid > /dev/null; then
       [ -f "$dir/$1.status" ] && break
@@ -1153,8 +1165,12 @@ step_await() {
     sleep 0.05
   done
   cat "$dir/$1.out"
-  read -r status hundredths < "$dir/$1.status"
+  if ! read -r status hundredths < "$dir/$1.status"; then
+    echo "$1 ended in the background, but its status could not be read"
+    return 1
+  fi
   printf '%s took %d.%02d s in the background\n' "$1" "$((hundredths / 100))" "$((hundredths % 100))"
+  if [ "$status" -eq 0 ] && [ "$(sed 's/.* //' "$dir/steps")" = "$1" ]; then rm -rf "$dir"; fi
   return "$status"
 }
 
@@ -1171,32 +1187,36 @@ shipit_descendants() {
     }'
 }
 
-# Ends the background job of a failed or cut-off prepare and whatever it started, and waits
-# (up to 5 s, then SIGKILL) until they are gone: nothing of it may write into the release after
-# the cleanup. The job is stopped first, so it cannot start a process while its tree is read.
+# Ends the background job of a failed or cut-off prepare and whatever it started, waits (up to
+# 5 s, then SIGKILL) until they are gone, so that nothing of it writes into the release after
+# the cleanup, and removes its directory. The job is stopped first, so it cannot start a
+# process while its tree is read.
 shipit_stop_background() {
-  [ ! -f "$R/.shipit/background/done" ] || return 0
-  pid=$(shipit_background_pid) || return 0
-  kill -STOP "$pid" 2>/dev/null || true
-  tree=$(shipit_descendants "$pid")
-  # Word splitting of the pid lists is wanted.
-  # shellcheck disable=SC2086
-  {
-    kill -STOP $tree 2>/dev/null || true
-    tree="$pid $tree $(shipit_descendants "$pid")"
-    kill -TERM $tree 2>/dev/null || true
-    kill -CONT $tree 2>/dev/null || true
-    tries=0
-    while [ "$tries" -lt 50 ]; do
-      alive=
-      for p in $tree; do kill -0 "$p" 2>/dev/null && alive=$p; done
-      [ -n "$alive" ] || break
-      sleep 0.1
-      tries=$((tries + 1))
-    done
-    [ -z "$alive" ] || kill -KILL $tree 2>/dev/null || true
-  }
-  echo "stopped the background steps"
+  dir=$(shipit_background_dir)
+  [ -d "$dir" ] || return 0
+  if [ ! -f "$dir/done" ] && pid=$(shipit_background_pid); then
+    kill -STOP "$pid" 2>/dev/null || true
+    tree=$(shipit_descendants "$pid")
+    # Word splitting of the pid lists is wanted.
+    # shellcheck disable=SC2086
+    {
+      kill -STOP $tree 2>/dev/null || true
+      tree="$pid $tree $(shipit_descendants "$pid")"
+      kill -TERM $tree 2>/dev/null || true
+      kill -CONT $tree 2>/dev/null || true
+      tries=0
+      while [ "$tries" -lt 50 ]; do
+        alive=
+        for p in $tree; do kill -0 "$p" 2>/dev/null && alive=$p; done
+        [ -n "$alive" ] || break
+        sleep 0.1
+        tries=$((tries + 1))
+      done
+      [ -z "$alive" ] || kill -KILL $tree 2>/dev/null || true
+    }
+    echo "stopped the background steps: $(cat "$dir/steps" 2>/dev/null)"
+  fi
+  rm -rf "$dir"
 }
 
 # Python run by the `schedule` process (a `once` process on the primary, see resolve.rs) as
