@@ -376,14 +376,21 @@ fn steps_table(title: &str, columns: &[(&str, &[Sample])]) {
             }
         }
     }
+    // Wide enough for the longest label (`background (settings, collectstatic)`).
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     println!("\n-- {title} (medians)");
-    print!("  {:<24}", "step");
+    print!("  {:<width$}", "step");
     for (name, _) in columns {
         print!(" {name:>12}");
     }
     println!();
     for n in &names {
-        print!("  {n:<24}");
+        print!("  {n:<width$}");
         for m in &medians {
             let cell = m
                 .iter()

@@ -366,6 +366,192 @@ fn failing_migration_leaves_the_old_release_serving() {
     );
 }
 
+/// The pids of the processes whose working directory is `dir` or below it.
+fn processes_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Without migrate hooks, the settings probe and collectstatic run in the background while
+/// `migrate` runs: a migration that waits for collectstatic's first file finishes. A failing
+/// collectstatic still fails the deploy as the step `collectstatic`, with its own message, after
+/// `migrate` completed.
+#[test]
+fn collectstatic_runs_while_migrate_runs_and_its_failure_still_fails_the_deploy() {
+    let stack = Stack::start();
+    stack.project.write(
+        "pages/migrations/0002_wait_for_static.py",
+        "import os, time\n\
+         from django.conf import settings\n\
+         from django.db import migrations\n\n\n\
+         def wait(apps, schema_editor):\n\
+         \x20   css = os.path.join(settings.STATIC_ROOT, 'pages', 'site.css')\n\
+         \x20   for _ in range(900):\n\
+         \x20       if os.path.exists(css):\n\
+         \x20           print('collectstatic wrote %s while migrate ran' % css)\n\
+         \x20           return\n\
+         \x20       time.sleep(0.1)\n\
+         \x20   raise RuntimeError('collectstatic did not run while migrate ran')\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [('pages', '0001_initial')]\n\
+         \x20   operations = [migrations.RunPython(wait)]\n",
+    );
+    stack
+        .project
+        .commit_all("a migration that waits for collectstatic");
+    let run = stack.deploy(&["-v"]);
+    run.expect_code(0).says(&[
+        "→ background (settings, collectstatic)",
+        "collectstatic wrote",
+        "collectstatic took",
+    ]);
+    let first: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(migrate_fact(&first), "ran", "{first}");
+    assert_eq!(first["collectstatic"][0], "ran", "{first}");
+    assert_eq!(first["settings"][0], "ran", "{first}");
+    let v1 = first["release"].as_str().unwrap().to_string();
+    assert!(stack.serves_release(&v1).contains("/static/"));
+    assert_eq!(
+        stack.page("/static/pages/site.css", |status, _| status == 200),
+        example_css()
+    );
+
+    // Hashed names and a stylesheet naming a file that does not exist: collectstatic fails.
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!("{text}{}", hashed_static_settings("staticfiles")),
+    );
+    let css = "pages/static/pages/site.css";
+    let text = stack.project.read(css);
+    stack.project.write(
+        css,
+        &format!("{text}\nbody {{ background: url(\"missing.png\"); }}\n"),
+    );
+    stack.project.write(
+        "pages/migrations/0003_after.py",
+        "from django.db import migrations\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [('pages', '0002_wait_for_static')]\n\
+         \x20   operations = [migrations.RunPython(migrations.RunPython.noop)]\n",
+    );
+    stack.change_page("marker: never served");
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        &format!(
+            "{}: step `collectstatic` failed with exit status",
+            stack.host.sshd.host_spec()
+        ),
+        "missing.png",
+        "could not be found",
+    ]);
+    eprintln!("[overlap] a failing collectstatic:\n{}", run.stderr);
+    let failed = stack
+        .releases()
+        .into_iter()
+        .find(|r| *r != v1)
+        .expect("the failed release is kept");
+    assert_eq!(stack.state(&failed), "failed");
+    let shown = std::fs::read_to_string(
+        stack
+            .deploy_to()
+            .join("releases")
+            .join(&failed)
+            .join(".shipit/showmigrations"),
+    )
+    .unwrap();
+    assert!(
+        shown.contains("[X]  pages.0003_after"),
+        "migrate ran:\n{shown}"
+    );
+    let body = stack.serves_release(&v1);
+    assert!(!body.contains("never served"), "{body}");
+    assert!(!stack.locked(), "lock left behind");
+}
+
+/// A failing `migrate` ends the collectstatic running beside it (and waits until it is gone)
+/// before the deploy reports: nothing keeps writing into the failed release.
+#[test]
+fn a_failing_migrate_stops_the_collectstatic_running_beside_it() {
+    let stack = Stack::start();
+    let v1 = stack.deploy_release();
+    // collectstatic hangs (it runs: the stylesheet changed); the migration fails once it sees
+    // collectstatic run in its release.
+    let css = "pages/static/pages/site.css";
+    let text = stack.project.read(css);
+    stack
+        .project
+        .write(css, &format!("{text}\nh1 {{ letter-spacing: 1px; }}\n"));
+    let settings = "hello/settings/deployment.py";
+    let text = stack.project.read(settings);
+    stack.project.write(
+        settings,
+        &format!(
+            "{text}\nimport sys as _sys, time as _time\n\n\
+             if 'collectstatic' in _sys.argv:\n    _time.sleep(300)\n"
+        ),
+    );
+    stack.project.write(
+        "pages/migrations/0002_fail.py",
+        "import os, time\n\
+         from django.db import migrations\n\n\n\
+         def running():\n\
+         \x20   for pid in filter(str.isdigit, os.listdir('/proc')):\n\
+         \x20       try:\n\
+         \x20           here = os.readlink('/proc/%s/cwd' % pid) == os.getcwd()\n\
+         \x20           if here and b'collectstatic' in open('/proc/%s/cmdline' % pid, 'rb').read():\n\
+         \x20               return True\n\
+         \x20       except OSError:\n\
+         \x20           pass\n\
+         \x20   return False\n\n\n\
+         def fail(apps, schema_editor):\n\
+         \x20   for _ in range(900):\n\
+         \x20       if running():\n\
+         \x20           raise RuntimeError('migration failed while collectstatic ran')\n\
+         \x20       time.sleep(0.1)\n\
+         \x20   raise RuntimeError('collectstatic never ran')\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [('pages', '0001_initial')]\n\
+         \x20   operations = [migrations.RunPython(fail)]\n",
+    );
+    stack.change_page("marker: never served");
+    let started = std::time::Instant::now();
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        &format!(
+            "{}: step `migrate` failed with exit status",
+            stack.host.sshd.host_spec()
+        ),
+        "migration failed while collectstatic ran",
+        "stopped the background steps",
+    ]);
+    eprintln!("[overlap] a failing migrate:\n{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(200),
+        "the deploy waited for collectstatic"
+    );
+    let failed = stack.releases().into_iter().find(|r| *r != v1).unwrap();
+    let left = processes_in(&stack.deploy_to().join("releases").join(&failed));
+    assert!(
+        left.is_empty(),
+        "processes left in the failed release: {left:?}"
+    );
+    assert_eq!(stack.state(&failed), "failed");
+    stack.serves_release(&v1);
+    assert!(!stack.locked(), "lock left behind");
+}
+
 /// The `migrate` fact of a deploy's JSON (`ran`, or `skipped, no migration changed since ID`).
 fn migrate_fact(json: &Value) -> String {
     json["migrate"][0].as_str().unwrap_or("").to_string()

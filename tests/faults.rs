@@ -33,13 +33,17 @@ use support::*;
 /// script's next write, i.e. when the interrupted step finishes or prints).
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
-/// Every step of a single-host deploy, in order (prepare and switch run as one script).
+/// Every step of a single-host deploy, in order (prepare and switch run as one script; the
+/// target has no migrate hooks, so settings and collectstatic run in the background while
+/// migrate runs, and are waited for after it).
 const DEPLOY_STEPS: &[&str] = &[
     "verify",
     "unpack",
     "shared",
     "virtualenv",
+    "background",
     "migrate",
+    "settings",
     "collectstatic",
     "configs",
     "nginx-check",
@@ -378,6 +382,8 @@ fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
         "upload" => f.deploy_arming(&|proxy| proxy.cut_after_upstream_bytes(1 << 20)),
         // Once the step said it is building: mid-build, rather than at the step's first echo.
         "virtualenv" => f.cut_when(&deploy, &|line| line.starts_with("building virtualenv")),
+        // The step's label names what it runs in the background.
+        "background" => f.cut_when(&deploy, &|line| line.starts_with("→ background")),
         _ => f.cut_at(&deploy, step),
     };
     let run = &cut.run;
@@ -512,6 +518,12 @@ fn cut_at_unpack() {
 #[test]
 fn cut_at_virtualenv() {
     cut_deploy_at("virtualenv", change_requirements, Lock::Released);
+}
+
+/// The cut comes as settings and collectstatic start in the background: the cleanup stops them.
+#[test]
+fn cut_at_background() {
+    cut_deploy_at("background", no_change, Lock::Released);
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! 1. **begin**: create the layout, take the lock, wait for app servers earlier runs left
 //!    stopping, report facts (releases, `current`, whether the archive is already there).
 //! 2. **prepare** (after the upload): verify, unpack, link shared paths, build or reuse the
-//!    virtualenv, hooks, `migrate` (once, on the primary), `collectstatic`, keep the rendered
-//!    service configs, install and check the nginx site, start the release's own app server.
+//!    virtualenv, hooks, `migrate` (once, on the primary), `collectstatic` (in the background
+//!    during `migrate` when nothing must run between them, see `overlaps_migrate`), keep the
+//!    rendered service configs, install and check the nginx site, start the release's own app
+//!    server.
 //! 3. **switch** (only once every host is prepared): rename over `current`, reload nginx if its
 //!    site changed, check health, `after_switch` hooks, record the release live (from here on
 //!    nothing is undone), prune, stop the other app servers (in the background: they drain
@@ -81,21 +83,31 @@ pub(crate) fn prepare(
             files: resolved.shared_files.clone(),
         },
         Step::Virtualenv,
-        Step::Settings,
     ];
-    steps.extend(hooks(
-        HookPhase::BeforeMigrate,
-        &resolved.hooks.before_migrate,
-    ));
-    steps.push(Step::Migrate {
+    let migrate = Step::Migrate {
         once: resolved.migrate == MigrateOn::Once,
         always: migrate_always,
-    });
-    steps.push(Step::Collectstatic);
-    steps.extend(hooks(
-        HookPhase::AfterMigrate,
-        &resolved.hooks.after_migrate,
-    ));
+    };
+    if overlaps_migrate(resolved) {
+        steps.extend([
+            Step::Background(vec![Step::Settings, Step::Collectstatic]),
+            migrate,
+            Step::Await(Box::new(Step::Settings)),
+            Step::Await(Box::new(Step::Collectstatic)),
+        ]);
+    } else {
+        steps.push(Step::Settings);
+        steps.extend(hooks(
+            HookPhase::BeforeMigrate,
+            &resolved.hooks.before_migrate,
+        ));
+        steps.push(migrate);
+        steps.push(Step::Collectstatic);
+        steps.extend(hooks(
+            HookPhase::AfterMigrate,
+            &resolved.hooks.after_migrate,
+        ));
+    }
     steps.push(Step::Configs {
         nginx: configs.nginx.clone(),
         app: configs.app.clone(),
@@ -108,6 +120,18 @@ pub(crate) fn prepare(
     steps.extend(start_services(resolved, placed));
     steps.push(Step::Prepared);
     Phase::new(steps, Cleanup::Prepare)
+}
+
+/// Whether the settings probe and `collectstatic` run in the background while `migrate` runs:
+/// neither needs the database, and on a first deploy they are about a third of the prepare
+/// phase. Only without `before_migrate`/`after_migrate` hooks, which may prepare what
+/// collectstatic reads and run in order around `migrate`; and only when `migrate` does not end
+/// a round of the phase (one host, or `migrate` on every host), so that the job and its waits
+/// are in the same script.
+fn overlaps_migrate(resolved: &Resolved) -> bool {
+    resolved.hooks.before_migrate.is_empty()
+        && resolved.hooks.after_migrate.is_empty()
+        && (resolved.placements.len() <= 1 || resolved.migrate == MigrateOn::EachHost)
 }
 
 /// Phase 3: switch `current`, check, record, prune `doomed`, stop the old app server and
@@ -250,6 +274,76 @@ pub(crate) mod tests {
             .steps_for(false)
             .iter()
             .all(|s| s.id() != "after_migrate[0]"));
+    }
+
+    #[test]
+    fn without_migrate_hooks_settings_and_collectstatic_overlap_migrate() {
+        let mut r = resolved();
+        r.hooks.before_migrate.clear();
+        r.hooks.after_migrate.clear();
+        let phase = prepare(&r, &everything(), &ServiceConfigs::default(), "", false);
+        assert_eq!(
+            ids(&phase)[..9],
+            [
+                "verify",
+                "unpack",
+                "env",
+                "shared",
+                "virtualenv",
+                "background",
+                "migrate",
+                "settings",
+                "collectstatic",
+            ]
+        );
+        assert_eq!(
+            phase.steps[5],
+            Step::Background(vec![Step::Settings, Step::Collectstatic])
+        );
+        assert_eq!(phase.steps[8], Step::Await(Box::new(Step::Collectstatic)));
+        // One hook of either list keeps today's order.
+        for hooked in ["before", "after"] {
+            let mut h = resolved();
+            if hooked == "before" {
+                h.hooks.after_migrate.clear();
+            } else {
+                h.hooks.before_migrate.clear();
+            }
+            let steps = ids(&prepare(
+                &h,
+                &everything(),
+                &ServiceConfigs::default(),
+                "",
+                false,
+            ));
+            assert!(!steps.contains(&"background".to_string()), "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn a_fleet_that_migrates_once_keeps_collectstatic_after_migrate() {
+        let mut r = resolved();
+        r.hooks.before_migrate.clear();
+        r.hooks.after_migrate.clear();
+        r.placements = vec![everything(), everything()];
+        let steps = ids(&prepare(
+            &r,
+            &everything(),
+            &ServiceConfigs::default(),
+            "",
+            false,
+        ));
+        assert_eq!(r.migrate, MigrateOn::Once);
+        assert!(!steps.contains(&"background".to_string()), "{steps:?}");
+        r.migrate = MigrateOn::EachHost;
+        let steps = ids(&prepare(
+            &r,
+            &everything(),
+            &ServiceConfigs::default(),
+            "",
+            false,
+        ));
+        assert!(steps.contains(&"background".to_string()), "{steps:?}");
     }
 
     #[test]

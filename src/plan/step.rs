@@ -114,6 +114,13 @@ pub(crate) enum Step {
     Migrate { once: bool, always: bool },
     /// `collectstatic`.
     Collectstatic,
+    /// Start these steps (calls without arguments) one after another in the background while
+    /// the script goes on; each one's output, status and time go to files in the release's
+    /// `.shipit/background/`, for [`Step::Await`] to report.
+    Background(Vec<Step>),
+    /// Wait for a step [`Step::Background`] started and report its output and status as its
+    /// own: it keeps its id, so progress, a failure and its last lines name that step.
+    Await(Box<Step>),
     /// Keep the rendered nginx site, supervisor programs and systemd units in the release.
     Configs {
         nginx: Option<String>,
@@ -191,6 +198,7 @@ impl Step {
     pub(crate) fn id(&self) -> String {
         match self {
             Step::Hook { phase, index, .. } => format!("{}[{index}]", phase.name()),
+            Step::Await(step) => step.id(),
             other => other.fixed_id().to_string(),
         }
     }
@@ -217,6 +225,8 @@ impl Step {
             Step::Hook { .. } => "hook",
             Step::Migrate { .. } => "migrate",
             Step::Collectstatic => "collectstatic",
+            Step::Background(_) => "background",
+            Step::Await(_) => "await",
             Step::Configs { .. } => "configs",
             Step::NginxCheck => "nginx-check",
             Step::StartApp => "start-app",
@@ -252,6 +262,11 @@ impl Step {
                 command.lines().next().unwrap_or(""),
                 if *once { ", once" } else { "" }
             ),
+            Step::Background(steps) => format!(
+                "background ({})",
+                steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
+            ),
+            Step::Await(step) => step.label(),
             other => other.id(),
         }
     }
@@ -291,6 +306,11 @@ impl Step {
                 .flat_map(|u| [quote(&u.app), quote(&u.to)])
                 .collect(),
             Step::Abort(reason) => vec![quote(&one_line(reason))],
+            Step::Background(steps) => steps
+                .iter()
+                .flat_map(|s| [quote(&s.id()), s.call()])
+                .collect(),
+            Step::Await(step) => vec![quote(&step.id())],
             Step::Check(files) => files.iter().map(|f| quote(f)).collect(),
             Step::MaintenancePrepare(page) => vec![super::base64(page.as_bytes())],
             Step::Logs {
@@ -414,6 +434,16 @@ mod tests {
                 "configs",
                 "step_configs Zm9v - Zm9v - - Zm9v YmFy",
             ),
+            (
+                Step::Background(vec![Step::Settings, Step::Collectstatic]),
+                "background",
+                "step_background settings step_settings collectstatic step_collectstatic",
+            ),
+            (
+                Step::Await(Box::new(Step::Collectstatic)),
+                "collectstatic",
+                "step_await collectstatic",
+            ),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),
             (
@@ -497,6 +527,8 @@ mod tests {
                 always: false,
             },
             Step::Collectstatic,
+            Step::Background(vec![]),
+            Step::Await(Box::new(Step::Settings)),
             Step::NginxCheck,
             Step::StartApp,
             Step::Prepared,
@@ -557,5 +589,18 @@ mod tests {
         );
         assert_eq!(Step::Unapply(vec![]).scope(), Scope::Once);
         assert_eq!(Step::Collectstatic.scope(), Scope::EachHost);
+    }
+
+    #[test]
+    fn an_awaited_step_keeps_its_name() {
+        let awaited = Step::Await(Box::new(Step::Settings));
+        assert_eq!(
+            (awaited.id(), awaited.label()),
+            ("settings".into(), "settings".into())
+        );
+        assert_eq!(
+            Step::Background(vec![Step::Settings, Step::Collectstatic]).label(),
+            "background (settings, collectstatic)"
+        );
     }
 }
