@@ -570,21 +570,22 @@ pub(crate) fn service_configs(
         .filter(|a| a.manager != Manager::Supervisor)
     {
         Some(settings) => {
+            context.set("scope", settings.systemd.scope.name());
+            let prefix = unit_prefix(&config.project.name, &target.name);
             let web = placed
                 .web
                 .then(|| (crate::config::WEB_ROLE.to_string(), web_process(target)));
-            let mut units = UnitFiles::default();
+            let mut units = UnitFiles::new(&prefix);
             for (name, process) in web.iter().chain(&placed.processes) {
-                units.add(&templates, &mut context, settings, target, name, process)?;
+                units.add(&templates, &mut context, target, name, process)?;
             }
-            let mut once = UnitFiles::default();
+            let mut once = UnitFiles::new(&prefix);
             // Under systemd the schedule's timers replace the scheduler.
             for (name, process) in placed.once.iter().filter(|(name, _)| name != SCHEDULER) {
-                once.add(&templates, &mut context, settings, target, name, process)?;
+                once.add(&templates, &mut context, target, name, process)?;
             }
-            let mut timers = UnitFiles::default();
+            let mut timers = UnitFiles::new(&prefix);
             if runs_scheduler {
-                context.set("scope", settings.systemd.scope.name());
                 for (index, (when, commands)) in target.schedule.iter().enumerate() {
                     timers.add_timer(
                         &templates,
@@ -647,8 +648,10 @@ fn web_process(target: &Target) -> Process {
 /// (per replica, for several) and a run script per process, sent as one text in which
 /// `#@shipit-file NAME` lines start each file (`step_configs` splits it into the release's
 /// `.shipit/systemd/`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct UnitFiles {
+    /// The target's [`unit_prefix`].
+    prefix: String,
     files: Vec<(String, String)>,
 }
 
@@ -656,19 +659,27 @@ pub(crate) struct UnitFiles {
 pub(crate) const UNIT_FILE_MARK: &str = "#@shipit-file ";
 
 impl UnitFiles {
-    /// Renders process `name`'s run script and template unit(s).
+    /// No file yet, for the units named `PREFIX-...`.
+    fn new(prefix: &str) -> UnitFiles {
+        UnitFiles {
+            prefix: prefix.to_string(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Renders process `name`'s run script and template unit(s); `context` has the release's
+    /// values and `scope`.
     fn add(
         &mut self,
         templates: &crate::templates::Templates,
         context: &mut RenderContext,
-        settings: &App,
         target: &Target,
         name: &str,
         process: &Process,
     ) -> Result<()> {
         let web = name == crate::config::WEB_ROLE && process.run.is_empty();
         let script = format!("{name}.sh");
-        let prefix = unit_prefix(&context.get("project").unwrap_or_default(), &target.name);
+        let prefix = &self.prefix;
         for replica in 1..=process.replicas {
             let unit = match process.replicas {
                 1 => format!("{prefix}-{name}"),
@@ -688,9 +699,7 @@ impl UnitFiles {
                     minijinja::Value::from(target.health.timeout.saturating_add(30)),
                 ),
             ]);
-            context
-                .set("unit", minijinja::Value::from_serialize(&values))
-                .set("scope", settings.systemd.scope.name());
+            context.set("unit", minijinja::Value::from_serialize(&values));
             if replica == 1 {
                 let text = templates.render("systemd.run.sh.j2", context)?;
                 self.files.push((script.clone(), text));
@@ -714,8 +723,7 @@ impl UnitFiles {
         when: &str,
         commands: &[String],
     ) -> Result<()> {
-        let prefix = unit_prefix(&context.get("project").unwrap_or_default(), &target.name);
-        let name = format!("{prefix}-{SCHEDULER}-{entry}");
+        let name = format!("{}-{SCHEDULER}-{entry}", self.prefix);
         let script = format!("{SCHEDULER}-{entry}.sh");
         let quoted: Vec<String> = commands.iter().map(|c| crate::plan::quote(c)).collect();
         let values = std::collections::BTreeMap::from([
