@@ -64,6 +64,18 @@ shipit_instances() {
   sed "s/@\.service\$/@$2.service/" "$1" | tr '\n' ' '
 }
 
+# shipit_release_instances EXCEPT LIST...: the instances of every release but EXCEPT (an id,
+# or empty for none) of the templates each release's .shipit/LIST files name, on one line.
+shipit_release_instances() {
+  except=$1
+  shift
+  for dir in "$D"/releases/*; do
+    id=${dir##*/}
+    if [ ! -d "$dir/.shipit" ] || [ "$id" = "$except" ]; then continue; fi
+    for list in "$@"; do printf '%s ' "$(shipit_instances "$dir/.shipit/$list" "$id")"; done
+  done
+}
+
 # Installs the templates LIST names from the release (when they differ from what is
 # installed) and links them into systemd's unit path; linking reloads systemd's configuration.
 shipit_systemd_install() {
@@ -126,7 +138,7 @@ shipit_systemd_log() {
 # second without dying; fails as soon as one fails.
 shipit_systemd_start() {
   [ -f "$R/.shipit/units" ] || { echo "release $ID keeps no systemd units"; exit 1; }
-  shipit_systemd_scope_ok
+  if wrong=$(shipit_systemd_wrong_user); then echo "$wrong"; exit 1; fi
   shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   shipit_systemd_install "$R/.shipit/units"
   units=$(shipit_instances "$R/.shipit/units" "$ID")
@@ -189,14 +201,8 @@ shipit_systemd_stop_new() {
 shipit_systemd_stop_old() {
   # LIVE is step_stop_old_app's: the release `current` points at.
   # shellcheck disable=SC2153
-  old=
-  old_once=
-  for dir in "$D"/releases/*; do
-    id=${dir##*/}
-    if [ ! -d "$dir/.shipit" ] || [ "$id" = "$LIVE" ]; then continue; fi
-    old="$old $(shipit_instances "$dir/.shipit/units" "$id")"
-    old_once="$old_once $(shipit_instances "$dir/.shipit/units-once" "$id")"
-  done
+  old=$(shipit_release_instances "$LIVE" units)
+  old_once=$(shipit_release_instances "$LIVE" units-once)
   # shellcheck disable=SC2086
   set -- $old $old_once
   if [ "$#" -gt 0 ]; then
@@ -248,13 +254,7 @@ shipit_systemd_running() {
 # Waits until no instance of a release other than `current`'s is still stopping (what an
 # earlier run left draining): before a deploy reports which releases run and prunes.
 shipit_systemd_reap() {
-  serving=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
-  units=
-  for dir in "$D"/releases/*; do
-    id=${dir##*/}
-    if [ ! -d "$dir/.shipit" ] || [ "$id" = "$serving" ]; then continue; fi
-    units="$units $(shipit_instances "$dir/.shipit/units" "$id")"
-  done
+  units=$(shipit_release_instances "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')" units)
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   said=
   # Word splitting of the unit list is wanted.
@@ -309,30 +309,24 @@ shipit_systemd_timers() {
 
 # Releases some instance of which runs (or starts, or stops), one a line.
 shipit_systemd_installed_releases() {
-  units=
-  for dir in "$D"/releases/*; do
-    [ -d "$dir/.shipit" ] || continue
-    id=${dir##*/}
-    units="$units $(shipit_instances "$dir/.shipit/units" "$id") $(shipit_instances "$dir/.shipit/units-once" "$id")"
-  done
+  units=$(shipit_release_instances "" units units-once)
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   # Word splitting of the unit list is wanted.
   # shellcheck disable=SC2086
   shipit_units_state $units | awk '$2 != "inactive" && $2 != "failed" { sub(/\.service$/, "", $1); sub(/.*@/, "", $1); print $1 }'
 }
 
-# User units run as the deploy user: an app_user that is someone else cannot be honoured.
-shipit_systemd_scope_ok() {
-  if [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
-    echo "user units run as $(id -un), not app_user $APP_USER: use [targets.$TARGET.systemd] scope = \"system\", or drop app_user"
-    exit 1
-  fi
+# User units run as the deploy user: says why when app_user is someone else (which cannot be
+# honoured), and fails when it is not.
+shipit_systemd_wrong_user() {
+  [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ] || return 1
+  echo "user units run as $(id -un), not app_user $APP_USER: use [targets.$TARGET.systemd] scope = \"system\", or drop app_user"
 }
 
 # `shipit check`'s process manager item under systemd.
 shipit_check_systemd() {
-  if [ "$SCOPE" = user ] && [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
-    shipit_check app fail "user units run as $(id -un), not app_user $APP_USER: set scope = \"system\" or drop app_user"
+  if wrong=$(shipit_systemd_wrong_user); then
+    shipit_check app fail "$wrong"
   elif [ "$SCOPE" = user ] && [ ! -e "/var/lib/systemd/linger/$(id -un)" ]; then
     shipit_check app fail "lingering is off for $(id -un): its user units stop when its last session ends and do not start at boot; run \`sudo loginctl enable-linger $(id -un)\`"
   elif ! out=$(shipit_systemctl show -p Version --value 2>&1); then
