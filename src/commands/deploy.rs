@@ -11,7 +11,7 @@ use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch};
-use crate::plan::releases::{has_archive, releases, removed};
+use crate::plan::releases::{draining, has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
 use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
 use crate::session::ScriptRun;
@@ -137,7 +137,10 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
 
     let doomed: Vec<Vec<ReleaseId>> = inventories
         .iter()
-        .map(|r| prune_after_switch(r, release, resolved.keep_releases))
+        .zip(&begun)
+        .map(|(r, run)| {
+            prune_after_switch(r, &draining(&run.facts), release, resolved.keep_releases)
+        })
         .collect();
     let runs = locked.prepare_then_switch(
         &|i| {

@@ -39,14 +39,14 @@ pub(crate) struct ServiceConfigs {
     pub(crate) timers: Option<String>,
 }
 
-/// Phase 1: layout, lock, wait for what earlier runs left stopping (so the facts say which
-/// releases still run, and pruning sees them gone), facts.
+/// Phase 1: layout, lock, clear up after what earlier runs left stopping (without waiting for
+/// it: a release still stopping is reported `draining`, see [`prune_after_switch`]), facts.
 pub(crate) fn begin() -> Phase {
     Phase::new(
         vec![
             Step::Layout,
             Step::Lock,
-            Step::Reap { wait: true },
+            Step::Reap { wait: false },
             Step::Facts,
         ],
         Cleanup::Lock,
@@ -174,9 +174,12 @@ pub(super) fn start_services(resolved: &Resolved, placed: &Placement) -> Vec<Ste
     steps
 }
 
-/// What to prune on a host whose releases are `releases` once `new` is live there.
+/// What to prune on a host whose releases are `releases` once `new` is live there. A release in
+/// use only because its app servers still stop in the background (`draining`: a deploy right
+/// after another) may be pruned: the prune step waits for them first, so `keep` holds.
 pub(crate) fn prune_after_switch(
     releases: &[Release],
+    draining: &[ReleaseId],
     new: ReleaseId,
     keep: u32,
 ) -> Vec<ReleaseId> {
@@ -185,6 +188,7 @@ pub(crate) fn prune_after_switch(
         .map(|r| Release {
             current: false,
             state: if r.current { State::Good } else { r.state },
+            in_use: r.in_use && !draining.contains(&r.id),
             ..r.clone()
         })
         .collect();
@@ -344,6 +348,25 @@ pub(crate) mod tests {
             false,
         ));
         assert!(steps.contains(&"background".to_string()), "{steps:?}");
+    }
+
+    #[test]
+    fn a_release_only_stopping_may_be_pruned_and_one_in_use_otherwise_may_not() {
+        let id = |n: u32| ReleaseId::parse(&format!("2026010100000{n}")).unwrap();
+        let release = |n, in_use| Release {
+            id: id(n),
+            state: State::Good,
+            current: n == 3,
+            in_use,
+        };
+        // keep 2: the new release 4 and 3 stay, 1 and 2 go unless something works in them.
+        let releases = [release(1, true), release(2, true), release(3, true)];
+        assert!(prune_after_switch(&releases, &[], id(4), 2).is_empty());
+        assert_eq!(prune_after_switch(&releases, &[id(2)], id(4), 2), [id(2)]);
+        assert_eq!(
+            prune_after_switch(&releases, &[id(1), id(2)], id(4), 2),
+            [id(1), id(2)]
+        );
     }
 
     #[test]

@@ -39,17 +39,28 @@ pub struct Listed {
     pub revision: Option<String>,
 }
 
-/// Turns inventory facts back into releases, sorted by id.
-pub fn parse_inventory(facts: &Facts) -> Vec<Listed> {
-    let current = facts.get("current").and_then(|c| ReleaseId::parse(c));
-    let in_use: Vec<ReleaseId> = facts
-        .get("in_use")
+/// The release ids of a space-separated inventory fact (`in_use`, `draining`).
+fn ids_of(facts: &Facts, key: &str) -> Vec<ReleaseId> {
+    facts
+        .get(key)
         .map(|list| {
             list.split_whitespace()
                 .filter_map(ReleaseId::parse)
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Releases whose app servers an earlier run left stopping in the background (a subset of the
+/// releases in use).
+pub(crate) fn draining(facts: &Facts) -> Vec<ReleaseId> {
+    ids_of(facts, "draining")
+}
+
+/// Turns inventory facts back into releases, sorted by id.
+pub fn parse_inventory(facts: &Facts) -> Vec<Listed> {
+    let current = facts.get("current").and_then(|c| ReleaseId::parse(c));
+    let in_use = ids_of(facts, "in_use");
     let mut listed: Vec<Listed> = facts
         .iter()
         .filter_map(|(key, value)| {

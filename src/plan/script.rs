@@ -476,12 +476,13 @@ mod tests {
                 Cleanup::Lock,
             ))
         };
-        let in_use = |events: &[Event]| {
+        let fact = |events: &[Event], key: &str| {
             events.iter().find_map(|e| match e {
-                Event::Fact(k, v) if k == "in_use" => Some(v.clone()),
+                Event::Fact(k, v) if k == key => Some(v.clone()),
                 _ => None,
             })
         };
+        let in_use = |events: &[Event]| fact(events, "in_use");
         let (status, events) = reap(false);
         assert_eq!(status, 0, "{events:?}");
         assert!(!record.exists() && !done.exists(), "{events:?}");
@@ -503,6 +504,12 @@ mod tests {
         assert_eq!(
             in_use(&events).as_deref(),
             Some("20261101000000 20261122010320 "),
+            "{events:?}"
+        );
+        // ... of which that one only stops: a deploy may prune it (waiting first).
+        assert_eq!(
+            fact(&events, "draining").as_deref(),
+            Some("20261101000000 "),
             "{events:?}"
         );
         assert!(record.exists(), "{events:?}");

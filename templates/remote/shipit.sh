@@ -296,6 +296,7 @@ shipit_switch_back() {
 # Inventory: one fact per release, plus `current` and `in_use` (releases some process of this
 # user has as its working directory: where the app servers run). `sizes` adds disk usage.
 shipit_inventory() {
+  DRAINING=$(shipit_draining_releases)
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
   shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
   if [ -L "$D/current" ] && [ ! -d "$D/current/" ]; then
@@ -309,8 +310,10 @@ shipit_inventory() {
         case "$c" in "$DREAL"/releases/*) r=${c#"$DREAL"/releases/}; echo "${r%%/*}" ;; esac
       done
     shipit_installed_releases
-    shipit_draining_releases
+    printf '%s\n' "$DRAINING"
   } | sort -u | tr '\n' ' ')"
+  # Of those, the ones only stopping: a deploy may still prune them (step_prune waits).
+  shipit_fact draining "$(printf '%s\n' "$DRAINING" | sort -u | tr '\n' ' ')"
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
     id=${dir##*/}
@@ -371,9 +374,9 @@ shipit_release_python() {
 
 # step_reap [wait]: what earlier runs left draining (shipit_drain). A finished stop's record is
 # removed; what a stop did not finish (it was killed) is stopped here; a stop still under way
-# is left to finish, its releases counted in use (see shipit_draining_releases: never pruned),
-# or with `wait` waited for: before a deploy reports which releases run and prunes, and before
-# a rollback starts a release's programs again.
+# is left to finish, its releases counted in use (see shipit_draining_releases: a rollback or
+# `releases --prune` never prunes them), or with `wait` waited for: before a rollback starts a
+# release's programs again, and before a deploy prunes a release still stopping (step_prune).
 step_reap() {
   # systemd carries out its own stops (stop --no-block): only waiting is left to do.
   if [ "$APP" = 1 ] && [ "$MANAGER" = systemd ] && [ "${1:-}" = wait ]; then shipit_systemd_reap; fi
@@ -406,11 +409,13 @@ shipit_draining() {
 }
 
 # Releases whose programs still stop in the background, one a line: programs are named
-# PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE).
+# PROJECT.TARGET.RELEASE[.PROCESS] (or, before, PROJECT-TARGET-RELEASE). Under systemd, those
+# with an instance still deactivating.
 shipit_draining_releases() {
   for record in "$D"/.shipit/draining/*[0-9]; do
     [ -f "$record" ] && shipit_draining "$record" && sed -n 's/^program=//p' "$record"
   done | sed 's/^[^.]*\.[^.]*\.\([0-9]*\).*$/\1/; s/.*-//'
+  if [ "$APP" = 1 ] && [ "$MANAGER" = systemd ]; then shipit_systemd_installed_releases stopping; fi
 }
 
 # The tools the remote steps need beyond the shell, checked before anything changes so a minimal
@@ -1613,9 +1618,15 @@ step_finish() {
   if [ "$OP" = rollback ]; then shipit_log "ok (from ${PREVIOUS##*/})"; else shipit_log ok; fi
 }
 
-# step_prune ID...: removes releases the keep policy chose, then gives the lock back.
+# step_prune ID...: removes releases the keep policy chose, then gives the lock back. A deploy
+# right after another may choose a release whose app servers still stop in the background (its
+# begin does not wait for them): those are waited for first.
 step_prune() {
   shipit_require_lock
+  stopping=$(shipit_draining_releases)
+  for id in "$@"; do
+    if printf '%s\n' "$stopping" | grep -qx "$id"; then step_reap wait; break; fi
+  done
   shipit_remove_releases "$@"
   if [ "$#" -gt 0 ]; then OP=prune shipit_log "removed $*"; fi
   shipit_unlock

@@ -307,13 +307,17 @@ shipit_systemd_timers() {
   fi
 }
 
-# Releases some instance of which runs (or starts, or stops), one a line.
+# Releases some instance of which runs (or starts, or stops), one a line; with `stopping`, only
+# those some instance of which is still stopping.
 shipit_systemd_installed_releases() {
   units=$(shipit_release_instances "" units units-once)
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   # Word splitting of the unit list is wanted.
   # shellcheck disable=SC2086
-  shipit_units_state $units | awk '$2 != "inactive" && $2 != "failed" { sub(/\.service$/, "", $1); sub(/.*@/, "", $1); print $1 }'
+  shipit_units_state $units | awk -v only="${1:-}" '
+    $2 == "inactive" || $2 == "failed" { next }
+    only == "stopping" && $2 != "deactivating" { next }
+    { sub(/\.service$/, "", $1); sub(/.*@/, "", $1); print $1 }'
 }
 
 # User units run as the deploy user: says why when app_user is someone else (which cannot be
