@@ -208,6 +208,11 @@ impl<'p> Locked<'p> {
         self.fleet.sessions[i].transport.name().to_string()
     }
 
+    /// The prefix of host `i`'s progress lines (empty with a single host).
+    pub(crate) fn label(&self, i: usize) -> &str {
+        &self.fleet.sessions[i].label
+    }
+
     /// Sets one variable of every host's preamble.
     pub(crate) fn set_var(&mut self, name: &'static str, value: &str) {
         for host in 0..self.vars.len() {
@@ -239,27 +244,6 @@ impl<'p> Locked<'p> {
             });
         }
         Ok(())
-    }
-
-    /// Runs local work for every host in parallel (e.g. uploads); the first error gives up.
-    pub(crate) fn for_each_host<T: Send>(
-        &mut self,
-        what: &str,
-        work: impl Fn(usize, &mut HostSession) -> Result<T> + Sync,
-    ) -> Result<Vec<T>> {
-        let results = on_all(&mut self.fleet.sessions, work);
-        self.stop_if_interrupted("nothing was changed")?;
-        let mut out = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(value) => out.push(value),
-                Err(e) => {
-                    self.reason = format!("{what} on {} failed", self.name(i));
-                    return Err(e);
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Runs `phase` on every host, in rounds: once-steps on the primary, the others waiting at
@@ -624,7 +608,7 @@ mod tests {
         hosts: usize,
         resolved: &crate::resolve::Resolved,
     ) -> Result<Vec<ScriptRun>> {
-        let (mut locked, _) = fleet.lock(&deploy::begin(), vars(hosts))?;
+        let (mut locked, _) = fleet.lock(&deploy::begin("a.tar.gz".as_ref(), 1), vars(hosts))?;
         locked.prepare_then_switch(
             &|_| {
                 deploy::prepare(
@@ -746,7 +730,7 @@ mod tests {
         assert!(error.hint().unwrap().contains("--break-lock --force"));
         assert_eq!(
             ran(&hosts[0]),
-            ["layout", "lock", "reap", "facts", "release-lock"]
+            ["layout", "lock", "reap", "facts", "upload", "release-lock"]
         );
         assert!(nobody_locked(&hosts));
     }

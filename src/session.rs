@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Target, TransportKind};
 use crate::error::{Error, Result};
-use crate::output::{human_bytes, seconds, Printer};
+use crate::output::{seconds, Printer};
 use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
 use crate::plan::script::{parse_output, Event, Script};
-use crate::transport::Transport;
+use crate::transport::{Reply, Transport};
 
 /// Lines of output kept per step for error messages.
 const TAIL_LINES: usize = 20;
@@ -129,8 +129,19 @@ impl HostSession {
                         } else {
                             "switch"
                         };
-                        return Some(format!("{answer}\n"));
+                        return Some(Reply::Line(format!("{answer}\n")));
                     }
+                    Event::Send => match script.upload() {
+                        Some((archive, size)) => match std::fs::File::open(archive) {
+                            Ok(file) => {
+                                let bar = printer.progress_bar(size, &upload_label(&label));
+                                return Some(Reply::Payload(Box::new(Progress { file, bar })));
+                            }
+                            // The script reads nothing, finds the part file short and fails.
+                            Err(e) => on_output(&format!("cannot read {}: {e}", archive.display())),
+                        },
+                        None => on_output("the host asked for an archive this script has none of"),
+                    },
                     Event::Done => run.done = true,
                     Event::Output(text) => {
                         on_output(&text);
@@ -158,38 +169,30 @@ impl HostSession {
     }
 }
 
-impl HostSession {
-    /// Streams the local file `local` (`size` bytes) to `remote`, with a progress bar on a
-    /// terminal and the time and rate when done.
-    pub(crate) fn upload(
-        &mut self,
-        local: &std::path::Path,
-        size: u64,
-        remote: &str,
-        printer: &Printer,
-    ) -> Result<()> {
-        let started = Instant::now();
-        let label = if self.label.is_empty() {
-            "upload".to_string()
+/// The progress bar's label for a host labelled `label`.
+fn upload_label(label: &str) -> String {
+    if label.is_empty() {
+        "upload".to_string()
+    } else {
+        format!("{label} upload")
+    }
+}
+
+/// The archive as a script reads it, moving a progress bar (on a terminal) as it goes.
+struct Progress {
+    file: std::fs::File,
+    bar: indicatif::ProgressBar,
+}
+
+impl std::io::Read for Progress {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 {
+            self.bar.finish_and_clear();
         } else {
-            format!("{} upload", self.label)
-        };
-        let bar = printer.progress_bar(size, &label);
-        let result = self
-            .transport
-            .upload(local, remote, &mut |sent| bar.set_position(sent));
-        bar.finish_and_clear();
-        result?;
-        let elapsed = started.elapsed();
-        printer.info(format!(
-            "{}  ✓ upload {:<17} {:>7}  ({}, {}/s)",
-            self.label,
-            "",
-            seconds(elapsed),
-            human_bytes(size),
-            human_bytes((size as f64 / elapsed.as_secs_f64().max(0.001)) as u64)
-        ));
-        Ok(())
+            self.bar.inc(n as u64);
+        }
+        Ok(n)
     }
 }
 

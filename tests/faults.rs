@@ -10,8 +10,8 @@
 //! - `current` points at a complete release, whose app server is the only one running, and the
 //!   site serves it through nginx (the old release, unless the cut came after the new one was
 //!   committed: each test prints which it saw and at which step the remote cleanup ran);
-//! - the deploy lock is given back by the remote script's trap within a bounded wait, or, when no
-//!   remote script was running (the cut fell between two scripts), `--break-lock` recovers;
+//! - the deploy lock is given back by the remote script's trap within a bounded wait (every
+//!   cut falls while a script runs: the archive goes to the begin script's stdin);
 //! - a plain re-run succeeds and serves the new code.
 //!
 //! Also: a cut during a rollback's switch, a full disk (a small tmpfs mounted as `deploy_to`), an
@@ -113,12 +113,12 @@ impl Faulty {
         Cut::new(run, fired)
     }
 
-    /// `shipit deploy -v`, arming `arm` on the proxy once the archive is built and the upload
-    /// is about to start (the `release ID: ...` line).
+    /// `shipit deploy -v`, arming `arm` on the proxy once the upload is about to start (the
+    /// begin script's `upload` step has begun: it asks for the archive next).
     fn deploy_arming(&self, arm: &(dyn Fn(&Proxy) + Sync)) -> Cut {
         let mut armed = false;
         let run = self.watched(&["deploy", "--target", TARGET], &mut |line, _| {
-            if !armed && line.starts_with("release ") {
+            if !armed && line.trim().starts_with("→ upload") {
                 arm(&self.proxy);
                 armed = true;
             }
@@ -358,17 +358,9 @@ fn change_requirements(stack: &Stack) {
 // ---------------------------------------------------------------------------------------------
 // Cutting a deploy at each step.
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Lock {
-    /// The remote trap gives the lock back.
-    Released,
-    /// No remote script was running: the lock stays until `--break-lock`.
-    Stale,
-}
-
 /// Deploys v1, makes `change` and a page change, deploys that while cutting at `step` ("upload":
 /// mid-upload), checks the host, then re-runs the deploy.
-fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
+fn cut_deploy_at(step: &str, change: fn(&Stack)) {
     let f = Faulty::start();
     let v1 = f.stack.deploy_release();
     f.stack.serves_release(&v1);
@@ -393,39 +385,24 @@ fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
         run.code, run.stderr
     );
     run.expect_code(3).says(&[
-        &format!(
-            "error: {}: {}",
-            f.host(),
-            if step == "upload" {
-                "upload interrupted"
-            } else {
-                "connection lost"
-            }
-        ),
+        &format!("error: {}: connection lost", f.host()),
         "hint: the connection was lost",
     ]);
-    let new = cut.release.clone().expect("the run named its release");
-
-    let released = match lock {
-        Lock::Released => f.settled(),
-        // Nothing on the host could give it back; a short look is enough to see it stays.
-        Lock::Stale => {
-            f.settled();
-            std::thread::sleep(Duration::from_secs(2));
-            (!f.stack.locked()).then_some(Duration::ZERO)
-        }
+    // A cut during the upload comes before the release is named (begin receives the archive).
+    let new = match (step, cut.release.clone()) {
+        ("upload", None) => String::new(),
+        (_, Some(new)) => new,
+        (_, None) => panic!("the run named no release\n{}", run.stderr),
     };
-    match (lock, released) {
-        (Lock::Released, None) => panic!(
+
+    // Every cut comes while a script runs on the host (the upload too, in begin): its trap
+    // gives the lock back.
+    let Some(released) = f.settled() else {
+        panic!(
             "the lock was not given back within {LOCK_WAIT:?} of a cut at {step}\n{}",
             f.state()
-        ),
-        (Lock::Stale, Some(_)) => panic!(
-            "no remote script should have been running to give the lock back\n{}",
-            f.state()
-        ),
-        _ => {}
-    }
+        )
+    };
 
     // Where the host ended up.
     let live = current_release(&f.stack);
@@ -433,8 +410,9 @@ fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
     let last = log.last().expect("a deploy log").clone();
     let observed = if live == v1 {
         if step == "upload" {
-            assert!(
-                !f.stack.releases().contains(&new),
+            assert_eq!(
+                f.stack.releases(),
+                std::slice::from_ref(&v1),
                 "a release dir was made although the upload never finished\n{}",
                 f.state()
             );
@@ -472,23 +450,16 @@ fn cut_deploy_at(step: &str, change: fn(&Stack), lock: Lock) {
     f.stack.serves_release(&live);
     only_app_of(&f, &live);
     eprintln!(
-        "[fault] cut at {step}: exit {} after {:.1}s; {observed}; lock {}",
+        "[fault] cut at {step}: exit {} after {:.1}s; {observed}; lock given back within {:.1}s of shipit's exit",
         run.code,
         run.elapsed.as_secs_f64(),
-        match released {
-            Some(t) => format!("given back within {:.1}s of shipit's exit", t.as_secs_f64()),
-            None => "left held (no remote script running)".into(),
-        }
+        released.as_secs_f64()
     );
 
-    // A plain re-run (with --break-lock when the lock was left) succeeds with the new code,
+    // A plain re-run succeeds with the new code,
     // through the same proxy.
     let connections = f.proxy.connections();
-    let mut rerun = f.stack.deploy(&[]);
-    if lock == Lock::Stale {
-        rerun.expect_code(4).says(&["locked by", "--break-lock"]);
-        rerun = f.stack.deploy(&["--break-lock"]);
-    }
+    let rerun = f.stack.deploy(&[]);
     rerun.expect_code(0);
     assert!(f.proxy.connections() > connections);
     let v3 = rerun.release();
@@ -502,68 +473,68 @@ fn no_change(_: &Stack) {}
 
 #[test]
 fn cut_during_upload() {
-    cut_deploy_at("upload", add_big_random_file, Lock::Stale);
+    cut_deploy_at("upload", add_big_random_file);
 }
 
 #[test]
 fn cut_at_verify() {
-    cut_deploy_at("verify", add_big_random_file, Lock::Released);
+    cut_deploy_at("verify", add_big_random_file);
 }
 
 #[test]
 fn cut_at_unpack() {
-    cut_deploy_at("unpack", add_big_random_file, Lock::Released);
+    cut_deploy_at("unpack", add_big_random_file);
 }
 
 #[test]
 fn cut_at_virtualenv() {
-    cut_deploy_at("virtualenv", change_requirements, Lock::Released);
+    cut_deploy_at("virtualenv", change_requirements);
 }
 
 /// The cut comes as settings and collectstatic start in the background: the cleanup stops them.
 #[test]
 fn cut_at_background() {
-    cut_deploy_at("background", no_change, Lock::Released);
+    cut_deploy_at("background", no_change);
 }
 
 #[test]
 fn cut_at_migrate() {
-    cut_deploy_at("migrate", no_change, Lock::Released);
+    cut_deploy_at("migrate", no_change);
 }
 
 #[test]
 fn cut_at_collectstatic() {
-    cut_deploy_at("collectstatic", no_change, Lock::Released);
+    cut_deploy_at("collectstatic", no_change);
 }
 
 #[test]
 fn cut_at_configs() {
-    cut_deploy_at("configs", change_site, Lock::Released);
+    cut_deploy_at("configs", change_site);
 }
 
 #[test]
 fn cut_at_nginx_check() {
-    cut_deploy_at("nginx-check", change_site, Lock::Released);
+    cut_deploy_at("nginx-check", change_site);
 }
 
 #[test]
 fn cut_at_start_app() {
-    cut_deploy_at("start-app", no_change, Lock::Released);
+    cut_deploy_at("start-app", no_change);
 }
 
 #[test]
 fn cut_at_switch() {
-    cut_deploy_at("switch", no_change, Lock::Released);
+    cut_deploy_at("switch", no_change);
 }
 
 #[test]
 fn cut_at_reload_nginx() {
-    cut_deploy_at("reload-nginx", change_site, Lock::Released);
+    cut_deploy_at("reload-nginx", change_site);
 }
 
 #[test]
 fn cut_at_health_check() {
-    cut_deploy_at("health-check", no_change, Lock::Released);
+    cut_deploy_at("health-check", no_change);
 }
 
 /// The switch script's cleanup (switch back to the previous release, stop the new app server)
@@ -573,7 +544,7 @@ fn cut_at_health_check() {
 /// server was just stopped and stops the new one: nothing serves the site any more (502).
 #[test]
 fn cut_at_stop_old_app() {
-    cut_deploy_at("stop-old-app", no_change, Lock::Released);
+    cut_deploy_at("stop-old-app", no_change);
 }
 
 /// The person deploying presses Ctrl-C while shipit waits for the previous app server to finish
@@ -881,7 +852,7 @@ fn an_archive_damaged_on_the_host_is_refused_by_the_checksum() {
             let _resume = Resume(&f.proxy);
             let paused = wait_for(Duration::from_secs(60), || f.proxy.paused().then_some(()));
             assert!(paused.is_some(), "the upload never reached the pause");
-            // What sshd already received is written out by the remote `cat`.
+            // What sshd already received is written out by the remote `head`.
             let part = wait_for(Duration::from_secs(10), || {
                 list_dir(&archives)
                     .into_iter()

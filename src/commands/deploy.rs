@@ -81,7 +81,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         BreakLock::from_flags(args.break_lock, args.force),
         &run_vars,
     );
-    let (mut locked, begun) = fleet.lock(&begin(), vars)?;
+    let (mut locked, begun) = fleet.lock(&begin(&artifact.path, artifact.size), vars)?;
 
     // The release id: now, or just after the newest release any host has.
     let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
@@ -118,22 +118,21 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         }
     ));
 
-    let uploads = locked.for_each_host("upload", |i, session| {
-        if has_archive(&begun[i].facts) {
+    // Begin received the archive unless the host had it.
+    let uploads: Vec<&str> = begun
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            if !has_archive(&run.facts) {
+                return "sent";
+            }
             printer.info(format!(
                 "{}  ✓ upload skipped: the host already has this archive",
-                session.label
+                locked.label(i)
             ));
-            return Ok("skipped");
-        }
-        let remote = format!(
-            "{}/.shipit/archives/{}.tar.gz.part",
-            resolved.deploy_to, artifact.sha256
-        );
-        session
-            .upload(&artifact.path, artifact.size, &remote, printer)
-            .map(|()| "sent")
-    })?;
+            "skipped"
+        })
+        .collect();
 
     let doomed: Vec<Vec<ReleaseId>> = inventories
         .iter()

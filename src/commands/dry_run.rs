@@ -56,9 +56,9 @@ pub(super) fn show(
     // What the primary runs (hosts of other roles run a subset of it).
     let placed = &resolved.placements[resolved.primary];
     let phases = [
-        ("begin", begin()),
+        ("begin", begin(&artifact.path, artifact.size)),
         (
-            "prepare (after uploading the archive)",
+            "prepare",
             prepare(
                 resolved,
                 placed,

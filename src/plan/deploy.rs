@@ -1,8 +1,9 @@
 //! The remote side of `shipit deploy`, as phases of steps.
 //!
-//! 1. **begin**: create the layout, take the lock, wait for app servers earlier runs left
-//!    stopping, report facts (releases, `current`, whether the archive is already there).
-//! 2. **prepare** (after the upload): verify, unpack, link shared paths, build or reuse the
+//! 1. **begin**: create the layout, take the lock, clear up after app servers earlier runs left
+//!    stopping, report facts (releases, `current`, whether the archive is already there), and
+//!    receive the archive on the script's stdin unless the host has it.
+//! 2. **prepare**: verify, unpack, link shared paths, build or reuse the
 //!    virtualenv, hooks, `migrate` (once, on the primary), `collectstatic` (in the background
 //!    during `migrate` when nothing must run between them, see `overlaps_migrate`), keep the
 //!    rendered service configs, install and check the nginx site, start the release's own app
@@ -40,14 +41,19 @@ pub(crate) struct ServiceConfigs {
 }
 
 /// Phase 1: layout, lock, clear up after what earlier runs left stopping (without waiting for
-/// it: a release still stopping is reported `draining`, see [`prune_after_switch`]), facts.
-pub(crate) fn begin() -> Phase {
+/// it: a release still stopping is reported `draining`, see [`prune_after_switch`]), facts,
+/// and the archive (`size` bytes of the local file `archive`) unless the host has it.
+pub(crate) fn begin(archive: &std::path::Path, size: u64) -> Phase {
     Phase::new(
         vec![
             Step::Layout,
             Step::Lock,
             Step::Reap { wait: false },
             Step::Facts,
+            Step::Upload {
+                archive: archive.to_path_buf(),
+                size,
+            },
         ],
         Cleanup::Lock,
     )

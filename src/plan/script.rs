@@ -74,6 +74,17 @@ impl Script {
             .map_or_else(|| id.to_string(), Step::label)
     }
 
+    /// The local archive and its size that the script's [`Step::Upload`] asks for.
+    pub(crate) fn upload(&self) -> Option<(&std::path::Path, u64)> {
+        self.parts
+            .iter()
+            .flat_map(|part| &part.steps)
+            .find_map(|step| match step {
+                Step::Upload { archive, size } => Some((archive.as_path(), *size)),
+                _ => None,
+            })
+    }
+
     /// Runs the rendered script in a real `sh` here and returns what it printed and the facts it
     /// reported (tests of the remote library).
     #[cfg(test)]
@@ -156,6 +167,8 @@ pub enum Event {
     Fact(String, String),
     /// The script waits at a gate for `switch` or `stop` on its stdin.
     Gate,
+    /// The script asks for the archive of its [`Step::Upload`] on its stdin.
+    Send,
     /// The script ran to its end.
     Done,
     /// Ordinary output of a step.
@@ -185,6 +198,7 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
         }
         "done" => Event::Done,
         "gate" => Event::Gate,
+        "send" => Event::Send,
         _ => Event::Output(line.to_string()),
     }
 }
@@ -616,7 +630,10 @@ mod tests {
             to: "zero".into(),
         }];
         let phases = [
-            ("deploy begin", deploy::begin()),
+            (
+                "deploy begin",
+                deploy::begin("/tmp/a.tar.gz".as_ref(), 14784),
+            ),
             (
                 "deploy prepare",
                 deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n", false),

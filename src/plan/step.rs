@@ -87,6 +87,13 @@ pub(crate) enum Step {
     Facts,
     /// Report releases with their sizes.
     Inventory,
+    /// Receive the archive (`size` bytes of the local file `archive`) on the script's stdin,
+    /// unless the host has it already: the begin script asks for it, so it costs no exec of
+    /// its own.
+    Upload {
+        archive: std::path::PathBuf,
+        size: u64,
+    },
     /// Check the uploaded archive's sha256.
     Verify,
     /// Unpack into `releases/<id>`.
@@ -216,6 +223,7 @@ impl Step {
             Step::Run(_) => "run",
             Step::Facts => "facts",
             Step::Inventory => "inventory",
+            Step::Upload { .. } => "upload",
             Step::Verify => "verify",
             Step::Unpack => "unpack",
             Step::Env(_) => "env",
@@ -267,6 +275,9 @@ impl Step {
                 steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
             ),
             Step::Await(step) => step.label(),
+            Step::Upload { size, .. } => {
+                format!("upload ({})", crate::output::human_bytes(*size))
+            }
             other => other.id(),
         }
     }
@@ -326,6 +337,7 @@ impl Step {
             ],
             Step::Migrate { always: true, .. } => vec!["always".to_string()],
             Step::Reap { wait: true } => vec!["wait".to_string()],
+            Step::Upload { size, .. } => vec![size.to_string()],
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -374,6 +386,14 @@ mod tests {
             (Step::Lock, "lock", "step_lock"),
             (Step::Reap { wait: false }, "reap", "step_reap"),
             (Step::Reap { wait: true }, "reap", "step_reap wait"),
+            (
+                Step::Upload {
+                    archive: "/tmp/x y.tar.gz".into(),
+                    size: 14784,
+                },
+                "upload",
+                "step_upload 14784",
+            ),
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
             (Step::Audit, "audit", "step_audit"),
@@ -517,6 +537,10 @@ mod tests {
             Step::Run(String::new()),
             Step::Facts,
             Step::Inventory,
+            Step::Upload {
+                archive: "a.tar.gz".into(),
+                size: 1,
+            },
             Step::Verify,
             Step::Unpack,
             Step::Env(String::new()),

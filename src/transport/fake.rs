@@ -86,7 +86,8 @@ impl Transport for Fake {
             }
             ran.push(id.clone());
             mark(on_line, format!("begin {id}"));
-            if id == "gate" && mark(on_line, "gate".into()).as_deref() != Some("switch\n") {
+            let go_on = |reply| matches!(reply, Some(super::Reply::Line(a)) if a == "switch\n");
+            if id == "gate" && !go_on(mark(on_line, "gate".into())) {
                 mark(on_line, format!("fail {id} 1"));
                 if host.locked {
                     host.locked = false;

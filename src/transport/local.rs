@@ -47,7 +47,7 @@ impl Transport for Local {
         stdin.write_all(script.as_bytes()).map_err(fail)?;
         // stdin stays open: the script exits by itself, and may wait for an answer at a gate.
         let stdout = child.stdout.take().expect("piped stdout");
-        for_each_line(stdout, &mut stdin, on_line).map_err(fail)?;
+        self.usage.bytes_uploaded += for_each_line(stdout, &mut stdin, on_line).map_err(fail)?;
         drop(stdin);
         let status = child.wait().map_err(fail)?;
         Ok(status.code().unwrap_or(128 + 9))

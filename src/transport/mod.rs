@@ -31,7 +31,8 @@ pub trait Transport: Send {
 
     /// Runs `script` with `sh`, calling `on_line` for each line it prints; returns its exit
     /// status. What `on_line` returns is written to the script's standard input (which stays
-    /// open while it runs): how a script waiting at a gate is told to go on or to stop.
+    /// open while it runs): how a script waiting at a gate is told to go on or to stop, and
+    /// how a script that asks for the archive gets it (counted as uploaded).
     fn run(&mut self, script: &str, on_line: &mut OnLine<'_>) -> Result<i32>;
 
     /// Streams the local file `local` to the path `remote` on the host, calling `progress` with
@@ -53,28 +54,43 @@ pub trait Transport: Send {
     }
 }
 
-/// Called with each line a script prints; a returned text is sent to the script's stdin.
-pub(crate) type OnLine<'a> = dyn FnMut(&str) -> Option<String> + 'a;
+/// What a script is sent on its stdin in answer to a line it printed.
+pub(crate) enum Reply {
+    /// A line of text: the answer at a gate.
+    Line(String),
+    /// Bytes to stream, counted as uploaded: the archive a script asked for.
+    Payload(Box<dyn std::io::Read + Send>),
+}
+
+/// Called with each line a script prints; a returned reply is sent to the script's stdin.
+pub(crate) type OnLine<'a> = dyn FnMut(&str) -> Option<Reply> + 'a;
 
 /// Splits a byte stream into lines for [`Transport::run`], tolerating invalid UTF-8, and writes
-/// the replies of `on_line` to `input`.
+/// the replies of `on_line` to `input`; how many payload bytes it wrote.
 pub(crate) fn for_each_line(
     reader: impl std::io::Read,
     input: &mut dyn std::io::Write,
     on_line: &mut OnLine<'_>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(reader);
     let mut line = Vec::new();
+    let mut sent = 0;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
+            return Ok(sent);
         }
         let text = String::from_utf8_lossy(&line);
-        if let Some(reply) = on_line(text.trim_end_matches(['\n', '\r'])) {
-            input.write_all(reply.as_bytes())?;
-            input.flush()?;
+        match on_line(text.trim_end_matches(['\n', '\r'])) {
+            None => continue,
+            Some(Reply::Line(answer)) => input.write_all(answer.as_bytes())?,
+            Some(Reply::Payload(mut bytes)) => {
+                sent += std::io::copy(&mut bytes, input).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("upload interrupted: {e}"))
+                })?;
+            }
         }
+        input.flush()?;
     }
 }

@@ -503,7 +503,7 @@ impl Transport for Ssh {
             .map_err(|e| self.channel_error("cannot send the script", e))?;
         // stdin stays open: the script exits by itself, and may wait for an answer at a gate.
         let mut input = channel.stream(0);
-        for_each_line(channel.stream(0), &mut input, on_line)
+        self.usage.bytes_uploaded += for_each_line(channel.stream(0), &mut input, on_line)
             .map_err(|e| self.channel_error("connection lost while running", e))?;
         let mut stderr = String::new();
         let _ = channel.stderr().read_to_string(&mut stderr);

@@ -423,7 +423,7 @@ shipit_draining_releases() {
 # `command -v` is a builtin: the check costs no process.
 shipit_require_tools() {
   missing=
-  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln; do
+  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln head wc; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
   done
   if [ -n "$missing" ]; then
@@ -528,6 +528,25 @@ step_facts() {
   shipit_inventory
   if [ -f "$(shipit_archive)" ]; then shipit_fact archive present; else shipit_fact archive missing; fi
   if command -v uv >/dev/null 2>&1; then shipit_fact uv "$(command -v uv)"; fi
+}
+
+# step_upload SIZE: the archive, unless the host has it already. The script asks shipit for it
+# (mark `send`) and reads exactly SIZE bytes of its stdin into the part file that step_verify
+# checks: in the begin script, under the lock, so the upload costs no exec of its own.
+step_upload() {
+  A=$(shipit_archive)
+  if [ -f "$A" ]; then
+    echo "skipped: the host has this archive already"
+    return 0
+  fi
+  shipit_mark send
+  head -c "$1" <&3 > "$A.part" || exit 1
+  got=$(wc -c < "$A.part")
+  if [ "$got" -ne "$1" ]; then
+    rm -f "$A.part"
+    echo "upload interrupted: $got of $1 bytes arrived"
+    exit 1
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
