@@ -327,12 +327,15 @@ shipit_inventory() {
 }
 
 # Removes the releases named as arguments (never `current`) and every virtualenv no remaining
-# release uses; reports one `removed:` fact each and the KiB freed.
+# release uses; reports one `removed:` fact each and the KiB that frees. They are renamed into
+# .shipit/trash (same filesystem) at once and deleted in the background, then the static files
+# only the shared store still links: the run does not wait for the disk.
 shipit_remove_releases() {
-  BEFORE=$(du -sk "$D/" 2>/dev/null | cut -f1)
+  trash="$D/.shipit/trash"
+  bin="$trash/$(date +%s).$$"
   for id in "$@"; do
     if [ -d "$D/releases/$id" ] && [ "$(readlink "$D/current")" != "releases/$id" ]; then
-      rm -rf "${D:?}/releases/$id"
+      shipit_discard "$D/releases/$id" "$bin"
       shipit_fact "removed:$id" release
     fi
   done
@@ -343,14 +346,31 @@ shipit_remove_releases() {
       target=$(readlink "$link") || continue
       if [ "${target##*/}" = "${venv##*/}" ]; then used=1; fi
     done
-    if [ -z "$used" ]; then rm -rf "$venv"; shipit_fact "removed:venv:${venv##*/}" venv; fi
+    if [ -z "$used" ]; then
+      shipit_discard "$venv" "$bin"
+      shipit_fact "removed:venv:${venv##*/}" venv
+    fi
   done
-  # Static files only the shared store still links belong to no remaining release.
-  if [ -d "$D/shared/.static" ]; then
-    find "$D/shared/.static" -type f -links 1 -exec rm -f {} +
+  # du counts a file linked several times once, under the first argument it meets it in: what
+  # only the discarded files and the shared store link is what deleting them frees.
+  freed=0
+  if [ -d "$bin" ]; then
+    freed=$(du -sk "$D/releases" "$bin" "$D/shared" 2>/dev/null | sed -n 2p | cut -f1)
   fi
-  AFTER=$(du -sk "$D/" 2>/dev/null | cut -f1)
-  shipit_fact freed_kib "$((BEFORE - AFTER))"
+  shipit_fact freed_kib "${freed:-0}"
+  (
+    trap '' HUP PIPE
+    rm -rf "${trash:?}"/*
+    if [ -d "$D/shared/.static" ]; then
+      find "$D/shared/.static" -type f -links 1 -exec rm -f {} +
+    fi
+  ) </dev/null >/dev/null 2>&1 3<&- &
+}
+
+# shipit_discard DIR BIN: renames DIR into the trash directory BIN (deleted in the background,
+# see shipit_remove_releases), or deletes it here when it cannot be renamed there.
+shipit_discard() {
+  if ! { mkdir -p "$2" && mv "$1" "$2/" 2>/dev/null; }; then rm -rf "$1"; fi
 }
 
 # Runs manage.py in the release (or in `current`, for a rollback's unapply) with its venv.
@@ -1022,13 +1042,24 @@ with open(sys.argv[3], "w") as out:
 '
 
 # Hash of every migration file (`*/migrations/*.py`) of release $1 and of the packages in its
-# venv, by paths relative to each: releases with the same migrations hash the same.
+# venv, by paths relative to each: releases with the same migrations hash the same. A venv never
+# changes once built (other requirements build another), so its part is worked out once (a walk
+# of thousands of files) and kept in the venv.
 shipit_migrations_hash() {
   {
     (cd "$1" && find . -path ./.venv -prune -o -path '*/migrations/*.py' -type f \
       -exec sha256sum {} + | LC_ALL=C sort)
-    (cd "$1/.venv/" && find . -path '*/migrations/*.py' -type f -exec sha256sum {} + |
-      LC_ALL=C sort)
+    kept=$1/.venv/.shipit-migrations
+    if [ -f "$kept" ] && [ -f "$1/.venv/.shipit-complete" ]; then
+      cat "$kept"
+    else
+      venv_part=$(cd "$1/.venv/" && find . -path '*/migrations/*.py' -type f \
+        -exec sha256sum {} + | LC_ALL=C sort | sha256sum | cut -c1-32)
+      printf '%s\n' "$venv_part"
+      if [ -f "$1/.venv/.shipit-complete" ]; then
+        printf '%s\n' "$venv_part" > "$kept.tmp" 2>/dev/null && mv -f "$kept.tmp" "$kept"
+      fi
+    fi
   } | sha256sum | cut -c1-32
 }
 
