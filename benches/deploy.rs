@@ -349,6 +349,7 @@ fn floor(
         target: TARGET,
         settings_module: "hello.settings.selected",
         shared: &["var", ".env"],
+        reuse_static: None,
     });
     let mut cmd = sshd.ssh_command_via(proxy.port, known_hosts, &script);
     cmd.stdin(std::fs::File::open(&archive).expect("open the archive"));

@@ -12,9 +12,11 @@
 //! 3. `SHIPIT_BENCH_RUNS` (5) rounds of: a code-only change (a template line) deployed by
 //!    shipit, a shipit rollback; a static change (the site's stylesheet) by shipit and Fabric;
 //!    another code-only change by the floor (its remote work by hand in one ssh command) and by
-//!    Fabric; a new migration by shipit and Fabric. Every deploy is checked through nginx.
-//! 4. Prints min/median per scenario, the ratios to Fabric and to the floor, and per-step
-//!    medians (shipit's own step timings from `-v`, Fabric's and the floor's laps).
+//!    Fabric; another by the floor-min (the same without migrate and collectstatic, the old app
+//!    server stopped in the background: connect + upload + unpack + app start); a new migration
+//!    by shipit and Fabric. Every deploy is checked through nginx.
+//! 4. Prints min/median per scenario, the ratios to Fabric and to both floors, and per-step
+//!    medians (shipit's own step timings from `-v`, Fabric's and the floors' laps).
 //!
 //! Knobs: `SHIPIT_BENCH_DELAY_MS`, `SHIPIT_BENCH_RUNS`, `SHIPIT_BENCH_FABRIC=0` (leave the
 //! Fabric peer out), `SHIPIT_BENCH_KEEP=1` (keep the project, deploy dirs and HOME).
@@ -195,8 +197,9 @@ fn next_id(last: &mut String) -> String {
     id
 }
 
-/// The floor: builds the archive of HEAD (untimed), then ONE ssh command does the remote work.
-fn run_floor(site: &Site, w: &mut World, tag: &str) -> Sample {
+/// The floor: builds the archive of HEAD (untimed), then ONE ssh command does the remote work;
+/// `reuse_static`: the floor of connect + upload + unpack + app start (see [`Floor`]).
+fn run_floor(site: &Site, w: &mut World, tag: &str, reuse_static: Option<&str>) -> Sample {
     let id = next_id(&mut w.last_id);
     let at = chrono::NaiveDateTime::parse_from_str(&id, "%Y%m%d%H%M%S")
         .unwrap()
@@ -225,6 +228,7 @@ fn run_floor(site: &Site, w: &mut World, tag: &str) -> Sample {
         target: TARGET,
         settings_module: "mysite.settings.selected",
         shared: &["var", "media"],
+        reuse_static,
     });
     let mut cmd = w.sshd.ssh_command_via(w.proxy.port, w.known_hosts, &script);
     cmd.stdin(std::fs::File::open(&archive).expect("open the archive"));
@@ -241,7 +245,12 @@ fn run_floor(site: &Site, w: &mut World, tag: &str) -> Sample {
         "the floor",
     );
     println!(
-        "  floor  {:<16} {:>7}  release {id}  one ssh exec",
+        "  {:<6} {:<16} {:>7}  release {id}  one ssh exec",
+        if reuse_static.is_some() {
+            "floor-min"
+        } else {
+            "floor"
+        },
         tag,
         secs(wall)
     );
@@ -491,6 +500,7 @@ fn main() {
     let mut code = Vec::new();
     let mut rollback = Vec::new();
     let mut floor = Vec::new();
+    let mut floor_min = Vec::new();
     let mut fab_code = Vec::new();
     let mut statics = Vec::new();
     let mut fab_static = Vec::new();
@@ -527,10 +537,13 @@ fn main() {
         }
         let tag = format!("floor{i}");
         site.change_code(&tag);
-        floor.push(run_floor(&site, &mut w, &tag));
+        floor.push(run_floor(&site, &mut w, &tag, None));
         if with_fabric {
             fab_code.push(run_fabric(&site, &mut w, &tag, &format!("code-only {i}")));
         }
+        let tag = format!("min{i}");
+        site.change_code(&tag);
+        floor_min.push(run_floor(&site, &mut w, &tag, Some("static")));
         site.add_migration();
         migration.push(run_shipit(
             &site,
@@ -556,7 +569,7 @@ fn main() {
             ("rollback", &rollback),
         ],
     );
-    steps_table("floor laps", &[("code-only", &floor)]);
+    steps_table("floor laps", &[("code-only", &floor), ("min", &floor_min)]);
     if with_fabric {
         steps_table(
             "Fabric peer steps",
@@ -571,10 +584,11 @@ fn main() {
 
     // Summary.
     let floor_mm = min_median(&floor).unwrap();
+    let floor_min_mm = min_median(&floor_min).unwrap();
     println!("\n== summary ({runs} runs; min / median wall seconds)");
     println!(
-        "  {:<22} {:>15} {:>15} {:>12} {:>12}",
-        "scenario", "shipit", "fabric", "vs fabric", "vs floor"
+        "  {:<22} {:>15} {:>15} {:>12} {:>12} {:>12}",
+        "scenario", "shipit", "fabric", "vs fabric", "vs floor", "vs floor-min"
     );
     let row = |name: &str, s: &[Sample], f: &[Sample], vs_floor: bool| {
         let (smin, smed) = min_median(s).unwrap();
@@ -587,15 +601,19 @@ fn main() {
         let ratio = fab.map_or("-".to_string(), |(_, fmed)| {
             format!("{:.2}x", smed.as_secs_f64() / fmed.as_secs_f64())
         });
-        let to_floor = if vs_floor {
-            format!("{:.2}x", smed.as_secs_f64() / floor_mm.1.as_secs_f64())
-        } else {
-            "-".to_string()
+        let to = |floor: (Duration, Duration)| {
+            if vs_floor {
+                format!("{:.2}x", smed.as_secs_f64() / floor.1.as_secs_f64())
+            } else {
+                "-".to_string()
+            }
         };
         println!(
-            "  {name:<22} {:>15} {:>15} {ratio:>12} {to_floor:>12}",
+            "  {name:<22} {:>15} {:>15} {ratio:>12} {:>12} {:>12}",
             cell(Some((smin, smed))),
-            cell(fab)
+            cell(fab),
+            to(floor_mm),
+            to(floor_min_mm)
         );
     };
     row("first deploy", &first_v, &fab_first, false);
@@ -604,6 +622,7 @@ fn main() {
     row("new migration", &migration, &fab_migration, false);
     row("rollback", &rollback, &[], false);
     row("floor (one ssh)", &floor, &[], false);
+    row("floor-min (one ssh)", &floor_min, &[], false);
     println!("  shipit code-only: {}", code[code.len() / 2].note);
     println!("  (benchmark took {})", secs(bench_started.elapsed()));
 

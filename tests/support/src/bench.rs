@@ -138,6 +138,11 @@ pub struct Floor<'a> {
     pub settings_module: &'a str,
     /// Shared directories and files linked into the release.
     pub shared: &'a [&'a str],
+    /// `Some(STATIC_ROOT)` (relative to the release): the floor of connect + upload + unpack +
+    /// app start. No migrate and no collectstatic (the live release's collected files are
+    /// hard-linked, as when nothing static changed), and the old app server is stopped in the
+    /// background. `None`: migrate and collectstatic run, and the stop is waited for.
+    pub reuse_static: Option<&'a str>,
 }
 
 /// The remote work of a code-only redeploy as one shell command reading the archive on stdin,
@@ -152,6 +157,24 @@ pub fn floor_script(f: &Floor) -> String {
         .iter()
         .map(|p| format!("ln -s \"$D/shared/\"{p} \"$R/\"{p}; ", p = q(p)))
         .collect();
+    let (django, stop_old) = match f.reuse_static {
+        None => (
+            ".venv/bin/python manage.py migrate --noinput >/dev/null; lap migrate\n\
+             .venv/bin/python manage.py collectstatic --noinput >/dev/null; lap collectstatic"
+                .to_string(),
+            format!("$CTL update \"{}.{}.$OLD\" >/dev/null", f.project, f.target),
+        ),
+        Some(root) => (
+            format!(
+                "cp -al \"$D/releases/$OLD/\"{root} \"$R/\"{root}; lap static",
+                root = q(root)
+            ),
+            format!(
+                "($CTL update \"{}.{}.$OLD\" </dev/null >/dev/null 2>&1 &)",
+                f.project, f.target
+            ),
+        ),
+    };
     format!(
         r#"set -e
 t0=$(date +%s%N); lap() {{ t=$(date +%s%N); echo "lap $1 $(( (t - t0) / 1000000 ))" >&2; t0=$t; }}
@@ -166,8 +189,7 @@ OLD=$(readlink "$D/current"); OLD=${{OLD##*/}}
 ln -s "$(readlink "$D/releases/$OLD/.venv")" "$R/.venv"; lap link
 cd "$R"; DJANGO_SETTINGS_MODULE={settings}; SHIPIT_RELEASE=$ID
 export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
-.venv/bin/python manage.py migrate --noinput >/dev/null; lap migrate
-.venv/bin/python manage.py collectstatic --noinput >/dev/null; lap collectstatic
+{django}
 mkdir -p "$R/.shipit"; printf '%s\n' "$ID" > "$R/.shipit/release"
 cp "$D/releases/$OLD/.shipit/gunicorn.args" "$R/.shipit/" 2>/dev/null || true
 cp "$D/releases/$OLD/.shipit/env" "$R/.shipit/" 2>/dev/null || true
@@ -177,7 +199,7 @@ $CTL update "$P" >/dev/null; lap start-app:supervisorctl
 until .venv/bin/python -c {probe} "$R/.shipit/app.sock" 2>/dev/null; do sleep 0.05; done; lap start-app:answers
 ln -sfn "releases/$ID" "$D/.current.$ID"; mv -T "$D/.current.$ID" "$D/current"
 echo live > "$R/.shipit/state"; echo good > "$D/releases/$OLD/.shipit/state"; lap switch
-rm -f "$CONFD/{project}.{target}.$OLD.conf"; $CTL update "{project}.{target}.$OLD" >/dev/null; lap stop-old-app
+rm -f "$CONFD/{project}.{target}.$OLD.conf"; {stop_old}; lap stop-old-app
 rmdir "$D/.shipit/lock"
 "#,
         d = q(f.deploy_to),
