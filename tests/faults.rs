@@ -48,6 +48,7 @@ const DEPLOY_STEPS: &[&str] = &[
     "configs",
     "nginx-check",
     "start-app",
+    "migrate-check",
     "prepared",
     "check-lock",
     "switch",

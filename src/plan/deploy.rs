@@ -90,9 +90,13 @@ pub(crate) fn prepare(
         },
         Step::Virtualenv,
     ];
+    let start = start_services(resolved, placed);
+    // Reading the database while the app server starts: see `Step::Migrate`.
+    let defer = overlaps_migrate(resolved) && !migrate_always && start.contains(&Step::StartApp);
     let migrate = Step::Migrate {
         once: resolved.migrate == MigrateOn::Once,
         always: migrate_always,
+        defer,
     };
     if overlaps_migrate(resolved) {
         steps.extend([
@@ -123,7 +127,10 @@ pub(crate) fn prepare(
         units_once: configs.units_once.clone(),
         timers: configs.timers.clone(),
     });
-    steps.extend(start_services(resolved, placed));
+    steps.extend(start);
+    if defer {
+        steps.push(Step::MigrateCheck);
+    }
     steps.push(Step::Prepared);
     Phase::new(steps, Cleanup::Prepare)
 }
@@ -311,6 +318,24 @@ pub(crate) mod tests {
             Step::Background(vec![Step::Settings, Step::Collectstatic])
         );
         assert_eq!(phase.steps[8], Step::Await(Box::new(Step::Collectstatic)));
+        // The database is read while the app server starts, and decided on after it.
+        assert!(matches!(phase.steps[6], Step::Migrate { defer: true, .. }));
+        assert_eq!(
+            ids(&phase)[9..],
+            [
+                "configs",
+                "nginx-check",
+                "start-app",
+                "migrate-check",
+                "prepared"
+            ]
+        );
+        let always = prepare(&r, &everything(), &ServiceConfigs::default(), "", true);
+        assert!(matches!(
+            always.steps[6],
+            Step::Migrate { defer: false, .. }
+        ));
+        assert!(!ids(&always).contains(&"migrate-check".to_string()));
         // One hook of either list keeps today's order.
         for hooked in ["before", "after"] {
             let mut h = resolved();

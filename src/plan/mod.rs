@@ -142,6 +142,7 @@ mod tests {
                 Step::Migrate {
                     once: true,
                     always: false,
+                    defer: false,
                 },
                 Step::Collectstatic,
             ],
@@ -157,6 +158,7 @@ mod tests {
                 Step::Migrate {
                     once: true,
                     always: false,
+                    defer: false,
                 }
             ]
         );
@@ -169,6 +171,7 @@ mod tests {
                 Step::Migrate {
                     once: true,
                     always: false,
+                    defer: false,
                 }
             ]
         );

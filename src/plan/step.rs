@@ -118,7 +118,16 @@ pub(crate) enum Step {
     },
     /// `migrate`, under the database's advisory lock; `once`: on the primary only. Skipped
     /// when provably nothing changed since the live release's migrate, unless `always`.
-    Migrate { once: bool, always: bool },
+    /// `defer`: when the migration files are the live release's, the database is read in the
+    /// background and [`Step::MigrateCheck`] decides, once the app server has started.
+    Migrate {
+        once: bool,
+        always: bool,
+        defer: bool,
+    },
+    /// Finish what a deferred [`Step::Migrate`] left: skip `migrate` if the database is
+    /// unchanged, else stop the new app server, migrate, and start it again.
+    MigrateCheck,
     /// `collectstatic`.
     Collectstatic,
     /// Start these steps (calls without arguments) one after another in the background while
@@ -232,6 +241,7 @@ impl Step {
             Step::Settings => "settings",
             Step::Hook { .. } => "hook",
             Step::Migrate { .. } => "migrate",
+            Step::MigrateCheck => "migrate-check",
             Step::Collectstatic => "collectstatic",
             Step::Background(_) => "background",
             Step::Await(_) => "await",
@@ -336,6 +346,7 @@ impl Step {
                 quote(grep),
             ],
             Step::Migrate { always: true, .. } => vec!["always".to_string()],
+            Step::Migrate { defer: true, .. } => vec!["defer".to_string()],
             Step::Reap { wait: true } => vec!["wait".to_string()],
             Step::Upload { size, .. } => vec![size.to_string()],
             _ => Vec::new(),
@@ -424,6 +435,7 @@ mod tests {
                 Step::Migrate {
                     once: true,
                     always: false,
+                    defer: false,
                 },
                 "migrate",
                 "step_migrate",
@@ -432,10 +444,21 @@ mod tests {
                 Step::Migrate {
                     once: true,
                     always: true,
+                    defer: false,
                 },
                 "migrate",
                 "step_migrate always",
             ),
+            (
+                Step::Migrate {
+                    once: false,
+                    always: false,
+                    defer: true,
+                },
+                "migrate",
+                "step_migrate defer",
+            ),
+            (Step::MigrateCheck, "migrate-check", "step_migrate_check"),
             (
                 Step::Env("A='b c'\n".into()),
                 "env",
@@ -549,12 +572,14 @@ mod tests {
             Step::Migrate {
                 once: false,
                 always: false,
+                defer: false,
             },
             Step::Collectstatic,
             Step::Background(vec![]),
             Step::Await(Box::new(Step::Settings)),
             Step::NginxCheck,
             Step::StartApp,
+            Step::MigrateCheck,
             Step::Prepared,
             Step::Gate,
             Step::CheckLock,
@@ -598,7 +623,8 @@ mod tests {
         assert_eq!(
             Step::Migrate {
                 once: true,
-                always: false
+                always: false,
+                defer: false
             }
             .scope(),
             Scope::Once
@@ -606,7 +632,8 @@ mod tests {
         assert_eq!(
             Step::Migrate {
                 once: false,
-                always: true
+                always: true,
+                defer: false
             }
             .scope(),
             Scope::EachHost

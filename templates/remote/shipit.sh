@@ -1068,15 +1068,57 @@ shipit_migrations_hash() {
 # migration table has not changed since. Unknown (a first deploy, no record, a dangling
 # `current`, a database that cannot be read) is never provably nothing.
 shipit_migrate_done() {
-  [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/migrated" ] || return 1
-  [ "$(sed -n 's/^migrations=//p' "$D/$PREVIOUS/.shipit/migrated")" = "$1" ] || return 1
+  shipit_migrate_files_same "$1" || return 1
   "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database" || return 1
-  ! grep -q '^applied=unknown' "$R/.shipit/database" || return 1
+  shipit_migrate_database_same
+}
+
+# The part of shipit_migrate_done that needs no database: the migration files hash ($1) as
+# those of the live release's complete migrate.
+shipit_migrate_files_same() {
+  [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/migrated" ] || return 1
+  [ "$(sed -n 's/^migrations=//p' "$D/$PREVIOUS/.shipit/migrated")" = "$1" ]
+}
+
+# The rest: the database, as SHIPIT_DB_STATE found it ($R/.shipit/database), is the one the
+# live release migrated, its migration table unchanged since.
+shipit_migrate_database_same() {
+  [ -f "$R/.shipit/database" ] && ! grep -q '^applied=unknown' "$R/.shipit/database" || return 1
   grep -v '^migrations=' "$D/$PREVIOUS/.shipit/migrated" | cmp -s - "$R/.shipit/database"
 }
 
-# step_migrate [always]: `migrate`, unless nothing provably changed (see shipit_migrate_done);
-# `always` runs it anyway. Records what it found in $R/.shipit/migrated for the next deploy.
+shipit_migrate_skip() {
+  echo "migrate: skipped, no migration changed since ${PREVIOUS##*/}"
+  shipit_fact migrate "skipped, no migration changed since ${PREVIOUS##*/}"
+  cp "$D/$PREVIOUS/.shipit/showmigrations" "$R/.shipit/showmigrations" 2>/dev/null || true
+}
+
+shipit_migrate_run() {
+  rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
+  "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_PLAN$SHIPIT_DB_STATE" "$MANAGE" \
+    "$R/.shipit/database" "$R/.shipit/showmigrations"
+  shipit_fact migrate ran
+}
+
+# Records what migrate found (migration files hash $1, the database) for the next deploy.
+shipit_migrate_record() {
+  { printf 'migrations=%s\n' "$1"; cat "$R/.shipit/database"; } > "$R/.shipit/migrated"
+}
+
+# Where the pid of the database check step_migrate defers is kept (see shipit_background_dir).
+shipit_deferred_pid_file() { printf '%s.migrate' "$(shipit_background_dir)"; }
+
+# The pid of the deferred database check while it runs; fails once it is gone.
+shipit_deferred_pid() {
+  read -r check_pid check_start 2>/dev/null < "$(shipit_deferred_pid_file)" || return 1
+  [ -n "${check_start:-}" ] && [ "$(shipit_starttime "$check_pid")" = "$check_start" ] || return 1
+  printf '%s' "$check_pid"
+}
+
+# step_migrate [always|defer]: `migrate`, unless nothing provably changed (see
+# shipit_migrate_done); `always` runs it anyway. With `defer`, when the migration files are the
+# live release's, the database is read in the background while the app server starts, and
+# step_migrate_check decides. Records what it found in $R/.shipit/migrated for the next deploy.
 step_migrate() {
   shipit_require_lock
   cd "$R" || exit 1
@@ -1085,17 +1127,58 @@ step_migrate() {
   # A database file migrate creates (SQLite) is not world-readable.
   umask 027
   HASH=$(shipit_migrations_hash "$R")
-  if [ "${1:-}" != always ] && shipit_migrate_done "$HASH"; then
-    echo "migrate: skipped, no migration changed since ${PREVIOUS##*/}"
-    shipit_fact migrate "skipped, no migration changed since ${PREVIOUS##*/}"
-    cp "$D/$PREVIOUS/.shipit/showmigrations" "$R/.shipit/showmigrations" 2>/dev/null || true
-  else
-    rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
-    "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_PLAN$SHIPIT_DB_STATE" "$MANAGE" \
-      "$R/.shipit/database" "$R/.shipit/showmigrations"
-    shipit_fact migrate ran
+  if [ "${1:-}" = defer ] && shipit_migrate_files_same "$HASH"; then
+    rm -f "$R/.shipit/database"
+    printf '%s\n' "$HASH" > "$R/.shipit/migrate-deferred"
+    (
+      trap '' HUP PIPE
+      "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database.tmp" &&
+        mv -f "$R/.shipit/database.tmp" "$R/.shipit/database"
+    ) </dev/null >/dev/null 2>&1 3<&- &
+    printf '%s %s\n' "$!" "$(shipit_starttime "$!")" > "$(shipit_deferred_pid_file)"
+    echo "no migration file changed since ${PREVIOUS##*/}: the database is read while the app server starts (step migrate-check)"
+    return 0
   fi
-  { printf 'migrations=%s\n' "$HASH"; cat "$R/.shipit/database"; } > "$R/.shipit/migrated"
+  if [ "${1:-}" != always ] && shipit_migrate_done "$HASH"; then
+    shipit_migrate_skip
+  else
+    shipit_migrate_run
+  fi
+  shipit_migrate_record "$HASH"
+}
+
+# Ends what step_migrate deferred: once its read of the database is done, migrate is skipped
+# if the database is unchanged since the live release migrated it. Otherwise (a database
+# migrated or replaced by hand since) the new release's app server and processes, started
+# meanwhile, are stopped, migrate runs, and they start again: they never serve before migrate.
+step_migrate_check() {
+  if [ ! -f "$R/.shipit/migrate-deferred" ]; then
+    echo "nothing to check: migrate ran or was skipped before the app server started"
+    return 0
+  fi
+  HASH=$(cat "$R/.shipit/migrate-deferred")
+  while shipit_deferred_pid > /dev/null; do sleep 0.02; done
+  rm -f "$(shipit_deferred_pid_file)" "$R/.shipit/migrate-deferred"
+  if shipit_migrate_database_same; then
+    shipit_migrate_skip
+  else
+    echo "the database changed since ${PREVIOUS##*/} migrated it: stopping the new app server, migrating, starting it again"
+    shipit_stop_new_app
+    (
+      cd "$R"
+      shipit_load_env "$R"
+      umask 027
+      shipit_migrate_run
+    )
+    step_start_app
+  fi
+  shipit_migrate_record "$HASH"
+}
+
+# Stops the database check step_migrate deferred (a failed or cut-off prepare).
+shipit_stop_deferred() {
+  if pid=$(shipit_deferred_pid); then kill -TERM "$pid" 2>/dev/null || true; fi
+  rm -f "$(shipit_deferred_pid_file)"
 }
 
 # Hash of what collectstatic reads for release $1: the static settings, the venv (its key names
@@ -1247,6 +1330,7 @@ shipit_descendants() {
 # the cleanup, and removes its directory. The job is stopped first, so it cannot start a
 # process while its tree is read.
 shipit_stop_background() {
+  shipit_stop_deferred
   dir=$(shipit_background_dir)
   [ -d "$dir" ] || return 0
   if [ ! -f "$dir/done" ] && pid=$(shipit_background_pid); then
