@@ -590,7 +590,7 @@ fn main() {
         .collect();
     outside.sort_by(f64::total_cmp);
     println!(
-        "  outside the steps (process start, local build {}, opening 3 channels): {:.2}s (median of wall - sum of steps)",
+        "  outside the steps (process start, local build {}, opening the channel): {:.2}s (median of wall - sum of steps)",
         secs(build_median),
         outside[outside.len() / 2]
     );

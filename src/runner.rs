@@ -151,33 +151,19 @@ impl<'p> Fleet<'p> {
             match result {
                 Ok(run) if run.succeeded() => {
                     locked.hold[i] = Hold::Locked;
-                    if let Some(holder) = run.facts.get("broke_lock") {
-                        printer.warn(format!("{name}: broke the lock held {holder}"));
-                    }
-                    if let Some(target) = run.facts.get("dangling") {
-                        printer.warn(format!(
-                            "{name}: `current` points at {target}, which does not exist: the site \
-                             is down until a release is switched in (`rollback --to RELEASE` \
-                             switches to one you name)"
-                        ));
-                    }
+                    warn_begun(printer, &name, &run);
                     runs.push(run);
                 }
-                Ok(run) if run.status == LOCKED_STATUS => {
-                    let holder = lock_holder(&run.facts);
-                    // A lock error wins over other failures: it is what the person must act on.
-                    if !matches!(failure, Some(Error::Locked { .. })) {
-                        failure = Some(Error::Locked {
-                            host: name,
-                            holder: holder.who,
-                            live: holder.live,
-                            held: holder.held,
-                        });
-                    }
-                }
                 Ok(run) => {
-                    failure
-                        .get_or_insert_with(|| run.error(&name, "nothing was changed on any host"));
+                    let error = refused(&name, &run);
+                    // A lock error wins over other failures: it is what the person must act on.
+                    if matches!(error, Error::Locked { .. }) {
+                        if !matches!(failure, Some(Error::Locked { .. })) {
+                            failure = Some(error);
+                        }
+                    } else {
+                        failure.get_or_insert(error);
+                    }
                 }
                 Err(e) => {
                     failure.get_or_insert(e);
@@ -189,6 +175,124 @@ impl<'p> Fleet<'p> {
             None => Ok((locked, runs)),
         }
     }
+}
+
+impl Fleet<'_> {
+    /// One host, one exec: `begin` (which takes the lock), then what `then` makes of its run
+    /// (the prepare and switch phases, updating the preamble `vars` with what begin said, and
+    /// what a failure before the switch leaves), with a gate between them, as
+    /// [`Locked::prepare_then_switch`] runs them for one host. The script asks for the rest when
+    /// begin is done ([`Script::continued`]), so no exec is opened between them. A host that
+    /// refuses, or an error of `then`, gives the lock back there and then.
+    pub(crate) fn run_through(
+        &mut self,
+        begin: &Phase,
+        mut vars: Vars,
+        then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<Rest>,
+    ) -> Result<ScriptRun> {
+        let printer = self.printer;
+        let nonce = random_hex();
+        let first =
+            Script::new(&nonce, vars.clone(), begin.steps.clone(), begin.cleanup).continued();
+        let name = self.sessions[0].transport.name().to_string();
+        let mut planned: Option<Result<(Phase, String)>> = None;
+        let run = self.sessions[0].run_continued(&first, printer, &mut |begun| {
+            warn_begun(printer, &name, begun);
+            let Rest {
+                prepare,
+                switch,
+                outcome,
+            } = match then(begun, &mut vars) {
+                Ok(rest) => rest,
+                Err(e) => {
+                    planned = Some(Err(e));
+                    return None;
+                }
+            };
+            if crate::interrupt::requested() {
+                return None;
+            }
+            planned = Some(Ok((switch.clone(), outcome)));
+            Some(
+                Script::new(&nonce, vars.clone(), prepare.steps, prepare.cleanup).then(
+                    Script::new(&nonce, vars.clone(), switch.steps, switch.cleanup),
+                ),
+            )
+        })?;
+        if run.succeeded() {
+            return Ok(run);
+        }
+        let switch = match planned {
+            Some(Err(e)) => return Err(e),
+            None if run.facts.contains_key("stopped") => {
+                return Err(Error::Interrupted {
+                    outcome: "nothing was changed".into(),
+                })
+            }
+            None => return Err(refused(&name, &run)),
+            Some(Ok(planned)) => planned,
+        };
+        let (switch, current_outcome) = (&switch.0, switch.1.as_str());
+        if run.facts.contains_key("stopped") {
+            return Err(Error::Interrupted {
+                outcome: current_outcome.to_string(),
+            });
+        }
+        let switching = run
+            .failed
+            .as_ref()
+            .is_some_and(|(step, _)| switch.steps.iter().any(|s| s.id() == *step));
+        let outcome = if switching {
+            switch_outcome(&run, switch)
+        } else {
+            lost_lock_or(&run, current_outcome)
+        };
+        Err(run.error(&name, outcome))
+    }
+}
+
+/// What a single host's script goes on with after begin (see [`Fleet::run_through`]).
+pub(crate) struct Rest {
+    pub(crate) prepare: Phase,
+    pub(crate) switch: Phase,
+    /// What a failure before the switch leaves.
+    pub(crate) outcome: String,
+}
+
+/// Sets one variable of a preamble.
+pub(crate) fn set_var(vars: &mut Vars, name: &'static str, value: &str) {
+    match vars.iter_mut().find(|(n, _)| *n == name) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => vars.push((name, value.to_string())),
+    }
+}
+
+/// Warns about what a host's begin found: a lock it broke, a dangling `current`.
+fn warn_begun(printer: &Printer, name: &str, run: &ScriptRun) {
+    if let Some(holder) = run.facts.get("broke_lock") {
+        printer.warn(format!("{name}: broke the lock held {holder}"));
+    }
+    if let Some(target) = run.facts.get("dangling") {
+        printer.warn(format!(
+            "{name}: `current` points at {target}, which does not exist: the site \
+             is down until a release is switched in (`rollback --to RELEASE` \
+             switches to one you name)"
+        ));
+    }
+}
+
+/// Why a host's begin did not take the lock: another run holds it, or a step failed.
+fn refused(name: &str, run: &ScriptRun) -> Error {
+    if run.status == LOCKED_STATUS {
+        let holder = lock_holder(&run.facts);
+        return Error::Locked {
+            host: name.to_string(),
+            holder: holder.who,
+            live: holder.live,
+            held: holder.held,
+        };
+    }
+    run.error(name, "nothing was changed on any host")
 }
 
 /// A fleet whose hosts this run has locked. Dropping it gives back whatever it still holds.
@@ -208,11 +312,6 @@ impl<'p> Locked<'p> {
         self.fleet.sessions[i].transport.name().to_string()
     }
 
-    /// The prefix of host `i`'s progress lines (empty with a single host).
-    pub(crate) fn label(&self, i: usize) -> &str {
-        &self.fleet.sessions[i].label
-    }
-
     /// Sets one variable of every host's preamble.
     pub(crate) fn set_var(&mut self, name: &'static str, value: &str) {
         for host in 0..self.vars.len() {
@@ -222,11 +321,7 @@ impl<'p> Locked<'p> {
 
     /// Sets one variable of host `host`'s preamble.
     pub(crate) fn set_var_on(&mut self, host: usize, name: &'static str, value: &str) {
-        let vars = &mut self.vars[host];
-        match vars.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value.to_string(),
-            None => vars.push((name, value.to_string())),
-        }
+        set_var(&mut self.vars[host], name, value);
     }
 
     /// Records why the run gives up (shown in the remote log and the unlock lines).
@@ -636,6 +731,96 @@ mod tests {
         assert!(scripts[1].contains(&"gate".to_string()));
         assert_eq!(scripts[1].last().unwrap(), "stop-old-app");
         assert!(nobody_locked(&hosts));
+    }
+
+    /// One host through [`Fleet::run_through`], as `shipit deploy` runs it, with `then` the
+    /// plan it makes of begin's run.
+    fn run_through(
+        fleet: &mut Fleet<'_>,
+        then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<()>,
+    ) -> Result<ScriptRun> {
+        let resolved = resolved();
+        fleet.run_through(
+            &deploy::begin("a.tar.gz".as_ref(), 1),
+            vars(1).remove(0),
+            &mut |begun, vars| {
+                then(begun, vars)?;
+                Ok(Rest {
+                    prepare: deploy::prepare(
+                        &resolved,
+                        &everything(),
+                        &ServiceConfigs::default(),
+                        "",
+                        false,
+                    ),
+                    switch: deploy::switch(&resolved, &everything(), vec![]),
+                    outcome: "nothing was switched".into(),
+                })
+            },
+        )
+    }
+
+    #[test]
+    fn one_host_begins_prepares_and_switches_in_one_exec() {
+        let printer = printer();
+        let facts = Behaviour {
+            facts: [(
+                "facts".to_string(),
+                vec![("current".into(), "20260101000000".into())],
+            )]
+            .into(),
+            ..Behaviour::default()
+        };
+        let (mut fleet, hosts) = fleet(&printer, vec![facts]);
+        let mut seen = None;
+        let run = run_through(&mut fleet, &mut |begun, vars| {
+            seen = begun.facts.get("current").cloned();
+            set_var(vars, "ID", "20260101000001");
+            Ok(())
+        })
+        .unwrap();
+        assert!(run.succeeded());
+        assert_eq!(seen.as_deref(), Some("20260101000000"));
+        let scripts = hosts[0].lock().unwrap().scripts.clone();
+        assert_eq!(scripts.len(), 1, "one exec: {scripts:?}");
+        let steps = &scripts[0];
+        assert_eq!(steps[..5], ["layout", "lock", "reap", "facts", "upload"]);
+        assert!(steps.contains(&"migrate".to_string()));
+        assert!(steps.contains(&"gate".to_string()));
+        assert_eq!(steps.last().unwrap(), "stop-old-app");
+        assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn a_plan_that_fails_after_begin_gives_the_lock_back_in_the_same_exec() {
+        let printer = printer();
+        let (mut fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+        let error = run_through(&mut fleet, &mut |_, _| {
+            Err(Error::usage("app_user cannot be told"))
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("app_user cannot be told"),
+            "{error}"
+        );
+        let scripts = hosts[0].lock().unwrap().scripts.clone();
+        assert_eq!(scripts, [["layout", "lock", "reap", "facts", "upload"]]);
+        assert!(nobody_locked(&hosts));
+        // A failing step of begin is the error, and the plan is never made.
+        let (mut fleet, hosts) = fleet_of(&printer, fails_at("facts", 3));
+        let mut planned = false;
+        let error = run_through(&mut fleet, &mut |_, _| {
+            planned = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(!planned);
+        assert!(error.to_string().contains("facts"), "{error}");
+        assert!(nobody_locked(&hosts));
+    }
+
+    fn fleet_of(printer: &Printer, host: Behaviour) -> (Fleet<'_>, Vec<Arc<Mutex<FakeHost>>>) {
+        fleet(printer, vec![host])
     }
 
     #[test]

@@ -79,10 +79,25 @@ impl HostSession {
     /// Runs `script`, printing step progress through `printer` (and the steps' own output with
     /// `-v`).
     pub(crate) fn run(&mut self, script: &Script, printer: &Printer) -> Result<ScriptRun> {
+        self.run_continued(script, printer, &mut |_| None)
+    }
+
+    /// [`HostSession::run`] for a script that asks for more ([`Script::continued`]): `next`
+    /// makes the rest from what the script reported so far, to run in the same exec, or says
+    /// stop (`None`).
+    pub(crate) fn run_continued(
+        &mut self,
+        script: &Script,
+        printer: &Printer,
+        next: &mut dyn FnMut(&ScriptRun) -> Option<Script>,
+    ) -> Result<ScriptRun> {
         let label = self.label.clone();
-        self.stream(script, printer, &mut |text| {
-            printer.detail(format!("{label}    {text}"))
-        })
+        self.drive(
+            script,
+            printer,
+            &mut |text| printer.detail(format!("{label}    {text}")),
+            next,
+        )
     }
 
     /// Runs `script`, printing step progress through `printer` and handing each line the steps
@@ -93,6 +108,22 @@ impl HostSession {
         printer: &Printer,
         on_output: &mut dyn FnMut(&str),
     ) -> Result<ScriptRun> {
+        self.drive(script, printer, on_output, &mut |_| None)
+    }
+
+    fn drive(
+        &mut self,
+        script: &Script,
+        printer: &Printer,
+        on_output: &mut dyn FnMut(&str),
+        next: &mut dyn FnMut(&ScriptRun) -> Option<Script>,
+    ) -> Result<ScriptRun> {
+        // The rest of a continued script, once shipit has sent it: where later steps' labels are.
+        let mut later: Option<Script> = None;
+        let label_of = |later: &Option<Script>, step: &str| match later {
+            Some(rest) if rest.has_step(step) => rest.label_of(step),
+            _ => script.label_of(step),
+        };
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -103,17 +134,17 @@ impl HostSession {
                 match event {
                     Event::Begin(step) => {
                         tail.clear();
-                        printer.detail(format!("{label}  → {}", script.label_of(&step)));
+                        printer.detail(format!("{label}  → {}", label_of(&later, &step)));
                         current = Some((step, Instant::now()));
                     }
                     Event::End(step) => {
                         let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                        printer.step_done(&label, &script.label_of(&step), elapsed);
+                        printer.step_done(&label, &label_of(&later, &step), elapsed);
                         run.timings.push((step, elapsed));
                     }
                     Event::Fail(step, status) => {
                         let elapsed = current.take().map_or(Duration::ZERO, |(_, t)| t.elapsed());
-                        let failed = script.label_of(&step);
+                        let failed = label_of(&later, &step);
                         printer.step_failed(&label, &failed, elapsed);
                         run.failed = Some((failed, status));
                         run.tail = tail.iter().cloned().collect();
@@ -142,6 +173,13 @@ impl HostSession {
                         },
                         None => on_output("the host asked for an archive this script has none of"),
                     },
+                    Event::Next => {
+                        later = next(&run);
+                        let answer = later
+                            .as_ref()
+                            .map_or("0\n".to_string(), Script::continuation);
+                        return Some(Reply::Line(answer));
+                    }
                     Event::Done => run.done = true,
                     Event::Output(text) => {
                         on_output(&text);

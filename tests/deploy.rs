@@ -99,11 +99,11 @@ fn first_deploy_serves_the_release_through_nginx() {
     });
     assert!(running.is_some(), "{}", stack.programs());
 
-    // One connection; channels: begin (which receives the archive on its stdin), and
-    // prepare+switch in one exec (one host).
+    // One connection, one channel (one host): begin receives the archive on its stdin, then
+    // asks for prepare and switch, which run in the same exec.
     let usage = &json["usage"];
     assert_eq!(usage["connections"], 1, "{json}");
-    assert_eq!(usage["channels"], 2, "{json}");
+    assert_eq!(usage["channels"], 1, "{json}");
     assert_eq!(usage["bytes_uploaded"], json["archive"]["size"], "{json}");
 }
 

@@ -10,11 +10,27 @@ use crate::cli::{DeployArgs, MigrateWhen};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
-use crate::plan::deploy::{begin, prepare, prune_after_switch, switch};
+use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceConfigs};
 use crate::plan::releases::{draining, has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
 use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
+use crate::runner::{set_var, Rest};
 use crate::session::ScriptRun;
+
+/// What a deploy decides from what begin found on the hosts.
+struct Planned {
+    release: ReleaseId,
+    /// The release's program name (`PROGRAM` in the scripts' preamble).
+    program: String,
+    /// Each host's service configs.
+    configs: Vec<ServiceConfigs>,
+    /// What each host prunes after its switch.
+    doomed: Vec<Vec<ReleaseId>>,
+    /// Per host: whether the archive was `sent` or `skipped`.
+    uploads: Vec<&'static str>,
+    /// What a failure before the switch leaves.
+    current: String,
+}
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
@@ -81,81 +97,130 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         BreakLock::from_flags(args.break_lock, args.force),
         &run_vars,
     );
-    let (mut locked, begun) = fleet.lock(&begin(&artifact.path, artifact.size), vars)?;
-
-    // The release id: now, or just after the newest release any host has.
-    let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
-    let release = if inventories.iter().flatten().any(|r| r.id >= provisional) {
-        ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id))
-    } else {
-        provisional
-    };
-    locked.set_var("ID", &release.to_string());
-    locked.set_var("PROGRAM", &resolved.program(Some(release)));
-    let mut configs = Vec::with_capacity(begun.len());
-    for (i, run) in begun.iter().enumerate() {
-        let user = app_user(&resolved, run, &locked.name(i))?;
-        configs.push(service_configs(
-            config,
-            target,
-            &info,
-            release,
-            &user,
-            &resolved.placements[i],
-        )?);
-    }
-
-    printer.info(format!(
-        "release {release}: archive {} ({}, {} files, revision {}{})",
-        &artifact.sha256[..12],
-        human_bytes(artifact.size),
-        artifact.files,
-        short(&artifact.manifest.revision),
-        if artifact.manifest.dirty {
-            ", dirty"
+    let begin = begin(&artifact.path, artifact.size);
+    let names = fleet.names();
+    let labels: Vec<String> = fleet.sessions.iter().map(|s| s.label.clone()).collect();
+    // What begin's facts decide: the release id, each host's service configs, what it prunes.
+    let plan = |begun: &[ScriptRun]| -> Result<Planned> {
+        // The release id: now, or just after the newest release any host has.
+        let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
+        let release = if inventories.iter().flatten().any(|r| r.id >= provisional) {
+            ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id))
         } else {
-            ""
-        }
-    ));
-
-    // Begin received the archive unless the host had it.
-    let uploads: Vec<&str> = begun
-        .iter()
-        .enumerate()
-        .map(|(i, run)| {
-            if !has_archive(&run.facts) {
-                return "sent";
-            }
-            printer.info(format!(
-                "{}  ✓ upload skipped: the host already has this archive",
-                locked.label(i)
-            ));
-            "skipped"
-        })
-        .collect();
-
-    let doomed: Vec<Vec<ReleaseId>> = inventories
-        .iter()
-        .zip(&begun)
-        .map(|(r, run)| {
-            prune_after_switch(r, &draining(&run.facts), release, resolved.keep_releases)
-        })
-        .collect();
-    let runs = locked.prepare_then_switch(
-        &|i| {
-            prepare(
-                &resolved,
+            provisional
+        };
+        let mut configs = Vec::with_capacity(begun.len());
+        for (i, run) in begun.iter().enumerate() {
+            let user = app_user(&resolved, run, &names[i])?;
+            configs.push(service_configs(
+                config,
+                target,
+                &info,
+                release,
+                &user,
                 &resolved.placements[i],
-                &configs[i],
-                &env_file,
-                migrate_always,
-            )
-        },
-        &|i| switch(&resolved, &resolved.placements[i], doomed[i].clone()),
-        resolved.batch,
-        &current_outcome(&begun),
-    )?;
-    let mut fleet = locked.into_fleet();
+            )?);
+        }
+        printer.info(format!(
+            "release {release}: archive {} ({}, {} files, revision {}{})",
+            &artifact.sha256[..12],
+            human_bytes(artifact.size),
+            artifact.files,
+            short(&artifact.manifest.revision),
+            if artifact.manifest.dirty {
+                ", dirty"
+            } else {
+                ""
+            }
+        ));
+        // Begin received the archive unless the host had it.
+        let uploads = begun
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                if !has_archive(&run.facts) {
+                    return "sent";
+                }
+                printer.info(format!(
+                    "{}  ✓ upload skipped: the host already has this archive",
+                    labels[i]
+                ));
+                "skipped"
+            })
+            .collect();
+        let doomed = inventories
+            .iter()
+            .zip(begun)
+            .map(|(r, run)| {
+                prune_after_switch(r, &draining(&run.facts), release, resolved.keep_releases)
+            })
+            .collect();
+        Ok(Planned {
+            release,
+            program: resolved.program(Some(release)),
+            configs,
+            doomed,
+            uploads,
+            current: current_outcome(begun),
+        })
+    };
+    let prepare_on = |planned: &Planned, i: usize| {
+        prepare(
+            &resolved,
+            &resolved.placements[i],
+            &planned.configs[i],
+            &env_file,
+            migrate_always,
+        )
+    };
+    let switch_on = |planned: &Planned, i: usize| {
+        switch(
+            &resolved,
+            &resolved.placements[i],
+            planned.doomed[i].clone(),
+        )
+    };
+    let (mut fleet, runs, planned) = if names.len() == 1 {
+        // One host, one exec: prepare and switch go on from begin.
+        let mut fleet = fleet;
+        let mut planned = None;
+        let run = fleet.run_through(
+            &begin,
+            vars.into_iter().next().expect("one host, one preamble"),
+            &mut |begun, vars| {
+                let p = plan(std::slice::from_ref(begun))?;
+                set_var(vars, "ID", &p.release.to_string());
+                set_var(vars, "PROGRAM", &p.program);
+                let rest = Rest {
+                    prepare: prepare_on(&p, 0),
+                    switch: switch_on(&p, 0),
+                    outcome: p.current.clone(),
+                };
+                planned = Some(p);
+                Ok(rest)
+            },
+        )?;
+        (
+            fleet,
+            vec![run],
+            planned.expect("a deploy that ran planned its release"),
+        )
+    } else {
+        let (mut locked, begun) = fleet.lock(&begin, vars)?;
+        let planned = plan(&begun)?;
+        locked.set_var("ID", &planned.release.to_string());
+        locked.set_var("PROGRAM", &planned.program);
+        let runs = locked.prepare_then_switch(
+            &|i| prepare_on(&planned, i),
+            &|i| switch_on(&planned, i),
+            resolved.batch,
+            &planned.current,
+        )?;
+        (locked.into_fleet(), runs, planned)
+    };
+    let Planned {
+        release, uploads, ..
+    } = planned;
     for (session, run) in fleet.sessions.iter().zip(&runs) {
         for step in ["settings", "migrate", "collectstatic"] {
             if let Some(skipped) = run.facts.get(step).filter(|m| m.starts_with("skipped")) {

@@ -95,6 +95,9 @@ pub(super) fn show(
             text.push_str(&format!("  - {}{only}\n", step.label()));
         }
     }
+    if hosts.len() == 1 {
+        text.push_str("(one host: begin, prepare and switch run in one ssh exec)\n");
+    }
     printer.result(text.trim_end());
     // With -v: what each host would get, as text (secrets shown by where they come from).
     let files = [

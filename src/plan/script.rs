@@ -31,6 +31,9 @@ pub(crate) struct Script {
     pub(crate) vars: Vec<(&'static str, String)>,
     /// The parts in order.
     pub(crate) parts: Vec<Part>,
+    /// Whether the script asks shipit for more calls after its last part (see
+    /// [`Script::continued`]) instead of ending there.
+    pub(crate) continues: bool,
 }
 
 /// Prefix of every marker line.
@@ -48,7 +51,17 @@ impl Script {
             nonce: nonce.into(),
             vars,
             parts: vec![Part { steps, cleanup }],
+            continues: false,
         }
+    }
+
+    /// This script, asking shipit for more after its last part (`shipit_continue`, event
+    /// [`Event::Next`]): shipit answers with the calls of a script of the same nonce, made from
+    /// what this one reported, and they run in the same exec. Used when a deploy has a single
+    /// host: its prepare and switch go on from its begin without another exec.
+    pub(crate) fn continued(mut self) -> Script {
+        self.continues = true;
+        self
     }
 
     /// This script followed by `next`'s parts, in one exec, each part keeping its own cleanup,
@@ -62,6 +75,14 @@ impl Script {
         }
         self.parts.extend(next.parts);
         self
+    }
+
+    /// Whether one of this script's steps has the id `id`.
+    pub(crate) fn has_step(&self, id: &str) -> bool {
+        self.parts
+            .iter()
+            .flat_map(|part| &part.steps)
+            .any(|step| step.id() == id)
     }
 
     /// What a person needs to recognise the step the host reported as `id` (a hook's command,
@@ -123,8 +144,19 @@ impl Script {
                 ));
             }
         }
-        out.push_str("shipit_done\n");
+        out.push_str(if self.continues {
+            "shipit_continue\n"
+        } else {
+            "shipit_done\n"
+        });
         out
+    }
+
+    /// What shipit answers a script that asks for more (see [`Script::continued`]) to run
+    /// this one: its size in bytes on a line, then its calls.
+    pub(crate) fn continuation(&self) -> String {
+        let calls = self.render_calls();
+        format!("{}\n{calls}", calls.len())
     }
 
     /// The whole program, to be fed to `sh -s`.
@@ -169,6 +201,8 @@ pub enum Event {
     Gate,
     /// The script asks for the archive of its [`Step::Upload`] on its stdin.
     Send,
+    /// The script asks for the calls to go on with (see [`Script::continued`]).
+    Next,
     /// The script ran to its end.
     Done,
     /// Ordinary output of a step.
@@ -199,6 +233,7 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
         "done" => Event::Done,
         "gate" => Event::Gate,
         "send" => Event::Send,
+        "next" => Event::Next,
         _ => Event::Output(line.to_string()),
     }
 }

@@ -285,9 +285,6 @@ impl Step {
                 steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
             ),
             Step::Await(step) => step.label(),
-            Step::Upload { size, .. } => {
-                format!("upload ({})", crate::output::human_bytes(*size))
-            }
             other => other.id(),
         }
     }

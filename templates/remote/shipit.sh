@@ -51,6 +51,27 @@ shipit_step() {
   shipit_mark end "$SHIPIT_STEP"
 }
 
+# The end of the first part of a script that goes on with what shipit makes of its facts (one
+# host: begin, then prepare and switch, in one exec). It asks for the rest (mark `next`), which
+# comes on stdin as its size in bytes on a line and then that many bytes of calls, and runs it
+# here. Size 0 means stop: the first part's cleanup runs (a begin's gives the lock back).
+shipit_continue() {
+  SHIPIT_STEP="continue"
+  shipit_mark next
+  size=
+  read -r size <&3 || true
+  case $size in
+    '' | 0 | *[!0-9]*)
+      echo "stopped: shipit sent nothing more to run"
+      shipit_fact stopped 1
+      shipit_on_failure
+      exit 1
+      ;;
+  esac
+  rest=$(head -c "$size" <&3)
+  eval "$rest"
+}
+
 # Every step ran: losing the connection now must not undo anything.
 shipit_done() {
   SHIPIT_STEP="done"
@@ -1175,6 +1196,16 @@ step_migrate_check() {
   shipit_migrate_record "$HASH"
 }
 
+# Whether the new app server and processes cannot be judged yet: the database check
+# step_migrate deferred (waited for if it still runs) found the database changed, so migrate
+# must run first; step_migrate_check then starts them again.
+shipit_migrate_pending() {
+  [ -f "$R/.shipit/migrate-deferred" ] || return 1
+  while shipit_deferred_pid > /dev/null; do sleep 0.02; done
+  if shipit_migrate_database_same; then return 1; fi
+  echo "the database changed since ${PREVIOUS##*/} migrated it: not judged before migrate (step migrate-check)"
+}
+
 # Stops the database check step_migrate deferred (a failed or cut-off prepare).
 shipit_stop_deferred() {
   if pid=$(shipit_deferred_pid); then kill -TERM "$pid" 2>/dev/null || true; fi
@@ -1613,6 +1644,7 @@ shipit_wait_web() {
       echo "health check before the switch: $STATUS"
       return 0
     fi
+    if shipit_migrate_pending; then return 0; fi
     polls=$((polls + 1))
     if [ $((polls % 5)) -eq 0 ]; then
       if DEAD=$(shipit_app_dead); then
@@ -1644,6 +1676,7 @@ shipit_wait_processes() {
     for group in $groups; do
       status=$(shipit_ctl status "$group:*" 2>&1) || true
       dead=$(printf '%s\n' "$status" | grep -E ' (FATAL|BACKOFF|EXITED) ' | head -n 1)
+      if [ -n "$dead" ] && shipit_migrate_pending; then return 0; fi
       if [ -n "$dead" ]; then
         shipit_ctl tail -4000 "${dead%% *}" 2>/dev/null | tail -n 12
         echo "process $group did not start: $dead"

@@ -159,6 +159,7 @@ shipit_systemd_wait() {
   while :; do
     states=$(shipit_units_state "$@")
     dead=$(printf '%s\n' "$states" | awk '$2 == "failed" || $3 > 0' | head -n 1)
+    if [ -n "$dead" ] && shipit_migrate_pending; then return 0; fi
     if [ -n "$dead" ]; then
       shipit_systemd_log "${dead%% *}"
       echo "process ${dead%% *} did not start: $dead"
