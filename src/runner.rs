@@ -178,80 +178,106 @@ impl<'p> Fleet<'p> {
 }
 
 impl Fleet<'_> {
-    /// One host, one exec: `begin` (which takes the lock), then what `then` makes of its run
-    /// (the prepare and switch phases, updating the preamble `vars` with what begin said, and
-    /// what a failure before the switch leaves), with a gate between them, as
-    /// [`Locked::prepare_then_switch`] runs them for one host. The script asks for the rest when
-    /// begin is done ([`Script::continued`]), so no exec is opened between them. A host that
-    /// refuses, or an error of `then`, gives the lock back there and then.
+    /// One host, one exec: `begin` (which takes the lock), then the stages `then` makes of
+    /// what the script reported so far (updating the preamble `vars` with it), each run as the
+    /// script asks for it ([`Script::continued`]), so no exec is opened between them; the last
+    /// prepares and switches, with a gate between, as [`Locked::prepare_then_switch`] runs them
+    /// for one host. A host that refuses, or an error of `then`, gives the lock back there and
+    /// then.
     pub(crate) fn run_through(
         &mut self,
         begin: &Phase,
         mut vars: Vars,
-        then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<Rest>,
+        then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<Stage>,
     ) -> Result<ScriptRun> {
         let printer = self.printer;
         let nonce = random_hex();
         let first =
             Script::new(&nonce, vars.clone(), begin.steps.clone(), begin.cleanup).continued();
         let name = self.sessions[0].transport.name().to_string();
-        let mut planned: Option<Result<(Phase, String)>> = None;
-        let run = self.sessions[0].run_continued(&first, printer, &mut |begun| {
-            warn_begun(printer, &name, begun);
-            let Rest {
-                prepare,
-                switch,
-                outcome,
-            } = match then(begun, &mut vars) {
-                Ok(rest) => rest,
+        // What a failure means from the latest stage on (the switch phase, once it is sent).
+        let mut outcome: Option<String> = None;
+        let mut switch: Option<Phase> = None;
+        let mut error: Option<Error> = None;
+        let run = self.sessions[0].run_continued(&first, printer, &mut |so_far| {
+            if outcome.is_none() {
+                warn_begun(printer, &name, so_far);
+            }
+            let stage = match then(so_far, &mut vars) {
+                Ok(stage) => stage,
                 Err(e) => {
-                    planned = Some(Err(e));
+                    error = Some(e);
                     return None;
                 }
             };
             if crate::interrupt::requested() {
                 return None;
             }
-            planned = Some(Ok((switch.clone(), outcome)));
-            Some(
-                Script::new(&nonce, vars.clone(), prepare.steps, prepare.cleanup).then(
-                    Script::new(&nonce, vars.clone(), switch.steps, switch.cleanup),
-                ),
-            )
+            let script =
+                |phase: Phase| Script::new(&nonce, vars.clone(), phase.steps, phase.cleanup);
+            Some(match stage {
+                Stage::More { phase, outcome: o } => {
+                    outcome = Some(o);
+                    script(phase).continued()
+                }
+                Stage::Last(rest) => {
+                    outcome = Some(rest.outcome);
+                    switch = Some(rest.switch.clone());
+                    script(rest.prepare).then(script(rest.switch))
+                }
+            })
         })?;
         if run.succeeded() {
             return Ok(run);
         }
-        let switch = match planned {
-            Some(Err(e)) => return Err(e),
-            None if run.facts.contains_key("stopped") => {
-                return Err(Error::Interrupted {
-                    outcome: "nothing was changed".into(),
-                })
-            }
-            None => return Err(refused(&name, &run)),
-            Some(Ok(planned)) => planned,
-        };
-        let (switch, current_outcome) = (&switch.0, switch.1.as_str());
-        if run.facts.contains_key("stopped") {
-            return Err(Error::Interrupted {
-                outcome: current_outcome.to_string(),
-            });
+        if let Some(error) = error {
+            return Err(error);
         }
-        let switching = run
-            .failed
-            .as_ref()
-            .is_some_and(|(step, _)| switch.steps.iter().any(|s| s.id() == *step));
-        let outcome = if switching {
-            switch_outcome(&run, switch)
-        } else {
-            lost_lock_or(&run, current_outcome)
+        let stopped = run.facts.contains_key("stopped");
+        if stopped && run.facts.contains_key("unlocked") {
+            printer.info(format!(
+                "{name}: released the lock{}",
+                if switch.is_some() {
+                    " and abandoned its prepared release"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let Some(outcome) = outcome else {
+            return Err(if stopped {
+                Error::Interrupted {
+                    outcome: "nothing was changed".into(),
+                }
+            } else {
+                refused(&name, &run)
+            });
+        };
+        if stopped {
+            return Err(Error::Interrupted { outcome });
+        }
+        let failed = |phase: &Phase| {
+            run.failed
+                .as_ref()
+                .is_some_and(|(step, _)| phase.steps.iter().any(|s| s.id() == *step))
+        };
+        let outcome = match &switch {
+            Some(switch) if failed(switch) => switch_outcome(&run, switch),
+            _ => lost_lock_or(&run, &outcome),
         };
         Err(run.error(&name, outcome))
     }
 }
 
-/// What a single host's script goes on with after begin (see [`Fleet::run_through`]).
+/// What a single host's script goes on with (see [`Fleet::run_through`]).
+pub(crate) enum Stage {
+    /// A phase, after which the script asks again; `outcome` says what a failure in it leaves.
+    More { phase: Phase, outcome: String },
+    /// The end: prepare, the gate, switch.
+    Last(Rest),
+}
+
+/// How a single host's script ends (see [`Fleet::run_through`]).
 pub(crate) struct Rest {
     pub(crate) prepare: Phase,
     pub(crate) switch: Phase,
@@ -740,12 +766,21 @@ mod tests {
         then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<()>,
     ) -> Result<ScriptRun> {
         let resolved = resolved();
+        let mut checked = false;
         fleet.run_through(
             &deploy::begin("a.tar.gz".as_ref(), 1),
             vars(1).remove(0),
             &mut |begun, vars| {
                 then(begun, vars)?;
-                Ok(Rest {
+                // A stage between, as a rollback's check of migrations.
+                if !checked {
+                    checked = true;
+                    return Ok(Stage::More {
+                        phase: crate::plan::rollback::check(),
+                        outcome: "nothing was changed".into(),
+                    });
+                }
+                Ok(Stage::Last(Rest {
                     prepare: deploy::prepare(
                         &resolved,
                         &everything(),
@@ -755,7 +790,7 @@ mod tests {
                     ),
                     switch: deploy::switch(&resolved, &everything(), vec![]),
                     outcome: "nothing was switched".into(),
-                })
+                }))
             },
         )
     }

@@ -14,7 +14,7 @@ use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceCon
 use crate::plan::releases::{draining, has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
 use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
-use crate::runner::{set_var, Rest};
+use crate::runner::{set_var, Rest, Stage};
 use crate::session::ScriptRun;
 
 /// What a deploy decides from what begin found on the hosts.
@@ -197,7 +197,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
                     outcome: p.current.clone(),
                 };
                 planned = Some(p);
-                Ok(rest)
+                Ok(Stage::Last(rest))
             },
         )?;
         (

@@ -17,8 +17,19 @@ use crate::plan::step::Cleanup;
 use crate::plan::Phase;
 use crate::release::ReleaseId;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
-use crate::runner::{Fleet, Vars};
+use crate::runner::{set_var, Fleet, Rest, Stage, Vars};
 use crate::session::ScriptRun;
+
+/// Where a rollback goes, from what begin found on the hosts.
+struct Going {
+    /// The live release (`None` when `current` points at a release that is gone).
+    live: Option<ReleaseId>,
+    to: ReleaseId,
+    /// The git revision of `to`, for the log.
+    revision: String,
+    /// How `live` is named in messages.
+    from: String,
+}
 
 /// Rolls `args.target` back (with `--dry-run`, says what it would do).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
@@ -36,58 +47,118 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
     if args.dry_run {
         return dry_run(fleet, &resolved, args, vars, printer);
     }
-    let (mut locked, begun) = fleet.lock(&begin(), vars)?;
-    let names: Vec<String> = (0..hosts).map(|i| locked.name(i)).collect();
-    let (live, to, revision) = destination(&names, &begun, args, &target.name)?;
-    let from = describe_from(live);
-    locked.set_var("ID", &to.to_string());
-    locked.set_var("REVISION", &revision);
-    locked.set_var("PROGRAM", &resolved.program(Some(to)));
-    printer.info(format!("rolling {} back from {from} to {to}", target.name));
-
-    // Migrations the database has applied that the target does not know.
-    let checked = locked.run(&check(), "nothing was changed")?;
-    let (unknown, unapply) = match migrations(&checked, args, live, to) {
-        Ok(plan) => plan,
-        Err(refusal) => {
-            locked.giving_up("refused: unknown migrations");
-            return Err(refusal);
-        }
+    // Where to go, from what begin found; the migrations the database has applied that the
+    // target does not know, from what check found.
+    let go = |names: &[String], begun: &[ScriptRun]| -> Result<Going> {
+        let (live, to, revision) = destination(names, begun, args, &target.name)?;
+        let from = describe_from(live);
+        printer.info(format!("rolling {} back from {from} to {to}", target.name));
+        Ok(Going {
+            live,
+            to,
+            revision,
+            from,
+        })
     };
-    if !unapply.is_empty() {
-        let what = describe(&unapply);
-        if let Err(refusal) = printer.confirm(&format!(
-            "unapply {what} with the code of {from} (data in dropped columns or tables is lost)"
-        )) {
-            locked.giving_up("not confirmed");
-            return Err(refusal);
+    let decide = |checked: &[ScriptRun], going: &Going| -> Result<(Vec<String>, Vec<Unapply>)> {
+        let (unknown, unapply) = migrations(checked, args, going.live, going.to)?;
+        if !unapply.is_empty() {
+            let what = describe(&unapply);
+            printer.confirm(&format!(
+                "unapply {what} with the code of {} (data in dropped columns or tables is lost)",
+                going.from
+            ))?;
+            printer.info(format!("unapplying {what} with the code of {}", going.from));
+        } else if !unknown.is_empty() {
+            printer.warn(format!(
+                "switching although release {} does not know these applied migrations: {}",
+                going.to,
+                unknown.join(", ")
+            ));
         }
-        printer.info(format!("unapplying {what} with the code of {from}"));
-    } else if !unknown.is_empty() {
-        printer.warn(format!(
-            "switching although release {to} does not know these applied migrations: {}",
-            unknown.join(", ")
-        ));
-    }
-
-    // Prepare everywhere (unapply once, on the primary), then switch everywhere. Every cleanup
-    // on the primary from here on migrates the live schema forward again (a no-op if nothing was
-    // unapplied yet), whichever host fails and whenever.
-    if !unapply.is_empty() {
-        locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
-    }
-    let outcome = format!("nothing was switched: `current` still points at {from}");
-    locked.run_each(
-        &|i| prepare(&resolved, &resolved.placements[i], &unapply),
-        &outcome,
-    )?;
-    locked.prepare_then_switch(
-        &|_| Phase::new(Vec::new(), Cleanup::Prepare),
-        &|i| switch(&resolved, &resolved.placements[i]),
-        resolved.batch,
-        &outcome,
-    )?;
-    let fleet = locked.into_fleet();
+        Ok((unknown, unapply))
+    };
+    let names = fleet.names();
+    let outcome_from = |going: &Going| {
+        format!(
+            "nothing was switched: `current` still points at {}",
+            going.from
+        )
+    };
+    let (fleet, going, unknown, unapply) = if hosts == 1 {
+        // One host, one exec: begin, check and prepare-and-switch go on from one another.
+        let mut fleet = fleet;
+        let mut going: Option<Going> = None;
+        let mut decided: Option<(Vec<String>, Vec<Unapply>)> = None;
+        fleet.run_through(
+            &begin(),
+            vars.into_iter().next().expect("one host, one preamble"),
+            &mut |so_far, vars| {
+                let Some(g) = &going else {
+                    let g = go(&names, std::slice::from_ref(so_far))?;
+                    set_var(vars, "ID", &g.to.to_string());
+                    set_var(vars, "REVISION", &g.revision);
+                    set_var(vars, "PROGRAM", &resolved.program(Some(g.to)));
+                    going = Some(g);
+                    return Ok(Stage::More {
+                        phase: check(),
+                        outcome: "nothing was changed".into(),
+                    });
+                };
+                let (unknown, unapply) = decide(std::slice::from_ref(so_far), g)?;
+                if !unapply.is_empty() {
+                    set_var(vars, "UNAPPLIED", "1");
+                }
+                let rest = Rest {
+                    prepare: prepare(&resolved, &resolved.placements[0], &unapply),
+                    switch: switch(&resolved, &resolved.placements[0]),
+                    outcome: outcome_from(g),
+                };
+                decided = Some((unknown, unapply));
+                Ok(Stage::Last(rest))
+            },
+        )?;
+        let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
+        (
+            fleet,
+            going.expect("a rollback that ran chose where to go"),
+            unknown,
+            unapply,
+        )
+    } else {
+        let (mut locked, begun) = fleet.lock(&begin(), vars)?;
+        let going = go(&names, &begun)?;
+        locked.set_var("ID", &going.to.to_string());
+        locked.set_var("REVISION", &going.revision);
+        locked.set_var("PROGRAM", &resolved.program(Some(going.to)));
+        let checked = locked.run(&check(), "nothing was changed")?;
+        let (unknown, unapply) = match decide(&checked, &going) {
+            Ok(decided) => decided,
+            Err(refusal) => {
+                locked.giving_up("refused: unknown migrations, or not confirmed");
+                return Err(refusal);
+            }
+        };
+        // Prepare everywhere (unapply once, on the primary), then switch everywhere. Every
+        // cleanup on the primary from here on migrates the live schema forward again (a no-op
+        // if nothing was unapplied yet), whichever host fails and whenever.
+        if !unapply.is_empty() {
+            locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
+        }
+        let outcome = outcome_from(&going);
+        locked.run_each(
+            &|i| prepare(&resolved, &resolved.placements[i], &unapply),
+            &outcome,
+        )?;
+        locked.prepare_then_switch(
+            &|_| Phase::new(Vec::new(), Cleanup::Prepare),
+            &|i| switch(&resolved, &resolved.placements[i]),
+            resolved.batch,
+            &outcome,
+        )?;
+        (locked.into_fleet(), going, unknown, unapply)
+    };
+    let Going { live, to, from, .. } = going;
     printer.result(format!(
         "rolled {} back from {from} to {to} on {hosts} host{} in {}",
         target.name,
