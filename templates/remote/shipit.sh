@@ -171,7 +171,11 @@ shipit_installed_releases() {
 # same process for every script of one connection) or, locally, shipit itself. While it lives,
 # the deploy that took the lock is running.
 
-shipit_starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# The start time of process $1 (its identity, with the pid), or nothing when it is gone. A
+# zombie is gone: an orphan's waits for whoever reaps it (PID 1 in some containers reaps seldom).
+shipit_starttime() {
+  sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '$1 != "Z" && $1 != "X" { print $20 }'
+}
 
 shipit_holder() {
   pid=$PPID
