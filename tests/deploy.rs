@@ -648,9 +648,24 @@ fn migrate_is_skipped_only_when_provably_nothing_changed() {
         &base.replace("VAR_DIR / \"db.sqlite3\"", "VAR_DIR / \"other.sqlite3\""),
     );
     stack.project.commit_all("another database");
-    let run = stack.deploy(&[]);
+    let run = stack.deploy(&["-v"]);
     run.expect_code(0);
     assert_eq!(migrate_fact(&run.json()), "ran", "{}", run.stderr);
+    // The migration files were the live release's, so the database was read while the app
+    // server started; found changed, the app server was stopped, migrate ran, it started again.
+    let restarted = run
+        .stderr
+        .find("the database changed since")
+        .expect("migrate-check found the database changed");
+    let started_again = run.stderr[restarted..]
+        .find("health check before the switch")
+        .expect("the app server was started again after migrate");
+    assert!(
+        run.stderr[restarted..restarted + started_again]
+            .contains("stopped the new release's programs"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(applied_in(&stack, "other.sqlite3"), with_marker);
     stack.serves_release(&run.release());
 

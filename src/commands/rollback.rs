@@ -85,7 +85,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
             going.from
         )
     };
-    let (fleet, going, unknown, unapply) = if hosts == 1 {
+    let (mut fleet, going, unknown, unapply) = if hosts == 1 {
         // One host, one exec: begin, check and prepare-and-switch go on from one another.
         let mut fleet = fleet;
         let mut going: Option<Going> = None;
@@ -173,6 +173,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         "forced_past": if args.force { unknown.clone() } else { Vec::new() },
         "hosts": fleet.names(),
         "seconds": started.elapsed().as_secs_f64(),
+        "usage": super::usage(&mut fleet.sessions),
     }));
     Ok(())
 }

@@ -283,6 +283,57 @@ mod tests {
     }
 
     #[test]
+    fn a_continued_script_runs_what_shipit_sends_next_or_gives_the_lock_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = vars(dir.path().to_str().unwrap());
+        let begin = Script::new(
+            "n9",
+            vars.clone(),
+            vec![Step::Layout, Step::Lock],
+            Cleanup::Lock,
+        )
+        .continued();
+        let lock = dir.path().join(".shipit/lock");
+        let answered = |answer: &str| {
+            use std::io::Write;
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(begin.render())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(answer.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let events: Vec<Event> = text.lines().map(|l| parse_line("n9", l)).collect();
+            (out.status.code().unwrap(), events)
+        };
+        // Stop (size 0): the begin part's cleanup gives the lock back.
+        let (status, events) = answered("0\n");
+        assert_eq!(status, 1, "{events:?}");
+        assert!(events.contains(&Event::End("lock".into())), "{events:?}");
+        assert!(events.contains(&Event::Next), "{events:?}");
+        assert!(
+            events.contains(&Event::Fact("stopped".into(), "1".into())),
+            "{events:?}"
+        );
+        assert!(!lock.exists(), "{events:?}");
+        // Go on: the calls sent run in the same script, their markers under the same nonce.
+        let rest = Script::new("n9", vars.clone(), vec![Step::Unlock], Cleanup::Lock);
+        let (status, events) = answered(&rest.continuation());
+        assert_eq!(status, 0, "{events:?}");
+        assert!(events.contains(&Event::End("unlock".into())), "{events:?}");
+        assert_eq!(events.last(), Some(&Event::Done), "{events:?}");
+        assert!(!lock.exists(), "{events:?}");
+    }
+
+    #[test]
     fn a_marker_after_output_without_a_newline_is_still_a_marker() {
         assert_eq!(
             parse_output("n", "a b|@@shipit:n end run"),
