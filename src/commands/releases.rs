@@ -7,8 +7,7 @@ use crate::cli::ReleasesArgs;
 use crate::config::Config;
 use crate::error::Result;
 use crate::output::{human_bytes, Printer};
-use crate::plan::releases::{list, parse_inventory, remove, removed, Listed, Removed};
-use crate::plan::rollback::begin;
+use crate::plan::releases::{list, parse_inventory, prune_begin, remove, removed, Listed, Removed};
 use crate::release::{prune, rollback_target, Release, State};
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
@@ -28,7 +27,7 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
     let remove_now = args.prune && !args.dry_run;
 
     let (listed, outcomes): (Vec<Vec<Listed>>, Vec<Option<Removed>>) = if remove_now {
-        let (mut locked, begun) = fleet.lock(&begin(), vec![vars; hosts])?;
+        let (mut locked, begun) = fleet.lock(&prune_begin(), vec![vars; hosts])?;
         let listed: Vec<Vec<Listed>> = begun.iter().map(|r| parse_inventory(&r.facts)).collect();
         let doomed: Vec<Vec<_>> = listed
             .iter()

@@ -20,7 +20,22 @@ pub(crate) fn list() -> Phase {
     Phase::new(vec![Step::Inventory], Cleanup::Lock)
 }
 
-/// After [`super::rollback::begin`]: remove `doomed` and unused virtualenvs, then unlock.
+/// `releases --prune`, first: lock, wait for app servers earlier runs left stopping (at most
+/// their stop timeout: a prune is no deploy, and a release a deploy just replaced can go),
+/// inventory.
+pub(crate) fn prune_begin() -> Phase {
+    Phase::new(
+        vec![
+            Step::RequireReleases,
+            Step::Lock,
+            Step::Reap { wait: true },
+            Step::Inventory,
+        ],
+        Cleanup::Lock,
+    )
+}
+
+/// After [`prune_begin`]: remove `doomed` and unused virtualenvs, then unlock.
 pub(crate) fn remove(doomed: Vec<ReleaseId>) -> Phase {
     Phase::new(vec![Step::Remove(doomed)], Cleanup::Lock)
 }

@@ -22,7 +22,7 @@ use super::step::{Cleanup, Step};
 use super::Phase;
 
 /// Phase 1: lock, clear up after what earlier runs left stopping (without waiting: a release
-/// still stopping counts as in use), inventory (also the first phase of a prune).
+/// still stopping counts as in use), inventory.
 pub(crate) fn begin() -> Phase {
     Phase::new(
         vec![

@@ -575,16 +575,29 @@ step_facts() {
   if command -v uv >/dev/null 2>&1; then shipit_fact uv "$(command -v uv)"; fi
 }
 
+# Asks shipit for the archive (mark `send`) as the script starts, when the host lacks it: the
+# bytes travel while the steps before step_upload run, and wait on stdin (a small archive fits
+# in the SSH window, so shipit never waits for the script to read it).
+shipit_ask_archive() {
+  if [ ! -f "$(shipit_archive)" ]; then
+    SHIPIT_ASKED=1
+    shipit_mark send
+  fi
+}
+
 # step_upload SIZE: the archive, unless the host has it already. The script asks shipit for it
-# (mark `send`) and reads exactly SIZE bytes of its stdin into the part file that step_verify
-# checks: in the begin script, under the lock, so the upload costs no exec of its own.
+# (mark `send`; done at its start by shipit_ask_archive for a small archive) and reads exactly
+# SIZE bytes of its stdin into the part file that step_verify checks: in the begin script,
+# under the lock, so the upload costs no exec of its own.
 step_upload() {
   A=$(shipit_archive)
-  if [ -f "$A" ]; then
-    echo "skipped: the host has this archive already"
-    return 0
+  if [ -z "${SHIPIT_ASKED:-}" ]; then
+    if [ -f "$A" ]; then
+      echo "skipped: the host has this archive already"
+      return 0
+    fi
+    shipit_mark send
   fi
-  shipit_mark send
   head -c "$1" <&3 > "$A.part" || exit 1
   got=$(wc -c < "$A.part")
   if [ "$got" -ne "$1" ]; then
@@ -1259,9 +1272,10 @@ step_collectstatic() {
   else
     shipit_manage "$R" collectstatic --noinput
     shipit_fact collectstatic ran
+    # Files the live release links are in the shared store already.
+    shipit_bridge_static "$R"
   fi
   if [ -n "$HASH" ]; then printf '%s\n' "$HASH" > "$R/.shipit/static"; fi
-  shipit_bridge_static "$R"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1328,14 +1342,18 @@ shipit_background_pid() {
 # goes.
 step_await() {
   dir=$(shipit_background_dir)
+  # The status file is looked for every 10 ms (a test of the shell's own); whether the job
+  # still runs (a few processes) every 100 ms.
+  polls=0
   while [ ! -f "$dir/$1.status" ]; do
-    if ! shipit_background_pid > /dev/null; then
+    if [ $((polls % 10)) -eq 0 ] && ! shipit_background_pid > /dev/null; then
       [ -f "$dir/$1.status" ] && break
       cat "$dir/$1.out" 2>/dev/null || true
       echo "$1 did not finish: its background job is gone"
       return 1
     fi
-    sleep 0.05
+    polls=$((polls + 1))
+    sleep 0.01
   done
   cat "$dir/$1.out"
   if ! read -r status hundredths < "$dir/$1.status"; then
