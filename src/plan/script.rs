@@ -36,10 +36,6 @@ pub(crate) struct Script {
     pub(crate) continues: bool,
 }
 
-/// The largest archive a script asks for as it starts, before its upload step reads it: well
-/// inside OpenSSH's channel window (2 MiB), so sending it never waits for the script.
-const EARLY_UPLOAD: u64 = 1 << 20;
-
 /// Prefix of every marker line.
 pub const MARKER: &str = "@@shipit:";
 
@@ -138,9 +134,6 @@ impl Script {
             out.push_str(&format!("{name}={}\n", quote(value)));
         }
         out.push_str("shipit_init\n");
-        if self.upload().is_some_and(|(_, size)| size <= EARLY_UPLOAD) {
-            out.push_str("shipit_ask_archive\n");
-        }
         for part in &self.parts {
             out.push_str(&format!("SHIPIT_CLEANUP={}\n", part.cleanup.function()));
             for step in &part.steps {
@@ -338,29 +331,6 @@ mod tests {
         assert!(events.contains(&Event::End("unlock".into())), "{events:?}");
         assert_eq!(events.last(), Some(&Event::Done), "{events:?}");
         assert!(!lock.exists(), "{events:?}");
-    }
-
-    #[test]
-    fn a_small_archive_is_asked_for_as_the_script_starts() {
-        let begin = |size| {
-            Script::new(
-                "n",
-                vec![],
-                vec![
-                    Step::Lock,
-                    Step::Upload {
-                        archive: "a.tar.gz".into(),
-                        size,
-                    },
-                ],
-                Cleanup::Lock,
-            )
-            .render_calls()
-        };
-        let small = begin(EARLY_UPLOAD);
-        let ask = small.find("shipit_ask_archive\n").expect("asked at once");
-        assert!(ask < small.find("step_lock").unwrap(), "{small}");
-        assert!(!begin(EARLY_UPLOAD + 1).contains("shipit_ask_archive"));
     }
 
     #[test]

@@ -575,29 +575,16 @@ step_facts() {
   if command -v uv >/dev/null 2>&1; then shipit_fact uv "$(command -v uv)"; fi
 }
 
-# Asks shipit for the archive (mark `send`) as the script starts, when the host lacks it: the
-# bytes travel while the steps before step_upload run, and wait on stdin (a small archive fits
-# in the SSH window, so shipit never waits for the script to read it).
-shipit_ask_archive() {
-  if [ ! -f "$(shipit_archive)" ]; then
-    SHIPIT_ASKED=1
-    shipit_mark send
-  fi
-}
-
 # step_upload SIZE: the archive, unless the host has it already. The script asks shipit for it
-# (mark `send`; done at its start by shipit_ask_archive for a small archive) and reads exactly
-# SIZE bytes of its stdin into the part file that step_verify checks: in the begin script,
-# under the lock, so the upload costs no exec of its own.
+# (mark `send`) and reads exactly SIZE bytes of its stdin into the part file that step_verify
+# checks: in the begin script, under the lock, so the upload costs no exec of its own.
 step_upload() {
   A=$(shipit_archive)
-  if [ -z "${SHIPIT_ASKED:-}" ]; then
-    if [ -f "$A" ]; then
-      echo "skipped: the host has this archive already"
-      return 0
-    fi
-    shipit_mark send
+  if [ -f "$A" ]; then
+    echo "skipped: the host has this archive already"
+    return 0
   fi
+  shipit_mark send
   head -c "$1" <&3 > "$A.part" || exit 1
   got=$(wc -c < "$A.part")
   if [ "$got" -ne "$1" ]; then
