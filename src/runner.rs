@@ -181,9 +181,9 @@ impl Fleet<'_> {
     /// One host, one exec: `begin` (which takes the lock), then the stages `then` makes of
     /// what the script reported so far (updating the preamble `vars` with it), each run as the
     /// script asks for it ([`Script::continued`]), so no exec is opened between them; the last
-    /// prepares and switches, with a gate between, as [`Locked::prepare_then_switch`] runs them
-    /// for one host. A host that refuses, or an error of `then`, gives the lock back there and
-    /// then.
+    /// prepares and switches, with a gate between them ([`Script::then`]): Ctrl-C still stops
+    /// before the switch. A host that refuses, or an error of `then`, gives the lock back there
+    /// and then. (Several hosts go through [`Fleet::lock`] and [`Locked::prepare_then_switch`].)
     pub(crate) fn run_through(
         &mut self,
         begin: &Phase,
@@ -453,8 +453,9 @@ impl<'p> Locked<'p> {
     }
 
     /// Two-phase commit: `prepare` everywhere, then — only if every host is ready — `switch`
-    /// (host `i`'s phases are `prepare(i)` and `switch(i)`), in batches of `batch` hosts. One host prepares and
-    /// switches in one exec. `current_outcome` says what a failure before the switch leaves.
+    /// (host `i`'s phases are `prepare(i)` and `switch(i)`), in batches of `batch` hosts (one
+    /// host goes through [`Fleet::run_through`] instead). `current_outcome` says what a failure
+    /// before the switch leaves.
     pub(crate) fn prepare_then_switch(
         &mut self,
         prepare: &(dyn Fn(usize) -> Phase + Sync),
@@ -463,40 +464,6 @@ impl<'p> Locked<'p> {
         current_outcome: &str,
     ) -> Result<Vec<ScriptRun>> {
         self.stop_if_interrupted(current_outcome)?;
-        if self.fleet.sessions.len() == 1 {
-            let switch = switch(0);
-            let prepare = prepare(0);
-            let script = script(&self.vars[0], prepare.steps.clone(), prepare.cleanup)
-                .then(script(&self.vars[0], switch.steps.clone(), switch.cleanup));
-            let printer = self.fleet.printer;
-            let run = self.fleet.sessions[0].run(&script, printer);
-            self.hold[0] = Hold::Free;
-            let run = run?;
-            if run.succeeded() {
-                return Ok(vec![run]);
-            }
-            if run.facts.contains_key("stopped") {
-                if run.facts.contains_key("unlocked") {
-                    self.fleet.printer.info(format!(
-                        "{}: released the lock and abandoned its prepared release",
-                        self.name(0)
-                    ));
-                }
-                return Err(Error::Interrupted {
-                    outcome: current_outcome.to_string(),
-                });
-            }
-            let switching = run
-                .failed
-                .as_ref()
-                .is_some_and(|(step, _)| switch.steps.iter().any(|s| s.id() == *step));
-            let outcome = if switching {
-                switch_outcome(&run, &switch)
-            } else {
-                lost_lock_or(&run, current_outcome)
-            };
-            return Err(run.error(&self.name(0), outcome));
-        }
         let mut runs = self.run_each(prepare, current_outcome)?;
         self.stop_if_interrupted(current_outcome)?;
         let hosts = self.fleet.sessions.len();
@@ -662,7 +629,7 @@ mod tests {
     use super::*;
     use crate::cli::ColorChoice;
     use crate::output::Verbosity;
-    use crate::plan::deploy::{self, ServiceConfigs};
+    use crate::plan::deploy;
     use crate::transport::fake::{Behaviour, Fake, FakeHost};
 
     fn printer() -> Printer {
@@ -731,32 +698,11 @@ mod tests {
     ) -> Result<Vec<ScriptRun>> {
         let (mut locked, _) = fleet.lock(&deploy::begin("a.tar.gz".as_ref(), 1), vars(hosts))?;
         locked.prepare_then_switch(
-            &|_| {
-                deploy::prepare(
-                    resolved,
-                    &everything(),
-                    &ServiceConfigs::default(),
-                    "",
-                    false,
-                )
-            },
+            &|_| deploy::tests::prepared(resolved, false),
             &|_| deploy::switch(resolved, &everything(), vec![]),
             resolved.batch,
             "nothing was switched",
         )
-    }
-
-    #[test]
-    fn one_host_prepares_and_switches_in_one_exec() {
-        let printer = printer();
-        let (fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
-        deploy(fleet, 1).unwrap();
-        let scripts = hosts[0].lock().unwrap().scripts.clone();
-        assert_eq!(scripts.len(), 2, "begin, then prepare+switch: {scripts:?}");
-        assert!(scripts[1].contains(&"migrate".to_string()));
-        assert!(scripts[1].contains(&"gate".to_string()));
-        assert_eq!(scripts[1].last().unwrap(), "stop-old-app");
-        assert!(nobody_locked(&hosts));
     }
 
     /// One host through [`Fleet::run_through`], as `shipit deploy` runs it, with `then` the
@@ -781,13 +727,7 @@ mod tests {
                     });
                 }
                 Ok(Stage::Last(Rest {
-                    prepare: deploy::prepare(
-                        &resolved,
-                        &everything(),
-                        &ServiceConfigs::default(),
-                        "",
-                        false,
-                    ),
+                    prepare: deploy::tests::prepared(&resolved, false),
                     switch: deploy::switch(&resolved, &everything(), vec![]),
                     outcome: "nothing was switched".into(),
                 }))

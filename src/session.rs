@@ -15,6 +15,7 @@ use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
 use crate::plan::script::{parse_output, Event, Script};
+use crate::plan::step::Step;
 use crate::transport::{Reply, Transport};
 
 /// Lines of output kept per step for error messages.
@@ -118,11 +119,16 @@ impl HostSession {
         on_output: &mut dyn FnMut(&str),
         next: &mut dyn FnMut(&ScriptRun) -> Option<Script>,
     ) -> Result<ScriptRun> {
-        // The rest of a continued script, once shipit has sent it: where later steps' labels are.
+        // The rest of a continued script, once shipit has sent it: where later steps are. A step
+        // is shown by what a person recognises it by (a hook's command, see `Step::label`), or
+        // by its id when no script has it.
         let mut later: Option<Script> = None;
-        let label_of = |later: &Option<Script>, step: &str| match later {
-            Some(rest) if rest.has_step(step) => rest.label_of(step),
-            _ => script.label_of(step),
+        let label_of = |later: &Option<Script>, id: &str| {
+            later
+                .as_ref()
+                .and_then(|rest| rest.step(id))
+                .or_else(|| script.step(id))
+                .map_or_else(|| id.to_string(), Step::label)
         };
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;

@@ -226,6 +226,17 @@ pub(crate) mod tests {
         Placement::everything(&[])
     }
 
+    /// The prepare phase of a host that runs everything, with no configs and no env.
+    pub(crate) fn prepared(resolved: &Resolved, migrate_always: bool) -> Phase {
+        prepare(
+            resolved,
+            &everything(),
+            &ServiceConfigs::default(),
+            "",
+            migrate_always,
+        )
+    }
+
     fn ids(phase: &Phase) -> Vec<String> {
         phase.steps.iter().map(|s| s.id()).collect()
     }
@@ -269,13 +280,7 @@ pub(crate) mod tests {
 
     #[test]
     fn on_a_fleet_only_the_primary_migrates_and_the_others_wait_for_it() {
-        let phase = prepare(
-            &resolved(),
-            &everything(),
-            &ServiceConfigs::default(),
-            "",
-            false,
-        );
+        let phase = prepared(&resolved(), false);
         let rounds = phase.rounds(2);
         assert_eq!(rounds.len(), 3, "{rounds:?}");
         let primary: Vec<String> = rounds[0].steps_for(true).iter().map(|s| s.id()).collect();
@@ -298,7 +303,7 @@ pub(crate) mod tests {
         let mut r = resolved();
         r.hooks.before_migrate.clear();
         r.hooks.after_migrate.clear();
-        let phase = prepare(&r, &everything(), &ServiceConfigs::default(), "", false);
+        let phase = prepared(&r, false);
         assert_eq!(
             ids(&phase)[..9],
             [
@@ -330,7 +335,7 @@ pub(crate) mod tests {
                 "prepared"
             ]
         );
-        let always = prepare(&r, &everything(), &ServiceConfigs::default(), "", true);
+        let always = prepared(&r, true);
         assert!(matches!(
             always.steps[6],
             Step::Migrate { defer: false, .. }
@@ -344,13 +349,7 @@ pub(crate) mod tests {
             } else {
                 h.hooks.before_migrate.clear();
             }
-            let steps = ids(&prepare(
-                &h,
-                &everything(),
-                &ServiceConfigs::default(),
-                "",
-                false,
-            ));
+            let steps = ids(&prepared(&h, false));
             assert!(!steps.contains(&"background".to_string()), "{steps:?}");
         }
     }
@@ -361,23 +360,11 @@ pub(crate) mod tests {
         r.hooks.before_migrate.clear();
         r.hooks.after_migrate.clear();
         r.placements = vec![everything(), everything()];
-        let steps = ids(&prepare(
-            &r,
-            &everything(),
-            &ServiceConfigs::default(),
-            "",
-            false,
-        ));
+        let steps = ids(&prepared(&r, false));
         assert_eq!(r.migrate, MigrateOn::Once);
         assert!(!steps.contains(&"background".to_string()), "{steps:?}");
         r.migrate = MigrateOn::EachHost;
-        let steps = ids(&prepare(
-            &r,
-            &everything(),
-            &ServiceConfigs::default(),
-            "",
-            false,
-        ));
+        let steps = ids(&prepared(&r, false));
         assert!(steps.contains(&"background".to_string()), "{steps:?}");
     }
 
@@ -405,13 +392,7 @@ pub(crate) mod tests {
         let mut r = resolved();
         r.nginx = None;
         r.app = None;
-        let steps = ids(&prepare(
-            &r,
-            &everything(),
-            &ServiceConfigs::default(),
-            "",
-            false,
-        ));
+        let steps = ids(&prepared(&r, false));
         assert!(!steps.contains(&"nginx-check".to_string()));
         assert!(!steps.contains(&"start-app".to_string()));
         assert!(!ids(&switch(&r, &everything(), vec![])).contains(&"stop-old-app".to_string()));

@@ -77,33 +77,22 @@ impl Script {
         self
     }
 
-    /// Whether one of this script's steps has the id `id`.
-    pub(crate) fn has_step(&self, id: &str) -> bool {
-        self.parts
-            .iter()
-            .flat_map(|part| &part.steps)
-            .any(|step| step.id() == id)
+    /// Every step of the script, in order.
+    fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.parts.iter().flat_map(|part| &part.steps)
     }
 
-    /// What a person needs to recognise the step the host reported as `id` (a hook's command,
-    /// see [`Step::label`]); the id itself for a step this script does not have.
-    pub(crate) fn label_of(&self, id: &str) -> String {
-        self.parts
-            .iter()
-            .flat_map(|part| &part.steps)
-            .find(|step| step.id() == id)
-            .map_or_else(|| id.to_string(), Step::label)
+    /// The step the host reported as `id`, if it is one of this script's.
+    pub(crate) fn step(&self, id: &str) -> Option<&Step> {
+        self.steps().find(|step| step.id() == id)
     }
 
     /// The local archive and its size that the script's [`Step::Upload`] asks for.
     pub(crate) fn upload(&self) -> Option<(&std::path::Path, u64)> {
-        self.parts
-            .iter()
-            .flat_map(|part| &part.steps)
-            .find_map(|step| match step {
-                Step::Upload { archive, size } => Some((archive.as_path(), *size)),
-                _ => None,
-            })
+        self.steps().find_map(|step| match step {
+            Step::Upload { archive, size } => Some((archive.as_path(), *size)),
+            _ => None,
+        })
     }
 
     /// Runs the rendered script in a real `sh` here and returns what it printed and the facts it

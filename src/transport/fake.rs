@@ -144,15 +144,6 @@ impl Transport for Fake {
         Ok(0)
     }
 
-    fn upload(
-        &mut self,
-        _local: &std::path::Path,
-        _remote: &str,
-        _progress: &mut dyn FnMut(u64),
-    ) -> Result<()> {
-        Ok(())
-    }
-
     fn usage(&self) -> Usage {
         Usage::default()
     }

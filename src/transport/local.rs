@@ -1,10 +1,9 @@
 //! The `local` transport: the same scripts, run by `sh` on this machine.
 //!
-//! For single-box setups and the README demo. Uploading is a streamed copy.
+//! For single-box setups and the README demo. The archive reaches the script on its stdin, as
+//! over SSH.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
@@ -66,32 +65,6 @@ impl Transport for Local {
                 hint: None,
             })?;
         Ok(status.code().unwrap_or(128 + 9))
-    }
-
-    fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let remote = Path::new(remote);
-        if let Some(dir) = remote.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        }
-        let mut from = File::open(local).map_err(|e| Error::io("read", local, e))?;
-        let mut to = File::create(remote).map_err(|e| Error::io("write", remote, e))?;
-        let mut buffer = vec![0; 256 * 1024];
-        let mut sent = 0;
-        loop {
-            let n = from
-                .read(&mut buffer)
-                .map_err(|e| Error::io("read", local, e))?;
-            if n == 0 {
-                break;
-            }
-            to.write_all(&buffer[..n])
-                .map_err(|e| Error::io("write", remote, e))?;
-            sent += n as u64;
-            progress(sent);
-        }
-        to.sync_all().map_err(|e| Error::io("write", remote, e))?;
-        self.usage.bytes_uploaded += sent;
-        Ok(())
     }
 
     fn usage(&self) -> Usage {

@@ -1,15 +1,14 @@
 //! How scripts and archives reach a host: over SSH, or on this machine.
 //!
-//! A transport does three things and nothing more: run a shell script (streaming its output
-//! lines), upload a file, and count what it used. Everything a deploy does on a host is a script
+//! A transport does two things and nothing more: run a shell script (streaming its output
+//! lines, and writing to its stdin what shipit answers, the archive included), and count what it
+//! used. Everything a deploy does on a host is a script
 //! from [`crate::plan`], so the same plan runs over SSH or locally.
 
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod local;
 pub mod ssh;
-
-use std::path::Path;
 
 use crate::error::Result;
 
@@ -34,10 +33,6 @@ pub trait Transport: Send {
     /// open while it runs): how a script waiting at a gate is told to go on or to stop, and
     /// how a script that asks for the archive gets it (counted as uploaded).
     fn run(&mut self, script: &str, on_line: &mut OnLine<'_>) -> Result<i32>;
-
-    /// Streams the local file `local` to the path `remote` on the host, calling `progress` with
-    /// the bytes sent so far.
-    fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()>;
 
     /// What this transport has used so far.
     fn usage(&self) -> Usage;

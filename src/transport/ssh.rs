@@ -154,6 +154,55 @@ impl Ssh {
         })
     }
 
+    /// Streams the local file `local` to the path `remote` on the host, over a channel of its
+    /// own (the console's script, too long for an exec request).
+    fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
+        self.usage.channels += 1;
+        let mut file = File::open(local).map_err(|e| Error::io("read", local, e))?;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| self.channel_error("cannot open a channel", e))?;
+        channel
+            .exec(&format!("cat > {}", quote(remote)))
+            .map_err(|e| self.channel_error("cannot start the upload", e))?;
+        let mut buffer = vec![0; 128 * 1024];
+        let mut sent = 0u64;
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .map_err(|e| Error::io("read", local, e))?;
+            if n == 0 {
+                break;
+            }
+            channel
+                .write_all(&buffer[..n])
+                .map_err(|e| self.channel_error("upload interrupted", e))?;
+            sent += n as u64;
+        }
+        channel
+            .send_eof()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        let mut output = String::new();
+        let _ = channel.read_to_string(&mut output);
+        let _ = channel.stderr().read_to_string(&mut output);
+        channel
+            .wait_close()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        let status = channel
+            .exit_status()
+            .map_err(|e| self.channel_error("upload interrupted", e))?;
+        if status != 0 {
+            return Err(Error::Connection {
+                host: self.name.clone(),
+                message: format!("writing {remote} failed: {}", output.trim()),
+                hint: Some("is the disk full, or deploy_to not writable by this user?".into()),
+            });
+        }
+        self.usage.bytes_uploaded += sent;
+        Ok(())
+    }
+
     fn channel_error(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::Connection {
             host: self.name.clone(),
@@ -518,54 +567,6 @@ impl Transport for Ssh {
             .map_err(|e| self.channel_error("no exit status", e))
     }
 
-    fn upload(&mut self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.usage.channels += 1;
-        let mut file = File::open(local).map_err(|e| Error::io("read", local, e))?;
-        let mut channel = self
-            .session
-            .channel_session()
-            .map_err(|e| self.channel_error("cannot open a channel", e))?;
-        channel
-            .exec(&format!("cat > {}", quote(remote)))
-            .map_err(|e| self.channel_error("cannot start the upload", e))?;
-        let mut buffer = vec![0; 128 * 1024];
-        let mut sent = 0u64;
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .map_err(|e| Error::io("read", local, e))?;
-            if n == 0 {
-                break;
-            }
-            channel
-                .write_all(&buffer[..n])
-                .map_err(|e| self.channel_error("upload interrupted", e))?;
-            sent += n as u64;
-            progress(sent);
-        }
-        channel
-            .send_eof()
-            .map_err(|e| self.channel_error("upload interrupted", e))?;
-        let mut output = String::new();
-        let _ = channel.read_to_string(&mut output);
-        let _ = channel.stderr().read_to_string(&mut output);
-        channel
-            .wait_close()
-            .map_err(|e| self.channel_error("upload interrupted", e))?;
-        let status = channel
-            .exit_status()
-            .map_err(|e| self.channel_error("upload interrupted", e))?;
-        if status != 0 {
-            return Err(Error::Connection {
-                host: self.name.clone(),
-                message: format!("writing {remote} failed: {}", output.trim()),
-                hint: Some("is the disk full, or deploy_to not writable by this user?".into()),
-            });
-        }
-        self.usage.bytes_uploaded += sent;
-        Ok(())
-    }
-
     fn usage(&self) -> Usage {
         self.usage
     }
@@ -581,7 +582,7 @@ impl Transport for Ssh {
         local
             .write_all(script.as_bytes())
             .map_err(|e| Error::io("write", local.path(), e))?;
-        self.upload(local.path(), &file, &mut |_| {})?;
+        self.upload(local.path(), &file)?;
         self.usage.channels += 1;
         let mut channel = self
             .session
