@@ -1134,11 +1134,7 @@ shipit_migrate_record() {
 shipit_deferred_pid_file() { printf '%s.migrate' "$(shipit_background_dir)"; }
 
 # The pid of the deferred database check while it runs; fails once it is gone.
-shipit_deferred_pid() {
-  read -r check_pid check_start 2>/dev/null < "$(shipit_deferred_pid_file)" || return 1
-  [ -n "${check_start:-}" ] && [ "$(shipit_starttime "$check_pid")" = "$check_start" ] || return 1
-  printf '%s' "$check_pid"
-}
+shipit_deferred_pid() { shipit_job_pid "$(shipit_deferred_pid_file)"; }
 
 # step_migrate [always|defer]: `migrate`, unless nothing provably changed (see
 # shipit_migrate_done); `always` runs it anyway. With `defer`, when the migration files are the
@@ -1160,7 +1156,7 @@ step_migrate() {
       "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database.tmp" &&
         mv -f "$R/.shipit/database.tmp" "$R/.shipit/database"
     ) </dev/null >/dev/null 2>&1 3<&- &
-    printf '%s %s\n' "$!" "$(shipit_starttime "$!")" > "$(shipit_deferred_pid_file)"
+    shipit_job_record "$!" "$(shipit_deferred_pid_file)"
     echo "no migration file changed since ${PREVIOUS##*/}: the database is read while the app server starts (step migrate-check)"
     return 0
   fi
@@ -1312,14 +1308,21 @@ step_background() {
     done
     : > "$dir/done"
   ) < /dev/null > /dev/null 2>&1 3<&- &
-  printf '%s %s\n' "$!" "$(shipit_starttime "$!")" > "$dir/pid"
+  shipit_job_record "$!" "$dir/pid"
   echo "started in the background (pid $!): $(cat "$dir/steps")"
 }
 
-# The pid of the background job while it runs (its start time checked, so a pid used again
-# later is not taken for it); fails once it is gone.
-shipit_background_pid() {
-  read -r job_pid job_start 2>/dev/null < "$(shipit_background_dir)/pid" || return 1
+# The pid of the background job while it runs; fails once it is gone.
+shipit_background_pid() { shipit_job_pid "$(shipit_background_dir)/pid"; }
+
+# shipit_job_record PID FILE: keeps a background job's pid and start time in FILE, for
+# shipit_job_pid.
+shipit_job_record() { printf '%s %s\n' "$1" "$(shipit_starttime "$1")" > "$2"; }
+
+# shipit_job_pid FILE: the pid of the job shipit_job_record kept in FILE while it runs (its
+# start time checked, so a pid used again later is not taken for it); fails once it is gone.
+shipit_job_pid() {
+  read -r job_pid job_start 2>/dev/null < "$1" || return 1
   [ -n "${job_start:-}" ] && [ "$(shipit_starttime "$job_pid")" = "$job_start" ] || return 1
   printf '%s' "$job_pid"
 }
