@@ -713,8 +713,11 @@ mod tests {
     ) -> Result<ScriptRun> {
         let resolved = resolved();
         let mut checked = false;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar.gz");
+        std::fs::write(&archive, "archive").unwrap();
         fleet.run_through(
-            &deploy::begin("a.tar.gz".as_ref(), 1),
+            &deploy::begin(&archive, 7),
             vars(1).remove(0),
             &mut |begun, vars| {
                 then(begun, vars)?;
@@ -764,6 +767,8 @@ mod tests {
         assert!(steps.contains(&"gate".to_string()));
         assert_eq!(steps.last().unwrap(), "stop-old-app");
         assert!(nobody_locked(&hosts));
+        // The first stage went behind the archive; only the second was waited for.
+        assert_eq!(hosts[0].lock().unwrap().waited_for_rest, 1);
     }
 
     #[test]

@@ -123,6 +123,8 @@ impl HostSession {
         // is shown by what a person recognises it by (a hook's command, see `Step::label`), or
         // by its id when no script has it.
         let mut later: Option<Script> = None;
+        // Whether the script's next ask for the rest is answered already.
+        let mut answered = false;
         let label_of = |later: &Option<Script>, id: &str| {
             later
                 .as_ref()
@@ -168,23 +170,33 @@ impl HostSession {
                         };
                         return Some(Reply::Line(format!("{answer}\n")));
                     }
-                    Event::Send => match script.upload() {
+                    Event::Send { exact } => match script.upload() {
                         Some((archive, size)) => match std::fs::File::open(archive) {
                             Ok(file) => {
+                                // The upload ends a continued script's first part: when the host
+                                // reads no further than the archive, the rest goes right behind
+                                // it, and the script finds it without asking (a round trip).
+                                let after = if exact && script.continues && later.is_none() {
+                                    answered = true;
+                                    later = next(&run);
+                                    continuation(&later)
+                                } else {
+                                    String::new()
+                                };
                                 let bar = printer.progress_bar(size, &upload_label(&label));
-                                return Some(Reply::Payload(Box::new(Progress { file, bar })));
+                                let archive = Box::new(Progress { file, bar });
+                                return Some(Reply::Payload(archive, after));
                             }
                             // The script reads nothing, finds the part file short and fails.
                             Err(e) => on_output(&format!("cannot read {}: {e}", archive.display())),
                         },
                         None => on_output("the host asked for an archive this script has none of"),
                     },
+                    // Answered already, behind the archive.
+                    Event::Next if answered => answered = false,
                     Event::Next => {
                         later = next(&run);
-                        let answer = later
-                            .as_ref()
-                            .map_or("0\n".to_string(), Script::continuation);
-                        return Some(Reply::Line(answer));
+                        return Some(Reply::Line(continuation(&later)));
                     }
                     Event::Done => run.done = true,
                     Event::Output(text) => {
@@ -211,6 +223,12 @@ impl HostSession {
         }
         Ok(run)
     }
+}
+
+/// What a continued script is told when it asks for the rest: `rest`, or stop.
+fn continuation(rest: &Option<Script>) -> String {
+    rest.as_ref()
+        .map_or_else(|| "0\n".to_string(), Script::continuation)
 }
 
 /// The progress bar's label for a host labelled `label`.

@@ -188,8 +188,10 @@ pub enum Event {
     Fact(String, String),
     /// The script waits at a gate for `switch` or `stop` on its stdin.
     Gate,
-    /// The script asks for the archive of its [`Step::Upload`] on its stdin.
-    Send,
+    /// The script asks for the archive of its [`Step::Upload`] on its stdin; `exact`: the
+    /// host reads exactly the archive's bytes and nothing after them (GNU `head -c`), so what
+    /// the script asks for next may follow right behind.
+    Send { exact: bool },
     /// The script asks for the calls to go on with (see [`Script::continued`]).
     Next,
     /// The script ran to its end.
@@ -221,7 +223,9 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
         }
         "done" => Event::Done,
         "gate" => Event::Gate,
-        "send" => Event::Send,
+        "send" => Event::Send {
+            exact: rest == "exact",
+        },
         "next" => Event::Next,
         _ => Event::Output(line.to_string()),
     }
@@ -283,11 +287,11 @@ mod tests {
         )
         .continued();
         let lock = dir.path().join(".shipit/lock");
-        let answered = |answer: &str| {
+        let answered_to = |script: &Script, answer: &str| {
             use std::io::Write;
             let mut child = Command::new("sh")
                 .arg("-c")
-                .arg(begin.render())
+                .arg(script.render())
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
@@ -303,6 +307,7 @@ mod tests {
             let events: Vec<Event> = text.lines().map(|l| parse_line("n9", l)).collect();
             (out.status.code().unwrap(), events)
         };
+        let answered = |answer: &str| answered_to(&begin, answer);
         // Stop (size 0): the begin part's cleanup gives the lock back.
         let (status, events) = answered("0\n");
         assert_eq!(status, 1, "{events:?}");
@@ -320,6 +325,34 @@ mod tests {
         assert!(events.contains(&Event::End("unlock".into())), "{events:?}");
         assert_eq!(events.last(), Some(&Event::Done), "{events:?}");
         assert!(!lock.exists(), "{events:?}");
+        // The rest right behind the archive, all in stdin before the script asks: GNU `head -c`
+        // (this machine's) takes the archive's bytes and no more, so the rest still runs.
+        let archive = "not a real archive, 34 bytes long\n";
+        let uploading = Script::new(
+            "n9",
+            vars.clone(),
+            vec![
+                Step::Layout,
+                Step::Lock,
+                Step::Upload {
+                    archive: "unused".into(),
+                    size: archive.len() as u64,
+                },
+            ],
+            Cleanup::Lock,
+        )
+        .continued();
+        let (status, events) =
+            answered_to(&uploading, &format!("{archive}{}", rest.continuation()));
+        assert_eq!(status, 0, "{events:?}");
+        assert!(events.contains(&Event::Send { exact: true }), "{events:?}");
+        assert!(events.contains(&Event::End("unlock".into())), "{events:?}");
+        let part = std::fs::read_dir(dir.path().join(".shipit/archives"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.to_string_lossy().ends_with(".part"))
+            .expect("the archive's part file");
+        assert_eq!(std::fs::read_to_string(part).unwrap(), archive);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(crate) struct FakeHost {
     pub(crate) scripts: Vec<Vec<String>>,
     /// Whether this run holds the lock.
     pub(crate) locked: bool,
+    /// How many times a continued script had to wait for shipit's answer when it asked for
+    /// the rest (a round trip each): not when the answer came behind the archive.
+    pub(crate) waited_for_rest: u32,
 }
 
 /// How a fake host behaves.
@@ -71,13 +74,24 @@ impl Transport for Fake {
         };
         let mut host = self.host.lock().expect("fake host");
         let mut ran = Vec::new();
-        // A continued script asks for the rest at its end and runs what comes.
+        // A continued script asks for the rest at its end and runs what comes, or what came
+        // behind the archive.
         let mut lines: std::collections::VecDeque<String> =
             calls.lines().map(str::to_string).collect();
+        let mut behind_archive = None;
         while let Some(line) = lines.pop_front() {
             if line == "shipit_continue" {
-                match mark(on_line, "next".into()) {
-                    Some(super::Reply::Line(answer)) if !answer.starts_with("0\n") => {
+                let asked = mark(on_line, "next".into());
+                let answer = match (behind_archive.take(), asked) {
+                    (Some(answer), _) => Some(answer),
+                    (None, Some(super::Reply::Line(answer))) => {
+                        host.waited_for_rest += 1;
+                        Some(answer)
+                    }
+                    _ => None,
+                };
+                match answer {
+                    Some(answer) if !answer.starts_with("0\n") => {
                         lines.extend(answer.lines().skip(1).map(str::to_string));
                         continue;
                     }
@@ -118,6 +132,14 @@ impl Transport for Fake {
             }
             for (key, value) in self.behaviour.facts.get(&id).into_iter().flatten() {
                 mark(on_line, format!("fact {key} {value}"));
+            }
+            if id == "upload" {
+                if let Some(super::Reply::Payload(mut archive, after)) =
+                    mark(on_line, "send exact".into())
+                {
+                    std::io::copy(&mut archive, &mut std::io::sink()).expect("archive read");
+                    behind_archive = Some(after).filter(|after| !after.is_empty());
+                }
             }
             if let Some((_, status)) = self.behaviour.fail_at.as_ref().filter(|(f, _)| *f == id) {
                 mark(on_line, format!("fail {id} {status}"));

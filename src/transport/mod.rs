@@ -53,8 +53,10 @@ pub trait Transport: Send {
 pub(crate) enum Reply {
     /// A line of text: the answer at a gate.
     Line(String),
-    /// Bytes to stream, counted as uploaded: the archive a script asked for.
-    Payload(Box<dyn std::io::Read + Send>),
+    /// Bytes to stream, counted as uploaded (the archive a script asked for), then text sent
+    /// right behind them and not counted: what the script will ask for next, when shipit knows
+    /// it already (see `HostSession::run_continued`), or nothing.
+    Payload(Box<dyn std::io::Read + Send>, String),
 }
 
 /// Called with each line a script prints; a returned reply is sent to the script's stdin.
@@ -80,10 +82,11 @@ pub(crate) fn for_each_line(
         match on_line(text.trim_end_matches(['\n', '\r'])) {
             None => continue,
             Some(Reply::Line(answer)) => input.write_all(answer.as_bytes())?,
-            Some(Reply::Payload(mut bytes)) => {
+            Some(Reply::Payload(mut bytes, after)) => {
                 sent += std::io::copy(&mut bytes, input).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("upload interrupted: {e}"))
                 })?;
+                input.write_all(after.as_bytes())?;
             }
         }
         input.flush()?;

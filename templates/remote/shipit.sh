@@ -577,14 +577,21 @@ step_facts() {
 
 # step_upload SIZE: the archive, unless the host has it already. The script asks shipit for it
 # (mark `send`) and reads exactly SIZE bytes of its stdin into the part file that step_verify
-# checks: in the begin script, under the lock, so the upload costs no exec of its own.
+# checks: in the begin script, under the lock, so the upload costs no exec of its own. `send
+# exact` says this host's `head -c` reads no byte past the archive (GNU's; BusyBox's and
+# uutils' read ahead through a buffer), so shipit may send what the script asks for next right
+# behind it.
 step_upload() {
   A=$(shipit_archive)
   if [ -f "$A" ]; then
     echo "skipped: the host has this archive already"
     return 0
   fi
-  shipit_mark send
+  if head --version 2>/dev/null | grep -q '(GNU coreutils)'; then
+    shipit_mark send exact
+  else
+    shipit_mark send
+  fi
   head -c "$1" <&3 > "$A.part" || exit 1
   got=$(wc -c < "$A.part")
   if [ "$got" -ne "$1" ]; then
