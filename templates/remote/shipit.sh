@@ -159,7 +159,8 @@ shipit_installed_releases() {
   # shellcheck disable=SC2086
   for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB; do
     [ -e "$conf" ] || continue
-    name=$(basename "$conf" .conf)
+    name=${conf##*/}
+    name=${name%.conf}
     name=${name%.once}
     printf '%s\n' "${name##*.}"
   done
@@ -339,16 +340,48 @@ shipit_inventory() {
   } | sort -u | tr '\n' ' ')"
   # Of those, the ones only stopping: a deploy may still prune them (step_prune waits).
   shipit_fact draining "$(printf '%s\n' "$DRAINING" | sort -u | tr '\n' ' ')"
+  # Every release's venv from one `ls` ("ID KEY" lines), the rest read by the shell itself: a
+  # few processes per release would add up to most of the step.
+  NL='
+'
+  # Release ids are digits, and BusyBox's find cannot print a link's target.
+  # shellcheck disable=SC2012
+  venvs=$(ls -ld "$D"/releases/*/.venv 2>/dev/null |
+    sed -n 's#^.*/releases/\([^/]*\)/\.venv -> \(.*/\)*\([^/]*\)$#\1 \3#p')
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
     id=${dir##*/}
-    state=$(cat "$dir/.shipit/state" 2>/dev/null) || state=unknown
+    state=
+    if [ -f "$dir/.shipit/state" ]; then read -r state < "$dir/.shipit/state" || true; fi
     size=0
     if [ "${1:-}" = sizes ]; then size=$(du -sk "$dir" 2>/dev/null | cut -f1); fi
-    rev=$(sed -n 's/^  "revision": "\([^"]*\)",$/\1/p' "$dir/.shipit/manifest.json" 2>/dev/null | head -n 1)
-    venv=$(readlink "$dir/.venv" 2>/dev/null | sed 's#.*/##')
-    shipit_fact "release:$id" "${state:-unknown} ${size:-0} ${venv:--} ${rev:--}"
+    venv=
+    case "$NL$venvs" in
+      *"$NL$id "*)
+        venv=${venvs#*"$id "}
+        venv=${venv%%"$NL"*}
+        ;;
+    esac
+    shipit_manifest_revision "$dir"
+    shipit_fact "release:$id" "${state:-unknown} ${size:-0} ${venv:--} ${REV:--}"
   done
+}
+
+# Sets REV to the revision release directory $1's manifest names (the line `  "revision": "…",`
+# near its top), or to nothing; read by the shell, without a process, up to the file list.
+shipit_manifest_revision() {
+  REV=
+  [ -f "$1/.shipit/manifest.json" ] || return 0
+  while IFS= read -r line; do
+    case $line in
+      '  "revision": "'*'",')
+        REV=${line#'  "revision": "'}
+        REV=${REV%'",'}
+        return 0
+        ;;
+      '  "files": '*) return 0 ;;
+    esac
+  done < "$1/.shipit/manifest.json"
 }
 
 # Removes the releases named as arguments (never `current`) and every virtualenv no remaining
@@ -1863,7 +1896,8 @@ step_stop_old_app() {
   # shellcheck disable=SC2086
   for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB "$CONFD"/$LEGACY_GLOB; do
     if [ ! -e "$conf" ] || [ "$conf" = "$PROGRAM_CONF" ]; then continue; fi
-    name=$(basename "$conf" .conf)
+    name=${conf##*/}
+    name=${name%.conf}
     name=${name%.once}
     release=${name##*[.-]}
     if [ -n "$LIVE" ] && [ "$release" = "$LIVE" ]; then continue; fi
