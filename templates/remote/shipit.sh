@@ -958,7 +958,19 @@ with open(sys.argv[4], "w") as out:
     out.write("\n".join(record) + "\n")
 '
 
-shipit_django_value() { sed -n "s/^$1=//p" "$2/.shipit/django" 2>/dev/null | head -n 1; }
+# shipit_django_value NAME RELEASE: NAME's value in the release's settings answer
+# (.shipit/django), or nothing; read by the shell, as the steps ask for several values each.
+shipit_django_value() {
+  [ -f "$2/.shipit/django" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "$1="*)
+        printf '%s\n' "${line#"$1"=}"
+        return 0
+        ;;
+    esac
+  done < "$2/.shipit/django"
+}
 
 # The part of path $1 below directory $2 (as written or with symlinks resolved), or nothing.
 shipit_below() {
@@ -988,7 +1000,7 @@ shipit_hooked = hasattr(sys, 'addaudithook') and sys.addaudithook(shipit_audit) 
 $SHIPIT_DJANGO_SETTINGS" "$MANAGE" "$R/.shipit/django" "$R/.shipit/django.inputs"
     shipit_fact settings ran
   fi
-  sed 's/^/  /' "$R/.shipit/django"
+  while IFS= read -r line; do printf '  %s\n' "$line"; done < "$R/.shipit/django"
 }
 
 # The shared static store: every file of the recent releases' STATIC_ROOT, hard-linked, so a
@@ -1265,10 +1277,12 @@ shipit_static_hash() {
     cd "$1" || exit 1
     find . -path ./.venv -prune -o -path "./$static_rel" -prune -o -path ./.shipit -prune -o \
       -path '*/static/*' \( -type f -o -type l \) -exec sha256sum {} + | LC_ALL=C sort
-    sed -n 's/^STATICFILES_DIR=//p' "$1/.shipit/django" | while IFS= read -r dir; do
+    while IFS= read -r line; do
+      case $line in STATICFILES_DIR=*) ;; *) continue ;; esac
+      dir=${line#STATICFILES_DIR=}
       printf 'dir %s\n' "$dir"
       [ -d "$dir" ] && find "$dir" \( -type f -o -type l \) -exec sha256sum {} + | LC_ALL=C sort
-    done
+    done < "$1/.shipit/django"
   } | sha256sum | cut -c1-32
 }
 
@@ -1289,7 +1303,7 @@ step_collectstatic() {
   rel=$(shipit_below "$(shipit_django_value STATIC_ROOT "$R")" "$R")
   if [ -n "$HASH" ] && [ -n "$rel" ] && [ -n "$PREVIOUS" ] && [ ! -e "$R/$rel" ] &&
     [ -d "$D/$PREVIOUS/$rel" ] && [ "$(cat "$D/$PREVIOUS/.shipit/static" 2>/dev/null)" = "$HASH" ] &&
-    mkdir -p "$(dirname "$R/$rel")" && cp -al "$D/$PREVIOUS/$rel" "$R/$rel"; then
+    parent="$R/$rel" && mkdir -p "${parent%/*}" && cp -al "$D/$PREVIOUS/$rel" "$R/$rel"; then
     echo "collectstatic: skipped, static inputs unchanged since ${PREVIOUS##*/} (its files hard-linked)"
     shipit_fact collectstatic "skipped, static inputs unchanged since ${PREVIOUS##*/}"
   else
@@ -1319,7 +1333,7 @@ shipit_background_dir() {
 
 # The time since boot in hundredths of a second.
 shipit_uptime() {
-  t=$(cut -d' ' -f1 /proc/uptime)
+  read -r t _ < /proc/uptime
   printf '%s' "${t%.*}${t#*.}"
 }
 
