@@ -234,7 +234,21 @@ shipit_lock_wait() {
   done
 }
 
-shipit_own_lock() { grep -qx "token=$TOKEN" "$LOCK/info" 2>/dev/null; }
+shipit_own_lock() { [ "$(shipit_value token "$LOCK/info")" = "$TOKEN" ]; }
+
+# shipit_value NAME FILE: the value of FILE's first NAME=VALUE line, or nothing; read by the
+# shell, without a process, as many steps ask for one.
+shipit_value() {
+  [ -f "$2" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "$1="*)
+        printf '%s\n' "${line#"$1"=}"
+        return 0
+        ;;
+    esac
+  done < "$2"
+}
 
 # Refuses to go on when another run broke this run's lock: nothing may be changed any more.
 shipit_require_lock() {
@@ -340,14 +354,11 @@ shipit_inventory() {
   } | sort -u | tr '\n' ' ')"
   # Of those, the ones only stopping: a deploy may still prune them (step_prune waits).
   shipit_fact draining "$(printf '%s\n' "$DRAINING" | sort -u | tr '\n' ' ')"
-  # Every release's venv from one `ls` ("ID KEY" lines), the rest read by the shell itself: a
-  # few processes per release would add up to most of the step.
+  # Every release's venv at once, the rest read by the shell itself: a few processes per
+  # release would add up to most of the step.
   NL='
 '
-  # Release ids are digits, and BusyBox's find cannot print a link's target.
-  # shellcheck disable=SC2012
-  venvs=$(ls -ld "$D"/releases/*/.venv 2>/dev/null |
-    sed -n 's#^.*/releases/\([^/]*\)/\.venv -> \(.*/\)*\([^/]*\)$#\1 \3#p')
+  venvs=$(shipit_release_venvs)
   for dir in "$D"/releases/*; do
     [ -d "$dir" ] || continue
     id=${dir##*/}
@@ -365,6 +376,15 @@ shipit_inventory() {
     shipit_manifest_revision "$dir"
     shipit_fact "release:$id" "${state:-unknown} ${size:-0} ${venv:--} ${REV:--}"
   done
+}
+
+# Each release's venv, an "ID KEY" line each, from one `ls` (a readlink per release would be a
+# process each).
+shipit_release_venvs() {
+  # Release ids are digits, and BusyBox's find cannot print a link's target.
+  # shellcheck disable=SC2012
+  ls -ld "$D"/releases/*/.venv 2>/dev/null |
+    sed -n 's#^.*/releases/\([^/]*\)/\.venv -> \(.*/\)*\([^/]*\)$#\1 \3#p'
 }
 
 # Sets REV to the revision release directory $1's manifest names (the line `  "revision": "…",`
@@ -391,23 +411,19 @@ shipit_manifest_revision() {
 shipit_remove_releases() {
   trash="$D/.shipit/trash"
   bin="$trash/$(date +%s).$$"
+  live=$(readlink "$D/current") || live=
   for id in "$@"; do
-    if [ -d "$D/releases/$id" ] && [ "$(readlink "$D/current")" != "releases/$id" ]; then
+    if [ -d "$D/releases/$id" ] && [ "$live" != "releases/$id" ]; then
       shipit_discard "$D/releases/$id" "$bin"
       shipit_fact "removed:$id" release
     fi
   done
+  used=" $(shipit_release_venvs | sed 's/.* //' | tr '\n' ' ')"
   for venv in "$D"/venvs/*; do
     [ -d "$venv" ] || continue
-    used=
-    for link in "$D"/releases/*/.venv; do
-      target=$(readlink "$link") || continue
-      if [ "${target##*/}" = "${venv##*/}" ]; then used=1; fi
-    done
-    if [ -z "$used" ]; then
-      shipit_discard "$venv" "$bin"
-      shipit_fact "removed:venv:${venv##*/}" venv
-    fi
+    case $used in *" ${venv##*/} "*) continue ;; esac
+    shipit_discard "$venv" "$bin"
+    shipit_fact "removed:venv:${venv##*/}" venv
   done
   # du counts a file linked several times once, under the first argument it meets it in: what
   # only the discarded files and the shared store link is what deleting them frees.
@@ -686,22 +702,31 @@ step_env() {
 
 # step_shared DIR... -- FILE...: links shared directories and files into the release.
 step_shared() {
-  mkdir -p "$D/shared/log"
+  shipit_mkdir "$D/shared/log"
   kind=dir
   for path in "$@"; do
     if [ "$path" = "--" ]; then kind="file"; continue; fi
-    mkdir -p "$(dirname "$D/shared/$path")"
+    shared="$D/shared/$path"
+    shipit_mkdir "${shared%/*}"
     if [ "$kind" = dir ]; then
-      mkdir -p "$D/shared/$path"
-    elif [ ! -e "$D/shared/$path" ]; then
-      (umask 077; : > "$D/shared/$path")
+      shipit_mkdir "$shared"
+    elif [ ! -e "$shared" ]; then
+      (umask 077; : > "$shared")
       echo "created empty shared file $path"
     fi
-    rm -rf "${R:?}/$path"
-    mkdir -p "$(dirname "$R/$path")"
-    ln -s "$D/shared/$path" "$R/$path"
+    if [ -e "$R/$path" ] || [ -L "$R/$path" ]; then rm -rf "${R:?}/$path"; fi
+    linked="$R/$path"
+    shipit_mkdir "${linked%/*}"
+    ln -s "$shared" "$linked"
   done
   echo "linked shared paths"
+}
+
+# mkdir -p for each directory that is not there yet (the test costs no process).
+shipit_mkdir() {
+  for dir in "$@"; do
+    [ -d "$dir" ] || mkdir -p "$dir"
+  done
 }
 
 # Reuses the virtualenv whose python version and requirements hash match, or builds it.
@@ -756,11 +781,12 @@ step_virtualenv() {
   [ -f "$REQ_FILE" ] || { echo "requirements file $REQ is missing from the release"; exit 1; }
   PY=$(shipit_python) || exit 1
   PATH="$PATH:$HOME/.local/bin"
-  PYVER=$("$PY" -c 'import sys; print(sys.version)') ||
+  PYVER=$("$PY" -S -c 'import sys; print(sys.version)') ||
     { echo "cannot run python $PY on this host"; exit 1; }
   # The key covers every file the requirements file includes: editing one builds a new venv.
-  shipit_requirements "$REQ" >/dev/null || exit 1
-  KEY=$({ printf '%s\n' "$PYVER"; shipit_requirements "$REQ"; } | sha256sum | cut -c1-16)
+  # Read once (the x keeps the trailing newlines a substitution would drop).
+  INCLUDED=$(shipit_requirements "$REQ" && echo x) || exit 1
+  KEY=$(printf '%s\n%s' "$PYVER" "${INCLUDED%x}" | sha256sum | cut -c1-16)
   V="$D/venvs/$KEY"
   use=$INSTALLER
   if [ "$use" = auto ]; then
@@ -959,18 +985,8 @@ with open(sys.argv[4], "w") as out:
 '
 
 # shipit_django_value NAME RELEASE: NAME's value in the release's settings answer
-# (.shipit/django), or nothing; read by the shell, as the steps ask for several values each.
-shipit_django_value() {
-  [ -f "$2/.shipit/django" ] || return 0
-  while IFS= read -r line || [ -n "$line" ]; do
-    case $line in
-      "$1="*)
-        printf '%s\n' "${line#"$1"=}"
-        return 0
-        ;;
-    esac
-  done < "$2/.shipit/django"
-}
+# (.shipit/django), or nothing.
+shipit_django_value() { shipit_value "$1" "$2/.shipit/django"; }
 
 # The part of path $1 below directory $2 (as written or with symlinks resolved), or nothing.
 shipit_below() {
@@ -1154,7 +1170,7 @@ shipit_migrate_done() {
 # those of the live release's complete migrate.
 shipit_migrate_files_same() {
   [ -n "$PREVIOUS" ] && [ -f "$D/$PREVIOUS/.shipit/migrated" ] || return 1
-  [ "$(sed -n 's/^migrations=//p' "$D/$PREVIOUS/.shipit/migrated")" = "$1" ]
+  [ "$(shipit_value migrations "$D/$PREVIOUS/.shipit/migrated")" = "$1" ]
 }
 
 # The rest: the database, as SHIPIT_DB_STATE found it ($R/.shipit/database), is the one the
@@ -1835,7 +1851,9 @@ step_finish() {
   rm -f "$SITE_CHANGED" "$SITE_BACKUP"
   for dir in "$D"/releases/*; do
     if [ "$dir" = "$R" ] || [ ! -f "$dir/.shipit/state" ]; then continue; fi
-    case $(cat "$dir/.shipit/state") in
+    state=
+    read -r state < "$dir/.shipit/state" || true
+    case $state in
       preparing|prepared)
         echo failed > "$dir/.shipit/state"
         echo "marked ${dir##*/} failed: a deploy of it never finished"
@@ -1856,9 +1874,14 @@ step_finish() {
 # begin does not wait for them): those are waited for first.
 step_prune() {
   shipit_require_lock
-  stopping=$(shipit_draining_releases)
+  stopping=" $(shipit_draining_releases | tr '\n' ' ')"
   for id in "$@"; do
-    if printf '%s\n' "$stopping" | grep -qx "$id"; then step_reap wait; break; fi
+    case $stopping in
+      *" $id "*)
+        step_reap wait
+        break
+        ;;
+    esac
   done
   shipit_remove_releases "$@"
   if [ "$#" -gt 0 ]; then OP=prune shipit_log "removed $*"; fi
