@@ -155,10 +155,11 @@ fn run_shipit(site: &Site, w: &mut World, args: &[&str], tag: Option<&str>, what
         );
     }
     let usage = &json["usage"];
+    // The summary's lines (indented two spaces), not the steps' own with -v (four).
     let skipped: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|l| l.contains("skipped"))
+        .filter(|l| l.contains("skipped") && l.starts_with("  ") && !l.starts_with("   "))
         .map(str::trim)
         .collect();
     let note = format!(
