@@ -696,7 +696,10 @@ mod tests {
         hosts: usize,
         resolved: &crate::resolve::Resolved,
     ) -> Result<Vec<ScriptRun>> {
-        let (mut locked, _) = fleet.lock(&deploy::begin("a.tar.gz".as_ref(), 1), vars(hosts))?;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("a.tar.gz");
+        std::fs::write(&archive, "a").unwrap();
+        let (mut locked, _) = fleet.lock(&deploy::begin(&archive, 1), vars(hosts))?;
         locked.prepare_then_switch(
             &|_| deploy::tests::prepared(resolved, false),
             &|_| deploy::switch(resolved, &everything(), vec![]),
@@ -797,6 +800,25 @@ mod tests {
         assert!(!planned);
         assert!(error.to_string().contains("facts"), "{error}");
         assert!(nobody_locked(&hosts));
+    }
+
+    #[test]
+    fn an_archive_that_cannot_be_read_fails_before_the_host_is_touched() {
+        let printer = printer();
+        let (mut fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+        let missing = std::path::Path::new("/nonexistent/shipit/a.tar.gz");
+        let error = fleet
+            .run_through(
+                &deploy::begin(missing, 7),
+                vars(1).remove(0),
+                &mut |_, _| unreachable!("no plan without a begin"),
+            )
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/shipit/a.tar.gz"),
+            "{error}"
+        );
+        assert!(hosts[0].lock().unwrap().scripts.is_empty(), "no exec");
     }
 
     fn fleet_of(printer: &Printer, host: Behaviour) -> (Fleet<'_>, Vec<Arc<Mutex<FakeHost>>>) {

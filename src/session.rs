@@ -132,6 +132,15 @@ impl HostSession {
                 .or_else(|| script.step(id))
                 .map_or_else(|| id.to_string(), Step::label)
         };
+        // Opened before the script runs: a host that asked for an archive shipit then could not
+        // read would wait for it for ever.
+        let mut archive = match script.upload() {
+            Some((path, size)) => Some((
+                std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?,
+                size,
+            )),
+            None => None,
+        };
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
@@ -170,26 +179,22 @@ impl HostSession {
                         };
                         return Some(Reply::Line(format!("{answer}\n")));
                     }
-                    Event::Send { exact } => match script.upload() {
-                        Some((archive, size)) => match std::fs::File::open(archive) {
-                            Ok(file) => {
-                                // The upload ends a continued script's first part: when the host
-                                // reads no further than the archive, the rest goes right behind
-                                // it, and the script finds it without asking (a round trip).
-                                let after = if exact && script.continues && later.is_none() {
-                                    answered = true;
-                                    later = next(&run);
-                                    continuation(&later)
-                                } else {
-                                    String::new()
-                                };
-                                let bar = printer.progress_bar(size, &upload_label(&label));
-                                let archive = Box::new(Progress { file, bar });
-                                return Some(Reply::Payload(archive, after));
-                            }
-                            // The script reads nothing, finds the part file short and fails.
-                            Err(e) => on_output(&format!("cannot read {}: {e}", archive.display())),
-                        },
+                    Event::Send { exact } => match archive.take() {
+                        Some((file, size)) => {
+                            // The upload ends a continued script's first part: when the host
+                            // reads no further than the archive, the rest goes right behind it,
+                            // and the script finds it without asking (a round trip).
+                            let after = if exact && script.continues && later.is_none() {
+                                answered = true;
+                                later = next(&run);
+                                continuation(&later)
+                            } else {
+                                String::new()
+                            };
+                            let bar = printer.progress_bar(size, &upload_label(&label));
+                            let archive = Box::new(Progress { file, bar });
+                            return Some(Reply::Payload(archive, after));
+                        }
                         None => on_output("the host asked for an archive this script has none of"),
                     },
                     // Answered already, behind the archive.
