@@ -191,7 +191,21 @@ shipit_holder() {
   printf '%s %s' "$PPID" "$(shipit_starttime "$PPID")"
 }
 
-shipit_lock_field() { sed -n "s/^$1=//p" "$LOCK/info" 2>/dev/null | head -n 1; }
+# shipit_value NAME FILE: the value of FILE's first NAME=VALUE line, or nothing; read by the
+# shell, without a process, as many steps ask for one.
+shipit_value() {
+  [ -f "$2" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "$1="*)
+        printf '%s\n' "${line#"$1"=}"
+        return 0
+        ;;
+    esac
+  done < "$2"
+}
+
+shipit_lock_field() { shipit_value "$1" "$LOCK/info"; }
 
 # Whether the lock is live: held with `shipit lock acquire` (until `shipit lock release`), or
 # the process that took it still runs (a lock without a holder is dead).
@@ -234,21 +248,7 @@ shipit_lock_wait() {
   done
 }
 
-shipit_own_lock() { [ "$(shipit_value token "$LOCK/info")" = "$TOKEN" ]; }
-
-# shipit_value NAME FILE: the value of FILE's first NAME=VALUE line, or nothing; read by the
-# shell, without a process, as many steps ask for one.
-shipit_value() {
-  [ -f "$2" ] || return 0
-  while IFS= read -r line || [ -n "$line" ]; do
-    case $line in
-      "$1="*)
-        printf '%s\n' "${line#"$1"=}"
-        return 0
-        ;;
-    esac
-  done < "$2"
-}
+shipit_own_lock() { [ "$(shipit_lock_field token)" = "$TOKEN" ]; }
 
 # Refuses to go on when another run broke this run's lock: nothing may be changed any more.
 shipit_require_lock() {
@@ -498,8 +498,8 @@ step_reap() {
 # and its job still runs.
 shipit_draining() {
   [ ! -f "$1.done" ] || return 1
-  start=$(sed -n 's/^start=//p' "$1")
-  [ -n "$start" ] && [ "$(shipit_starttime "$(sed -n 's/^pid=//p' "$1")")" = "$start" ]
+  start=$(shipit_value start "$1")
+  [ -n "$start" ] && [ "$(shipit_starttime "$(shipit_value pid "$1")")" = "$start" ]
 }
 
 # Releases whose programs still stop in the background, one a line: programs are named
