@@ -16,6 +16,7 @@ mod output;
 pub mod plan;
 mod redact;
 pub mod release;
+mod remote;
 mod resolve;
 mod runner;
 mod session;

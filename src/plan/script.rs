@@ -8,12 +8,7 @@
 
 use super::quote;
 use super::step::{Cleanup, Step};
-
-/// The remote shell library, checked by shellcheck in CI.
-pub(crate) const LIBRARY: &str = concat!(
-    include_str!("../../templates/remote/shipit.sh"),
-    include_str!("../../templates/remote/systemd.sh")
-);
+use crate::remote::library::LIBRARY;
 
 /// One part of a script: steps that share what to do when one of them fails.
 #[derive(Debug, Clone, PartialEq, Eq)]

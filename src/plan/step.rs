@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn every_called_function_exists_in_the_library() {
-        let library = super::super::script::LIBRARY;
+        let library = crate::remote::library::LIBRARY;
         let id = ReleaseId::parse("20261122010320").unwrap();
         for step in [
             Step::Layout,

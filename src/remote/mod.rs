@@ -1,0 +1,8 @@
+//! The host contract: everything shipit and the remote shell must agree on, owned in one place.
+//!
+//! Rust renders values and calls; the shell in `templates/remote/` does the work on a host. What
+//! crosses between them (the shell library itself, the variables a script is given, the facts it
+//! reports, the names of files inside `deploy_to`) is defined here, so neither side repeats the
+//! other's strings and a test can check the two against each other.
+
+pub(crate) mod library;
