@@ -1,0 +1,28 @@
+//! The integration tests: one binary (one link of the crate and the harness instead of one per
+//! file), a module per feature. Run one with `cargo test --test it deploy::`.
+
+mod bad_input;
+mod break_lock;
+mod build;
+mod current_link;
+mod deploy;
+mod faults;
+mod harness;
+mod image;
+mod operate;
+mod operate_build;
+mod operate_check;
+mod operate_deploy_log;
+mod operate_fleet;
+mod operate_hooks;
+mod operate_logs;
+mod operate_maintenance;
+mod portability;
+mod postgres;
+mod processes;
+mod rollback;
+mod runtime;
+mod ssh;
+mod systemd;
+mod systemd_host;
+mod zero_downtime;
