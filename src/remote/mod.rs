@@ -6,3 +6,4 @@
 //! other's strings and a test can check the two against each other.
 
 pub(crate) mod library;
+pub(crate) mod protocol;
