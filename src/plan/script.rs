@@ -239,7 +239,10 @@ mod tests {
         assert!(events.contains(&Event::End("lock".into())), "{events:?}");
         assert!(events.contains(&Event::Next), "{events:?}");
         assert!(
-            events.contains(&Event::Fact("stopped".into(), "1".into())),
+            events.contains(&Event::Fact(
+                crate::remote::facts::key::STOPPED.into(),
+                "1".into()
+            )),
             "{events:?}"
         );
         assert!(!lock.exists(), "{events:?}");
