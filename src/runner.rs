@@ -13,6 +13,7 @@ use crate::plan::releases::lock_holder;
 use crate::plan::script::Script;
 use crate::plan::step::{Cleanup, Step, LOCKED_STATUS};
 use crate::plan::Phase;
+use crate::remote::facts;
 use crate::resolve::random_hex;
 use crate::session::{HostSession, ScriptRun};
 
@@ -233,8 +234,8 @@ impl Fleet<'_> {
         if let Some(error) = error {
             return Err(error);
         }
-        let stopped = run.facts.contains_key("stopped");
-        if stopped && run.facts.contains_key("unlocked") {
+        let stopped = facts::stopped(&run.facts);
+        if stopped && facts::unlocked(&run.facts) {
             printer.info(format!(
                 "{name}: released the lock{}",
                 if switch.is_some() {
@@ -295,10 +296,10 @@ pub(crate) fn set_var(vars: &mut Vars, name: &'static str, value: &str) {
 
 /// Warns about what a host's begin found: a lock it broke, a dangling `current`.
 fn warn_begun(printer: &Printer, name: &str, run: &ScriptRun) {
-    if let Some(holder) = run.facts.get("broke_lock") {
+    if let Some(holder) = facts::broke_lock(&run.facts) {
         printer.warn(format!("{name}: broke the lock held {holder}"));
     }
-    if let Some(target) = run.facts.get("dangling") {
+    if let Some(target) = facts::dangling(&run.facts) {
         printer.warn(format!(
             "{name}: `current` points at {target}, which does not exist: the site \
              is down until a release is switched in (`rollback --to RELEASE` \
@@ -422,7 +423,7 @@ impl<'p> Locked<'p> {
             let name = self.name(i);
             match run {
                 Ok(run) if run.succeeded() => {
-                    if run.facts.contains_key("unlocked") {
+                    if facts::unlocked(&run.facts) {
                         self.hold[i] = Hold::Free;
                     } else if cleanup == Cleanup::Prepare {
                         self.hold[i] = Hold::Prepared;
@@ -573,7 +574,7 @@ impl<'p> Locked<'p> {
                 ""
             };
             match result {
-                Ok(run) if run.facts.contains_key("unlocked") => {
+                Ok(run) if facts::unlocked(&run.facts) => {
                     printer.info(format!("{name}: released the lock{abandoned}"))
                 }
                 Ok(_) => printer.warn(format!(
@@ -598,7 +599,7 @@ const LOST_LOCK: &str = "another run broke this run's lock: this run switched no
 
 /// `outcome`, unless the host reported that another run broke this run's lock.
 fn lost_lock_or(run: &ScriptRun, outcome: &str) -> String {
-    if run.facts.contains_key("lock_lost") {
+    if facts::lock_lost(&run.facts) {
         LOST_LOCK.into()
     } else {
         outcome.into()
@@ -613,7 +614,7 @@ fn switch_outcome(run: &ScriptRun, switch: &Phase) -> String {
         .steps
         .iter()
         .any(|s| s.after_commit() && Some(s.id().as_str()) == failed);
-    if run.facts.contains_key("lock_lost") {
+    if facts::lock_lost(&run.facts) {
         LOST_LOCK.into()
     } else if committed {
         "the new release is live; this step failed after the switch and nothing was undone".into()
@@ -747,7 +748,7 @@ mod tests {
         let facts = Behaviour {
             facts: [(
                 "facts".to_string(),
-                vec![("current".into(), "20260101000000".into())],
+                vec![(facts::key::CURRENT.into(), "20260101000000".into())],
             )]
             .into(),
             ..Behaviour::default()
@@ -755,7 +756,7 @@ mod tests {
         let (mut fleet, hosts) = fleet(&printer, vec![facts]);
         let mut seen = None;
         let run = run_through(&mut fleet, &mut |begun, vars| {
-            seen = begun.facts.get("current").cloned();
+            seen = facts::current(&begun.facts).cloned();
             set_var(vars, "ID", "20260101000001");
             Ok(())
         })
@@ -896,7 +897,7 @@ mod tests {
                         "locked".to_string(),
                         "by bob@elsewhere since 2026".to_string(),
                     ),
-                    ("lock_live".to_string(), "1".to_string()),
+                    (facts::key::LOCK_LIVE.to_string(), "1".to_string()),
                 ],
             )]
             .into(),

@@ -14,8 +14,9 @@ use crate::output::{seconds, Printer};
 use crate::transport::local::Local;
 use crate::transport::ssh::{Ssh, SshOptions};
 
-use crate::plan::script::{parse_output, Event, Script};
+use crate::plan::script::Script;
 use crate::plan::step::Step;
+use crate::remote::protocol::{gate_answer, parse_output, Event};
 use crate::transport::{Reply, Transport};
 
 /// Lines of output kept per step for error messages.
@@ -172,12 +173,8 @@ impl HostSession {
                     }
                     // Prepared and about to switch in the same exec: go on unless Ctrl-C said stop.
                     Event::Gate => {
-                        let answer = if crate::interrupt::requested() {
-                            "stop"
-                        } else {
-                            "switch"
-                        };
-                        return Some(Reply::Line(format!("{answer}\n")));
+                        let stop = crate::interrupt::requested();
+                        return Some(Reply::Line(gate_answer(stop)));
                     }
                     Event::Send { exact } => match archive.take() {
                         Some((file, size)) => {

@@ -13,6 +13,7 @@ use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceConfigs};
 use crate::plan::releases::{draining, has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
+use crate::remote::facts;
 use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
 use crate::runner::{set_var, Rest, Stage};
 use crate::session::ScriptRun;
@@ -222,10 +223,8 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         release, uploads, ..
     } = planned;
     for (session, run) in fleet.sessions.iter().zip(&runs) {
-        for step in ["settings", "migrate", "collectstatic"] {
-            if let Some(skipped) = run.facts.get(step).filter(|m| m.starts_with("skipped")) {
-                printer.info(format!("{}  {step}: {skipped}", session.label));
-            }
+        for (step, skipped) in facts::skips(&run.facts) {
+            printer.info(format!("{}  {step}: {skipped}", session.label));
         }
         report_pruned(&session.label, run, printer);
     }
@@ -246,10 +245,10 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "upload": names.iter().zip(&uploads).map(|(n, u)| (n.clone(), json!(u))).collect::<serde_json::Map<_, _>>(),
         "archive": { "path": artifact.path, "sha256": artifact.sha256, "size": artifact.size },
         "revision": artifact.manifest.revision,
-        "venv": runs.iter().filter_map(|r| r.facts.get("venv").cloned()).collect::<Vec<_>>(),
-        "settings": runs.iter().filter_map(|r| r.facts.get("settings").cloned()).collect::<Vec<_>>(),
-        "migrate": runs.iter().filter_map(|r| r.facts.get("migrate").cloned()).collect::<Vec<_>>(),
-        "collectstatic": runs.iter().filter_map(|r| r.facts.get("collectstatic").cloned()).collect::<Vec<_>>(),
+        "venv": runs.iter().filter_map(|r| facts::venv(&r.facts).cloned()).collect::<Vec<_>>(),
+        "settings": runs.iter().filter_map(|r| facts::outcome(&r.facts, facts::key::SETTINGS).cloned()).collect::<Vec<_>>(),
+        "migrate": runs.iter().filter_map(|r| facts::outcome(&r.facts, facts::key::MIGRATE).cloned()).collect::<Vec<_>>(),
+        "collectstatic": runs.iter().filter_map(|r| facts::outcome(&r.facts, facts::key::COLLECTSTATIC).cloned()).collect::<Vec<_>>(),
         "seconds": started.elapsed().as_secs_f64(),
         "usage": usage,
     }));
@@ -290,7 +289,7 @@ fn canary(target: &Target, args: &DeployArgs) -> Result<Target> {
 fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> {
     let user = match &resolved.app_user {
         Some(user) => user.clone(),
-        None => run.facts.get("user").cloned().unwrap_or_default(),
+        None => facts::user(&run.facts).0.cloned().unwrap_or_default(),
     };
     if user.is_empty() {
         return Err(Error::Refused {
@@ -300,8 +299,7 @@ fn app_user(resolved: &Resolved, run: &ScriptRun, host: &str) -> Result<String> 
     }
     // Without a managed app server there is nothing to run as anyone.
     if resolved.app.is_some()
-        && (user == "root"
-            || run.facts.get("uid").map(String::as_str) == Some("0") && resolved.app_user.is_none())
+        && (user == "root" || facts::user(&run.facts).1 && resolved.app_user.is_none())
         && !resolved.allow_root
     {
         return Err(Error::Refused {
@@ -319,7 +317,7 @@ fn short(revision: &str) -> &str {
 fn current_outcome(begun: &[ScriptRun]) -> String {
     let currents: Vec<&str> = begun
         .iter()
-        .map(|r| r.facts.get("current").map(String::as_str).unwrap_or(""))
+        .map(|r| facts::current(&r.facts).map(String::as_str).unwrap_or(""))
         .collect();
     match currents.first() {
         Some(c) if !c.is_empty() && currents.iter().all(|x| x == c) => {

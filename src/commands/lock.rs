@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::output::Printer;
 use crate::plan::operate::{lock_acquire, lock_release, lock_status};
 use crate::plan::releases::lock_holder;
+use crate::remote::facts;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
 /// Runs `shipit lock ACTION` on every host of the target.
@@ -39,7 +40,7 @@ pub(crate) fn run(config: &Config, args: &LockArgs, printer: &Printer) -> Result
             let mut text = String::new();
             let mut rows = Vec::new();
             for (name, run) in names.iter().zip(&runs) {
-                if run.facts.contains_key("unlocked") {
+                if facts::unlocked(&run.facts) {
                     text.push_str(&format!("{name}: unlocked\n"));
                     rows.push(json!({"host": name, "locked": false}));
                     continue;
@@ -86,7 +87,7 @@ pub(crate) fn run(config: &Config, args: &LockArgs, printer: &Printer) -> Result
             let mut text = String::new();
             let mut rows = Vec::new();
             for (name, run) in names.iter().zip(&runs) {
-                match run.facts.get("released") {
+                match facts::released(&run.facts) {
                     Some(holder) => {
                         text.push_str(&format!("{name}: released the lock held {holder}\n"));
                         rows.push(json!({"host": name, "released": holder}));

@@ -214,17 +214,8 @@ fn migrations(
     let mut unknown: Vec<String> = Vec::new();
     let mut known: Vec<String> = Vec::new();
     for run in checked {
-        let applied: Vec<String> = run
-            .facts
-            .keys()
-            .filter_map(|k| k.strip_prefix("applied:").map(str::to_string))
-            .collect();
-        let host_known: Vec<String> = run
-            .facts
-            .iter()
-            .filter(|(k, _)| k.starts_with("known:"))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let applied = crate::remote::facts::applied(&run.facts);
+        let host_known = crate::remote::facts::known(&run.facts);
         for m in unknown_to_target(&applied, &host_known) {
             if !unknown.contains(&m) {
                 unknown.push(m);

@@ -112,7 +112,7 @@ pub(crate) fn outcomes(facts: &Facts, target: &str) -> Vec<Outcome> {
     HOST_CHECKS
         .iter()
         .map(|(id, label, hint)| {
-            let (status, detail) = match facts.get(&format!("check:{id}")) {
+            let (status, detail) = match crate::remote::facts::check(facts, id) {
                 Some(value) => {
                     let (word, detail) = value.split_once(' ').unwrap_or((value, ""));
                     let status = match word {

@@ -53,10 +53,8 @@ pub(crate) struct LogEntry {
 /// The log lines `step_audit` reported for `host`, in file order; a line that is not six
 /// tab-separated fields is kept whole as its outcome.
 pub(crate) fn parse_log(host: &str, facts: &Facts) -> Vec<LogEntry> {
-    facts
-        .iter()
-        .filter(|(key, _)| key.starts_with("log:"))
-        .map(|(_, line)| {
+    crate::remote::facts::log_lines(facts)
+        .map(|line| {
             let fields: Vec<&str> = line.splitn(6, '\t').collect();
             let field = |i: usize| fields.get(i).copied().unwrap_or("").to_string();
             if fields.len() == 6 {

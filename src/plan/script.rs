@@ -9,6 +9,8 @@
 use super::quote;
 use super::step::{Cleanup, Step};
 use crate::remote::library::LIBRARY;
+#[cfg(test)]
+use crate::remote::protocol::{parse_line, Event};
 
 /// One part of a script: steps that share what to do when one of them fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +33,6 @@ pub(crate) struct Script {
     pub(crate) continues: bool,
 }
 
-/// Prefix of every marker line.
-pub const MARKER: &str = "@@shipit:";
-
 impl Script {
     /// A script of one part.
     pub(crate) fn new(
@@ -51,7 +50,7 @@ impl Script {
     }
 
     /// This script, asking shipit for more after its last part (`shipit_continue`, event
-    /// [`Event::Next`]): shipit answers with the calls of a script of the same nonce, made from
+    /// [`crate::remote::protocol::Event::Next`]): shipit answers with the calls of a script of the same nonce, made from
     /// what this one reported, and they run in the same exec. Used when a deploy has a single
     /// host: its prepare and switch go on from its begin without another exec.
     pub(crate) fn continued(mut self) -> Script {
@@ -170,75 +169,6 @@ pub(crate) fn console(vars: &[(&'static str, String)], command: &str) -> String 
     out
 }
 
-/// What one line of remote output means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A step started.
-    Begin(String),
-    /// A step finished successfully.
-    End(String),
-    /// A step failed with this status.
-    Fail(String, i32),
-    /// A fact reported by the script (`key`, `value`).
-    Fact(String, String),
-    /// The script waits at a gate for `switch` or `stop` on its stdin.
-    Gate,
-    /// The script asks for the archive of its [`Step::Upload`] on its stdin; `exact`: the
-    /// host reads exactly the archive's bytes and nothing after them (GNU `head -c`), so what
-    /// the script asks for next may follow right behind.
-    Send { exact: bool },
-    /// The script asks for the calls to go on with (see [`Script::continued`]).
-    Next,
-    /// The script ran to its end.
-    Done,
-    /// Ordinary output of a step.
-    Output(String),
-}
-
-/// Classifies one output line of a script run with `nonce`.
-pub fn parse_line(nonce: &str, line: &str) -> Event {
-    let Some(rest) = line
-        .strip_prefix(MARKER)
-        .and_then(|r| r.strip_prefix(nonce))
-        .and_then(|r| r.strip_prefix(' '))
-    else {
-        return Event::Output(line.to_string());
-    };
-    let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    match kind {
-        "begin" => Event::Begin(rest.to_string()),
-        "end" => Event::End(rest.to_string()),
-        "fail" => match rest.rsplit_once(' ') {
-            Some((step, status)) => Event::Fail(step.to_string(), status.parse().unwrap_or(-1)),
-            None => Event::Output(line.to_string()),
-        },
-        "fact" => {
-            let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
-            Event::Fact(key.to_string(), value.to_string())
-        }
-        "done" => Event::Done,
-        "gate" => Event::Gate,
-        "send" => Event::Send {
-            exact: rest == "exact",
-        },
-        "next" => Event::Next,
-        _ => Event::Output(line.to_string()),
-    }
-}
-
-/// The events of one line of output: a step whose last line has no newline (a command's
-/// `printf x`) leaves the next marker after its text, so the text comes first, then the marker.
-pub fn parse_output(nonce: &str, line: &str) -> Vec<Event> {
-    let marker = format!("{MARKER}{nonce} ");
-    match line.find(&marker) {
-        Some(at) if at > 0 => vec![
-            Event::Output(line[..at].to_string()),
-            parse_line(nonce, &line[at..]),
-        ],
-        _ => vec![parse_line(nonce, line)],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +239,10 @@ mod tests {
         assert!(events.contains(&Event::End("lock".into())), "{events:?}");
         assert!(events.contains(&Event::Next), "{events:?}");
         assert!(
-            events.contains(&Event::Fact("stopped".into(), "1".into())),
+            events.contains(&Event::Fact(
+                crate::remote::facts::key::STOPPED.into(),
+                "1".into()
+            )),
             "{events:?}"
         );
         assert!(!lock.exists(), "{events:?}");
@@ -348,19 +281,6 @@ mod tests {
             .find(|path| path.to_string_lossy().ends_with(".part"))
             .expect("the archive's part file");
         assert_eq!(std::fs::read_to_string(part).unwrap(), archive);
-    }
-
-    #[test]
-    fn a_marker_after_output_without_a_newline_is_still_a_marker() {
-        assert_eq!(
-            parse_output("n", "a b|@@shipit:n end run"),
-            [Event::Output("a b|".into()), Event::End("run".into())]
-        );
-        assert_eq!(parse_output("n", "@@shipit:n done ok"), [Event::Done]);
-        assert_eq!(
-            parse_output("n", "x @@shipit:other end run"),
-            [Event::Output("x @@shipit:other end run".into())]
-        );
     }
 
     #[test]
@@ -812,15 +732,6 @@ mod tests {
                 String::from_utf8_lossy(&out.stdout)
             );
         }
-    }
-
-    #[test]
-    fn output_cannot_forge_markers_without_the_nonce() {
-        assert_eq!(
-            parse_line("secret", "@@shipit:guess done ok"),
-            Event::Output("@@shipit:guess done ok".into())
-        );
-        assert_eq!(parse_line("secret", "@@shipit:secret done ok"), Event::Done);
     }
 
     #[test]

@@ -1,0 +1,49 @@
+//! The `[targets.T.health]` table: how a release's app server is checked before it goes live.
+
+use super::*;
+
+/// The health check of a release's app server, through its own unix socket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Path requested.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Status expected; `None` accepts any status below 500.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `Host` header sent (must be in Django's ALLOWED_HOSTS).
+    #[serde(default = "default_health_host")]
+    pub host: String,
+    /// Seconds a new app server has to answer before the deploy fails.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: u32,
+    /// Attempts, one second apart, after the switch before it is reverted.
+    #[serde(default = "default_health_retries")]
+    pub retries: u32,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            path: default_health_path(),
+            status: None,
+            host: default_health_host(),
+            timeout: default_health_timeout(),
+            retries: default_health_retries(),
+        }
+    }
+}
+
+pub(super) fn default_health_path() -> String {
+    "/".into()
+}
+pub(super) fn default_health_host() -> String {
+    "localhost".into()
+}
+pub(super) fn default_health_timeout() -> u32 {
+    30
+}
+pub(super) fn default_health_retries() -> u32 {
+    3
+}

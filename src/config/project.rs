@@ -1,0 +1,185 @@
+//! The `[project]` and `[image]` tables: what the project is and how it is built.
+
+use super::*;
+
+/// The `[image]` table: what `shipit image` builds on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// The base image: an OCI layout, `[oci:]DIR[:REF]` (relative to the project root).
+    pub base: Option<String>,
+    /// The base's Python, an absolute path ending in `pythonX.Y`.
+    pub python: Option<String>,
+    /// The port the app server listens on inside the container.
+    pub port: Option<u16>,
+}
+
+/// The `[project]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    /// Short name used for service and file names.
+    pub name: String,
+    /// Python interpreter on the hosts used to create virtualenvs.
+    pub python: String,
+    /// `DJANGO_SETTINGS_MODULE` on the hosts (a template: may use `{{ environment }}`).
+    pub settings_module: String,
+    /// WSGI application for gunicorn, e.g. `hello.wsgi:application`.
+    pub wsgi_app: String,
+    /// Path of `manage.py` inside the project.
+    pub manage_py: String,
+    /// deploy.map path, relative to the root.
+    pub deploy_map: PathBuf,
+    /// Directory of template overrides, relative to the root.
+    pub templates_dir: PathBuf,
+    /// Requirements file per environment; environments not listed use `requirements/<env>.txt`.
+    pub requirements: BTreeMap<String, String>,
+    /// Extra exclude patterns (gitignore syntax).
+    pub exclude: Vec<String>,
+    /// Paths that are archived even though they look like secrets (gitignore syntax).
+    pub include: Vec<String>,
+    /// Commands run locally in the project, in order, before the archive is built.
+    pub build: Vec<String>,
+    /// Files or directories the build commands make (git-untracked) that go into the archive.
+    pub artifacts: Vec<String>,
+}
+
+impl Project {
+    /// The pip-compiled requirements file used for `environment`.
+    pub fn requirements_for(&self, environment: &str) -> String {
+        self.requirements
+            .get(environment)
+            .cloned()
+            .unwrap_or_else(|| format!("requirements/{environment}.txt"))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImage {
+    base: Option<String>,
+    python: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProject {
+    name: Spanned<String>,
+    #[serde(default = "default_python")]
+    python: String,
+    settings_module: Option<String>,
+    wsgi_app: Option<String>,
+    #[serde(default = "default_manage_py")]
+    manage_py: Spanned<String>,
+    #[serde(default = "default_deploy_map")]
+    deploy_map: Spanned<String>,
+    #[serde(default = "default_templates_dir")]
+    templates_dir: Spanned<String>,
+    #[serde(default)]
+    requirements: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    build: Vec<Spanned<String>>,
+    #[serde(default)]
+    artifacts: Vec<Spanned<String>>,
+}
+
+pub(super) fn default_python() -> String {
+    "python3".into()
+}
+pub(super) fn default_manage_py() -> Spanned<String> {
+    Spanned::new(0..0, "manage.py".into())
+}
+pub(super) fn default_deploy_map() -> Spanned<String> {
+    Spanned::new(0..0, "conf/deploy.map".into())
+}
+pub(super) fn default_templates_dir() -> Spanned<String> {
+    Spanned::new(0..0, "conf/templates".into())
+}
+
+pub(super) fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project> {
+    let raw = raw.into_inner();
+    let name = raw.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            raw.name.span(),
+            "project.name",
+            format!("`{name}` must be letters, digits, `_` or `-` (it names services and files)"),
+        ));
+    }
+    let module = name.replace('-', "_");
+    for (key, value) in [
+        ("project.manage_py", &raw.manage_py),
+        ("project.deploy_map", &raw.deploy_map),
+        ("project.templates_dir", &raw.templates_dir),
+    ] {
+        relative_path(value.get_ref()).map_err(|why| source.error(value.span(), key, why))?;
+    }
+    for command in &raw.build {
+        if command.get_ref().trim().is_empty() {
+            return Err(source.error(command.span(), "project.build", "a build command is empty"));
+        }
+    }
+    for artifact in &raw.artifacts {
+        crate::build::policy::archive_path(artifact.get_ref())
+            .and_then(|path| {
+                if crate::build::policy::is_reserved(&path) {
+                    Err(format!("`{path}` is inside .shipit, which shipit reserves"))
+                } else {
+                    Ok(path)
+                }
+            })
+            .map_err(|why| source.error(artifact.span(), "project.artifacts", why))?;
+    }
+    let mut requirements = BTreeMap::new();
+    for (env, path) in raw.requirements {
+        relative_path(path.get_ref())
+            .map_err(|why| source.error(path.span(), format!("project.requirements.{env}"), why))?;
+        requirements.insert(env, path.into_inner());
+    }
+    Ok(Project {
+        settings_module: raw
+            .settings_module
+            .unwrap_or_else(|| format!("{module}.settings.selected")),
+        wsgi_app: raw
+            .wsgi_app
+            .unwrap_or_else(|| format!("{module}.wsgi:application")),
+        name: raw.name.into_inner(),
+        python: raw.python,
+        manage_py: raw.manage_py.into_inner(),
+        deploy_map: PathBuf::from(raw.deploy_map.into_inner()),
+        templates_dir: PathBuf::from(raw.templates_dir.into_inner()),
+        requirements,
+        exclude: raw.exclude,
+        include: raw.include,
+        build: raw.build.into_iter().map(Spanned::into_inner).collect(),
+        artifacts: raw.artifacts.into_iter().map(Spanned::into_inner).collect(),
+    })
+}
+
+pub(super) fn validate_image(source: &Source, raw: RawImage) -> Result<ImageSettings> {
+    if let Some(python) = &raw.python {
+        crate::image::BasePython::parse(python.get_ref())
+            .map_err(|why| source.error(python.span(), "image.python", why))?;
+    }
+    let port = match raw.port {
+        Some(port) => Some(
+            u16::try_from(*port.get_ref())
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| source.error(port.span(), "image.port", "must be 1..65535"))?,
+        ),
+        None => None,
+    };
+    Ok(ImageSettings {
+        base: raw.base,
+        python: raw.python.map(Spanned::into_inner),
+        port,
+    })
+}

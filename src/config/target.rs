@@ -1,0 +1,721 @@
+//! The `[targets.T]` table: one deploy target, its hosts, paths and settings.
+
+use super::*;
+
+/// How commands reach a target's hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// OpenSSH-compatible SSH (the default).
+    Ssh,
+    /// Run on this machine, without SSH.
+    Local,
+}
+
+/// How the virtualenv is populated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installer {
+    /// `uv` when the host has it, else pip.
+    Auto,
+    /// Always `uv venv` + `uv pip sync`.
+    Uv,
+    /// Always `python -m venv` + pip.
+    Pip,
+}
+
+impl fmt::Display for Installer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Installer::Auto => "auto",
+            Installer::Uv => "uv",
+            Installer::Pip => "pip",
+        })
+    }
+}
+
+/// Where a secret's value comes from, on the machine that deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretSource {
+    /// An environment variable of the deploying shell.
+    Env(String),
+    /// A file (`~` and project-relative paths allowed); one trailing newline is dropped.
+    File(String),
+    /// A command run with `sh -c` (e.g. `pass show hello/secret-key`); its stdout, one trailing
+    /// newline dropped.
+    Command(String),
+}
+
+/// Where `migrate` runs on a target with several hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrateOn {
+    /// On the primary host only, under the database's advisory lock: the hosts share one
+    /// database (PostgreSQL, MySQL), the production shape.
+    Once,
+    /// On every host: each host has its own database (SQLite in a shared directory).
+    EachHost,
+}
+
+/// One `[targets.NAME]` table, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The target's name, e.g. `production`.
+    pub name: String,
+    /// Hosts to deploy to.
+    pub hosts: Vec<HostSpec>,
+    /// Absolute directory on each host that holds releases, shared files and `current`.
+    pub deploy_to: String,
+    /// Environment name, e.g. `deployment` or `staging`.
+    pub environment: String,
+    /// Good releases kept after a deploy.
+    pub keep_releases: u32,
+    /// Directories kept across releases, linked into each one.
+    pub shared_dirs: Vec<String>,
+    /// Files kept across releases, linked into each one.
+    pub shared_files: Vec<String>,
+    /// Key file for SSH authentication.
+    pub identity_file: Option<PathBuf>,
+    /// Extra known_hosts file trusted besides `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    /// `jump`: the jump hosts every host is reached through, replacing `~/.ssh/config`'s
+    /// ProxyJump (`Some(vec![])`: `"none"`, connect directly); `None`: as ssh config says.
+    pub jump: Option<Vec<HostSpec>>,
+    /// SSH or local.
+    pub transport: TransportKind,
+    /// How the venv is populated.
+    pub installer: Installer,
+    /// Free-form template variables.
+    pub vars: BTreeMap<String, toml::Value>,
+    /// Environment of the app (every `manage.py` step, hook and app process): plain values.
+    pub env: BTreeMap<String, String>,
+    /// Environment values resolved on the deploying machine at deploy time, never shown.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Account the app server runs as; `None`: the deploy user.
+    pub app_user: Option<String>,
+    /// Whether the app server may run as root.
+    pub allow_root: bool,
+    /// Hook commands.
+    pub hooks: Hooks,
+    /// Index in `hosts` of the host that runs once-steps (`migrate`, `once` hooks).
+    pub primary: usize,
+    /// Where `migrate` runs: once, on the primary (one shared database), or on each host.
+    pub migrate: MigrateOn,
+    /// Hosts switched at a time (each batch is health-checked before the next); `None`: all.
+    pub batch: Option<u32>,
+    /// nginx site management; `None` leaves nginx alone.
+    pub nginx: Option<Nginx>,
+    /// The process manager that runs the app server and processes (`[targets.T.app]`,
+    /// `[targets.T.supervisor]`, `[targets.T.systemd]`); `None` leaves the app server alone.
+    pub app: Option<App>,
+    /// How a new release's app server is checked before and after the switch.
+    pub health: Health,
+    /// Processes besides the web app server (`[targets.T.processes]`), by name.
+    pub processes: BTreeMap<String, Process>,
+    /// Hosts (indices in `hosts`) by role (`[targets.T.roles]`); a host listed under no role
+    /// carries every role.
+    pub roles: BTreeMap<String, Vec<usize>>,
+    /// Scheduled commands (`[targets.T.schedule]`), one entry per schedule in the order of
+    /// their keys: five numeric cron fields and the commands run in order, on the primary in
+    /// `current`.
+    pub schedule: Vec<(String, Vec<String>)>,
+}
+
+impl Target {
+    /// Whether host `host` (an index in `hosts`) carries `role`: it is listed under it, or
+    /// under no role at all.
+    pub fn carries(&self, host: usize, role: &str) -> bool {
+        let listed = |hosts: &Vec<usize>| hosts.contains(&host);
+        if !self.roles.values().any(listed) {
+            return true;
+        }
+        self.roles.get(role).is_some_and(listed)
+    }
+
+    /// The hosts `--hosts` and `--roles` name (indices in `hosts`, in order): every host named,
+    /// and every host carrying a role named; all hosts when neither names any.
+    pub fn select(&self, hosts: &[String], roles: &[String]) -> Result<Vec<usize>> {
+        if hosts.is_empty() && roles.is_empty() {
+            return Ok((0..self.hosts.len().max(1)).collect());
+        }
+        if self.transport == TransportKind::Local {
+            return Err(Error::usage(format!(
+                "target {} runs on this machine; --hosts and --roles choose among ssh hosts",
+                self.name
+            )));
+        }
+        let mut chosen = vec![false; self.hosts.len()];
+        for text in hosts {
+            let wanted = HostSpec::parse(text).map_err(Error::usage)?;
+            let found = self
+                .hosts
+                .iter()
+                .position(|h| *h == wanted)
+                .or_else(|| self.hosts.iter().position(|h| h.same_machine(&wanted)));
+            match found {
+                Some(i) => chosen[i] = true,
+                None => {
+                    return Err(Error::Usage {
+                        message: format!("`{text}` is not a host of target {}", self.name),
+                        hint: Some(format!(
+                            "its hosts: {}",
+                            self.hosts
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    })
+                }
+            }
+        }
+        for role in roles {
+            let known = role == WEB_ROLE
+                || self.roles.contains_key(role)
+                || self.processes.values().any(|p| p.role == *role);
+            if !known {
+                return Err(Error::Usage {
+                    message: format!("target {} has no role `{role}`", self.name),
+                    hint: Some(
+                        "roles are `web`, the keys of [targets.T.roles] and the processes' roles"
+                            .into(),
+                    ),
+                });
+            }
+            for (i, slot) in chosen.iter_mut().enumerate() {
+                *slot |= self.carries(i, role);
+            }
+        }
+        Ok((0..self.hosts.len()).filter(|i| chosen[*i]).collect())
+    }
+
+    /// This target reduced to the hosts `selected` (indices in `hosts`, as [`Target::select`]
+    /// gives them): roles follow their hosts; the primary stays the primary when selected,
+    /// else the first selected host runs once-steps (`migrate`) and no `once` process starts
+    /// (the primary keeps running its own).
+    pub fn subset(&self, selected: &[usize]) -> Target {
+        if selected.len() == self.hosts.len().max(1) {
+            return self.clone();
+        }
+        let mut sub = self.clone();
+        sub.hosts = selected.iter().map(|&i| self.hosts[i].clone()).collect();
+        sub.roles = self
+            .roles
+            .iter()
+            .map(|(role, hosts)| {
+                let kept = selected
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, old)| hosts.contains(old))
+                    .map(|(new, _)| new)
+                    .collect();
+                (role.clone(), kept)
+            })
+            .collect();
+        match selected.iter().position(|&i| i == self.primary) {
+            Some(new) => sub.primary = new,
+            None => {
+                sub.primary = 0;
+                sub.processes.retain(|_, p| !p.once);
+            }
+        }
+        sub
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    #[serde(default = "no_hosts")]
+    hosts: Spanned<Vec<Spanned<String>>>,
+    deploy_to: Spanned<String>,
+    environment: Spanned<String>,
+    #[serde(default = "default_keep")]
+    keep_releases: Spanned<i64>,
+    #[serde(default)]
+    shared_dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    shared_files: Vec<Spanned<String>>,
+    identity_file: Option<String>,
+    known_hosts: Option<String>,
+    jump: Option<Spanned<String>>,
+    #[serde(default = "default_transport")]
+    transport: TransportKind,
+    #[serde(default = "default_installer")]
+    installer: Installer,
+    #[serde(default)]
+    vars: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, SecretSource>,
+    app_user: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_root: bool,
+    #[serde(default)]
+    hooks: Hooks,
+    primary: Option<Spanned<String>>,
+    #[serde(default = "default_migrate")]
+    migrate: MigrateOn,
+    batch: Option<Spanned<i64>>,
+    nginx: Option<Spanned<Nginx>>,
+    app: Option<Spanned<RawApp>>,
+    supervisor: Option<Spanned<Supervisor>>,
+    systemd: Option<Spanned<Systemd>>,
+    health: Option<Spanned<Health>>,
+    #[serde(default)]
+    processes: BTreeMap<Spanned<String>, Spanned<RawProcess>>,
+    #[serde(default)]
+    schedule: BTreeMap<Spanned<String>, RawSchedule>,
+    #[serde(default)]
+    roles: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+}
+
+/// Letters, digits and `_`, not starting with a digit: template variable and environment
+/// variable names alike.
+pub(super) fn is_alias_name(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub(super) fn is_identifier(text: &str) -> bool {
+    text.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(super) fn default_migrate() -> MigrateOn {
+    MigrateOn::Once
+}
+pub(super) fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
+    Spanned::new(0..0, Vec::new())
+}
+pub(super) fn default_keep() -> Spanned<i64> {
+    Spanned::new(0..0, 5)
+}
+pub(super) fn default_transport() -> TransportKind {
+    TransportKind::Ssh
+}
+pub(super) fn default_installer() -> Installer {
+    Installer::Auto
+}
+
+pub(super) fn validate_target(
+    source: &Source,
+    name: &str,
+    name_span: Range<usize>,
+    raw: Spanned<RawTarget>,
+) -> Result<Target> {
+    let key = |k: &str| format!("targets.{name}.{k}");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            name_span,
+            format!("targets.{name}"),
+            "target names are letters, digits, `_` or `-`",
+        ));
+    }
+    let target_span = raw.span();
+    let raw = raw.into_inner();
+
+    let mut hosts: Vec<HostSpec> = Vec::new();
+    for host in raw.hosts.get_ref() {
+        let spec = HostSpec::parse(host.get_ref())
+            .map_err(|why| source.error(host.span(), key("hosts"), why))?;
+        if let Some(earlier) = hosts.iter().find(|h| h.same_machine(&spec)) {
+            return Err(source.error(
+                host.span(),
+                key("hosts"),
+                format!(
+                    "`{spec}` is listed twice (also as `{earlier}`): one run would lock itself out of the host; list each host once"
+                ),
+            ));
+        }
+        hosts.push(spec);
+    }
+    match raw.transport {
+        TransportKind::Ssh if hosts.is_empty() => {
+            let span = if raw.hosts.span() == (0..0) {
+                target_span
+            } else {
+                raw.hosts.span()
+            };
+            return Err(source.error(
+                span,
+                key("hosts"),
+                "an ssh target needs at least one host, e.g. hosts = [\"deploy@example.com\"]",
+            ));
+        }
+        TransportKind::Local if !hosts.is_empty() => {
+            return Err(source.error(
+                raw.hosts.span(),
+                key("hosts"),
+                "a local target runs on this machine and takes no hosts",
+            ));
+        }
+        _ => {}
+    }
+    let jump = match &raw.jump {
+        None => None,
+        Some(_) if raw.transport == TransportKind::Local => {
+            return Err(source.error(
+                raw.jump.as_ref().map_or(0..0, Spanned::span),
+                key("jump"),
+                "a local target runs on this machine and takes no jump host",
+            ))
+        }
+        Some(value) => Some(
+            parse_jumps(value.get_ref())
+                .map_err(|why| source.error(value.span(), key("jump"), why))?,
+        ),
+    };
+
+    let deploy_to = raw.deploy_to.get_ref();
+    if !deploy_to.starts_with('/') {
+        return Err(source.error(
+            raw.deploy_to.span(),
+            key("deploy_to"),
+            format!("`{deploy_to}` must be an absolute path"),
+        ));
+    }
+    safe_service_path(deploy_to)
+        .map_err(|why| source.error(raw.deploy_to.span(), key("deploy_to"), why))?;
+    let environment = raw.environment.get_ref();
+    if environment.is_empty()
+        || !environment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(source.error(
+            raw.environment.span(),
+            key("environment"),
+            format!("`{environment}` must be letters, digits, `_` or `-`"),
+        ));
+    }
+    let keep = *raw.keep_releases.get_ref();
+    if !(1..=1000).contains(&keep) {
+        return Err(source.error(
+            raw.keep_releases.span(),
+            key("keep_releases"),
+            format!("must be between 1 and 1000, not {keep}"),
+        ));
+    }
+    let primary = match &raw.primary {
+        None => 0,
+        Some(p) => {
+            let wanted = HostSpec::parse(p.get_ref())
+                .map_err(|why| source.error(p.span(), key("primary"), why))?;
+            hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
+                source.error(
+                    p.span(),
+                    key("primary"),
+                    format!("`{}` is not one of the target's hosts", p.get_ref()),
+                )
+            })?
+        }
+    };
+    let batch = match &raw.batch {
+        None => None,
+        Some(b) if *b.get_ref() >= 1 && *b.get_ref() <= 1000 => Some(*b.get_ref() as u32),
+        Some(b) => {
+            return Err(source.error(
+                b.span(),
+                key("batch"),
+                format!("must be between 1 and 1000 hosts, not {}", b.get_ref()),
+            ))
+        }
+    };
+    // Shared paths are linked into every release: each names one path of its own inside the
+    // release, never the release itself, shipit's own files, or another shared path.
+    let mut shared_seen: Vec<(String, &str)> = Vec::new();
+    let mut shared = |list: Vec<Spanned<String>>, k: &'static str| -> Result<Vec<String>> {
+        let mut paths = Vec::new();
+        for p in list {
+            let bad = |why: String| source.error(p.span(), key(k), why);
+            let path = shared_path(p.get_ref()).map_err(bad)?;
+            if let Some((other, other_key)) = shared_seen.iter().find(|(other, _)| {
+                path == *other
+                    || path.starts_with(&format!("{other}/"))
+                    || other.starts_with(&format!("{path}/"))
+            }) {
+                let how = if path == *other {
+                    "is already shared".to_string()
+                } else if path.starts_with(other.as_str()) {
+                    format!("is inside `{other}`, already shared")
+                } else {
+                    format!("contains `{other}`, already shared")
+                };
+                return Err(bad(format!(
+                    "`{path}` {how} (in {}); each shared path must stand on its own",
+                    key(other_key)
+                )));
+            }
+            shared_seen.push((path.clone(), k));
+            paths.push(path);
+        }
+        Ok(paths)
+    };
+    let shared_dirs = shared(raw.shared_dirs, "shared_dirs")?;
+    let shared_files = shared(raw.shared_files, "shared_files")?;
+
+    let env_name = |name: &Spanned<String>, table: &str| -> Result<String> {
+        let text = name.get_ref();
+        if !is_identifier(text) {
+            return Err(source.error(
+                name.span(),
+                key(&format!("{table}.{text}")),
+                "environment variable names are letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        Ok(text.clone())
+    };
+    let mut env = BTreeMap::new();
+    for (name, value) in raw.env {
+        env.insert(env_name(&name, "env")?, value);
+    }
+    let mut secrets = BTreeMap::new();
+    for (name, from) in raw.secrets {
+        let text = env_name(&name, "secrets")?;
+        if env.contains_key(&text) {
+            return Err(source.error(
+                name.span(),
+                key(&format!("secrets.{text}")),
+                format!("`{text}` is also in env; a name is either a plain value or a secret"),
+            ));
+        }
+        secrets.insert(text, from);
+    }
+    let app_user = match raw.app_user {
+        Some(user) => {
+            let text = user.get_ref();
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                return Err(source.error(
+                    user.span(),
+                    key("app_user"),
+                    format!("`{text}` is not an account name"),
+                ));
+            }
+            if text == "root" && !raw.allow_root {
+                return Err(source.error(
+                    user.span(),
+                    key("app_user"),
+                    "the app server would run as root; use an unprivileged account, or set allow_root = true if you really mean it",
+                ));
+            }
+            Some(user.into_inner())
+        }
+        None => None,
+    };
+
+    let mut vars = BTreeMap::new();
+    for (var, value) in raw.vars {
+        if !is_identifier(var.get_ref()) {
+            return Err(source.error(
+                var.span(),
+                key(&format!("vars.{}", var.get_ref())),
+                "variable names are letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        if RESERVED_VARS.contains(&var.get_ref().as_str()) {
+            return Err(source.error(
+                var.span(),
+                key(&format!("vars.{}", var.get_ref())),
+                format!(
+                    "`{}` is set by shipit for every template; choose another name",
+                    var.get_ref()
+                ),
+            ));
+        }
+        vars.insert(var.into_inner(), value);
+    }
+    let nginx = match raw.nginx {
+        Some(n) => {
+            if !n.get_ref().site.starts_with('/') {
+                return Err(source.error(n.span(), key("nginx.site"), "must be an absolute path"));
+            }
+            safe_service_path(&n.get_ref().site)
+                .map_err(|why| source.error(n.span(), key("nginx.site"), why))?;
+            Some(n.into_inner())
+        }
+        None => None,
+    };
+    let supervisor = match raw.supervisor {
+        Some(s) => {
+            if !s.get_ref().conf_dir.starts_with('/') {
+                return Err(source.error(
+                    s.span(),
+                    key("supervisor.conf_dir"),
+                    "must be an absolute path",
+                ));
+            }
+            safe_service_path(&s.get_ref().conf_dir)
+                .map_err(|why| source.error(s.span(), key("supervisor.conf_dir"), why))?;
+            Some(s.into_inner())
+        }
+        None => None,
+    };
+    let app = resolve_app(source, name, raw.app, supervisor, raw.systemd)?;
+    let health = match raw.health {
+        Some(h) => {
+            let span = h.span();
+            let h = h.into_inner();
+            let bad = |key: &str, why: &str| source.error(span.clone(), key_for(name, key), why);
+            if !h.path.starts_with('/')
+                || h.path.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(bad(
+                    "health.path",
+                    "must start with `/` and contain no spaces",
+                ));
+            }
+            if h.host.is_empty() || h.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad("health.host", "must be a host name without spaces"));
+            }
+            if h.status.is_some_and(|s| !(100..=599).contains(&s)) {
+                return Err(bad(
+                    "health.status",
+                    "must be an HTTP status between 100 and 599",
+                ));
+            }
+            if !(1..=600).contains(&h.timeout) {
+                return Err(bad("health.timeout", "must be between 1 and 600 seconds"));
+            }
+            if !(1..=100).contains(&h.retries) {
+                return Err(bad("health.retries", "must be between 1 and 100"));
+            }
+            h
+        }
+        None => Health::default(),
+    };
+    let processes = validate_processes(source, name, raw.processes)?;
+    let mut schedule = Vec::new();
+    for (when, commands) in raw.schedule {
+        let entry_key = key(&format!("schedule.\"{}\"", when.get_ref()));
+        let spec = cron_fields(when.get_ref())
+            .map_err(|why| source.error(when.span(), entry_key.clone(), why))?;
+        let commands = match commands {
+            RawSchedule::One(command) => vec![command],
+            RawSchedule::Several(commands) => commands,
+        };
+        if commands.is_empty()
+            || commands
+                .iter()
+                .any(|c| c.trim().is_empty() || c.chars().any(|c| c.is_control()))
+        {
+            return Err(source.error(
+                when.span(),
+                entry_key,
+                "each command must be one non-empty line",
+            ));
+        }
+        schedule.push((spec, commands));
+    }
+    let mut roles = BTreeMap::new();
+    for (role, listed) in raw.roles {
+        let role_key = key(&format!("roles.{}", role.get_ref()));
+        if !is_name(role.get_ref()) {
+            return Err(source.error(
+                role.span(),
+                role_key,
+                "role names are letters, digits, `_` or `-`",
+            ));
+        }
+        let mut indices = Vec::new();
+        for host in listed {
+            let wanted = HostSpec::parse(host.get_ref())
+                .map_err(|why| source.error(host.span(), role_key.clone(), why))?;
+            let index = hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
+                source.error(
+                    host.span(),
+                    role_key.clone(),
+                    format!("`{}` is not one of the target's hosts", host.get_ref()),
+                )
+            })?;
+            indices.push(index);
+        }
+        roles.insert(role.into_inner(), indices);
+    }
+    Ok(Target {
+        health,
+        processes,
+        roles,
+        schedule,
+        name: name.to_string(),
+        hosts,
+        deploy_to: match deploy_to.trim_end_matches('/') {
+            "" => "/".to_string(),
+            trimmed => trimmed.to_string(),
+        },
+        environment: raw.environment.into_inner(),
+        keep_releases: keep as u32,
+        shared_dirs,
+        shared_files,
+        identity_file: raw.identity_file.map(|p| expand_home(&p)),
+        known_hosts: raw.known_hosts.map(|p| expand_home(&p)),
+        jump,
+        transport: raw.transport,
+        installer: raw.installer,
+        vars,
+        hooks: raw.hooks,
+        env,
+        secrets,
+        app_user,
+        allow_root: raw.allow_root,
+        primary,
+        migrate: raw.migrate,
+        batch,
+        nginx,
+        app,
+    })
+}
+
+/// Paths that end up inside nginx and supervisor configs (which have no quoting that survives
+/// every directive) are limited to characters both read literally.
+pub(super) fn safe_service_path(path: &str) -> std::result::Result<(), String> {
+    match path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@:,=".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "`{}` contains {:?}; use letters, digits and / . _ - + @ : , = (it is written into nginx and supervisor configs)",
+            path.escape_debug(),
+            c
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Names inside a release that shipit manages itself; no shared path may replace them.
+pub(super) const RELEASE_OWN: &[&str] = &[".shipit", ".venv"];
+
+/// Validates a `shared_dirs`/`shared_files` entry and returns it normalized (`./a//b/` is
+/// `a/b`): relative, inside the release, not the release root and not shipit's own files.
+pub(super) fn shared_path(path: &str) -> std::result::Result<String, String> {
+    relative_path(path)?;
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let Some(first) = parts.first() else {
+        return Err(format!(
+            "`{path}` is the release directory itself; name a directory or file inside it"
+        ));
+    };
+    if RELEASE_OWN.contains(first) {
+        return Err(format!(
+            "`{path}` is inside `{first}`, which shipit manages in every release; choose another path"
+        ));
+    }
+    Ok(parts.join("/"))
+}

@@ -1,0 +1,533 @@
+//! Unit tests of loading and validating `shipit.toml`.
+
+use super::*;
+
+const GOOD: &str = r#"
+[project]
+name = "hello"
+
+[targets.production]
+hosts = ["deploy@app1.example.com", "app2.example.com:2222"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+shared_dirs = ["var", "media/"]
+
+[targets.production.vars]
+server_name = "example.com"
+
+[targets.staging]
+hosts = ["deploy@staging.example.com"]
+deploy_to = "/srv/hello-staging/"
+environment = "staging"
+keep_releases = 3
+"#;
+
+fn parse(text: &str) -> Result<Config> {
+    Config::parse(Path::new("shipit.toml"), Path::new("."), text)
+}
+
+#[test]
+fn relative_key_paths_belong_to_the_project_not_the_current_directory() {
+    let text = GOOD.replace(
+        "keep_releases = 3\n",
+        "keep_releases = 3\nidentity_file = \"keys/deploy\"\nknown_hosts = \"conf/known_hosts\"\n",
+    );
+    let config = Config::parse(
+        Path::new("/elsewhere/shipit.toml"),
+        Path::new("/srv/proj"),
+        &text,
+    )
+    .unwrap();
+    let staging = config.target("staging").unwrap();
+    assert_eq!(
+        staging.identity_file.as_deref(),
+        Some(Path::new("/srv/proj/keys/deploy"))
+    );
+    assert_eq!(
+        staging.known_hosts.as_deref(),
+        Some(Path::new("/srv/proj/conf/known_hosts"))
+    );
+}
+
+fn message(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn the_image_table_is_optional_and_checked() {
+    assert_eq!(parse(GOOD).unwrap().image, ImageSettings::default());
+    let example = parse(include_str!("../../conf/shipit.toml")).unwrap();
+    assert_eq!(
+        example.image,
+        ImageSettings {
+            base: Some("images/python:3.12".into()),
+            python: Some("/usr/local/bin/python3.12".into()),
+            port: Some(8000),
+        }
+    );
+    let bad = |table: &str| message(&format!("{GOOD}\n[image]\n{table}\n"));
+    let msg = bad("python = \"/usr/bin/python3\"");
+    assert!(
+        msg.contains("`image.python`") && msg.contains("pythonX.Y"),
+        "{msg}"
+    );
+    let msg = bad("port = 70000");
+    assert!(msg.contains("`image.port`: must be 1..65535"), "{msg}");
+    let msg = bad("bases = \"x\"");
+    assert!(msg.contains("unknown field `bases`"), "{msg}");
+}
+
+#[test]
+fn schedule_entries_keep_their_commands_and_read_names_as_numbers() {
+    let config = parse(&format!(
+        "{GOOD}\n[targets.staging.schedule]\n\"0 3 * Jan-mar mon-FRI\" = \"a\"\n\"@daily\" = [\"b\", \"c\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.target("staging").unwrap().schedule,
+        [
+            ("0 3 * 1-3 1-5".to_string(), vec!["a".to_string()]),
+            (
+                "0 0 * * *".to_string(),
+                vec!["b".to_string(), "c".to_string()]
+            ),
+        ]
+    );
+    let msg = message(&format!(
+        "{GOOD}\n[targets.staging.schedule]\n\"0 3 * * fry\" = \"a\"\n"
+    ));
+    assert!(
+        msg.contains("the day of week is a number from 0 to 7"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn parses_targets_with_defaults() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.project.settings_module, "hello.settings.selected");
+    assert_eq!(config.project.wsgi_app, "hello.wsgi:application");
+    assert_eq!(
+        config.project.requirements_for("deployment"),
+        "requirements/deployment.txt"
+    );
+    let production = config.target("production").unwrap();
+    assert_eq!(production.keep_releases, 5);
+    assert_eq!(production.shared_dirs, vec!["var", "media"]);
+    assert_eq!(production.hosts[1].port, Some(2222));
+    assert_eq!(production.hosts[1].user, None);
+    let staging = config.target("staging").unwrap();
+    assert_eq!(staging.deploy_to, "/srv/hello-staging");
+    assert_eq!(staging.keep_releases, 3);
+}
+
+#[test]
+fn unknown_target_lists_known_ones_and_suggests() {
+    let config = parse(GOOD).unwrap();
+    let err = config.target("prodution").unwrap_err();
+    assert_eq!(err.to_string(), "unknown target `prodution`");
+    let hint = err.hint().unwrap();
+    assert!(hint.contains("did you mean `production`"), "{hint}");
+    assert!(hint.contains("production, staging"), "{hint}");
+}
+
+#[test]
+fn unknown_key_names_file_and_line() {
+    let text = GOOD.replace("keep_releases = 3", "keep_relases = 3");
+    let msg = message(&text);
+    assert!(msg.starts_with("shipit.toml:18: "), "{msg}");
+    assert!(msg.contains("unknown field `keep_relases`"), "{msg}");
+}
+
+#[test]
+fn malformed_toml_names_line() {
+    let msg = message("[project]\nname = \"x\n");
+    assert!(msg.starts_with("shipit.toml:2: "), "{msg}");
+}
+
+#[test]
+fn invalid_values_name_line_and_key() {
+    let msg = message(&GOOD.replace("\"/srv/hello\"", "\"srv/hello\""));
+    assert!(
+        msg.starts_with(
+            "shipit.toml:7: `targets.production.deploy_to`: `srv/hello` must be an absolute path"
+        ),
+        "{msg}"
+    );
+    let msg = message(&GOOD.replace("app2.example.com:2222", "app2.example.com:99999"));
+    assert!(msg.contains(":6: `targets.production.hosts`"), "{msg}");
+    assert!(msg.contains("invalid port `99999`"), "{msg}");
+    let msg = message(&GOOD.replace("keep_releases = 3", "keep_releases = 0"));
+    assert!(
+        msg.contains(":18: `targets.staging.keep_releases`"),
+        "{msg}"
+    );
+    let msg = message(&GOOD.replace("\"media/\"", "\"../media\""));
+    assert!(
+        msg.contains("`targets.production.shared_dirs`: `../media` must not contain `..`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn paths_written_into_service_configs_are_plain() {
+    for bad in [
+        "/srv/my app",
+        "/srv/a;b",
+        "/srv/$(id)",
+        "/srv/a'b",
+        "/srv/a{b}",
+    ] {
+        let msg = message(&GOOD.replace("\"/srv/hello\"", &format!("{bad:?}")));
+        assert!(
+            msg.contains("`targets.production.deploy_to`"),
+            "{bad}: {msg}"
+        );
+        assert!(
+            msg.contains("written into nginx and supervisor configs"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn vars_may_not_shadow_builtins() {
+    let msg = message(&GOOD.replace("server_name =", "release ="));
+    assert!(
+        msg.contains(":12: `targets.production.vars.release`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn ssh_target_needs_hosts_and_local_takes_none() {
+    let msg = message(
+        "[project]\nname = \"x\"\n[targets.a]\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+    );
+    assert!(
+        msg.contains("`targets.a.hosts`: an ssh target needs at least one host"),
+        "{msg}"
+    );
+    let ok = parse(
+        "[project]\nname = \"x\"\n[targets.a]\ntransport = \"local\"\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.targets["a"].transport, TransportKind::Local);
+}
+
+#[test]
+fn host_specs_round_trip() {
+    for text in ["h", "u@h", "u@h:22", "[::1]:2222", "u@[fe80::1]"] {
+        assert_eq!(HostSpec::parse(text).unwrap().to_string(), text);
+    }
+    for bad in ["", "@h", "u@", "h:0", "h:x", "a b", "[::1"] {
+        assert!(HostSpec::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn the_same_host_twice_is_refused() {
+    for (first, second) in [
+        ("deploy@app1.example.com", "deploy@app1.example.com"),
+        ("deploy@app1.example.com", "other@APP1.example.com:22"),
+        ("app2.example.com:2222", "deploy@app2.example.com:2222"),
+    ] {
+        let text = GOOD.replace(
+            "hosts = [\"deploy@app1.example.com\", \"app2.example.com:2222\"]",
+            &format!("hosts = [\n  \"{first}\",\n  \"{second}\",\n]"),
+        );
+        let msg = message(&text);
+        assert!(
+            msg.starts_with("shipit.toml:8: `targets.production.hosts`: "),
+            "{msg}"
+        );
+        assert!(msg.contains("listed twice"), "{msg}");
+    }
+    // Another port is another sshd (a container, a forwarded port): allowed.
+    let text = GOOD.replace("app2.example.com:2222", "app1.example.com:2222");
+    assert_eq!(parse(&text).unwrap().targets["production"].hosts.len(), 2);
+}
+
+#[test]
+fn shared_paths_stay_inside_the_release_and_apart() {
+    let shared = |dirs: &str, files: &str| {
+        let text = GOOD.replace(
+            "shared_dirs = [\"var\", \"media/\"]",
+            &format!("shared_dirs = {dirs}\nshared_files = {files}"),
+        );
+        parse(&text).map(|c| {
+            let t = &c.targets["production"];
+            (t.shared_dirs.clone(), t.shared_files.clone())
+        })
+    };
+    let ok = shared(r#"["./var/", "media//up"]"#, r#"["conf/local.ini"]"#).unwrap();
+    assert_eq!(ok.0, vec!["var", "media/up"]);
+    assert_eq!(ok.1, vec!["conf/local.ini"]);
+    for (dirs, files, line, key, needle) in [
+        (
+            r#"["."]"#,
+            "[]",
+            9,
+            "shared_dirs",
+            "the release directory itself",
+        ),
+        (
+            r#"["./"]"#,
+            "[]",
+            9,
+            "shared_dirs",
+            "the release directory itself",
+        ),
+        ("[]", r#"[""]"#, 10, "shared_files", "must not be empty"),
+        (r#"[".shipit"]"#, "[]", 9, "shared_dirs", "inside `.shipit`"),
+        (
+            "[]",
+            r#"["./.shipit/env"]"#,
+            10,
+            "shared_files",
+            "inside `.shipit`",
+        ),
+        (r#"[".venv"]"#, "[]", 9, "shared_dirs", "inside `.venv`"),
+        (
+            r#"["var", "var/"]"#,
+            "[]",
+            9,
+            "shared_dirs",
+            "`var` is already shared",
+        ),
+        (
+            r#"["var", "var/log"]"#,
+            "[]",
+            9,
+            "shared_dirs",
+            "inside `var`",
+        ),
+        (
+            r#"["var/log", "var"]"#,
+            "[]",
+            9,
+            "shared_dirs",
+            "contains `var/log`",
+        ),
+        (
+            r#"["var"]"#,
+            r#"["var"]"#,
+            10,
+            "shared_files",
+            "already shared (in targets.production.shared_dirs)",
+        ),
+        (
+            r#"["var"]"#,
+            r#"["var/db.sqlite3"]"#,
+            10,
+            "shared_files",
+            "inside `var`",
+        ),
+        (
+            "[]",
+            r#"["a", "a"]"#,
+            10,
+            "shared_files",
+            "`a` is already shared",
+        ),
+    ] {
+        let msg = shared(dirs, files).unwrap_err().to_string();
+        let prefix = format!("shipit.toml:{line}: `targets.production.{key}`: ");
+        assert!(msg.starts_with(&prefix), "{dirs} {files}: {msg}");
+        assert!(msg.contains(needle), "{dirs} {files}: {msg}");
+    }
+    // Names that merely share a prefix do not overlap.
+    assert!(shared(r#"["var", "variable"]"#, r#"["var2"]"#).is_ok());
+}
+
+#[test]
+fn only_target_is_chosen_without_flag() {
+    let config = parse(GOOD).unwrap();
+    let err = config.target_or_only(None).unwrap_err();
+    assert!(err.to_string().contains("defines 2 targets"));
+}
+
+#[test]
+fn processes_and_roles_place_work_on_hosts() {
+    let text = GOOD.replace(
+        "[targets.production.vars]",
+        r#"[targets.production.processes]
+worker = "celery -A hello worker"
+beat = { run = "celery -A hello beat", once = true }
+mail = { run = "./manage.py send_queued_mail --loop", role = "mail", replicas = 2, stop_timeout = 90 }
+
+[targets.production.roles]
+web = ["deploy@app1.example.com"]
+worker = ["app2.example.com:2222"]
+mail = ["app2.example.com:2222"]
+
+[targets.production.vars]"#,
+    );
+    let config = parse(&text).unwrap();
+    let production = config.target("production").unwrap();
+    let worker = &production.processes["worker"];
+    assert_eq!(
+        (
+            worker.role.as_str(),
+            worker.replicas,
+            worker.stop_timeout,
+            worker.once
+        ),
+        ("worker", 1, 30, false)
+    );
+    assert!(production.processes["beat"].once);
+    let mail = &production.processes["mail"];
+    assert_eq!((mail.replicas, mail.stop_timeout), (2, 90));
+    assert!(production.carries(0, "web") && !production.carries(0, "worker"));
+    assert!(production.carries(1, "worker") && production.carries(1, "mail"));
+    assert!(!production.carries(1, "web"));
+    // Without roles every host carries every role.
+    let staging = config.target("staging").unwrap();
+    assert!(staging.carries(0, "web") && staging.carries(0, "anything"));
+}
+
+#[test]
+fn bad_processes_and_roles_name_their_key() {
+    for (table, needle) in [
+        (
+            "[targets.staging.processes]\nweb = \"x\"",
+            "`targets.staging.processes.web`",
+        ),
+        (
+            "[targets.staging.processes]\n\"a.b\" = \"x\"",
+            "letters, digits",
+        ),
+        ("[targets.staging.processes]\nw = \"\"", "non-empty"),
+        (
+            "[targets.staging.processes]\nw = { run = \"x\", replicas = 0 }",
+            "replicas",
+        ),
+        (
+            "[targets.staging.processes]\nw = { run = \"x\", once = true, replicas = 2 }",
+            "drop replicas",
+        ),
+        (
+            "[targets.staging.processes]\nw = { run = \"x\", stop_timeout = 0 }",
+            "stop_timeout",
+        ),
+        (
+            "[targets.staging.roles]\nweb = [\"elsewhere\"]",
+            "not one of the target's hosts",
+        ),
+    ] {
+        let msg = message(&format!("{GOOD}\n{table}\n"));
+        assert!(msg.contains(needle), "{table}: {msg}");
+    }
+}
+
+#[test]
+fn hosts_and_roles_select_a_canary_and_the_subset_keeps_roles_and_singletons_right() {
+    let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["deploy@a", "deploy@b", "deploy@c"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.prod.processes]
+worker = "celery -A hello worker"
+beat = { run = "celery -A hello beat", once = true }
+
+[targets.prod.roles]
+web = ["deploy@a", "deploy@b"]
+worker = ["deploy@c"]
+"#;
+    let config = parse(text).unwrap();
+    let prod = config.target("prod").unwrap();
+    let none: Vec<String> = Vec::new();
+    assert_eq!(prod.select(&none, &none).unwrap(), [0, 1, 2]);
+    assert_eq!(prod.select(&["deploy@b".into()], &none).unwrap(), [1]);
+    // Another user on the same machine is the same host.
+    assert_eq!(prod.select(&["root@c".into()], &none).unwrap(), [2]);
+    assert_eq!(prod.select(&none, &["worker".into()]).unwrap(), [2]);
+    assert_eq!(
+        prod.select(&["deploy@c".into()], &["web".into()]).unwrap(),
+        [0, 1, 2]
+    );
+    let err = prod.select(&["deploy@d".into()], &none).unwrap_err();
+    assert!(
+        err.to_string().contains("not a host of target prod"),
+        "{err}"
+    );
+    let err = prod.select(&none, &["mail".into()]).unwrap_err();
+    assert!(err.to_string().contains("no role `mail`"), "{err}");
+
+    // Without the primary (a): b migrates, nobody starts beat, roles follow their hosts.
+    let sub = prod.subset(&[1, 2]);
+    assert_eq!(sub.hosts.len(), 2);
+    assert_eq!(sub.primary, 0);
+    assert!(!sub.processes.contains_key("beat"));
+    assert!(sub.carries(0, "web") && !sub.carries(0, "worker"));
+    assert!(sub.carries(1, "worker") && !sub.carries(1, "web"));
+    // With it, the primary stays the primary and keeps its singletons.
+    let sub = prod.subset(&[0, 2]);
+    assert_eq!(sub.primary, 0);
+    assert!(sub.processes.contains_key("beat"));
+}
+
+#[test]
+fn the_process_manager_is_the_one_named_or_the_one_configured() {
+    let target = |tables: &str| {
+        let text = format!(
+            "[project]\nname = \"hello\"\n\n[targets.prod]\nhosts = [\"a\"]\ndeploy_to = \"/srv/hello\"\nenvironment = \"deployment\"\n{tables}"
+        );
+        parse(&text).map(|c| c.targets["prod"].app.clone())
+    };
+    assert_eq!(target("").unwrap(), None);
+    let app = target("[targets.prod.supervisor]\n").unwrap().unwrap();
+    assert_eq!(app.manager, Manager::Supervisor);
+    assert_eq!(app.supervisor.conf_dir, "/etc/supervisor/conf.d");
+    let app = target("[targets.prod.systemd]\nscope = \"user\"\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(app.manager, Manager::Systemd);
+    assert_eq!(app.systemd.ctl(), "systemctl --user");
+    assert_eq!(app.systemd.journal(), "journalctl --user");
+    let app = target("[targets.prod.app]\nmanager = \"systemd\"\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(app.systemd.scope, SystemdScope::System);
+    assert_eq!(app.systemd.ctl(), "sudo -n systemctl");
+    let app = target(
+        "[targets.prod.app]\nmanager = \"auto\"\n[targets.prod.supervisor]\nctl = \"sudo supervisorctl\"\n[targets.prod.systemd]\nctl = \"systemctl\"\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(app.manager, Manager::Auto);
+    assert_eq!(app.supervisor.ctl, "sudo supervisorctl");
+    assert_eq!(app.systemd.ctl(), "systemctl");
+
+    for (tables, expected) in [
+        (
+            "[targets.prod.supervisor]\n[targets.prod.systemd]\n",
+            "say which runs the app",
+        ),
+        (
+            "[targets.prod.app]\nmanager = \"supervisor\"\n[targets.prod.systemd]\n",
+            "drop [systemd]",
+        ),
+        (
+            "[targets.prod.app]\nmanager = \"systemd\"\n[targets.prod.supervisor]\n",
+            "drop [supervisor]",
+        ),
+        (
+            "[targets.prod.app]\nmanager = \"runit\"\n",
+            "unknown variant",
+        ),
+        ("[targets.prod.systemd]\nctl = \" \"\n", "must not be empty"),
+        (
+            "[targets.prod.systemd]\nscope = \"session\"\n",
+            "unknown variant",
+        ),
+    ] {
+        let err = target(tables).unwrap_err().to_string();
+        assert!(err.contains(expected), "{tables}: {err}");
+    }
+}
