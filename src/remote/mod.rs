@@ -5,4 +5,6 @@
 //! reports, the names of files inside `deploy_to`) is defined here, so neither side repeats the
 //! other's strings and a test can check the two against each other.
 
+#[cfg(test)]
+mod fast;
 pub(crate) mod library;
