@@ -6,5 +6,7 @@
 //! other's strings and a test can check the two against each other.
 
 pub(crate) mod facts;
+#[cfg(test)]
+mod fast;
 pub(crate) mod library;
 pub(crate) mod protocol;

@@ -1,0 +1,216 @@
+//! The Django steps with the venv's python stubbed: the settings probe, migrate (run, skipped,
+//! deferred, failing), collectstatic, and the background job that runs them beside migrate.
+
+use super::{each_shell, Host};
+
+pub(super) const COVERS: &[&str] = &[
+    "step_settings",
+    "step_migrate",
+    "step_migrate_check",
+    "step_collectstatic",
+    "step_background",
+    "step_await",
+];
+
+/// The release's venv python: a stub logged as `python` running `body` (`$2` is the code,
+/// `$3` MANAGE, the rest the snippet's arguments).
+fn venv_python(host: &Host, body: &str) {
+    std::fs::create_dir_all(host.r(".shipit")).unwrap();
+    host.stub_at(host.r(".venv/bin/python"), "python", body);
+}
+
+/// Holds the lock as this run, as every step after `begin` does.
+fn locked(host: &Host) {
+    host.write(host.d(".shipit/lock/info"), "token=token\n");
+}
+
+#[test]
+fn settings_records_what_the_probe_answers() {
+    each_shell(|host| {
+        venv_python(
+            host,
+            "printf 'STATICFILES=1\\nSTATIC_ROOT=%s/static\\n' \"$PWD\" > \"$4\"",
+        );
+        let run = host.step("step_settings", &[]);
+        run.status(0)
+            .fact_is("settings", "ran")
+            .says("  STATICFILES=1");
+        let answer = std::fs::read_to_string(host.r(".shipit/django")).unwrap();
+        assert!(answer.ends_with("20261122010320/static\n"), "{answer}");
+    });
+}
+
+#[test]
+fn settings_fail_when_the_probe_does() {
+    each_shell(|host| {
+        venv_python(host, "echo 'ImproperlyConfigured: SECRET_KEY'; exit 1");
+        host.step("step_settings", &[])
+            .status(1)
+            .says("ImproperlyConfigured");
+    });
+}
+
+/// A python whose migrate and database reads write `applied=1` as the database's state.
+fn migrating(host: &Host) {
+    venv_python(host, "printf 'applied=1\\n' > \"$4\"");
+    host.write(host.r("manage.py"), "");
+    host.write(host.r("app/migrations/0001_initial.py"), "ops = []\n");
+    locked(host);
+}
+
+/// Makes release `id` live, with this release's migrate record.
+fn live_with_the_same_migrations(host: &mut Host, id: &str) {
+    host.write(
+        host.d(&format!("releases/{id}/.shipit/migrated")),
+        &std::fs::read_to_string(host.r(".shipit/migrated")).unwrap(),
+    );
+    std::os::unix::fs::symlink(format!("releases/{id}"), host.d("current")).unwrap();
+}
+
+#[test]
+fn migrate_runs_then_is_skipped_when_nothing_changed() {
+    each_shell(|host| {
+        migrating(host);
+        host.step("step_migrate", &[])
+            .status(0)
+            .fact_is("migrate", "ran");
+        let record = std::fs::read_to_string(host.r(".shipit/migrated")).unwrap();
+        assert!(
+            record.starts_with("migrations=") && record.ends_with("\napplied=1\n"),
+            "{record}"
+        );
+        live_with_the_same_migrations(host, "20261101000000");
+        let run = host.step("step_migrate", &[]);
+        run.fact_is(
+            "migrate",
+            "skipped, no migration changed since 20261101000000",
+        );
+        host.step("step_migrate", &["always"])
+            .status(0)
+            .fact_is("migrate", "ran");
+        // A new migration file: migrate runs.
+        host.write(host.r("app/migrations/0002_more.py"), "ops = [1]\n");
+        host.step("step_migrate", &[])
+            .status(0)
+            .fact_is("migrate", "ran");
+    });
+}
+
+#[test]
+fn a_failing_migrate_fails_the_step_and_records_nothing() {
+    each_shell(|host| {
+        migrating(host);
+        venv_python(
+            host,
+            "echo 'django.db.utils.OperationalError: no such table'; exit 1",
+        );
+        let run = host.step("step_migrate", &[]);
+        run.status(1).says("OperationalError");
+        assert!(run.fact("migrate").is_none(), "{run:?}");
+        assert!(!host.r(".shipit/migrated").exists());
+    });
+}
+
+#[test]
+fn migrate_needs_the_lock_and_manage_py() {
+    each_shell(|host| {
+        host.step("step_migrate", &[])
+            .status(1)
+            .fact_is("lock_lost", "1");
+        locked(host);
+        host.step("step_migrate", &[])
+            .status(1)
+            .says("manage.py not found in the release");
+    });
+}
+
+#[test]
+fn a_deferred_migrate_is_checked_after_the_app_starts() {
+    each_shell(|host| {
+        host.step("step_migrate_check", &[])
+            .status(0)
+            .says("nothing to check");
+        migrating(host);
+        host.step("step_migrate", &[]).status(0);
+        live_with_the_same_migrations(host, "20261101000000");
+        host.step("step_migrate", &["defer"])
+            .status(0)
+            .says("the database is read while the app server starts");
+        assert!(host.r(".shipit/migrate-deferred").exists());
+        host.step("step_migrate_check", &[]).status(0).fact_is(
+            "migrate",
+            "skipped, no migration changed since 20261101000000",
+        );
+        assert!(!host.r(".shipit/migrate-deferred").exists());
+    });
+}
+
+#[test]
+fn collectstatic_runs_only_when_the_settings_ask_for_it() {
+    each_shell(|host| {
+        venv_python(host, "");
+        host.write(host.r(".shipit/django"), "STATICFILES=0\n");
+        host.step("step_collectstatic", &[])
+            .status(0)
+            .says("django.contrib.staticfiles is not installed");
+        host.write(host.r(".shipit/django"), "STATICFILES=1\nSTATIC_ROOT=\n");
+        host.step("step_collectstatic", &[])
+            .status(0)
+            .says("the settings have no STATIC_ROOT");
+        assert!(host.calls("python").is_empty());
+        let root = host.r("static");
+        host.write(
+            host.r(".shipit/django"),
+            &format!("STATICFILES=1\nSTATIC_ROOT={}\n", root.display()),
+        );
+        host.step("step_collectstatic", &[])
+            .status(0)
+            .fact_is("collectstatic", "ran");
+        assert_eq!(host.calls("python"), ["manage.py collectstatic --noinput"]);
+    });
+}
+
+#[test]
+fn collectstatic_fails_with_its_command() {
+    each_shell(|host| {
+        venv_python(
+            host,
+            "echo 'OSError: [Errno 28] No space left on device'; exit 1",
+        );
+        host.write(
+            host.r(".shipit/django"),
+            &format!(
+                "STATICFILES=1\nSTATIC_ROOT={}\n",
+                host.r("static").display()
+            ),
+        );
+        host.step("step_collectstatic", &[])
+            .status(1)
+            .says("No space left on device");
+    });
+}
+
+#[test]
+fn background_steps_are_awaited_with_their_output_and_status() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.r(".shipit")).unwrap();
+        venv_python(host, "printf 'STATICFILES=0\\n' > \"$4\"");
+        let run = host.run(
+            "shipit_step background step_background settings step_settings collectstatic step_collectstatic\n\
+             shipit_step settings step_await settings\n\
+             shipit_step collectstatic step_await collectstatic",
+        );
+        run.status(0)
+            .says("started in the background")
+            .says("settings took ")
+            .says("django.contrib.staticfiles is not installed")
+            .fact_is("settings", "ran");
+        // A failing one stops the job: its status is the await's, the next never ran.
+        venv_python(host, "echo 'no settings'; exit 4");
+        let run = host.run(
+            "shipit_step background step_background settings step_settings collectstatic step_collectstatic\n\
+             shipit_step settings step_await settings",
+        );
+        run.status(4).says("no settings");
+    });
+}

@@ -1,0 +1,233 @@
+//! The layout and the lock: taking it, two runs wanting it, a stale one, a hold, giving it back.
+
+use super::{each_shell, Host};
+
+pub(super) const COVERS: &[&str] = &[
+    "step_layout",
+    "step_lock",
+    "step_lock_status",
+    "step_lock_release",
+    "step_audit",
+    "step_check_lock",
+    "step_unlock",
+    "step_release_lock",
+];
+
+/// The start time of this test process, as `shipit_starttime` reads it: a live lock holder.
+fn live_holder() -> String {
+    let pid = std::process::id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap();
+    format!("holder_pid={pid}\nholder_start={start}\n")
+}
+
+fn lock_info(host: &Host, info: &str) {
+    host.write(
+        host.d(".shipit/lock/info"),
+        &format!(
+            "token=other\nby=bob@desk\nsince=2026-11-22T00:00:00Z\nop=deploy\nrelease=1\n{info}"
+        ),
+    );
+}
+
+#[test]
+fn layout_makes_the_directories_and_keeps_shipit_state_private() {
+    each_shell(|host| {
+        host.step("step_layout", &[]).status(0);
+        for dir in ["releases", "shared", "venvs", ".shipit/archives"] {
+            assert!(host.d(dir).is_dir(), "{:?} {dir}", host.shell);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(host.d(".shipit"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{:?}", host.shell);
+    });
+}
+
+#[test]
+fn layout_refuses_a_deploy_to_it_cannot_write() {
+    each_shell(|host| {
+        let blocked = host.path("blocked");
+        host.write(&blocked, "a file, not a directory");
+        host.set("D", format!("{}/deploy", blocked.display()));
+        host.step("step_layout", &[])
+            .status(1)
+            .says("cannot create the layout");
+    });
+}
+
+#[test]
+fn layout_names_the_tools_a_host_lacks() {
+    each_shell(|host| {
+        // No tool but the shell's builtins on PATH: no sha256sum, say.
+        let run = host.run("PATH=/nonexistent\nshipit_step layout step_layout");
+        run.status(1).says("this host lacks").says("sha256sum");
+        assert!(!host.d(".shipit").exists(), "{:?}", host.shell);
+    });
+}
+
+#[test]
+fn lock_takes_the_lock_and_records_who() {
+    each_shell(|host| {
+        host.step("step_lock", &[]).status(0);
+        let info = std::fs::read_to_string(host.d(".shipit/lock/info")).unwrap();
+        assert!(info.contains("token=token\nby=alice@laptop\n"), "{info}");
+        assert!(
+            info.contains("op=deploy\nrelease=20261122010320\n"),
+            "{info}"
+        );
+    });
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_first_holds_the_lock() {
+    each_shell(|host| {
+        lock_info(host, &live_holder());
+        let run = host.step("step_lock", &[]);
+        run.status(75).fact_is("lock_live", "1");
+        assert!(
+            run.fact("locked").unwrap().starts_with("by bob@desk since"),
+            "{run:?}"
+        );
+        // Its cleanup gives back no lock that is not its own.
+        assert!(host.d(".shipit/lock/info").exists());
+        // Waiting for it: the time runs out, and the run is still refused.
+        host.set("LOCK_WAIT", "1");
+        host.step("step_lock", &[])
+            .status(75)
+            .says("waiting up to 1s");
+    });
+}
+
+#[test]
+fn a_stale_lock_is_refused_unless_broken_as_dead() {
+    each_shell(|host| {
+        lock_info(host, "holder_pid=1\nholder_start=0\n");
+        host.step("step_lock", &[])
+            .status(75)
+            .fact_is("lock_live", "0");
+        host.set("BREAK", "dead");
+        let run = host.step("step_lock", &[]);
+        run.status(0);
+        assert!(
+            run.fact("broke_lock")
+                .unwrap()
+                .ends_with("no longer connected"),
+            "{run:?}"
+        );
+        let info = std::fs::read_to_string(host.d(".shipit/lock/info")).unwrap();
+        assert!(info.starts_with("token=token\n"), "{info}");
+    });
+}
+
+#[test]
+fn a_live_lock_is_broken_only_by_force() {
+    each_shell(|host| {
+        lock_info(host, &live_holder());
+        host.set("BREAK", "dead");
+        host.step("step_lock", &[]).status(75);
+        host.set("BREAK", "force");
+        let run = host.step("step_lock", &[]);
+        run.status(0);
+        assert!(
+            run.fact("broke_lock").unwrap().ends_with("still running"),
+            "{run:?}"
+        );
+    });
+}
+
+#[test]
+fn a_held_lock_is_reported_released_and_logged() {
+    each_shell(|host| {
+        host.set("OP", "lock").set("LOCK_MESSAGE", "db maintenance");
+        host.step("step_lock", &[]).status(0);
+        // Held: live after its session ended, and said so.
+        host.set("TOKEN", "another run");
+        let run = host.step("step_lock_status", &[]);
+        run.status(0)
+            .fact_is("lock_held", "1")
+            .fact_is("lock_live", "1");
+        assert!(
+            run.fact("locked")
+                .unwrap()
+                .ends_with("held: db maintenance"),
+            "{run:?}"
+        );
+        let run = host.step("step_lock_release", &[]);
+        run.status(0);
+        assert!(run.fact("released").is_some(), "{run:?}");
+        assert!(!host.d(".shipit/lock").exists());
+        host.step("step_lock_status", &[])
+            .status(0)
+            .fact_is("unlocked", "1");
+        host.step("step_lock_release", &[])
+            .status(0)
+            .fact_is("was_unlocked", "1");
+        let run = host.step("step_audit", &[]);
+        run.status(0);
+        assert!(
+            run.fact("log:000000001")
+                .unwrap()
+                .contains("acquired: db maintenance"),
+            "{run:?}"
+        );
+        assert!(
+            run.fact("log:000000002")
+                .unwrap()
+                .contains("released: the lock held by alice"),
+            "{run:?}"
+        );
+    });
+}
+
+#[test]
+fn a_live_runs_lock_is_not_released() {
+    each_shell(|host| {
+        lock_info(host, &live_holder());
+        host.step("step_lock_release", &[])
+            .status(75)
+            .fact_is("lock_live", "1");
+        assert!(host.d(".shipit/lock/info").exists());
+    });
+}
+
+#[test]
+fn audit_of_a_host_never_deployed_says_nothing() {
+    each_shell(|host| {
+        let run = host.step("step_audit", &[]);
+        run.status(0);
+        assert!(run.fact("log:000000001").is_none(), "{run:?}");
+    });
+}
+
+#[test]
+fn only_the_runs_own_lock_is_checked_or_given_back() {
+    each_shell(|host| {
+        host.step("step_lock", &[]).status(0);
+        host.step("step_check_lock", &[]).status(0);
+        host.set("TOKEN", "a broken run");
+        host.step("step_check_lock", &[])
+            .status(1)
+            .fact_is("lock_lost", "1");
+        host.step("step_unlock", &[]).status(0);
+        host.step("step_release_lock", &[]).status(0);
+        assert!(host.d(".shipit/lock/info").exists());
+        host.set("TOKEN", "token");
+        host.step("step_release_lock", &[])
+            .status(0)
+            .fact_is("unlocked", "1");
+        assert!(!host.d(".shipit/lock").exists());
+        host.step("step_lock", &[]).status(0);
+        host.step("step_unlock", &[])
+            .status(0)
+            .fact_is("unlocked", "1");
+    });
+}

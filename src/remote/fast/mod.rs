@@ -1,0 +1,343 @@
+//! The fast tier: every `step_*` of the shell library run on its own in a real `sh` (dash and
+//! BusyBox ash), against a temp dir, with the host's tools it does not test stubbed first on
+//! PATH (rbenv's `test_helper` and nvm's `test/fast` are the models).
+//!
+//! The integration tests run the same functions as root against real sshd, nginx and
+//! supervisord, in seconds each; here a case takes milliseconds, needs no root (when the tests
+//! run as root the shell runs as `nobody`), and a contention or failure case (a held lock, a
+//! full disk, a missing tool, a failing migrate) is a stub's exit status away.
+
+mod django;
+mod lock;
+mod operate;
+mod release;
+mod switch;
+
+use crate::plan::quote;
+use crate::plan::script::{parse_line, Event};
+use crate::remote::library::LIBRARY;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The uid and gid the shell runs as when the tests run as root.
+const NOBODY: u32 = 65534;
+
+/// The real shells every case runs in.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Shell {
+    Dash,
+    Ash,
+}
+
+impl Shell {
+    fn argv(self) -> &'static [&'static str] {
+        match self {
+            Shell::Dash => &["/usr/bin/dash"],
+            Shell::Ash => &["/usr/bin/busybox", "ash"],
+        }
+    }
+}
+
+/// Runs `case` once in each shell, each time on a fresh host.
+pub(super) fn each_shell(case: impl Fn(&mut Host)) {
+    for shell in [Shell::Dash, Shell::Ash] {
+        case(&mut Host::new(shell));
+    }
+}
+
+/// A host in a temp dir: `deploy/` is `deploy_to`, `home/` is HOME, `bin/` holds the stubs
+/// (first on PATH), `calls/` what each stub was called with.
+pub(super) struct Host {
+    pub(super) shell: Shell,
+    dir: tempfile::TempDir,
+    /// The run's nonce, unique per host: the background job's directory is named by it.
+    nonce: String,
+    vars: Vec<(&'static str, String)>,
+}
+
+impl Host {
+    fn new(shell: Shell) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["deploy", "home", "bin", "calls", "etc"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let nonce: String = dir
+            .path()
+            .to_string_lossy()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let mut host = Host {
+            shell,
+            dir,
+            nonce,
+            vars: Vec::new(),
+        };
+        host.vars = host.preamble();
+        host
+    }
+
+    /// The variables a script is given (see `Resolved::vars`): the sample target's, without
+    /// an app or nginx, release 20261122010320, unless a test sets them with [`Host::set`].
+    fn preamble(&self) -> Vec<(&'static str, String)> {
+        let mut vars = crate::resolve::test_vars(self.path("deploy").to_str().unwrap());
+        for (name, value) in [
+            ("CTL", "supervisorctl".to_string()),
+            ("CONFD", self.path("etc").to_str().unwrap().to_string()),
+        ] {
+            set(&mut vars, name, value);
+        }
+        vars
+    }
+
+    /// Sets preamble variable `name`.
+    pub(super) fn set(&mut self, name: &'static str, value: impl Into<String>) -> &mut Host {
+        set(&mut self.vars, name, value.into());
+        self
+    }
+
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `deploy_to`, or a path inside it.
+    pub(super) fn d(&self, rel: &str) -> PathBuf {
+        match rel {
+            "" => self.path("deploy"),
+            _ => self.path("deploy").join(rel),
+        }
+    }
+
+    /// The release this run deploys (its directory exists).
+    pub(super) fn r(&self, rel: &str) -> PathBuf {
+        self.d("releases/20261122010320").join(rel)
+    }
+
+    /// Writes `content` to `path`, making its directory.
+    pub(super) fn write(&self, path: impl AsRef<Path>, content: &str) {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// An executable script at `path` (a stub outside `bin/`, a venv's python).
+    pub(super) fn script(&self, path: impl AsRef<Path>, body: &str) {
+        let path = path.as_ref();
+        self.write(path, &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A stub command `name` first on PATH: it appends its arguments, one line per call, to
+    /// `calls/NAME`, then runs `body` (its output and exit status are the stub's).
+    pub(super) fn stub(&self, name: &str, body: &str) {
+        self.stub_at(self.path("bin").join(name), name, body);
+    }
+
+    /// A stub at `path` (a venv's python, say) that logs its calls as `name`.
+    pub(super) fn stub_at(&self, path: impl AsRef<Path>, name: &str, body: &str) {
+        let log = self.path("calls").join(name);
+        self.script(
+            path,
+            &format!("echo \"$*\" >> {}\n{body}", quote(log.to_str().unwrap())),
+        );
+    }
+
+    /// What stub `name` was called with, one entry per call.
+    pub(super) fn calls(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls").join(name))
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs one step: `shipit_step ID FUNCTION ARGS...` after the preamble, as a script does.
+    pub(super) fn step(&self, function: &str, args: &[&str]) -> Run {
+        let mut call = format!(
+            "shipit_step {} {function}",
+            function.trim_start_matches("step_")
+        );
+        for arg in args {
+            call.push(' ');
+            call.push_str(&quote(arg));
+        }
+        self.run(&call)
+    }
+
+    /// Runs `calls` (shell text) after the library and the preamble, as shipit's scripts do,
+    /// with stdin closed and fd 3 from /dev/null.
+    pub(super) fn run(&self, calls: &str) -> Run {
+        let mut preamble = format!("shipit_start\nSHIPIT_NONCE={}\n", self.nonce);
+        for (name, value) in &self.vars {
+            preamble.push_str(&format!("{name}={}\n", quote(value)));
+        }
+        let script = format!(
+            "{LIBRARY}\nshipit_main() {{\n{preamble}shipit_init\nSHIPIT_CLEANUP=on_lock_failure\n{calls}\nshipit_done\n}}\nshipit_main 3</dev/null </dev/null\nexit $?\n"
+        );
+        let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        let mut command = match root {
+            true => {
+                chown_all(self.dir.path());
+                let mut command = Command::new("setpriv");
+                command.args([
+                    format!("--reuid={NOBODY}"),
+                    format!("--regid={NOBODY}"),
+                    "--clear-groups".to_string(),
+                ]);
+                command.args(self.shell.argv());
+                command
+            }
+            false => {
+                let argv = self.shell.argv();
+                let mut command = Command::new(argv[0]);
+                command.args(&argv[1..]);
+                command
+            }
+        };
+        let path = format!("{}:/usr/bin:/bin", self.path("bin").display());
+        let out = command
+            .arg("-c")
+            .arg(script)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", self.path("home"))
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let events = text
+            .lines()
+            .map(|line| parse_line(&self.nonce, line))
+            .collect();
+        Run {
+            shell: self.shell,
+            status: out.status.code().unwrap_or(-1),
+            text,
+            events,
+        }
+    }
+}
+
+fn set(vars: &mut Vec<(&'static str, String)>, name: &'static str, value: String) {
+    match vars.iter_mut().find(|(n, _)| *n == name) {
+        Some(slot) => slot.1 = value,
+        None => vars.push((name, value)),
+    }
+}
+
+/// Gives everything under `dir` to `nobody`, who runs the shell when the tests run as root.
+fn chown_all(dir: &Path) {
+    std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    if std::fs::symlink_metadata(dir).unwrap().is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            chown_all(&entry.unwrap().path());
+        }
+    }
+}
+
+/// What one script printed and how it ended.
+#[derive(Debug)]
+pub(super) struct Run {
+    pub(super) shell: Shell,
+    pub(super) status: i32,
+    pub(super) text: String,
+    events: Vec<Event>,
+}
+
+impl Run {
+    /// The value of the last fact `key`, if the script reported it.
+    pub(super) fn fact(&self, key: &str) -> Option<&str> {
+        self.events.iter().rev().find_map(|event| match event {
+            Event::Fact(k, v) if k == key => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Asserts the script ended with `status`.
+    pub(super) fn status(&self, status: i32) -> &Run {
+        assert_eq!(self.status, status, "{:?}:\n{}", self.shell, self.text);
+        self
+    }
+
+    /// Asserts the script printed `text`.
+    pub(super) fn says(&self, text: &str) -> &Run {
+        assert!(
+            self.text.contains(text),
+            "{:?}: no {text:?} in\n{}",
+            self.shell,
+            self.text
+        );
+        self
+    }
+
+    /// Asserts fact `key` is `value`.
+    pub(super) fn fact_is(&self, key: &str, value: &str) -> &Run {
+        assert_eq!(
+            self.fact(key),
+            Some(value),
+            "{:?}:\n{}",
+            self.shell,
+            self.text
+        );
+        self
+    }
+}
+
+/// Every `step_*` function each test file covers, for the meta-test below.
+const COVERED: &[&[&str]] = &[
+    lock::COVERS,
+    release::COVERS,
+    django::COVERS,
+    switch::COVERS,
+    operate::COVERS,
+];
+
+/// Steps with no fast test yet: each one is work left, listed so the meta-test stays honest.
+const NOT_YET: &[&str] = &[
+    "step_reap",
+    "step_configs",
+    "step_nginx_check",
+    "step_start_app",
+    "step_switch",
+    "step_reload_nginx",
+    "step_health_check",
+    "step_finish",
+    "step_prune",
+    "step_stop_old_app",
+    "step_migrations",
+    "step_unapply",
+    "step_inventory",
+    "step_require_releases",
+    "step_remove",
+    "step_check",
+    "step_maintenance_prepare",
+    "step_maintenance_on",
+    "step_maintenance_off",
+    "step_logs",
+    "step_require_current",
+    "step_run",
+    "step_abort",
+];
+
+#[test]
+fn every_step_function_has_a_fast_test() {
+    let defined: Vec<&str> = LIBRARY
+        .lines()
+        .filter_map(|line| line.split_once("() "))
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("step_") || name.starts_with("pm_"))
+        .collect();
+    assert!(defined.len() > 40, "{defined:?}");
+    let covered: Vec<&str> = COVERED.iter().flat_map(|c| c.iter().copied()).collect();
+    let missing: Vec<&&str> = defined
+        .iter()
+        .filter(|name| !covered.contains(name) && !NOT_YET.contains(name))
+        .collect();
+    assert!(missing.is_empty(), "no fast test for {missing:?}");
+    let stale: Vec<&&str> = covered
+        .iter()
+        .chain(NOT_YET)
+        .filter(|name| !defined.contains(name))
+        .collect();
+    assert!(stale.is_empty(), "not in the library: {stale:?}");
+}

@@ -1,0 +1,315 @@
+//! Making a release: facts, the archive's upload and check, unpacking, env, shared paths, the
+//! virtualenv (uv or pip stubbed: a missing tool, a full disk), the gate and hooks.
+
+use super::{each_shell, Host};
+
+pub(super) const COVERS: &[&str] = &[
+    "step_facts",
+    "step_upload",
+    "step_verify",
+    "step_unpack",
+    "step_env",
+    "step_shared",
+    "step_virtualenv",
+    "step_prepared",
+    "step_gate",
+    "step_hook",
+];
+
+/// An archive of `files` (path, content) in the kept archives, named by its sha256, which the
+/// preamble's SHA is set to.
+fn archive(host: &mut Host, files: &[(&str, &str)]) {
+    let src = host.path("src");
+    for (path, content) in files {
+        host.write(src.join(path), content);
+    }
+    let tmp = host.path("archive.tar.gz");
+    let ok = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tmp)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = std::process::Command::new("sha256sum")
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+    host.write(host.d(&format!(".shipit/archives/{sha}.tar.gz.part")), "");
+    std::fs::rename(&tmp, host.d(&format!(".shipit/archives/{sha}.tar.gz.part"))).unwrap();
+    host.set("SHA", sha);
+}
+
+#[test]
+fn facts_report_the_user_the_releases_and_the_archive() {
+    each_shell(|host| {
+        host.write(host.r(".shipit/state"), "live\n");
+        host.write(
+            host.r(".shipit/manifest.json"),
+            "{\n  \"revision\": \"abc1234\",\n  \"files\": []\n}\n",
+        );
+        std::os::unix::fs::symlink("releases/20261122010320", host.d("current")).unwrap();
+        host.stub("uv", "");
+        let run = host.step("step_facts", &[]);
+        run.status(0)
+            .fact_is("current", "20261122010320")
+            .fact_is("release:20261122010320", "live 0 - abc1234")
+            .fact_is("archive", "missing");
+        assert!(run.fact("uv").unwrap().ends_with("/bin/uv"), "{run:?}");
+        assert!(run.fact("user").is_some(), "{run:?}");
+    });
+}
+
+#[test]
+fn facts_refuse_a_current_that_is_a_directory() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.d("current")).unwrap();
+        host.step("step_facts", &[])
+            .status(1)
+            .says("is a directory, not a symlink");
+    });
+}
+
+#[test]
+fn upload_skips_a_kept_archive_and_reports_a_cut_one() {
+    each_shell(|host| {
+        host.write(host.d(".shipit/archives/.keep"), "");
+        // stdin (fd 3) ends at once: nothing of the 10 bytes arrives.
+        let run = host.step("step_upload", &["10"]);
+        run.status(1)
+            .says("upload interrupted: 0 of 10 bytes arrived");
+        assert!(!host.d(".shipit/archives/.tar.gz.part").exists());
+        host.write(host.d(".shipit/archives/.tar.gz"), "kept");
+        host.step("step_upload", &["10"])
+            .status(0)
+            .says("skipped: the host has this archive");
+    });
+}
+
+#[test]
+fn verify_accepts_the_archive_and_deletes_a_corrupt_one() {
+    each_shell(|host| {
+        archive(host, &[("manage.py", "")]);
+        host.step("step_verify", &[]).status(0).says("verified");
+        host.set("SHA", "0".repeat(64));
+        host.write(
+            host.d(&format!(".shipit/archives/{}.tar.gz.part", "0".repeat(64))),
+            "x",
+        );
+        host.step("step_verify", &[])
+            .status(1)
+            .says("the uploaded archive is corrupt");
+        assert!(!host
+            .d(&format!(".shipit/archives/{}.tar.gz", "0".repeat(64)))
+            .exists());
+        host.step("step_verify", &[]).status(1).says("is missing");
+    });
+}
+
+#[test]
+fn unpack_makes_the_release_once() {
+    each_shell(|host| {
+        archive(host, &[("manage.py", "print()"), ("app/x.py", "")]);
+        std::fs::remove_dir(host.r("")).unwrap();
+        host.step("step_verify", &[]).status(0);
+        host.step("step_unpack", &[]).status(0);
+        assert_eq!(
+            std::fs::read_to_string(host.r(".shipit/release")).unwrap(),
+            "20261122010320\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.r(".shipit/state")).unwrap(),
+            "preparing\n"
+        );
+        assert!(host.r("app/x.py").is_file());
+        host.step("step_unpack", &[])
+            .status(1)
+            .says("already exists on this host");
+    });
+}
+
+#[test]
+fn env_writes_the_decoded_file_privately() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.r(".shipit")).unwrap();
+        // "A=1\nB='two words'\n"
+        host.step("step_env", &["QT0xCkI9J3R3byB3b3JkcycK"])
+            .status(0)
+            .says("environment: 2 variable(s)");
+        use std::os::unix::fs::PermissionsExt;
+        let env = host.r(".shipit/env");
+        assert_eq!(
+            std::fs::read_to_string(&env).unwrap(),
+            "A=1\nB='two words'\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    });
+}
+
+#[test]
+fn shared_links_directories_and_files_into_the_release() {
+    each_shell(|host| {
+        host.write(host.r("media/old.txt"), "in the archive");
+        host.step(
+            "step_shared",
+            &["media", "var/cache", "--", ".env", "conf/local.py"],
+        )
+        .status(0)
+        .says("created empty shared file .env");
+        for path in ["media", "var/cache", ".env", "conf/local.py"] {
+            let link = std::fs::read_link(host.r(path)).unwrap();
+            assert_eq!(link, host.d(&format!("shared/{path}")), "{:?}", host.shell);
+        }
+        assert!(host.d("shared/log").is_dir());
+        assert!(host.d("shared/media").is_dir());
+        assert!(host.d("shared/conf/local.py").is_file());
+    });
+}
+
+/// A python3 whose venv module makes a venv with a pip stub running `pip_body`.
+fn python(host: &Host, pip_body: &str) {
+    let pip = super::quote(pip_body);
+    host.stub(
+        "python3",
+        &format!(
+            "case $1 in\n-S) echo 3.12.1 ;;\n-m) mkdir -p \"$3/bin\"; printf '#!/bin/sh\\n%s\\n' {pip} > \"$3/bin/pip\"; chmod +x \"$3/bin/pip\" ;;\nesac"
+        ),
+    );
+}
+
+#[test]
+fn virtualenv_is_built_with_pip_once_then_reused() {
+    each_shell(|host| {
+        host.set("INSTALLER", "pip");
+        host.write(
+            host.r("requirements/deployment.txt"),
+            "django\n-r base.txt\n",
+        );
+        host.write(host.r("requirements/base.txt"), "requests\n");
+        python(host, "exit 0");
+        let run = host.step("step_virtualenv", &[]);
+        run.status(0);
+        let built = run.fact("venv").unwrap().to_string();
+        assert!(built.starts_with("built "), "{run:?}");
+        let key = &built[6..];
+        assert!(host.d(&format!("venvs/{key}/.shipit-complete")).exists());
+        assert_eq!(
+            std::fs::read_link(host.r(".venv"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            format!("../../venvs/{key}")
+        );
+        host.step("step_virtualenv", &[])
+            .status(0)
+            .fact_is("venv", &format!("reused {key}"));
+        // An included file changed: a new venv.
+        host.write(host.r("requirements/base.txt"), "requests==2\n");
+        let run = host.step("step_virtualenv", &[]);
+        assert!(run.fact("venv").unwrap().starts_with("built "), "{run:?}");
+        assert_ne!(run.fact("venv").unwrap(), built);
+    });
+}
+
+#[test]
+fn virtualenv_uses_uv_when_the_host_has_it() {
+    each_shell(|host| {
+        host.write(host.r("requirements/deployment.txt"), "django\n");
+        python(host, "exit 0");
+        host.stub("uv", "if [ \"$1\" = venv ]; then mkdir -p \"$5\"; fi");
+        host.step("step_virtualenv", &[]).status(0).says("with uv");
+        let calls = host.calls("uv");
+        assert!(
+            calls[0].starts_with("venv --quiet --python python3 "),
+            "{calls:?}"
+        );
+        assert!(
+            calls[1].starts_with("pip sync --quiet --python "),
+            "{calls:?}"
+        );
+    });
+}
+
+#[test]
+fn virtualenv_fails_on_a_full_disk_and_keeps_no_half_venv() {
+    each_shell(|host| {
+        host.set("INSTALLER", "pip");
+        host.write(host.r("requirements/deployment.txt"), "django\n");
+        python(
+            host,
+            "echo 'OSError: [Errno 28] No space left on device'; exit 1",
+        );
+        let run = host.step("step_virtualenv", &[]);
+        run.status(1).says("No space left on device");
+        assert!(run.fact("venv").is_none(), "{run:?}");
+        assert!(!host.r(".venv").exists());
+    });
+}
+
+#[test]
+fn virtualenv_refuses_a_missing_requirements_file_or_python() {
+    each_shell(|host| {
+        host.step("step_virtualenv", &[])
+            .status(1)
+            .says("requirements file requirements/deployment.txt is missing");
+        host.write(host.r("requirements/deployment.txt"), "-r missing.txt\n");
+        host.set("PY", "/nonexistent/python");
+        host.step("step_virtualenv", &[])
+            .status(1)
+            .says("cannot run python /nonexistent/python");
+    });
+}
+
+#[test]
+fn virtualenv_for_a_python_version_without_uv_or_pip_fails_saying_so() {
+    each_shell(|host| {
+        host.write(host.r("requirements/deployment.txt"), "django\n");
+        host.set("PY", "3.12");
+        host.stub("python3", "exit 1");
+        host.step("step_virtualenv", &[])
+            .status(1)
+            .says("cannot install uv");
+    });
+}
+
+#[test]
+fn prepared_records_the_state_and_the_gate_waits_for_switch() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.r(".shipit")).unwrap();
+        host.step("step_prepared", &[]).status(0);
+        assert_eq!(
+            std::fs::read_to_string(host.r(".shipit/state")).unwrap(),
+            "prepared\n"
+        );
+        // No answer on fd 3: the connection is gone, which is a stop.
+        host.step("step_gate", &[])
+            .status(1)
+            .fact_is("stopped", "1");
+        let run = host.run("shipit_step gate step_gate 3<<'EOF'\nswitch\nEOF");
+        run.status(0);
+    });
+}
+
+#[test]
+fn a_hook_runs_in_the_release_with_its_env_and_status() {
+    each_shell(|host| {
+        host.write(host.r(".shipit/env"), "GREETING='hello there'\n");
+        host.step(
+            "step_hook",
+            &["echo \"$GREETING in $(pwd) for $SHIPIT_TARGET by $SHIPIT_DEPLOYER\""],
+        )
+        .status(0)
+        .says("hello there in ")
+        .says("20261122010320 for production by alice@laptop");
+        host.step("step_hook", &["echo before; exit 3; echo after"])
+            .status(3)
+            .says("before");
+    });
+}

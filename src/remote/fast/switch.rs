@@ -1,0 +1,3 @@
+//! placeholder
+
+pub(super) const COVERS: &[&str] = &[];
