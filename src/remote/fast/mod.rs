@@ -14,8 +14,8 @@ mod release;
 mod switch;
 
 use crate::plan::quote;
-use crate::plan::script::{parse_line, Event};
 use crate::remote::library::LIBRARY;
+use crate::remote::protocol::{parse_line, Event};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
