@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 mod image;
 mod interrupt;
+mod manager;
 mod migrations;
 mod output;
 pub mod plan;

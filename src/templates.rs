@@ -195,19 +195,6 @@ pub struct BuildInfo {
     pub dirty: bool,
 }
 
-/// The supervisor program of one release: `<project>.<target>.<release>`. Project and target
-/// names cannot contain a dot (see `config.rs`), so two projects on one host never share a
-/// program name or a [`program_glob`] (`hello` + `a-b` and `hello-a` + `b` did, with dashes).
-pub fn program_name(project: &str, target: &str, release: &ReleaseId) -> String {
-    format!("{project}.{target}.{release}")
-}
-
-/// The supervisor config files of every release of `project` and `target`, and of nothing else
-/// (exactly the 14 digits of a release id after the second dot).
-pub fn program_glob(project: &str, target: &str) -> String {
-    format!("{project}.{target}.{}.conf", "[0-9]".repeat(14))
-}
-
 /// The variables a template sees.
 #[derive(Debug, Clone, Default)]
 pub struct RenderContext {
@@ -254,7 +241,11 @@ impl RenderContext {
             )
             .set(
                 "program",
-                program_name(&config.project.name, &target.name, &release),
+                crate::manager::supervisor::program_name(
+                    &config.project.name,
+                    &target.name,
+                    &release,
+                ),
             );
         self
     }

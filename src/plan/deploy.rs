@@ -20,25 +20,7 @@ use crate::resolve::{Placement, Resolved};
 use super::step::{Cleanup, HookPhase, Step};
 use super::Phase;
 
-/// The rendered service configs of one release.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ServiceConfigs {
-    pub(crate) nginx: Option<String>,
-    /// The web app server and the processes of every release on this host.
-    pub(crate) app: Option<String>,
-    /// The singletons on this host (the primary), installed at the switch.
-    pub(crate) once: Option<String>,
-    /// The schedule its scheduler runs (`CRON<TAB>COMMAND` lines), on the primary.
-    pub(crate) schedule: Option<String>,
-    /// The systemd template units and run scripts of the web app server and processes (a
-    /// [`crate::resolve::UnitFiles`] bundle).
-    pub(crate) units: Option<String>,
-    /// The systemd units of the singletons on this host (the primary), started at the switch.
-    pub(crate) units_once: Option<String>,
-    /// The schedule's systemd timers, their services and run scripts (on the primary), started
-    /// at the switch.
-    pub(crate) timers: Option<String>,
-}
+pub(crate) use crate::manager::ServiceConfigs;
 
 /// Phase 1: layout, lock, clear up after what earlier runs left stopping (without waiting for
 /// it: a release still stopping is reported `draining`, see [`prune_after_switch`]), facts,
@@ -118,15 +100,7 @@ pub(crate) fn prepare(
             &resolved.hooks.after_migrate,
         ));
     }
-    steps.push(Step::Configs {
-        nginx: configs.nginx.clone(),
-        app: configs.app.clone(),
-        once: configs.once.clone(),
-        schedule: configs.schedule.clone(),
-        units: configs.units.clone(),
-        units_once: configs.units_once.clone(),
-        timers: configs.timers.clone(),
-    });
+    steps.push(Step::Configs(configs.clone()));
     steps.extend(start);
     if defer {
         steps.push(Step::MigrateCheck);

@@ -138,15 +138,7 @@ pub(crate) enum Step {
     /// own: it keeps its id, so progress, a failure and its last lines name that step.
     Await(Box<Step>),
     /// Keep the rendered nginx site, supervisor programs and systemd units in the release.
-    Configs {
-        nginx: Option<String>,
-        app: Option<String>,
-        once: Option<String>,
-        schedule: Option<String>,
-        units: Option<String>,
-        units_once: Option<String>,
-        timers: Option<String>,
-    },
+    Configs(crate::manager::ServiceConfigs),
     /// Install and check the nginx site.
     NginxCheck,
     /// Start the release's app server and wait for it to answer.
@@ -245,7 +237,7 @@ impl Step {
             Step::Collectstatic => "collectstatic",
             Step::Background(_) => "background",
             Step::Await(_) => "await",
-            Step::Configs { .. } => "configs",
+            Step::Configs(_) => "configs",
             Step::NginxCheck => "nginx-check",
             Step::StartApp => "start-app",
             Step::Prepared => "prepared",
@@ -301,20 +293,10 @@ impl Step {
                 .collect(),
             Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
             Step::Env(file) => vec![super::base64(file.as_bytes())],
-            Step::Configs {
-                nginx,
-                app,
-                once,
-                schedule,
-                units,
-                units_once,
-                timers,
-            } => [nginx, app, once, schedule, units, units_once, timers]
+            Step::Configs(configs) => configs
+                .args()
                 .iter()
-                .map(|c| {
-                    c.as_deref()
-                        .map_or_else(|| "-".to_string(), |text| super::base64(text.as_bytes()))
-                })
+                .map(|c| c.map_or_else(|| "-".to_string(), |text| super::base64(text.as_bytes())))
                 .collect(),
             Step::Prune(doomed) | Step::Remove(doomed) => {
                 return format!("{function}{}", ids(doomed))
@@ -462,7 +444,7 @@ mod tests {
                 "step_env QT0nYiBjJwo=",
             ),
             (
-                Step::Configs {
+                Step::Configs(crate::manager::ServiceConfigs {
                     nginx: Some("foo".into()),
                     app: None,
                     once: Some("foo".into()),
@@ -470,7 +452,7 @@ mod tests {
                     units: None,
                     units_once: Some("foo".into()),
                     timers: Some("bar".into()),
-                },
+                }),
                 "configs",
                 "step_configs Zm9v - Zm9v - - Zm9v YmFy",
             ),

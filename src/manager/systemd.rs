@@ -1,0 +1,284 @@
+//! systemd: a template unit per process (`<prefix>-<name>@<release>.service`) with a run
+//! script, the singletons' units started at the switch, and the schedule as timers instead of
+//! shipit's scheduler. The files travel as one text per kind, a [`UnitFiles`] bundle.
+
+use crate::config::{Process, Target, SCHEDULER};
+use crate::error::Result;
+use crate::templates::{RenderContext, Templates};
+
+use super::{ProcessManager, Rendering, ServiceConfigs};
+
+/// The systemd process manager.
+pub(crate) struct Systemd;
+
+impl ProcessManager for Systemd {
+    fn render(&self, rendering: &mut Rendering<'_>, configs: &mut ServiceConfigs) -> Result<()> {
+        let Some(settings) = &rendering.target.app else {
+            return Ok(());
+        };
+        let Rendering {
+            templates,
+            context,
+            config,
+            target,
+            placed,
+        } = rendering;
+        context.set("scope", settings.systemd.scope.name());
+        let prefix = unit_prefix(&config.project.name, &target.name);
+        let web = placed.web.then(|| {
+            let server = super::server::AppServer::of(target);
+            (
+                crate::config::WEB_ROLE.to_string(),
+                server.web_process(target),
+            )
+        });
+        let mut units = UnitFiles::new(&prefix);
+        for (name, process) in web.iter().chain(&placed.processes) {
+            units.add(templates, context, target, name, process)?;
+        }
+        let mut once = UnitFiles::new(&prefix);
+        // Under systemd the schedule's timers replace the scheduler.
+        for (name, process) in placed.once.iter().filter(|(name, _)| name != SCHEDULER) {
+            once.add(templates, context, target, name, process)?;
+        }
+        let mut timers = UnitFiles::new(&prefix);
+        if placed.once.iter().any(|(name, _)| name == SCHEDULER) {
+            for (index, (when, commands)) in target.schedule.iter().enumerate() {
+                timers.add_timer(templates, context, target, index + 1, when, commands)?;
+            }
+        }
+        configs.units = units.bundle();
+        configs.units_once = once.bundle();
+        configs.timers = timers.bundle();
+        Ok(())
+    }
+}
+
+/// The systemd unit name prefix of a target's units: `<project>-<target>`; a release's web app
+/// server is `<project>-<target>-web@<release>.service`.
+pub(crate) fn unit_prefix(project: &str, target: &str) -> String {
+    format!("{project}-{target}")
+}
+
+/// The systemd files of one release's processes on one host: a template unit per process
+/// (per replica, for several) and a run script per process, sent as one text in which
+/// `#@shipit-file NAME` lines start each file (`step_configs` splits it into the release's
+/// `.shipit/systemd/`).
+#[derive(Debug)]
+pub(crate) struct UnitFiles {
+    /// The target's [`unit_prefix`].
+    prefix: String,
+    files: Vec<(String, String)>,
+}
+
+/// The line that starts each file of a [`UnitFiles`] bundle.
+pub(crate) const UNIT_FILE_MARK: &str = "#@shipit-file ";
+
+impl UnitFiles {
+    /// No file yet, for the units named `PREFIX-...`.
+    fn new(prefix: &str) -> UnitFiles {
+        UnitFiles {
+            prefix: prefix.to_string(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Renders process `name`'s run script and template unit(s); `context` has the release's
+    /// values and `scope`.
+    fn add(
+        &mut self,
+        templates: &Templates,
+        context: &mut RenderContext,
+        target: &Target,
+        name: &str,
+        process: &Process,
+    ) -> Result<()> {
+        let web = name == crate::config::WEB_ROLE && process.run.is_empty();
+        let script = format!("{name}.sh");
+        let prefix = &self.prefix;
+        for replica in 1..=process.replicas {
+            let unit = match process.replicas {
+                1 => format!("{prefix}-{name}"),
+                _ => format!("{prefix}-{name}.{replica}"),
+            };
+            let values = std::collections::BTreeMap::from([
+                ("name", minijinja::Value::from(unit.as_str())),
+                ("process", minijinja::Value::from(name)),
+                ("web", minijinja::Value::from(web)),
+                ("command", minijinja::Value::from(process.run.as_str())),
+                ("script", minijinja::Value::from(script.as_str())),
+                ("replica", minijinja::Value::from(replica)),
+                ("replicas", minijinja::Value::from(process.replicas)),
+                ("stop_timeout", minijinja::Value::from(process.stop_timeout)),
+                (
+                    "start_timeout",
+                    minijinja::Value::from(target.health.timeout.saturating_add(30)),
+                ),
+            ]);
+            context.set("unit", minijinja::Value::from_serialize(&values));
+            if replica == 1 {
+                let text = templates.render("systemd.run.sh.j2", context)?;
+                self.files.push((script.clone(), text));
+            }
+            let text = templates.render("systemd.service.j2", context)?;
+            self.files.push((format!("{unit}@.service"), text));
+        }
+        Ok(())
+    }
+
+    /// Renders schedule entry `entry` (from 1): `PREFIX-schedule-N.timer` firing at the entry's
+    /// times, the oneshot `PREFIX-schedule-N.service` it starts, and the release's
+    /// `schedule-N.sh` that service runs (the entry's commands, in `current`). `context` has
+    /// the release's values and `scope`.
+    fn add_timer(
+        &mut self,
+        templates: &Templates,
+        context: &mut RenderContext,
+        target: &Target,
+        entry: usize,
+        when: &str,
+        commands: &[String],
+    ) -> Result<()> {
+        let name = format!("{}-{SCHEDULER}-{entry}", self.prefix);
+        let script = format!("{SCHEDULER}-{entry}.sh");
+        let quoted: Vec<String> = commands.iter().map(|c| crate::plan::quote(c)).collect();
+        let values = std::collections::BTreeMap::from([
+            ("name", minijinja::Value::from(name.as_str())),
+            ("entry", minijinja::Value::from(entry)),
+            ("schedule", minijinja::Value::from(when)),
+            (
+                "calendar",
+                minijinja::Value::from_serialize(crate::calendar::on_calendar(when)),
+            ),
+            ("script", minijinja::Value::from(script.as_str())),
+            ("commands", minijinja::Value::from_serialize(&quoted)),
+            (
+                "current",
+                minijinja::Value::from(crate::plan::quote(&format!(
+                    "{}/current",
+                    target.deploy_to
+                ))),
+            ),
+        ]);
+        context.set("timer", minijinja::Value::from_serialize(&values));
+        for (file, template) in [
+            (script, "systemd.schedule.sh.j2"),
+            (format!("{name}.service"), "systemd.schedule.service.j2"),
+            (format!("{name}.timer"), "systemd.timer.j2"),
+        ] {
+            let text = templates.render(template, context)?;
+            self.files.push((file, text));
+        }
+        Ok(())
+    }
+
+    /// The bundle's text; `None` when there is no file.
+    fn bundle(self) -> Option<String> {
+        if self.files.is_empty() {
+            return None;
+        }
+        let mut text = String::new();
+        for (name, content) in self.files {
+            text.push_str(UNIT_FILE_MARK);
+            text.push_str(&name);
+            text.push('\n');
+            text.push_str(&content);
+            if !content.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::release::ReleaseId;
+    use crate::resolve::placement;
+    use crate::templates::BuildInfo;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(
+            std::path::Path::new("shipit.toml"),
+            std::path::Path::new("."),
+            text,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn under_systemd_the_schedule_is_timers_on_the_primary_and_no_scheduler() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+app_user = "app"
+
+[targets.prod.app]
+manager = "systemd"
+
+[targets.prod.schedule]
+"0 4 1,15 * mon" = ["./manage.py clearsessions", "echo 'done'"]
+
+[targets.prod.roles]
+web = ["a", "b"]
+"#;
+        let config = parse(text);
+        let target = config.target("prod").unwrap();
+        let info = BuildInfo {
+            build_time: String::new(),
+            revision: String::new(),
+            dirty: false,
+        };
+        let release = ReleaseId::parse("20261122010320").unwrap();
+        let configs = |host| {
+            super::super::service_configs(
+                &config,
+                target,
+                &info,
+                release,
+                "app",
+                &placement(target, host),
+            )
+            .unwrap()
+        };
+        let (primary, other) = (configs(0), configs(1));
+        assert_eq!(other.timers, None);
+        assert_eq!(primary.schedule, None);
+        assert!(!primary.units_once.unwrap_or_default().contains("schedule"));
+        let timers = primary.timers.unwrap();
+        let files: Vec<&str> = timers
+            .lines()
+            .filter_map(|l| l.strip_prefix(UNIT_FILE_MARK))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "schedule-1.sh",
+                "hello-prod-schedule-1.service",
+                "hello-prod-schedule-1.timer"
+            ]
+        );
+        for line in [
+            // cron ORs the two day fields: one calendar event each.
+            "OnCalendar=*-*-01,15 04:00:00\nOnCalendar=Mon *-*-* 04:00:00\n",
+            "AccuracySec=1s\nUnit=hello-prod-schedule-1.service\n",
+            "WantedBy=timers.target\n",
+            "Type=oneshot\nUser=app\n",
+            "ExecStart=/bin/sh /srv/hello/releases/20261122010320/.shipit/systemd/schedule-1.sh\n",
+            "\ncd -P /srv/hello/current || exit 1\n",
+            "\n/bin/sh -c './manage.py clearsessions' || exit\n",
+            r#"
+/bin/sh -c 'echo '\''done'\''' || exit
+"#,
+        ] {
+            assert!(timers.contains(line), "no {line:?} in:\n{timers}");
+        }
+    }
+}
