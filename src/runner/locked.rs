@@ -2,9 +2,7 @@
 //! gives back, on every way out (its `Drop`), exactly what it still holds; phases run on it in
 //! rounds, and [`Locked::prepare_then_switch`] is the two-phase commit.
 
-use super::{
-    lost_lock_or, on_all, refused, script, set_var, switch_outcome, warn_begun, Fleet, Vars,
-};
+use super::{lost_lock_or, on_all, refused, script, switch_outcome, warn_begun, Fleet, Vars};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
 use crate::plan::step::{Cleanup, Step};
@@ -93,16 +91,9 @@ impl<'p> Locked<'p> {
         self.fleet.sessions[i].transport.name().to_string()
     }
 
-    /// Sets one variable of every host's preamble.
-    pub(crate) fn set_var(&mut self, name: &'static str, value: &str) {
-        for host in 0..self.vars.len() {
-            self.set_var_on(host, name, value);
-        }
-    }
-
-    /// Sets one variable of host `host`'s preamble.
-    pub(crate) fn set_var_on(&mut self, host: usize, name: &'static str, value: &str) {
-        set_var(&mut self.vars[host], name, value);
+    /// Every host's preamble, for the stages to update ([`super::stages`]).
+    pub(super) fn preambles(&mut self) -> &mut [Vars] {
+        &mut self.vars
     }
 
     /// Records why the run gives up (shown in the remote log and the unlock lines).

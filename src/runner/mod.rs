@@ -18,10 +18,11 @@ use crate::session::{HostSession, ScriptRun};
 
 mod locked;
 mod one_host;
+mod stages;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use one_host::{Rest, Stage};
+pub(crate) use stages::{Rest, Stage};
 
 /// The preamble of one host's scripts.
 pub(crate) type Vars = Vec<(&'static str, String)>;

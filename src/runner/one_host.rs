@@ -1,6 +1,6 @@
 //! One host, one exec: every stage of a locked run goes on in the script that took the lock.
 
-use super::{lost_lock_or, refused, switch_outcome, warn_begun, Fleet, Vars};
+use super::{lost_lock_or, refused, switch_outcome, warn_begun, Fleet, Stage, Vars};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
 use crate::plan::Phase;
@@ -14,7 +14,7 @@ impl Fleet<'_> {
     /// prepares and switches, with a gate between them ([`Script::then`]): Ctrl-C still stops
     /// before the switch. A host that refuses, or an error of `then`, gives the lock back there
     /// and then. (Several hosts go through [`Fleet::lock`] and [`Locked::prepare_then_switch`].)
-    pub(crate) fn run_through(
+    pub(super) fn run_through(
         &mut self,
         begin: &Phase,
         mut vars: Vars,
@@ -51,9 +51,10 @@ impl Fleet<'_> {
                     script(phase).continued()
                 }
                 Stage::Last(rest) => {
+                    let (prepare, last) = (one(rest.prepare), one(rest.switch));
                     outcome = Some(rest.outcome);
-                    switch = Some(rest.switch.clone());
-                    script(rest.prepare).then(script(rest.switch))
+                    switch = Some(last.clone());
+                    script(prepare).then(script(last))
                 }
             })
         })?;
@@ -99,18 +100,7 @@ impl Fleet<'_> {
     }
 }
 
-/// What a single host's script goes on with (see [`Fleet::run_through`]).
-pub(crate) enum Stage {
-    /// A phase, after which the script asks again; `outcome` says what a failure in it leaves.
-    More { phase: Phase, outcome: String },
-    /// The end: prepare, the gate, switch.
-    Last(Rest),
-}
-
-/// How a single host's script ends (see [`Fleet::run_through`]).
-pub(crate) struct Rest {
-    pub(crate) prepare: Phase,
-    pub(crate) switch: Phase,
-    /// What a failure before the switch leaves.
-    pub(crate) outcome: String,
+/// The one phase of a one-host list.
+fn one(phases: Vec<Phase>) -> Phase {
+    phases.into_iter().next().expect("one host, one phase")
 }

@@ -109,8 +109,8 @@ fn run_through(
                 });
             }
             Ok(Stage::Last(Rest {
-                prepare: deploy::tests::prepared(&resolved, false),
-                switch: deploy::switch(&resolved, &everything(), vec![]),
+                prepare: vec![deploy::tests::prepared(&resolved, false)],
+                switch: vec![deploy::switch(&resolved, &everything(), vec![])],
                 outcome: "nothing was switched".into(),
             }))
         },
