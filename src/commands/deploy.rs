@@ -15,7 +15,7 @@ use crate::plan::releases::{draining, has_archive, releases, removed};
 use crate::release::{Release, ReleaseId};
 use crate::remote::facts;
 use crate::resolve::{service_configs, AppEnv, BreakLock, Op, Resolved, RunVars};
-use crate::runner::{set_var, Rest, Stage};
+use crate::runner::{Rest, Stage};
 use crate::session::ScriptRun;
 
 /// What a deploy decides from what begin found on the hosts.
@@ -181,44 +181,21 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             planned.doomed[i].clone(),
         )
     };
-    let (mut fleet, runs, planned) = if names.len() == 1 {
-        // One host, one exec: prepare and switch go on from begin.
-        let mut fleet = fleet;
-        let mut planned = None;
-        let run = fleet.run_through(
-            &begin,
-            vars.into_iter().next().expect("one host, one preamble"),
-            &mut |begun, vars| {
-                let p = plan(std::slice::from_ref(begun))?;
-                set_var(vars, "ID", &p.release.to_string());
-                set_var(vars, "PROGRAM", &p.program);
-                let rest = Rest {
-                    prepare: prepare_on(&p, 0),
-                    switch: switch_on(&p, 0),
-                    outcome: p.current.clone(),
-                };
-                planned = Some(p);
-                Ok(Stage::Last(rest))
-            },
-        )?;
-        (
-            fleet,
-            vec![run],
-            planned.expect("a deploy that ran planned its release"),
-        )
-    } else {
-        let (mut locked, begun) = fleet.lock(&begin, vars)?;
-        let planned = plan(&begun)?;
-        locked.set_var("ID", &planned.release.to_string());
-        locked.set_var("PROGRAM", &planned.program);
-        let runs = locked.prepare_then_switch(
-            &|i| prepare_on(&planned, i),
-            &|i| switch_on(&planned, i),
-            resolved.batch,
-            &planned.current,
-        )?;
-        (locked.into_fleet(), runs, planned)
-    };
+    let mut planned = None;
+    let (mut fleet, runs) =
+        fleet.run_stages(&begin, vars, resolved.batch, &mut |begun, preambles| {
+            let p = plan(begun)?;
+            preambles.set("ID", &p.release.to_string());
+            preambles.set("PROGRAM", &p.program);
+            let rest = Rest {
+                prepare: (0..begun.len()).map(|i| prepare_on(&p, i)).collect(),
+                switch: (0..begun.len()).map(|i| switch_on(&p, i)).collect(),
+                outcome: p.current.clone(),
+            };
+            planned = Some(p);
+            Ok(Stage::Last(rest))
+        })?;
+    let planned = planned.expect("a deploy that ran planned its release");
     let Planned {
         release, uploads, ..
     } = planned;

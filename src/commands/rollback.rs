@@ -13,11 +13,9 @@ use crate::migrations::{unapply_plan, unknown_to_target, Unapply};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
-use crate::plan::step::Cleanup;
-use crate::plan::Phase;
 use crate::release::ReleaseId;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
-use crate::runner::{set_var, Fleet, Rest, Stage, Vars};
+use crate::runner::{Fleet, Rest, Stage, Vars};
 use crate::session::ScriptRun;
 
 /// Where a rollback goes, from what begin found on the hosts.
@@ -85,79 +83,44 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
             going.from
         )
     };
-    let (mut fleet, going, unknown, unapply) = if hosts == 1 {
-        // One host, one exec: begin, check and prepare-and-switch go on from one another.
-        let mut fleet = fleet;
-        let mut going: Option<Going> = None;
-        let mut decided: Option<(Vec<String>, Vec<Unapply>)> = None;
-        fleet.run_through(
-            &begin(),
-            vars.into_iter().next().expect("one host, one preamble"),
-            &mut |so_far, vars| {
-                let Some(g) = &going else {
-                    let g = go(&names, std::slice::from_ref(so_far))?;
-                    set_var(vars, "ID", &g.to.to_string());
-                    set_var(vars, "REVISION", &g.revision);
-                    set_var(vars, "PROGRAM", &resolved.program(Some(g.to)));
-                    going = Some(g);
-                    return Ok(Stage::More {
-                        phase: check(),
-                        outcome: "nothing was changed".into(),
-                    });
-                };
-                let (unknown, unapply) = decide(std::slice::from_ref(so_far), g)?;
-                if !unapply.is_empty() {
-                    set_var(vars, "UNAPPLIED", "1");
-                }
-                let rest = Rest {
-                    prepare: prepare(&resolved, &resolved.placements[0], &unapply),
-                    switch: switch(&resolved, &resolved.placements[0]),
-                    outcome: outcome_from(g),
-                };
-                decided = Some((unknown, unapply));
-                Ok(Stage::Last(rest))
-            },
-        )?;
-        let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
-        (
-            fleet,
-            going.expect("a rollback that ran chose where to go"),
-            unknown,
-            unapply,
-        )
-    } else {
-        let (mut locked, begun) = fleet.lock(&begin(), vars)?;
-        let going = go(&names, &begun)?;
-        locked.set_var("ID", &going.to.to_string());
-        locked.set_var("REVISION", &going.revision);
-        locked.set_var("PROGRAM", &resolved.program(Some(going.to)));
-        let checked = locked.run(&check(), "nothing was changed")?;
-        let (unknown, unapply) = match decide(&checked, &going) {
-            Ok(decided) => decided,
-            Err(refusal) => {
-                locked.giving_up("refused: unknown migrations, or not confirmed");
-                return Err(refusal);
+    let mut going: Option<Going> = None;
+    let mut decided: Option<(Vec<String>, Vec<Unapply>)> = None;
+    let (mut fleet, _) =
+        fleet.run_stages(&begin(), vars, resolved.batch, &mut |so_far, preambles| {
+            let Some(g) = &going else {
+                let g = go(&names, so_far)?;
+                preambles.set("ID", &g.to.to_string());
+                preambles.set("REVISION", &g.revision);
+                preambles.set("PROGRAM", &resolved.program(Some(g.to)));
+                going = Some(g);
+                return Ok(Stage::More {
+                    phase: check(),
+                    outcome: "nothing was changed".into(),
+                });
+            };
+            let (unknown, unapply) = decide(so_far, g).inspect_err(|_| {
+                preambles.giving_up("refused: unknown migrations, or not confirmed")
+            })?;
+            // Unapply once, on the primary: every cleanup there from here on migrates the live
+            // schema forward again (a no-op if nothing was unapplied yet), whichever host fails
+            // and whenever.
+            if !unapply.is_empty() {
+                preambles.set_on(resolved.primary, "UNAPPLIED", "1");
             }
-        };
-        // Prepare everywhere (unapply once, on the primary), then switch everywhere. Every
-        // cleanup on the primary from here on migrates the live schema forward again (a no-op
-        // if nothing was unapplied yet), whichever host fails and whenever.
-        if !unapply.is_empty() {
-            locked.set_var_on(resolved.primary, "UNAPPLIED", "1");
-        }
-        let outcome = outcome_from(&going);
-        locked.run_each(
-            &|i| prepare(&resolved, &resolved.placements[i], &unapply),
-            &outcome,
-        )?;
-        locked.prepare_then_switch(
-            &|_| Phase::new(Vec::new(), Cleanup::Prepare),
-            &|i| switch(&resolved, &resolved.placements[i]),
-            resolved.batch,
-            &outcome,
-        )?;
-        (locked.into_fleet(), going, unknown, unapply)
-    };
+            let rest = Rest {
+                prepare: (0..so_far.len())
+                    .map(|i| prepare(&resolved, &resolved.placements[i], &unapply))
+                    .collect(),
+                switch: (0..so_far.len())
+                    .map(|i| switch(&resolved, &resolved.placements[i]))
+                    .collect(),
+                outcome: outcome_from(g),
+            };
+            decided = Some((unknown, unapply));
+            Ok(Stage::Last(rest))
+        })?;
+    let going = going.expect("a rollback that ran chose where to go");
+    let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
     let Going { live, to, from, .. } = going;
     printer.result(format!(
         "rolled {} back from {from} to {to} on {hosts} host{} in {}",

@@ -1,0 +1,389 @@
+//! The runner against fake hosts: what each host is sent, and which locks are given back.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::cli::ColorChoice;
+use crate::output::Verbosity;
+use crate::plan::deploy;
+use crate::remote::facts;
+use crate::transport::fake::{Behaviour, Fake, FakeHost};
+
+fn printer() -> Printer {
+    Printer::new(Verbosity::Quiet, false, ColorChoice::Never)
+}
+
+fn fails_at(step: &str, status: i32) -> Behaviour {
+    Behaviour {
+        fail_at: Some((step.into(), status)),
+        ..Behaviour::default()
+    }
+}
+
+/// A fleet of fake hosts behaving as given, and what each of them sees.
+fn fleet(printer: &Printer, hosts: Vec<Behaviour>) -> (Fleet<'_>, Vec<Arc<Mutex<FakeHost>>>) {
+    let mut seen = Vec::new();
+    let sessions = hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, behaviour)| {
+            let fake = Fake::new(&format!("host{i}"), behaviour);
+            seen.push(fake.host.clone());
+            HostSession {
+                transport: Box::new(fake),
+                label: format!("host{i}"),
+            }
+        })
+        .collect();
+    let fleet = Fleet {
+        sessions,
+        printer,
+        primary: 0,
+    };
+    (fleet, seen)
+}
+
+fn resolved() -> crate::resolve::Resolved {
+    deploy::tests::resolved()
+}
+
+fn everything() -> crate::resolve::Placement {
+    deploy::tests::everything()
+}
+
+fn vars(hosts: usize) -> Vec<Vars> {
+    vec![vec![("D", "/srv/app".to_string())]; hosts]
+}
+
+fn ran(host: &Arc<Mutex<FakeHost>>) -> Vec<String> {
+    host.lock().unwrap().scripts.concat()
+}
+
+fn nobody_locked(hosts: &[Arc<Mutex<FakeHost>>]) -> bool {
+    hosts.iter().all(|h| !h.lock().unwrap().locked)
+}
+
+fn deploy(fleet: Fleet<'_>, hosts: usize) -> Result<Vec<ScriptRun>> {
+    deploy_as(fleet, hosts, &resolved())
+}
+
+/// [`deploy`] of a target resolved as the test needs (e.g. in batches).
+fn deploy_as(
+    fleet: Fleet<'_>,
+    hosts: usize,
+    resolved: &crate::resolve::Resolved,
+) -> Result<Vec<ScriptRun>> {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.tar.gz");
+    std::fs::write(&archive, "a").unwrap();
+    let (mut locked, _) = fleet.lock(&deploy::begin(&archive, 1), vars(hosts))?;
+    locked.prepare_then_switch(
+        &|_| deploy::tests::prepared(resolved, false),
+        &|_| deploy::switch(resolved, &everything(), vec![]),
+        resolved.batch,
+        "nothing was switched",
+    )
+}
+
+/// One host through [`Fleet::run_through`], as `shipit deploy` runs it, with `then` the
+/// plan it makes of begin's run.
+fn run_through(
+    fleet: &mut Fleet<'_>,
+    then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<()>,
+) -> Result<ScriptRun> {
+    let resolved = resolved();
+    let mut checked = false;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.tar.gz");
+    std::fs::write(&archive, "archive").unwrap();
+    fleet.run_through(
+        &deploy::begin(&archive, 7),
+        vars(1).remove(0),
+        &mut |begun, vars| {
+            then(begun, vars)?;
+            // A stage between, as a rollback's check of migrations.
+            if !checked {
+                checked = true;
+                return Ok(Stage::More {
+                    phase: crate::plan::rollback::check(),
+                    outcome: "nothing was changed".into(),
+                });
+            }
+            Ok(Stage::Last(Rest {
+                prepare: vec![deploy::tests::prepared(&resolved, false)],
+                switch: vec![deploy::switch(&resolved, &everything(), vec![])],
+                outcome: "nothing was switched".into(),
+            }))
+        },
+    )
+}
+
+#[test]
+fn one_host_begins_prepares_and_switches_in_one_exec() {
+    let printer = printer();
+    let facts = Behaviour {
+        facts: [(
+            "facts".to_string(),
+            vec![(facts::key::CURRENT.into(), "20260101000000".into())],
+        )]
+        .into(),
+        ..Behaviour::default()
+    };
+    let (mut fleet, hosts) = fleet(&printer, vec![facts]);
+    let mut seen = None;
+    let run = run_through(&mut fleet, &mut |begun, vars| {
+        seen = facts::current(&begun.facts).cloned();
+        set_var(vars, "ID", "20260101000001");
+        Ok(())
+    })
+    .unwrap();
+    assert!(run.succeeded());
+    assert_eq!(seen.as_deref(), Some("20260101000000"));
+    let scripts = hosts[0].lock().unwrap().scripts.clone();
+    assert_eq!(scripts.len(), 1, "one exec: {scripts:?}");
+    let steps = &scripts[0];
+    assert_eq!(steps[..5], ["layout", "lock", "reap", "facts", "upload"]);
+    assert!(steps.contains(&"migrate".to_string()));
+    assert!(steps.contains(&"gate".to_string()));
+    assert_eq!(steps.last().unwrap(), "stop-old-app");
+    assert!(nobody_locked(&hosts));
+    // The first stage went behind the archive; only the second was waited for.
+    assert_eq!(hosts[0].lock().unwrap().waited_for_rest, 1);
+}
+
+#[test]
+fn a_plan_that_fails_after_begin_gives_the_lock_back_in_the_same_exec() {
+    let printer = printer();
+    let (mut fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+    let error = run_through(&mut fleet, &mut |_, _| {
+        Err(Error::usage("app_user cannot be told"))
+    })
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("app_user cannot be told"),
+        "{error}"
+    );
+    let scripts = hosts[0].lock().unwrap().scripts.clone();
+    assert_eq!(scripts, [["layout", "lock", "reap", "facts", "upload"]]);
+    assert!(nobody_locked(&hosts));
+    // A failing step of begin is the error, and the plan is never made.
+    let (mut fleet, hosts) = fleet_of(&printer, fails_at("facts", 3));
+    let mut planned = false;
+    let error = run_through(&mut fleet, &mut |_, _| {
+        planned = true;
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(!planned);
+    assert!(error.to_string().contains("facts"), "{error}");
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn an_archive_that_cannot_be_read_fails_before_the_host_is_touched() {
+    let printer = printer();
+    let (mut fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+    let missing = std::path::Path::new("/nonexistent/shipit/a.tar.gz");
+    let error = fleet
+        .run_through(
+            &deploy::begin(missing, 7),
+            vars(1).remove(0),
+            &mut |_, _| unreachable!("no plan without a begin"),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("/nonexistent/shipit/a.tar.gz"),
+        "{error}"
+    );
+    assert!(hosts[0].lock().unwrap().scripts.is_empty(), "no exec");
+}
+
+fn fleet_of(printer: &Printer, host: Behaviour) -> (Fleet<'_>, Vec<Arc<Mutex<FakeHost>>>) {
+    fleet(printer, vec![host])
+}
+
+#[test]
+fn only_the_primary_migrates_and_every_host_switches() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 3]);
+    deploy(fleet, 3).unwrap();
+    for (i, host) in hosts.iter().enumerate() {
+        let steps = ran(host);
+        assert_eq!(
+            steps.contains(&"migrate".to_string()),
+            i == 0,
+            "host{i}: {steps:?}"
+        );
+        assert!(steps.contains(&"switch".to_string()));
+        // begin, prepare up to migrate, the rest of prepare, the hook only the primary
+        // runs, the rest, switch.
+        let scripts = host.lock().unwrap().scripts.len();
+        assert!(scripts >= 4, "host{i} ran {scripts} scripts");
+    }
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_host_failing_to_prepare_aborts_the_others_and_nobody_switches() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(
+        &printer,
+        vec![
+            Behaviour::default(),
+            fails_at("start-app", 1),
+            Behaviour::default(),
+        ],
+    );
+    let error = deploy(fleet, 3).unwrap_err();
+    assert!(
+        matches!(&error, Error::Step { host, step, .. } if host == "host1" && step == "start-app"),
+        "{error}"
+    );
+    for host in &hosts {
+        let steps = ran(host);
+        assert!(!steps.contains(&"switch".to_string()), "{steps:?}");
+    }
+    assert_eq!(ran(&hosts[0]).last().unwrap(), "abort");
+    assert_eq!(ran(&hosts[2]).last().unwrap(), "abort");
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_failed_migration_fails_every_host_before_any_switch() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![fails_at("migrate", 1), Behaviour::default()]);
+    let error = deploy(fleet, 2).unwrap_err();
+    assert!(error.to_string().contains("migrate"), "{error}");
+    // The other host stopped where it waited for the primary.
+    let other = ran(&hosts[1]);
+    assert!(!other.contains(&"collectstatic".to_string()), "{other:?}");
+    assert_eq!(other.last().unwrap(), "abort");
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
+    let printer = printer();
+    let held = Behaviour {
+        fail_at: Some(("lock".into(), LOCKED_STATUS)),
+        facts: [(
+            "lock".to_string(),
+            vec![
+                (
+                    "locked".to_string(),
+                    "by bob@elsewhere since 2026".to_string(),
+                ),
+                (facts::key::LOCK_LIVE.to_string(), "1".to_string()),
+            ],
+        )]
+        .into(),
+        ..Behaviour::default()
+    };
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held]);
+    let error = deploy(fleet, 2).unwrap_err();
+    match &error {
+        Error::Locked {
+            host, holder, live, ..
+        } => {
+            assert_eq!(host, "host1");
+            assert!(holder.contains("bob@elsewhere"));
+            assert!(live);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(error.hint().unwrap().contains("--break-lock --force"));
+    assert_eq!(
+        ran(&hosts[0]),
+        ["layout", "lock", "reap", "facts", "upload", "release-lock"]
+    );
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_lost_connection_still_releases_the_other_hosts() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(
+        &printer,
+        vec![
+            Behaviour::default(),
+            Behaviour {
+                drop_at: Some("virtualenv".into()),
+                ..Behaviour::default()
+            },
+        ],
+    );
+    assert!(matches!(deploy(fleet, 2), Err(Error::Connection { .. })));
+    assert_eq!(ran(&hosts[0]).last().unwrap(), "abort");
+    assert!(!hosts[0].lock().unwrap().locked);
+}
+
+#[test]
+fn batches_switch_in_turn_and_a_failed_batch_stops_the_rest() {
+    let printer = printer();
+    let mut resolved = resolved();
+    resolved.batch = Some(2);
+    let (fleet, hosts) = fleet(
+        &printer,
+        vec![
+            Behaviour::default(),
+            Behaviour::default(),
+            fails_at("health-check", 1),
+            Behaviour::default(),
+            Behaviour::default(),
+        ],
+    );
+    let error = deploy_as(fleet, 5, &resolved).unwrap_err();
+    assert!(error.to_string().contains("switched back"), "{error}");
+    let switched = |i: usize| ran(&hosts[i]).contains(&"finish".to_string());
+    assert!(switched(0) && switched(1), "the first batch stays switched");
+    assert!(
+        switched(3),
+        "the failed batch's other host switched with it"
+    );
+    assert!(!switched(4), "the batch after a failure never switches");
+    assert_eq!(ran(&hosts[4]).last().unwrap(), "abort");
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn prune_on_several_hosts_unlocks_every_host_even_when_one_fails() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(
+        &printer,
+        vec![
+            Behaviour::default(),
+            fails_at("remove", 1),
+            Behaviour::default(),
+        ],
+    );
+    let (mut locked, _) = fleet
+        .lock(&crate::plan::rollback::begin(), vars(3))
+        .unwrap();
+    let result = locked.run_each(
+        &|_| crate::plan::releases::remove(vec![]),
+        "left as they were",
+    );
+    drop(locked);
+    assert!(result.is_err());
+    assert!(ran(&hosts[2]).contains(&"remove".to_string()));
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_refusal_after_locking_gives_every_lock_back() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+    let run = || -> Result<()> {
+        let (mut locked, _) = fleet.lock(&crate::plan::rollback::begin(), vars(2))?;
+        locked.giving_up("refused");
+        Err(Error::Refused {
+            message: "hosts disagree".into(),
+            hint: "name the release with --to".into(),
+        })
+    };
+    assert!(matches!(run(), Err(Error::Refused { .. })));
+    for host in &hosts {
+        assert_eq!(ran(host).last().unwrap(), "release-lock");
+    }
+    assert!(nobody_locked(&hosts));
+}
