@@ -35,10 +35,7 @@ while True:
 "#;
 
 fn root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: the systemd test host needs root");
-    }
-    is_root()
+    prerequisite(is_root(), "the systemd test host needs root")
 }
 
 /// Old files in /tmp and /var/tmp (tmpfiles' boot run removes everything there, its clean run

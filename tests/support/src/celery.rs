@@ -1,5 +1,5 @@
-//! A Celery-shaped project for the process tests (tests/processes.rs under supervisor,
-//! tests/systemd.rs under systemd): the example project's worker and its `pages.tasks.record`
+//! A Celery-shaped project for the process tests (tests/it/processes.rs under supervisor,
+//! tests/it/systemd.rs under systemd): the example project's worker and its `pages.tasks.record`
 //! task (requirements/celery.txt, hello/celery.py, pages/tasks.py), sent through a real Redis,
 //! and what the task leaves in `shared/var/tasks.log`.
 

@@ -1,7 +1,7 @@
 //! Two hosts for one target on this one machine, so that tests can deploy to a fleet: host A
 //! in the normal mount namespace, host B in a private one in which B's directories sit at A's
 //! paths (see [`start_host_b`]). Used by the two-host tests of deploy.rs and by tests in which
-//! both hosts share one service (e.g. one PostgreSQL database, tests/postgres.rs). Needs root.
+//! both hosts share one service (e.g. one PostgreSQL database, tests/it/postgres.rs). Needs root.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

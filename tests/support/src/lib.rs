@@ -1,8 +1,8 @@
 //! The test harness of shipit: real daemons on loopback, no mocks, and everything the
-//! integration tests (`tests/*.rs`) and the benches (`benches/*.rs`) of the shipit package share.
+//! integration tests (`tests/it/`, one binary) and the benches (`benches/*.rs`) of the shipit package share.
 //!
 //! It is a crate of its own (`shipit-test-support`, a path dev-dependency of the root package,
-//! named `support` there) so that there is one copy of it: each test file and bench is a crate
+//! named `support` there) so that there is one copy of it: the test binary and each bench is a crate
 //! of its own, and a module shared by `#[path]` or `mod common;` is compiled again into every one
 //! of them, which is how copies of it used to drift apart. Tests write `use support::*;` (the
 //! daemons and the deploy-user helpers below) and `use support::stack::*;` and so on. The

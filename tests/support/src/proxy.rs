@@ -1,5 +1,5 @@
 //! A TCP proxy in front of sshd that the test controls: the one proxy of the harness, used by
-//! the fault-injection tests (`tests/faults.rs`) to break the link at a chosen moment and by the
+//! the fault-injection tests (`tests/it/faults.rs`) to break the link at a chosen moment and by the
 //! deploy benchmark (`benches/deploy.rs`) to make the link slow. It forwards bytes between shipit
 //! and sshd unchanged unless told otherwise:
 //!

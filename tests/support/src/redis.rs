@@ -1,4 +1,4 @@
-//! A private Redis on 127.0.0.1, the broker of the Celery-shaped tests (tests/processes.rs):
+//! A private Redis on 127.0.0.1, the broker of the Celery-shaped tests (tests/it/processes.rs):
 //! Debian's `redis-server` on a free loopback port, in a fresh temporary directory, keeping
 //! nothing on disk, our direct child, stopped on drop. Two hosts of a fleet on this machine
 //! reach the same one, as they would a shared broker.

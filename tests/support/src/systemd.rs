@@ -60,7 +60,7 @@
 //!   machine's; PID 1 would otherwise raise some sysctls).
 //! - **Shared** with the machine and the test: every other path, /tmp and /var/tmp above all
 //!   (deploy_to, sshd's and nginx's directories, test files live there), which is why tmpfiles
-//!   must never run; the smoke test (tests/systemd_host.rs) keeps canaries there across boot,
+//!   must never run; the smoke test (tests/it/systemd_host.rs) keeps canaries there across boot,
 //!   a started service, a reboot and the end.
 //! - **Network**: shared. The masks guarantee that nothing starts on a shared port but the
 //!   host's own sshd and nginx on free loopback ports, and a session's `uv` reaches the package

@@ -98,6 +98,20 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a test whose prerequisite is `met` goes on. The one place that decides "skip or
+/// fail": a developer without root may skip (the reason is printed), but under CI (`CI` set) or
+/// as root a missing prerequisite is a failure, so a suite cannot pass by running nothing.
+pub fn prerequisite(met: bool, reason: &str) -> bool {
+    if met {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() || is_root() {
+        panic!("missing prerequisite: {reason} (as root or under CI a test fails, not skips)");
+    }
+    eprintln!("skipped: {reason}");
+    false
+}
+
 /// `chown deploy:deploy path` (not recursive).
 pub fn chown_to_deploy(path: &Path) {
     let u = deploy_user();
