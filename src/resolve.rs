@@ -12,6 +12,7 @@ use crate::config::{
     SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
+use crate::manager::server::AppServer;
 use crate::manager::supervisor::{program_glob, program_name};
 use crate::manager::systemd::unit_prefix;
 use crate::release::ReleaseId;
@@ -91,6 +92,8 @@ pub(crate) struct Resolved {
     pub(crate) hooks: Hooks,
     pub(crate) nginx: Option<Nginx>,
     pub(crate) app: Option<App>,
+    /// The app server that serves the web process.
+    pub(crate) server: AppServer,
     pub(crate) health: Health,
     pub(crate) keep_releases: u32,
     pub(crate) primary: usize,
@@ -130,7 +133,7 @@ impl Placement {
 }
 
 /// The process that runs a target's schedule: `.shipit/scheduler.py` (see SHIPIT_SCHEDULER in
-/// templates/remote/shipit.sh) with the release's venv, a `once` process, so it is handed over
+/// templates/remote/app.sh) with the release's venv, a `once` process, so it is handed over
 /// at the switch and never runs twice; a stopping scheduler lets running commands finish for
 /// up to ten minutes.
 fn scheduler() -> Process {
@@ -211,6 +214,7 @@ impl Resolved {
             hooks: target.hooks.clone(),
             nginx: target.nginx.clone(),
             app: target.app.clone(),
+            server: AppServer::of(target),
             health: target.health.clone(),
             keep_releases: target.keep_releases,
             primary: target.primary,
@@ -267,6 +271,8 @@ impl Resolved {
                 app.map(|a| a.manager.name().to_string())
                     .unwrap_or_default(),
             ),
+            ("MANAGERS", crate::manager::names()),
+            ("SERVER", self.server.name().to_string()),
             (
                 "CTL",
                 app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default(),
@@ -498,6 +504,7 @@ pub(crate) fn sample() -> Resolved {
             supervisor: crate::config::Supervisor::default(),
             systemd: crate::config::Systemd::default(),
         }),
+        server: AppServer::Gunicorn,
         health: Health::default(),
         keep_releases: 5,
         primary: 0,

@@ -73,9 +73,23 @@ pub(crate) struct Rendering<'a> {
 
 /// A process manager: runs a release's app server and processes on a host.
 pub(crate) trait ProcessManager {
+    /// Its name: `manager = "NAME"` in the config, and the shell's `pm_NAME_*` family
+    /// (`templates/remote/pm/NAME.sh`).
+    fn name(&self) -> &'static str;
+
     /// Renders its units or programs for the release and placement of `rendering` into its
     /// fields of `configs`.
     fn render(&self, rendering: &mut Rendering<'_>, configs: &mut ServiceConfigs) -> Result<()>;
+}
+
+/// Every process manager, in the order `manager = "auto"` tries them on a host (the first
+/// whose `pm_NAME_here` says it runs there).
+const ALL: &[&dyn ProcessManager] = &[&systemd::Systemd, &supervisor::Supervisor];
+
+/// The names of every process manager, space-separated, in [`ALL`]'s order: the preamble's
+/// `MANAGERS`, whose families the shell runs for what any of them may have left on a host.
+pub(crate) fn names() -> String {
+    ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(" ")
 }
 
 /// The process managers whose configs a target's hosts get: `auto` renders both, and the host
@@ -85,7 +99,7 @@ fn managers(manager: crate::config::Manager) -> &'static [&'static dyn ProcessMa
     match manager {
         Manager::Supervisor => &[&supervisor::Supervisor],
         Manager::Systemd => &[&systemd::Systemd],
-        Manager::Auto => &[&supervisor::Supervisor, &systemd::Systemd],
+        Manager::Auto => ALL,
     }
 }
 

@@ -17,6 +17,13 @@ impl AppServer {
         AppServer::Gunicorn
     }
 
+    /// Its name: the shell's `server_NAME_*` family (`templates/remote/server/NAME.sh`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AppServer::Gunicorn => "gunicorn",
+        }
+    }
+
     /// The web app server as a process, for managers that run every process alike (systemd's
     /// units): its command is written by the manager's template (`run` is empty); its stop
     /// timeout is the server's graceful timeout and some.

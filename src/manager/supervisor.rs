@@ -12,6 +12,10 @@ use super::{ProcessManager, Rendering, ServiceConfigs};
 pub(crate) struct Supervisor;
 
 impl ProcessManager for Supervisor {
+    fn name(&self) -> &'static str {
+        "supervisor"
+    }
+
     /// The web app server and the processes of every release in one file, the singletons in
     /// another (installed at the switch), and the schedule on the host that runs the scheduler.
     fn render(&self, rendering: &mut Rendering<'_>, configs: &mut ServiceConfigs) -> Result<()> {

@@ -12,6 +12,10 @@ use super::{ProcessManager, Rendering, ServiceConfigs};
 pub(crate) struct Systemd;
 
 impl ProcessManager for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
     fn render(&self, rendering: &mut Rendering<'_>, configs: &mut ServiceConfigs) -> Result<()> {
         let Some(settings) = &rendering.target.app else {
             return Ok(());

@@ -1,4 +1,4 @@
-//! A remote script: the shell library of `templates/remote/shipit.sh`, a preamble of quoted
+//! A remote script: the shell library of `templates/remote/` (see [`crate::remote::library`]), a preamble of quoted
 //! variables, and one-line step calls; plus the parser for the marker lines it prints.
 //!
 //! One script is one SSH exec, however many steps it has, so the number of round trips does not
@@ -8,7 +8,7 @@
 
 use super::quote;
 use super::step::{Cleanup, Step};
-use crate::remote::library::LIBRARY;
+use crate::remote::library;
 #[cfg(test)]
 use crate::remote::protocol::{parse_line, Event};
 
@@ -148,7 +148,8 @@ impl Script {
     /// command that reads stdin cannot swallow the rest of the script.
     pub(crate) fn render(&self) -> String {
         format!(
-            "# shipit remote script; generated, do not edit\n{LIBRARY}\nshipit_main() {{\n{}}}\nshipit_main 3<&0 </dev/null\nexit $?\n",
+            "# shipit remote script; generated, do not edit\n{}\nshipit_main() {{\n{}}}\nshipit_main 3<&0 </dev/null\nexit $?\n",
+            library::sent(),
             self.render_calls()
         )
     }
@@ -158,7 +159,10 @@ impl Script {
 /// without step markers (it runs on a terminal a person reads), its stdin the terminal. Its exit
 /// status is the command's.
 pub(crate) fn console(vars: &[(&'static str, String)], command: &str) -> String {
-    let mut out = format!("# shipit console script; generated, do not edit\n{LIBRARY}\n");
+    let mut out = format!(
+        "# shipit console script; generated, do not edit\n{}\n",
+        library::sent()
+    );
     for (name, value) in vars {
         out.push_str(&format!("{name}={}\n", quote(value)));
     }
@@ -439,6 +443,7 @@ mod tests {
         for (name, value) in vars.iter_mut() {
             match *name {
                 "APP" => *value = "1".into(),
+                "MANAGER" => *value = "supervisor".into(),
                 "CTL" => *value = "echo ctl".into(),
                 "CONFD" => *value = confd.to_str().unwrap().into(),
                 _ => {}
@@ -705,7 +710,7 @@ mod tests {
             eprintln!("shellcheck is not installed here: only `sh -n` runs (CI has both)");
         }
         // Every script is the library plus its calls: one shellcheck run sees them all.
-        let mut all = format!("{LIBRARY}\n");
+        let mut all = format!("{}\n", library::LIBRARY);
         for (i, (name, script)) in every_script().into_iter().enumerate() {
             let text = script.render();
             let out = Command::new("sh")

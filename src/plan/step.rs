@@ -1,5 +1,5 @@
 //! The remote steps as data: a stable id, the one-line call of its shell function in
-//! `templates/remote/shipit.sh`, and where it runs.
+//! `templates/remote/`, and where it runs.
 //!
 //! Ids never contain user text (a hook is `before_migrate[0]`), so a marker line always parses
 //! and a failure is reported under the name the plan gave it.
@@ -589,7 +589,7 @@ mod tests {
             let function = call.split(' ').next().unwrap();
             assert!(
                 library.contains(&format!("\n{function}() {{")),
-                "{function} is not defined in templates/remote/shipit.sh"
+                "{function} is not defined in templates/remote/"
             );
         }
         for cleanup in [Cleanup::Lock, Cleanup::Prepare, Cleanup::Switch] {

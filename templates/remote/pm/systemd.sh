@@ -1,7 +1,5 @@
 # shellcheck shell=sh
-# shipit's remote shell, part 2: the systemd process manager (MANAGER=systemd). Sent after
-# shipit.sh in the same script; shipit.sh's steps hand over to these functions where supervisor
-# and systemd differ (starting, waiting, stopping, inventory, check, logs).
+# The systemd process manager (pm_systemd_*, see pm.sh).
 #
 # A release's processes are instances of template units, one per process (per replica with
 # several): `<project>-<target>-web@<release>.service`, `<project>-<target>-worker@<release>.service`,
@@ -18,12 +16,12 @@
 # every other.
 # shellcheck disable=SC2154
 
-# Resolves MANAGER=auto for this host (systemd when it runs the host, supervisor otherwise) and
-# gets user units' runtime directory, which a session without PAM does not set.
-shipit_systemd_init() {
-  if [ "$MANAGER" = auto ]; then
-    if [ -d /run/systemd/system ]; then MANAGER=systemd; else MANAGER=supervisor; fi
-  fi
+# Whether systemd runs this host (`auto` picks it then).
+pm_systemd_here() { [ -d /run/systemd/system ]; }
+
+# The web app server's unit; under systemd, user units' runtime directory, which a session
+# without PAM does not set, and no sudo for root.
+pm_systemd_init() {
   WEB_UNIT="$UNIT_PREFIX-web@$ID.service"
   [ "$MANAGER" = systemd ] || return 0
   if [ "$SCOPE" = user ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then
@@ -122,33 +120,37 @@ shipit_systemd_dead() {
   return 1
 }
 
-shipit_systemd_status() { shipit_systemctl status --no-pager --lines=0 -- "$1" 2>&1 | head -n 4 || true; }
+pm_systemd_dead() { shipit_systemd_dead "$WEB_UNIT"; }
 
-# The last lines UNIT logged (the journal), and the exception that stopped it.
+# systemd tells a dead process by its restarts: no pid is kept.
+pm_systemd_seen() { :; }
+
+pm_systemd_status() { shipit_systemctl status --no-pager --lines=0 -- "$WEB_UNIT" 2>&1 | head -n 4 || true; }
+
+# The last lines UNIT logged (the journal), as the app server summarises them.
 shipit_systemd_log() {
   log=$(shipit_journalctl -u "$1" -n 400 --no-pager -o cat 2>/dev/null) || log=
-  printf '%s\n' "$log" | grep -v '\] \[INFO\] ' | tail -n 12
-  cause=$(printf '%s\n' "$log" | grep -E '^[A-Za-z_.]*(Error|Exception)(: |$)' |
-    grep -v HaltServer | tail -n 1)
-  if [ -n "$cause" ]; then echo "the app server died with: $cause"; fi
+  printf '%s\n' "$log" | shipit_server log
 }
 
-# Installs and starts the release's template instances (the web app server and processes) and
-# waits until the web app server answers (on a web host) and every process has run for a
-# second without dying; fails as soon as one fails.
-shipit_systemd_start() {
+pm_systemd_log() { shipit_systemd_log "$WEB_UNIT"; }
+
+# Installs the release's template units and starts their instances (the web app server and
+# processes), not waiting.
+pm_systemd_start() {
   [ -f "$R/.shipit/units" ] || { echo "release $ID keeps no systemd units"; exit 1; }
   if wrong=$(shipit_systemd_wrong_user); then echo "$wrong"; exit 1; fi
-  shipit_gunicorn_args > "$R/.shipit/gunicorn.args"
   shipit_systemd_install "$R/.shipit/units"
-  units=$(shipit_instances "$R/.shipit/units" "$ID")
   # Word splitting of the unit list is wanted.
-  # shellcheck disable=SC2086
-  shipit_systemctl start --no-block -- $units
-  DEADLINE=$(($(date +%s) + HEALTH_TIMEOUT))
-  if [ "$WEB" = 1 ]; then shipit_wait_web; fi
-  # shellcheck disable=SC2046,SC2086
-  shipit_systemd_wait $(printf '%s\n' $units | grep -vxF "$WEB_UNIT")
+  # shellcheck disable=SC2046
+  shipit_systemctl start --no-block -- $(shipit_instances "$R/.shipit/units" "$ID")
+}
+
+# Waits until every process of the release (all but the web app server) has run for a second
+# without dying.
+pm_systemd_wait() {
+  # shellcheck disable=SC2046
+  shipit_systemd_wait $(shipit_instances "$R/.shipit/units" "$ID" | tr ' ' '\n' | grep -vxF "$WEB_UNIT")
 }
 
 # shipit_systemd_wait UNIT...: waits until every UNIT is active and still active, never
@@ -182,7 +184,7 @@ shipit_systemd_wait() {
 }
 
 # Stops the new release's instances (a failed prepare or switch); `current` is not theirs.
-shipit_systemd_stop_new() {
+pm_systemd_stop_new() {
   units="$(shipit_instances "$R/.shipit/units" "$ID") $(shipit_instances "$R/.shipit/units-once" "$ID")"
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   # Word splitting of the unit list is wanted.
@@ -199,7 +201,8 @@ shipit_systemd_stop_new() {
 # systemd itself carries the stop out, and the run does not wait); the old singletons are
 # waited for before the new ones start, so that two never run at once. Never fails: the
 # release that matters is already live.
-shipit_systemd_stop_old() {
+pm_systemd_stop_old() {
+  [ "$MANAGER" = systemd ] || [ -d "$D/.shipit/systemd" ] || return 0
   # LIVE is step_stop_old_app's: the release `current` points at.
   # shellcheck disable=SC2153
   old=$(shipit_release_instances "$LIVE" units)
@@ -252,9 +255,11 @@ shipit_systemd_running() {
   shipit_units_state "$@" | awk '$2 != "inactive" && $2 != "failed" { print $1 }' | tr '\n' ' '
 }
 
-# Waits until no instance of a release other than `current`'s is still stopping (what an
-# earlier run left draining): before a deploy reports which releases run and prunes.
-shipit_systemd_reap() {
+# pm_systemd_reap [wait]: systemd carries out its own stops (stop --no-block): with `wait`,
+# waits until no instance of a release other than `current`'s is still stopping (what an
+# earlier run left draining): before a rollback starts a release again, or a deploy prunes.
+pm_systemd_reap() {
+  [ "$MANAGER" = systemd ] && [ "${1:-}" = wait ] || return 0
   units=$(shipit_release_instances "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')" units)
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   said=
@@ -329,7 +334,7 @@ shipit_systemd_wrong_user() {
 }
 
 # `shipit check`'s process manager item under systemd.
-shipit_check_systemd() {
+pm_systemd_check() {
   if wrong=$(shipit_systemd_wrong_user); then
     shipit_check app fail "$wrong"
   elif [ "$SCOPE" = user ] && [ ! -e "/var/lib/systemd/linger/$(id -un)" ]; then
@@ -351,11 +356,10 @@ shipit_journal_readable() {
   id -nG | tr ' ' '\n' | grep -qx -e systemd-journal -e adm -e wheel
 }
 
-# step_logs under systemd: PROCESS LINES FOLLOW ERE, from the journal of every release's
-# instances of PROCESS (replicas too); `schedule`: of the schedule's timers' services (and of
-# the scheduler units of releases from before timers).
-shipit_systemd_logs() {
-  [ -L "$D/current" ] || { echo "nothing is deployed under $D"; exit 1; }
+# pm_systemd_logs PROCESS LINES FOLLOW ERE: from the journal of every release's instances of
+# PROCESS (replicas too); `schedule`: of the schedule's timers' services (and of the scheduler
+# units of releases from before timers).
+pm_systemd_logs() {
   known=$(cat "$D/current/.shipit/units" "$D/current/.shipit/units-once" 2>/dev/null |
     sed -e "s/^$UNIT_PREFIX-//" -e 's/@\.service$//' -e 's/\.[0-9]*$//' | sort -u | tr '\n' ' ')
   if [ -s "$D/current/.shipit/timers" ]; then known="$known schedule"; fi
@@ -381,4 +385,11 @@ shipit_systemd_logs() {
   else
     shipit_journalctl -u "$1" -u "$2" -n "$3" --no-pager -q -o short-iso | shipit_grep "$5"
   fi
+}
+
+pm_systemd_installed() { shipit_systemd_installed_releases; }
+
+pm_systemd_draining() {
+  [ "$MANAGER" = systemd ] || return 0
+  shipit_systemd_installed_releases stopping
 }

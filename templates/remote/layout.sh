@@ -1,0 +1,151 @@
+# shellcheck shell=sh
+# The layout of deploy_to and of a release, and the helpers every step may use: reading
+# NAME=VALUE files, the deploy log, a release's environment, manage.py in a release.
+# shellcheck disable=SC2154
+
+shipit_init() {
+  R="$D/releases/$ID"
+  LOCK="$D/.shipit/lock"
+  SITE_BACKUP="$D/.shipit/nginx-site.previous"
+  SITE_CHANGED="$D/.shipit/nginx-site.changed"
+  PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
+  shipit_pm_init
+  SHIPIT_RELEASE=$ID
+  export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
+}
+
+shipit_archive() { printf '%s/.shipit/archives/%s.tar.gz' "$D" "$SHA"; }
+
+# One tab-separated line per operation in $D/.shipit/log: time, who, what, release, revision,
+# outcome.
+shipit_log() {
+  (
+    umask 077
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "$OP" "$ID" \
+      "$REVISION" "$1" >> "$D/.shipit/log"
+  )
+}
+
+# Exports the app's environment of the release in directory $1 (its .shipit/env), as every
+# manage.py step, hook and app server of that release sees it.
+shipit_load_env() {
+  if [ -f "$1/.shipit/env" ]; then
+    set -a
+    # The file is written by step_env from the target's env and secrets.
+    # shellcheck disable=SC1090,SC1091
+    . "$1/.shipit/env"
+    set +a
+  fi
+}
+
+shipit_state() {
+  if [ -d "$R/.shipit" ]; then printf '%s\n' "$1" > "$R/.shipit/state"; fi
+  true
+}
+
+# The start time of process $1 (its identity, with the pid), or nothing when it is gone. A
+# zombie is gone: an orphan's waits for whoever reaps it (PID 1 in some containers reaps seldom).
+shipit_starttime() {
+  sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '$1 != "Z" && $1 != "X" { print $20 }'
+}
+
+# shipit_value NAME FILE: the value of FILE's first NAME=VALUE line, or nothing; read by the
+# shell, without a process, as many steps ask for one.
+shipit_value() {
+  [ -f "$2" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "$1="*)
+        printf '%s\n' "${line#"$1"=}"
+        return 0
+        ;;
+    esac
+  done < "$2"
+}
+
+# Runs manage.py in the release (or in `current`, for a rollback's unapply) with its venv.
+shipit_manage() {
+  dir=$1
+  shift
+  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
+}
+
+# shipit_release_python DIR CODE ARGS...: runs the Python CODE in release DIR with its venv and
+# environment, as `python -c CODE MANAGE ARGS...` (the snippets find the project by MANAGE).
+shipit_release_python() {
+  dir=$1
+  code=$2
+  shift 2
+  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" -c "$code" "$MANAGE" "$@")
+}
+
+# The tools the remote steps need beyond the shell, checked before anything changes so a minimal
+# host (BusyBox/Alpine without coreutils, say) is refused with their names, never half-deployed.
+# `command -v` is a builtin: the check costs no process.
+shipit_require_tools() {
+  missing=
+  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln head wc; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+  done
+  if [ -n "$missing" ]; then
+    echo "this host lacks$missing, which shipit's remote steps need (on Alpine: apk add coreutils)"
+    exit 1
+  fi
+}
+
+# shipit's own state (lock, log, kept archives) is the deploy user's alone: 0700 directories,
+# 0600 archives (see step_verify).
+step_layout() {
+  shipit_require_tools
+  mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
+    { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
+  [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }
+  chmod 0700 "$D/.shipit" "$D/.shipit/archives"
+}
+
+# `shipit audit`: every line of the deploy log, one fact `log:NUMBER` each (in file order).
+step_audit() {
+  [ -f "$D/.shipit/log" ] || return 0
+  awk -v mark="@@shipit:$SHIPIT_NONCE" '{ printf "%s fact log:%09d %s\n", mark, NR, $0 }' \
+    "$D/.shipit/log"
+}
+
+# `current` must be a symlink (or absent): a switch renames a new symlink over it, which cannot
+# replace a real directory or file. Refused before anything of the app changes.
+shipit_require_current_link() {
+  if [ -e "$D/current" ] && [ ! -L "$D/current" ]; then
+    kind="file"
+    [ -d "$D/current" ] && kind=directory
+    echo "$D/current is a $kind, not a symlink: shipit switches releases by renaming a symlink over it."
+    echo "Look at what it holds, move it aside (mv $D/current $D/current.before-shipit) and run again."
+    exit 1
+  fi
+}
+
+# mkdir -p for each directory that is not there yet (the test costs no process).
+shipit_mkdir() {
+  for dir in "$@"; do
+    [ -d "$dir" ] || mkdir -p "$dir"
+  done
+}
+
+# The part of path $1 below directory $2 (as written or with symlinks resolved), or nothing.
+shipit_below() {
+  real=$(cd "$2" 2>/dev/null && pwd -P) || real=$2
+  case "$1" in
+    "$2"/*) printf '%s' "${1#"$2"/}" ;;
+    "$real"/*) printf '%s' "${1#"$real"/}" ;;
+  esac
+}
+
+# shipit_job_record PID FILE: keeps a background job's pid and start time in FILE, for
+# shipit_job_pid.
+shipit_job_record() { printf '%s %s\n' "$1" "$(shipit_starttime "$1")" > "$2"; }
+
+# shipit_job_pid FILE: the pid of the job shipit_job_record kept in FILE while it runs (its
+# start time checked, so a pid used again later is not taken for it); fails once it is gone.
+shipit_job_pid() {
+  read -r job_pid job_start 2>/dev/null < "$1" || return 1
+  [ -n "${job_start:-}" ] && [ "$(shipit_starttime "$job_pid")" = "$job_start" ] || return 1
+  printf '%s' "$job_pid"
+}

@@ -1,0 +1,124 @@
+# shellcheck shell=sh
+# The switch: `current` renamed to the new release, the release recorded live, and undoing
+# what a failed prepare or switch left (giving up).
+# shellcheck disable=SC2154
+
+# Undoes what preparing left outside the release: the new app server and the nginx site.
+shipit_undo_prepare() {
+  shipit_stop_new_app
+  if [ "$NGINX" = 1 ]; then shipit_restore_site; fi
+}
+
+# Puts `current` back where it pointed before this script ($PREVIOUS) by the same rename; after
+# a first deploy there was nothing, so the new `current` is removed.
+shipit_switch_back() {
+  if [ -n "$PREVIOUS" ] && [ "$(readlink "$D/current" 2>/dev/null)" != "$PREVIOUS" ]; then
+    ln -sfn "$PREVIOUS" "$D/.current.back" && mv -fT "$D/.current.back" "$D/current" &&
+      echo "switched current back to $PREVIOUS"
+    shipit_bridge_static "$D/$PREVIOUS" force
+  elif [ -z "$PREVIOUS" ] && [ -L "$D/current" ]; then
+    rm -f "$D/current"
+    echo "removed current: this was the first deploy"
+  fi
+}
+
+step_prepared() { shipit_state prepared; }
+
+# rename(2) of a fresh symlink over `current`: readers see the old or the new release, never
+# nothing.
+step_switch() {
+  ln -sfn "releases/$ID" "$D/.current.$ID"
+  mv -fT "$D/.current.$ID" "$D/current"
+  echo "current -> releases/$ID (was ${PREVIOUS:-nothing})"
+  shipit_bridge_static "$R" force
+}
+
+# Records the new release as live: from here on the switch is committed and a failure undoes
+# nothing.
+step_finish() {
+  shipit_require_lock
+  shipit_state live
+  if [ -n "$PREVIOUS" ] && [ -d "$D/$PREVIOUS/.shipit" ] && [ "$D/$PREVIOUS" != "$R" ]; then
+    # Rolling back leaves a release rolled back; rolling forward (`rollback --to` a newer one)
+    # leaves a good one, which a later rollback may still go to.
+    left=good
+    if [ "$OP" = rollback ] && [ "${PREVIOUS##*/}" -gt "$ID" ]; then left=rolled_back; fi
+    printf '%s\n' "$left" > "$D/$PREVIOUS/.shipit/state"
+  fi
+  rm -f "$SITE_CHANGED" "$SITE_BACKUP"
+  for dir in "$D"/releases/*; do
+    if [ "$dir" = "$R" ] || [ ! -f "$dir/.shipit/state" ]; then continue; fi
+    state=
+    read -r state < "$dir/.shipit/state" || true
+    case $state in
+      preparing|prepared)
+        echo failed > "$dir/.shipit/state"
+        echo "marked ${dir##*/} failed: a deploy of it never finished"
+        ;;
+    esac
+  done
+  # Keep the three most recently used archives: a redeploy of one of them uploads nothing.
+  # Archive names are sha256 hex: ls is safe here.
+  # shellcheck disable=SC2012
+  for old in $(cd "$D/.shipit/archives" && ls -1t -- *.tar.gz 2>/dev/null | tail -n +4); do
+    rm -f "$D/.shipit/archives/$old"
+  done
+  if [ "$OP" = rollback ]; then shipit_log "ok (from ${PREVIOUS##*/})"; else shipit_log ok; fi
+}
+
+# step_abort REASON: abandons this run's prepared release on this host because of another host.
+step_abort() {
+  shipit_stop_background
+  if ! shipit_own_lock; then
+    echo "the lock on $D is no longer ours; leaving everything as it is"
+    shipit_stop_new_app
+    return 0
+  fi
+  shipit_remigrate
+  shipit_undo_prepare
+  shipit_state failed
+  shipit_log "aborted: $1"
+  shipit_unlock
+  echo "release $ID abandoned: $1"
+}
+
+# A step before the switch failed.
+on_prepare_failure() {
+  shipit_stop_background
+  if ! shipit_own_lock; then
+    shipit_stop_new_app
+    return 0
+  fi
+  shipit_remigrate
+  shipit_undo_prepare
+  if [ "$OP" = deploy ] && [ "$SHIPIT_FAILED_STEP" = unpack ]; then
+    rm -rf "$R"
+  elif [ "$OP" = deploy ]; then
+    shipit_state failed
+  fi
+  shipit_log "failed: $SHIPIT_FAILED_STEP"
+  shipit_unlock
+}
+
+# A step of the switch failed: switch back, unless the switch is committed (the new release was
+# recorded live) or the lock is no longer ours (then nothing here is ours to undo).
+on_switch_failure() {
+  if ! shipit_own_lock; then
+    echo "the lock on $D is no longer ours; not switching back"
+    shipit_stop_new_app
+    return 0
+  fi
+  if [ "$(cat "$R/.shipit/state" 2>/dev/null)" = live ] &&
+    [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then
+    echo "release $ID is live; step $SHIPIT_FAILED_STEP failed after the switch, nothing is undone"
+    shipit_unlock
+    return 0
+  fi
+  shipit_switch_back
+  shipit_undo_prepare
+  shipit_remigrate
+  if [ "$NGINX" = 1 ]; then eval "$NGINX_RELOAD" >/dev/null 2>&1 || true; fi
+  if [ "$OP" = deploy ]; then shipit_state failed; fi
+  shipit_log "failed: $SHIPIT_FAILED_STEP (switched back)"
+  shipit_unlock
+}
