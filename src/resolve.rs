@@ -16,6 +16,7 @@ use crate::manager::server::AppServer;
 use crate::manager::supervisor::{program_glob, program_name};
 use crate::manager::systemd::unit_prefix;
 use crate::release::ReleaseId;
+use crate::remote::preamble::Preamble;
 use crate::templates::{BuildInfo, RenderContext};
 
 /// What a run does, as the remote side records it (`OP`).
@@ -237,117 +238,73 @@ impl Resolved {
         })
     }
 
-    /// The preamble of every script of this run: every variable the shell library reads, in a
-    /// fixed order, empty when unused.
-    pub(crate) fn vars(
-        &self,
-        op: Op,
-        break_lock: BreakLock,
-        run: &RunVars,
-    ) -> Vec<(&'static str, String)> {
+    /// The preamble of every script of this run: every variable the shell library reads.
+    pub(crate) fn vars(&self, op: Op, break_lock: BreakLock, run: &RunVars) -> Preamble {
         let flag = |on: bool| if on { "1" } else { "0" }.to_string();
         let app = self.app.as_ref();
         let nginx = self.nginx.as_ref();
-        vec![
-            ("D", self.deploy_to.clone()),
-            ("ID", run.release.map(|r| r.to_string()).unwrap_or_default()),
-            ("SHA", run.sha256.clone().unwrap_or_default()),
-            ("TOKEN", self.lock_token.clone()),
-            ("OP", op.name().to_string()),
-            ("BREAK", break_lock.name().to_string()),
-            ("DEPLOYER", crate::plan::step::one_line(&self.deployer)),
-            (
-                "REVISION",
-                crate::plan::step::one_line(run.revision.as_deref().unwrap_or("")),
-            ),
-            ("DJANGO_SETTINGS_MODULE", self.settings_module.clone()),
-            ("PY", self.python.clone()),
-            ("INSTALLER", self.installer.to_string()),
-            ("REQ", self.requirements.clone()),
-            ("MANAGE", self.manage_py.clone()),
-            ("APP", flag(app.is_some())),
-            (
-                "MANAGER",
-                app.map(|a| a.manager.name().to_string())
-                    .unwrap_or_default(),
-            ),
-            ("MANAGERS", crate::manager::names()),
-            ("SERVER", self.server.name().to_string()),
-            (
-                "CTL",
-                app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default(),
-            ),
-            (
-                "CONFD",
-                app.map(|a| a.supervisor.conf_dir.clone())
-                    .unwrap_or_default(),
-            ),
-            (
-                "SYSTEMCTL",
-                app.map(|a| a.systemd.ctl()).unwrap_or_default(),
-            ),
-            (
-                "JOURNALCTL",
-                app.map(|a| a.systemd.journal()).unwrap_or_default(),
-            ),
-            (
-                "SCOPE",
-                app.map(|a| a.systemd.scope.name().to_string())
-                    .unwrap_or_default(),
-            ),
-            ("UNIT_PREFIX", unit_prefix(&self.project, &self.target)),
-            ("PROGRAM", self.program(run.release)),
-            ("PROGRAM_GLOB", program_glob(&self.project, &self.target)),
-            ("NGINX", flag(nginx.is_some())),
-            ("SITE", nginx.map(|n| n.site.clone()).unwrap_or_default()),
-            (
-                "NGINX_TEST",
-                nginx.map(|n| n.test.clone()).unwrap_or_default(),
-            ),
-            (
-                "NGINX_RELOAD",
-                nginx.map(|n| n.reload.clone()).unwrap_or_default(),
-            ),
-            ("HEALTH_PATH", self.health.path.clone()),
-            ("HEALTH_HOST", self.health.host.clone()),
-            (
-                "HEALTH_STATUS",
-                self.health
-                    .status
-                    .map_or_else(|| "any".to_string(), |s| s.to_string()),
-            ),
-            ("HEALTH_TIMEOUT", self.health.timeout.to_string()),
-            ("HEALTH_RETRIES", self.health.retries.to_string()),
-            ("UNAPPLIED", flag(run.unapplied)),
-            ("APP_USER", self.app_user.clone().unwrap_or_default()),
-            ("TARGET", self.target.clone()),
-            ("HOSTS", self.hosts.clone()),
-            ("LOCK_WAIT", run.lock_wait.to_string()),
-            (
-                "LOCK_MESSAGE",
-                crate::plan::step::one_line(run.lock_message.as_deref().unwrap_or("")),
-            ),
-            ("WEB", "1".to_string()),
-        ]
+        let one_line = crate::plan::step::one_line;
+        Preamble {
+            d: self.deploy_to.clone(),
+            id: run.release.map(|r| r.to_string()).unwrap_or_default(),
+            sha: run.sha256.clone().unwrap_or_default(),
+            token: self.lock_token.clone(),
+            op: op.name().to_string(),
+            break_lock: break_lock.name().to_string(),
+            deployer: one_line(&self.deployer),
+            revision: one_line(run.revision.as_deref().unwrap_or("")),
+            django_settings_module: self.settings_module.clone(),
+            python: self.python.clone(),
+            installer: self.installer.to_string(),
+            requirements: self.requirements.clone(),
+            manage: self.manage_py.clone(),
+            app: flag(app.is_some()),
+            manager: app
+                .map(|a| a.manager.name().to_string())
+                .unwrap_or_default(),
+            managers: crate::manager::names(),
+            ctl: app.map(|a| a.supervisor.ctl.clone()).unwrap_or_default(),
+            confd: app
+                .map(|a| a.supervisor.conf_dir.clone())
+                .unwrap_or_default(),
+            systemctl: app.map(|a| a.systemd.ctl()).unwrap_or_default(),
+            journalctl: app.map(|a| a.systemd.journal()).unwrap_or_default(),
+            scope: app
+                .map(|a| a.systemd.scope.name().to_string())
+                .unwrap_or_default(),
+            unit_prefix: unit_prefix(&self.project, &self.target),
+            program: self.program(run.release),
+            program_glob: program_glob(&self.project, &self.target),
+            server: self.server.name().to_string(),
+            nginx: flag(nginx.is_some()),
+            site: nginx.map(|n| n.site.clone()).unwrap_or_default(),
+            nginx_test: nginx.map(|n| n.test.clone()).unwrap_or_default(),
+            nginx_reload: nginx.map(|n| n.reload.clone()).unwrap_or_default(),
+            health_path: self.health.path.clone(),
+            health_host: self.health.host.clone(),
+            health_status: self
+                .health
+                .status
+                .map_or_else(|| "any".to_string(), |s| s.to_string()),
+            health_timeout: self.health.timeout.to_string(),
+            health_retries: self.health.retries.to_string(),
+            unapplied: flag(run.unapplied),
+            app_user: self.app_user.clone().unwrap_or_default(),
+            target: self.target.clone(),
+            hosts: self.hosts.clone(),
+            lock_wait: run.lock_wait.to_string(),
+            lock_message: one_line(run.lock_message.as_deref().unwrap_or("")),
+            web: "1".to_string(),
+        }
     }
 
     /// [`Resolved::vars`] for every host: what differs between hosts (`WEB`) set per host.
-    pub(crate) fn fleet_vars(
-        &self,
-        op: Op,
-        break_lock: BreakLock,
-        run: &RunVars,
-    ) -> Vec<Vec<(&'static str, String)>> {
+    pub(crate) fn fleet_vars(&self, op: Op, break_lock: BreakLock, run: &RunVars) -> Vec<Preamble> {
         self.placements
             .iter()
-            .map(|placed| {
-                let mut vars = self.vars(op, break_lock, run);
-                for (name, value) in &mut vars {
-                    if *name == "WEB" {
-                        *value = if placed.web { "1" } else { "0" }.to_string();
-                    }
-                }
-                vars
+            .map(|placed| Preamble {
+                web: if placed.web { "1" } else { "0" }.to_string(),
+                ..self.vars(op, break_lock, run)
             })
             .collect()
     }
@@ -521,7 +478,7 @@ pub(crate) fn sample() -> Resolved {
 /// A complete preamble for tests of the shell library: `dir` is `deploy_to`, nothing managed,
 /// and the release directory exists.
 #[cfg(test)]
-pub(crate) fn test_vars(dir: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn test_vars(dir: &str) -> Preamble {
     let resolved = Resolved {
         deploy_to: dir.into(),
         nginx: None,

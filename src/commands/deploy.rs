@@ -185,8 +185,10 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let (mut fleet, runs) =
         fleet.run_stages(&begin, vars, resolved.batch, &mut |begun, preambles| {
             let p = plan(begun)?;
-            preambles.set("ID", &p.release.to_string());
-            preambles.set("PROGRAM", &p.program);
+            preambles.set(|v| {
+                v.id = p.release.to_string();
+                v.program.clone_from(&p.program);
+            });
             let rest = Rest {
                 prepare: (0..begun.len()).map(|i| prepare_on(&p, i)).collect(),
                 switch: (0..begun.len()).map(|i| switch_on(&p, i)).collect(),

@@ -14,8 +14,9 @@ use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
 use crate::release::ReleaseId;
+use crate::remote::preamble::Preamble;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
-use crate::runner::{Fleet, Rest, Stage, Vars};
+use crate::runner::{Fleet, Rest, Stage};
 use crate::session::ScriptRun;
 
 /// Where a rollback goes, from what begin found on the hosts.
@@ -89,9 +90,11 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         fleet.run_stages(&begin(), vars, resolved.batch, &mut |so_far, preambles| {
             let Some(g) = &going else {
                 let g = go(&names, so_far)?;
-                preambles.set("ID", &g.to.to_string());
-                preambles.set("REVISION", &g.revision);
-                preambles.set("PROGRAM", &resolved.program(Some(g.to)));
+                preambles.set(|v| {
+                    v.id = g.to.to_string();
+                    v.revision.clone_from(&g.revision);
+                    v.program = resolved.program(Some(g.to));
+                });
                 going = Some(g);
                 return Ok(Stage::More {
                     phase: check(),
@@ -105,7 +108,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
             // schema forward again (a no-op if nothing was unapplied yet), whichever host fails
             // and whenever.
             if !unapply.is_empty() {
-                preambles.set_on(resolved.primary, "UNAPPLIED", "1");
+                preambles.set_on(resolved.primary, |v| v.unapplied = "1".into());
             }
             let rest = Rest {
                 prepare: (0..so_far.len())
@@ -228,7 +231,7 @@ fn dry_run(
     mut fleet: Fleet<'_>,
     resolved: &Resolved,
     args: &RollbackArgs,
-    vars: Vec<Vars>,
+    vars: Vec<Preamble>,
     printer: &Printer,
 ) -> Result<()> {
     let names = fleet.names();
@@ -236,15 +239,9 @@ fn dry_run(
     let (live, to, _) = destination(&names, &looked, args, &resolved.target)?;
     let from = describe_from(live);
     let mut vars = vars;
-    for (name, value) in [
-        ("ID", to.to_string()),
-        ("PROGRAM", resolved.program(Some(to))),
-    ] {
-        for host in &mut vars {
-            if let Some(slot) = host.iter_mut().find(|(n, _)| *n == name) {
-                slot.1 = value.clone();
-            }
-        }
+    for host in &mut vars {
+        host.id = to.to_string();
+        host.program = resolved.program(Some(to));
     }
     let checked = fleet.each(&check(), &vars)?;
     let planned = migrations(&checked, args, live, to);

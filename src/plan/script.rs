@@ -9,6 +9,7 @@
 use super::quote;
 use super::step::{Cleanup, Step};
 use crate::remote::library;
+use crate::remote::preamble::Preamble;
 #[cfg(test)]
 use crate::remote::protocol::{parse_line, Event};
 
@@ -25,7 +26,7 @@ pub(crate) struct Script {
     /// Marker nonce; random per run.
     pub(crate) nonce: String,
     /// Variable assignments run before the first step (values quoted when rendered).
-    pub(crate) vars: Vec<(&'static str, String)>,
+    pub(crate) vars: Preamble,
     /// The parts in order.
     pub(crate) parts: Vec<Part>,
     /// Whether the script asks shipit for more calls after its last part (see
@@ -37,7 +38,7 @@ impl Script {
     /// A script of one part.
     pub(crate) fn new(
         nonce: impl Into<String>,
-        vars: Vec<(&'static str, String)>,
+        vars: Preamble,
         steps: Vec<Step>,
         cleanup: Cleanup,
     ) -> Script {
@@ -113,9 +114,7 @@ impl Script {
     pub(crate) fn render_calls(&self) -> String {
         let mut out = String::from("shipit_start\n");
         out.push_str(&format!("SHIPIT_NONCE={}\n", quote(&self.nonce)));
-        for (name, value) in &self.vars {
-            out.push_str(&format!("{name}={}\n", quote(value)));
-        }
+        out.push_str(&self.vars.render());
         out.push_str("shipit_init\n");
         for part in &self.parts {
             out.push_str(&format!("SHIPIT_CLEANUP={}\n", part.cleanup.function()));
@@ -158,14 +157,12 @@ impl Script {
 /// The script of `shipit console`: the library, the preamble and one call of `shipit_console`,
 /// without step markers (it runs on a terminal a person reads), its stdin the terminal. Its exit
 /// status is the command's.
-pub(crate) fn console(vars: &[(&'static str, String)], command: &str) -> String {
+pub(crate) fn console(vars: &Preamble, command: &str) -> String {
     let mut out = format!(
         "# shipit console script; generated, do not edit\n{}\n",
         library::sent()
     );
-    for (name, value) in vars {
-        out.push_str(&format!("{name}={}\n", quote(value)));
-    }
+    out.push_str(&vars.render());
     out.push_str(&format!(
         "shipit_init\nshipit_console {}\nexit $?\n",
         quote(command)
@@ -189,7 +186,7 @@ mod tests {
         }
     }
 
-    fn vars(dir: &str) -> Vec<(&'static str, String)> {
+    fn vars(dir: &str) -> Preamble {
         crate::resolve::test_vars(dir)
     }
 
@@ -289,18 +286,24 @@ mod tests {
 
     #[test]
     fn the_calls_are_exact() {
+        let vars = Preamble {
+            d: "/srv/my app".into(),
+            ..Preamble::default()
+        };
         let script = Script::new(
             "n0",
-            vec![("D", "/srv/my app".into())],
+            vars.clone(),
             vec![Step::Layout, hook("echo 'hi'; $(id)")],
             Cleanup::Lock,
         );
+        assert!(vars.render().starts_with("D='/srv/my app'\nID=''\n"));
         assert_eq!(
             script.render_calls(),
             "shipit_start\n\
-             SHIPIT_NONCE=n0\n\
-             D='/srv/my app'\n\
-             shipit_init\n\
+             SHIPIT_NONCE=n0\n"
+                .to_string()
+                + &vars.render()
+                + "shipit_init\n\
              SHIPIT_CLEANUP=on_lock_failure\n\
              shipit_step layout step_layout\n\
              shipit_step 'before_migrate[0]' step_hook 'echo '\\''hi'\\''; $(id)'\n\
@@ -312,7 +315,7 @@ mod tests {
     fn steps_report_begin_end_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let mut vars = vars(dir.path().to_str().unwrap());
-        vars.push(("REVISION", "hello world; $(id)".into()));
+        vars.revision = "hello world; $(id)".into();
         let script = Script::new(
             "n1",
             vars,
@@ -440,15 +443,10 @@ mod tests {
         std::fs::create_dir_all(&confd).unwrap();
         std::os::unix::fs::symlink("releases/20261122010320", dir.path().join("current")).unwrap();
         let mut vars = vars(d);
-        for (name, value) in vars.iter_mut() {
-            match *name {
-                "APP" => *value = "1".into(),
-                "MANAGER" => *value = "supervisor".into(),
-                "CTL" => *value = "echo ctl".into(),
-                "CONFD" => *value = confd.to_str().unwrap().into(),
-                _ => {}
-            }
-        }
+        vars.app = "1".into();
+        vars.manager = "supervisor".into();
+        vars.ctl = "echo ctl".into();
+        vars.confd = confd.to_str().unwrap().into();
         let conf = |name: &str, directory: &str| {
             std::fs::write(
                 confd.join(format!("{name}.conf")),

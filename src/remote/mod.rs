@@ -9,4 +9,5 @@ pub(crate) mod facts;
 #[cfg(test)]
 mod fast;
 pub(crate) mod library;
+pub(crate) mod preamble;
 pub(crate) mod protocol;

@@ -2,7 +2,7 @@
 //! gives back, on every way out (its `Drop`), exactly what it still holds; phases run on it in
 //! rounds, and [`Locked::prepare_then_switch`] is the two-phase commit.
 
-use super::{lost_lock_or, on_all, refused, script, switch_outcome, warn_begun, Fleet, Vars};
+use super::{lost_lock_or, on_all, refused, script, switch_outcome, warn_begun, Fleet, Preamble};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
 use crate::plan::step::{Cleanup, Step};
@@ -27,7 +27,7 @@ impl<'p> Fleet<'p> {
     pub(crate) fn lock(
         mut self,
         begin: &Phase,
-        vars: Vec<Vars>,
+        vars: Vec<Preamble>,
     ) -> Result<(Locked<'p>, Vec<ScriptRun>)> {
         let printer = self.printer;
         let results = on_all(&mut self.sessions, |i, s| {
@@ -81,7 +81,7 @@ pub(crate) struct Locked<'p> {
     hold: Vec<Hold>,
     /// Each host's preamble, for every script from here on (commands update it as the plan
     /// learns more: the release id, a rollback's unapplied migrations).
-    vars: Vec<Vars>,
+    vars: Vec<Preamble>,
     /// Why the run gives up, recorded in the remote log when the locks are given back.
     reason: String,
 }
@@ -93,7 +93,7 @@ impl<'p> Locked<'p> {
     }
 
     /// Every host's preamble, for the stages to update ([`super::stages`]).
-    pub(super) fn preambles(&mut self) -> &mut [Vars] {
+    pub(super) fn preambles(&mut self) -> &mut [Preamble] {
         &mut self.vars
     }
 
@@ -144,7 +144,7 @@ impl<'p> Locked<'p> {
 
     fn round(
         &mut self,
-        script_for: impl Fn(usize, bool, &Vars) -> Option<Script> + Sync,
+        script_for: impl Fn(usize, bool, &Preamble) -> Option<Script> + Sync,
     ) -> Vec<Option<Result<ScriptRun>>> {
         let printer = self.fleet.printer;
         let primary = self.fleet.primary;

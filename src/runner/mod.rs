@@ -14,6 +14,7 @@ use crate::plan::script::Script;
 use crate::plan::step::{Cleanup, Step, LOCKED_STATUS};
 use crate::plan::Phase;
 use crate::remote::facts;
+use crate::remote::preamble::Preamble;
 use crate::resolve::random_hex;
 use crate::session::{HostSession, ScriptRun};
 
@@ -24,9 +25,6 @@ mod stages;
 mod tests;
 
 pub(crate) use stages::{Rest, Stage};
-
-/// The preamble of one host's scripts.
-pub(crate) type Vars = Vec<(&'static str, String)>;
 
 /// Connected hosts, none locked.
 pub(crate) struct Fleet<'p> {
@@ -58,7 +56,7 @@ pub(crate) fn on_all<T: Send>(
     })
 }
 
-fn script(vars: &Vars, steps: Vec<Step>, cleanup: Cleanup) -> Script {
+fn script(vars: &Preamble, steps: Vec<Step>, cleanup: Cleanup) -> Script {
     Script::new(random_hex(), vars.clone(), steps, cleanup)
 }
 
@@ -74,7 +72,7 @@ impl<'p> Fleet<'p> {
     /// Runs `phase` everywhere without taking the lock (reading, or what each host does on its
     /// own, such as giving back a held lock); the first failure is the error, a lock held by
     /// another run an [`Error::Locked`].
-    pub(crate) fn each(&mut self, phase: &Phase, vars: &[Vars]) -> Result<Vec<ScriptRun>> {
+    pub(crate) fn each(&mut self, phase: &Phase, vars: &[Preamble]) -> Result<Vec<ScriptRun>> {
         let printer = self.printer;
         let runs = on_all(&mut self.sessions, |i, s| {
             s.run(
@@ -109,7 +107,7 @@ impl<'p> Fleet<'p> {
     pub(crate) fn each_streaming(
         &mut self,
         phase: &Phase,
-        vars: &[Vars],
+        vars: &[Preamble],
         on_output: &(dyn Fn(usize, &str) + Sync),
     ) -> Vec<Result<ScriptRun>> {
         let quiet = self.printer.quiet();
@@ -120,14 +118,6 @@ impl<'p> Fleet<'p> {
                 &mut |line: &str| on_output(i, line),
             )
         })
-    }
-}
-
-/// Sets one variable of a preamble.
-pub(crate) fn set_var(vars: &mut Vars, name: &'static str, value: &str) {
-    match vars.iter_mut().find(|(n, _)| *n == name) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => vars.push((name, value.to_string())),
     }
 }
 

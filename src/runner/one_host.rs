@@ -1,6 +1,6 @@
 //! One host, one exec: every stage of a locked run goes on in the script that took the lock.
 
-use super::{lost_lock_or, refused, switch_outcome, warn_begun, Fleet, Stage, Vars};
+use super::{lost_lock_or, refused, switch_outcome, warn_begun, Fleet, Preamble, Stage};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
 use crate::plan::Phase;
@@ -18,8 +18,8 @@ impl Fleet<'_> {
     pub(super) fn run_through(
         &mut self,
         begin: &Phase,
-        mut vars: Vars,
-        then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<Stage>,
+        mut vars: Preamble,
+        then: &mut dyn FnMut(&ScriptRun, &mut Preamble) -> Result<Stage>,
     ) -> Result<ScriptRun> {
         let printer = self.printer;
         let nonce = random_hex();

@@ -6,9 +6,10 @@
 //! code, so `deploy` and `rollback` do not branch on the number of hosts.
 
 use super::locked::Locked;
-use super::{set_var, Fleet, Vars};
+use super::Fleet;
 use crate::error::Result;
 use crate::plan::Phase;
+use crate::remote::preamble::Preamble;
 use crate::session::ScriptRun;
 
 /// What a locked run goes on with, decided from what the hosts reported.
@@ -32,21 +33,19 @@ pub(crate) struct Rest {
 /// The hosts' preambles, as a command's stages update them with what they learn (the release
 /// id, a rollback's unapplied migrations), and why the run gives up when a stage refuses.
 pub(crate) struct Preambles<'v> {
-    vars: &'v mut [Vars],
+    vars: &'v mut [Preamble],
     reason: Option<String>,
 }
 
 impl Preambles<'_> {
-    /// Sets one variable of every host's preamble.
-    pub(crate) fn set(&mut self, name: &'static str, value: &str) {
-        for host in self.vars.iter_mut() {
-            set_var(host, name, value);
-        }
+    /// Changes every host's preamble.
+    pub(crate) fn set(&mut self, change: impl Fn(&mut Preamble)) {
+        self.vars.iter_mut().for_each(change);
     }
 
-    /// Sets one variable of host `host`'s preamble.
-    pub(crate) fn set_on(&mut self, host: usize, name: &'static str, value: &str) {
-        set_var(&mut self.vars[host], name, value);
+    /// Changes host `host`'s preamble.
+    pub(crate) fn set_on(&mut self, host: usize, change: impl FnOnce(&mut Preamble)) {
+        change(&mut self.vars[host]);
     }
 
     /// Records why the run gives up, for the error the stage returns next (a fleet's remote log
@@ -68,7 +67,7 @@ impl<'p> Fleet<'p> {
     pub(crate) fn run_stages(
         mut self,
         begin: &Phase,
-        mut vars: Vec<Vars>,
+        mut vars: Vec<Preamble>,
         batch: Option<u32>,
         next: &mut Next,
     ) -> Result<(Fleet<'p>, Vec<ScriptRun>)> {

@@ -51,8 +51,12 @@ fn everything() -> crate::resolve::Placement {
     deploy::tests::everything()
 }
 
-fn vars(hosts: usize) -> Vec<Vars> {
-    vec![vec![("D", "/srv/app".to_string())]; hosts]
+fn vars(hosts: usize) -> Vec<Preamble> {
+    let preamble = Preamble {
+        d: "/srv/app".into(),
+        ..Preamble::default()
+    };
+    vec![preamble; hosts]
 }
 
 fn ran(host: &Arc<Mutex<FakeHost>>) -> Vec<String> {
@@ -89,7 +93,7 @@ fn deploy_as(
 /// plan it makes of begin's run.
 fn run_through(
     fleet: &mut Fleet<'_>,
-    then: &mut dyn FnMut(&ScriptRun, &mut Vars) -> Result<()>,
+    then: &mut dyn FnMut(&ScriptRun, &mut Preamble) -> Result<()>,
 ) -> Result<ScriptRun> {
     let resolved = resolved();
     let mut checked = false;
@@ -133,7 +137,7 @@ fn one_host_begins_prepares_and_switches_in_one_exec() {
     let mut seen = None;
     let run = run_through(&mut fleet, &mut |begun, vars| {
         seen = facts::current(&begun.facts).cloned();
-        set_var(vars, "ID", "20260101000001");
+        vars.id = "20260101000001".into();
         Ok(())
     })
     .unwrap();

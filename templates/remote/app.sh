@@ -2,7 +2,6 @@
 # The app: the release's rendered service configs, starting its app server and processes
 # through the process manager (pm.sh), the health checks, and stopping other releases' after
 # the switch. No step here knows which manager runs them.
-# shellcheck disable=SC2154
 
 # Python run by the `schedule` process (a `once` process on the primary, see resolve.rs) as
 # .shipit/scheduler.py SCHEDULE_TAB: a cron for the target. Each minute, every entry of the

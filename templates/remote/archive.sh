@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # The release archive: uploaded on the script's stdin, verified, unpacked; the release's
 # environment file and shared paths.
-# shellcheck disable=SC2154
 
 # step_upload SIZE: the archive, unless the host has it already. The script asks shipit for it
 # (mark `send`) and reads exactly SIZE bytes of its stdin into the part file that step_verify

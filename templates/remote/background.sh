@@ -3,7 +3,6 @@
 # runs them while `migrate` runs (see plan/deploy.rs, overlaps_migrate). The job writes each
 # step's output, status and time to files that step_await reports as the step's own;
 # shipit_stop_background ends the job when the script fails or is cut off.
-# shellcheck disable=SC2154
 
 # The job's directory, named by the run's nonce: in /dev/shm (else $TMPDIR or /tmp), not under
 # $D, so that a full deploy_to cannot swallow what a failing step said (a full disk is a likely

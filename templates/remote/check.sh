@@ -2,7 +2,6 @@
 # `shipit check`: a read-only doctor. Each check reports one fact, `check:NAME` = `ok|fail|skip
 # DETAIL`, and never fails the step: shipit prints them with a hint each and decides the exit
 # status. Nothing here writes anything on the host.
-# shellcheck disable=SC2154
 
 # Python run by shipit_check_django: whether ALLOWED_HOSTS (as Django applies it) accepts the
 # health check's Host header.

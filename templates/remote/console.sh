@@ -1,6 +1,5 @@
 # shellcheck shell=sh
 # Operator commands (`shipit run`, `shipit console`): in the live release, as its hooks ran.
-# shellcheck disable=SC2154
 
 # Enters the release `current` points at: its directory, its environment (.shipit/env), its
 # virtualenv first on PATH, SHIPIT_RELEASE and DJANGO_SETTINGS_MODULE exported.

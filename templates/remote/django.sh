@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # Django's settings (asked once, reused when nothing they read changed), hooks, and
 # collectstatic with the shared static store.
-# shellcheck disable=SC2154
 
 # Python run by step_settings before asking Django: the answer the live release ($3) got, when
 # everything it depends on (its .shipit/django.inputs) hashes the same in this release; its

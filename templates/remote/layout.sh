@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # The layout of deploy_to and of a release, and the helpers every step may use: reading
 # NAME=VALUE files, the deploy log, a release's environment, manage.py in a release.
-# shellcheck disable=SC2154
 
 shipit_init() {
   R="$D/releases/$ID"

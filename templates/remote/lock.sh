@@ -3,7 +3,6 @@
 # The holder is the nearest ancestor of this script that is not a shell: the SSH session (the
 # same process for every script of one connection) or, locally, shipit itself. While it lives,
 # the deploy that took the lock is running.
-# shellcheck disable=SC2154
 
 shipit_holder() {
   pid=$PPID

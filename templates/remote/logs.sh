@@ -1,6 +1,5 @@
 # shellcheck shell=sh
 # `shipit logs`: the live release's app logs, read-only, through the process manager.
-# shellcheck disable=SC2154
 
 # step_logs PROCESS LINES FOLLOW ERE: the last LINES lines of PROCESS of the live release (those
 # matching ERE, when it is not empty) and, when FOLLOW is 1, every new line until shipit goes:

@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # Migrations: migrate (skipped or deferred when provably nothing changed), and a rollback's
 # comparison and unapply.
-# shellcheck disable=SC2154
 
 # The migrations the database's table records as applied, one `app.name` a line, whatever
 # code knows them; used when `current`'s release is gone and cannot be asked.

@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # The front proxy, nginx: the release's site rendered with its static and media locations,
 # installed atomically and checked, reloaded at the switch; maintenance mode.
-# shellcheck disable=SC2154
 
 shipit_restore_site() {
   if [ -f "$SITE_CHANGED" ]; then

@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # Releases on the host: the inventory shipit plans from (facts), what earlier runs left
 # stopping, and removing releases (prune, `releases --prune`).
-# shellcheck disable=SC2154
 
 # Releases whose programs are installed in the process manager (running, or meant to).
 shipit_installed_releases() {

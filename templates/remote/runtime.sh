@@ -2,7 +2,6 @@
 # The script runtime: step markers carrying the run's nonce, each step in a subshell with
 # `set -e`, the cleanup of the current part of the script on failure or a cut connection, and
 # the hand-over points where shipit answers (continue, gate).
-# shellcheck disable=SC2154
 
 shipit_mark() { printf '%s%s %s\n' '@@shipit:' "$SHIPIT_NONCE" "$*"; }
 

@@ -1,7 +1,6 @@
 # shellcheck shell=sh
 # The switch: `current` renamed to the new release, the release recorded live, and undoing
 # what a failed prepare or switch left (giving up).
-# shellcheck disable=SC2154
 
 # Undoes what preparing left outside the release: the new app server and the nginx site.
 shipit_undo_prepare() {

@@ -1,6 +1,5 @@
 # shellcheck shell=sh
 # The release's virtualenv: the interpreter, the requirements it hashes, uv or pip.
-# shellcheck disable=SC2154
 
 # Reuses the virtualenv whose python version and requirements hash match, or builds it.
 # The interpreter named by PY: a path or command as it is, or for a version ("3.12") the one uv

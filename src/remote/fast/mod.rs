@@ -15,7 +15,8 @@ mod release;
 mod switch;
 
 use crate::plan::quote;
-use crate::remote::library::LIBRARY;
+use crate::remote::library::{sent, LIBRARY};
+use crate::remote::preamble::Preamble;
 use crate::remote::protocol::{parse_line, Event};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -54,7 +55,7 @@ pub(super) struct Host {
     dir: tempfile::TempDir,
     /// The run's nonce, unique per host: the background job's directory is named by it.
     nonce: String,
-    vars: Vec<(&'static str, String)>,
+    vars: Preamble,
 }
 
 impl Host {
@@ -73,7 +74,7 @@ impl Host {
             shell,
             dir,
             nonce,
-            vars: Vec::new(),
+            vars: Preamble::default(),
         };
         host.vars = host.preamble();
         host
@@ -81,20 +82,16 @@ impl Host {
 
     /// The variables a script is given (see `Resolved::vars`): the sample target's, without
     /// an app or nginx, release 20261122010320, unless a test sets them with [`Host::set`].
-    fn preamble(&self) -> Vec<(&'static str, String)> {
+    fn preamble(&self) -> Preamble {
         let mut vars = crate::resolve::test_vars(self.path("deploy").to_str().unwrap());
-        for (name, value) in [
-            ("CTL", "supervisorctl".to_string()),
-            ("CONFD", self.path("etc").to_str().unwrap().to_string()),
-        ] {
-            set(&mut vars, name, value);
-        }
+        vars.ctl = "supervisorctl".into();
+        vars.confd = self.path("etc").to_str().unwrap().into();
         vars
     }
 
     /// Sets preamble variable `name`.
     pub(super) fn set(&mut self, name: &'static str, value: impl Into<String>) -> &mut Host {
-        set(&mut self.vars, name, value.into());
+        self.vars.set_named(name, value);
         self
     }
 
@@ -168,11 +165,10 @@ impl Host {
     /// with stdin closed and fd 3 from /dev/null.
     pub(super) fn run(&self, calls: &str) -> Run {
         let mut preamble = format!("shipit_start\nSHIPIT_NONCE={}\n", self.nonce);
-        for (name, value) in &self.vars {
-            preamble.push_str(&format!("{name}={}\n", quote(value)));
-        }
+        preamble.push_str(&self.vars.render());
         let script = format!(
-            "{LIBRARY}\nshipit_main() {{\n{preamble}shipit_init\nSHIPIT_CLEANUP=on_lock_failure\n{calls}\nshipit_done\n}}\nshipit_main 3</dev/null </dev/null\nexit $?\n"
+            "{}\nshipit_main() {{\n{preamble}shipit_init\nSHIPIT_CLEANUP=on_lock_failure\n{calls}\nshipit_done\n}}\nshipit_main 3</dev/null </dev/null\nexit $?\n",
+            sent()
         );
         let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
         let mut command = match root {
@@ -216,13 +212,6 @@ impl Host {
             text,
             events,
         }
-    }
-}
-
-fn set(vars: &mut Vec<(&'static str, String)>, name: &'static str, value: String) {
-    match vars.iter_mut().find(|(n, _)| *n == name) {
-        Some(slot) => slot.1 = value,
-        None => vars.push((name, value)),
     }
 }
 

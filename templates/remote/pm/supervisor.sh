@@ -6,7 +6,6 @@
 # neither name may contain a dot, so the glob of one project and target matches no other's.
 # Programs named by shipit before that (PROJECT-TARGET-RELEASE, ambiguous: `hello` + `a-b` and
 # `hello-a` + `b`) are stopped only when their config runs a release of this deploy_to.
-# shellcheck disable=SC2154
 
 # Every host can run supervisord (the last resort of `auto`).
 pm_supervisor_here() { true; }

@@ -14,7 +14,6 @@
 # (which runs the release's .shipit/systemd/schedule-N.sh in `current`). A release lists both
 # files of each entry in .shipit/timers; the switch installs the live release's and removes
 # every other.
-# shellcheck disable=SC2154
 
 # Whether systemd runs this host (`auto` picks it then).
 pm_systemd_here() { [ -d /run/systemd/system ]; }
