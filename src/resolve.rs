@@ -17,6 +17,7 @@ use crate::manager::supervisor::{program_glob, program_name};
 use crate::manager::systemd::unit_prefix;
 use crate::release::ReleaseId;
 use crate::remote::preamble::Preamble;
+use crate::remote::python;
 use crate::templates::{BuildInfo, RenderContext};
 
 /// What a run does, as the remote side records it (`OP`).
@@ -134,7 +135,7 @@ impl Placement {
 }
 
 /// The process that runs a target's schedule: `.shipit/scheduler.py` (see SHIPIT_SCHEDULER in
-/// templates/remote/app.sh) with the release's venv, a `once` process, so it is handed over
+/// templates/remote/py/scheduler.py) with the release's venv, a `once` process, so it is handed over
 /// at the switch and never runs twice; a stopping scheduler lets running commands finish for
 /// up to ten minutes.
 fn scheduler() -> Process {
@@ -295,6 +296,12 @@ impl Resolved {
             lock_wait: run.lock_wait.to_string(),
             lock_message: one_line(run.lock_message.as_deref().unwrap_or("")),
             web: "1".to_string(),
+            py_probe: python::PROBE.to_string(),
+            py_settings: python::SETTINGS.to_string(),
+            py_migrate: python::MIGRATE.to_string(),
+            py_applied: python::APPLIED.to_string(),
+            py_allowed_host: python::ALLOWED_HOST.to_string(),
+            py_scheduler: python::SCHEDULER.to_string(),
         }
     }
 

@@ -722,7 +722,8 @@ mod tests {
         }
         if shellcheck {
             let mut child = Command::new("shellcheck")
-                .args(["-s", "sh", "-"])
+                // SC2016: the preamble's values are data, quoted on purpose ($ in Python included).
+                .args(["-s", "sh", "-e", "SC2016", "-"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()

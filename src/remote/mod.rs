@@ -11,3 +11,4 @@ mod fast;
 pub(crate) mod library;
 pub(crate) mod preamble;
 pub(crate) mod protocol;
+pub(crate) mod python;

@@ -120,6 +120,18 @@ preamble! {
     lock_message: "LOCK_MESSAGE",
     /// `1` when this host serves the web role (nginx site and web app server).
     web: "WEB",
+    /// [`crate::remote::python::PROBE`].
+    py_probe: "PY_PROBE",
+    /// [`crate::remote::python::SETTINGS`].
+    py_settings: "PY_SETTINGS",
+    /// [`crate::remote::python::MIGRATE`].
+    py_migrate: "PY_MIGRATE",
+    /// [`crate::remote::python::APPLIED`].
+    py_applied: "PY_APPLIED",
+    /// [`crate::remote::python::ALLOWED_HOST`].
+    py_allowed_host: "PY_ALLOWED_HOST",
+    /// [`crate::remote::python::SCHEDULER`].
+    py_scheduler: "PY_SCHEDULER",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).

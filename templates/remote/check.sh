@@ -3,24 +3,6 @@
 # DETAIL`, and never fails the step: shipit prints them with a hint each and decides the exit
 # status. Nothing here writes anything on the host.
 
-# Python run by shipit_check_django: whether ALLOWED_HOSTS (as Django applies it) accepts the
-# health check's Host header.
-SHIPIT_ALLOWED_HOST='import os, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
-import django
-django.setup()
-from django.conf import settings
-from django.http.request import split_domain_port, validate_host
-host = sys.argv[2]
-allowed = list(settings.ALLOWED_HOSTS)
-if settings.DEBUG and not allowed:
-    allowed = [".localhost", "127.0.0.1", "[::1]"]
-domain, port = split_domain_port(host)
-ok = bool(domain) and validate_host(domain, allowed)
-print("Host %s is %s by ALLOWED_HOSTS = %r" % (host, "accepted" if ok else "NOT accepted", allowed))
-sys.exit(0 if ok else 1)
-'
-
 # shipit_check NAME STATUS DETAIL (on one line).
 shipit_check() { shipit_fact "check:$1" "$2 $(printf '%s' "$3" | tr '\n' ' ')"; }
 
@@ -191,7 +173,7 @@ shipit_check_django() {
   else
     shipit_check django fail "$live: $(printf '%s\n' "$out" | grep -E 'ERROR|Error|error' | tail -n 3)"
   fi
-  if out=$(shipit_release_python "$D/current" "$SHIPIT_ALLOWED_HOST" "$HEALTH_HOST" 2>&1); then
+  if out=$(shipit_release_python "$D/current" "$PY_ALLOWED_HOST" "$MANAGE" "$HEALTH_HOST" 2>&1); then
     shipit_check allowed_hosts ok "$out"
   else
     shipit_check allowed_hosts fail "$(printf '%s\n' "$out" | tail -n 1)"

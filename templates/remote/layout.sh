@@ -69,13 +69,13 @@ shipit_manage() {
   (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" "$MANAGE" "$@")
 }
 
-# shipit_release_python DIR CODE ARGS...: runs the Python CODE in release DIR with its venv and
-# environment, as `python -c CODE MANAGE ARGS...` (the snippets find the project by MANAGE).
+# shipit_release_python DIR CODE ARGS...: runs the Python CODE (one of templates/remote/py,
+# from the preamble) in release DIR with its venv and environment, as `python -c CODE ARGS...`.
 shipit_release_python() {
   dir=$1
   code=$2
   shift 2
-  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" -c "$code" "$MANAGE" "$@")
+  (shipit_load_env "$dir" && cd "$dir" && "$dir/.venv/bin/python" -c "$code" "$@")
 }
 
 # The tools the remote steps need beyond the shell, checked before anything changes so a minimal

@@ -2,95 +2,6 @@
 # Migrations: migrate (skipped or deferred when provably nothing changed), and a rollback's
 # comparison and unapply.
 
-# The migrations the database's table records as applied, one `app.name` a line, whatever
-# code knows them; used when `current`'s release is gone and cannot be asked.
-SHIPIT_APPLIED='import os, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
-import django
-django.setup()
-from django.db import connection
-from django.db.migrations.recorder import MigrationRecorder
-for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
-    print("[X]  %s.%s" % (app, name))
-'
-
-# Python run by step_migrate after `migrate`, before SHIPIT_DB_STATE: what `showmigrations
-# --plan` would print now, into the file named by its third argument, for a rollback to answer
-# its migration comparison without asking Django again (see step_migrations).
-SHIPIT_PLAN='
-from django.db.migrations.loader import MigrationLoader
-loader = MigrationLoader(connections[DEFAULT_DB_ALIAS])
-plan, seen = [], set()
-for target in loader.graph.leaf_nodes():
-    for key in loader.graph.forwards_plan(target):
-        if key not in seen:
-            seen.add(key)
-            plan.append(key)
-with open(sys.argv[3], "w") as out:
-    for key in plan:
-        out.write("[%s]  %s.%s\n" % ("X" if key in loader.applied_migrations else " ", key[0], key[1]))
-'
-
-# Python run by step_migrate after `migrate`, and alone to decide whether migrate may be
-# skipped (and by step_migrations whether a rollback may trust what releases recorded): what
-# decides what migrate does besides the migration files, as lines into the file named by its
-# second argument. `apps=`: a hash of INSTALLED_APPS, MIGRATION_MODULES and DATABASE_ROUTERS;
-# `database=`: a hash of each database alias's engine, name, host and port (never a password;
-# an SQLite file by its real path); `applied=`: a hash of every row of the default database's
-# migration table (any migrate or unapply since changes it; `unknown` when it cannot be read).
-# Alone it imports the settings only (no django.setup()), which is what makes checking cheap.
-SHIPIT_DB_STATE='
-import hashlib, os, sys, warnings
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
-warnings.simplefilter("ignore")
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
-def digest(value):
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:32]
-ident = []
-for alias in sorted(settings.DATABASES):
-    db = settings.DATABASES[alias]
-    name = str(db.get("NAME") or "")
-    if "sqlite" in str(db.get("ENGINE")) and name and not name.startswith((":", "file:")):
-        name = os.path.realpath(name)
-    ident.append((alias, str(db.get("ENGINE")), name, str(db.get("HOST") or ""), str(db.get("PORT") or "")))
-apps = (list(settings.INSTALLED_APPS), sorted(getattr(settings, "MIGRATION_MODULES", {}).items()),
-        [str(r) for r in getattr(settings, "DATABASE_ROUTERS", [])])
-applied = "unknown"
-try:
-    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT id, app, name FROM django_migrations ORDER BY id")
-        applied = digest([tuple(row) for row in cursor.fetchall()])
-except Exception:
-    pass
-with open(sys.argv[2], "w") as out:
-    out.write("apps=%s\ndatabase=%s\napplied=%s\n" % (digest(apps), digest(ident), applied))
-'
-
-# Python run by step_migrate: `migrate --noinput`, holding a PostgreSQL advisory lock for the
-# whole run when the database is PostgreSQL, so that two runs (of shipit or of anything else
-# using the same key) never migrate one database at the same time. Django takes no lock itself.
-SHIPIT_MIGRATE='import os, sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connections
-KEY = 7236969237430035567
-lock = None
-if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
-    lock = connections.create_connection(DEFAULT_DB_ALIAS)
-    with lock.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [KEY])
-        if not cursor.fetchone()[0]:
-            print("waiting for another migration of this database to finish", flush=True)
-            cursor.execute("SELECT pg_advisory_lock(%s)", [KEY])
-    print("holding the database migration lock", flush=True)
-call_command("migrate", interactive=False)
-if lock is not None:
-    lock.close()
-'
-
 # Hash of every migration file (`*/migrations/*.py`) of release $1 and of the packages in its
 # venv, by paths relative to each: releases with the same migrations hash the same. A venv never
 # changes once built (other requirements build another), so its part is worked out once (a walk
@@ -119,7 +30,7 @@ shipit_migrations_hash() {
 # `current`, a database that cannot be read) is never provably nothing.
 shipit_migrate_done() {
   shipit_migrate_files_same "$1" || return 1
-  "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database" || return 1
+  "$R/.venv/bin/python" -c "$PY_MIGRATE" state "$MANAGE" "$R/.shipit/database" || return 1
   shipit_migrate_database_same
 }
 
@@ -130,7 +41,7 @@ shipit_migrate_files_same() {
   [ "$(shipit_value migrations "$D/$PREVIOUS/.shipit/migrated")" = "$1" ]
 }
 
-# The rest: the database, as SHIPIT_DB_STATE found it ($R/.shipit/database), is the one the
+# The rest: the database, as py/migrate.py `state` found it ($R/.shipit/database), is the one the
 # live release migrated, its migration table unchanged since.
 shipit_migrate_database_same() {
   [ -f "$R/.shipit/database" ] && ! grep -q '^applied=unknown' "$R/.shipit/database" || return 1
@@ -145,7 +56,7 @@ shipit_migrate_skip() {
 
 shipit_migrate_run() {
   rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
-  "$R/.venv/bin/python" -c "$SHIPIT_MIGRATE$SHIPIT_PLAN$SHIPIT_DB_STATE" "$MANAGE" \
+  "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
     "$R/.shipit/database" "$R/.shipit/showmigrations"
   shipit_fact migrate ran
 }
@@ -178,7 +89,7 @@ step_migrate() {
     printf '%s\n' "$HASH" > "$R/.shipit/migrate-deferred"
     (
       trap '' HUP PIPE
-      "$R/.venv/bin/python" -c "$SHIPIT_DB_STATE" "$MANAGE" "$R/.shipit/database.tmp" &&
+      "$R/.venv/bin/python" -c "$PY_MIGRATE" state "$MANAGE" "$R/.shipit/database.tmp" &&
         mv -f "$R/.shipit/database.tmp" "$R/.shipit/database"
     ) </dev/null >/dev/null 2>&1 3<&- &
     shipit_job_record "$!" "$(shipit_deferred_pid_file)"
@@ -245,7 +156,7 @@ shipit_plans_recorded() {
   L="$D/current"
   [ -f "$L/.shipit/showmigrations" ] && [ -f "$R/.shipit/showmigrations" ] &&
     [ -f "$L/.shipit/migrated" ] || return 1
-  (umask 027 && shipit_release_python "$L" "$SHIPIT_DB_STATE" "$D/.shipit/database.now") || return 1
+  (umask 027 && shipit_release_python "$L" "$PY_MIGRATE" state "$MANAGE" "$D/.shipit/database.now") || return 1
   ! grep -q '^applied=unknown' "$D/.shipit/database.now" &&
     grep -v '^migrations=' "$L/.shipit/migrated" | cmp -s - "$D/.shipit/database.now"
 }
@@ -262,7 +173,7 @@ step_migrations() {
       { printf '%s\n' "$LIVE"; echo "showmigrations failed in the live release"; exit 1; }
   else
     echo "current's release is gone: reading the applied migrations through release $ID"
-    LIVE=$(shipit_release_python "$R" "$SHIPIT_APPLIED" 2>&1) ||
+    LIVE=$(shipit_release_python "$R" "$PY_APPLIED" "$MANAGE" 2>&1) ||
       { printf '%s\n' "$LIVE"; echo "cannot read the applied migrations through release $ID"; exit 1; }
   fi
   printf '%s\n' "$LIVE" | sed -n 's/^\[X\]  *//p' | while read -r m; do shipit_fact "applied:$m" 1; done

@@ -13,7 +13,7 @@ pub(super) const COVERS: &[&str] = &[
 ];
 
 /// The release's venv python: a stub logged as `python` running `body` (`$2` is the code,
-/// `$3` MANAGE, the rest the snippet's arguments).
+/// `$3` its mode, `$4` MANAGE, the rest the file's arguments: see `templates/remote/py`).
 fn venv_python(host: &Host, body: &str) {
     std::fs::create_dir_all(host.r(".shipit")).unwrap();
     host.stub_at(host.r(".venv/bin/python"), "python", body);
@@ -29,7 +29,7 @@ fn settings_records_what_the_probe_answers() {
     each_shell(|host| {
         venv_python(
             host,
-            "printf 'STATICFILES=1\\nSTATIC_ROOT=%s/static\\n' \"$PWD\" > \"$4\"",
+            "printf 'STATICFILES=1\\nSTATIC_ROOT=%s/static\\n' \"$PWD\" > \"$5\"",
         );
         let run = host.step("step_settings", &[]);
         run.status(0)
@@ -52,7 +52,7 @@ fn settings_fail_when_the_probe_does() {
 
 /// A python whose migrate and database reads write `applied=1` as the database's state.
 fn migrating(host: &Host) {
-    venv_python(host, "printf 'applied=1\\n' > \"$4\"");
+    venv_python(host, "printf 'applied=1\\n' > \"$5\"");
     host.write(host.r("manage.py"), "");
     host.write(host.r("app/migrations/0001_initial.py"), "ops = []\n");
     locked(host);
@@ -194,7 +194,7 @@ fn collectstatic_fails_with_its_command() {
 fn background_steps_are_awaited_with_their_output_and_status() {
     each_shell(|host| {
         std::fs::create_dir_all(host.r(".shipit")).unwrap();
-        venv_python(host, "printf 'STATICFILES=0\\n' > \"$4\"");
+        venv_python(host, "printf 'STATICFILES=0\\n' > \"$5\"");
         let run = host.run(
             "shipit_step background step_background settings step_settings collectstatic step_collectstatic\n\
              shipit_step settings step_await settings\n\
