@@ -271,11 +271,28 @@ fn set(vars: &mut Vec<(&'static str, String)>, name: &'static str, value: String
 }
 
 /// Gives everything under `dir` to `nobody`, who runs the shell when the tests run as root.
+/// What vanishes meanwhile is skipped: an earlier step's background job (the trash a removal
+/// left, say) may still be deleting it.
 fn chown_all(dir: &Path) {
-    std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
-    if std::fs::symlink_metadata(dir).unwrap().is_dir() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            chown_all(&entry.unwrap().path());
+    let gone = |err: &std::io::Error| err.kind() == std::io::ErrorKind::NotFound;
+    match std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY)) {
+        Err(err) if gone(&err) => return,
+        result => result.unwrap(),
+    }
+    let is_dir = match std::fs::symlink_metadata(dir) {
+        Err(err) if gone(&err) => return,
+        result => result.unwrap().is_dir(),
+    };
+    if is_dir {
+        let entries = match std::fs::read_dir(dir) {
+            Err(err) if gone(&err) => return,
+            result => result.unwrap(),
+        };
+        for entry in entries {
+            match entry {
+                Err(err) if gone(&err) => {}
+                entry => chown_all(&entry.unwrap().path()),
+            }
         }
     }
 }
