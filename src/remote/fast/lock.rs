@@ -99,11 +99,13 @@ fn a_second_run_is_refused_while_the_first_holds_the_lock() {
         );
         // Its cleanup gives back no lock that is not its own.
         assert!(host.d(".shipit/lock/info").exists());
-        // Waiting for it: the time runs out, and the run is still refused.
-        host.set("LOCK_WAIT", "1");
+        // Waiting for it: the time runs out, and the run is still refused. The deadline is in
+        // whole seconds of `date +%s`, so a wait of 1 s may end before it starts (and say
+        // nothing) when the second turns meanwhile: 2 s always waits.
+        host.set("LOCK_WAIT", "2");
         host.step("step_lock", &[])
             .status(75)
-            .says("waiting up to 1s");
+            .says("waiting up to 2s");
     });
 }
 
