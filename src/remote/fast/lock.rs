@@ -14,7 +14,7 @@ pub(super) const COVERS: &[&str] = &[
 ];
 
 /// The start time of this test process, as `shipit_starttime` reads it: a live lock holder.
-fn live_holder() -> String {
+pub(super) fn live_holder() -> String {
     let pid = std::process::id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start = stat

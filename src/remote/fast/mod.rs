@@ -371,18 +371,7 @@ const NOT_YET: &[&str] = &[
     "step_configs",
     "step_start_app",
     "step_stop_old_app",
-    "step_migrations",
-    "step_unapply",
-    "step_inventory",
-    "step_require_releases",
-    "step_remove",
-    "step_check",
-    "step_maintenance_prepare",
-    "step_maintenance_on",
-    "step_maintenance_off",
     "step_logs",
-    "step_require_current",
-    "step_run",
 ];
 
 #[test]
