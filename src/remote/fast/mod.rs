@@ -155,6 +155,15 @@ impl Host {
         dir
     }
 
+    /// Release `id` in `state` with `size` bytes of code and the venv `key` (built, in
+    /// `venvs/`, linked as the release's `.venv` as step_virtualenv links it).
+    pub(super) fn release_with_venv(&self, id: &str, state: &str, key: &str, size: usize) {
+        let dir = self.release(id, state);
+        self.write(dir.join("code.py"), &"x".repeat(size));
+        self.write(self.d(&format!("venvs/{key}/bin/python")), "");
+        std::os::unix::fs::symlink(format!("../../venvs/{key}"), dir.join(".venv")).unwrap();
+    }
+
     /// Release `id`'s state, or nothing when it has none.
     pub(super) fn state(&self, id: &str) -> String {
         std::fs::read_to_string(self.d(&format!("releases/{id}/.shipit/state")))

@@ -35,14 +35,6 @@ fn live(host: &Host, body: &str) {
     host.current(&format!("releases/{OLD}"));
 }
 
-/// Release `id` in `state` with `size` bytes of code and the venv `key`.
-fn release_with_venv(host: &Host, id: &str, state: &str, key: &str, size: usize) {
-    let dir = host.release(id, state);
-    host.write(dir.join("code.py"), &"x".repeat(size));
-    host.write(host.d(&format!("venvs/{key}/bin/python")), "");
-    std::os::unix::fs::symlink(format!("../../venvs/{key}"), dir.join(".venv")).unwrap();
-}
-
 #[test]
 fn inventory_of_a_host_never_deployed_says_so() {
     each_shell(|host| {
@@ -56,7 +48,7 @@ fn inventory_of_a_host_never_deployed_says_so() {
 #[test]
 fn inventory_reports_each_release_its_size_venv_revision_and_use() {
     each_shell(|host| {
-        release_with_venv(host, OLD, "live", "kkkk", 100_000);
+        host.release_with_venv(OLD, "live", "kkkk", 100_000);
         host.write(
             host.d(&format!("releases/{OLD}/.shipit/manifest.json")),
             "{\n  \"revision\": \"abc1234\",\n  \"files\": []\n}\n",
@@ -134,8 +126,8 @@ fn remove_takes_the_chosen_releases_and_unused_venvs_but_never_current() {
     each_shell(|host| {
         host.set("OP", "prune");
         host.lock();
-        release_with_venv(host, "20261001000000", "good", "aaaa", 10);
-        release_with_venv(host, OLD, "live", "bbbb", 10);
+        host.release_with_venv("20261001000000", "good", "aaaa", 10);
+        host.release_with_venv(OLD, "live", "bbbb", 10);
         host.current(&format!("releases/{OLD}"));
         let run = host.step("step_remove", &["20261001000000", OLD]);
         run.status(0)
@@ -165,7 +157,7 @@ fn remove_takes_the_chosen_releases_and_unused_venvs_but_never_current() {
 fn remove_refuses_once_the_lock_is_no_longer_ours() {
     each_shell(|host| {
         host.lock();
-        release_with_venv(host, OLD, "good", "aaaa", 10);
+        host.release_with_venv(OLD, "good", "aaaa", 10);
         host.set("TOKEN", "a broken run");
         host.step("step_remove", &[OLD])
             .status(1)

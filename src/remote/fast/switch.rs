@@ -518,22 +518,14 @@ fn finish_changes_nothing_once_the_lock_is_no_longer_ours() {
     });
 }
 
-/// Release `id` with `size` bytes of code and the venv `key`.
-fn release_with_venv(host: &Host, id: &str, key: &str, size: usize) {
-    let dir = host.release(id, "good");
-    host.write(dir.join("code.py"), &"x".repeat(size));
-    host.write(host.d(&format!("venvs/{key}/bin/python")), "");
-    std::os::unix::fs::symlink(format!("../../venvs/{key}"), dir.join(".venv")).unwrap();
-}
-
 #[test]
 fn prune_removes_the_chosen_releases_and_venvs_no_release_uses_then_unlocks() {
     each_shell(|host| {
         host.lock();
-        release_with_venv(host, "20261001000000", "aaaa", 200_000);
-        release_with_venv(host, "20261101000000", "bbbb", 10);
-        release_with_venv(host, "20261110000000", "bbbb", 10);
-        release_with_venv(host, ID, "cccc", 10);
+        host.release_with_venv("20261001000000", "good", "aaaa", 200_000);
+        host.release_with_venv("20261101000000", "good", "bbbb", 10);
+        host.release_with_venv("20261110000000", "good", "bbbb", 10);
+        host.release_with_venv(ID, "good", "cccc", 10);
         host.write(host.d("venvs/orphan/bin/python"), "");
         host.current(&format!("releases/{ID}"));
         let run = host.step("step_prune", &["20261001000000", "20261101000000"]);
@@ -568,7 +560,7 @@ fn prune_removes_the_chosen_releases_and_venvs_no_release_uses_then_unlocks() {
 fn prune_deletes_in_place_what_it_cannot_move_to_the_trash() {
     each_shell(|host| {
         host.lock();
-        release_with_venv(host, OLD, "aaaa", 10);
+        host.release_with_venv(OLD, "good", "aaaa", 10);
         host.stub(
             "mv",
             "echo \"mv: cannot move '$1': No space left on device\" >&2; exit 1",
@@ -586,7 +578,7 @@ fn prune_deletes_in_place_what_it_cannot_move_to_the_trash() {
 fn prune_refuses_once_the_lock_is_no_longer_ours() {
     each_shell(|host| {
         host.lock();
-        release_with_venv(host, OLD, "aaaa", 10);
+        host.release_with_venv(OLD, "good", "aaaa", 10);
         host.set("TOKEN", "a broken run");
         let run = host.step("step_prune", &[OLD]);
         run.status(1).fact_is("lock_lost", "1");
