@@ -14,7 +14,7 @@ pub(super) const COVERS: &[&str] = &[
 ];
 
 /// The start time of this test process, as `shipit_starttime` reads it: a live lock holder.
-fn live_holder() -> String {
+pub(super) fn live_holder() -> String {
     let pid = std::process::id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start = stat
@@ -99,11 +99,13 @@ fn a_second_run_is_refused_while_the_first_holds_the_lock() {
         );
         // Its cleanup gives back no lock that is not its own.
         assert!(host.d(".shipit/lock/info").exists());
-        // Waiting for it: the time runs out, and the run is still refused.
-        host.set("LOCK_WAIT", "1");
+        // Waiting for it: the time runs out, and the run is still refused. The deadline is in
+        // whole seconds of `date +%s`, so a wait of 1 s may end before it starts (and say
+        // nothing) when the second turns meanwhile: 2 s always waits.
+        host.set("LOCK_WAIT", "2");
         host.step("step_lock", &[])
             .status(75)
-            .says("waiting up to 1s");
+            .says("waiting up to 2s");
     });
 }
 
