@@ -1264,3 +1264,97 @@ fn systemd_logs_read_the_journal_of_every_instance_of_a_process() {
             .says(" schedule\n");
     });
 }
+
+#[test]
+fn dispatch_runs_the_hosts_manager_or_every_one_and_auto_takes_the_first_that_is_here() {
+    let probes = "pm_systemd_probe() { echo \"systemd $*\"; }\n\
+                  pm_supervisor_probe() { echo \"supervisor $*\"; }\n";
+    each_shell(|host| {
+        let etc = host.path("etc");
+        host.set("MANAGER", "supervisor");
+        host.run(&format!(
+            "{probes}shipit_pm probe 'a  b'\nshipit_pms probe c"
+        ))
+        .status(0)
+        .says("supervisor a  b\nsystemd c\nsupervisor c\n");
+        // `auto` as this host resolves it: systemd when it runs here, else supervisor, which
+        // every host can run.
+        host.set("MANAGER", "auto");
+        let systemd_here = std::path::Path::new("/run/systemd/system").is_dir();
+        host.run(
+            "if pm_systemd_here; then echo systemd here; else echo no systemd; fi\n\
+             pm_supervisor_here && echo supervisor here\necho \"manager=$MANAGER\"",
+        )
+        .status(0)
+        .says(match systemd_here {
+            true => "systemd here\nsupervisor here\nmanager=systemd\n",
+            false => "no systemd\nsupervisor here\nmanager=supervisor\n",
+        });
+        // Both here: the first in MANAGERS; every manager's names are set either way.
+        let init = "MANAGER=auto\nshipit_pm_init\n\
+                    echo \"manager=$MANAGER web=$WEB_UNIT conf=$PROGRAM_CONF\"";
+        let names = format!(
+            "web={} conf={}/{WEB}.conf\n",
+            unit("web", ID),
+            etc.display()
+        );
+        host.run(&format!("pm_systemd_here() {{ true; }}\n{init}"))
+            .status(0)
+            .says(&format!("manager=systemd {names}"));
+        host.run(&format!("pm_systemd_here() {{ false; }}\n{init}"))
+            .status(0)
+            .says(&format!("manager=supervisor {names}"));
+    });
+}
+
+#[test]
+fn gunicorn_prepare_turns_the_control_socket_off_from_version_25() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.r(".shipit")).unwrap();
+        let args = host.r(".shipit/gunicorn.args");
+        let prepare = "shipit_step prepare shipit_server prepare";
+        host.run(prepare).status(0);
+        assert_eq!(std::fs::read_to_string(&args).unwrap(), "");
+        let site = host.r(".venv/lib/python3.12/site-packages");
+        std::fs::create_dir_all(site.join("gunicorn-23.0.0.dist-info")).unwrap();
+        host.run(prepare).status(0);
+        assert_eq!(std::fs::read_to_string(&args).unwrap(), "");
+        std::fs::remove_dir(site.join("gunicorn-23.0.0.dist-info")).unwrap();
+        std::fs::create_dir_all(site.join("gunicorn-25.0.1.dist-info")).unwrap();
+        host.run(prepare).status(0);
+        assert_eq!(
+            std::fs::read_to_string(&args).unwrap(),
+            "--no-control-socket\n"
+        );
+    });
+}
+
+#[test]
+fn gunicorn_log_keeps_the_cause_a_long_log_pushed_out_of_view() {
+    each_shell(|host| {
+        let exits =
+            "[2026-11-22 01:03:21 +0000] [123] [ERROR] Worker (pid:124) exited with code 3\n"
+                .repeat(14);
+        host.write(host.path("log"), &format!("{CRASH}{exits}"));
+        let log = host.path("log");
+        let run = host.run(&format!(
+            "shipit_server log < {}",
+            quote(log.to_str().unwrap())
+        ));
+        run.status(0)
+            .says("the app server died with: ModuleNotFoundError: No module named 'hello.local'");
+        assert_eq!(
+            run.text.matches("exited with code 3").count(),
+            12,
+            "{run:?}"
+        );
+        assert!(!run.text.contains("Traceback"), "{run:?}");
+        host.write(&log, &exits);
+        let run = host.run(&format!(
+            "shipit_server log < {}",
+            quote(log.to_str().unwrap())
+        ));
+        run.status(0);
+        assert!(!run.text.contains("died with"), "{run:?}");
+    });
+}
