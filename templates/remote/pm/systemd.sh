@@ -75,6 +75,7 @@ shipit_release_instances() {
 
 # Installs the templates LIST names from the release (when they differ from what is
 # installed) and links them into systemd's unit path; linking reloads systemd's configuration.
+# Fails when systemctl does, also where a caller's `||` turns `set -e` off.
 shipit_systemd_install() {
   mkdir -p "$D/.shipit/systemd"
   changed=
@@ -89,7 +90,7 @@ shipit_systemd_install() {
   [ -n "$changed" ] || return 0
   # Word splitting of the file list is wanted.
   # shellcheck disable=SC2086
-  shipit_systemctl link $changed >/dev/null
+  shipit_systemctl link $changed >/dev/null || return 1
   echo "installed systemd templates:$(printf '%s' "$changed" | sed 's#[^ ]*/##g')"
 }
 
@@ -238,7 +239,8 @@ pm_systemd_stop_old() {
       echo "warning: systemd could not enable $enable"
   fi
   [ -f "$R/.shipit/units-once" ] || return 0
-  shipit_systemd_install "$R/.shipit/units-once"
+  # A template systemd refuses leaves its singletons unstarted: the start below warns.
+  shipit_systemd_install "$R/.shipit/units-once" || true
   once=$(shipit_instances "$R/.shipit/units-once" "$ID")
   # shellcheck disable=SC2086
   if shipit_systemctl start -- $once && shipit_systemctl enable --no-reload -- $once >/dev/null 2>&1; then
@@ -303,7 +305,7 @@ shipit_systemd_timers() {
     echo "removed the timers of no live schedule:$gone"
   fi
   [ -n "$timers" ] || return 0
-  shipit_systemd_install "$R/.shipit/timers"
+  shipit_systemd_install "$R/.shipit/timers" || true
   # shellcheck disable=SC2086
   if shipit_systemctl enable --no-reload -- $timers >/dev/null 2>&1 && shipit_systemctl restart -- $timers; then
     echo "the schedule's timers run: $timers"
