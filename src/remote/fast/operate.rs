@@ -569,7 +569,7 @@ fn migrations_are_taken_from_the_plans_recorded_while_the_database_is_unchanged(
         // The database as the live release left it: `applied=7`; then changed by hand.
         live(
             host,
-            "case $1 in\n-c) cat \"$(dirname \"$0\")/../../db\" > \"$4\" ;;\n*) printf '[X]  app.0001_initial\\n' ;;\nesac",
+            "case $1 in\n-c) cat \"$(dirname \"$0\")/../../db\" > \"$5\" ;;\n*) printf '[X]  app.0001_initial\\n' ;;\nesac",
         );
         let old = host.d(&format!("releases/{OLD}"));
         host.write(old.join("db"), "applied=7\n");
