@@ -301,7 +301,6 @@ impl Resolved {
             py_migrate: python::MIGRATE.to_string(),
             py_applied: python::APPLIED.to_string(),
             py_allowed_host: python::ALLOWED_HOST.to_string(),
-            py_scheduler: python::SCHEDULER.to_string(),
         }
     }
 

@@ -100,31 +100,17 @@ pub(super) fn show(
     }
     printer.result(text.trim_end());
     // With -v: what each host would get, as text (secrets shown by where they come from).
-    let files = [
-        (
-            "the release's env file (.shipit/env)",
-            Some(env_preview(target)),
-        ),
-        ("nginx site", configs.nginx.clone()),
-        ("supervisor programs", configs.app.clone()),
-        (
-            "supervisor programs started at the switch (once)",
-            configs.once.clone(),
-        ),
-        ("systemd units and run scripts", configs.units.clone()),
-        (
-            "systemd units started at the switch (once)",
-            configs.units_once.clone(),
-        ),
-        (
-            "systemd timers of the schedule, their services and scripts (at the switch)",
-            configs.timers.clone(),
-        ),
-    ];
-    for (what, text) in files {
-        if let Some(text) = text {
-            printer.detail(format!("\n# --- {what} ---\n{}", text.trim_end()));
-        }
+    printer.detail(format!(
+        "\n# --- the release's env file (.shipit/env) ---\n{}",
+        env_preview(target).trim_end()
+    ));
+    for file in configs.files() {
+        printer.detail(format!(
+            "\n# --- {} (.shipit/{}) ---\n{}",
+            file.what,
+            file.path,
+            file.text.trim_end()
+        ));
     }
     for (name, phase) in &phases {
         let script = Script::new("dry-run", vars.clone(), phase.steps.clone(), phase.cleanup);

@@ -20,43 +20,68 @@ use crate::release::ReleaseId;
 use crate::resolve::Placement;
 use crate::templates::{BuildInfo, RenderContext, Templates};
 
-/// The rendered service configs of one release on one host: what `step_configs` keeps in the
-/// release. Each backend fills only its own fields; the order of [`ServiceConfigs::args`] is
-/// the shell's.
+/// The rendered service configs of one release on one host: the files `step_configs` keeps
+/// in the release's `.shipit/`, each named by its path there. Each backend adds its own files
+/// under its own names; the shell's step writes them all alike and knows none of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServiceConfigs {
-    /// The front proxy's site ([`proxy::FrontProxy`]).
-    pub(crate) nginx: Option<String>,
-    /// Supervisor: the web app server and the processes of every release on this host.
-    pub(crate) app: Option<String>,
-    /// Supervisor: the singletons on this host (the primary), installed at the switch.
-    pub(crate) once: Option<String>,
-    /// Supervisor: the schedule its scheduler runs (`CRON<TAB>COMMAND` lines), on the primary.
-    pub(crate) schedule: Option<String>,
-    /// Systemd: the template units and run scripts of the web app server and processes (a
-    /// [`systemd::UnitFiles`] bundle).
-    pub(crate) units: Option<String>,
-    /// Systemd: the units of the singletons on this host (the primary), started at the switch.
-    pub(crate) units_once: Option<String>,
-    /// Systemd: the schedule's timers, their services and run scripts (on the primary),
-    /// started at the switch.
-    pub(crate) timers: Option<String>,
+    files: Vec<ConfigFile>,
 }
 
+/// One file of [`ServiceConfigs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigFile {
+    /// Its path under the release's `.shipit/`.
+    pub(crate) path: String,
+    /// What it is, for `deploy --dry-run -v`.
+    pub(crate) what: &'static str,
+    pub(crate) text: String,
+}
+
+/// The line that starts each file of a [`ServiceConfigs::bundle`].
+pub(crate) const FILE_MARK: &str = "#@shipit-file ";
+
 impl ServiceConfigs {
-    /// The configs in the order `step_configs` takes its arguments, `None` for what this host
-    /// does not run.
-    pub(crate) fn args(&self) -> [Option<&str>; 7] {
-        [
-            &self.nginx,
-            &self.app,
-            &self.once,
-            &self.schedule,
-            &self.units,
-            &self.units_once,
-            &self.timers,
-        ]
-        .map(Option::as_deref)
+    /// Adds the file at `path` under the release's `.shipit/`.
+    pub(crate) fn add(&mut self, path: impl Into<String>, what: &'static str, text: String) {
+        self.files.push(ConfigFile {
+            path: path.into(),
+            what,
+            text,
+        });
+    }
+
+    /// Every file, in the order the backends added them.
+    pub(crate) fn files(&self) -> &[ConfigFile] {
+        &self.files
+    }
+
+    /// The text of the file at `path`, if a backend rendered it.
+    #[cfg(test)]
+    pub(crate) fn get(&self, path: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.as_str())
+    }
+
+    /// Every file as one text, in which a `#@shipit-file PATH` line starts each (what
+    /// `step_configs` takes); `None` when there is no file.
+    pub(crate) fn bundle(&self) -> Option<String> {
+        if self.files.is_empty() {
+            return None;
+        }
+        let mut text = String::new();
+        for file in &self.files {
+            text.push_str(FILE_MARK);
+            text.push_str(&file.path);
+            text.push('\n');
+            text.push_str(&file.text);
+            if !file.text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        Some(text)
     }
 }
 
@@ -131,7 +156,9 @@ pub(crate) fn service_configs(
         }
     }
     if let Some(proxy) = proxy::FrontProxy::of(target) {
-        configs.nginx = proxy.render(&rendering)?;
+        if let Some(site) = proxy.render(&rendering)? {
+            configs.add(proxy::SITE, "nginx site", site);
+        }
     }
     Ok(configs)
 }

@@ -7,6 +7,9 @@ use crate::error::Result;
 
 use super::Rendering;
 
+/// The site's file in the release's `.shipit/` (`step_nginx_check` installs it).
+pub(crate) const SITE: &str = "nginx.conf";
+
 /// A target's front proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrontProxy {

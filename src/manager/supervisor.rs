@@ -21,21 +21,29 @@ impl ProcessManager for Supervisor {
     fn render(&self, rendering: &mut Rendering<'_>, configs: &mut ServiceConfigs) -> Result<()> {
         let placed = rendering.placed;
         if placed.web || !placed.processes.is_empty() {
-            configs.app = Some(programs(rendering, placed.web, &placed.processes)?);
+            let text = programs(rendering, placed.web, &placed.processes)?;
+            configs.add("supervisor.conf", "supervisor programs", text);
         }
         if !placed.once.is_empty() {
-            configs.once = Some(programs(rendering, false, &placed.once)?);
+            let text = programs(rendering, false, &placed.once)?;
+            configs.add(
+                "supervisor-once.conf",
+                "supervisor programs started at the switch (once)",
+                text,
+            );
         }
         if placed.once.iter().any(|(name, _)| name == SCHEDULER) {
-            configs.schedule = Some(
-                rendering
-                    .target
-                    .schedule
-                    .iter()
-                    .flat_map(|(when, commands)| {
-                        commands.iter().map(move |c| format!("{when}\t{c}\n"))
-                    })
-                    .collect(),
+            let table = rendering
+                .target
+                .schedule
+                .iter()
+                .flat_map(|(when, commands)| commands.iter().map(move |c| format!("{when}\t{c}\n")))
+                .collect();
+            configs.add("schedule.tab", "the schedule its scheduler runs", table);
+            configs.add(
+                "scheduler.py",
+                "shipit's scheduler",
+                crate::remote::python::SCHEDULER.to_string(),
             );
         }
         Ok(())

@@ -51,9 +51,24 @@ impl ProcessManager for Systemd {
                 timers.add_timer(templates, context, target, index + 1, when, commands)?;
             }
         }
-        configs.units = units.bundle();
-        configs.units_once = once.bundle();
-        configs.timers = timers.bundle();
+        units.keep(
+            configs,
+            "units",
+            "systemd units and run scripts",
+            is_template,
+        );
+        once.keep(
+            configs,
+            "units-once",
+            "systemd units started at the switch (once)",
+            is_template,
+        );
+        timers.keep(
+            configs,
+            "timers",
+            "systemd timers of the schedule, their services and scripts (at the switch)",
+            |name| name.ends_with(".timer") || name.ends_with(".service"),
+        );
         Ok(())
     }
 }
@@ -64,19 +79,20 @@ pub(crate) fn unit_prefix(project: &str, target: &str) -> String {
     format!("{project}-{target}")
 }
 
+/// Whether `name` is a template unit (what the switch installs and starts instances of).
+fn is_template(name: &str) -> bool {
+    name.ends_with("@.service")
+}
+
 /// The systemd files of one release's processes on one host: a template unit per process
-/// (per replica, for several) and a run script per process, sent as one text in which
-/// `#@shipit-file NAME` lines start each file (`step_configs` splits it into the release's
-/// `.shipit/systemd/`).
+/// (per replica, for several) and a run script per process, kept in the release's
+/// `.shipit/systemd/`, and the list of those `pm_systemd_*` installs.
 #[derive(Debug)]
 pub(crate) struct UnitFiles {
     /// The target's [`unit_prefix`].
     prefix: String,
     files: Vec<(String, String)>,
 }
-
-/// The line that starts each file of a [`UnitFiles`] bundle.
-pub(crate) const UNIT_FILE_MARK: &str = "#@shipit-file ";
 
 impl UnitFiles {
     /// No file yet, for the units named `PREFIX-...`.
@@ -176,28 +192,33 @@ impl UnitFiles {
         Ok(())
     }
 
-    /// The bundle's text; `None` when there is no file.
-    fn bundle(self) -> Option<String> {
+    /// Adds the files to `configs` under `systemd/`, and the names of those `listed` picks
+    /// to the list file `list` (nothing when there is no file).
+    fn keep(
+        self,
+        configs: &mut ServiceConfigs,
+        list: &str,
+        what: &'static str,
+        listed: impl Fn(&str) -> bool,
+    ) {
         if self.files.is_empty() {
-            return None;
+            return;
         }
-        let mut text = String::new();
-        for (name, content) in self.files {
-            text.push_str(UNIT_FILE_MARK);
-            text.push_str(&name);
-            text.push('\n');
-            text.push_str(&content);
-            if !content.ends_with('\n') {
-                text.push('\n');
-            }
+        let names: String = self
+            .files
+            .iter()
+            .filter(|(name, _)| listed(name))
+            .map(|(name, _)| format!("{name}\n"))
+            .collect();
+        for (name, text) in self.files {
+            configs.add(format!("systemd/{name}"), what, text);
         }
-        Some(text)
+        configs.add(list, what, names);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::Config;
     use crate::release::ReleaseId;
     use crate::resolve::placement;
@@ -253,13 +274,27 @@ web = ["a", "b"]
             .unwrap()
         };
         let (primary, other) = (configs(0), configs(1));
-        assert_eq!(other.timers, None);
-        assert_eq!(primary.schedule, None);
-        assert!(!primary.units_once.unwrap_or_default().contains("schedule"));
-        let timers = primary.timers.unwrap();
-        let files: Vec<&str> = timers
-            .lines()
-            .filter_map(|l| l.strip_prefix(UNIT_FILE_MARK))
+        assert_eq!(other.get("timers"), None);
+        assert_eq!(primary.get("schedule.tab"), None);
+        assert!(!primary
+            .get("units-once")
+            .unwrap_or_default()
+            .contains("schedule"));
+        assert_eq!(
+            primary.get("timers"),
+            Some("hello-prod-schedule-1.service\nhello-prod-schedule-1.timer\n")
+        );
+        let timers: String = primary
+            .files()
+            .iter()
+            .filter(|f| f.path.contains("schedule"))
+            .map(|f| f.text.as_str())
+            .collect();
+        let files: Vec<&str> = primary
+            .files()
+            .iter()
+            .filter_map(|f| f.path.strip_prefix("systemd/"))
+            .filter(|name| name.contains("schedule"))
             .collect();
         assert_eq!(
             files,

@@ -641,15 +641,13 @@ mod tests {
                 lock_message: Some("db work: it's late\nreally".into()),
             },
         );
-        let configs = deploy::ServiceConfigs {
-            nginx: Some("server {}\n".into()),
-            app: Some("[program:x]\n".into()),
-            once: Some("[program:x.beat]\n".into()),
-            schedule: Some("* * * * *\techo hi\n".into()),
-            units: Some("#@shipit-file x-web@.service\n[Service]\n".into()),
-            units_once: None,
-            timers: None,
-        };
+        let mut configs = deploy::ServiceConfigs::default();
+        configs.add("nginx.conf", "nginx site", "server {}\n".into());
+        configs.add("supervisor.conf", "programs", "[program:x]\n".into());
+        configs.add("supervisor-once.conf", "once", "[program:x.beat]\n".into());
+        configs.add("schedule.tab", "schedule", "* * * * *\techo hi\n".into());
+        configs.add("systemd/x-web@.service", "units", "[Service]\n".into());
+        configs.add("units", "units", "x-web@.service\n".into());
         let placed = deploy::tests::everything();
         let unapply = [Unapply {
             app: "pages".into(),

@@ -293,11 +293,11 @@ impl Step {
                 .collect(),
             Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
             Step::Env(file) => vec![super::base64(file.as_bytes())],
-            Step::Configs(configs) => configs
-                .args()
-                .iter()
-                .map(|c| c.map_or_else(|| "-".to_string(), |text| super::base64(text.as_bytes())))
-                .collect(),
+            Step::Configs(configs) => {
+                vec![configs
+                    .bundle()
+                    .map_or_else(|| "-".to_string(), |text| super::base64(text.as_bytes()))]
+            }
             Step::Prune(doomed) | Step::Remove(doomed) => {
                 return format!("{function}{}", ids(doomed))
             }
@@ -444,17 +444,20 @@ mod tests {
                 "step_env QT0nYiBjJwo=",
             ),
             (
-                Step::Configs(crate::manager::ServiceConfigs {
-                    nginx: Some("foo".into()),
-                    app: None,
-                    once: Some("foo".into()),
-                    schedule: None,
-                    units: None,
-                    units_once: Some("foo".into()),
-                    timers: Some("bar".into()),
+                Step::Configs({
+                    let mut configs = crate::manager::ServiceConfigs::default();
+                    configs.add("nginx.conf", "nginx site", "foo".into());
+                    configs.add("systemd/a@.service", "systemd units", "bar\n".into());
+                    configs
                 }),
                 "configs",
-                "step_configs Zm9v - Zm9v - - Zm9v YmFy",
+                // "#@shipit-file nginx.conf\nfoo\n#@shipit-file systemd/a@.service\nbar\n"
+                "step_configs I0BzaGlwaXQtZmlsZSBuZ2lueC5jb25mCmZvbwojQHNoaXBpdC1maWxlIHN5c3RlbWQvYUAuc2VydmljZQpiYXIK",
+            ),
+            (
+                Step::Configs(crate::manager::ServiceConfigs::default()),
+                "configs",
+                "step_configs -",
             ),
             (
                 Step::Background(vec![Step::Settings, Step::Collectstatic]),

@@ -130,8 +130,6 @@ preamble! {
     py_applied: "PY_APPLIED",
     /// [`crate::remote::python::ALLOWED_HOST`].
     py_allowed_host: "PY_ALLOWED_HOST",
-    /// [`crate::remote::python::SCHEDULER`].
-    py_scheduler: "PY_SCHEDULER",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).

@@ -1,7 +1,8 @@
 //! The host-side Python: real `.py` files in `templates/remote/py/` (linted by ruff and
 //! byte-compiled in CI), sent to the host as preamble values ([`super::preamble::Preamble`]),
 //! so a phase is still one exec and the code may hold any character. The shell runs each as
-//! `python -c "$PY_NAME" ARGS...` with the release's venv.
+//! `python -c "$PY_NAME" ARGS...` with the release's venv; the scheduler, a long-running
+//! process, is kept in the release as `.shipit/scheduler.py` with its supervisor programs.
 
 /// The health probe over the release's unix socket.
 pub(crate) const PROBE: &str = include_str!("../../templates/remote/py/probe.py");

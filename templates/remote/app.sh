@@ -15,28 +15,33 @@ shipit_probe() {
   "$R/.venv/bin/python" -c "$PY_PROBE" "$HEALTH_PATH" "$HEALTH_HOST" "$HEALTH_STATUS" "$1"
 }
 
-# step_configs NGINX APP ONCE SCHEDULE UNITS UNITS_ONCE TIMERS (each base64): keeps the
-# release's rendered service configs in $R/.shipit (`-` for what this host does not run): the
-# nginx site, the supervisor programs started before the switch and the singletons started at
-# it, the schedule with the scheduler that runs it (supervisor), the systemd units of both kinds,
-# and the schedule's systemd timers (listed in .shipit/timers, started at the switch).
+# step_configs BUNDLE: keeps the release's rendered service configs in $R/.shipit: each file of
+# the bundle (base64; `-` for none), where a `#@shipit-file PATH` line starts each, at PATH
+# there, as the backends named them (the front proxy's site, the process manager's programs or
+# units, the schedule). No path may leave .shipit.
 step_configs() {
   mkdir -p "$R/.shipit"
-  if [ "$1" != - ]; then printf %s "$1" | base64 -d > "$R/.shipit/nginx.conf"; fi
-  if [ "$2" != - ]; then printf %s "$2" | base64 -d > "$R/.shipit/supervisor.conf"; fi
-  if [ "$3" != - ]; then printf %s "$3" | base64 -d > "$R/.shipit/supervisor-once.conf"; fi
-  if [ "${5:--}" != - ]; then shipit_unit_files "$5" "$R/.shipit/units"; fi
-  if [ "${6:--}" != - ]; then shipit_unit_files "$6" "$R/.shipit/units-once"; fi
-  if [ "${7:--}" != - ]; then shipit_unit_files "$7" "$R/.shipit/timers" '\.(timer|service)$'; fi
-  if [ "$4" != - ]; then
-    printf %s "$4" | base64 -d > "$R/.shipit/schedule.tab"
-    printf '%s' "$PY_SCHEDULER" > "$R/.shipit/scheduler.py"
-    mkdir -p "$D/shared/.schedule"
-    if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
-      chgrp "$(id -gn "$APP_USER")" "$D/shared/.schedule" 2>/dev/null && chmod 2770 "$D/shared/.schedule" ||
-        echo "warning: cannot give $APP_USER's group write access to $D/shared/.schedule"
-    fi
+  if [ "$1" = - ]; then
+    echo "no service config to keep"
+    return 0
   fi
+  printf %s "$1" | base64 -d > "$R/.shipit/configs.tmp"
+  sed -n 's/^#@shipit-file //p' "$R/.shipit/configs.tmp" | while IFS= read -r name; do
+    case "/$name/" in
+      */../* | //*) echo "refused to write a config outside $R/.shipit: $name"; exit 1 ;;
+    esac
+    mkdir -p "$(dirname "$R/.shipit/$name")"
+  done || exit 1
+  awk -v dir="$R/.shipit" '
+    index($0, "#@shipit-file ") == 1 {
+      if (file != "") close(file)
+      file = dir "/" substr($0, 15)
+      printf "" > file
+      next
+    }
+    { print >> file }
+  ' "$R/.shipit/configs.tmp"
+  rm -f "$R/.shipit/configs.tmp"
   echo "rendered service configs kept in $R/.shipit"
 }
 

@@ -138,11 +138,22 @@ pm_supervisor_stop_old() {
     echo "no other app server to stop"
   fi
   if [ -f "$R/.shipit/supervisor-once.conf" ] && [ "$LIVE" = "$ID" ]; then
+    if [ -f "$R/.shipit/schedule.tab" ]; then shipit_supervisor_schedule_state; fi
     cp "$R/.shipit/supervisor-once.conf" "$ONCE_CONF.tmp"
     mv -f "$ONCE_CONF.tmp" "$ONCE_CONF"
     # shellcheck disable=SC2046
     shipit_ctl update $(shipit_programs "$ONCE_CONF") ||
       echo "warning: supervisor could not start the singletons of $ID"
+  fi
+}
+
+# Where shipit's scheduler (py/scheduler.py, a singleton) keeps when each entry last fired,
+# shared by every release: writable by the app user's group.
+shipit_supervisor_schedule_state() {
+  mkdir -p "$D/shared/.schedule"
+  if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
+    chgrp "$(id -gn "$APP_USER")" "$D/shared/.schedule" 2>/dev/null && chmod 2770 "$D/shared/.schedule" ||
+      echo "warning: cannot give $APP_USER's group write access to $D/shared/.schedule"
   fi
 }
 

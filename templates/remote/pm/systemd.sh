@@ -37,24 +37,6 @@ pm_systemd_init() {
 shipit_systemctl() { eval "$SYSTEMCTL" '"$@"'; }
 shipit_journalctl() { eval "$JOURNALCTL" '"$@"'; }
 
-# shipit_unit_files BUNDLE LIST [ERE]: splits a base64 bundle of files (each started by a
-# `#@shipit-file NAME` line) into $R/.shipit/systemd/ and lists in LIST the names that match ERE
-# (the template units when not given: what the switch installs).
-shipit_unit_files() {
-  mkdir -p "$R/.shipit/systemd"
-  printf %s "$1" | base64 -d | LISTED="${3:-@\\.service\$}" awk -v dir="$R/.shipit/systemd" -v list="$2" '
-    index($0, "#@shipit-file ") == 1 {
-      if (file != "") close(file)
-      name = substr($0, 15)
-      file = dir "/" name
-      printf "" > file
-      if (name ~ ENVIRON["LISTED"]) print name >> list
-      next
-    }
-    { print >> file }
-  '
-}
-
 # shipit_instances LIST ID: the instances of release ID of the templates LIST names.
 shipit_instances() {
   [ -f "$1" ] || return 0

@@ -1,12 +1,13 @@
 """The `schedule` process (a `once` process on the primary, see resolve.rs): a cron for the target.
 
-Run as `.shipit/scheduler.py SCHEDULE_TAB` (step_configs writes it from the preamble's
-PY_SCHEDULER). Each minute, every entry of the table (CRON<TAB>COMMAND lines) whose five fields
-match the local time runs with `sh -c` in the release `current` points at then, with that
-release's env file and venv, SHIPIT_RELEASE set. Never twice: an entry fires once per minute
-across schedulers (the last minute it fired is kept in shared/.schedule), and not while its
-previous run still holds its lock (a run started by the scheduler of the previous release
-included). On SIGTERM it starts nothing more and waits for the commands it started.
+Run as `.shipit/scheduler.py SCHEDULE_TAB` (kept in the release with the supervisor
+programs: src/manager/supervisor.rs). Each minute, every entry of the table (CRON<TAB>COMMAND
+lines) whose five fields match the local time runs with `sh -c` in the release `current`
+points at then, with that release's env file and venv, SHIPIT_RELEASE set. Never twice: an
+entry fires once per minute across schedulers (the last minute it fired is kept in
+shared/.schedule), and not while its previous run still holds its lock (a run started by the
+scheduler of the previous release included). On SIGTERM it starts nothing more and waits for
+the commands it started.
 """
 
 import fcntl
