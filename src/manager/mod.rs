@@ -4,7 +4,7 @@
 //! Like dokku's scheduler plugins or Kamal's roles, the rest of shipit asks a backend for what
 //! it needs (a release's rendered configs, the names its units and programs go by) and never
 //! branches on which backend it is. Adding a process manager is one impl module here, its
-//! templates and its shell family (`docs/adding-a-manager.md`); no plan step changes.
+//! templates and its shell family (docs/src/managers.md); no plan step changes.
 //!
 //! It sits beside `resolve` in the data flow: it reads the config and a host's
 //! [`Placement`], and what it renders travels down to the plan as one [`ServiceConfigs`].

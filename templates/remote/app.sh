@@ -6,7 +6,7 @@
 # Stops this run's new app server and processes, unless `current` points at its release.
 shipit_stop_new_app() {
   [ "$APP" = 1 ] || return 0
-  if [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then return 0; fi
+  if [ "$(shipit_live_id)" = "$ID" ]; then return 0; fi
   shipit_pm stop_new
 }
 
@@ -108,6 +108,6 @@ step_health_check() {
 # stop timeout, and the live release's singletons (`once` processes, on the primary) start:
 # never two of them at once. Never fails: the release that matters is already live.
 step_stop_old_app() {
-  LIVE=$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')
+  LIVE=$(shipit_live_id)
   shipit_pms stop_old
 }

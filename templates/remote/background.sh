@@ -114,7 +114,8 @@ shipit_stop_background() {
       tries=0
       while [ "$tries" -lt 50 ]; do
         alive=
-        for p in $tree; do kill -0 "$p" 2>/dev/null && alive=$p; done
+        # A zombie is gone (kill -0 would still find it until it is reaped).
+        for p in $tree; do [ -n "$(shipit_starttime "$p")" ] && alive=$p; done
         [ -n "$alive" ] || break
         sleep 0.1
         tries=$((tries + 1))

@@ -8,10 +8,16 @@ shipit_init() {
   SITE_BACKUP="$D/.shipit/nginx-site.previous"
   SITE_CHANGED="$D/.shipit/nginx-site.changed"
   PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
+  # shipit writes `current` relative; another tool may have written it absolute.
+  case $PREVIOUS in "$D"/releases/*) PREVIOUS=${PREVIOUS#"$D"/} ;; esac
   shipit_pm_init
   SHIPIT_RELEASE=$ID
   export DJANGO_SETTINGS_MODULE SHIPIT_RELEASE
 }
+
+# The id of the release `current` points at, or nothing (however the link is written:
+# relative as shipit writes it, or absolute, or with a trailing slash).
+shipit_live_id() { readlink "$D/current" 2>/dev/null | sed 's#/*$##; s#.*/##'; }
 
 shipit_archive() { printf '%s/.shipit/archives/%s.tar.gz' "$D" "$SHA"; }
 

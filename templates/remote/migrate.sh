@@ -166,7 +166,7 @@ shipit_plans_recorded() {
 # from what the releases recorded when they migrated, when that still holds.
 step_migrations() {
   if [ -d "$D/current/" ] && shipit_plans_recorded; then
-    echo "migrations: as recorded by $(readlink "$D/current" | sed 's#.*/##') and $ID (the database has not been migrated since)"
+    echo "migrations: as recorded by $(shipit_live_id) and $ID (the database has not been migrated since)"
     LIVE=$(cat "$D/current/.shipit/showmigrations")
   elif [ -d "$D/current/" ]; then
     LIVE=$(shipit_manage "$D/current" showmigrations --plan 2>&1) ||

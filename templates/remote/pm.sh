@@ -3,7 +3,7 @@
 # steps call `shipit_pm VERB` for the manager this host runs (MANAGER) or `shipit_pms VERB`
 # for every manager shipit knows (MANAGERS, in the order `auto` tries them: a target moved
 # from one manager to another leaves the old one's programs to stop), and never branch on
-# which manager it is. Adding a manager is a pm/NAME.sh with these verbs (docs/managers.md):
+# which manager it is. Adding a manager is a pm/NAME.sh with these verbs (docs/src/managers.md):
 #
 #   here                 whether this host runs the manager (`auto` takes the first that does)
 #   init                 the names it needs for this release (every manager, before any step)

@@ -13,7 +13,7 @@ shipit_installed_releases() {
 shipit_inventory() {
   DRAINING=$(shipit_draining_releases)
   DREAL=$(cd "$D" 2>/dev/null && pwd -P) || DREAL=$D
-  shipit_fact current "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')"
+  shipit_fact current "$(shipit_live_id)"
   if [ -L "$D/current" ] && [ ! -d "$D/current/" ]; then
     shipit_fact dangling "$(readlink "$D/current")"
   fi
@@ -86,9 +86,9 @@ shipit_manifest_revision() {
 shipit_remove_releases() {
   trash="$D/.shipit/trash"
   bin="$trash/$(date +%s).$$"
-  live=$(readlink "$D/current") || live=
+  live=$(shipit_live_id)
   for id in "$@"; do
-    if [ -d "$D/releases/$id" ] && [ "$live" != "releases/$id" ]; then
+    if [ -d "$D/releases/$id" ] && [ "$live" != "$id" ]; then
       shipit_discard "$D/releases/$id" "$bin"
       shipit_fact "removed:$id" release
     fi

@@ -11,7 +11,7 @@ shipit_undo_prepare() {
 # Puts `current` back where it pointed before this script ($PREVIOUS) by the same rename; after
 # a first deploy there was nothing, so the new `current` is removed.
 shipit_switch_back() {
-  if [ -n "$PREVIOUS" ] && [ "$(readlink "$D/current" 2>/dev/null)" != "$PREVIOUS" ]; then
+  if [ -n "$PREVIOUS" ] && [ "$(shipit_live_id)" != "${PREVIOUS##*/}" ]; then
     ln -sfn "$PREVIOUS" "$D/.current.back" && mv -fT "$D/.current.back" "$D/current" &&
       echo "switched current back to $PREVIOUS"
     shipit_bridge_static "$D/$PREVIOUS" force
@@ -108,7 +108,7 @@ on_switch_failure() {
     return 0
   fi
   if [ "$(cat "$R/.shipit/state" 2>/dev/null)" = live ] &&
-    [ "$(readlink "$D/current" 2>/dev/null)" = "releases/$ID" ]; then
+    [ "$(shipit_live_id)" = "$ID" ]; then
     echo "release $ID is live; step $SHIPIT_FAILED_STEP failed after the switch, nothing is undone"
     shipit_unlock
     return 0

@@ -153,6 +153,33 @@ fn remove_takes_the_chosen_releases_and_unused_venvs_but_never_current() {
     });
 }
 
+/// `current` written absolute (as Capistrano writes it, or with a trailing slash) is still
+/// `current`: removing it was a bug.
+#[test]
+fn remove_never_takes_current_however_its_link_is_written() {
+    each_shell(|host| {
+        host.release_with_venv(OLD, "live", "bbbb", 10);
+        for target in [
+            host.d(&format!("releases/{OLD}"))
+                .to_str()
+                .unwrap()
+                .to_string(),
+            format!("releases/{OLD}/"),
+        ] {
+            host.lock();
+            host.current(&target);
+            let run = host.step("step_remove", &[OLD]);
+            run.status(0);
+            assert_eq!(run.fact(&format!("removed:{OLD}")), None, "{run:?}");
+            assert!(
+                host.d(&format!("releases/{OLD}/code.py")).exists(),
+                "{target}"
+            );
+            assert!(host.d("venvs/bbbb").exists(), "{target}");
+        }
+    });
+}
+
 #[test]
 fn remove_refuses_once_the_lock_is_no_longer_ours() {
     each_shell(|host| {

@@ -501,6 +501,24 @@ fn a_rollback_leaves_the_release_it_left_rolled_back_and_a_roll_forward_good() {
     });
 }
 
+/// A `current` another tool wrote absolute: the release it pointed at is still the one left
+/// behind (it stayed `live` beside the new one: a bug).
+#[test]
+fn finish_leaves_the_previous_release_good_when_current_was_absolute() {
+    each_shell(|host| {
+        switched(host);
+        host.current(host.d(&format!("releases/{OLD}")).to_str().unwrap());
+        host.run("shipit_step switch step_switch\nshipit_step finish step_finish")
+            .status(0);
+        assert_eq!(host.state(ID), "live");
+        assert_eq!(host.state(OLD), "good");
+        assert_eq!(
+            host.current_target().as_deref(),
+            Some(&*format!("releases/{ID}"))
+        );
+    });
+}
+
 #[test]
 fn finish_changes_nothing_once_the_lock_is_no_longer_ours() {
     each_shell(|host| {

@@ -269,7 +269,7 @@ pm_supervisor_logs() {
 # shipit_supervisor_log_files PROCESS: the log files of PROCESS of the live release, one a line.
 shipit_supervisor_log_files() {
   # PROJECT.TARGET.RELEASE of the live release (PROGRAM_GLOB is PROJECT.TARGET.[0-9]...).
-  live="$(printf '%s' "$PROGRAM_GLOB" | sed 's/\.\[0-9\].*//').$(readlink "$D/current" | sed 's#.*/##')"
+  live="$(printf '%s' "$PROGRAM_GLOB" | sed 's/\.\[0-9\].*//').$(shipit_live_id)"
   case "$1" in
     web) section=$live ;;
     *) section="$live.$1" ;;

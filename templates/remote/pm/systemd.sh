@@ -243,7 +243,7 @@ shipit_systemd_running() {
 # earlier run left draining): before a rollback starts a release again, or a deploy prunes.
 pm_systemd_reap() {
   [ "$MANAGER" = systemd ] && [ "${1:-}" = wait ] || return 0
-  units=$(shipit_release_instances "$(readlink "$D/current" 2>/dev/null | sed 's#.*/##')" units)
+  units=$(shipit_release_instances "$(shipit_live_id)" units)
   [ -n "$(printf '%s' "$units" | tr -d ' ')" ] || return 0
   said=
   # Word splitting of the unit list is wanted.
