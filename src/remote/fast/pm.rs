@@ -381,7 +381,13 @@ fn installed_releases(host: &Host) {
         "hello.production-eu.20261101000000",
         "/srv/eu/releases/20261101000000",
     );
+    // Another checkout of the same project and target on this host (a staging copy): the same
+    // program names, its own deploy_to. Stopping it was a bug (issue 22, defect 3).
+    conf(OTHER_CHECKOUT, "/srv/copy/releases/20261101000003");
 }
+
+/// A program of another deploy_to with this project and target's names.
+const OTHER_CHECKOUT: &str = "hello.production.20261101000003";
 
 #[test]
 fn supervisor_stop_old_drains_other_releases_programs_in_the_background() {
@@ -402,6 +408,7 @@ fn supervisor_stop_old_drains_other_releases_programs_in_the_background() {
             [
                 "hello-production-20261101000002.conf",
                 "hello.production-eu.20261101000000.conf",
+                &format!("{OTHER_CHECKOUT}.conf"),
                 &format!("{WEB}.conf"),
             ]
         );

@@ -3,9 +3,11 @@
 # PROJECT.TARGET.RELEASE.conf in CONFD, with the web app server and the processes, another
 # (PROJECT.TARGET.RELEASE.once.conf, installed at the switch) with the singletons; both
 # installed with `supervisorctl update`. Programs are named PROJECT.TARGET.RELEASE[.PROCESS]:
-# neither name may contain a dot, so the glob of one project and target matches no other's.
-# Programs named by shipit before that (PROJECT-TARGET-RELEASE, ambiguous: `hello` + `a-b` and
-# `hello-a` + `b`) are stopped only when their config runs a release of this deploy_to.
+# neither name may contain a dot, so the glob of one project and target matches no other's
+# (and programs named by shipit before that, PROJECT-TARGET-RELEASE, are matched too). A
+# program file is this deploy_to's only when its programs run in a release of it
+# (shipit_supervisor_ours): two checkouts of one project and target on a host, or a staging
+# copy, share the names but never each other's programs.
 
 # Every host can run supervisord (the last resort of `auto`).
 pm_supervisor_here() { true; }
@@ -123,10 +125,7 @@ pm_supervisor_stop_old() {
     name=${name%.once}
     release=${name##*[.-]}
     if [ -n "$LIVE" ] && [ "$release" = "$LIVE" ]; then continue; fi
-    case "$name" in
-      *.*) ;;
-      *) grep -Fqx "directory=$D/releases/$release" "$conf" || continue ;;
-    esac
+    shipit_supervisor_ours "$conf" "$release" || continue
     OLD="$OLD $(shipit_programs "$conf" | tr '\n' ' ')"
     rm -f "$conf"
   done
@@ -222,7 +221,7 @@ pm_supervisor_draining() {
   done | sed 's/^[^.]*\.[^.]*\.\([0-9]*\).*$/\1/; s/.*-//'
 }
 
-# The releases whose program files are installed, one a line.
+# The releases of this deploy_to whose program files are installed, one a line.
 pm_supervisor_installed() {
   # The globs are globs on purpose.
   # shellcheck disable=SC2086
@@ -231,9 +230,14 @@ pm_supervisor_installed() {
     name=${conf##*/}
     name=${name%.conf}
     name=${name%.once}
-    printf '%s\n' "${name##*.}"
+    shipit_supervisor_ours "$conf" "${name##*.}" && printf '%s\n' "${name##*.}"
   done
+  return 0
 }
+
+# shipit_supervisor_ours FILE RELEASE: whether program FILE runs release RELEASE of this
+# deploy_to (every program shipit renders names its release directory).
+shipit_supervisor_ours() { grep -Fqx "directory=$D/releases/$2" "$1"; }
 
 # `shipit check`'s process manager item: supervisord answers and its conf_dir is writable.
 pm_supervisor_check() {
