@@ -1,8 +1,9 @@
 # shellcheck shell=sh
-# The lock: a directory made with mkdir (atomic), holding who took it and which process holds it.
-# The holder is the nearest ancestor of this script that is not a shell: the SSH session (the
-# same process for every script of one connection) or, locally, shipit itself. While it lives,
-# the deploy that took the lock is running.
+# The lock: a directory holding who took it and which process holds it (`info`). It is made
+# complete beside its place and renamed into it (rename(2) onto a lock that exists fails), so
+# no run ever sees a lock without its holder. The holder is the nearest ancestor of this script
+# that is not a shell: the SSH session (the same process for every script of one connection)
+# or, locally, shipit itself. While it lives, the deploy that took the lock is running.
 
 shipit_holder() {
   pid=$PPID
@@ -20,8 +21,13 @@ shipit_holder() {
 shipit_lock_field() { shipit_value "$1" "$LOCK/info"; }
 
 # Whether the lock is live: held with `shipit lock acquire` (until `shipit lock release`), or
-# the process that took it still runs (a lock without a holder is dead).
+# the process that took it still runs. A lock without its holder (an older shipit made the
+# directory first and wrote the holder after) is live while it is younger than a minute.
 shipit_lock_live() {
+  if [ ! -f "$LOCK/info" ]; then
+    [ -n "$(find "$LOCK" -maxdepth 0 -mmin -1 2>/dev/null)" ]
+    return
+  fi
   [ "$(shipit_lock_field held)" = 1 ] && return 0
   pid=$(shipit_lock_field holder_pid)
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] &&
@@ -29,6 +35,10 @@ shipit_lock_live() {
 }
 
 shipit_lock_holder() {
+  if [ ! -f "$LOCK/info" ]; then
+    printf 'by a run that has not recorded itself yet'
+    return 0
+  fi
   printf 'by %s since %s' "$(shipit_lock_field by)" "$(shipit_lock_field since)"
   if [ "$(shipit_lock_field held)" = 1 ]; then
     printf ', held: %s' "$(shipit_lock_field message)"
@@ -88,27 +98,50 @@ step_lock() {
     else
       shipit_fact broke_lock "$(shipit_lock_holder), no longer connected"
     fi
-    rm -rf "$LOCK"
+    shipit_break_lock
   fi
-  while ! mkdir "$LOCK" 2>/dev/null; do
-    [ -d "$LOCK" ] || { echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
+  new="$D/.shipit/lock.new.$TOKEN"
+  rm -rf "$new"
+  mkdir "$new" 2>/dev/null || { echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
+  shipit_lock_info > "$new/info"
+  while ! mv -T "$new" "$LOCK" 2>/dev/null; do
+    [ -d "$LOCK" ] || { rm -rf "$new"; echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
     if [ "${LOCK_WAIT:-0}" -gt 0 ] && shipit_lock_live; then
       shipit_lock_wait
       LOCK_WAIT=0
+      shipit_lock_info > "$new/info"
       continue
     fi
+    rm -rf "$new"
     shipit_lock_facts
     exit 75
   done
+  if [ "$OP" = lock ]; then shipit_log "acquired: $LOCK_MESSAGE"; fi
+}
+
+# The holder's record: this run, the process that holds the lock while it lives, and for
+# `shipit lock acquire` that it is held until `shipit lock release`, whatever happens to this
+# session.
+shipit_lock_info() {
   holder=$(shipit_holder)
   printf 'token=%s\nby=%s\nsince=%s\nop=%s\nrelease=%s\nholder_pid=%s\nholder_start=%s\n' \
     "$TOKEN" "$DEPLOYER" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$OP" "$ID" "${holder% *}" \
-    "${holder#* }" > "$LOCK/info"
-  # `shipit lock acquire`: held until `shipit lock release`, whatever happens to this session.
-  if [ "$OP" = lock ]; then
-    printf 'held=1\nmessage=%s\n' "$LOCK_MESSAGE" >> "$LOCK/info"
-    shipit_log "acquired: $LOCK_MESSAGE"
+    "${holder#* }"
+  if [ "$OP" = lock ]; then printf 'held=1\nmessage=%s\n' "$LOCK_MESSAGE"; fi
+}
+
+# Removes the lock judged breakable: renamed away first, so that of two runs breaking one lock
+# only one does, and only the lock judged (one taken again meanwhile is put back).
+shipit_break_lock() {
+  judged=$(shipit_lock_field token)
+  away="$D/.shipit/lock.broken.$TOKEN"
+  rm -rf "$away"
+  mv -T "$LOCK" "$away" 2>/dev/null || return 0
+  if [ "$(shipit_value token "$away/info")" != "$judged" ]; then
+    mv -T "$away" "$LOCK" 2>/dev/null || rm -rf "$away"
+    return 0
   fi
+  rm -rf "$away"
 }
 
 # `shipit lock status`: who holds the lock, changing nothing.

@@ -146,6 +146,68 @@ fn a_live_lock_is_broken_only_by_force() {
     });
 }
 
+/// A lock whose holder is not recorded (an older shipit made the directory first and wrote the
+/// holder after): live while young, so neither a racing run nor `--break-lock` takes it; dead
+/// once it is old.
+#[test]
+fn a_lock_without_its_holder_is_live_while_young() {
+    each_shell(|host| {
+        std::fs::create_dir_all(host.d(".shipit/lock")).unwrap();
+        host.set("BREAK", "dead");
+        let run = host.step("step_lock", &[]);
+        run.status(75)
+            .fact_is("lock_live", "1")
+            .fact_is("locked", "by a run that has not recorded itself yet");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::open(host.d(".shipit/lock"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        host.step("step_lock", &[]).status(0).fact_is(
+            "broke_lock",
+            "by a run that has not recorded itself yet, no longer connected",
+        );
+    });
+}
+
+/// Two runs racing for one lock, one holding it with `shipit lock acquire` and one breaking
+/// dead locks (`--break-lock`), 25 times in each shell: exactly one gets it, every time, and
+/// the lock is the winner's. Taking the lock with mkdir and writing its holder after let the
+/// breaker take a lock being taken (issue 22, defect 6).
+#[test]
+fn of_two_racing_runs_exactly_one_takes_the_lock() {
+    each_shell(|host| {
+        let mut wrong = Vec::new();
+        for round in 0..25 {
+            let _ = std::fs::remove_dir_all(host.d(".shipit"));
+            std::fs::create_dir_all(host.d(".shipit")).unwrap();
+            host.set("OP", "lock")
+                .set("BREAK", "none")
+                .set("TOKEN", "acquire");
+            let acquire = host.spawn("shipit_step lock step_lock");
+            host.set("OP", "deploy")
+                .set("BREAK", "dead")
+                .set("TOKEN", "breaker");
+            let breaker = host.spawn("shipit_step lock step_lock");
+            let runs = [acquire, breaker].map(|child| host.ran(&child.wait_with_output().unwrap()));
+            let won: Vec<&str> = ["acquire", "breaker"]
+                .into_iter()
+                .zip(&runs)
+                .filter(|(_, run)| run.status == 0)
+                .map(|(name, _)| name)
+                .collect();
+            let refused = runs.iter().filter(|run| run.status == 75).count();
+            let info = std::fs::read_to_string(host.d(".shipit/lock/info")).unwrap_or_default();
+            if won.len() != 1 || refused != 1 || !info.starts_with(&format!("token={}\n", won[0])) {
+                wrong.push(format!(
+                    "round {round}: won {won:?}, lock {info:?}, {runs:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{:?}: {wrong:#?}", host.shell);
+    });
+}
+
 #[test]
 fn a_held_lock_is_reported_released_and_logged() {
     each_shell(|host| {

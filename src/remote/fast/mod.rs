@@ -218,6 +218,32 @@ impl Host {
     /// Runs `calls` (shell text) after the library and the preamble, as shipit's scripts do,
     /// with stdin closed and fd 3 from /dev/null.
     pub(super) fn run(&self, calls: &str) -> Run {
+        let out = self.command(calls).output().unwrap();
+        self.ran(&out)
+    }
+
+    /// Starts `calls` as [`Host::run`] runs them, without waiting: races between two runs.
+    pub(super) fn spawn(&self, calls: &str) -> std::process::Child {
+        self.command(calls).stdout(Stdio::piped()).spawn().unwrap()
+    }
+
+    /// What a run that ended with `out` printed and reported.
+    pub(super) fn ran(&self, out: &std::process::Output) -> Run {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let events = text
+            .lines()
+            .map(|line| parse_line(&self.nonce, line))
+            .collect();
+        Run {
+            shell: self.shell,
+            status: out.status.code().unwrap_or(-1),
+            text,
+            events,
+        }
+    }
+
+    /// The shell that runs `calls` after the library and the preamble.
+    fn command(&self, calls: &str) -> Command {
         let mut preamble = format!("shipit_start\nSHIPIT_NONCE={}\n", self.nonce);
         preamble.push_str(&self.vars.render());
         let script = format!(
@@ -245,27 +271,15 @@ impl Host {
             }
         };
         let path = format!("{}:/usr/bin:/bin", self.path("bin").display());
-        let out = command
+        command
             .arg("-c")
             .arg(script)
             .env_clear()
             .env("PATH", path)
             .env("HOME", self.path("home"))
             .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let events = text
-            .lines()
-            .map(|line| parse_line(&self.nonce, line))
-            .collect();
-        Run {
-            shell: self.shell,
-            status: out.status.code().unwrap_or(-1),
-            text,
-            events,
-        }
+            .stdin(Stdio::null());
+        command
     }
 }
 
