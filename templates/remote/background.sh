@@ -4,14 +4,16 @@
 # step's output, status and time to files that step_await reports as the step's own;
 # shipit_stop_background ends the job when the script fails or is cut off.
 
-# The job's directory, named by the run's nonce: in /dev/shm (else $TMPDIR or /tmp), not under
-# $D, so that a full deploy_to cannot swallow what a failing step said (a full disk is a likely
-# reason for collectstatic to fail).
+# The job's directory: in /dev/shm (else $TMPDIR or /tmp), not under $D, so that a full
+# deploy_to cannot swallow what a failing step said (a full disk is a likely reason for
+# collectstatic to fail). Private (0700, see step_background), and named by a hash of the run's
+# nonce (SHIPIT_JOB, see shipit_init): the nonce itself, which step output cannot forge, is
+# never in a name any user of the host can list.
 shipit_background_dir() {
   for base in /dev/shm "${TMPDIR:-/tmp}" /tmp; do
     if [ -d "$base" ] && [ -w "$base" ]; then break; fi
   done
-  printf '%s/shipit-%s' "$base" "$SHIPIT_NONCE"
+  printf '%s/shipit-%s' "$base" "$SHIPIT_JOB"
 }
 
 # The time since boot in hundredths of a second.

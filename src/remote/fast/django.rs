@@ -190,6 +190,32 @@ fn collectstatic_fails_with_its_command() {
     });
 }
 
+/// The job's directory is private and its name does not give the nonce away (any user of the
+/// host can list /dev/shm; output that knew the nonce could forge the script's markers).
+#[test]
+fn the_background_job_is_private_and_its_name_hides_the_nonce() {
+    each_shell(|host| {
+        let run = host.run(
+            "probe() { dir=$(shipit_background_dir); echo \"dir=$dir\"; ls -ld \"$dir\"; }\n\
+             shipit_step background step_background probe probe\n\
+             shipit_step probe step_await probe",
+        );
+        run.status(0).says("drwx------");
+        let dir = run
+            .text
+            .split("dir=")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap();
+        let name = dir.rsplit('/').next().unwrap();
+        assert!(!dir.contains(host.nonce()), "{dir}");
+        assert_eq!(name.len(), "shipit-".len() + 16, "{dir}");
+        assert!(!std::path::Path::new(dir).exists(), "{dir}");
+    });
+}
+
 #[test]
 fn background_steps_are_awaited_with_their_output_and_status() {
     each_shell(|host| {

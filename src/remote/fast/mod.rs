@@ -53,7 +53,7 @@ pub(super) fn each_shell(case: impl Fn(&mut Host)) {
 pub(super) struct Host {
     pub(super) shell: Shell,
     dir: tempfile::TempDir,
-    /// The run's nonce, unique per host: the background job's directory is named by it.
+    /// The run's nonce, unique per host: the background job's directory is named by its hash.
     nonce: String,
     vars: Preamble,
 }
@@ -223,6 +223,11 @@ impl Host {
     }
 
     /// Starts `calls` as [`Host::run`] runs them, without waiting: races between two runs.
+    /// The run's nonce.
+    pub(super) fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
     pub(super) fn spawn(&self, calls: &str) -> std::process::Child {
         self.command(calls).stdout(Stdio::piped()).spawn().unwrap()
     }
