@@ -99,10 +99,48 @@ shipit_require_tools() {
   fi
 }
 
+# The commands the target's settings name, found before anything changes: the python, the
+# process manager's control command (pm_NAME_require) and nginx's.
+shipit_require_commands() {
+  case $PY in
+    [0-9]*) ;;
+    *) shipit_require_command "[project] python" "$PY" ;;
+  esac
+  if [ "$APP" = 1 ]; then shipit_pm require; fi
+  if [ "$NGINX" = 1 ]; then
+    shipit_require_command "[targets.$TARGET.nginx] test" "$NGINX_TEST"
+    shipit_require_command "[targets.$TARGET.nginx] reload" "$NGINX_RELOAD"
+  fi
+}
+
+# shipit_require_command KEY COMMAND: refuses COMMAND, which the setting KEY names, when its
+# program is not on the deploy user's PATH. A non-login SSH session's PATH often lacks
+# /usr/sbin, where nginx lives: without this, that shows only after migrate, as `eval: nginx:
+# not found`. Behind sudo only sudo is looked for (sudo has a PATH of its own).
+shipit_require_command() {
+  set -f
+  # The command is split into words on purpose.
+  # shellcheck disable=SC2086
+  set -- "$1" $2
+  set +f
+  key=$1
+  shift
+  while [ "$#" -gt 0 ]; do
+    case $1 in env | -* | *=*) shift ;; *) break ;; esac
+  done
+  [ "$#" -gt 0 ] || return 0
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "$1, which $key runs, is not on $(id -un)'s PATH on this host (PATH=$PATH)"
+  echo "hint: name it by its full path in $key (\`command -v $1\` in a login shell says where; nginx is usually /usr/sbin/nginx)"
+  exit 127
+}
+
 # shipit's own state (lock, log, kept archives) is the deploy user's alone: 0700 directories,
-# 0600 archives (see step_verify).
+# 0600 archives (see step_verify). A deploy or rollback first finds every command the target's
+# settings name.
 step_layout() {
   shipit_require_tools
+  case $OP in deploy | rollback) shipit_require_commands ;; esac
   mkdir -p "$D/releases" "$D/shared" "$D/venvs" "$D/.shipit/archives" ||
     { echo "cannot create the layout under $D as $(id -un)"; exit 1; }
   [ -w "$D" ] || { echo "$D is not writable by $(id -un)"; exit 1; }

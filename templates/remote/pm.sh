@@ -7,6 +7,7 @@
 #
 #   here                 whether this host runs the manager (`auto` takes the first that does)
 #   init                 the names it needs for this release (every manager, before any step)
+#   require              its control command is on the deploy user's PATH (shipit_require_command)
 #   start                install and start the release's app server and processes; no waiting
 #   seen                 the web app server's pid as first seen, or nothing
 #   dead                 why the web app server is not running; fails while it runs

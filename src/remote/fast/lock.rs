@@ -74,6 +74,31 @@ fn layout_names_the_tools_a_host_lacks() {
     });
 }
 
+/// A deploy finds every command the settings name before anything changes: a program missing
+/// from the deploy user's PATH (nginx in /usr/sbin, say) is named with the setting and a hint.
+#[test]
+fn layout_of_a_deploy_names_a_command_not_on_path() {
+    each_shell(|host| {
+        host.stub("nginx", "");
+        host.set("NGINX", "1")
+            .set("NGINX_TEST", "nginx -t")
+            .set("NGINX_RELOAD", "/nonexistent/nginx -s reload");
+        host.step("step_layout", &[])
+            .status(127)
+            .says("/nonexistent/nginx, which [targets.production.nginx] reload runs, is not on");
+        host.set("NGINX_RELOAD", "nginx -s reload");
+        host.step("step_layout", &[]).status(0);
+        host.set("PY", "python3.99");
+        host.step("step_layout", &[])
+            .status(127)
+            .says("python3.99, which [project] python runs, is not on")
+            .says("hint: name it by its full path in [project] python");
+        // Only a deploy or a rollback needs them: `shipit lock acquire` does not.
+        host.set("OP", "lock");
+        host.step("step_layout", &[]).status(0);
+    });
+}
+
 #[test]
 fn lock_takes_the_lock_and_records_who() {
     each_shell(|host| {

@@ -9,6 +9,8 @@ use crate::plan::quote;
 pub(super) const COVERS: &[&str] = &[
     "pm_supervisor_here",
     "pm_supervisor_init",
+    "pm_supervisor_require",
+    "pm_systemd_require",
     "pm_supervisor_start",
     "pm_supervisor_seen",
     "pm_supervisor_dead",
@@ -1363,5 +1365,38 @@ fn gunicorn_log_keeps_the_cause_a_long_log_pushed_out_of_view() {
         ));
         run.status(0);
         assert!(!run.text.contains("died with"), "{run:?}");
+    });
+}
+
+/// Each manager's control command is looked for before a deploy changes anything: missing, it
+/// is named with its setting; behind sudo, sudo is what must be there.
+#[test]
+fn each_managers_control_command_is_required_on_path() {
+    each_shell(|host| {
+        // Only the stubs on PATH: this machine's own sudo is not.
+        let require = format!(
+            "PATH={}\nshipit_step require shipit_pm require",
+            host.path("bin").display()
+        );
+        let require = require.as_str();
+        supervisor(host, "");
+        host.run(require).status(0);
+        host.set("CTL", "/nonexistent/supervisorctl -c x.conf");
+        host.run(require).status(127).says(
+            "/nonexistent/supervisorctl, which [targets.production.supervisor] ctl runs, is not on",
+        );
+        systemd(host, "");
+        host.run(require).status(0);
+        host.set("SYSTEMCTL", "/nonexistent/systemctl");
+        host.run(require)
+            .status(127)
+            .says("/nonexistent/systemctl, which [targets.production.systemd] ctl runs, is not on");
+        // Behind sudo (stubbed here), only sudo is looked for: sudo has a PATH of its own.
+        host.set("SYSTEMCTL", "sudo -n /nonexistent/systemctl");
+        host.run(require).status(0);
+        std::fs::remove_file(host.path("bin/sudo")).unwrap();
+        host.run(require)
+            .status(127)
+            .says("sudo, which [targets.production.systemd] ctl runs, is not on");
     });
 }

@@ -20,6 +20,9 @@ pm_supervisor_init() {
 
 shipit_ctl() { eval "$CTL" '"$@"'; }
 
+# The control command is on the deploy user's PATH.
+pm_supervisor_require() { shipit_require_command "[targets.$TARGET.supervisor] ctl" "$CTL"; }
+
 # The program (group) names a supervisor config FILE defines, one a line.
 shipit_programs() { sed -n 's/^\[program:\(.*\)\]$/\1/p' "$1" 2>/dev/null; }
 

@@ -35,6 +35,9 @@ pm_systemd_init() {
 }
 
 shipit_systemctl() { eval "$SYSTEMCTL" '"$@"'; }
+
+# The control command is on the deploy user's PATH.
+pm_systemd_require() { shipit_require_command "[targets.$TARGET.systemd] ctl" "$SYSTEMCTL"; }
 shipit_journalctl() { eval "$JOURNALCTL" '"$@"'; }
 
 # shipit_instances LIST ID: the instances of release ID of the templates LIST names.
