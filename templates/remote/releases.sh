@@ -80,17 +80,20 @@ shipit_manifest_revision() {
 }
 
 # Removes the releases named as arguments (never `current`) and every virtualenv no remaining
-# release uses; reports one `removed:` fact each and the KiB that frees. They are renamed into
+# release uses; reports one `removed:` fact each and the KiB that frees, and sets REMOVED to the
+# ids it removed (for the log: never one it did not). They are renamed into
 # .shipit/trash (same filesystem) at once and deleted in the background, then the static files
 # only the shared store still links: the run does not wait for the disk.
 shipit_remove_releases() {
   trash="$D/.shipit/trash"
   bin="$trash/$(date +%s).$$"
   live=$(shipit_live_id)
+  REMOVED=
   for id in "$@"; do
     if [ -d "$D/releases/$id" ] && [ "$live" != "$id" ]; then
       shipit_discard "$D/releases/$id" "$bin"
       shipit_fact "removed:$id" release
+      REMOVED="$REMOVED $id"
     fi
   done
   used=" $(shipit_release_venvs | sed 's/.* //' | tr '\n' ' ')"
@@ -149,7 +152,7 @@ step_prune() {
     esac
   done
   shipit_remove_releases "$@"
-  if [ "$#" -gt 0 ]; then OP=prune shipit_log "removed $*"; fi
+  if [ -n "$REMOVED" ]; then OP=prune shipit_log "removed$REMOVED"; fi
   shipit_unlock
 }
 
@@ -166,7 +169,7 @@ step_require_releases() {
 step_remove() {
   shipit_require_lock
   shipit_remove_releases "$@"
-  if [ "$#" -gt 0 ]; then shipit_log "removed $*"; else shipit_log "removed nothing"; fi
+  shipit_log "removed${REMOVED:- nothing}"
   shipit_unlock
 }
 

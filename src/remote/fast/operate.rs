@@ -146,7 +146,7 @@ fn remove_takes_the_chosen_releases_and_unused_venvs_but_never_current() {
         assert_eq!(
             host.log(),
             [
-                "prune removed 20261001000000 20261101000000",
+                "prune removed 20261001000000",
                 "prune removed nothing"
             ]
         );
