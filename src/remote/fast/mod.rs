@@ -18,9 +18,13 @@ use crate::plan::quote;
 use crate::remote::library::{sent, LIBRARY};
 use crate::remote::preamble::Preamble;
 use crate::remote::protocol::{parse_line, Event};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The uid and gid the shell runs as when the tests run as root.
 const NOBODY: u32 = 65534;
@@ -352,6 +356,69 @@ impl Run {
             self.text
         );
         self
+    }
+}
+
+/// An app server on this run's release's socket (`.shipit/app.sock`): it answers the Nth
+/// request with `answers[N]` (a status line), then closes the connection without an answer. It
+/// keeps every request it read.
+pub(super) struct App {
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl App {
+    pub(super) fn serve(host: &Host, answers: &[&str]) -> App {
+        std::fs::create_dir_all(host.r(".shipit")).unwrap();
+        let listener = UnixListener::bind(host.r(".shipit/app.sock")).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+        let thread = {
+            let (requests, stop) = (requests.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((mut stream, _)) = listener.accept() else {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    };
+                    stream.set_nonblocking(false).unwrap();
+                    let mut request = Vec::new();
+                    let mut buf = [0; 512];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let mut requests = requests.lock().unwrap();
+                    if let Some(answer) = answers.get(requests.len()) {
+                        let _ = stream.write_all(format!("{answer}\r\n\r\n").as_bytes());
+                    }
+                    requests.push(String::from_utf8_lossy(&request).into_owned());
+                }
+            })
+        };
+        App {
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub(super) fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
