@@ -15,6 +15,7 @@ pub(super) const COVERS: &[&str] = &[
     "step_run",
     "step_migrations",
     "step_unapply",
+    "step_logs",
 ];
 
 /// The release live before this run.
@@ -714,5 +715,93 @@ fn a_failing_unapply_stops_and_a_lost_lock_unapplies_nothing() {
             .status(1)
             .fact_is("lock_lost", "1");
         assert_eq!(host.calls("live-python").len(), 1);
+    });
+}
+
+#[test]
+fn logs_need_a_live_release_and_a_process_manager() {
+    each_shell(|host| {
+        host.step("step_logs", &["web", "10", "0", ""])
+            .status(1)
+            .says(&format!(
+                "nothing is deployed under {}\n",
+                host.d("").display()
+            ));
+        host.current(&format!("releases/{ID}"));
+        host.step("step_logs", &["web", "10", "0", ""])
+            .status(1)
+            .says("no process manager is configured: shipit runs no app server here");
+    });
+}
+
+#[test]
+fn logs_under_supervisor_tail_the_files_the_live_releases_programs_name() {
+    each_shell(|host| {
+        super::pm::supervisor(host, "");
+        let log = |name: &str| {
+            let path = host.path(name);
+            path.to_str().unwrap().to_string()
+        };
+        let live = format!("hello.production.{OLD}");
+        host.write(
+            host.d(&format!("releases/{OLD}/.shipit/supervisor.conf")),
+            &format!(
+                "[program:{live}]\nstdout_logfile={}\nstderr_logfile=NONE\n\
+                 [program:{live}.worker]\nstdout_logfile = {}\nstderr_logfile={}\n",
+                log("web.log"),
+                log("worker.out"),
+                log("worker.err")
+            ),
+        );
+        host.write(host.path("web.log"), "GET / 200\nGET /a 200\nGET /b 500\n");
+        host.write(host.path("worker.out"), "task a ok\ntask b ok\n");
+        host.write(host.path("worker.err"), "boom in task c\n");
+        // This run's release is not live: its programs' logs are not the ones shown.
+        host.write(
+            host.r(".shipit/supervisor.conf"),
+            &format!(
+                "[program:hello.production.{ID}]\nstdout_logfile={}\n",
+                log("new.log")
+            ),
+        );
+        host.write(host.path("new.log"), "GET / 500 from the new release\n");
+        host.current(&format!("releases/{OLD}"));
+        host.step("step_logs", &["web", "10", "0", " 5[0-9]{2}$"])
+            .status(0)
+            .says("GET /b 500\n")
+            .never_says("GET /a")
+            .never_says("new release");
+        host.step("step_logs", &["worker", "1", "0", ""])
+            .status(0)
+            .says("task b ok\nboom in task c\n")
+            .never_says("task a");
+        host.step("step_logs", &["mailer", "10", "0", ""])
+            .status(1)
+            .says("no process `mailer` in this target; its processes: web worker \n");
+    });
+}
+
+#[test]
+fn logs_under_systemd_read_the_journal_of_the_processes_units() {
+    each_shell(|host| {
+        super::pm::systemd(host, "");
+        super::pm::release_units(host, OLD, &["web", "worker"], &["beat"]);
+        host.current(&format!("releases/{OLD}"));
+        host.write(
+            host.path("journal"),
+            "2026-11-22T01:03:20+0000 web1 gunicorn[7]: GET / 200\n\
+             2026-11-22T01:03:21+0000 web1 gunicorn[7]: GET /b 500\n",
+        );
+        host.step("step_logs", &["web", "20", "0", "500$"])
+            .status(0)
+            .says("gunicorn[7]: GET /b 500\n")
+            .never_says("GET / 200");
+        host.step("step_logs", &["mailer", "20", "0", ""])
+            .status(1)
+            .says("no process `mailer` in this target; its processes: beat web worker \n");
+        assert_eq!(
+            host.calls("journalctl"),
+            ["-u hello-production-web@*.service -u hello-production-web.*@*.service -n 20 --no-pager -q -o short-iso"]
+        );
     });
 }

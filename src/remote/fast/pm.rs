@@ -42,17 +42,16 @@ pub(super) const COVERS: &[&str] = &[
 ];
 
 /// This release's web program (`PROGRAM`), and its worker's.
-const WEB: &str = "hello.production.20261122010320";
-const WORKER: &str = "hello.production.20261122010320.worker";
+pub(super) const WEB: &str = "hello.production.20261122010320";
+pub(super) const WORKER: &str = "hello.production.20261122010320.worker";
 
 /// A release before this one, its programs named as now and as shipit named them before.
-const OLD: &str = "hello.production.20261101000000";
+pub(super) const OLD: &str = "hello.production.20261101000000";
 const LEGACY: &str = "hello-production-20261101000001";
 
-/// The pid and start time of this test process, as `shipit_starttime` reads them: a job that
-/// still runs.
-fn running_job() -> String {
-    let pid = std::process::id();
+/// The pid and start time of process `pid`, as `shipit_starttime` reads them: the record of a
+/// drain whose job is that process.
+fn job(pid: u32) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start = stat
         .rsplit_once(") ")
@@ -64,8 +63,25 @@ fn running_job() -> String {
     format!("pid={pid}\nstart={start}\n")
 }
 
+/// A job that still runs: this test process.
+pub(super) fn running_job() -> String {
+    job(std::process::id())
+}
+
+/// A job that ends in 0.3 s, done (it writes `done`, as a drain's job does): the process and
+/// its record.
+pub(super) fn ending_job(done: &std::path::Path) -> (std::process::Child, String) {
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep 0.3; : > {}", quote(done.to_str().unwrap())))
+        .spawn()
+        .unwrap();
+    let record = job(child.id());
+    (child, record)
+}
+
 /// A supervisor program file defining `names`, each running in `directory`.
-fn programs(names: &[&str], directory: &str) -> String {
+pub(super) fn programs(names: &[&str], directory: &str) -> String {
     names
         .iter()
         .map(|name| format!("[program:{name}]\ncommand=run {name}\ndirectory={directory}\n"))
@@ -78,7 +94,7 @@ fn programs(names: &[&str], directory: &str) -> String {
 /// exit 3 when one is not RUNNING, 4 when there is none; `pid NAME` prints its pid (0 when it
 /// does not run), `pid` supervisord's; `update` adds or removes the groups; `tail` prints the
 /// file `tail`.
-fn supervisor(host: &mut Host, status: &str) {
+pub(super) fn supervisor(host: &mut Host, status: &str) {
     host.set("MANAGER", "supervisor").set("APP", "1");
     let file = host.path("status");
     host.write(&file, status);
@@ -118,7 +134,7 @@ fn supervisor_down(host: &mut Host) {
 }
 
 /// What is installed in CONFD, sorted.
-fn confd(host: &Host) -> Vec<String> {
+pub(super) fn confd(host: &Host) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(host.path("etc"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -213,7 +229,7 @@ fn supervisor_dead_says_why_the_web_program_is_not_running() {
 }
 
 /// gunicorn's log of an app that failed to import, as `supervisorctl tail` prints it.
-const CRASH: &str = "[2026-11-22 01:03:20 +0000] [123] [INFO] Starting gunicorn 23.0.0
+pub(super) const CRASH: &str = "[2026-11-22 01:03:20 +0000] [123] [INFO] Starting gunicorn 23.0.0
 [2026-11-22 01:03:20 +0000] [123] [INFO] Listening at: unix:/srv/app.sock (123)
 [2026-11-22 01:03:20 +0000] [124] [ERROR] Exception in worker process
 Traceback (most recent call last):
@@ -353,7 +369,7 @@ fn supervisor_stop_new_removes_the_new_releases_programs() {
 }
 
 /// Waits up to 10 s for `path` to exist (what a background job writes last).
-fn wait_for(path: &std::path::Path) {
+pub(super) fn wait_for(path: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !path.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -537,22 +553,10 @@ fn supervisor_reap_stops_what_a_killed_drain_left_and_waits_for_one_under_way() 
             .says("draining: 20261101000001 \n");
         // `reap wait` waits for a job that ends, and stops nothing it finished.
         let done = draining.join("20261122010320.done");
-        let mut job = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("sleep 0.3; : > {}", quote(done.to_str().unwrap())))
-            .spawn()
-            .unwrap();
-        let start = std::fs::read_to_string(format!("/proc/{}/stat", job.id())).unwrap();
-        let start = start
-            .rsplit_once(") ")
-            .unwrap()
-            .1
-            .split(' ')
-            .nth(19)
-            .unwrap();
+        let (mut job, record) = ending_job(&done);
         host.write(
             draining.join("20261122010320"),
-            &format!("pid={}\nstart={start}\nprogram={LEGACY}\n", job.id()),
+            &format!("{record}program={LEGACY}\n"),
         );
         host.step("shipit_pm", &["reap", "wait"])
             .status(0)
@@ -690,17 +694,17 @@ fn supervisor_logs_tail_the_files_of_a_process_of_the_live_release() {
 }
 
 /// A release shipit deployed before this one.
-const OLD_ID: &str = "20261101000000";
-const ID: &str = "20261122010320";
+pub(super) const OLD_ID: &str = "20261101000000";
+pub(super) const ID: &str = "20261122010320";
 
 /// Instance `ID` of process `name`'s template unit.
-fn unit(name: &str, id: &str) -> String {
+pub(super) fn unit(name: &str, id: &str) -> String {
     format!("hello-production-{name}@{id}.service")
 }
 
 /// Release `id` keeps the template units of `processes` (started before the switch) in
 /// `.shipit/units` and of `singletons` in `.shipit/units-once`, rendered in `.shipit/systemd/`.
-fn release_units(host: &Host, id: &str, processes: &[&str], singletons: &[&str]) {
+pub(super) fn release_units(host: &Host, id: &str, processes: &[&str], singletons: &[&str]) {
     let dir = host.d(&format!("releases/{id}/.shipit"));
     for (list, names) in [("units", processes), ("units-once", singletons)] {
         if names.is_empty() {
@@ -727,7 +731,7 @@ fn release_units(host: &Host, id: &str, processes: &[&str], singletons: &[&str])
 /// unit's, as systemd orders them; `show -p Version --value` its version; `status` what a
 /// failed unit shows, exiting 3; every other command succeeds. `journalctl` prints the file
 /// `journal`, and `sudo -n` runs what follows it.
-fn systemd(host: &mut Host, units: &str) {
+pub(super) fn systemd(host: &mut Host, units: &str) {
     host.set("MANAGER", "systemd")
         .set("APP", "1")
         .set("SCOPE", "system")
@@ -771,7 +775,7 @@ esac"#
 }
 
 /// What `systemctl show` was asked of the units: the call's prefix.
-const SHOW: &str = "show -p Id -p ActiveState -p NRestarts --";
+pub(super) const SHOW: &str = "show -p Id -p ActiveState -p NRestarts --";
 
 #[test]
 fn systemd_init_names_the_web_unit_and_finds_the_user_runtime_dir() {

@@ -2,11 +2,7 @@
 //! nginx reloaded, the live release probed over its socket, the switch committed, releases
 //! pruned, and a release abandoned because of another host.
 
-use super::{each_shell, Host};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use super::{each_shell, App, Host};
 
 pub(super) const COVERS: &[&str] = &[
     "step_nginx_check",
@@ -291,68 +287,10 @@ fn a_failed_reload_fails_the_step() {
     });
 }
 
-/// An app server on the live release's socket (`.shipit/app.sock`, reached through `current`):
-/// it answers the Nth request with `answers[N]` (a status line), then closes the connection
-/// without an answer. It keeps every request it read.
-struct App {
-    requests: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl App {
-    fn serve(host: &Host, answers: &[&str]) -> App {
-        host.current(&format!("releases/{ID}"));
-        std::fs::create_dir_all(host.r(".shipit")).unwrap();
-        let listener = UnixListener::bind(host.r(".shipit/app.sock")).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let answers: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
-        let thread = {
-            let (requests, stop) = (requests.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((mut stream, _)) = listener.accept() else {
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                        continue;
-                    };
-                    stream.set_nonblocking(false).unwrap();
-                    let mut request = Vec::new();
-                    let mut buf = [0; 512];
-                    while !request.ends_with(b"\r\n\r\n") {
-                        match stream.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let mut requests = requests.lock().unwrap();
-                    if let Some(answer) = answers.get(requests.len()) {
-                        let _ = stream.write_all(format!("{answer}\r\n\r\n").as_bytes());
-                    }
-                    requests.push(String::from_utf8_lossy(&request).into_owned());
-                }
-            })
-        };
-        App {
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// An app server on the live release's socket, reached through `current`.
+fn live_app(host: &Host, answers: &[&str]) -> App {
+    host.current(&format!("releases/{ID}"));
+    App::serve(host, answers)
 }
 
 /// The release's venv python is the host's python3 (the probe is real), and `sleep` between
@@ -369,7 +307,7 @@ fn health_check_asks_the_live_release_over_its_socket() {
         probing(host);
         host.set("HEALTH_PATH", "/up/?full=1")
             .set("HEALTH_HOST", "www.example.com");
-        let app = App::serve(host, &["HTTP/1.0 200 OK"]);
+        let app = live_app(host, &["HTTP/1.0 200 OK"]);
         host.step("step_health_check", &[])
             .status(0)
             .says("health check after the switch: GET /up/?full=1 -> HTTP/1.0 200 OK");
@@ -385,7 +323,7 @@ fn health_check_asks_the_live_release_over_its_socket() {
 fn a_failed_probe_is_tried_again_a_second_later() {
     each_shell(|host| {
         probing(host);
-        let app = App::serve(host, &["HTTP/1.0 502 Bad Gateway", "HTTP/1.0 200 OK"]);
+        let app = live_app(host, &["HTTP/1.0 502 Bad Gateway", "HTTP/1.0 200 OK"]);
         host.step("step_health_check", &[])
             .status(0)
             .says("-> HTTP/1.0 200 OK");
@@ -399,14 +337,14 @@ fn health_check_fails_on_an_error_or_another_status_than_asked() {
     each_shell(|host| {
         probing(host);
         host.set("HEALTH_RETRIES", "1");
-        let app = App::serve(host, &["HTTP/1.0 500 Internal Server Error"]);
+        let app = live_app(host, &["HTTP/1.0 500 Internal Server Error"]);
         host.step("step_health_check", &[])
             .status(1)
             .says("release 20261122010320 failed its health check after the switch: GET / -> HTTP/1.0 500 Internal Server Error");
         drop(app);
         std::fs::remove_file(host.r(".shipit/app.sock")).unwrap();
         host.set("HEALTH_STATUS", "200");
-        let _app = App::serve(host, &["HTTP/1.0 302 Found", "HTTP/1.0 302 Found"]);
+        let _app = live_app(host, &["HTTP/1.0 302 Found", "HTTP/1.0 302 Found"]);
         host.step("step_health_check", &[])
             .status(1)
             .says("-> HTTP/1.0 302 Found");
@@ -429,7 +367,7 @@ fn health_check_gives_up_after_its_tries_when_nothing_listens() {
             .says(".shipit/app.sock: [Errno 2] No such file or directory");
         assert_eq!(host.calls("sleep"), ["1", "1"]);
         // A server that closes without answering is no answer either.
-        let app = App::serve(host, &[]);
+        let app = live_app(host, &[]);
         host.set("HEALTH_RETRIES", "1");
         host.step("step_health_check", &[]).status(1).says("-> ");
         assert_eq!(app.requests().len(), 1);
