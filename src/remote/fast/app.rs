@@ -508,7 +508,7 @@ fn reap_under_supervisor_removes_finished_drains_and_reports_or_waits_for_one_un
         ));
         assert_eq!(files_under(&draining), [ID]);
         // `wait`: until the job ends.
-        let (mut child, record) = ending_job(&under_way.with_extension("done"));
+        let (mut child, record) = ending_job(host, &under_way.with_extension("done"));
         host.write(&under_way, &format!("{record}program={OLD}.worker\n"));
         host.step("step_reap", &["wait"]).status(0).says(&format!(
             "waiting for the app servers of an earlier run to stop: {OLD}.worker"

@@ -146,10 +146,7 @@ fn remove_takes_the_chosen_releases_and_unused_venvs_but_never_current() {
         host.step("step_remove", &[]).status(0);
         assert_eq!(
             host.log(),
-            [
-                "prune removed 20261001000000",
-                "prune removed nothing"
-            ]
+            ["prune removed 20261001000000", "prune removed nothing"]
         );
     });
 }
