@@ -175,6 +175,8 @@ pub enum Error {
         from: String,
         /// What went wrong.
         message: String,
+        /// What to do about it, when more can be said than where secrets are resolved.
+        hint: Option<String>,
     },
     /// Ctrl-C stopped the run at a safe point.
     Interrupted {
@@ -342,7 +344,8 @@ impl Error {
             | Error::Project { hint, .. }
             | Error::Image { hint, .. } => hint.clone(),
             Error::Refused { hint, .. } => Some(format!("{hint}; nothing was changed")),
-            Error::Secret { .. } => Some(
+            Error::Secret { hint: Some(hint), .. } => Some(format!("{hint}; nothing was changed")),
+            Error::Secret { hint: None, .. } => Some(
                 "secrets are resolved on this machine before any host is touched; nothing was changed".into(),
             ),
             Error::BuildCommand { .. } => Some(
@@ -511,7 +514,9 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Interrupted { outcome } => write!(f, "interrupted: {outcome}"),
-            Error::Secret { name, from, message } => {
+            Error::Secret {
+                name, from, message, ..
+            } => {
                 write!(f, "secret {name} (from {from}) cannot be resolved: {message}")
             }
             Error::Usage { message, .. }

@@ -8,6 +8,10 @@
 //! and everything `-v` would have shown, whatever the verbosity, in the project's
 //! `.shipit/logs/` (the newest [`LOGS_KEEP`]), secrets redacted as everywhere else. An error
 //! names that file, so the output of a failed deploy can be read after the fact.
+//!
+//! What a host prints is shown as text, never obeyed: every control character in it (escape
+//! sequences, carriage returns, …) is neutralised by [`printable`] on its way out, whether to
+//! the terminal, `--json` or the run log. Only `shipit console` hands a host the terminal.
 
 // A closed stdout or stderr (`shipit deploy | head -3`) must never panic mid-run: a panic would
 // skip giving the locks back. Writes that fail are dropped.
@@ -24,12 +28,14 @@ macro_rules! out {
     }};
 }
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::cli::ColorChoice;
 use crate::error::Error;
+use crate::redact::{Secrets, Stream};
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,7 +60,7 @@ pub struct Printer {
     /// Whether confirmations are answered yes without asking (`--yes`).
     assume_yes: bool,
     /// Values never to print (resolved secrets): replaced by `[REDACTED]` in everything shown.
-    secrets: Arc<Mutex<Vec<String>>>,
+    secrets: Arc<Mutex<Secrets>>,
     /// The run log, once [`Printer::keep_log`] opened one.
     log: Arc<Mutex<Option<RunLog>>>,
 }
@@ -190,25 +196,57 @@ impl Printer {
         }
     }
 
-    /// From now on, `values` are shown as `[REDACTED]` wherever they would appear: remote
-    /// output, error tails, results and JSON.
+    /// From now on, `values` (in each of their shapes, see [`Secrets::add`]) are shown as
+    /// `[REDACTED]` wherever they would appear: remote output, error tails, results and JSON.
     pub fn redact(&self, values: impl IntoIterator<Item = String>) {
         let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.extend(values.into_iter().filter(|v| v.len() >= 3));
-        secrets.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        secrets.dedup();
+        for value in values {
+            secrets.add(&value);
+        }
     }
 
+    /// A [`Stream`] masking what this printer masks now: for a host's output, which comes a
+    /// line at a time while a secret may span lines.
+    pub(crate) fn stream(&self) -> Stream {
+        Stream::new(
+            self.secrets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+
+    /// `text` as it may be shown: secrets and credentials masked, control characters
+    /// neutralised.
     fn clean(&self, text: &str) -> String {
-        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut text = text.to_string();
-        for secret in secrets.iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), crate::redact::MASK);
-            }
+        let masked = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mask(text);
+        printable(&masked, true).into_owned()
+    }
+
+    /// `value` with every string in it masked (before it is encoded, so that a value holding
+    /// quotes or newlines is found as it is).
+    fn clean_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(
+                self.secrets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .mask(text),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.clean_json(v)).collect()),
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.clean_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
         }
-        crate::redact::credentials(&text).into_owned()
     }
 
     /// Whether live progress (bars, spinners) should be drawn.
@@ -301,10 +339,11 @@ impl Printer {
 
     /// The JSON result of a command, on stdout (only with `--json`).
     pub fn json_result(&self, value: &serde_json::Value) {
-        self.log_line(&value.to_string());
+        let text = json_text(&self.clean_json(value));
+        self.log_line(&text);
         if self.json {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", self.clean(&value.to_string()));
+            let _ = writeln!(out, "{text}");
         }
     }
 
@@ -330,6 +369,39 @@ impl Printer {
             );
         }
     }
+}
+
+/// `text` safe to show on a terminal: every control character (C0, DEL and C1: escape
+/// sequences, carriage returns, bells, …) becomes a space, but newlines and tabs stay when
+/// `lines` (else they are spaces too, for one-line records such as the deploy log).
+pub(crate) fn printable(text: &str, lines: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && !(lines && (c == '\n' || c == '\t'));
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if unsafe_char(c) { ' ' } else { c })
+            .collect(),
+    )
+}
+
+/// `value` as one line of JSON whose text holds no control character: serde_json escapes C0
+/// ones, and DEL and C1 are escaped here as well (`\u009b`), the same string to a JSON reader.
+fn json_text(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Removes all but the newest [`LOGS_KEEP`] `*.log` files of `dir` (their names sort by time).
@@ -403,6 +475,39 @@ mod tests {
         assert!(!newest.contains("hunter22"), "{newest}");
         let oldest = std::fs::read_to_string(logs.join(&names[0])).unwrap();
         assert!(oldest.contains("run 2"), "{oldest}");
+    }
+
+    #[test]
+    fn control_characters_from_a_host_are_neutralised() {
+        let host = "\x1b[31mred\x1b[0m\tcol\rover\x07\u{9b}2J\u{7f}\nnext";
+        assert_eq!(printable(host, true), " [31mred [0m\tcol over  2J \nnext");
+        assert_eq!(printable("a\tb\nc", false), "a b c");
+        assert!(matches!(printable("plain ✓", true), Cow::Borrowed(_)));
+        let json = json_text(&serde_json::json!({ "out": host }));
+        assert!(!json.chars().any(char::is_control), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["out"], host);
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_masked_in_the_log_and_in_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let printer = Printer::new(Verbosity::Quiet, true, ColorChoice::Never);
+        printer.keep_log(dir.path(), "t", "run");
+        let secret = "first-line-of-it\nsecond \"quoted\" line";
+        printer.redact([secret.to_string()]);
+        printer.detail(format!("tail:\n{secret}\n\x1b]0;title\x07"));
+        printer.json_result(&serde_json::json!({ "output": [secret, "ok"] }));
+        let name = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let log = std::fs::read_to_string(name.path()).unwrap();
+        for leak in ["first-line", "quoted", "\x1b", "\x07"] {
+            assert!(!log.contains(leak), "{leak:?} in {log}");
+        }
+        assert!(log.contains(r#"{"output":["[REDACTED]","ok"]}"#), "{log}");
     }
 
     #[test]

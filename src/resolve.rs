@@ -338,7 +338,21 @@ impl AppEnv {
                 name: name.clone(),
                 from: describe(from),
                 message,
+                hint: None,
             })?;
+            if crate::redact::too_short(&value) {
+                return Err(Error::Secret {
+                    name: name.clone(),
+                    from: describe(from),
+                    message: format!(
+                        "it is shorter than {} characters, too short to be masked in output",
+                        crate::redact::MIN_SECRET_CHARS
+                    ),
+                    hint: Some(format!(
+                        "shipit hides a secret by its value wherever output shows it, and a value this short would be hidden inside ordinary words; give {name} a longer value, or move it to `env` if it is not secret"
+                    )),
+                });
+            }
             env.secrets.push(value.clone());
             env.values.push((name.clone(), value));
         }
@@ -548,5 +562,39 @@ worker = ["c"]
         assert!(a.web && names(&a.processes).is_empty() && a.once.is_empty());
         assert!(b.web && names(&b.processes).is_empty() && names(&b.once) == ["beat"]);
         assert!(!c.web && names(&c.processes) == ["worker"] && c.once.is_empty());
+    }
+
+    #[test]
+    fn a_secret_too_short_to_mask_is_refused_naming_it_and_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pin"), "42\n").unwrap();
+        std::fs::write(
+            dir.path().join("key"),
+            "-----BEGIN KEY-----\nab\n-----END KEY-----\n",
+        )
+        .unwrap();
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+secrets = { PIN = { file = "pin" }, KEY = { file = "key" } }
+"#;
+        let config = Config::parse(&dir.path().join("shipit.toml"), dir.path(), text).unwrap();
+        let error = AppEnv::resolve(&config, config.target("prod").unwrap()).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
+        let message = error.to_string();
+        assert!(message.contains("secret PIN (from file pin)"), "{message}");
+        assert!(message.contains("too short"), "{message}");
+        assert!(!message.contains("42"), "{message}");
+        assert!(error.hint().unwrap().contains("longer value"), "{error:?}");
+
+        // A long value with short lines is masked whole: it is taken.
+        std::fs::write(dir.path().join("pin"), "4242\n").unwrap();
+        let env = AppEnv::resolve(&config, config.target("prod").unwrap()).unwrap();
+        assert_eq!(env.secrets.len(), 2);
     }
 }

@@ -145,10 +145,25 @@ impl HostSession {
         let mut run = ScriptRun::default();
         let mut current: Option<(String, Instant)> = None;
         let mut tail: VecDeque<String> = VecDeque::new();
+        // What the steps print, masked before anything else sees it: a secret may span lines.
+        let mut shown = printer.stream();
+        let mut show = |lines: Vec<String>, tail: &mut VecDeque<String>| {
+            for text in lines {
+                on_output(&text);
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(text);
+            }
+        };
         let label = self.label.clone();
         let nonce = script.nonce.clone();
         let status = self.transport.run(&script.render(), &mut |line| {
             for event in parse_output(&nonce, line) {
+                // A marker ends what a step printed so far.
+                if !matches!(event, Event::Output(_)) {
+                    show(shown.finish(), &mut tail);
+                }
                 match event {
                     Event::Begin(step) => {
                         tail.clear();
@@ -192,7 +207,10 @@ impl HostSession {
                             let archive = Box::new(Progress { file, bar });
                             return Some(Reply::Payload(archive, after));
                         }
-                        None => on_output("the host asked for an archive this script has none of"),
+                        None => show(
+                            vec!["the host asked for an archive this script has none of".into()],
+                            &mut tail,
+                        ),
                     },
                     // Answered already, behind the archive.
                     Event::Next if answered => answered = false,
@@ -201,17 +219,12 @@ impl HostSession {
                         return Some(Reply::Line(continuation(&later)));
                     }
                     Event::Done => run.done = true,
-                    Event::Output(text) => {
-                        on_output(&text);
-                        if tail.len() == TAIL_LINES {
-                            tail.pop_front();
-                        }
-                        tail.push_back(text);
-                    }
+                    Event::Output(text) => show(shown.push(&format!("{text}\n")), &mut tail),
                 }
             }
             None
         })?;
+        show(shown.finish(), &mut tail);
         run.status = status;
         if run.failed.is_none() && !run.done {
             // The script died without reporting (killed, or the connection dropped).

@@ -359,9 +359,7 @@ impl Step {
 /// `text` with control characters (newlines) replaced by spaces: for values that end up in
 /// one-line records (the deploy log).
 pub(crate) fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::output::printable(text, false).into_owned()
 }
 
 #[cfg(test)]

@@ -178,6 +178,97 @@ fn a_secret_that_cannot_be_resolved_stops_the_deploy_before_any_host() {
 }
 
 #[test]
+fn a_secret_too_short_to_mask_is_refused_before_any_host() {
+    let mut stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, "7q\n").unwrap();
+    stack.set_options(|o| {
+        o.extra = format!("secrets = {{ PIN = {{ file = {:?} }} }}\n", pin.display())
+    });
+    let refused = stack.deploy(&[]);
+    refused
+        .expect_code(2)
+        .says_error(&["secret PIN", "too short", "hint:", "longer value"]);
+    assert!(!refused.stderr.contains("7q"), "{}", refused.stderr);
+    assert!(!stack.deploy_to().exists(), "a host was touched");
+}
+
+/// Every line of `secret`, and the raw ESC byte, are nowhere in `text`.
+fn shows_neither_secret_nor_escape(what: &str, text: &str, secret: &str) {
+    for line in secret.lines() {
+        assert!(!text.contains(line), "{what} shows {line:?}:\n{text}");
+    }
+    assert!(!text.contains('\x1b'), "{what} shows a raw ESC:\n{text}");
+    assert!(!text.contains('\x07'), "{what} shows a raw BEL:\n{text}");
+}
+
+#[test]
+fn a_multi_line_secret_and_control_bytes_a_hook_prints_are_masked_and_neutralised() {
+    let mut stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy-key");
+    let secret = format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn{}\nAAAAC3{}\n-----END OPENSSH PRIVATE KEY-----",
+        random_word(),
+        random_word()
+    );
+    // As `pass show` leaves it: a trailing line end.
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let print =
+        r#"printf '%s\n' "$DEPLOY_KEY"; printf 'before \033[31mred\033]0;pwned\007 after\n'"#;
+    let hook = |extra: &str| {
+        format!(
+            "secrets = {{ DEPLOY_KEY = {{ file = {:?} }} }}\nhooks = {{ before_migrate = [{:?}] }}\n",
+            file.display(),
+            format!("{print}{extra}")
+        )
+    };
+    stack.set_options(|o| o.extra = hook("; exit 3"));
+
+    // The error tail as text, then with -v and --json.
+    let text = stack.shipit(&["deploy", "-t", TARGET]);
+    assert_ne!(text.code, 0, "{}", text.stderr);
+    let verbose = stack.deploy(&["-v"]);
+    assert_ne!(verbose.code, 0, "{}", verbose.stderr);
+    for (what, shown) in [
+        ("the error", &text.stderr),
+        ("stdout", &text.stdout),
+        ("-v", &verbose.stderr),
+        ("--json", &verbose.stdout),
+    ] {
+        shows_neither_secret_nor_escape(what, shown, &secret);
+    }
+    // Shown, masked and neutralised, not dropped: in the tail of the failed step.
+    let tail = text.stderr.split("before_migrate").last().unwrap();
+    assert!(tail.contains("[REDACTED]"), "{}", text.stderr);
+    assert!(tail.contains("before  [31mred"), "{}", text.stderr);
+
+    // The run logs of both.
+    let logs = stack.project.root.join(".shipit/logs");
+    let mut kept = 0;
+    for log in std::fs::read_dir(&logs).unwrap().flatten() {
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        shows_neither_secret_nor_escape(&log.path().display().to_string(), &text, &secret);
+        kept += 1;
+    }
+    assert_eq!(kept, 2);
+
+    // `shipit run`, as text and as JSON.
+    stack.set_options(|o| o.extra = hook(""));
+    stack.deploy(&[]).expect_code(0);
+    for args in [&[][..], &["--json"][..]] {
+        let mut all = vec!["run", "-t", TARGET];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", print]);
+        let run = stack.shipit(&all);
+        run.expect_code(0);
+        shows_neither_secret_nor_escape("run", &format!("{}{}", run.stdout, run.stderr), &secret);
+        assert!(run.stdout.contains("[REDACTED]"), "{}", run.stdout);
+    }
+}
+
+#[test]
 fn an_app_user_of_root_is_refused_unless_allowed() {
     let mut stack = Stack::start();
     stack.set_options(|o| o.extra = "app_user = \"root\"\n".into());
