@@ -35,7 +35,7 @@ struct Planned {
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let target = &canary(config.target(&args.target)?, args)?;
+    let target = &canary(config.target(&args.target.name)?, args)?;
     let resolved = Resolved::new(config, target)?;
     let migrate_always = args.migrate == MigrateWhen::Always;
     let started = Instant::now();
@@ -84,7 +84,12 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         );
     }
     let env_file = env.file();
-    let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let provisional = ReleaseId::at(Utc::now());
     let run_vars = RunVars {
         release: Some(provisional),
@@ -95,7 +100,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     };
     let vars = resolved.fleet_vars(
         Op::Deploy,
-        BreakLock::from_flags(args.break_lock, args.force),
+        BreakLock::from_flags(args.lock.break_lock, args.lock.force),
         &run_vars,
     );
     let begin = begin(&artifact.path, artifact.size);

@@ -16,7 +16,7 @@ const DEFAULT_PORT: u16 = 8000;
 /// Builds the release archive, then the image layout from it; optionally an oci-archive and a
 /// push. Prints the digests and the one-off release commands.
 pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     let base = args
         .base

@@ -31,11 +31,16 @@ struct Going {
 
 /// Rolls `args.target` back (with `--dry-run`, says what it would do).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     super::keep_run_log(config, "rollback", &resolved, printer);
     let started = Instant::now();
-    let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let hosts = fleet.sessions.len();
     let vars = resolved.fleet_vars(
         Op::Rollback,

@@ -91,7 +91,7 @@ fn select(target: &Target, hosts: Option<&str>, primary: bool) -> Result<Target>
 
 /// Runs `args.command` (interactively with `-i`).
 pub(crate) fn run(config: &Config, args: &RunArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let interactive = args.interactive;
     let selected = select(target, args.hosts.as_deref(), args.primary || interactive)?;
     if interactive && selected.hosts.len() > 1 {
@@ -125,7 +125,12 @@ pub(crate) fn run(config: &Config, args: &RunArgs, printer: &Printer) -> Result<
     let env = AppEnv::resolve(config, target)?;
     printer.redact(env.secrets.iter().cloned());
     let vars = resolved.vars(Op::Run, BreakLock::No, &RunVars::default());
-    let mut fleet = super::connect(&selected, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        &selected,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let names = fleet.names();
 
     if interactive {
