@@ -10,6 +10,7 @@ mod commands;
 pub mod config;
 pub mod error;
 mod image;
+mod init;
 mod interrupt;
 mod manager;
 mod migrations;
