@@ -618,9 +618,9 @@ pub enum MigrateWhen {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use super::Cli;
+    use super::{Cli, Command};
 
     #[test]
     fn the_arguments_are_consistent() {
@@ -636,5 +636,39 @@ mod tests {
                 assert_ne!(help, "The target", "shipit {}", command.get_name());
             }
         }
+    }
+
+    fn command(args: &[&str]) -> Vec<String> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Run(run) => run.command,
+            Command::Console(console) => console.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn everything_after_the_command_is_its_own() {
+        assert_eq!(
+            command(&[
+                "shipit",
+                "run",
+                "-t",
+                "t",
+                "--",
+                "./manage.py",
+                "check",
+                "-v",
+                "2"
+            ]),
+            ["./manage.py", "check", "-v", "2"]
+        );
+        assert_eq!(
+            command(&["shipit", "run", "-t", "t", "dbshell", "--", "-c", "select 1"]),
+            ["dbshell", "--", "-c", "select 1"]
+        );
+        assert_eq!(
+            command(&["shipit", "console", "-t", "t"]),
+            Vec::<String>::new()
+        );
     }
 }

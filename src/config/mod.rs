@@ -24,6 +24,7 @@ mod nginx;
 mod processes;
 mod project;
 mod schedule;
+mod selection;
 mod target;
 #[cfg(test)]
 mod tests;
