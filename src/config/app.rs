@@ -188,3 +188,17 @@ pub(super) fn resolve_app(
         systemd: systemd.map(Spanned::into_inner).unwrap_or_default(),
     }))
 }
+
+/// Validates `[targets.T.supervisor]`: `conf_dir` absolute and plain enough for its config.
+pub(super) fn validate_supervisor(
+    source: &Source,
+    target: &str,
+    s: Spanned<Supervisor>,
+) -> Result<Supervisor> {
+    let key = key_for(target, "supervisor.conf_dir");
+    if !s.get_ref().conf_dir.starts_with('/') {
+        return Err(source.error(s.span(), key, "must be an absolute path"));
+    }
+    safe_service_path(&s.get_ref().conf_dir).map_err(|why| source.error(s.span(), key, why))?;
+    Ok(s.into_inner())
+}

@@ -28,14 +28,6 @@ pub struct Process {
     pub once: bool,
 }
 
-/// A schedule entry's commands: one, or several run in order at the same times.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawSchedule {
-    One(String),
-    Several(Vec<String>),
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub(super) enum RawProcess {

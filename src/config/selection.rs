@@ -159,6 +159,42 @@ impl Target {
     }
 }
 
+/// Validates `[targets.T.roles]`: role names, and hosts that are the target's own, as indices
+/// in `hosts`.
+pub(super) fn validate_roles(
+    source: &Source,
+    target: &str,
+    raw: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    hosts: &[HostSpec],
+) -> Result<BTreeMap<String, Vec<usize>>> {
+    let mut roles = BTreeMap::new();
+    for (role, listed) in raw {
+        let role_key = key_for(target, &format!("roles.{}", role.get_ref()));
+        if !is_name(role.get_ref()) {
+            return Err(source.error(
+                role.span(),
+                role_key,
+                "role names are letters, digits, `_` or `-`",
+            ));
+        }
+        let mut indices = Vec::new();
+        for host in listed {
+            let wanted = HostSpec::parse(host.get_ref())
+                .map_err(|why| source.error(host.span(), role_key.clone(), why))?;
+            let index = hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
+                source.error(
+                    host.span(),
+                    role_key.clone(),
+                    format!("`{}` is not one of the target's hosts", host.get_ref()),
+                )
+            })?;
+            indices.push(index);
+        }
+        roles.insert(role.into_inner(), indices);
+    }
+    Ok(roles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
