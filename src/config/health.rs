@@ -35,17 +35,26 @@ impl Default for Health {
     }
 }
 
-pub(super) fn default_health_path() -> String {
-    "/".into()
+/// `path` when unset.
+pub(crate) const DEFAULT_HEALTH_PATH: &str = "/";
+/// `host` when unset.
+pub(crate) const DEFAULT_HEALTH_HOST: &str = "localhost";
+/// `timeout` when unset, in seconds.
+pub(crate) const DEFAULT_HEALTH_TIMEOUT: u32 = 30;
+/// `retries` when unset.
+pub(crate) const DEFAULT_HEALTH_RETRIES: u32 = 3;
+
+fn default_health_path() -> String {
+    DEFAULT_HEALTH_PATH.into()
 }
-pub(super) fn default_health_host() -> String {
-    "localhost".into()
+fn default_health_host() -> String {
+    DEFAULT_HEALTH_HOST.into()
 }
-pub(super) fn default_health_timeout() -> u32 {
-    30
+fn default_health_timeout() -> u32 {
+    DEFAULT_HEALTH_TIMEOUT
 }
-pub(super) fn default_health_retries() -> u32 {
-    3
+fn default_health_retries() -> u32 {
+    DEFAULT_HEALTH_RETRIES
 }
 
 /// Validates `[targets.T.health]`: a plain path and host, and bounded status, timeout and retries.

@@ -27,6 +27,7 @@ mod project;
 mod schedule;
 mod selection;
 mod shared;
+pub(crate) mod show;
 mod target;
 #[cfg(test)]
 mod tests;

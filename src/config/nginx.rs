@@ -16,11 +16,16 @@ pub struct Nginx {
     pub reload: String,
 }
 
-pub(super) fn default_nginx_test() -> String {
-    "nginx -t".into()
+/// `test` when unset.
+pub(crate) const DEFAULT_NGINX_TEST: &str = "nginx -t";
+/// `reload` when unset.
+pub(crate) const DEFAULT_NGINX_RELOAD: &str = "nginx -s reload";
+
+fn default_nginx_test() -> String {
+    DEFAULT_NGINX_TEST.into()
 }
-pub(super) fn default_nginx_reload() -> String {
-    "nginx -s reload".into()
+fn default_nginx_reload() -> String {
+    DEFAULT_NGINX_RELOAD.into()
 }
 
 /// Validates the site path: absolute, and plain enough for nginx's config.

@@ -3,25 +3,47 @@
 use super::*;
 
 /// How commands reach a target's hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     /// OpenSSH-compatible SSH (the default).
+    #[default]
     Ssh,
     /// Run on this machine, without SSH.
     Local,
 }
 
 /// How the virtualenv is populated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Installer {
-    /// `uv` when the host has it, else pip.
+    /// `uv` when the host has it, else pip (the default).
+    #[default]
     Auto,
     /// Always `uv venv` + `uv pip sync`.
     Uv,
     /// Always `python -m venv` + pip.
     Pip,
+}
+
+impl TransportKind {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Ssh => "ssh",
+            TransportKind::Local => "local",
+        }
+    }
+}
+
+impl MigrateOn {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrateOn::Once => "once",
+            MigrateOn::EachHost => "each-host",
+        }
+    }
 }
 
 impl fmt::Display for Installer {
@@ -48,11 +70,12 @@ pub enum SecretSource {
 }
 
 /// Where `migrate` runs on a target with several hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MigrateOn {
     /// On the primary host only, under the database's advisory lock: the hosts share one
-    /// database (PostgreSQL, MySQL), the production shape.
+    /// database (PostgreSQL, MySQL), the production shape (the default).
+    #[default]
     Once,
     /// On every host: each host has its own database (SQLite in a shared directory).
     EachHost,
@@ -138,9 +161,9 @@ pub(super) struct RawTarget {
     identity_file: Option<String>,
     known_hosts: Option<String>,
     jump: Option<Spanned<String>>,
-    #[serde(default = "default_transport")]
+    #[serde(default)]
     transport: TransportKind,
-    #[serde(default = "default_installer")]
+    #[serde(default)]
     installer: Installer,
     #[serde(default)]
     vars: BTreeMap<Spanned<String>, toml::Value>,
@@ -154,7 +177,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     hooks: Hooks,
     primary: Option<Spanned<String>>,
-    #[serde(default = "default_migrate")]
+    #[serde(default)]
     migrate: MigrateOn,
     batch: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
@@ -186,20 +209,14 @@ pub(super) fn is_identifier(text: &str) -> bool {
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn default_migrate() -> MigrateOn {
-    MigrateOn::Once
-}
-pub(super) fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
+/// `keep_releases` when unset.
+pub(crate) const DEFAULT_KEEP_RELEASES: i64 = 5;
+
+fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
     Spanned::new(0..0, Vec::new())
 }
-pub(super) fn default_keep() -> Spanned<i64> {
-    Spanned::new(0..0, 5)
-}
-pub(super) fn default_transport() -> TransportKind {
-    TransportKind::Ssh
-}
-pub(super) fn default_installer() -> Installer {
-    Installer::Auto
+fn default_keep() -> Spanned<i64> {
+    Spanned::new(0..0, DEFAULT_KEEP_RELEASES)
 }
 
 pub(super) fn validate_target(
