@@ -16,10 +16,10 @@ use crate::output::Printer;
 
 /// Detects, writes what is missing, prints what was written and the next three commands.
 pub(crate) fn run(dir: &Path, args: &InitArgs, printer: &Printer) -> Result<()> {
-    let detected = detect(dir, "manage.py")?;
+    let detected = detect(dir, crate::config::DEFAULT_MANAGE_PY)?;
     let mut written = Vec::new();
     let mut skipped = Vec::new();
-    for (path, text) in files(&detected, "conf/deploy.map") {
+    for (path, text) in files(&detected, crate::config::DEFAULT_DEPLOY_MAP) {
         let full: PathBuf = dir.join(&path);
         if full.exists() || full.is_symlink() {
             printer.info(format!("skip {path} (exists)"));

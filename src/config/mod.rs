@@ -24,6 +24,8 @@ mod hosts;
 mod nginx;
 mod processes;
 mod project;
+#[cfg(test)]
+mod reference;
 mod schedule;
 mod selection;
 mod shared;

@@ -1,8 +1,10 @@
 //! The first files of a project, rendered from what was detected: `shipit.toml`, the deploy.map
 //! that renders the settings selector, and a requirements input when there is none. Pure: the
-//! `init` command writes them.
+//! `init` command writes them. The defaults the configuration shows in comments are the model's
+//! (`crate::config`'s constants), not restated here.
 
 use super::Detected;
+use crate::config;
 
 /// The files `init` writes, relative to the project, with their text.
 pub(crate) fn files(d: &Detected, deploy_map: &str) -> Vec<(String, String)> {
@@ -51,14 +53,14 @@ fn config_text(d: &Detected, deploy_map: &str) -> String {
 name = "{name}"
 # Interpreter on the hosts that creates the virtualenv: a path, a command, or a version
 # ("3.12") that uv finds or installs.
-# python = "python3"
+# python = "{python}"
 # DJANGO_SETTINGS_MODULE on the hosts: the selector {deploy_map} renders, which imports the
 # settings of the target's environment. manage.py keeps using {manage_settings} locally.
 settings_module = "{selector_module}"
 wsgi_app = "{wsgi_app}"
-# manage_py = "manage.py"
+# manage_py = "{manage_py}"
 # deploy_map = "{deploy_map}"
-# templates_dir = "conf/templates"
+# templates_dir = "{templates_dir}"
 # Paths never archived (gitignore syntax); git-untracked files never are anyway.
 exclude = ["*.sqlite3"]
 
@@ -72,12 +74,12 @@ hosts = ["deploy@your-server.example.com"]
 # Releases, shared files and the `current` symlink live here.
 deploy_to = "/srv/{name}"
 environment = "{environment}"
-# keep_releases = 5
+# keep_releases = {keep_releases}
 # Kept across releases and linked into each one (e.g. uploads, a SQLite database's directory).
 # shared_dirs = ["media"]
 # shared_files = []
 # primary = "deploy@your-server.example.com"   # runs migrate once (default: the first host)
-# migrate = "once"                              # or "each-host" (a database per host)
+# migrate = "{migrate}"                              # or "each-host" (a database per host)
 
 [targets.production.vars]
 {settings_var}server_name = "your-server.example.com"
@@ -99,12 +101,12 @@ environment = "{environment}"
 # [targets.production.app]
 # manager = "systemd"
 # [targets.production.supervisor]
-# conf_dir = "/etc/supervisor/conf.d"
+# conf_dir = "{conf_dir}"
 # ctl = "sudo supervisorctl"
 
 # [targets.production.health]
-# path = "/"
-# host = "localhost"
+# path = "{health_path}"
+# host = "{health_host}"
 
 # [targets.production.hooks]
 # after_migrate = ["./manage.py check --deploy"]
@@ -115,5 +117,13 @@ environment = "{environment}"
         wsgi_app = d.wsgi_app,
         environment = d.environment,
         requirements = d.requirements,
+        python = config::DEFAULT_PYTHON,
+        manage_py = config::DEFAULT_MANAGE_PY,
+        templates_dir = config::DEFAULT_TEMPLATES_DIR,
+        keep_releases = config::DEFAULT_KEEP_RELEASES,
+        migrate = config::MigrateOn::default().name(),
+        conf_dir = config::DEFAULT_SUPERVISOR_CONF_DIR,
+        health_path = config::DEFAULT_HEALTH_PATH,
+        health_host = config::DEFAULT_HEALTH_HOST,
     )
 }
