@@ -104,6 +104,36 @@ impl Target {
         sub
     }
 
+    /// This target as `deploy --hosts` and `--roles` narrow it; refused when that leaves some of its
+    /// hosts out (on another release) without `--allow-mixed`.
+    pub fn canary(&self, hosts: &[String], roles: &[String], allow_mixed: bool) -> Result<Target> {
+        let target = self;
+        let selected = target.select(hosts, roles)?;
+        if selected.is_empty() {
+            return Err(Error::usage(format!(
+                "--hosts/--roles select no host of target {}",
+                target.name
+            )));
+        }
+        let left_out: Vec<String> = (0..target.hosts.len())
+            .filter(|i| !selected.contains(i))
+            .map(|i| target.hosts[i].to_string())
+            .collect();
+        if !left_out.is_empty() && !allow_mixed {
+            return Err(Error::Refused {
+                message: format!(
+                    "deploying to {} of the {} hosts of {} would leave {} on the release they have: the target would run mixed releases",
+                    selected.len(),
+                    target.hosts.len(),
+                    target.name,
+                    left_out.join(", ")
+                ),
+                hint: "pass --allow-mixed for a canary, or deploy to every host".into(),
+            });
+        }
+        Ok(target.subset(&selected))
+    }
+
     /// This target with only the hosts `run`'s and `console`'s `--hosts` names (names as written,
     /// host names, or `host:port`, comma-separated), or only its primary.
     pub fn only(&self, hosts: Option<&str>, primary: bool) -> Result<Target> {
