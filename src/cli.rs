@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -254,12 +254,57 @@ pub enum Command {
     Console(ConsoleArgs),
 }
 
+/// `-t/--target`: the target a command acts on. Each command says in its own words what the
+/// target is to it (`mut_args(help("target", ...))` on its arguments), so the flag is declared
+/// once and its help stays specific.
+#[derive(Debug, Args)]
+pub struct TargetArg {
+    /// The target
+    #[arg(id = "target", short = 't', long = "target", value_name = "TARGET")]
+    pub name: String,
+}
+
+/// How a command that connects reaches the hosts.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+}
+
+/// Taking over the deploy lock a run left behind: `deploy` and `releases --prune` (`rollback`'s
+/// `--force` also switches past unknown migrations, so it declares its own).
+#[derive(Debug, Args)]
+pub struct BreakLockArgs {
+    /// Remove a lock left by a run that is no longer connected
+    #[arg(long)]
+    pub break_lock: bool,
+    /// With --break-lock: take the lock even from a run that is still connected
+    #[arg(long, requires = "break_lock")]
+    pub force: bool,
+}
+
+/// Sets the help of the flag `id` of a flattened group, where it stands: clap's `mut_arg` would
+/// move the flag last, reordering the completion scripts.
+fn help(id: &'static str, text: &'static str) -> impl FnMut(Arg) -> Arg {
+    move |arg| {
+        if arg.get_id() == id {
+            arg.help(text)
+        } else {
+            arg
+        }
+    }
+}
+
 /// `shipit image`.
 #[derive(Debug, Args)]
+#[command(mut_args(help(
+    "target",
+    "Target whose release is built (its settings module, env and shared dirs)"
+)))]
 pub struct ImageArgs {
-    /// Target whose release is built (its settings module, env and shared dirs)
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// OCI image layout directory to write [default: .shipit/image/PROJECT-TARGET]
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -286,19 +331,18 @@ pub struct ImageArgs {
 
 /// `shipit maintenance`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts go into (or out of) maintenance")))]
 pub struct MaintenanceArgs {
-    /// Target whose hosts go into (or out of) maintenance
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// on or off
     #[arg(value_enum)]
     pub state: MaintenanceState,
     /// What the built-in page says (the page's `message` variable)
     #[arg(long, value_name = "TEXT")]
     pub message: Option<String>,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit maintenance on|off`.
@@ -312,10 +356,10 @@ pub enum MaintenanceState {
 
 /// `shipit logs`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts' logs are shown")))]
 pub struct LogsArgs {
-    /// Target whose hosts' logs are shown
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Keep printing new lines until Ctrl-C
     #[arg(short, long)]
     pub follow: bool,
@@ -329,28 +373,26 @@ pub struct LogsArgs {
     /// Only lines matching this extended regular expression (grep -E)
     #[arg(long, value_name = "RE")]
     pub grep: Option<String>,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit check`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts are checked")))]
 pub struct CheckArgs {
-    /// Target whose hosts are checked
-    #[arg(short, long)]
-    pub target: String,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub target: TargetArg,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit run`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose live release runs the command")))]
 pub struct RunArgs {
-    /// Target whose live release runs the command
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Only these hosts (comma-separated: as written in `hosts`, a host name, or host:port)
     #[arg(long, value_name = "HOSTS", conflicts_with = "primary")]
     pub hosts: Option<String>,
@@ -360,9 +402,8 @@ pub struct RunArgs {
     /// Interactively, on a terminal, on one host
     #[arg(short, long)]
     pub interactive: bool,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The command (after `--`)
     #[arg(
         trailing_var_arg = true,
@@ -374,16 +415,15 @@ pub struct RunArgs {
 
 /// `shipit console`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose live release runs the console")))]
 pub struct ConsoleArgs {
-    /// Target whose live release runs the console
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// The host [default: the primary]
     #[arg(long, value_name = "HOST")]
     pub hosts: Option<String>,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The command [default: the `console` alias, or `python manage.py shell`]
     #[arg(
         trailing_var_arg = true,
@@ -395,27 +435,25 @@ pub struct ConsoleArgs {
 
 /// `shipit audit`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts' logs are read")))]
 pub struct AuditArgs {
-    /// Target whose hosts' logs are read
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Only the last N entries
     #[arg(short = 'n', long = "last", value_name = "N")]
     pub last: Option<u32>,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit lock`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts are locked")))]
 pub struct LockArgs {
-    /// Target whose hosts are locked
-    #[arg(short, long)]
-    pub target: String,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub target: TargetArg,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     #[command(subcommand)]
     pub action: LockAction,
 }
@@ -469,10 +507,10 @@ pub struct InitArgs {
 
 /// `shipit rollback`.
 #[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target to roll back")))]
 pub struct RollbackArgs {
-    /// Target to roll back
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Release id to switch to [default: the previous good release]
     #[arg(long, value_name = "RELEASE")]
     pub to: Option<String>,
@@ -490,17 +528,20 @@ pub struct RollbackArgs {
     /// changing nothing (hosts are read, not locked)
     #[arg(long)]
     pub dry_run: bool,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit releases`.
 #[derive(Debug, Args)]
+#[command(
+    mut_args(help("target", "Target whose hosts are listed")),
+    mut_args(help("break_lock", "With --prune: remove a lock left by a run that is no longer connected")),
+    mut_args(|a| if a.get_id() == "break_lock" { a.requires("prune") } else { a }),
+)]
 pub struct ReleasesArgs {
-    /// Target whose hosts are listed
-    #[arg(short, long)]
-    pub target: String,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Remove old releases (and unused virtualenvs)
     #[arg(long)]
     pub prune: bool,
@@ -510,15 +551,10 @@ pub struct ReleasesArgs {
     /// With --prune: print what would be removed, remove nothing
     #[arg(long, requires = "prune")]
     pub dry_run: bool,
-    /// With --prune: remove a lock left by a run that is no longer connected
-    #[arg(long, requires = "prune")]
-    pub break_lock: bool,
-    /// With --break-lock: take the lock even from a run that is still connected
-    #[arg(long, requires = "break_lock")]
-    pub force: bool,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub lock: BreakLockArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `shipit build`.
@@ -534,19 +570,20 @@ pub struct BuildArgs {
 
 /// `shipit deploy`.
 #[derive(Debug, Args)]
+#[command(
+    mut_args(help("target", "Target to deploy to")),
+    mut_args(help(
+        "break_lock",
+        "Remove a lock left by a run that is no longer connected, then deploy"
+    ))
+)]
 pub struct DeployArgs {
-    /// Target to deploy to
-    #[arg(short, long)]
-    pub target: String,
-    /// Remove a lock left by a run that is no longer connected, then deploy
-    #[arg(long)]
-    pub break_lock: bool,
-    /// With --break-lock: take the lock even from a run that is still connected
-    #[arg(long, requires = "break_lock")]
-    pub force: bool,
-    /// Trust and record host keys that known_hosts does not have yet (never a changed or @revoked key)
-    #[arg(long)]
-    pub accept_new_host_key: bool,
+    #[command(flatten)]
+    pub target: TargetArg,
+    #[command(flatten)]
+    pub lock: BreakLockArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Build the archive and print the remote steps without connecting to any host
     #[arg(long)]
     pub dry_run: bool,
@@ -577,4 +614,61 @@ pub enum MigrateWhen {
     Auto,
     /// Always run migrate.
     Always,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// A command that flattens `TargetArg` says what the target is to it.
+    #[test]
+    fn every_target_flag_has_its_commands_own_help() {
+        for command in Cli::command().get_subcommands() {
+            for arg in command.get_arguments().filter(|a| a.get_id() == "target") {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert_ne!(help, "The target", "shipit {}", command.get_name());
+            }
+        }
+    }
+
+    fn command(args: &[&str]) -> Vec<String> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Run(run) => run.command,
+            Command::Console(console) => console.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn everything_after_the_command_is_its_own() {
+        assert_eq!(
+            command(&[
+                "shipit",
+                "run",
+                "-t",
+                "t",
+                "--",
+                "./manage.py",
+                "check",
+                "-v",
+                "2"
+            ]),
+            ["./manage.py", "check", "-v", "2"]
+        );
+        assert_eq!(
+            command(&["shipit", "run", "-t", "t", "dbshell", "--", "-c", "select 1"]),
+            ["dbshell", "--", "-c", "select 1"]
+        );
+        assert_eq!(
+            command(&["shipit", "console", "-t", "t"]),
+            Vec::<String>::new()
+        );
+    }
 }

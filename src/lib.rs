@@ -10,6 +10,7 @@ mod commands;
 pub mod config;
 pub mod error;
 mod image;
+mod init;
 mod interrupt;
 mod manager;
 mod migrations;
@@ -91,11 +92,15 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Console(args) => commands::run::run(
             &config()?,
             &cli::RunArgs {
-                target: args.target.clone(),
+                target: cli::TargetArg {
+                    name: args.target.name.clone(),
+                },
                 hosts: args.hosts.clone(),
                 primary: false,
                 interactive: true,
-                accept_new_host_key: args.accept_new_host_key,
+                connection: cli::ConnectionArgs {
+                    accept_new_host_key: args.connection.accept_new_host_key,
+                },
                 command: args.command.clone(),
             },
             printer,

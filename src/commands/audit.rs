@@ -13,9 +13,14 @@ use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
 /// Prints the merged deploy log of `args.target`.
 pub(crate) fn run(config: &Config, args: &AuditArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
-    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let hosts = fleet.sessions.len();
     let names = fleet.names();
     let vars = resolved.vars(Op::Run, BreakLock::No, &RunVars::default());

@@ -14,7 +14,7 @@ use crate::runner::Fleet;
 
 /// Checks every host of `args.target`.
 pub(crate) fn run(config: &Config, args: &CheckArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
 
     let secrets = match AppEnv::resolve(config, target) {
@@ -42,7 +42,9 @@ pub(crate) fn run(config: &Config, args: &CheckArgs, printer: &Printer) -> Resul
     let mut hosts: Vec<(String, Vec<Outcome>)> = Vec::new();
     let mut sessions = Vec::new();
     let mut reached = Vec::new();
-    for (name, session) in crate::session::connect_each(target, args.accept_new_host_key, printer) {
+    for (name, session) in
+        crate::session::connect_each(target, args.connection.accept_new_host_key, printer)
+    {
         let ssh = match session {
             Ok(session) => {
                 reached.push(hosts.len());

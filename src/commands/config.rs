@@ -10,70 +10,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, Manager, Target, TransportKind};
+use crate::config::show::{self, rows_json, table, Explicit, Row};
+use crate::config::{Config, Manager, Target};
 use crate::error::Result;
 use crate::output::Printer;
 use crate::templates::{BuildInfo, RenderContext, Templates};
-
-/// One resolved value and where it came from.
-struct Row {
-    key: String,
-    value: Value,
-    source: String,
-}
-
-/// The keys the configuration file sets, as dotted paths (`project.python`).
-struct Explicit(toml::Table);
-
-impl Explicit {
-    fn has(&self, path: &str) -> bool {
-        let mut table = &self.0;
-        let parts: Vec<&str> = path.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            match table.get(*part) {
-                Some(toml::Value::Table(t)) if i + 1 < parts.len() => table = t,
-                Some(_) => return i + 1 == parts.len(),
-                None => return false,
-            }
-        }
-        true
-    }
-}
-
-/// Rows of one section, each marked as set in `file` or a default.
-struct Section<'a> {
-    explicit: &'a Explicit,
-    file: &'a str,
-    prefix: String,
-    rows: Vec<Row>,
-}
-
-impl Section<'_> {
-    fn add(&mut self, key: &str, value: impl Into<Value>) {
-        let path = format!("{}.{key}", self.prefix);
-        let source = if self.explicit.has(&path) {
-            self.file.to_string()
-        } else {
-            "default".to_string()
-        };
-        self.rows.push(Row {
-            key: key.to_string(),
-            value: value.into(),
-            source,
-        });
-    }
-    fn add_from(&mut self, key: &str, value: impl Into<Value>, source: impl Into<String>) {
-        self.rows.push(Row {
-            key: key.to_string(),
-            value: value.into(),
-            source: source.into(),
-        });
-    }
-}
-
-fn path_value(path: &std::path::Path) -> Value {
-    Value::from(path.display().to_string())
-}
 
 /// Prints the resolved configuration of `args.target` (every target when none is named).
 pub(crate) fn run(config: &Config, args: &ConfigArgs, printer: &Printer) -> Result<()> {
@@ -89,22 +30,7 @@ pub(crate) fn run(config: &Config, args: &ConfigArgs, printer: &Printer) -> Resu
         None => config.targets.values().collect(),
     };
 
-    let p = &config.project;
-    let mut project = Section {
-        explicit: &explicit,
-        file: &file,
-        prefix: "project".into(),
-        rows: Vec::new(),
-    };
-    project.add("name", p.name.clone());
-    project.add("python", p.python.clone());
-    project.add("settings_module", p.settings_module.clone());
-    project.add("wsgi_app", p.wsgi_app.clone());
-    project.add("manage_py", p.manage_py.clone());
-    project.add("deploy_map", path_value(&p.deploy_map));
-    project.add("templates_dir", path_value(&p.templates_dir));
-    project.add("exclude", json!(p.exclude));
-    project.add("include", json!(p.include));
+    let project = show::project(config, &explicit, &file);
 
     let revision = crate::build::source::revision(&config.root)?;
     let mut out = format!(
@@ -112,7 +38,7 @@ pub(crate) fn run(config: &Config, args: &ConfigArgs, printer: &Printer) -> Resu
         config.path.display(),
         config.root.display()
     );
-    out.push_str(&table("[project]", &project.rows));
+    out.push_str(&table("[project]", &project));
     let mut targets_json = Map::new();
     for target in targets {
         let sections = target_sections(config, target, &explicit, &file, &revision)?;
@@ -127,7 +53,7 @@ pub(crate) fn run(config: &Config, args: &ConfigArgs, printer: &Printer) -> Resu
     printer.json_result(&json!({
         "config": config.path,
         "root": config.root,
-        "project": rows_json(&project.rows),
+        "project": rows_json(&project),
         "targets": targets_json,
     }));
     Ok(())
@@ -142,119 +68,7 @@ fn target_sections(
 ) -> Result<Vec<(&'static str, String, Vec<Row>)>> {
     let t = target;
     let name = &t.name;
-    let mut s = Section {
-        explicit,
-        file,
-        prefix: format!("targets.{name}"),
-        rows: Vec::new(),
-    };
-    let transport = match t.transport {
-        TransportKind::Ssh => "ssh",
-        TransportKind::Local => "local",
-    };
-    s.add("transport", transport);
-    s.add(
-        "hosts",
-        json!(t.hosts.iter().map(ToString::to_string).collect::<Vec<_>>()),
-    );
-    s.add("deploy_to", t.deploy_to.clone());
-    s.add("environment", t.environment.clone());
-    let req = config.project.requirements_for(&t.environment);
-    let req_source = if explicit.has(&format!("project.requirements.{}", t.environment)) {
-        file.to_string()
-    } else {
-        "default: requirements/<environment>.txt".into()
-    };
-    s.add_from("requirements", req, req_source);
-    s.add("keep_releases", t.keep_releases);
-    s.add("shared_dirs", json!(t.shared_dirs));
-    s.add("shared_files", json!(t.shared_files));
-    s.add(
-        "identity_file",
-        t.identity_file.as_deref().map_or(Value::Null, path_value),
-    );
-    s.add(
-        "known_hosts",
-        t.known_hosts.as_deref().map_or(Value::Null, path_value),
-    );
-    s.add("installer", t.installer.to_string());
-    s.add(
-        "app_user",
-        t.app_user
-            .clone()
-            .map_or_else(|| Value::from("(the deploy user)"), Value::from),
-    );
-    s.add("allow_root", t.allow_root);
-    s.add(
-        "primary",
-        t.hosts.get(t.primary).map_or_else(
-            || Value::from("(this machine)"),
-            |h| Value::from(h.to_string()),
-        ),
-    );
-    s.add(
-        "migrate",
-        match t.migrate {
-            crate::config::MigrateOn::Once => "once",
-            crate::config::MigrateOn::EachHost => "each-host",
-        },
-    );
-    s.add(
-        "batch",
-        t.batch
-            .map_or_else(|| Value::from("(all hosts)"), Value::from),
-    );
-    match &t.nginx {
-        Some(n) => {
-            s.add("nginx.site", n.site.clone());
-            s.add("nginx.test", n.test.clone());
-            s.add("nginx.reload", n.reload.clone());
-        }
-        None => s.add("nginx", "(unmanaged)"),
-    }
-    match &t.app {
-        Some(a) => {
-            s.add("app.manager", a.manager.name());
-            if a.manager != Manager::Systemd {
-                s.add("supervisor.conf_dir", a.supervisor.conf_dir.clone());
-                s.add("supervisor.ctl", a.supervisor.ctl.clone());
-            }
-            if a.manager != Manager::Supervisor {
-                s.add("systemd.scope", a.systemd.scope.name());
-                s.add("systemd.ctl", a.systemd.ctl());
-                s.add("systemd.journal", a.systemd.journal());
-            }
-        }
-        None => s.add("app.manager", "(unmanaged)"),
-    }
-    s.add("health.path", t.health.path.clone());
-    s.add(
-        "health.status",
-        t.health
-            .status
-            .map_or_else(|| Value::from("(any below 500)"), Value::from),
-    );
-    s.add("health.host", t.health.host.clone());
-    s.add("health.timeout", t.health.timeout);
-    s.add("health.retries", t.health.retries);
-    for (phase, hooks) in [
-        ("before_migrate", &t.hooks.before_migrate),
-        ("after_migrate", &t.hooks.after_migrate),
-        ("after_switch", &t.hooks.after_switch),
-    ] {
-        let list: Vec<String> = hooks
-            .iter()
-            .map(|h| {
-                if h.once() {
-                    format!("{} (once)", h.command())
-                } else {
-                    h.command().to_string()
-                }
-            })
-            .collect();
-        s.add(&format!("hooks.{phase}"), json!(list));
-    }
-    let settings = std::mem::take(&mut s.rows);
+    let settings = show::settings(config, t, explicit, file);
 
     // Template variables: what the build renders deploy.map with, then what service templates
     // add per release.
@@ -427,47 +241,4 @@ fn target_sections(
             env,
         ),
     ])
-}
-
-fn display(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "(none)".into(),
-        other => other.to_string(),
-    }
-}
-
-fn table(title: &str, rows: &[Row]) -> String {
-    let mut out = format!("\n{title}\n");
-    if rows.is_empty() {
-        out.push_str("  (none)\n");
-        return out;
-    }
-    let key_width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
-    let value_width = rows
-        .iter()
-        .map(|r| display(&r.value).chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(48);
-    for r in rows {
-        out.push_str(&format!(
-            "  {:<key_width$}  {:<value_width$}  {}\n",
-            r.key,
-            display(&r.value),
-            r.source
-        ));
-    }
-    out
-}
-
-fn rows_json(rows: &[Row]) -> Value {
-    let mut map = Map::new();
-    for r in rows {
-        map.insert(
-            r.key.clone(),
-            json!({ "value": r.value, "source": r.source }),
-        );
-    }
-    Value::Object(map)
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::build;
 use crate::cli::{DeployArgs, MigrateWhen};
-use crate::config::{Config, Target};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceConfigs};
@@ -35,7 +35,10 @@ struct Planned {
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let target = &canary(config.target(&args.target)?, args)?;
+    let target =
+        &config
+            .target(&args.target.name)?
+            .canary(&args.hosts, &args.roles, args.allow_mixed)?;
     let resolved = Resolved::new(config, target)?;
     let migrate_always = args.migrate == MigrateWhen::Always;
     let started = Instant::now();
@@ -84,7 +87,12 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         );
     }
     let env_file = env.file();
-    let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let provisional = ReleaseId::at(Utc::now());
     let run_vars = RunVars {
         release: Some(provisional),
@@ -95,7 +103,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     };
     let vars = resolved.fleet_vars(
         Op::Deploy,
-        BreakLock::from_flags(args.break_lock, args.force),
+        BreakLock::from_flags(args.lock.break_lock, args.lock.force),
         &run_vars,
     );
     let begin = begin(&artifact.path, artifact.size);
@@ -232,35 +240,6 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "usage": usage,
     }));
     Ok(())
-}
-
-/// The target as `--hosts` and `--roles` narrow it; refused when that leaves some of its hosts
-/// out (on another release) without `--allow-mixed`.
-fn canary(target: &Target, args: &DeployArgs) -> Result<Target> {
-    let selected = target.select(&args.hosts, &args.roles)?;
-    if selected.is_empty() {
-        return Err(Error::usage(format!(
-            "--hosts/--roles select no host of target {}",
-            target.name
-        )));
-    }
-    let left_out: Vec<String> = (0..target.hosts.len())
-        .filter(|i| !selected.contains(i))
-        .map(|i| target.hosts[i].to_string())
-        .collect();
-    if !left_out.is_empty() && !args.allow_mixed {
-        return Err(Error::Refused {
-            message: format!(
-                "deploying to {} of the {} hosts of {} would leave {} on the release they have: the target would run mixed releases",
-                selected.len(),
-                target.hosts.len(),
-                target.name,
-                left_out.join(", ")
-            ),
-            hint: "pass --allow-mixed for a canary, or deploy to every host".into(),
-        });
-    }
-    Ok(target.subset(&selected))
 }
 
 /// The account host `run`'s app server runs as: `app_user`, or the deploy user; never root

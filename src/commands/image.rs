@@ -10,13 +10,10 @@ use crate::image::{self, BasePython, BaseRef, ImageRequest};
 use crate::output::{human_bytes, Printer};
 use crate::resolve::Resolved;
 
-/// The port gunicorn listens on in the container when image.port is not set.
-const DEFAULT_PORT: u16 = 8000;
-
 /// Builds the release archive, then the image layout from it; optionally an oci-archive and a
 /// push. Prints the digests and the one-off release commands.
 pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     let base = args
         .base
@@ -83,7 +80,10 @@ pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Resul
         artifact: &artifact,
         base: BaseRef::parse(base, &config.root),
         python,
-        port: config.image.port.unwrap_or(DEFAULT_PORT),
+        port: config
+            .image
+            .port
+            .unwrap_or(crate::config::DEFAULT_IMAGE_PORT),
         output,
         process: process.map(|(name, p)| (name.as_str(), p.run.as_str())),
     })?;

@@ -15,13 +15,18 @@ use crate::runner::on_all;
 
 /// Prints (and with `-f` follows) the logs of `args.process` on every host of `args.target`.
 pub(crate) fn run(config: &Config, args: &LogsArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     if args.follow {
         // Nothing to give back on the way out: the remote side ends with its connection.
         crate::interrupt::quit_at_once();
     }
-    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let vars = resolved.vars(Op::Deploy, BreakLock::No, &RunVars::default());
     let step = Step::Logs {
         process: args.process.clone(),

@@ -20,7 +20,7 @@ const DEFAULT_MESSAGE: &str =
 
 /// Turns maintenance mode `args.state` on every host of `args.target`.
 pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     let page = match args.state {
         MaintenanceState::On => {
@@ -38,7 +38,12 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
         }
         MaintenanceState::Off => None,
     };
-    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let hosts = fleet.sessions.len();
     let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
     let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);

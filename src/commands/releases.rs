@@ -13,15 +13,20 @@ use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
 /// Lists releases per host; with `--prune`, removes what the keep policy allows.
 pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
-    let mut fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let keep = args.keep.unwrap_or(target.keep_releases);
     let hosts = fleet.sessions.len();
     let names = fleet.names();
     let vars = resolved.vars(
         Op::Prune,
-        BreakLock::from_flags(args.break_lock, args.force),
+        BreakLock::from_flags(args.lock.break_lock, args.lock.force),
         &RunVars::default(),
     );
     let remove_now = args.prune && !args.dry_run;

@@ -8,12 +8,13 @@ use serde_json::json;
 
 use crate::cli::RollbackArgs;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::migrations::{unapply_plan, unknown_to_target, Unapply};
+use crate::error::Result;
+use crate::migrations::{decide, Choice, Unapply};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
 use crate::release::ReleaseId;
+use crate::remote::facts;
 use crate::remote::preamble::Preamble;
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 use crate::runner::{Fleet, Rest, Stage};
@@ -32,11 +33,16 @@ struct Going {
 
 /// Rolls `args.target` back (with `--dry-run`, says what it would do).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     super::keep_run_log(config, "rollback", &resolved, printer);
     let started = Instant::now();
-    let fleet = super::connect(target, &resolved, args.accept_new_host_key, printer)?;
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let hosts = fleet.sessions.len();
     let vars = resolved.fleet_vars(
         Op::Rollback,
@@ -168,52 +174,25 @@ fn destination(
     Ok((live, to, revision))
 }
 
-/// The applied migrations release `to` does not know, and what to unapply: nothing without
-/// `--migrate`, a refusal unless `--migrate` or `--force` says what to do about them (or when
-/// only the code of a live release that is gone could unapply them).
+/// What the migrations check found on every host, decided with `--migrate`/`--force`.
 fn migrations(
     checked: &[ScriptRun],
     args: &RollbackArgs,
     live: Option<ReleaseId>,
     to: ReleaseId,
 ) -> Result<(Vec<String>, Vec<Unapply>)> {
-    let mut unknown: Vec<String> = Vec::new();
-    let mut known: Vec<String> = Vec::new();
-    for run in checked {
-        let applied = crate::remote::facts::applied(&run.facts);
-        let host_known = crate::remote::facts::known(&run.facts);
-        for m in unknown_to_target(&applied, &host_known) {
-            if !unknown.contains(&m) {
-                unknown.push(m);
-            }
-        }
-        if known.is_empty() {
-            known = host_known;
-        }
-    }
-    if unknown.is_empty() || args.force {
-        return Ok((unknown, Vec::new()));
-    }
-    if args.migrate && live.is_none() {
-        return Err(Error::Refused {
-            message: format!(
-                "cannot unapply {} before switching to {to}: only the code of the release `current` pointed at knows how, and it is gone",
-                unknown.join(", ")
-            ),
-            hint: "--force switches anyway, leaving those migrations applied".into(),
-        });
-    }
-    if args.migrate {
-        let unapply = unapply_plan(&unknown, &known);
-        return Ok((unknown, unapply));
-    }
-    Err(Error::Refused {
-        message: format!(
-            "refusing to roll back to {to}: the database has migrations it does not know: {}",
-            unknown.join(", ")
-        ),
-        hint: "--migrate unapplies them first with the current release's code (data in dropped columns or tables is lost); --force switches anyway".into(),
-    })
+    let hosts: Vec<(Vec<String>, Vec<String>)> = checked
+        .iter()
+        .map(|run| (facts::applied(&run.facts), facts::known(&run.facts)))
+        .collect();
+    let choice = if args.force {
+        Choice::Force
+    } else if args.migrate {
+        Choice::Migrate
+    } else {
+        Choice::Refuse
+    };
+    decide(&hosts, choice, live.is_some(), &to.to_string())
 }
 
 fn describe(unapply: &[Unapply]) -> String {

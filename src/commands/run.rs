@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use crate::cli::RunArgs;
-use crate::config::{Config, Target};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::plan::operate::run as run_phase;
@@ -38,62 +38,11 @@ pub(crate) fn command_line(config: &Config, words: &[String]) -> Option<String> 
     Some(quoted(words).join(" "))
 }
 
-/// `target` with only the hosts `--hosts` names (names as written, host names, or
-/// `host:port`), or only its primary.
-fn select(target: &Target, hosts: Option<&str>, primary: bool) -> Result<Target> {
-    let mut selected = target.clone();
-    if target.hosts.is_empty() {
-        if hosts.is_some() {
-            return Err(Error::usage(format!(
-                "target {} runs on this machine: it has no hosts to choose from",
-                target.name
-            )));
-        }
-        return Ok(selected);
-    }
-    let keep: Vec<usize> = match hosts {
-        Some(list) => {
-            let mut keep = Vec::new();
-            for wanted in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-                let found = target.hosts.iter().position(|h| {
-                    let port = h.port.map(|p| format!("{}:{p}", h.host));
-                    h.to_string() == wanted || h.host == wanted || port.as_deref() == Some(wanted)
-                });
-                match found {
-                    Some(i) if !keep.contains(&i) => keep.push(i),
-                    Some(_) => {}
-                    None => {
-                        return Err(Error::Usage {
-                            message: format!("target {} has no host {wanted}", target.name),
-                            hint: Some(format!(
-                                "its hosts: {}",
-                                target
-                                    .hosts
-                                    .iter()
-                                    .map(ToString::to_string)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )),
-                        })
-                    }
-                }
-            }
-            keep.sort_unstable();
-            keep
-        }
-        None if primary => vec![target.primary],
-        None => (0..target.hosts.len()).collect(),
-    };
-    selected.hosts = keep.iter().map(|i| target.hosts[*i].clone()).collect();
-    selected.primary = keep.iter().position(|i| *i == target.primary).unwrap_or(0);
-    Ok(selected)
-}
-
 /// Runs `args.command` (interactively with `-i`).
 pub(crate) fn run(config: &Config, args: &RunArgs, printer: &Printer) -> Result<()> {
-    let target = config.target(&args.target)?;
+    let target = config.target(&args.target.name)?;
     let interactive = args.interactive;
-    let selected = select(target, args.hosts.as_deref(), args.primary || interactive)?;
+    let selected = target.only(args.hosts.as_deref(), args.primary || interactive)?;
     if interactive && selected.hosts.len() > 1 {
         return Err(Error::Usage {
             message: "an interactive command runs on one host".into(),
@@ -125,7 +74,12 @@ pub(crate) fn run(config: &Config, args: &RunArgs, printer: &Printer) -> Result<
     let env = AppEnv::resolve(config, target)?;
     printer.redact(env.secrets.iter().cloned());
     let vars = resolved.vars(Op::Run, BreakLock::No, &RunVars::default());
-    let mut fleet = super::connect(&selected, &resolved, args.accept_new_host_key, printer)?;
+    let mut fleet = super::connect(
+        &selected,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
     let names = fleet.names();
 
     if interactive {
@@ -231,23 +185,6 @@ mod tests {
     }
 
     #[test]
-    fn hosts_are_chosen_by_name_and_the_primary_follows() {
-        let c = config("");
-        let t = c.target("t").unwrap();
-        let all = select(t, None, false).unwrap();
-        assert_eq!(all.hosts.len(), 3);
-        let primary = select(t, None, true).unwrap();
-        assert_eq!(primary.hosts[0].to_string(), "b@two");
-        let some = select(t, Some("three,one:2222"), false).unwrap();
-        let names: Vec<String> = some.hosts.iter().map(ToString::to_string).collect();
-        assert_eq!(names, ["a@one:2222", "c@three"]);
-        assert_eq!(some.primary, 0);
-        let error = select(t, Some("four"), false).unwrap_err();
-        assert_eq!(error.exit_code(), 2);
-        assert!(error.hint().unwrap().contains("b@two"), "{error}");
-    }
-
-    #[test]
     fn aliases_are_checked() {
         let text = "[project]\nname = \"hello\"\n[aliases]\n\"9x\" = \"ls\"\n";
         let error = Config::parse(
@@ -257,46 +194,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("aliases.9x"), "{error}");
-    }
-}
-
-#[cfg(test)]
-mod parsing {
-    use clap::Parser;
-
-    use crate::cli::{Cli, Command};
-
-    fn command(args: &[&str]) -> Vec<String> {
-        match Cli::try_parse_from(args).unwrap().command {
-            Command::Run(run) => run.command,
-            Command::Console(console) => console.command,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn everything_after_the_command_is_its_own() {
-        assert_eq!(
-            command(&[
-                "shipit",
-                "run",
-                "-t",
-                "t",
-                "--",
-                "./manage.py",
-                "check",
-                "-v",
-                "2"
-            ]),
-            ["./manage.py", "check", "-v", "2"]
-        );
-        assert_eq!(
-            command(&["shipit", "run", "-t", "t", "dbshell", "--", "-c", "select 1"]),
-            ["dbshell", "--", "-c", "select 1"]
-        );
-        assert_eq!(
-            command(&["shipit", "console", "-t", "t"]),
-            Vec::<String>::new()
-        );
     }
 }

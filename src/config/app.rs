@@ -54,7 +54,7 @@ pub(super) struct RawApp {
 }
 
 /// Which systemd instance runs the units, and how it is driven.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Systemd {
     /// `system`: system units, run as the app user, driven through `ctl` (by default
@@ -70,31 +70,19 @@ pub struct Systemd {
     pub journal: Option<String>,
 }
 
-impl Default for Systemd {
-    fn default() -> Systemd {
-        Systemd {
-            scope: SystemdScope::System,
-            ctl: None,
-            journal: None,
-        }
-    }
-}
-
 impl Systemd {
     /// The `systemctl` command prefix.
     pub fn ctl(&self) -> String {
-        self.ctl.clone().unwrap_or_else(|| match self.scope {
-            SystemdScope::System => "sudo -n systemctl".into(),
-            SystemdScope::User => "systemctl --user".into(),
-        })
+        self.ctl
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SYSTEMCTL[self.scope as usize].into())
     }
 
     /// The `journalctl` command prefix.
     pub fn journal(&self) -> String {
-        self.journal.clone().unwrap_or_else(|| match self.scope {
-            SystemdScope::System => "journalctl".into(),
-            SystemdScope::User => "journalctl --user".into(),
-        })
+        self.journal
+            .clone()
+            .unwrap_or_else(|| DEFAULT_JOURNALCTL[self.scope as usize].into())
     }
 }
 
@@ -103,8 +91,8 @@ impl Systemd {
 #[serde(rename_all = "lowercase")]
 pub enum SystemdScope {
     #[default]
-    System,
-    User,
+    System = 0,
+    User = 1,
 }
 
 impl SystemdScope {
@@ -117,11 +105,19 @@ impl SystemdScope {
     }
 }
 
-pub(super) fn default_supervisorctl() -> String {
-    "supervisorctl".into()
+/// `[targets.T.supervisor] conf_dir` when unset.
+pub(crate) const DEFAULT_SUPERVISOR_CONF_DIR: &str = "/etc/supervisor/conf.d";
+/// `[targets.T.supervisor] ctl` when unset.
+pub(crate) const DEFAULT_SUPERVISORCTL: &str = "supervisorctl";
+/// `[targets.T.systemd] ctl` and `journal` when unset, by scope: system, then user.
+pub(crate) const DEFAULT_SYSTEMCTL: [&str; 2] = ["sudo -n systemctl", "systemctl --user"];
+pub(crate) const DEFAULT_JOURNALCTL: [&str; 2] = ["journalctl", "journalctl --user"];
+
+fn default_supervisorctl() -> String {
+    DEFAULT_SUPERVISORCTL.into()
 }
-pub(super) fn default_supervisor_conf_dir() -> String {
-    "/etc/supervisor/conf.d".into()
+fn default_supervisor_conf_dir() -> String {
+    DEFAULT_SUPERVISOR_CONF_DIR.into()
 }
 
 impl Default for Supervisor {
@@ -187,4 +183,18 @@ pub(super) fn resolve_app(
         supervisor: supervisor.unwrap_or_default(),
         systemd: systemd.map(Spanned::into_inner).unwrap_or_default(),
     }))
+}
+
+/// Validates `[targets.T.supervisor]`: `conf_dir` absolute and plain enough for its config.
+pub(super) fn validate_supervisor(
+    source: &Source,
+    target: &str,
+    s: Spanned<Supervisor>,
+) -> Result<Supervisor> {
+    let key = key_for(target, "supervisor.conf_dir");
+    if !s.get_ref().conf_dir.starts_with('/') {
+        return Err(source.error(s.span(), key, "must be an absolute path"));
+    }
+    safe_service_path(&s.get_ref().conf_dir).map_err(|why| source.error(s.span(), key, why))?;
+    Ok(s.into_inner())
 }

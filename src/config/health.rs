@@ -35,15 +35,50 @@ impl Default for Health {
     }
 }
 
-pub(super) fn default_health_path() -> String {
-    "/".into()
+/// `path` when unset.
+pub(crate) const DEFAULT_HEALTH_PATH: &str = "/";
+/// `host` when unset.
+pub(crate) const DEFAULT_HEALTH_HOST: &str = "localhost";
+/// `timeout` when unset, in seconds.
+pub(crate) const DEFAULT_HEALTH_TIMEOUT: u32 = 30;
+/// `retries` when unset.
+pub(crate) const DEFAULT_HEALTH_RETRIES: u32 = 3;
+
+fn default_health_path() -> String {
+    DEFAULT_HEALTH_PATH.into()
 }
-pub(super) fn default_health_host() -> String {
-    "localhost".into()
+fn default_health_host() -> String {
+    DEFAULT_HEALTH_HOST.into()
 }
-pub(super) fn default_health_timeout() -> u32 {
-    30
+fn default_health_timeout() -> u32 {
+    DEFAULT_HEALTH_TIMEOUT
 }
-pub(super) fn default_health_retries() -> u32 {
-    3
+fn default_health_retries() -> u32 {
+    DEFAULT_HEALTH_RETRIES
+}
+
+/// Validates `[targets.T.health]`: a plain path and host, and bounded status, timeout and retries.
+pub(super) fn validate_health(source: &Source, target: &str, h: Spanned<Health>) -> Result<Health> {
+    let span = h.span();
+    let h = h.into_inner();
+    let bad = |key: &str, why: &str| Err(source.error(span.clone(), key_for(target, key), why));
+    if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("health.path", "must start with `/` and contain no spaces");
+    }
+    if h.host.is_empty() || h.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("health.host", "must be a host name without spaces");
+    }
+    if h.status.is_some_and(|s| !(100..=599).contains(&s)) {
+        return bad(
+            "health.status",
+            "must be an HTTP status between 100 and 599",
+        );
+    }
+    if !(1..=600).contains(&h.timeout) {
+        return bad("health.timeout", "must be between 1 and 600 seconds");
+    }
+    if !(1..=100).contains(&h.retries) {
+        return bad("health.retries", "must be between 1 and 100");
+    }
+    Ok(h)
 }

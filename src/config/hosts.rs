@@ -106,3 +106,71 @@ impl fmt::Display for HostSpec {
         Ok(())
     }
 }
+
+/// Validates `hosts`: each parsed, none listed twice; an ssh target needs one, a local target
+/// takes none.
+pub(super) fn validate_hosts(
+    source: &Source,
+    target: &str,
+    raw: &Spanned<Vec<Spanned<String>>>,
+    transport: TransportKind,
+    target_span: Range<usize>,
+) -> Result<Vec<HostSpec>> {
+    let key = key_for(target, "hosts");
+    let mut hosts: Vec<HostSpec> = Vec::new();
+    for host in raw.get_ref() {
+        let spec = HostSpec::parse(host.get_ref())
+            .map_err(|why| source.error(host.span(), key.clone(), why))?;
+        if let Some(earlier) = hosts.iter().find(|h| h.same_machine(&spec)) {
+            return Err(source.error(
+                host.span(),
+                key,
+                format!(
+                    "`{spec}` is listed twice (also as `{earlier}`): one run would lock itself out of the host; list each host once"
+                ),
+            ));
+        }
+        hosts.push(spec);
+    }
+    match transport {
+        TransportKind::Ssh if hosts.is_empty() => {
+            let span = if raw.span() == (0..0) {
+                target_span
+            } else {
+                raw.span()
+            };
+            Err(source.error(
+                span,
+                key,
+                "an ssh target needs at least one host, e.g. hosts = [\"deploy@example.com\"]",
+            ))
+        }
+        TransportKind::Local if !hosts.is_empty() => Err(source.error(
+            raw.span(),
+            key,
+            "a local target runs on this machine and takes no hosts",
+        )),
+        _ => Ok(hosts),
+    }
+}
+
+/// Validates `jump`: jump hosts (or `"none"`) for an ssh target.
+pub(super) fn validate_jump(
+    source: &Source,
+    target: &str,
+    raw: Option<&Spanned<String>>,
+    transport: TransportKind,
+) -> Result<Option<Vec<HostSpec>>> {
+    let key = key_for(target, "jump");
+    match raw {
+        None => Ok(None),
+        Some(value) if transport == TransportKind::Local => Err(source.error(
+            value.span(),
+            key,
+            "a local target runs on this machine and takes no jump host",
+        )),
+        Some(value) => parse_jumps(value.get_ref())
+            .map(Some)
+            .map_err(|why| source.error(value.span(), key, why)),
+    }
+}

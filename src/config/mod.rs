@@ -17,46 +17,41 @@ use toml::Spanned;
 use crate::error::{Error, Result};
 
 mod app;
+mod env;
 mod health;
 mod hooks;
 mod hosts;
 mod nginx;
 mod processes;
 mod project;
+#[cfg(test)]
+mod reference;
 mod schedule;
+mod selection;
+mod shared;
+pub(crate) mod show;
 mod target;
 #[cfg(test)]
 mod tests;
+mod vars;
 
 pub use app::*;
+use env::validate_env;
 pub use health::*;
 pub use hooks::*;
 pub use hosts::*;
 pub use nginx::*;
 pub use processes::*;
 pub use project::*;
-use schedule::cron_fields;
+use schedule::{validate_schedule, RawSchedule};
+use selection::validate_roles;
+use shared::validate_shared;
 pub use target::*;
+use vars::validate_vars;
+pub use vars::RESERVED_VARS;
 
 /// The configuration file name looked up in the project directory.
 pub const CONFIG_FILE: &str = "shipit.toml";
-
-/// Names the templates see that a target's `vars` must not shadow.
-pub const RESERVED_VARS: &[&str] = &[
-    "project",
-    "target",
-    "environment",
-    "release",
-    "build_time",
-    "revision",
-    "dirty",
-    "deploy_to",
-    "release_dir",
-    "settings_module",
-    "wsgi_app",
-    "program",
-    "vars",
-];
 
 /// A loaded and validated `shipit.toml`.
 #[derive(Debug, Clone)]

@@ -16,9 +16,24 @@ pub struct Nginx {
     pub reload: String,
 }
 
-pub(super) fn default_nginx_test() -> String {
-    "nginx -t".into()
+/// `test` when unset.
+pub(crate) const DEFAULT_NGINX_TEST: &str = "nginx -t";
+/// `reload` when unset.
+pub(crate) const DEFAULT_NGINX_RELOAD: &str = "nginx -s reload";
+
+fn default_nginx_test() -> String {
+    DEFAULT_NGINX_TEST.into()
 }
-pub(super) fn default_nginx_reload() -> String {
-    "nginx -s reload".into()
+fn default_nginx_reload() -> String {
+    DEFAULT_NGINX_RELOAD.into()
+}
+
+/// Validates the site path: absolute, and plain enough for nginx's config.
+pub(super) fn validate_nginx(source: &Source, target: &str, n: Spanned<Nginx>) -> Result<Nginx> {
+    let key = key_for(target, "nginx.site");
+    if !n.get_ref().site.starts_with('/') {
+        return Err(source.error(n.span(), key, "must be an absolute path"));
+    }
+    safe_service_path(&n.get_ref().site).map_err(|why| source.error(n.span(), key, why))?;
+    Ok(n.into_inner())
 }

@@ -28,14 +28,6 @@ pub struct Process {
     pub once: bool,
 }
 
-/// A schedule entry's commands: one, or several run in order at the same times.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawSchedule {
-    One(String),
-    Several(Vec<String>),
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub(super) enum RawProcess {
@@ -56,11 +48,16 @@ pub(super) struct RawProcessTable {
     once: bool,
 }
 
-pub(super) fn default_replicas() -> i64 {
-    1
+/// `replicas` when unset.
+pub(crate) const DEFAULT_REPLICAS: i64 = 1;
+/// `stop_timeout` when unset, in seconds.
+pub(crate) const DEFAULT_STOP_TIMEOUT: i64 = 30;
+
+fn default_replicas() -> i64 {
+    DEFAULT_REPLICAS
 }
-pub(super) fn default_stop_timeout() -> i64 {
-    30
+fn default_stop_timeout() -> i64 {
+    DEFAULT_STOP_TIMEOUT
 }
 
 pub(super) fn validate_processes(
@@ -98,8 +95,8 @@ pub(super) fn validate_processes(
             RawProcess::Command(run) => RawProcessTable {
                 run,
                 role: None,
-                replicas: default_replicas(),
-                stop_timeout: default_stop_timeout(),
+                replicas: DEFAULT_REPLICAS,
+                stop_timeout: DEFAULT_STOP_TIMEOUT,
                 once: false,
             },
             RawProcess::Table(table) => table,

@@ -86,17 +86,28 @@ pub(super) struct RawProject {
     artifacts: Vec<Spanned<String>>,
 }
 
-pub(super) fn default_python() -> String {
-    "python3".into()
+/// `project.python` when unset.
+pub(crate) const DEFAULT_PYTHON: &str = "python3";
+/// `project.manage_py` when unset.
+pub(crate) const DEFAULT_MANAGE_PY: &str = "manage.py";
+/// `project.deploy_map` when unset.
+pub(crate) const DEFAULT_DEPLOY_MAP: &str = "conf/deploy.map";
+/// `project.templates_dir` when unset.
+pub(crate) const DEFAULT_TEMPLATES_DIR: &str = "conf/templates";
+/// `image.port` when unset: the port gunicorn listens on in the container.
+pub(crate) const DEFAULT_IMAGE_PORT: u16 = 8000;
+
+fn default_python() -> String {
+    DEFAULT_PYTHON.into()
 }
-pub(super) fn default_manage_py() -> Spanned<String> {
-    Spanned::new(0..0, "manage.py".into())
+fn default_manage_py() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_MANAGE_PY.into())
 }
-pub(super) fn default_deploy_map() -> Spanned<String> {
-    Spanned::new(0..0, "conf/deploy.map".into())
+fn default_deploy_map() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_DEPLOY_MAP.into())
 }
-pub(super) fn default_templates_dir() -> Spanned<String> {
-    Spanned::new(0..0, "conf/templates".into())
+fn default_templates_dir() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_TEMPLATES_DIR.into())
 }
 
 pub(super) fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project> {

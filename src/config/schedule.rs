@@ -1,4 +1,46 @@
-//! The `[targets.T.schedule]` table's cron expressions: parsed and normalised to five fields.
+//! The `[targets.T.schedule]` table: commands run on the primary at times given as cron
+//! expressions, parsed and normalised to five fields.
+
+use super::*;
+
+/// A schedule entry's commands: one, or several run in order at the same times.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSchedule {
+    One(String),
+    Several(Vec<String>),
+}
+
+/// Validates the entries: a schedule each, and commands of one non-empty line.
+pub(super) fn validate_schedule(
+    source: &Source,
+    target: &str,
+    raw: BTreeMap<Spanned<String>, RawSchedule>,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut schedule = Vec::new();
+    for (when, commands) in raw {
+        let entry_key = key_for(target, &format!("schedule.\"{}\"", when.get_ref()));
+        let spec = cron_fields(when.get_ref())
+            .map_err(|why| source.error(when.span(), entry_key.clone(), why))?;
+        let commands = match commands {
+            RawSchedule::One(command) => vec![command],
+            RawSchedule::Several(commands) => commands,
+        };
+        if commands.is_empty()
+            || commands
+                .iter()
+                .any(|c| c.trim().is_empty() || c.chars().any(|c| c.is_control()))
+        {
+            return Err(source.error(
+                when.span(),
+                entry_key,
+                "each command must be one non-empty line",
+            ));
+        }
+        schedule.push((spec, commands));
+    }
+    Ok(schedule)
+}
 
 /// A cron schedule as five fields (minute, hour, day of month, month, day of week), each a
 /// comma-separated list of `*`, `N` or `N-M`, optionally `/STEP`, months and days of the week

@@ -3,25 +3,47 @@
 use super::*;
 
 /// How commands reach a target's hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
     /// OpenSSH-compatible SSH (the default).
+    #[default]
     Ssh,
     /// Run on this machine, without SSH.
     Local,
 }
 
 /// How the virtualenv is populated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Installer {
-    /// `uv` when the host has it, else pip.
+    /// `uv` when the host has it, else pip (the default).
+    #[default]
     Auto,
     /// Always `uv venv` + `uv pip sync`.
     Uv,
     /// Always `python -m venv` + pip.
     Pip,
+}
+
+impl TransportKind {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Ssh => "ssh",
+            TransportKind::Local => "local",
+        }
+    }
+}
+
+impl MigrateOn {
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrateOn::Once => "once",
+            MigrateOn::EachHost => "each-host",
+        }
+    }
 }
 
 impl fmt::Display for Installer {
@@ -48,11 +70,12 @@ pub enum SecretSource {
 }
 
 /// Where `migrate` runs on a target with several hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MigrateOn {
     /// On the primary host only, under the database's advisory lock: the hosts share one
-    /// database (PostgreSQL, MySQL), the production shape.
+    /// database (PostgreSQL, MySQL), the production shape (the default).
+    #[default]
     Once,
     /// On every host: each host has its own database (SQLite in a shared directory).
     EachHost,
@@ -122,108 +145,6 @@ pub struct Target {
     pub schedule: Vec<(String, Vec<String>)>,
 }
 
-impl Target {
-    /// Whether host `host` (an index in `hosts`) carries `role`: it is listed under it, or
-    /// under no role at all.
-    pub fn carries(&self, host: usize, role: &str) -> bool {
-        let listed = |hosts: &Vec<usize>| hosts.contains(&host);
-        if !self.roles.values().any(listed) {
-            return true;
-        }
-        self.roles.get(role).is_some_and(listed)
-    }
-
-    /// The hosts `--hosts` and `--roles` name (indices in `hosts`, in order): every host named,
-    /// and every host carrying a role named; all hosts when neither names any.
-    pub fn select(&self, hosts: &[String], roles: &[String]) -> Result<Vec<usize>> {
-        if hosts.is_empty() && roles.is_empty() {
-            return Ok((0..self.hosts.len().max(1)).collect());
-        }
-        if self.transport == TransportKind::Local {
-            return Err(Error::usage(format!(
-                "target {} runs on this machine; --hosts and --roles choose among ssh hosts",
-                self.name
-            )));
-        }
-        let mut chosen = vec![false; self.hosts.len()];
-        for text in hosts {
-            let wanted = HostSpec::parse(text).map_err(Error::usage)?;
-            let found = self
-                .hosts
-                .iter()
-                .position(|h| *h == wanted)
-                .or_else(|| self.hosts.iter().position(|h| h.same_machine(&wanted)));
-            match found {
-                Some(i) => chosen[i] = true,
-                None => {
-                    return Err(Error::Usage {
-                        message: format!("`{text}` is not a host of target {}", self.name),
-                        hint: Some(format!(
-                            "its hosts: {}",
-                            self.hosts
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    })
-                }
-            }
-        }
-        for role in roles {
-            let known = role == WEB_ROLE
-                || self.roles.contains_key(role)
-                || self.processes.values().any(|p| p.role == *role);
-            if !known {
-                return Err(Error::Usage {
-                    message: format!("target {} has no role `{role}`", self.name),
-                    hint: Some(
-                        "roles are `web`, the keys of [targets.T.roles] and the processes' roles"
-                            .into(),
-                    ),
-                });
-            }
-            for (i, slot) in chosen.iter_mut().enumerate() {
-                *slot |= self.carries(i, role);
-            }
-        }
-        Ok((0..self.hosts.len()).filter(|i| chosen[*i]).collect())
-    }
-
-    /// This target reduced to the hosts `selected` (indices in `hosts`, as [`Target::select`]
-    /// gives them): roles follow their hosts; the primary stays the primary when selected,
-    /// else the first selected host runs once-steps (`migrate`) and no `once` process starts
-    /// (the primary keeps running its own).
-    pub fn subset(&self, selected: &[usize]) -> Target {
-        if selected.len() == self.hosts.len().max(1) {
-            return self.clone();
-        }
-        let mut sub = self.clone();
-        sub.hosts = selected.iter().map(|&i| self.hosts[i].clone()).collect();
-        sub.roles = self
-            .roles
-            .iter()
-            .map(|(role, hosts)| {
-                let kept = selected
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, old)| hosts.contains(old))
-                    .map(|(new, _)| new)
-                    .collect();
-                (role.clone(), kept)
-            })
-            .collect();
-        match selected.iter().position(|&i| i == self.primary) {
-            Some(new) => sub.primary = new,
-            None => {
-                sub.primary = 0;
-                sub.processes.retain(|_, p| !p.once);
-            }
-        }
-        sub
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTarget {
@@ -240,9 +161,9 @@ pub(super) struct RawTarget {
     identity_file: Option<String>,
     known_hosts: Option<String>,
     jump: Option<Spanned<String>>,
-    #[serde(default = "default_transport")]
+    #[serde(default)]
     transport: TransportKind,
-    #[serde(default = "default_installer")]
+    #[serde(default)]
     installer: Installer,
     #[serde(default)]
     vars: BTreeMap<Spanned<String>, toml::Value>,
@@ -256,7 +177,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     hooks: Hooks,
     primary: Option<Spanned<String>>,
-    #[serde(default = "default_migrate")]
+    #[serde(default)]
     migrate: MigrateOn,
     batch: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
@@ -288,20 +209,14 @@ pub(super) fn is_identifier(text: &str) -> bool {
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn default_migrate() -> MigrateOn {
-    MigrateOn::Once
-}
-pub(super) fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
+/// `keep_releases` when unset.
+pub(crate) const DEFAULT_KEEP_RELEASES: i64 = 5;
+
+fn no_hosts() -> Spanned<Vec<Spanned<String>>> {
     Spanned::new(0..0, Vec::new())
 }
-pub(super) fn default_keep() -> Spanned<i64> {
-    Spanned::new(0..0, 5)
-}
-pub(super) fn default_transport() -> TransportKind {
-    TransportKind::Ssh
-}
-pub(super) fn default_installer() -> Installer {
-    Installer::Auto
+fn default_keep() -> Spanned<i64> {
+    Spanned::new(0..0, DEFAULT_KEEP_RELEASES)
 }
 
 pub(super) fn validate_target(
@@ -310,12 +225,8 @@ pub(super) fn validate_target(
     name_span: Range<usize>,
     raw: Spanned<RawTarget>,
 ) -> Result<Target> {
-    let key = |k: &str| format!("targets.{name}.{k}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    let key = |k: &str| key_for(name, k);
+    if !is_name(name) {
         return Err(source.error(
             name_span,
             format!("targets.{name}"),
@@ -324,59 +235,8 @@ pub(super) fn validate_target(
     }
     let target_span = raw.span();
     let raw = raw.into_inner();
-
-    let mut hosts: Vec<HostSpec> = Vec::new();
-    for host in raw.hosts.get_ref() {
-        let spec = HostSpec::parse(host.get_ref())
-            .map_err(|why| source.error(host.span(), key("hosts"), why))?;
-        if let Some(earlier) = hosts.iter().find(|h| h.same_machine(&spec)) {
-            return Err(source.error(
-                host.span(),
-                key("hosts"),
-                format!(
-                    "`{spec}` is listed twice (also as `{earlier}`): one run would lock itself out of the host; list each host once"
-                ),
-            ));
-        }
-        hosts.push(spec);
-    }
-    match raw.transport {
-        TransportKind::Ssh if hosts.is_empty() => {
-            let span = if raw.hosts.span() == (0..0) {
-                target_span
-            } else {
-                raw.hosts.span()
-            };
-            return Err(source.error(
-                span,
-                key("hosts"),
-                "an ssh target needs at least one host, e.g. hosts = [\"deploy@example.com\"]",
-            ));
-        }
-        TransportKind::Local if !hosts.is_empty() => {
-            return Err(source.error(
-                raw.hosts.span(),
-                key("hosts"),
-                "a local target runs on this machine and takes no hosts",
-            ));
-        }
-        _ => {}
-    }
-    let jump = match &raw.jump {
-        None => None,
-        Some(_) if raw.transport == TransportKind::Local => {
-            return Err(source.error(
-                raw.jump.as_ref().map_or(0..0, Spanned::span),
-                key("jump"),
-                "a local target runs on this machine and takes no jump host",
-            ))
-        }
-        Some(value) => Some(
-            parse_jumps(value.get_ref())
-                .map_err(|why| source.error(value.span(), key("jump"), why))?,
-        ),
-    };
-
+    let hosts = validate_hosts(source, name, &raw.hosts, raw.transport, target_span)?;
+    let jump = validate_jump(source, name, raw.jump.as_ref(), raw.transport)?;
     let deploy_to = raw.deploy_to.get_ref();
     if !deploy_to.starts_with('/') {
         return Err(source.error(
@@ -388,11 +248,7 @@ pub(super) fn validate_target(
     safe_service_path(deploy_to)
         .map_err(|why| source.error(raw.deploy_to.span(), key("deploy_to"), why))?;
     let environment = raw.environment.get_ref();
-    if environment.is_empty()
-        || !environment
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !is_name(environment) {
         return Err(source.error(
             raw.environment.span(),
             key("environment"),
@@ -432,66 +288,9 @@ pub(super) fn validate_target(
             ))
         }
     };
-    // Shared paths are linked into every release: each names one path of its own inside the
-    // release, never the release itself, shipit's own files, or another shared path.
-    let mut shared_seen: Vec<(String, &str)> = Vec::new();
-    let mut shared = |list: Vec<Spanned<String>>, k: &'static str| -> Result<Vec<String>> {
-        let mut paths = Vec::new();
-        for p in list {
-            let bad = |why: String| source.error(p.span(), key(k), why);
-            let path = shared_path(p.get_ref()).map_err(bad)?;
-            if let Some((other, other_key)) = shared_seen.iter().find(|(other, _)| {
-                path == *other
-                    || path.starts_with(&format!("{other}/"))
-                    || other.starts_with(&format!("{path}/"))
-            }) {
-                let how = if path == *other {
-                    "is already shared".to_string()
-                } else if path.starts_with(other.as_str()) {
-                    format!("is inside `{other}`, already shared")
-                } else {
-                    format!("contains `{other}`, already shared")
-                };
-                return Err(bad(format!(
-                    "`{path}` {how} (in {}); each shared path must stand on its own",
-                    key(other_key)
-                )));
-            }
-            shared_seen.push((path.clone(), k));
-            paths.push(path);
-        }
-        Ok(paths)
-    };
-    let shared_dirs = shared(raw.shared_dirs, "shared_dirs")?;
-    let shared_files = shared(raw.shared_files, "shared_files")?;
-
-    let env_name = |name: &Spanned<String>, table: &str| -> Result<String> {
-        let text = name.get_ref();
-        if !is_identifier(text) {
-            return Err(source.error(
-                name.span(),
-                key(&format!("{table}.{text}")),
-                "environment variable names are letters, digits and `_`, not starting with a digit",
-            ));
-        }
-        Ok(text.clone())
-    };
-    let mut env = BTreeMap::new();
-    for (name, value) in raw.env {
-        env.insert(env_name(&name, "env")?, value);
-    }
-    let mut secrets = BTreeMap::new();
-    for (name, from) in raw.secrets {
-        let text = env_name(&name, "secrets")?;
-        if env.contains_key(&text) {
-            return Err(source.error(
-                name.span(),
-                key(&format!("secrets.{text}")),
-                format!("`{text}` is also in env; a name is either a plain value or a secret"),
-            ));
-        }
-        secrets.insert(text, from);
-    }
+    let (shared_dirs, shared_files) =
+        validate_shared(source, name, raw.shared_dirs, raw.shared_files)?;
+    let (env, secrets) = validate_env(source, name, raw.env, raw.secrets)?;
     let app_user = match raw.app_user {
         Some(user) => {
             let text = user.get_ref();
@@ -517,140 +316,18 @@ pub(super) fn validate_target(
         }
         None => None,
     };
-
-    let mut vars = BTreeMap::new();
-    for (var, value) in raw.vars {
-        if !is_identifier(var.get_ref()) {
-            return Err(source.error(
-                var.span(),
-                key(&format!("vars.{}", var.get_ref())),
-                "variable names are letters, digits and `_`, not starting with a digit",
-            ));
-        }
-        if RESERVED_VARS.contains(&var.get_ref().as_str()) {
-            return Err(source.error(
-                var.span(),
-                key(&format!("vars.{}", var.get_ref())),
-                format!(
-                    "`{}` is set by shipit for every template; choose another name",
-                    var.get_ref()
-                ),
-            ));
-        }
-        vars.insert(var.into_inner(), value);
-    }
-    let nginx = match raw.nginx {
-        Some(n) => {
-            if !n.get_ref().site.starts_with('/') {
-                return Err(source.error(n.span(), key("nginx.site"), "must be an absolute path"));
-            }
-            safe_service_path(&n.get_ref().site)
-                .map_err(|why| source.error(n.span(), key("nginx.site"), why))?;
-            Some(n.into_inner())
-        }
-        None => None,
-    };
     let supervisor = match raw.supervisor {
-        Some(s) => {
-            if !s.get_ref().conf_dir.starts_with('/') {
-                return Err(source.error(
-                    s.span(),
-                    key("supervisor.conf_dir"),
-                    "must be an absolute path",
-                ));
-            }
-            safe_service_path(&s.get_ref().conf_dir)
-                .map_err(|why| source.error(s.span(), key("supervisor.conf_dir"), why))?;
-            Some(s.into_inner())
-        }
+        Some(s) => Some(validate_supervisor(source, name, s)?),
         None => None,
     };
-    let app = resolve_app(source, name, raw.app, supervisor, raw.systemd)?;
-    let health = match raw.health {
-        Some(h) => {
-            let span = h.span();
-            let h = h.into_inner();
-            let bad = |key: &str, why: &str| source.error(span.clone(), key_for(name, key), why);
-            if !h.path.starts_with('/')
-                || h.path.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err(bad(
-                    "health.path",
-                    "must start with `/` and contain no spaces",
-                ));
-            }
-            if h.host.is_empty() || h.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(bad("health.host", "must be a host name without spaces"));
-            }
-            if h.status.is_some_and(|s| !(100..=599).contains(&s)) {
-                return Err(bad(
-                    "health.status",
-                    "must be an HTTP status between 100 and 599",
-                ));
-            }
-            if !(1..=600).contains(&h.timeout) {
-                return Err(bad("health.timeout", "must be between 1 and 600 seconds"));
-            }
-            if !(1..=100).contains(&h.retries) {
-                return Err(bad("health.retries", "must be between 1 and 100"));
-            }
-            h
-        }
-        None => Health::default(),
-    };
-    let processes = validate_processes(source, name, raw.processes)?;
-    let mut schedule = Vec::new();
-    for (when, commands) in raw.schedule {
-        let entry_key = key(&format!("schedule.\"{}\"", when.get_ref()));
-        let spec = cron_fields(when.get_ref())
-            .map_err(|why| source.error(when.span(), entry_key.clone(), why))?;
-        let commands = match commands {
-            RawSchedule::One(command) => vec![command],
-            RawSchedule::Several(commands) => commands,
-        };
-        if commands.is_empty()
-            || commands
-                .iter()
-                .any(|c| c.trim().is_empty() || c.chars().any(|c| c.is_control()))
-        {
-            return Err(source.error(
-                when.span(),
-                entry_key,
-                "each command must be one non-empty line",
-            ));
-        }
-        schedule.push((spec, commands));
-    }
-    let mut roles = BTreeMap::new();
-    for (role, listed) in raw.roles {
-        let role_key = key(&format!("roles.{}", role.get_ref()));
-        if !is_name(role.get_ref()) {
-            return Err(source.error(
-                role.span(),
-                role_key,
-                "role names are letters, digits, `_` or `-`",
-            ));
-        }
-        let mut indices = Vec::new();
-        for host in listed {
-            let wanted = HostSpec::parse(host.get_ref())
-                .map_err(|why| source.error(host.span(), role_key.clone(), why))?;
-            let index = hosts.iter().position(|h| *h == wanted).ok_or_else(|| {
-                source.error(
-                    host.span(),
-                    role_key.clone(),
-                    format!("`{}` is not one of the target's hosts", host.get_ref()),
-                )
-            })?;
-            indices.push(index);
-        }
-        roles.insert(role.into_inner(), indices);
-    }
     Ok(Target {
-        health,
-        processes,
-        roles,
-        schedule,
+        health: match raw.health {
+            Some(h) => validate_health(source, name, h)?,
+            None => Health::default(),
+        },
+        processes: validate_processes(source, name, raw.processes)?,
+        roles: validate_roles(source, name, raw.roles, &hosts)?,
+        schedule: validate_schedule(source, name, raw.schedule)?,
         name: name.to_string(),
         hosts,
         deploy_to: match deploy_to.trim_end_matches('/') {
@@ -666,7 +343,7 @@ pub(super) fn validate_target(
         jump,
         transport: raw.transport,
         installer: raw.installer,
-        vars,
+        vars: validate_vars(source, name, raw.vars)?,
         hooks: raw.hooks,
         env,
         secrets,
@@ -675,8 +352,11 @@ pub(super) fn validate_target(
         primary,
         migrate: raw.migrate,
         batch,
-        nginx,
-        app,
+        nginx: match raw.nginx {
+            Some(n) => Some(validate_nginx(source, name, n)?),
+            None => None,
+        },
+        app: resolve_app(source, name, raw.app, supervisor, raw.systemd)?,
     })
 }
 
@@ -694,28 +374,4 @@ pub(super) fn safe_service_path(path: &str) -> std::result::Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-/// Names inside a release that shipit manages itself; no shared path may replace them.
-pub(super) const RELEASE_OWN: &[&str] = &[".shipit", ".venv"];
-
-/// Validates a `shared_dirs`/`shared_files` entry and returns it normalized (`./a//b/` is
-/// `a/b`): relative, inside the release, not the release root and not shipit's own files.
-pub(super) fn shared_path(path: &str) -> std::result::Result<String, String> {
-    relative_path(path)?;
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    let Some(first) = parts.first() else {
-        return Err(format!(
-            "`{path}` is the release directory itself; name a directory or file inside it"
-        ));
-    };
-    if RELEASE_OWN.contains(first) {
-        return Err(format!(
-            "`{path}` is inside `{first}`, which shipit manages in every release; choose another path"
-        ));
-    }
-    Ok(parts.join("/"))
 }

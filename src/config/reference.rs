@@ -1,0 +1,283 @@
+//! The configuration reference: every key of `shipit.toml`, its default and what it means, with
+//! the defaults taken from the model's constants. It exists for its tests, as uv's
+//! `generate_options_reference` does: they render it into the README's table and fail when the
+//! table is stale (`SHIPIT_BLESS=1 cargo test --lib config::reference` rewrites it), and they
+//! check `shipit config`'s rows and the commented defaults of `conf/shipit.toml` against it.
+
+use super::*;
+
+/// A key's default as the reference states it.
+enum Default {
+    /// The key must be set.
+    Required,
+    /// A literal value, taken from the model.
+    Value(toml::Value),
+    /// Described: computed from other settings, or the absence of a value.
+    Text(&'static str),
+}
+
+/// One key of the reference.
+struct Key {
+    /// Dotted path; `<t>` stands for a target's name.
+    key: &'static str,
+    default: Default,
+    doc: &'static str,
+    /// Whether `shipit config` shows it as a row of its own.
+    shown: bool,
+}
+
+fn key(key: &'static str, default: Default, doc: &'static str) -> Key {
+    Key {
+        key,
+        default,
+        doc,
+        shown: true,
+    }
+}
+
+/// A key `shipit config` does not list as a setting (it shows it elsewhere, or not at all).
+fn unshown(key: &'static str, default: Default, doc: &'static str) -> Key {
+    Key {
+        shown: false,
+        ..self::key(key, default, doc)
+    }
+}
+
+fn value(value: impl Into<toml::Value>) -> Default {
+    Default::Value(value.into())
+}
+
+use Default::{Required, Text};
+
+fn keys() -> Vec<Key> {
+    let empty = || value(toml::value::Array::new());
+    vec![
+        key("project.name", Required, "letters, digits, `_`, `-`; names services and archives"),
+        key("project.python", value(DEFAULT_PYTHON), "interpreter on the hosts that creates the venv: a path or command, or a version (`\"3.12\"`) that uv finds or installs (uv itself is installed with pip when missing)"),
+        key("project.settings_module", Text("`<name>.settings.selected`"), "`DJANGO_SETTINGS_MODULE` on hosts; a template (`{{ environment }}`)"),
+        key("project.wsgi_app", Text("`<name>.wsgi:application`"), "what gunicorn serves"),
+        key("project.manage_py", value(DEFAULT_MANAGE_PY), ""),
+        key("project.deploy_map", value(DEFAULT_DEPLOY_MAP), "selector templates (missing file: none)"),
+        key("project.templates_dir", value(DEFAULT_TEMPLATES_DIR), "project templates overriding the built-in ones"),
+        key("project.exclude", empty(), "gitignore patterns never archived"),
+        key("project.include", empty(), "gitignore patterns archived even if secret-looking"),
+        unshown("project.build", empty(), "commands run locally in the project before archiving (`npm ci`, `npm run build`); they see `SHIPIT_TARGET`, `SHIPIT_ENVIRONMENT`; a failing one stops everything before any host is touched, with its exit status and last lines"),
+        unshown("project.artifacts", empty(), "files or directories the build commands make (git-untracked) that go into the archive, under the same exclude, secret and symlink rules"),
+        unshown("project.requirements.<env>", Text("`requirements/<env>.txt`"), "pip-compiled requirements per environment (`shipit config` shows each target's as `requirements`)"),
+        key("targets.<t>.transport", value(TransportKind::default().name()), "`local` runs on this machine (no hosts)"),
+        key("targets.<t>.hosts", Text("required for ssh"), "`user@host:port`, or a `~/.ssh/config` alias; a host (name and port, any user) listed twice is refused"),
+        key("targets.<t>.deploy_to", Required, "absolute base directory on the hosts"),
+        key("targets.<t>.environment", Required, "e.g. `deployment`, `staging`: requirements and selector"),
+        key("targets.<t>.keep_releases", value(DEFAULT_KEEP_RELEASES), "good releases kept"),
+        key("targets.<t>.shared_dirs", empty(), "kept in `shared/`, linked into each release; relative paths inside the release, not the release itself (`.`), not in `.shipit` or `.venv`, and none inside another or in both lists"),
+        key("targets.<t>.shared_files", empty(), "as `shared_dirs`, for files"),
+        key("targets.<t>.identity_file", Text(""), "SSH key, for the jump hosts too; relative paths are relative to the project directory"),
+        key("targets.<t>.known_hosts", Text(""), "extra trusted known_hosts (new keys recorded there), for the jump hosts too; relative paths are relative to the project directory"),
+        unshown("targets.<t>.jump", Text("ssh config's ProxyJump"), "jump hosts, `\"user@bastion:22\"` or a chain `\"a,b\"`; `\"none\"` connects directly"),
+        key("targets.<t>.installer", value(Installer::default().to_string()), "`uv` when the host has it, else pip; or force `uv` / `pip`"),
+        unshown("targets.<t>.vars", Text("`{}`"), "free-form template variables (`server_name`, `listen`, `workers`, ...)"),
+        unshown("targets.<t>.env", Text("`{}`"), "the app's environment: plain values (shown by `--dry-run`)"),
+        unshown("targets.<t>.secrets", Text("`{}`"), "`NAME = { env = \"VAR\" }`, `{ file = \"path\" }` or `{ command = \"pass show x\" }`: resolved on the deploying machine, never shown"),
+        key("targets.<t>.app_user", Text("the deploy user"), "account the app server runs as (supervisor `user=`, systemd `User=` of system units)"),
+        key("targets.<t>.allow_root", value(false), "let the app server run as root (refused otherwise)"),
+        key("targets.<t>.primary", Text("first host"), "the host that runs once-steps (`migrate`, `once` hooks, a rollback's unapply) and `once` processes"),
+        key("targets.<t>.migrate", value(MigrateOn::default().name()), "`once` (one shared database) or `each-host` (a database per host, e.g. SQLite)"),
+        key("targets.<t>.batch", Text("all hosts"), "hosts switched at a time, each batch health-checked before the next"),
+        unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](#processes-and-roles)"),
+        unshown("targets.<t>.processes.<p>.role", value(DEFAULT_PROCESS_ROLE), "the hosts of this role run it"),
+        unshown("targets.<t>.processes.<p>.replicas", value(DEFAULT_REPLICAS), "copies per host"),
+        unshown("targets.<t>.processes.<p>.stop_timeout", value(DEFAULT_STOP_TIMEOUT), "seconds a stopping process has to finish before it is killed"),
+        unshown("targets.<t>.processes.<p>.once", value(false), "one instance across the target, on the primary, handed over at the switch"),
+        unshown("targets.<t>.schedule", Text("`{}`"), "`\"CRON\" = \"command\"` (or a list): run on the primary in `current`, see [Processes and roles](#processes-and-roles); under systemd as timers"),
+        unshown("targets.<t>.roles", Text("every host carries every role"), "`ROLE = [\"host\", ...]`: `web` hosts get nginx and gunicorn, other roles the processes that name them; a host listed under no role carries them all"),
+        key("targets.<t>.nginx", Text("unmanaged"), "the table: nginx site management"),
+        key("targets.<t>.nginx.site", Required, "absolute path the site is installed at"),
+        key("targets.<t>.nginx.test", value(DEFAULT_NGINX_TEST), "command that checks the nginx configuration"),
+        key("targets.<t>.nginx.reload", value(DEFAULT_NGINX_RELOAD), "command that reloads nginx"),
+        key("targets.<t>.app.manager", Text("the manager whose table is given; unmanaged without one"), "`supervisor`, `systemd` or `auto` (systemd where it runs the host)"),
+        key("targets.<t>.supervisor.conf_dir", value(DEFAULT_SUPERVISOR_CONF_DIR), "included by supervisord"),
+        key("targets.<t>.supervisor.ctl", value(DEFAULT_SUPERVISORCTL), "supervisorctl command prefix"),
+        key("targets.<t>.systemd.scope", value(SystemdScope::default().name()), "`system` or `user`"),
+        key("targets.<t>.systemd.ctl", value(DEFAULT_SYSTEMCTL[SystemdScope::System as usize]), "systemctl command prefix (`user` scope: `systemctl --user`)"),
+        key("targets.<t>.systemd.journal", value(DEFAULT_JOURNALCTL[SystemdScope::System as usize]), "journalctl command prefix (`user` scope: `journalctl --user`)"),
+        key("targets.<t>.health.path", value(DEFAULT_HEALTH_PATH), "path requested"),
+        key("targets.<t>.health.status", Text("any below 500"), "status expected"),
+        key("targets.<t>.health.host", value(DEFAULT_HEALTH_HOST), "`Host` header sent (must be in `ALLOWED_HOSTS`)"),
+        key("targets.<t>.health.timeout", value(DEFAULT_HEALTH_TIMEOUT), "seconds a new app server has to answer, before the switch"),
+        key("targets.<t>.health.retries", value(DEFAULT_HEALTH_RETRIES), "attempts, one second apart, after the switch before it is reverted"),
+        key("targets.<t>.hooks.before_migrate", empty(), "commands run in the release with its venv and environment, plus `SHIPIT_RELEASE`, `SHIPIT_REVISION`, `SHIPIT_TARGET`, `SHIPIT_HOSTS` (space-separated) and `SHIPIT_DEPLOYER` (`user@machine`), e.g. `after_switch = [\"curl -d \\\"$SHIPIT_RELEASE by $SHIPIT_DEPLOYER\\\" $CHAT_HOOK\"]`; `{ run = \"...\", once = true }` runs on the primary only"),
+        key("targets.<t>.hooks.after_migrate", empty(), "as `before_migrate`, after `migrate` and `collectstatic`, before the switch"),
+        key("targets.<t>.hooks.after_switch", empty(), "as `before_migrate`, after `current` is switched and services reloaded"),
+        unshown("image.base", Text("required by `shipit image`"), "the base image: an OCI layout `[oci:]DIR[:REF]` (relative to the project), e.g. made by `skopeo copy`"),
+        unshown("image.python", Text("required by `shipit image`"), "the base's interpreter, an absolute path ending in `pythonX.Y` (`/usr/local/bin/python3.12`)"),
+        unshown("image.port", value(i64::from(DEFAULT_IMAGE_PORT)), "`PORT` in the image: gunicorn listens on `0.0.0.0:$PORT`"),
+    ]
+}
+
+/// The default as the table shows it.
+fn shown_default(default: &Default) -> String {
+    match default {
+        Required => "required".into(),
+        Default::Value(toml::Value::String(text)) => format!("`{text}`"),
+        Default::Value(value) => format!("`{value}`"),
+        Text(text) => text.to_string(),
+    }
+}
+
+/// The README's table of keys.
+fn markdown() -> String {
+    let mut out = String::from("| key | default | meaning |\n| --- | --- | --- |\n");
+    for k in keys() {
+        let doc = k.doc.replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{}` | {} | {doc} |\n",
+            k.key,
+            shown_default(&k.default)
+        ));
+    }
+    out
+}
+
+const START: &str = "<!-- reference: generated from src/config/reference.rs -->\n";
+const END: &str = "<!-- end of reference -->\n";
+
+#[test]
+fn the_readme_table_is_the_reference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme
+        .find(START)
+        .expect("README has the reference's start marker")
+        + START.len();
+    let end = start
+        + readme[start..]
+            .find(END)
+            .expect("README has the reference's end marker");
+    let wanted = markdown();
+    if readme[start..end] == wanted {
+        return;
+    }
+    if std::env::var_os("SHIPIT_BLESS").is_some() {
+        let text = format!("{}{wanted}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    panic!(
+        "README.md's configuration table is stale; rewrite it with \
+         `SHIPIT_BLESS=1 cargo test --lib config::reference`"
+    );
+}
+
+/// `shipit config`'s rows of `text` (a configuration with one target, `t`), by dotted key, with
+/// their sources.
+fn config_rows(text: &str) -> Vec<(String, serde_json::Value, String)> {
+    let config = Config::parse(Path::new("shipit.toml"), Path::new("."), text).unwrap();
+    let explicit = show::Explicit(text.parse().unwrap());
+    let project = show::project(&config, &explicit, "shipit.toml");
+    let settings = show::settings(&config, &config.targets["t"], &explicit, "shipit.toml");
+    let rows = |prefix: &'static str, rows: Vec<show::Row>| {
+        rows.into_iter()
+            .map(move |r| (format!("{prefix}.{}", r.key), r.value, r.source))
+    };
+    rows("project", project)
+        .chain(rows("targets.<t>", settings))
+        .collect()
+}
+
+const EVERY_TABLE: &str = r#"
+[project]
+name = "hello"
+[targets.t]
+hosts = ["deploy@one"]
+deploy_to = "/srv/hello"
+environment = "production"
+[targets.t.nginx]
+site = "/etc/nginx/sites-enabled/hello.conf"
+[targets.t.app]
+manager = "auto"
+"#;
+
+#[test]
+fn shipit_config_shows_every_key_of_the_reference_and_only_those() {
+    let shown: Vec<String> = config_rows(EVERY_TABLE)
+        .into_iter()
+        .map(|(key, _, _)| key)
+        // Not a key of the target's own: its environment's entry of [project.requirements].
+        .filter(|key| key != "targets.<t>.requirements")
+        .collect();
+    let reference: Vec<String> = keys()
+        .into_iter()
+        .filter(|k| k.shown && k.key != "targets.<t>.nginx")
+        .map(|k| k.key.to_string())
+        .collect();
+    assert_eq!(
+        shown, reference,
+        "shipit config (config/show.rs) and the reference disagree"
+    );
+}
+
+#[test]
+fn shipit_config_shows_the_reference_defaults() {
+    let rows = config_rows(EVERY_TABLE);
+    let mut checked = 0;
+    for k in keys() {
+        let Default::Value(default) = &k.default else {
+            continue;
+        };
+        let Some((_, value, source)) = rows.iter().find(|(key, _, _)| key == k.key) else {
+            continue;
+        };
+        assert_eq!(source, "default", "{}", k.key);
+        assert_eq!(*value, serde_json::to_value(default).unwrap(), "{}", k.key);
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} defaults were checked");
+}
+
+/// `conf/shipit.toml` shows optional keys commented out; where a key has a literal default in
+/// the model, the commented line must state it.
+#[test]
+fn the_example_configuration_states_the_models_defaults() {
+    let example = include_str!("../../conf/shipit.toml");
+    let reference = keys();
+    let mut table = String::new();
+    let mut checked = 0;
+    for line in example.lines() {
+        let line = line.trim();
+        let uncommented = line.trim_start_matches('#').trim();
+        if uncommented.starts_with('[') && uncommented.ends_with(']') {
+            table = uncommented.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        let Some(text) = line.strip_prefix("# ") else {
+            continue;
+        };
+        let Ok(parsed) = text.parse::<toml::Table>() else {
+            continue;
+        };
+        let Some((name, value)) = parsed.into_iter().next() else {
+            continue;
+        };
+        let dotted = format!("{table}.{name}");
+        let dotted = match dotted.strip_prefix("targets.") {
+            Some(rest) => format!("targets.<t>.{}", rest.split_once('.').map_or("", |r| r.1)),
+            None => dotted,
+        };
+        let Some(Default::Value(default)) = reference
+            .iter()
+            .find(|k| k.key == dotted)
+            .map(|k| &k.default)
+        else {
+            continue;
+        };
+        if value.is_array() || value.is_table() {
+            continue;
+        }
+        assert_eq!(&value, default, "conf/shipit.toml: `{line}` ({dotted})");
+        checked += 1;
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} commented defaults were checked"
+    );
+}
