@@ -73,6 +73,17 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// A file bound for the archive holds what looks like a secret (see `build::content`).
+    SecretContent {
+        /// Its path in the project (and the archive).
+        path: String,
+        /// 1-based line of the first finding.
+        line: usize,
+        /// What was found, never the value: `a private key`, `DJANGO_SECRET_KEY=…`.
+        what: String,
+        /// `path:line` of the other files with a finding.
+        more: Vec<String>,
+    },
     /// A local file operation failed.
     Io {
         /// What shipit was doing, e.g. "read".
@@ -280,6 +291,7 @@ impl Error {
             | Error::DeployMap { .. }
             | Error::Template { .. }
             | Error::UnsafePath { .. }
+            | Error::SecretContent { .. }
             | Error::Project { .. }
             | Error::Usage { .. }
             | Error::Secret { .. } => EXIT_USAGE,
@@ -354,6 +366,9 @@ impl Error {
             Error::UnsafePath { .. } => Some(
                 "remove the file from the project or add it to `exclude` in shipit.toml".into(),
             ),
+            Error::SecretContent { path, .. } => Some(format!(
+                "if it is no secret, ship the file as it is with `include = [\"{path}\"]` in [project]; if it is one, keep it out with `exclude = [\"{path}\"]` (or remove it from git, and change it), and give the value to the app with [targets.NAME.secrets]"
+            )),
             _ => None,
         }
     }
@@ -392,6 +407,25 @@ impl fmt::Display for Error {
                 None => write!(f, "template {name}: {message}"),
             },
             Error::UnsafePath { path, reason } => write!(f, "refusing to archive `{path}`: {reason}"),
+            Error::SecretContent {
+                path,
+                line,
+                what,
+                more,
+            } => {
+                write!(
+                    f,
+                    "refusing to archive {path}:{line}: it holds what looks like a secret ({what}; the value is not shown)"
+                )?;
+                const SHOWN: usize = 5;
+                if !more.is_empty() {
+                    write!(f, "; so do {}", more[..more.len().min(SHOWN)].join(", "))?;
+                    if more.len() > SHOWN {
+                        write!(f, " and {} more", more.len() - SHOWN)?;
+                    }
+                }
+                Ok(())
+            }
             Error::Io {
                 action,
                 path,

@@ -7,6 +7,9 @@
 //! large the project and reading overlaps compressing (as `tar | gzip` does). The archive is
 //! written to a temporary file beside the destination and renamed into place, so a failed build
 //! never leaves a half-written archive under the final name.
+//!
+//! Scanned: as a file streams in, [`super::content`] looks at its bytes for secrets; a finding
+//! stops the build before the archive is renamed into place.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+use super::content::{Finding, Scanner, SCAN_LIMIT};
 use super::manifest::{write_manifest, ManifestFile, ManifestHeader, MANIFEST_PATH};
 
 const CHUNK: usize = 256 * 1024;
@@ -35,6 +39,8 @@ pub enum Entry<'a> {
         root: &'a Path,
         /// Whether it gets mode 0755.
         executable: bool,
+        /// Whether its content is scanned for secrets (not when `include` names it).
+        scan: bool,
     },
     /// A symlink.
     Symlink {
@@ -164,6 +170,7 @@ fn write_tar(
     dir: &Path,
 ) -> Result<usize> {
     let mut manifest = Spill::new(dir)?;
+    let mut findings: Vec<(String, Finding)> = Vec::new();
     let spill_error = |e: io::Error| Error::Archive {
         message: format!("cannot write the manifest's temporary file: {e}"),
     };
@@ -188,6 +195,7 @@ fn write_tar(
                 path,
                 root,
                 executable,
+                scan,
             } => {
                 let disk = &root.join(path);
                 let file = File::open(disk).map_err(|e| Error::io("read", disk, e))?;
@@ -197,10 +205,17 @@ fn write_tar(
                     .len();
                 let mode = if *executable { 0o755 } else { 0o644 };
                 let mut header = header_for(tar::EntryType::Regular, mode, size);
-                let mut reader = HashingReader::new(file.take(size));
+                let scanner = (*scan && size <= SCAN_LIMIT).then(|| Scanner::new(path));
+                let mut reader = HashingReader::new(Scanned {
+                    inner: file.take(size),
+                    scanner,
+                });
                 builder
                     .append_data(&mut header, path, &mut reader)
                     .map_err(|e| tar_error(path, e))?;
+                if let Some(finding) = reader.inner.scanner.take().and_then(Scanner::finish) {
+                    findings.push((path.to_string(), finding));
+                }
                 if reader.count != size {
                     return Err(Error::Archive {
                         message: format!(
@@ -257,6 +272,17 @@ fn write_tar(
                     .map_err(spill_error)?;
             }
         }
+    }
+    let mut findings = findings.into_iter();
+    if let Some((path, first)) = findings.next() {
+        return Err(Error::SecretContent {
+            path,
+            line: first.line,
+            what: first.what,
+            more: findings
+                .map(|(path, f)| format!("{path}:{}", f.line))
+                .collect(),
+        });
     }
     let files = manifest.count;
     let (stored, size) = manifest.manifest(header, dir).map_err(spill_error)?;
@@ -341,6 +367,22 @@ impl Write for ChannelWriter {
             self.send()?;
         }
         Ok(())
+    }
+}
+
+/// Shows what passes through a reader to a content scanner, when there is one.
+struct Scanned<R> {
+    inner: R,
+    scanner: Option<Scanner>,
+}
+
+impl<R: Read> Read for Scanned<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(scanner) = &mut self.scanner {
+            scanner.feed(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 

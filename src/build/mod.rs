@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub(crate) mod commands;
+pub(crate) mod content;
 pub mod deploy_map;
 pub mod manifest;
 pub mod policy;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, Target};
+use crate::config::{Config, SecretSource, Target};
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
 use crate::templates::{BuildInfo, RenderContext, Templates};
@@ -108,6 +109,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         &config.project.exclude,
         &config.project.include,
     )?;
+    check_secret_files(config, &selection)?;
     let tree = source::scan(root, &selection, &config.project.artifacts)?;
 
     let epoch = match (request.source_date_epoch, tree.revision.commit_time) {
@@ -159,6 +161,12 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         rendered.push((mapping, text));
     }
 
+    let generated: Vec<&str> = rendered
+        .iter()
+        .map(|(m, _)| m.destination.as_str())
+        .collect();
+    source::check_links(root, &selection, &tree.files, &generated)?;
+
     // Rendered files replace tracked files of the same name (e.g. a committed placeholder).
     let mut entries: Vec<Entry> = tree
         .files
@@ -169,6 +177,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
                 path: &f.path,
                 root,
                 executable: *executable,
+                scan: !selection.explicitly_included(&f.path),
             },
             SourceKind::Symlink { target } => Entry::Symlink {
                 path: &f.path,
@@ -253,6 +262,36 @@ pub(crate) fn build_deployable(
         dirty: artifact.manifest.dirty,
     };
     Ok((artifact, info))
+}
+
+/// A secret `file` (of any target: they all build from this tree) must not be one the archive
+/// would take: inside the project it is refused unless `exclude`, `.shipit/` or a secret-file
+/// name rule keeps it out.
+fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
+    for (target, name, file) in config.targets.values().flat_map(|t| {
+        t.secrets.iter().filter_map(move |(name, from)| match from {
+            SecretSource::File(file) => Some((&t.name, name, file)),
+            _ => None,
+        })
+    }) {
+        let path = config.root.join(crate::config::expand_home(file));
+        let Some(inside) = source::inside(&config.root, &path) else {
+            continue;
+        };
+        if selection.archivable(&inside) {
+            return Err(Error::Config {
+                path: config.path.clone(),
+                line: None,
+                key: Some(format!("targets.{target}.secrets.{name}")),
+                message: format!(
+                    "the secret file `{file}` is inside the project, so the archive would take it \
+                     too; keep it outside the project (e.g. under ~/.config/), or name it in \
+                     project.exclude"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A rendered file may replace a project file, but not a directory or a path below a file.

@@ -3,7 +3,8 @@
 //! These are pure checks on names. An archive is unpacked on a server as a deploy user, so a
 //! name that climbs out of the release (`..`, absolute paths, a symlink pointing outside the
 //! project) is refused outright rather than silently archived, and files that usually hold
-//! secrets (`.env`, `local.py`, private keys) stay out unless a rule names them explicitly.
+//! secrets (`.env`, `local.py`, private keys, anything under `.envs/` or `secrets/`) stay out
+//! unless a rule names them explicitly. What the files hold is checked by [`super::content`].
 
 use std::path::{Component, Path};
 
@@ -11,15 +12,20 @@ use std::path::{Component, Path};
 pub const RESERVED_DIR: &str = ".shipit";
 
 /// Why a name is taken for a secret: one rule per kind of file, matched case-insensitively
-/// against the file name (never the directories above it). This table is the one place the
-/// secret-file rule lives; README's list and the tests follow it.
+/// against the file name, or for [`SecretRule::Dir`] against each directory above it. This table
+/// is the one place the secret-file rule lives; README's list and the tests follow it.
 pub const SECRET_RULES: &[(SecretRule, &str)] = &[
+    // cookiecutter-django commits `.envs/.production/.django` with a generated secret key.
+    (SecretRule::Dir(".envs"), "directory of env files"),
+    (SecretRule::Dir(".secrets"), "secrets directory"),
+    (SecretRule::Dir("secrets"), "secrets directory"),
     (SecretRule::Name(".env"), "dotenv file"),
     (SecretRule::Name(".envrc"), "direnv file"),
     (SecretRule::Prefix(".env."), "dotenv file"),
     (SecretRule::Prefix(".env-"), "dotenv file"),
     (SecretRule::Prefix(".env_"), "dotenv file"),
     (SecretRule::Suffix(".env"), "dotenv file"),
+    (SecretRule::Infix(".env."), "dotenv file"),
     (SecretRule::Name("local.py"), "local Django settings"),
     (
         SecretRule::Name("local_settings.py"),
@@ -61,15 +67,23 @@ pub enum SecretRule {
     Suffix(&'static str),
     /// A start and an end.
     Between(&'static str, &'static str),
+    /// Anywhere inside the name (`production.env.local`).
+    Infix(&'static str),
+    /// A directory above the file: everything below it is taken for a secret.
+    Dir(&'static str),
 }
 
 impl SecretRule {
-    fn matches(self, name: &str) -> bool {
+    /// Whether the rule matches a lower-cased path: its last component, or for `Dir` any other.
+    fn matches(self, path: &str) -> bool {
+        let (dirs, name) = path.rsplit_once('/').unwrap_or(("", path));
         match self {
             SecretRule::Name(n) => name == n,
             SecretRule::Prefix(p) => name.starts_with(p),
             SecretRule::Suffix(s) => name.ends_with(s),
             SecretRule::Between(p, s) => name.starts_with(p) && name.ends_with(s),
+            SecretRule::Infix(i) => name.contains(i),
+            SecretRule::Dir(d) => dirs.split('/').any(|dir| dir == d),
         }
     }
 }
@@ -113,13 +127,24 @@ pub fn is_reserved(path: &str) -> bool {
 
 /// Why the file at archive path `path` looks like it holds secrets, or `None`.
 pub fn secret_kind(path: &str) -> Option<&'static str> {
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if is_documentation(&name) {
+    let path = path.to_ascii_lowercase();
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    if is_documentation(name) {
         return None;
     }
     SECRET_RULES
         .iter()
-        .find(|(rule, _)| rule.matches(&name))
+        .find(|(rule, _)| rule.matches(&path))
+        .map(|(_, kind)| *kind)
+}
+
+/// Why the directory at archive path `dir` holds secrets by name (`.envs`, `config/secrets`),
+/// or `None`: a symlink to it would reach them.
+pub(crate) fn secret_dir_kind(dir: &str) -> Option<&'static str> {
+    let below = format!("{}/", dir.to_ascii_lowercase());
+    SECRET_RULES
+        .iter()
+        .find(|(rule, _)| matches!(rule, SecretRule::Dir(_)) && rule.matches(&below))
         .map(|(_, kind)| *kind)
 }
 
@@ -137,7 +162,8 @@ fn is_documentation(name: &str) -> bool {
 }
 
 /// Checks a symlink at archive path `link` pointing at `target`: the target must be relative and
-/// resolve inside the archive root. Returns the target normalised to `/` separators.
+/// resolve inside the archive root. Returns the archive path it names, read lexically (a link
+/// on the way may send it elsewhere: [`super::source`] resolves it on disk too).
 pub fn symlink_target(link: &str, target: &str) -> Result<String, String> {
     if target.starts_with('/') {
         return Err(format!(
@@ -159,7 +185,7 @@ pub fn symlink_target(link: &str, target: &str) -> Result<String, String> {
             other => depth.push(other),
         }
     }
-    Ok(target.to_string())
+    Ok(depth.join("/"))
 }
 
 #[cfg(test)]
@@ -202,9 +228,36 @@ mod tests {
             "service-account.md",
             "envoy.yaml",
             "hello/templates/env.html",
+            ".envs/.production/README.example",
+            "envs/production.py",
+            "mysecrets/notes.txt",
+            "secrets",
+            "pages/secrets.html",
         ] {
             assert!(!is_secret(plain), "{plain}");
         }
+    }
+
+    /// cookiecutter-django's committed env files, and the other directory conventions.
+    #[test]
+    fn files_below_a_secrets_directory_are_secrets() {
+        for secret in [
+            ".envs/.production/.django",
+            ".envs/.production/.postgres",
+            ".envs/.local/.django",
+            "deploy/.secrets/token",
+            "secrets/prod/db_password",
+            "compose/production.env.local",
+        ] {
+            assert!(is_secret(secret), "{secret}");
+        }
+        assert_eq!(secret_dir_kind(".envs"), Some("directory of env files"));
+        assert_eq!(
+            secret_dir_kind("config/secrets/prod"),
+            Some("secrets directory")
+        );
+        assert_eq!(secret_dir_kind("static"), None);
+        assert_eq!(secret_dir_kind("secrets.d"), None);
     }
 
     /// One name per rule of the table, in another case than the rule's, so each rule is proved
@@ -212,12 +265,16 @@ mod tests {
     #[test]
     fn every_secret_rule_matches_its_example_in_any_case() {
         let examples = [
+            ".envs/.production/.Django",
+            "config/.SECRETS/db",
+            "deploy/Secrets/prod/key.txt",
             ".ENV",
             "app/.envrc",
             ".env.Production",
             ".env-staging",
             ".env_local",
             "deploy/Production.ENV",
+            "compose/django.ENV.prod",
             "hello/settings/Local.py",
             "LOCAL_SETTINGS.PY",
             "hello/Secrets.py",
@@ -243,16 +300,23 @@ mod tests {
         ];
         assert_eq!(examples.len(), SECRET_RULES.len());
         for ((rule, kind), example) in SECRET_RULES.iter().zip(examples) {
-            let name = example.rsplit('/').next().unwrap().to_ascii_lowercase();
-            assert!(rule.matches(&name), "{rule:?} should match {example}");
+            assert!(
+                rule.matches(&example.to_ascii_lowercase()),
+                "{rule:?} should match {example}"
+            );
             assert_eq!(secret_kind(example), Some(*kind), "{example}");
         }
     }
 
     #[test]
     fn symlinks_must_stay_inside() {
-        assert!(symlink_target("a/link", "../b/file").is_ok());
-        assert!(symlink_target("a/b/link", "../../top").is_ok());
+        assert_eq!(symlink_target("a/link", "../b/file").unwrap(), "b/file");
+        assert_eq!(symlink_target("a/b/link", "../../top").unwrap(), "top");
+        assert_eq!(
+            symlink_target("static/x.txt", "../.shipit/env").unwrap(),
+            ".shipit/env"
+        );
+        assert_eq!(symlink_target("here", ".").unwrap(), "");
         assert!(symlink_target("link", "../outside")
             .unwrap_err()
             .contains("outside the project"));

@@ -69,14 +69,16 @@ pub struct SourceTree {
 pub struct Selection {
     exclude: Gitignore,
     include: Gitignore,
-    /// `shipit.toml` relative to the root when it lies inside it: every target's hosts and vars,
-    /// which a release has no use for, so it ships only when `include` names it.
-    own_config: Option<String>,
+    /// `shipit.toml` and the configuration file in use, relative to the root when they lie inside
+    /// it: every target's hosts and secret commands, which a release has no use for, so they ship
+    /// only when `include` names them.
+    own_config: Vec<String>,
 }
 
 impl Selection {
     /// Builds the rules from gitignore-style `exclude` and `include` patterns, relative to `root`,
-    /// and leaves out `config_file` (shipit's own configuration) unless `include` names it.
+    /// and leaves out `shipit.toml` and `config_file` (shipit's own configuration) unless
+    /// `include` names them.
     pub fn new(
         root: &Path,
         config_file: &Path,
@@ -97,11 +99,10 @@ impl Selection {
         Ok(Selection {
             exclude: build(exclude, "exclude")?,
             include: build(include, "include")?,
-            own_config: config_file
-                .strip_prefix(root)
-                .ok()
-                .and_then(|p| p.to_str())
-                .map(str::to_string),
+            own_config: [crate::config::CONFIG_FILE.to_string()]
+                .into_iter()
+                .chain(inside(root, config_file))
+                .collect(),
         })
     }
 
@@ -118,6 +119,43 @@ impl Selection {
         policy::is_reserved(path) || Selection::matches(&self.exclude, path)
     }
 
+    /// Why a symlink's target (a path inside the project, resolved) must not be linked to, or
+    /// `None`: it is shipit's own directory, excluded, or (by name) a secret.
+    fn unlinkable(&self, target: &str, is_dir: bool) -> Option<String> {
+        if policy::is_reserved(target) {
+            return Some(format!(
+                "`{target}` is inside `{}`, where a host keeps the release's env file and secrets",
+                policy::RESERVED_DIR
+            ));
+        }
+        let excluded = self
+            .exclude
+            .matched_path_or_any_parents(self.exclude.path().join(target), is_dir)
+            .is_ignore();
+        if excluded {
+            return Some(format!("`{target}` is excluded from the archive"));
+        }
+        let secret = if is_dir {
+            policy::secret_dir_kind(target)
+        } else {
+            policy::secret_kind(target)
+        };
+        match secret {
+            Some(kind) if !self.explicitly_included(target) => Some(format!(
+                "`{target}` looks like a secret ({kind}) and is not archived"
+            )),
+            _ if !is_dir && self.withheld(target) => Some(format!(
+                "`{target}` is shipit's configuration and is not archived"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether a file at `path` would enter the archive (were it listed).
+    pub(crate) fn archivable(&self, path: &str) -> bool {
+        !self.excluded(path) && !self.withheld(path)
+    }
+
     /// Whether `include` names `path`, which lets a secret-looking file into the archive.
     pub(crate) fn explicitly_included(&self, path: &str) -> bool {
         Selection::matches(&self.include, path)
@@ -125,9 +163,28 @@ impl Selection {
 
     /// Whether `path` is left out as a secret-looking file (or shipit's own configuration).
     pub(crate) fn withheld(&self, path: &str) -> bool {
-        (policy::is_secret(path) || self.own_config.as_deref() == Some(path))
+        (policy::is_secret(path) || self.own_config.iter().any(|c| c == path))
             && !self.explicitly_included(path)
     }
+}
+
+/// `path` relative to `root` when it lies inside it, spelt either way (`--config other.toml`
+/// beside `-C .`): both are resolved on disk when they exist.
+pub(crate) fn inside(root: &Path, path: &Path) -> Option<String> {
+    // A file not made yet: its directory resolved, then its name.
+    let resolve = |p: &Path| {
+        std::fs::canonicalize(p)
+            .or_else(|e| match (p.parent(), p.file_name()) {
+                (Some(dir), Some(name)) => std::fs::canonicalize(dir).map(|d| d.join(name)),
+                _ => Err(e),
+            })
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let relative = resolve(path)
+        .strip_prefix(resolve(root))
+        .ok()?
+        .to_path_buf();
+    relative.to_str().map(str::to_string)
 }
 
 /// Lists the project at `root`: git-tracked files in a work tree, an ignore-aware walk otherwise,
@@ -211,15 +268,17 @@ fn classify(root: &Path, raw: &OsStr, selection: &Selection) -> Result<Option<Li
             path: path.clone(),
             reason: "it is a symlink whose target is not valid UTF-8".into(),
         })?;
-        let target = policy::symlink_target(&path, target).map_err(|reason| Error::UnsafePath {
+        policy::symlink_target(&path, target).map_err(|reason| Error::UnsafePath {
             path: path.clone(),
             reason,
         })?;
-        resolves_inside(root, &disk, &target).map_err(|reason| Error::UnsafePath {
+        resolves_inside(root, &disk, target).map_err(|reason| Error::UnsafePath {
             path: path.clone(),
             reason,
         })?;
-        SourceKind::Symlink { target }
+        SourceKind::Symlink {
+            target: target.to_string(),
+        }
     } else if meta.is_file() {
         use std::os::unix::fs::PermissionsExt;
         SourceKind::File {
@@ -271,6 +330,69 @@ fn resolves_inside(root: &Path, link: &Path, target: &str) -> std::result::Resul
             Ok(())
         }
     }
+}
+
+/// Checks where each symlink of `files` leads, once the archive's contents are known (`generated`:
+/// the rendered deploy.map destinations). A link is refused when it dangles (it would dangle on
+/// the host too, or find whatever a host puts there), when it reaches into `.shipit/` (where a
+/// host keeps the release's env file: a link under `static/` would let collectstatic publish it),
+/// and when its target is left out of the archive (excluded, or a secret by name: on a host the
+/// same name may hold the real secret, as a shared file).
+pub(crate) fn check_links(
+    root: &Path,
+    selection: &Selection,
+    files: &[SourceFile],
+    generated: &[&str],
+) -> Result<()> {
+    let canonical_root = std::fs::canonicalize(root).map_err(|e| Error::io("resolve", root, e))?;
+    for file in files {
+        let SourceKind::Symlink { target } = &file.kind else {
+            continue;
+        };
+        let refuse = |why: String| Error::UnsafePath {
+            path: file.path.clone(),
+            reason: format!("it is a symlink to `{target}`: {why}"),
+        };
+        // Lexically first: `.shipit/env` rarely exists on this machine, but does on a host.
+        let named = policy::symlink_target(&file.path, target).map_err(refuse)?;
+        if let Some(why) = Some(&named)
+            .filter(|n| !n.is_empty())
+            .and_then(|n| selection.unlinkable(n, false))
+        {
+            return Err(refuse(why));
+        }
+        let disk = root.join(&file.path);
+        let (resolved, is_dir) =
+            match std::fs::canonicalize(&disk) {
+                Ok(resolved) => {
+                    let is_dir = resolved.is_dir();
+                    let relative = resolved
+                        .strip_prefix(&canonical_root)
+                        .ok()
+                        .and_then(|p| p.to_str())
+                        .map(str::to_string);
+                    match relative {
+                        Some(relative) => (relative, is_dir),
+                        None => {
+                            return Err(refuse(format!(
+                                "it resolves to {}, outside the project",
+                                resolved.display()
+                            )))
+                        }
+                    }
+                }
+                Err(_) if generated.contains(&named.as_str()) => continue,
+                Err(_) => return Err(refuse(
+                    "nothing is there (a dangling link); on a host it would dangle too, or find \
+                     whatever the host put there"
+                        .into(),
+                )),
+            };
+        if let Some(why) = selection.unlinkable(&resolved, is_dir) {
+            return Err(refuse(why));
+        }
+    }
+    Ok(())
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<std::process::Output> {

@@ -996,3 +996,236 @@ fn build_help_mentions_source_date_epoch() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("SOURCE_DATE_EPOCH"));
 }
+
+// --- A build cannot publish a secret (issue 22: defects 2, 4, 7, 16) ------------------------
+
+/// A value shaped like the keys cookiecutter-django generates.
+const GENERATED_KEY: &str = "Zq8mK2vLx9pR4tN7wB1cY6hJ3fD5gS0aE8uI2oP4lK7jH9xQ";
+
+/// Whether any entry of the archive holds `needle`.
+fn archive_holds(built: &Built, needle: &str) -> bool {
+    built.archive.entries.iter().any(|e| {
+        e.bytes
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    })
+}
+
+/// cookiecutter-django's committed env files: `.envs/.production/.django` and `.postgres`.
+fn commit_cookiecutter_envs(project: &Project) {
+    project.write(
+        ".envs/.production/.django",
+        &format!("# General\nUSE_DOCKER=yes\nDJANGO_SECRET_KEY={GENERATED_KEY}\nDJANGO_ADMIN_URL=admin/\n"),
+    );
+    project.write(
+        ".envs/.production/.postgres",
+        "POSTGRES_HOST=postgres\nPOSTGRES_DB=hello\nPOSTGRES_PASSWORD=s9Df8g7H6j5K4l3Mn2\n",
+    );
+    project.force_commit(
+        &[".envs/.production/.django", ".envs/.production/.postgres"],
+        "cookiecutter-django envs",
+    );
+}
+
+#[test]
+fn cookiecutter_env_files_ship_only_when_include_names_them() {
+    let project = project();
+    commit_cookiecutter_envs(&project);
+
+    let built = build(&project, &["--target", "local"]);
+    assert!(!built.archive.contains(".envs/.production/.django"));
+    assert!(!built.archive.contains(".envs/.production/.postgres"));
+    assert!(
+        !archive_holds(&built, GENERATED_KEY),
+        "the secret key was archived"
+    );
+    assert!(skipped(&built).contains(".envs/.production/.django"));
+    assert!(skipped(&built).contains(".envs/.production/.postgres"));
+
+    project.edit_config(
+        "python = \"/usr/bin/python3\"\n",
+        "python = \"/usr/bin/python3\"\ninclude = [\".envs/.production/\"]\n",
+    );
+    project.commit_all("ship the envs on purpose");
+    let built = build(&project, &["--target", "local"]);
+    assert!(built.archive.contains(".envs/.production/.django"));
+    assert!(archive_holds(&built, GENERATED_KEY));
+}
+
+#[test]
+fn a_secret_in_a_file_of_any_name_is_refused_at_its_line_unless_included() {
+    let project = project();
+    let env = format!("USE_DOCKER=yes\nDJANGO_SECRET_KEY={GENERATED_KEY}\n");
+    project.write("compose/production/django.conf", &env);
+    project.commit_all("an env file the name rules do not know");
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&[
+        "compose/production/django.conf:2",
+        "`DJANGO_SECRET_KEY` set to a literal value",
+        "include = [\"compose/production/django.conf\"]",
+        "exclude = [\"compose/production/django.conf\"]",
+    ]);
+    assert!(
+        !failure.stderr.contains(GENERATED_KEY),
+        "{}",
+        failure.stderr
+    );
+
+    project.edit_config(
+        "python = \"/usr/bin/python3\"\n",
+        "python = \"/usr/bin/python3\"\ninclude = [\"compose/production/django.conf\"]\n",
+    );
+    project.commit_all("it is meant to ship");
+    let built = build(&project, &["--target", "local"]);
+    assert!(built.archive.contains("compose/production/django.conf"));
+}
+
+#[test]
+fn a_private_key_is_refused_and_every_finding_is_counted() {
+    let project = project();
+    project.write(
+        "deploy/deploy_key",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n\
+         b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n\
+         -----END OPENSSH PRIVATE KEY-----\n",
+    );
+    project.write(
+        "deploy/run.sh",
+        "set -e\nexport API_TOKEN=ghp_9f8e7d6c5b4a\n",
+    );
+    project.commit_all("keys");
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&[
+        "deploy/deploy_key:1",
+        "a private key",
+        "so do deploy/run.sh:2",
+    ]);
+}
+
+#[test]
+fn a_symlink_into_shipit_dir_is_refused() {
+    let project = project();
+    // On a host `.shipit/env` holds the release's secrets; collectstatic would copy it into
+    // the static root for nginx to serve.
+    fs::create_dir_all(project.path("static")).unwrap();
+    project.symlink("../.shipit/env", "static/x.txt");
+    project.commit_all("a link to the env file");
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&["`static/x.txt`", "`../.shipit/env`", "inside `.shipit`"]);
+}
+
+#[test]
+fn a_symlink_into_shipit_dir_through_another_link_is_refused() {
+    let project = project();
+    fs::create_dir_all(project.path(".shipit")).unwrap();
+    fs::write(project.path(".shipit/env"), "SECRET=1\n").unwrap();
+    project.symlink(".", "up");
+    fs::create_dir_all(project.path("static")).unwrap();
+    project.symlink("../up/.shipit/env", "static/x.txt");
+    project.commit_all("a link through a link");
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&["`static/x.txt`", "inside `.shipit`"]);
+}
+
+#[test]
+fn a_dangling_symlink_is_refused() {
+    let project = project();
+    fs::create_dir_all(project.path("static")).unwrap();
+    project.symlink("../media/missing.png", "static/logo.png");
+    project.commit_all("a link to nothing");
+
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&["`static/logo.png`", "dangling"]);
+}
+
+#[test]
+fn a_symlink_to_a_file_left_out_of_the_archive_is_refused() {
+    let project = project();
+    project.write("private/notes.txt", "notes\n");
+    project.symlink("../private/notes.txt", "pages/notes.txt");
+    project.edit_config(
+        "python = \"/usr/bin/python3\"\n",
+        "python = \"/usr/bin/python3\"\nexclude = [\"private/\"]\n",
+    );
+    project.commit_all("a link to an excluded file");
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&["`pages/notes.txt`", "excluded"]);
+
+    let project = support::project::project();
+    project.write(".env", "DEBUG=0\n");
+    fs::create_dir_all(project.path("static")).unwrap();
+    project.symlink("../.env", "static/env.txt");
+    project.commit_all("a link to the (untracked) .env");
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&["`static/env.txt`", "looks like a secret (dotenv file)"]);
+}
+
+#[test]
+fn with_config_neither_shipit_toml_nor_the_named_file_is_archived() {
+    let project = project();
+    fs::copy(project.path("shipit.toml"), project.path("other.toml")).unwrap();
+    project.commit_all("a second configuration");
+
+    // `--config other.toml` relative to the working directory, the project as `.`.
+    let mut shipit = project.shipit_in(&project.root);
+    shipit.arg("--config").arg("other.toml");
+    let out = project.out("x.tar.gz");
+    let built = build_with(
+        &project,
+        shipit,
+        &["--target", "local", "-o", out.to_str().unwrap()],
+    );
+    assert!(
+        !built.archive.contains("shipit.toml"),
+        "{:?}",
+        built.archive.paths()
+    );
+    assert!(
+        !built.archive.contains("other.toml"),
+        "{:?}",
+        built.archive.paths()
+    );
+    assert!(skipped(&built).contains("shipit.toml"));
+    assert!(skipped(&built).contains("other.toml"));
+}
+
+#[test]
+fn a_secret_file_inside_the_project_is_refused_with_its_key() {
+    let project = project();
+    let original = project.read("shipit.toml");
+    let with_secret = |file: &str| {
+        let text = original.clone();
+        let text = text.replacen(
+            "allow_root = true\n",
+            &format!(
+                "allow_root = true\nsecrets = {{ DJANGO_SECRET_KEY = {{ file = {file:?} }} }}\n"
+            ),
+            1,
+        );
+        project.write("shipit.toml", &text);
+    };
+    with_secret("conf/django_key.txt");
+    let failure = build_fails(&project, &["--target", "local"]);
+    assert_eq!(failure.code, 2);
+    failure.says_error(&[
+        "`targets.local.secrets.DJANGO_SECRET_KEY`",
+        "`conf/django_key.txt` is inside the project",
+        "project.exclude",
+    ]);
+
+    // Kept out by a secret-file rule, the same file is fine.
+    with_secret("secrets/django_key");
+    let built = build(&project, &["--target", "local"]);
+    assert!(!built.archive.contains("secrets/django_key"));
+}
