@@ -229,7 +229,19 @@ fn every_agent_identity_is_tried() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || socket.exists().then_some(())).is_some());
+    // The socket exists before the agent listens on it: ready once `ssh-add -l` reaches it
+    // (exit 1, no identity; 2 is "cannot connect").
+    let listening = || {
+        let status = Command::new("ssh-add")
+            .arg("-l")
+            .env("SSH_AUTH_SOCK", &socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        (status.code() != Some(2)).then_some(())
+    };
+    assert!(wait_for(Duration::from_secs(10), listening).is_some());
     let add = |key: &Path| {
         let out = Command::new("ssh-add")
             .arg(key)
