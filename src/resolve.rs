@@ -17,7 +17,7 @@ use crate::manager::supervisor::{program_glob, program_name};
 use crate::manager::systemd::unit_prefix;
 use crate::release::ReleaseId;
 use crate::remote::preamble::Preamble;
-use crate::remote::python;
+use crate::remote::{layout, python};
 use crate::templates::{BuildInfo, RenderContext};
 
 /// What a run does, as the remote side records it (`OP`).
@@ -296,6 +296,9 @@ impl Resolved {
             lock_wait: run.lock_wait.to_string(),
             lock_message: one_line(run.lock_message.as_deref().unwrap_or("")),
             web: "1".to_string(),
+            app_socket: layout::APP_SOCKET.to_string(),
+            env_file: layout::ENV_FILE.to_string(),
+            locked: layout::LOCKED_STATUS.to_string(),
             py_probe: python::PROBE.to_string(),
             py_settings: python::SETTINGS.to_string(),
             py_migrate: python::MIGRATE.to_string(),

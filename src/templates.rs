@@ -218,6 +218,8 @@ impl RenderContext {
             .set("revision", build.revision.as_str())
             .set("dirty", build.dirty)
             .set("deploy_to", target.deploy_to.as_str())
+            .set("app_socket", crate::remote::layout::APP_SOCKET)
+            .set("enter_release", crate::remote::layout::enter_release())
             .set("wsgi_app", config.project.wsgi_app.as_str())
             .set("vars", Value::from_serialize(&target.vars));
         let settings = render_str(

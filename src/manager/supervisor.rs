@@ -87,8 +87,8 @@ fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
         .iter()
         .map(|(name, process)| {
             let script = format!(
-                "set -a; [ -f .shipit/env ] && . ./.shipit/env; set +a; \
-                 PATH=\"$PWD/.venv/bin:$PATH\"; export PATH; exec {}",
+                "{}; exec {}",
+                crate::remote::layout::enter_release(),
                 process.run
             );
             let command = format!("/bin/sh -c {}", crate::plan::quote(&script)).replace('%', "%%");

@@ -8,8 +8,7 @@ use super::quote;
 use crate::migrations::Unapply;
 use crate::release::ReleaseId;
 
-/// Exit status of the `lock` step when another run holds the lock.
-pub(crate) const LOCKED_STATUS: i32 = 75;
+pub(crate) use crate::remote::layout::LOCKED_STATUS;
 
 /// Where a step runs in a fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

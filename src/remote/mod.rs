@@ -8,6 +8,7 @@
 pub(crate) mod facts;
 #[cfg(test)]
 mod fast;
+pub(crate) mod layout;
 pub(crate) mod library;
 pub(crate) mod preamble;
 pub(crate) mod protocol;

@@ -120,6 +120,12 @@ preamble! {
     lock_message: "LOCK_MESSAGE",
     /// `1` when this host serves the web role (nginx site and web app server).
     web: "WEB",
+    /// [`crate::remote::layout::APP_SOCKET`].
+    app_socket: "APP_SOCK",
+    /// [`crate::remote::layout::ENV_FILE`].
+    env_file: "ENV_FILE",
+    /// [`crate::remote::layout::LOCKED_STATUS`].
+    locked: "LOCKED",
     /// [`crate::remote::python::PROBE`].
     py_probe: "PY_PROBE",
     /// [`crate::remote::python::SETTINGS`].

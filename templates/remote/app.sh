@@ -61,7 +61,7 @@ shipit_wait_web() {
   polls=0
   SEEN_PID=
   while :; do
-    if STATUS=$(shipit_probe "$R/.shipit/app.sock" 2>&1); then
+    if STATUS=$(shipit_probe "$R/$APP_SOCK" 2>&1); then
       echo "health check before the switch: $STATUS"
       return 0
     fi
@@ -78,7 +78,7 @@ shipit_wait_web() {
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
       shipit_pm status
       shipit_pm log
-      echo "the new app server failed its health check on $R/.shipit/app.sock within ${HEALTH_TIMEOUT}s: $STATUS"
+      echo "the new app server failed its health check on $R/$APP_SOCK within ${HEALTH_TIMEOUT}s: $STATUS"
       exit 1
     fi
     sleep 0.1
@@ -89,7 +89,7 @@ shipit_wait_web() {
 step_health_check() {
   TRIES=$HEALTH_RETRIES
   while :; do
-    if STATUS=$(shipit_probe "$D/current/.shipit/app.sock" 2>&1); then
+    if STATUS=$(shipit_probe "$D/current/$APP_SOCK" 2>&1); then
       echo "health check after the switch: $STATUS"
       return 0
     fi

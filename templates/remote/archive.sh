@@ -63,16 +63,16 @@ step_unpack() {
 step_env() {
   (
     umask 077
-    printf '%s' "${1-}" | base64 -d > "$R/.shipit/env"
+    printf '%s' "${1-}" | base64 -d > "$R/$ENV_FILE"
   )
   if [ -n "$APP_USER" ] && [ "$APP_USER" != "$(id -un)" ]; then
-    if chgrp "$(id -gn "$APP_USER")" "$R/.shipit/env" 2>/dev/null; then
-      chmod 0640 "$R/.shipit/env"
+    if chgrp "$(id -gn "$APP_USER")" "$R/$ENV_FILE" 2>/dev/null; then
+      chmod 0640 "$R/$ENV_FILE"
     else
       echo "warning: cannot give $APP_USER's group read access to $R/.shipit/env"
     fi
   fi
-  echo "environment: $(grep -c '=' "$R/.shipit/env") variable(s)"
+  echo "environment: $(grep -c '=' "$R/$ENV_FILE") variable(s)"
 }
 
 # step_shared DIR... -- FILE...: links shared directories and files into the release.

@@ -32,14 +32,14 @@ shipit_log() {
   )
 }
 
-# Exports the app's environment of the release in directory $1 (its .shipit/env), as every
+# Exports the app's environment of the release in directory $1 (its ENV_FILE), as every
 # manage.py step, hook and app server of that release sees it.
 shipit_load_env() {
-  if [ -f "$1/.shipit/env" ]; then
+  if [ -f "$1/$ENV_FILE" ]; then
     set -a
     # The file is written by step_env from the target's env and secrets.
     # shellcheck disable=SC1090,SC1091
-    . "$1/.shipit/env"
+    . "$1/$ENV_FILE"
     set +a
   fi
 }

@@ -84,14 +84,14 @@ shipit_unlock() {
   if shipit_own_lock; then rm -rf "$LOCK"; shipit_fact unlocked 1; fi
 }
 
-# Takes the lock (exit 75 when another run holds it). BREAK=dead removes a lock whose holder is
+# Takes the lock (exit $LOCKED when another run holds it). BREAK=dead removes a lock whose holder is
 # gone; BREAK=force removes any lock.
 step_lock() {
   mkdir -p "$D/.shipit" 2>/dev/null || true
   if [ -d "$LOCK" ] && [ "$BREAK" != none ]; then
     if shipit_lock_live && [ "$BREAK" != force ]; then
       shipit_lock_facts
-      exit 75
+      exit "$LOCKED"
     fi
     if shipit_lock_live; then
       shipit_fact broke_lock "$(shipit_lock_holder), still running"
@@ -114,7 +114,7 @@ step_lock() {
     fi
     rm -rf "$new"
     shipit_lock_facts
-    exit 75
+    exit "$LOCKED"
   done
   if [ "$OP" = lock ]; then shipit_log "acquired: $LOCK_MESSAGE"; fi
 }
@@ -150,7 +150,7 @@ step_lock_status() {
 }
 
 # `shipit lock release`: gives back a lock held with `shipit lock acquire`, or one whose run is
-# gone; a live run's lock is refused (exit 75: that run gives it back itself).
+# gone; a live run's lock is refused (exit $LOCKED: that run gives it back itself).
 step_lock_release() {
   if [ ! -d "$LOCK" ]; then
     echo "$D is not locked"
@@ -159,7 +159,7 @@ step_lock_release() {
   fi
   if [ "$(shipit_lock_field held)" != 1 ] && shipit_lock_live; then
     shipit_lock_facts
-    exit 75
+    exit "$LOCKED"
   fi
   holder=$(shipit_lock_holder)
   rm -rf "$LOCK"

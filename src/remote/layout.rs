@@ -1,0 +1,20 @@
+//! The names shipit's parts share inside `deploy_to` and a release, and the exit status of a
+//! refused lock: defined here once, handed to the shell in the preamble and to the templates
+//! in their context, so that no part spells them again.
+
+/// The web app server's unix socket, inside a release (nginx reaches `current`'s).
+pub(crate) const APP_SOCKET: &str = ".shipit/app.sock";
+
+/// The release's environment file: the target's env and secrets, `NAME='value'` lines.
+pub(crate) const ENV_FILE: &str = ".shipit/env";
+
+/// The exit status of a script refused because another run holds the lock (EX_TEMPFAIL).
+pub(crate) const LOCKED_STATUS: i32 = 75;
+
+/// The sh that enters a release as its app runs, in the release's directory: its environment
+/// loaded and exported, its venv first on PATH. Every process shipit starts (programs, units,
+/// the schedule's runs) begins with it; the shell's `shipit_load_env` and
+/// `shipit_enter_current` do the same for steps and operator commands.
+pub(crate) fn enter_release() -> String {
+    format!("set -a; [ -f {ENV_FILE} ] && . ./{ENV_FILE}; set +a; PATH=\"$PWD/.venv/bin:$PATH\"; export PATH")
+}
