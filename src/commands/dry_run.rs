@@ -113,7 +113,7 @@ pub(super) fn show(
         ));
     }
     for (name, phase) in &phases {
-        let script = Script::new("dry-run", vars.clone(), phase.steps.clone(), phase.cleanup);
+        let script = Script::new("dry-run", vars.shown(), phase.steps.clone(), phase.cleanup);
         printer.detail(format!("\n# --- {name} ---\n{}", script.render_calls()));
     }
     printer.json_result(&json!({

@@ -28,8 +28,12 @@ macro_rules! preamble {
             /// set what a case needs by the name the shell reads).
             #[cfg(test)]
             pub(crate) fn set_named(&mut self, name: &str, value: impl Into<String>) {
+                self.set_field(name, value.into());
+            }
+
+            fn set_field(&mut self, name: &str, value: String) {
                 match name {
-                    $($name => self.$field = value.into(),)*
+                    $($name => self.$field = value,)*
                     _ => panic!("the preamble has no variable {name}"),
                 }
             }
@@ -150,6 +154,19 @@ impl Preamble {
             out.push_str(&format!("{name}={}\n", crate::plan::quote(value)));
         }
         out
+    }
+
+    /// The preamble as `--dry-run -v` shows it: a value of several lines (the host-side
+    /// Python) as its size, not its text.
+    pub(crate) fn shown(&self) -> Preamble {
+        let mut shown = self.clone();
+        for (name, value) in self.pairs() {
+            if value.contains('\n') {
+                let summary = format!("[{} lines, {} bytes]", value.lines().count(), value.len());
+                shown.set_field(name, summary);
+            }
+        }
+        shown
     }
 
     /// What shellcheck is told the script sets before the library runs: every variable of the
@@ -306,6 +323,18 @@ mod tests {
         assert!(found.contains("HEALTH_PAHT may not be assigned"), "{found}");
         // shellcheck takes an upper-case name it has never seen for the environment's (no
         // SC2154): the_preamble_declares_exactly_what_the_library_reads catches that one.
+    }
+
+    #[test]
+    fn a_dry_run_shows_the_python_by_its_size() {
+        let preamble = Preamble {
+            id: "20261122010320".into(),
+            py_probe: "import sys\nsys.exit(0)\n".into(),
+            ..Preamble::default()
+        };
+        let shown = preamble.shown();
+        assert_eq!(shown.py_probe, "[2 lines, 23 bytes]");
+        assert_eq!(shown.id, "20261122010320");
     }
 
     #[test]
