@@ -288,6 +288,7 @@ fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
                      too; keep it outside the project (e.g. under ~/.config/), or name it in \
                      project.exclude"
                 ),
+                hint: None,
             });
         }
     }
