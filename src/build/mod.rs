@@ -125,6 +125,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     };
 
     let map = DeployMap::load(&root.join(&config.project.deploy_map))?;
+    map.check_shared(target)?;
     let templates = Templates::for_project(config);
     let context = RenderContext::new(config, target, &info)?;
     let mut rendered = Vec::new();

@@ -539,6 +539,31 @@ fn deploy_map_absolute_destination() {
     deploy(&case, &["deploy.map:1:", "must be a relative path"]);
 }
 
+/// Issue 22, defect 10: a rendered file inside a shared directory or `.venv` was archived, then
+/// hidden by the host's link into shared/ or replaced by the venv the host builds.
+#[test]
+fn deploy_map_destination_under_a_shared_path_or_the_venv() {
+    for (map, needles) in [
+        (
+            "selector.py.j2 hello/settings/selected.py\nselector.py.j2 var/selected.py\n",
+            &[
+                "deploy.map:2:",
+                "`var/selected.py` is inside `var`",
+                "`targets.t.shared_dirs`",
+                "render it elsewhere",
+            ][..],
+        ),
+        (
+            "selector.py.j2 .venv/lib/selected.py\n",
+            &["deploy.map:1:", "inside `.venv/`", "each host builds"][..],
+        ),
+    ] {
+        let case = Case::new();
+        case.write("conf/deploy.map", map);
+        deploy(&case, needles);
+    }
+}
+
 #[test]
 fn deploy_map_missing_template() {
     let case = Case::new();
