@@ -629,6 +629,40 @@ fn rollback_with_nothing_to_go_back_to() {
     assert_eq!(case.host_state(), before);
 }
 
+/// Issue 22, defect 12: directories under `releases/` whose names are not release ids are the
+/// operator's: a prune leaves them, says it ignored them, and never reports or logs them removed.
+#[test]
+fn odd_release_directories_are_ignored_and_reported() {
+    let case = Case::new();
+    case.deploy_ok();
+    let releases = case.deploy_to.join("releases");
+    for odd in ["old-copy", "20260101000001.bak"] {
+        std::fs::create_dir_all(releases.join(odd).join(".shipit")).unwrap();
+        std::fs::write(releases.join(odd).join(".shipit/state"), "good\n").unwrap();
+    }
+    for args in [
+        &["releases", "--target", "t"][..],
+        &[
+            "releases", "--target", "t", "--prune", "--keep", "1", "--yes",
+        ][..],
+    ] {
+        let run = case.run(args);
+        run.expect_code(0);
+        for odd in ["old-copy", "20260101000001.bak"] {
+            assert!(
+                run.stdout
+                    .contains(&format!("ignored releases/{odd}: not a release id")),
+                "{args:?}: {}",
+                run.stdout
+            );
+            assert!(releases.join(odd).is_dir(), "{odd} was removed");
+        }
+        assert!(!run.stdout.contains("removed 2"), "{}", run.stdout);
+    }
+    let log = std::fs::read_to_string(case.deploy_to.join(".shipit/log")).unwrap();
+    assert!(!log.contains("old-copy") && !log.contains(".bak"), "{log}");
+}
+
 #[test]
 fn prune_keep_zero_is_a_usage_error() {
     let case = Case::new();
