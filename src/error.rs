@@ -40,6 +40,8 @@ pub enum Error {
         key: Option<String>,
         /// What is wrong.
         message: String,
+        /// How to fix it, when the message alone does not say.
+        hint: Option<String>,
     },
     /// `--target` names no target of the configuration.
     UnknownTarget {
@@ -272,6 +274,7 @@ impl Error {
             line: None,
             key: None,
             message: message.into(),
+            hint: None,
         }
     }
 
@@ -352,6 +355,7 @@ impl Error {
                 "the run that took the lock is gone (killed, or its connection dropped); re-run with --break-lock".into(),
             ),
             Error::Connection { hint, .. }
+            | Error::Config { hint, .. }
             | Error::Usage { hint, .. }
             | Error::Project { hint, .. }
             | Error::Image { hint, .. } => hint.clone(),
@@ -382,6 +386,7 @@ impl fmt::Display for Error {
                 line,
                 key,
                 message,
+                ..
             } => {
                 write!(f, "{}", path.display())?;
                 if let Some(line) = line {

@@ -5,8 +5,9 @@
 //! templates are embedded in the binary so that one file is all a user installs; a project
 //! overrides one by putting a file of the same name in its templates directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
@@ -50,6 +51,49 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../templates/maintenance.html.j2"),
     ),
 ];
+
+/// The built-in templates whose output nginx, supervisor or systemd read: a value there that
+/// spans lines or holds `;`, `{` or `}` would end a directive and start another.
+pub const SERVICE_TEMPLATES: &[&str] = &[
+    "nginx.conf.j2",
+    "supervisor.conf.j2",
+    "systemd.service.j2",
+    "systemd.run.sh.j2",
+    "systemd.timer.j2",
+    "systemd.schedule.service.j2",
+    "systemd.schedule.sh.j2",
+];
+
+/// Every variable the built-in [`SERVICE_TEMPLATES`] read (`server_name`, `workers`, ...) and
+/// the templates that read it, found by parsing them, so a template that starts reading a target
+/// variable checks it at once. `vars.NAME` counts as `NAME`.
+pub fn service_variables() -> &'static BTreeMap<String, Vec<&'static str>> {
+    static NAMES: LazyLock<BTreeMap<String, Vec<&'static str>>> = LazyLock::new(|| {
+        let mut names: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+        for (name, text) in DEFAULTS
+            .iter()
+            .filter(|(n, _)| SERVICE_TEMPLATES.contains(n))
+        {
+            let mut env = Environment::new();
+            env.add_template(name, text)
+                .expect("built-in templates parse");
+            let template = env.get_template(name).expect("just added");
+            let read: BTreeSet<String> = template
+                .undeclared_variables(true)
+                .iter()
+                .map(|v| {
+                    let v = v.strip_prefix("vars.").unwrap_or(v);
+                    v.split('.').next().unwrap_or(v).to_string()
+                })
+                .collect();
+            for variable in read {
+                names.entry(variable).or_default().push(name);
+            }
+        }
+        names
+    });
+    &NAMES
+}
 
 /// A template's text and where it came from.
 #[derive(Debug, Clone)]

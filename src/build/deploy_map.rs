@@ -17,9 +17,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Target;
 use crate::error::{Error, Result};
 
 use super::policy;
+
+/// The release's virtualenv, which each host creates in the release after unpacking it.
+const VENV: &str = ".venv";
 
 /// One mapping line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +94,12 @@ impl DeployMap {
                     "destination `{destination}` is inside `.shipit/`, which shipit reserves"
                 )));
             }
+            if destination == VENV || destination.starts_with(&format!("{VENV}/")) {
+                return Err(fail(format!(
+                    "destination `{destination}` is inside `{VENV}/`, which each host builds \
+                     itself and replaces; render it to a path of the project instead"
+                )));
+            }
             if let Some(first) = mappings.iter().find(|m| m.destination == destination) {
                 return Err(fail(format!(
                     "destination `{destination}` is already mapped on line {}",
@@ -106,6 +116,43 @@ impl DeployMap {
             path: path.to_path_buf(),
             mappings,
         })
+    }
+}
+
+impl DeployMap {
+    /// Refuses a destination that a shared path of `target` covers: the host replaces that path
+    /// with a link into `deploy_to/shared/`, so the rendered file would never reach the app (or,
+    /// for a shared file mapped itself, would be overwritten by the link).
+    pub fn check_shared(&self, target: &Target) -> Result<()> {
+        for mapping in &self.mappings {
+            let dest = &mapping.destination;
+            for (key, shared) in target
+                .shared_dirs
+                .iter()
+                .map(|p| ("shared_dirs", p))
+                .chain(target.shared_files.iter().map(|p| ("shared_files", p)))
+            {
+                if dest == shared || dest.starts_with(&format!("{shared}/")) {
+                    return Err(Error::DeployMap {
+                        path: self.path.clone(),
+                        line: mapping.line,
+                        message: format!(
+                            "destination `{dest}` is {} `{shared}`, which `targets.{}.{key}` \
+                             shares across releases: each host replaces it with a link into \
+                             shared/, so the rendered file would never reach the app; render it \
+                             elsewhere, or drop `{shared}` from {key}",
+                            if dest == shared {
+                                "the shared path"
+                            } else {
+                                "inside"
+                            },
+                            target.name,
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -172,11 +219,60 @@ mod tests {
                 "a.j2 .shipit/manifest.json\n",
                 "conf/deploy.map:1: destination `.shipit/manifest.json` is inside `.shipit/`",
             ),
+            (
+                "a.j2 ./.venv/bin/activate\n",
+                "conf/deploy.map:1: destination `.venv/bin/activate` is inside `.venv/`, which each host builds",
+            ),
+            (
+                "a.j2 .venv\n",
+                "conf/deploy.map:1: destination `.venv` is inside `.venv/`",
+            ),
         ];
         for (text, expected) in cases {
             let msg = parse(text).unwrap_err().to_string();
             assert!(msg.starts_with(expected), "{text:?}: {msg}");
         }
+    }
+
+    /// Issue 22, defect 10: a rendered file under a shared path was archived, then hidden on the
+    /// host by the link into shared/.
+    #[test]
+    fn destinations_under_a_shared_path_are_refused_naming_the_key() {
+        let config = crate::config::Config::parse(
+            Path::new("shipit.toml"),
+            Path::new("."),
+            "[project]\nname = \"x\"\n[targets.t]\ntransport = \"local\"\n\
+             deploy_to = \"/srv/x\"\nenvironment = \"e\"\nshared_dirs = [\"var\", \"media\"]\n\
+             shared_files = [\"conf/app.ini\"]\n",
+        )
+        .unwrap();
+        let target = &config.targets["t"];
+        for (text, expected) in [
+            (
+                "a.j2 x/settings.py\nb.j2 var/cache/x\n",
+                "conf/deploy.map:2: destination `var/cache/x` is inside `var`, which `targets.t.shared_dirs` shares",
+            ),
+            (
+                "a.j2 media\n",
+                "conf/deploy.map:1: destination `media` is the shared path `media`, which `targets.t.shared_dirs`",
+            ),
+            (
+                "a.j2 conf/app.ini\n",
+                "conf/deploy.map:1: destination `conf/app.ini` is the shared path `conf/app.ini`, which `targets.t.shared_files`",
+            ),
+        ] {
+            let msg = parse(text)
+                .unwrap()
+                .check_shared(target)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.starts_with(expected), "{text:?}: {msg}");
+            assert!(msg.contains("render it elsewhere"), "{msg}");
+        }
+        parse("a.j2 variables.py\nb.j2 conf/app.ini.example\n")
+            .unwrap()
+            .check_shared(target)
+            .unwrap();
     }
 
     #[test]

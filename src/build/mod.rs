@@ -125,6 +125,7 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
     };
 
     let map = DeployMap::load(&root.join(&config.project.deploy_map))?;
+    map.check_shared(target)?;
     let templates = Templates::for_project(config);
     let context = RenderContext::new(config, target, &info)?;
     let mut rendered = Vec::new();
@@ -288,6 +289,7 @@ fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
                      too; keep it outside the project (e.g. under ~/.config/), or name it in \
                      project.exclude"
                 ),
+                hint: None,
             });
         }
     }

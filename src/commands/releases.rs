@@ -7,7 +7,9 @@ use crate::cli::ReleasesArgs;
 use crate::config::Config;
 use crate::error::Result;
 use crate::output::{human_bytes, Printer};
-use crate::plan::releases::{list, parse_inventory, prune_begin, remove, removed, Listed, Removed};
+use crate::plan::releases::{
+    list, not_releases, parse_inventory, prune_begin, remove, removed, Listed, Removed,
+};
 use crate::release::{prune, rollback_target, Release, State};
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
@@ -31,8 +33,10 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
     );
     let remove_now = args.prune && !args.dry_run;
 
+    let ignored: Vec<Vec<String>>;
     let (listed, outcomes): (Vec<Vec<Listed>>, Vec<Option<Removed>>) = if remove_now {
         let (mut locked, begun) = fleet.lock(&prune_begin(), vec![vars; hosts])?;
+        ignored = begun.iter().map(|r| not_releases(&r.facts)).collect();
         let listed: Vec<Vec<Listed>> = begun.iter().map(|r| parse_inventory(&r.facts)).collect();
         let doomed: Vec<Vec<_>> = listed
             .iter()
@@ -63,6 +67,7 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
         )
     } else {
         let runs = fleet.each(&list(), &vec![vars; hosts])?;
+        ignored = runs.iter().map(|r| not_releases(&r.facts)).collect();
         (
             runs.iter().map(|r| parse_inventory(&r.facts)).collect(),
             vec![None; hosts],
@@ -71,7 +76,9 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
 
     let mut hosts_json = Vec::new();
     let mut text = String::new();
-    for ((name, listed), outcome) in names.iter().zip(&listed).zip(&outcomes) {
+    for (((name, listed), outcome), ignored) in
+        names.iter().zip(&listed).zip(&outcomes).zip(&ignored)
+    {
         let releases = releases_of(listed);
         let doomed = if args.prune {
             prune(&releases, keep)
@@ -87,6 +94,12 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
                 .sum(),
         };
         text.push_str(&table(name, listed, &releases));
+        for odd in ignored {
+            text.push_str(&format!(
+                "  ignored releases/{}: not a release id, so shipit neither lists nor removes it\n",
+                crate::output::printable(odd, false)
+            ));
+        }
         if args.prune {
             let verb = if remove_now {
                 "removed"
@@ -113,6 +126,7 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
         hosts_json.push(json!({
             "host": name,
             "releases": listed.iter().map(|l| row_json(l, &releases)).collect::<Vec<_>>(),
+            "ignored": ignored,
             "prune": args.prune.then(|| json!({
                 "keep": keep,
                 "dry_run": args.dry_run,

@@ -109,6 +109,24 @@ impl Source<'_> {
             line: self.line(span),
             key: Some(key.into()),
             message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An error like [`Source::error`], with advice on how to fix it.
+    fn refuse(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Error {
+        Error::Config {
+            path: self.path.to_path_buf(),
+            line: self.line(span),
+            key: Some(key.into()),
+            message: message.into(),
+            hint: Some(hint.into()),
         }
     }
 }
@@ -128,6 +146,7 @@ impl Config {
                 line: None,
                 key: None,
                 message: "no such file".into(),
+                hint: None,
             },
             _ => Error::io("read", path, e),
         })?;
@@ -153,6 +172,7 @@ impl Config {
             line: e.span().and_then(|s| source.line(s)),
             key: None,
             message: e.message().trim().to_string(),
+            hint: None,
         })?;
         let project = validate_project(&source, raw.project)?;
         let mut targets = BTreeMap::new();

@@ -247,6 +247,8 @@ pub(super) fn validate_target(
     }
     safe_service_path(deploy_to)
         .map_err(|why| source.error(raw.deploy_to.span(), key("deploy_to"), why))?;
+    deploy_to_path(deploy_to)
+        .map_err(|(why, hint)| source.refuse(raw.deploy_to.span(), key("deploy_to"), why, hint))?;
     let environment = raw.environment.get_ref();
     if !is_name(environment) {
         return Err(source.error(
@@ -330,10 +332,7 @@ pub(super) fn validate_target(
         schedule: validate_schedule(source, name, raw.schedule)?,
         name: name.to_string(),
         hosts,
-        deploy_to: match deploy_to.trim_end_matches('/') {
-            "" => "/".to_string(),
-            trimmed => trimmed.to_string(),
-        },
+        deploy_to: deploy_to.clone(),
         environment: raw.environment.into_inner(),
         keep_releases: keep as u32,
         shared_dirs,
@@ -374,4 +373,76 @@ pub(super) fn safe_service_path(path: &str) -> std::result::Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// Directories whose whole tree belongs to the system: a `deploy_to` below one is refused.
+const SYSTEM_TREES: &[&str] = &[
+    "bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
+    "usr",
+];
+
+/// Directories that hold other things besides one project: a `deploy_to` may be below one, but
+/// not the directory itself (its `releases/`, `shared/`, `current` and `.shipit/` would sit among
+/// everything else there, and prune and reap work inside it).
+const SHARED_PARENTS: &[&str] = &[
+    "/home",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/root",
+    "/srv",
+    "/tmp",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/spool",
+    "/var/tmp",
+    "/var/www",
+];
+
+/// Checks an absolute `deploy_to`: written in its one normal form (no `.`, `..`, `//` or
+/// trailing `/`: the shell compares paths under it as text, and `/srv/../etc/x` is not where it
+/// seems), neither `/` nor a directory of the system. Returns what is wrong and how to fix it.
+pub(super) fn deploy_to_path(path: &str) -> std::result::Result<(), (String, String)> {
+    let own =
+        "give the project a directory of its own, e.g. `/srv/PROJECT` or `/home/deploy/PROJECT`";
+    if path == "/" {
+        return Err((
+            "`/` is the root directory; shipit creates releases/, shared/ and current there and prunes inside it".into(),
+            own.into(),
+        ));
+    }
+    let parts: Vec<&str> = path[1..].split('/').collect();
+    if parts.iter().any(|p| matches!(*p, "" | "." | "..")) {
+        let mut normal: Vec<&str> = Vec::new();
+        for part in &parts {
+            match *part {
+                "" | "." => {}
+                ".." => {
+                    normal.pop();
+                }
+                part => normal.push(part),
+            }
+        }
+        return Err((
+            format!("`{path}` is not a normalised path (`.`, `..`, `//` or a trailing `/`)"),
+            format!("write the directory itself, e.g. `/{}`", normal.join("/")),
+        ));
+    }
+    let top = parts[0];
+    if SYSTEM_TREES.contains(&top) {
+        return Err((
+            format!("`{path}` is inside `/{top}`, which belongs to the system"),
+            own.into(),
+        ));
+    }
+    if SHARED_PARENTS.contains(&path) {
+        return Err((
+            format!("`{path}` is a directory shared with everything else on the host, not one of its own"),
+            format!("use a directory inside it, e.g. `{path}/PROJECT`"),
+        ));
+    }
+    Ok(())
 }

@@ -17,7 +17,7 @@ server_name = "example.com"
 
 [targets.staging]
 hosts = ["deploy@staging.example.com"]
-deploy_to = "/srv/hello-staging/"
+deploy_to = "/srv/hello-staging"
 environment = "staging"
 keep_releases = 3
 "#;
@@ -202,14 +202,14 @@ fn vars_may_not_shadow_builtins() {
 #[test]
 fn ssh_target_needs_hosts_and_local_takes_none() {
     let msg = message(
-        "[project]\nname = \"x\"\n[targets.a]\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+        "[project]\nname = \"x\"\n[targets.a]\ndeploy_to = \"/srv/x\"\nenvironment = \"e\"\n",
     );
     assert!(
         msg.contains("`targets.a.hosts`: an ssh target needs at least one host"),
         "{msg}"
     );
     let ok = parse(
-        "[project]\nname = \"x\"\n[targets.a]\ntransport = \"local\"\ndeploy_to = \"/srv\"\nenvironment = \"e\"\n",
+        "[project]\nname = \"x\"\n[targets.a]\ntransport = \"local\"\ndeploy_to = \"/srv/x\"\nenvironment = \"e\"\n",
     )
     .unwrap();
     assert_eq!(ok.targets["a"].transport, TransportKind::Local);
@@ -530,4 +530,199 @@ fn the_process_manager_is_the_one_named_or_the_one_configured() {
         let err = target(tables).unwrap_err().to_string();
         assert!(err.contains(expected), "{tables}: {err}");
     }
+}
+
+#[test]
+fn deploy_to_is_a_normal_directory_of_its_own() {
+    let ok = parse(&GOOD.replace("\"/srv/hello\"", "\"/srv/www/hello-1.0\"")).unwrap();
+    assert_eq!(ok.targets["production"].deploy_to, "/srv/www/hello-1.0");
+    for (bad, needle, hint) in [
+        ("/", "is the root directory", "a directory of its own"),
+        ("/srv/../srv/x", "not a normalised path", "`/srv/x`"),
+        ("/srv/x/", "not a normalised path", "`/srv/x`"),
+        ("/srv//x", "not a normalised path", "`/srv/x`"),
+        ("/srv/./x", "not a normalised path", "`/srv/x`"),
+        ("/srv/x/..", "not a normalised path", "`/srv`"),
+        (
+            "/etc/hello",
+            "inside `/etc`, which belongs to the system",
+            "/srv/PROJECT",
+        ),
+        ("/usr/local/hello", "inside `/usr`", "/srv/PROJECT"),
+        ("/lib64/x", "inside `/lib64`", "/srv/PROJECT"),
+        ("/proc/1", "inside `/proc`", "/srv/PROJECT"),
+        ("/boot", "inside `/boot`", "/srv/PROJECT"),
+        (
+            "/var/lib",
+            "shared with everything else",
+            "`/var/lib/PROJECT`",
+        ),
+        ("/srv", "shared with everything else", "`/srv/PROJECT`"),
+    ] {
+        let err = parse(&GOOD.replace("\"/srv/hello\"", &format!("{bad:?}"))).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("shipit.toml:7: `targets.production.deploy_to`: "),
+            "{bad}: {msg}"
+        );
+        assert!(msg.contains(needle), "{bad}: {msg}");
+        let advice = err.hint().unwrap_or_default();
+        assert!(advice.contains(hint), "{bad}: {advice}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}
+
+#[test]
+fn variables_a_service_config_reads_are_one_plain_line() {
+    let read = crate::templates::service_variables();
+    for name in [
+        "server_name",
+        "listen",
+        "client_max_body_size",
+        "workers",
+        "gunicorn_args",
+    ] {
+        assert!(read.contains_key(name), "{name} not found in {read:?}");
+    }
+    assert_eq!(read["server_name"], ["nginx.conf.j2"]);
+    for (var, value, needle) in [
+        ("server_name", r#""x; return 200""#, "holds `;`"),
+        (
+            "server_name",
+            r#""x\nlocation / { }""#,
+            "holds a line break",
+        ),
+        ("client_max_body_size", r#""1m }""#, "holds `}`"),
+        ("listen", r#"["80", "{"]"#, "holds `{`"),
+        ("workers", r#""2\r""#, "holds a line break"),
+    ] {
+        let text = GOOD.replace("server_name = \"example.com\"", &format!("{var} = {value}"));
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "shipit.toml:12: `targets.production.vars.{var}`: `{var}` is written into "
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains(needle), "{var} = {value}: {msg}");
+        assert!(err.hint().unwrap().contains("one line"), "{err:?}");
+    }
+    // What only the project's own templates read is data, quoted where it lands.
+    let text = GOOD.replace(
+        "server_name = \"example.com\"",
+        "server_name = \"a.example.com b.example.com\"\nnote = \"x; {y}\\nz\"\nworkers = 4",
+    );
+    let vars = &parse(&text).unwrap().targets["production"].vars;
+    assert_eq!(vars["note"].as_str(), Some("x; {y}\nz"));
+}
+
+#[test]
+fn env_names_the_deploy_scripts_use_are_refused() {
+    let with = |table: &str, name: &str| {
+        GOOD.replace(
+            "[targets.staging]",
+            &format!(
+                "[targets.production.{table}]\n{name} = {}\n\n[targets.staging]",
+                if table == "env" {
+                    "\"x\""
+                } else {
+                    "{ env = \"X\" }"
+                }
+            ),
+        )
+    };
+    for (table, name, needle, hint) in [
+        (
+            "env",
+            "D",
+            "a variable of shipit's deploy scripts",
+            "rename it",
+        ),
+        (
+            "env",
+            "R",
+            "a variable of shipit's deploy scripts",
+            "rename it",
+        ),
+        (
+            "secrets",
+            "MANAGE",
+            "a variable of shipit's deploy scripts",
+            "rename it",
+        ),
+        (
+            "env",
+            "ID",
+            "a variable of shipit's deploy scripts",
+            "rename it",
+        ),
+        (
+            "env",
+            "PATH",
+            "a name `sh` itself reads",
+            "PATH is set by shipit",
+        ),
+        ("env", "IFS", "a name `sh` itself reads", "rename it"),
+        ("secrets", "PS4", "a name `sh` itself reads", "rename it"),
+        ("env", "ENV", "a name `sh` itself reads", "rename it"),
+        (
+            "env",
+            "SHIPIT_RELEASE",
+            "in shipit's own namespace",
+            "SHIPIT_PROCESS",
+        ),
+        (
+            "env",
+            "SHIPIT_ANYTHING",
+            "in shipit's own namespace",
+            "rename it",
+        ),
+        (
+            "env",
+            "DJANGO_SETTINGS_MODULE",
+            "a variable of shipit's deploy scripts",
+            "project.settings_module",
+        ),
+    ] {
+        let err = parse(&with(table, name)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "shipit.toml:15: `targets.production.{table}.{name}`: `{name}` is {needle}"
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("set -a"), "{msg}");
+        assert!(err.hint().unwrap().contains(hint), "{name}: {err:?}");
+        assert_eq!(err.exit_code(), 2);
+    }
+    // The app's own names, lower-case ones included, are its own.
+    let ok = parse(&with("env", "DJANGO_DEBUG")).unwrap();
+    assert_eq!(ok.targets["production"].env["DJANGO_DEBUG"], "x");
+    parse(&with("secrets", "DATABASE_URL")).unwrap();
+}
+
+/// The reserved names come from the library itself: a name it starts to use is reserved with it.
+#[test]
+fn reserved_env_names_follow_the_shell_library() {
+    use crate::remote::preamble::{library_names, read_names, set_names};
+    for name in [
+        "D",
+        "R",
+        "ID",
+        "MANAGE",
+        "TOKEN",
+        "SHIPIT_NONCE",
+        "DJANGO_SETTINGS_MODULE",
+    ] {
+        assert!(
+            library_names().contains(name),
+            "{name}: {:?}",
+            library_names()
+        );
+    }
+    let gained = "step_x() {\n  NEW_NAME=1\n  echo \"$OTHER_NAME\"\n}\n";
+    assert!(set_names(gained).contains("NEW_NAME"));
+    assert!(read_names(gained).contains("OTHER_NAME"));
 }

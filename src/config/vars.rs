@@ -1,5 +1,9 @@
 //! The `[targets.T.vars]` table: free-form template variables, which must not shadow the names
-//! shipit gives every template.
+//! shipit gives every template. A variable the nginx, supervisor or systemd templates read
+//! (`server_name`, `listen`, `workers`, ...) is one line without `;`, `{` or `}`: those configs
+//! have no quoting that holds, so `server_name = "x; return 200"` would add a directive. Any
+//! other variable is data for the project's own deploy.map templates, which quote it themselves
+//! (`| tojson`), and may hold anything.
 
 use super::*;
 
@@ -46,7 +50,39 @@ pub(super) fn validate_vars(
                 ),
             ));
         }
+        if let Some(templates) = crate::templates::service_variables().get(var.get_ref()) {
+            if let Some(why) = unsafe_in_service_config(&value) {
+                return Err(source.refuse(
+                    var.span(),
+                    key,
+                    format!(
+                        "`{}` is written into {} and holds {why}, which would end a directive there and start another",
+                        var.get_ref(),
+                        templates.join(", "),
+                    ),
+                    "write one line without `;`, `{` or `}` (list several server names with spaces); a value for your own deploy.map templates goes under another name",
+                ));
+            }
+        }
         vars.insert(var.into_inner(), value);
     }
     Ok(vars)
+}
+
+/// What in `value` (every string inside it) a service config cannot take: a line break or other
+/// control character, `;`, `{` or `}`.
+fn unsafe_in_service_config(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => text
+            .chars()
+            .find(|c| c.is_control() || matches!(c, ';' | '{' | '}'))
+            .map(|c| match c {
+                '\n' | '\r' => "a line break".to_string(),
+                c if c.is_control() => format!("the control character {c:?}"),
+                c => format!("`{c}`"),
+            }),
+        toml::Value::Array(items) => items.iter().find_map(unsafe_in_service_config),
+        toml::Value::Table(table) => table.values().find_map(unsafe_in_service_config),
+        _ => None,
+    }
 }

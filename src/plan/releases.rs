@@ -12,7 +12,8 @@ use super::Phase;
 
 // The facts of these scripts are parsed in the host contract; their callers find them here.
 pub(crate) use crate::remote::facts::{
-    draining, has_archive, lock_holder, parse_inventory, releases, removed, Facts, Listed, Removed,
+    draining, has_archive, lock_holder, not_releases, parse_inventory, releases, removed, Facts,
+    Listed, Removed,
 };
 
 /// `shipit releases`: inventory with sizes, no lock (it changes nothing).

@@ -264,6 +264,17 @@ pub fn parse_inventory(facts: &Facts) -> Vec<Listed> {
     listed
 }
 
+/// The directories under `releases/` whose names are not release ids (left there by hand, or
+/// by another tool): never listed as releases, never pruned, reported as ignored.
+pub(crate) fn not_releases(facts: &Facts) -> Vec<String> {
+    facts
+        .keys()
+        .filter_map(|name| name.strip_prefix(key::RELEASE))
+        .filter(|name| ReleaseId::parse(name).is_none())
+        .map(str::to_string)
+        .collect()
+}
+
 /// The releases of an inventory, without listing details.
 pub(crate) fn releases(facts: &Facts) -> Vec<Release> {
     parse_inventory(facts)
@@ -312,10 +323,13 @@ pub(crate) struct Removed {
 /// Parses the facts of `shipit_remove_releases`.
 pub(crate) fn removed(facts: &Facts) -> Removed {
     Removed {
+        // Only release ids: whatever else a host says it removed, shipit never asked it to.
         releases: facts
             .iter()
             .filter(|(_, kind)| kind.as_str() == "release")
-            .filter_map(|(name, _)| name.strip_prefix(key::REMOVED).map(str::to_string))
+            .filter_map(|(name, _)| name.strip_prefix(key::REMOVED))
+            .filter(|id| ReleaseId::parse(id).is_some())
+            .map(str::to_string)
             .collect(),
         venvs: facts
             .keys()
@@ -403,5 +417,24 @@ mod tests {
         assert!(listed[1].release.current);
         assert_eq!(listed[2].release.state, State::Failed);
         assert_eq!(listed[2].venv, None);
+        assert_eq!(not_releases(&facts), ["junk"]);
+    }
+
+    /// Issue 22, defect 12: a name that is no release id was reported (and logged) as removed.
+    #[test]
+    fn only_release_ids_are_reported_removed() {
+        let facts: Facts = [
+            ("removed:20260101000001", "release"),
+            ("removed:old-copy", "release"),
+            ("removed:20260101000002.bak", "release"),
+            ("removed:venv:abc", "venv"),
+            ("freed_kib", "12"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let removed = removed(&facts);
+        assert_eq!(removed.releases, ["20260101000001"]);
+        assert_eq!(removed.venvs, ["abc"]);
     }
 }

@@ -6,6 +6,11 @@
 //! reads a name this struct does not declare, or the struct declares one the library never
 //! reads, and shellcheck checks the whole library against [`Preamble::declarations`].
 
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use crate::remote::library::LIBRARY;
+
 /// Declares [`Preamble`]: one `String` field per shell variable, in the order they are rendered.
 macro_rules! preamble {
     ($( $(#[doc = $doc:literal])+ $field:ident: $name:literal, )*) => {
@@ -143,7 +148,6 @@ preamble! {
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).
-#[cfg(test)]
 pub(crate) const RUNTIME: &[&str] = &["SHIPIT_NONCE", "SHIPIT_CLEANUP"];
 
 impl Preamble {
@@ -182,64 +186,128 @@ impl Preamble {
     }
 }
 
+/// Every `$NAME` and `${NAME...}` of upper-case letters the library expands, and every
+/// NAME it exports.
+pub(crate) fn read_names(library: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in library.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        for (i, _) in line.match_indices('$') {
+            let rest = &bytes[i + 1..];
+            let rest = rest.strip_prefix(b"{").unwrap_or(rest);
+            let name: String = rest
+                .iter()
+                .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
+                .map(|&b| b as char)
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+                names.insert(name);
+            }
+        }
+        if let Some(exported) = line.trim_start().strip_prefix("export ") {
+            names.extend(exported.split_whitespace().map(str::to_string));
+        }
+    }
+    names
+}
+
+/// Every upper-case NAME the library assigns itself (`NAME=`, `for NAME in`, `read NAME`).
+pub(crate) fn set_names(library: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in library.lines() {
+        for word in line.split(|c: char| c.is_whitespace() || c == ';' || c == '(') {
+            if let Some((name, _)) = word.split_once('=') {
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2) {
+            if matches!(pair[0], "for" | "read" | "-r") {
+                names.insert(pair[1].to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Names that change how `sh` itself behaves (`IFS`, `ENV`, `PS4`, `CDPATH`, ...), or that it
+/// keeps up to date itself (`PWD`, `OPTIND`, ...): a value from the app's environment would
+/// change what every step after `shipit_load_env` does.
+pub(crate) const SHELL_NAMES: &[&str] = &[
+    "BASH_ENV",
+    "CDPATH",
+    "ENV",
+    "HOME",
+    "IFS",
+    "LINENO",
+    "OLDPWD",
+    "OPTARG",
+    "OPTIND",
+    "PATH",
+    "POSIXLY_CORRECT",
+    "PPID",
+    "PS1",
+    "PS2",
+    "PS4",
+    "PWD",
+    "SHELL",
+    "SHELLOPTS",
+    "BASHOPTS",
+];
+
+/// The prefix of shipit's own environment names (`SHIPIT_RELEASE`, `SHIPIT_NONCE`, ...).
+pub(crate) const SHIPIT_PREFIX: &str = "SHIPIT_";
+
+/// Why an app environment name (`[targets.T.env]`, `[targets.T.secrets]`) cannot be used: the
+/// steps source `.shipit/env` with `set -a`, so such a name would replace what the library or
+/// `sh` relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// `sh` reads it ([`SHELL_NAMES`]).
+    Shell,
+    /// shipit's namespace ([`SHIPIT_PREFIX`]).
+    Shipit,
+    /// The library reads or assigns it.
+    Library,
+}
+
+/// Every upper-case name the library reads or assigns, with the preamble's and the runtime's:
+/// derived from the library itself, so a name the shell gains is reserved with it.
+pub(crate) fn library_names() -> &'static BTreeSet<String> {
+    static NAMES: LazyLock<BTreeSet<String>> = LazyLock::new(|| {
+        let mut names = read_names(LIBRARY);
+        names.extend(set_names(LIBRARY));
+        names.extend(Preamble::NAMES.iter().chain(RUNTIME).map(|n| n.to_string()));
+        names
+    });
+    &NAMES
+}
+
+/// Whether `name` is reserved for the shell, shipit or its library, and why.
+pub(crate) fn reserved(name: &str) -> Option<Reserved> {
+    if SHELL_NAMES.contains(&name) {
+        Some(Reserved::Shell)
+    } else if name.starts_with(SHIPIT_PREFIX) {
+        Some(Reserved::Shipit)
+    } else if library_names().contains(name) {
+        Some(Reserved::Library)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::library::LIBRARY;
-    use std::collections::BTreeSet;
-
-    /// Every `$NAME` and `${NAME...}` of upper-case letters the library expands, and every
-    /// NAME it exports.
-    fn read_names(library: &str) -> BTreeSet<String> {
-        let mut names = BTreeSet::new();
-        for line in library.lines() {
-            if line.trim_start().starts_with('#') {
-                continue;
-            }
-            let bytes = line.as_bytes();
-            for (i, _) in line.match_indices('$') {
-                let rest = &bytes[i + 1..];
-                let rest = rest.strip_prefix(b"{").unwrap_or(rest);
-                let name: String = rest
-                    .iter()
-                    .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
-                    .map(|&b| b as char)
-                    .collect();
-                if name.starts_with(|c: char| c.is_ascii_uppercase()) {
-                    names.insert(name);
-                }
-            }
-            if let Some(exported) = line.trim_start().strip_prefix("export ") {
-                names.extend(exported.split_whitespace().map(str::to_string));
-            }
-        }
-        names
-    }
-
-    /// Every upper-case NAME the library assigns itself (`NAME=`, `for NAME in`, `read NAME`).
-    fn set_names(library: &str) -> BTreeSet<String> {
-        let mut names = BTreeSet::new();
-        for line in library.lines() {
-            for word in line.split(|c: char| c.is_whitespace() || c == ';' || c == '(') {
-                if let Some((name, _)) = word.split_once('=') {
-                    if !name.is_empty()
-                        && name
-                            .chars()
-                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-                    {
-                        names.insert(name.to_string());
-                    }
-                }
-            }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            for pair in words.windows(2) {
-                if matches!(pair[0], "for" | "read" | "-r") {
-                    names.insert(pair[1].to_string());
-                }
-            }
-        }
-        names
-    }
 
     /// What the library reads from outside: read, never set by itself, and not the host's
     /// environment.

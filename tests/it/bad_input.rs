@@ -214,6 +214,117 @@ fn relative_deploy_to() {
     );
 }
 
+/// Issue 22, defect 16: `/`, a path that is not written normalised, and system directories were
+/// taken as a `deploy_to`.
+#[test]
+fn deploy_to_root_unnormalised_or_a_system_directory() {
+    let case = Case::new();
+    let path = case.deploy_to.to_str().unwrap().to_string();
+    let sandbox = case.project.sandbox.to_str().unwrap().to_string();
+    for (bad, needles, untouched) in [
+        (
+            "/".to_string(),
+            &["is the root directory"][..],
+            "/releases".to_string(),
+        ),
+        (
+            format!("{sandbox}/srv/../srv/app"),
+            &["not a normalised path", "hint: write the directory itself"][..],
+            path.clone(),
+        ),
+        (
+            format!("{path}/"),
+            &["not a normalised path"][..],
+            path.clone(),
+        ),
+        (
+            "/etc/shipit-bad-input".to_string(),
+            &["inside `/etc`, which belongs to the system", "hint:"][..],
+            "/etc/shipit-bad-input".to_string(),
+        ),
+        (
+            "/var/lib".to_string(),
+            &["shared with everything else", "/var/lib/PROJECT"][..],
+            "/var/lib/releases".to_string(),
+        ),
+    ] {
+        case.config(
+            &format!("deploy_to = \"{path}\""),
+            &format!("deploy_to = \"{bad}\""),
+        );
+        let failure = case.fails(&["deploy", "--target", "t"]);
+        assert_eq!(failure.code, 2, "{bad}: {}", failure.stderr);
+        let mut with_key = vec!["shipit.toml:", "`targets.t.deploy_to`"];
+        with_key.extend_from_slice(needles);
+        failure.says_error(&with_key);
+        assert!(
+            !Path::new(&untouched).exists(),
+            "{bad}: {untouched} was created"
+        );
+        case.config(
+            &format!("deploy_to = \"{bad}\""),
+            &format!("deploy_to = \"{path}\""),
+        );
+    }
+}
+
+/// Issue 22, defect 11: a template variable nginx reads could add a directive
+/// (`server_name = "x; return 200"`).
+#[test]
+fn a_variable_nginx_reads_cannot_add_a_directive() {
+    for value in ["x; return 200", "x\\n    location / { return 200; }", "x }"] {
+        let case = Case::new();
+        case.config(
+            "shared_dirs = [\"var\"]\n",
+            &format!("shared_dirs = [\"var\"]\n[targets.t.vars]\nserver_name = \"{value}\"\n"),
+        );
+        deploy(
+            &case,
+            &[
+                "shipit.toml:",
+                "`targets.t.vars.server_name`",
+                "written into nginx.conf.j2",
+                "would end a directive",
+                "hint: write one line",
+            ],
+        );
+    }
+}
+
+/// Issue 22, a suspicion to settle: env names are loaded into every deploy step with `set -a`,
+/// so `PATH`, `D` or `MANAGE` would have changed what the steps do.
+#[test]
+fn env_names_of_the_deploy_scripts_are_refused() {
+    for (table, name, needle) in [
+        ("env", "PATH", "a name `sh` itself reads"),
+        ("env", "D", "a variable of shipit's deploy scripts"),
+        ("env", "MANAGE", "a variable of shipit's deploy scripts"),
+        ("secrets", "IFS", "a name `sh` itself reads"),
+        ("env", "SHIPIT_NONCE", "in shipit's own namespace"),
+    ] {
+        let case = Case::new();
+        let value = if table == "env" {
+            "\"x\""
+        } else {
+            "{ env = \"HOME\" }"
+        };
+        case.config(
+            "shared_dirs = [\"var\"]\n",
+            &format!("shared_dirs = [\"var\"]\n[targets.t.{table}]\n{name} = {value}\n"),
+        );
+        deploy(
+            &case,
+            &[
+                "shipit.toml:",
+                &format!("`targets.t.{table}.{name}`"),
+                needle,
+                "set -a",
+                "hint:",
+            ],
+        );
+    }
+}
+
 /// Paths with characters a shell, nginx or supervisor would interpret are refused outright.
 #[test]
 fn deploy_to_with_shell_or_config_syntax() {
@@ -428,6 +539,31 @@ fn deploy_map_absolute_destination() {
     deploy(&case, &["deploy.map:1:", "must be a relative path"]);
 }
 
+/// Issue 22, defect 10: a rendered file inside a shared directory or `.venv` was archived, then
+/// hidden by the host's link into shared/ or replaced by the venv the host builds.
+#[test]
+fn deploy_map_destination_under_a_shared_path_or_the_venv() {
+    for (map, needles) in [
+        (
+            "selector.py.j2 hello/settings/selected.py\nselector.py.j2 var/selected.py\n",
+            &[
+                "deploy.map:2:",
+                "`var/selected.py` is inside `var`",
+                "`targets.t.shared_dirs`",
+                "render it elsewhere",
+            ][..],
+        ),
+        (
+            "selector.py.j2 .venv/lib/selected.py\n",
+            &["deploy.map:1:", "inside `.venv/`", "each host builds"][..],
+        ),
+    ] {
+        let case = Case::new();
+        case.write("conf/deploy.map", map);
+        deploy(&case, needles);
+    }
+}
+
 #[test]
 fn deploy_map_missing_template() {
     let case = Case::new();
@@ -491,6 +627,40 @@ fn rollback_with_nothing_to_go_back_to() {
     case.fails(&["rollback", "--target", "t"])
         .says_error(&["no earlier good release"]);
     assert_eq!(case.host_state(), before);
+}
+
+/// Issue 22, defect 12: directories under `releases/` whose names are not release ids are the
+/// operator's: a prune leaves them, says it ignored them, and never reports or logs them removed.
+#[test]
+fn odd_release_directories_are_ignored_and_reported() {
+    let case = Case::new();
+    case.deploy_ok();
+    let releases = case.deploy_to.join("releases");
+    for odd in ["old-copy", "20260101000001.bak"] {
+        std::fs::create_dir_all(releases.join(odd).join(".shipit")).unwrap();
+        std::fs::write(releases.join(odd).join(".shipit/state"), "good\n").unwrap();
+    }
+    for args in [
+        &["releases", "--target", "t"][..],
+        &[
+            "releases", "--target", "t", "--prune", "--keep", "1", "--yes",
+        ][..],
+    ] {
+        let run = case.run(args);
+        run.expect_code(0);
+        for odd in ["old-copy", "20260101000001.bak"] {
+            assert!(
+                run.stdout
+                    .contains(&format!("ignored releases/{odd}: not a release id")),
+                "{args:?}: {}",
+                run.stdout
+            );
+            assert!(releases.join(odd).is_dir(), "{odd} was removed");
+        }
+        assert!(!run.stdout.contains("removed 2"), "{}", run.stdout);
+    }
+    let log = std::fs::read_to_string(case.deploy_to.join(".shipit/log")).unwrap();
+    assert!(!log.contains("old-copy") && !log.contains(".bak"), "{log}");
 }
 
 #[test]
@@ -615,16 +785,21 @@ fn supervisor_not_running() {
 
 #[test]
 fn deploy_to_not_writable() {
+    // Root may write anywhere but below a file (a deploy_to under /proc is refused as a system
+    // directory before any host is reached).
     let case = Case::new();
     let path = case.deploy_to.to_str().unwrap().to_string();
+    let file = case.project.sandbox.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let below = file.join("app");
     case.config(
         &format!("deploy_to = \"{path}\""),
-        "deploy_to = \"/proc/shipit-cannot-write-here\"",
+        &format!("deploy_to = \"{}\"", below.display()),
     );
     let failure = case.deploy_fails();
     assert_eq!(failure.code, 1);
-    failure.says_error(&["step `layout` failed", "/proc/shipit-cannot-write-here"]);
-    assert!(!Path::new("/proc/shipit-cannot-write-here").exists());
+    failure.says_error(&["step `layout` failed", below.to_str().unwrap()]);
+    assert!(!below.exists());
 }
 
 #[test]
