@@ -584,7 +584,7 @@ name = "hello"
 hosts = ["a"]
 deploy_to = "/srv/hello"
 environment = "deployment"
-secrets = { PIN = { file = "pin" }, KEY = { file = "key" } }
+secrets = { PIN = { file = "pin" }, TLS_KEY = { file = "key" } }
 "#;
         let config = Config::parse(&dir.path().join("shipit.toml"), dir.path(), text).unwrap();
         let error = AppEnv::resolve(&config, config.target("prod").unwrap()).unwrap_err();
