@@ -13,6 +13,7 @@ use crate::migrations::{decide, Choice, Unapply};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
+use crate::plan::step::Scope;
 use crate::release::ReleaseId;
 use crate::remote::facts;
 use crate::remote::preamble::Preamble;
@@ -235,7 +236,9 @@ fn dry_run(
             "migrations: release {to} knows every applied migration\n"
         )),
         Ok((_, unapply)) if !unapply.is_empty() => text.push_str(&format!(
-            "migrations: would unapply {} with the code of {from} (asks first; --yes confirms)\n",
+            "migrations: would unapply {} with the code of {from} (asks first; --yes confirms), \
+             then start {to} and health-check it, then switch; until the switch {from} serves \
+             on the older schema\n",
             describe(unapply)
         )),
         Ok((unknown, _)) => text.push_str(&format!(
@@ -244,8 +247,9 @@ fn dry_run(
         )),
         Err(_) => text.push_str("migrations: the rollback would be refused (see below)\n"),
     }
-    // The steps of the primary (which also runs the once-steps).
+    // The steps of the primary (which also runs the once-steps), in the order they run.
     let placed = &resolved.placements[resolved.primary];
+    let primary = names.get(resolved.primary).cloned().unwrap_or_default();
     let phases = [
         ("prepare", prepare(resolved, placed, &unapply)),
         (
@@ -256,7 +260,12 @@ fn dry_run(
     for (name, phase) in &phases {
         text.push_str(&format!("{name}:\n"));
         for step in &phase.steps {
-            text.push_str(&format!("  - {}\n", step.label()));
+            let only = if step.scope() == Scope::Once && names.len() > 1 {
+                format!("  [on {primary} only; the other hosts wait for it]")
+            } else {
+                String::new()
+            };
+            text.push_str(&format!("  - {}{only}\n", step.label()));
         }
     }
     printer.result(text.trim_end());

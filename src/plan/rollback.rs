@@ -5,9 +5,14 @@
 //! 2. **check**: report the migrations the database has applied (asked of the live release) and
 //!    those the target release knows, so shipit can refuse a rollback that would strand a schema.
 //! 3. **prepare**: wait until the target's programs have stopped if a recent run left them
-//!    stopping, install the target's kept nginx site, start its kept app server and wait until
-//!    it answers, then unapply what the target does not know (`--migrate`, once, on the primary,
-//!    with the live release's code) — nothing is switched yet.
+//!    stopping and install the target's kept nginx site (checked, not yet loaded); then unapply
+//!    what the target does not know (`--migrate`, once, on the primary, with the live release's
+//!    code, which alone knows how); then start the target's kept app server and wait until it
+//!    answers — against the schema it knows, so an old release that cannot run on the newer
+//!    schema (an `AddField` it does not fill in) is judged after the unapply, not before.
+//!    Nothing is switched yet: from the unapply until the switch the live release serves on the
+//!    older schema, and if the target then fails to start, every way out migrates the live
+//!    schema forward again (`shipit_remigrate`, `UNAPPLIED`).
 //! 4. **switch**, once every host is prepared: rename over `current`, reload nginx if its site
 //!    changed, mark the abandoned release `rolled_back` and the target `live`, stop the abandoned
 //!    release's app server (in the background: the rollback does not wait for it).
@@ -45,8 +50,10 @@ pub(crate) fn check() -> Phase {
     Phase::new(vec![Step::Migrations], Cleanup::Lock)
 }
 
-/// Phase 3: start the target (once its programs a recent run left stopping are gone), then
-/// unapply (the target must answer before the live release loses any schema).
+/// Phase 3: once its programs a recent run left stopping are gone, install the target's nginx
+/// site; unapply (once: a fleet's other hosts wait for the primary's unapply); then start and
+/// health-check the target, whose code needs the schema it knows. A failure from the unapply on
+/// migrates forward again (the primary's cleanup, [`Cleanup::Prepare`], with `UNAPPLIED` set).
 pub(crate) fn prepare(resolved: &Resolved, placed: &Placement, unapply: &[Unapply]) -> Phase {
     let mut steps = Vec::new();
     if resolved.app.is_some() {
@@ -54,7 +61,11 @@ pub(crate) fn prepare(resolved: &Resolved, placed: &Placement, unapply: &[Unappl
     }
     steps.extend(start_services(resolved, placed));
     if !unapply.is_empty() {
-        steps.push(Step::Unapply(unapply.to_vec()));
+        let start = steps
+            .iter()
+            .position(|s| *s == Step::StartApp)
+            .unwrap_or(steps.len());
+        steps.insert(start, Step::Unapply(unapply.to_vec()));
     }
     Phase::new(steps, Cleanup::Prepare)
 }
@@ -144,18 +155,33 @@ mod tests {
     }
 
     #[test]
-    fn unapply_is_last_and_once() {
+    fn unapply_comes_before_the_target_starts_and_runs_once() {
         let resolved = super::super::deploy::tests::resolved();
-        let phase = prepare(
-            &resolved,
-            &super::super::deploy::tests::everything(),
-            &[Unapply {
-                app: "pages".into(),
-                to: "0001_initial".into(),
-            }],
-        );
+        let placed = super::super::deploy::tests::everything();
+        let unapply = [Unapply {
+            app: "pages".into(),
+            to: "0001_initial".into(),
+        }];
+        let phase = prepare(&resolved, &placed, &unapply);
         let ids: Vec<String> = phase.steps.iter().map(|s| s.id()).collect();
-        assert_eq!(ids, ["reap", "nginx-check", "start-app", "unapply"]);
+        assert_eq!(ids, ["reap", "nginx-check", "unapply", "start-app"]);
+        // The other hosts skip the unapply and start the target only once the primary's is done.
         assert_eq!(phase.steps_for(false).len(), 3);
+        let rounds: Vec<Vec<String>> = phase
+            .rounds(2)
+            .iter()
+            .map(|r| r.steps.iter().map(|s| s.id()).collect())
+            .collect();
+        assert_eq!(
+            rounds,
+            [vec!["reap", "nginx-check", "unapply"], vec!["start-app"]]
+        );
+        // Without --migrate, nothing to unapply: one round.
+        let ids: Vec<String> = prepare(&resolved, &placed, &[])
+            .steps
+            .iter()
+            .map(|s| s.id())
+            .collect();
+        assert_eq!(ids, ["reap", "nginx-check", "start-app"]);
     }
 }

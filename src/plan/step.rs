@@ -276,6 +276,14 @@ impl Step {
                 steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
             ),
             Step::Await(step) => step.label(),
+            Step::Unapply(steps) => format!(
+                "unapply ({}; with the live release's code, once)",
+                steps
+                    .iter()
+                    .map(|u| format!("{} to {}", u.app, u.to))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             other => other.id(),
         }
     }
@@ -619,6 +627,24 @@ mod tests {
         );
         assert_eq!(Step::Unapply(vec![]).scope(), Scope::Once);
         assert_eq!(Step::Collectstatic.scope(), Scope::EachHost);
+    }
+
+    #[test]
+    fn an_unapply_says_what_it_unapplies_and_with_which_code() {
+        let step = Step::Unapply(vec![
+            Unapply {
+                app: "pages".into(),
+                to: "0001_initial".into(),
+            },
+            Unapply {
+                app: "shop".into(),
+                to: "zero".into(),
+            },
+        ]);
+        assert_eq!(
+            step.label(),
+            "unapply (pages to 0001_initial, shop to zero; with the live release's code, once)"
+        );
     }
 
     #[test]

@@ -391,3 +391,133 @@ fn a_refusal_after_locking_gives_every_lock_back() {
     }
     assert!(nobody_locked(&hosts));
 }
+
+/// `shipit rollback --migrate` on `hosts` hosts, as the command runs it: begin, the migrations
+/// check, then a prepare that unapplies `pages` (once, on the primary, whose preamble says so
+/// from then on) before the target starts, and the switch.
+fn rollback_migrating(fleet: Fleet<'_>, hosts: usize) -> Result<Vec<ScriptRun>> {
+    use crate::plan::rollback;
+    let resolved = resolved();
+    let unapply = [crate::migrations::Unapply {
+        app: "pages".into(),
+        to: "0001_initial".into(),
+    }];
+    let primary = fleet.primary;
+    let mut checked = false;
+    let (_, runs) = fleet.run_stages(
+        &rollback::begin(),
+        vars(hosts),
+        None,
+        &mut |_, preambles| {
+            if !checked {
+                checked = true;
+                return Ok(Stage::More {
+                    phase: rollback::check(),
+                    outcome: "nothing was changed".into(),
+                });
+            }
+            preambles.set_on(primary, |v| v.unapplied = "1".into());
+            Ok(Stage::Last(Rest {
+                prepare: (0..hosts)
+                    .map(|_| rollback::prepare(&resolved, &everything(), &unapply))
+                    .collect(),
+                switch: (0..hosts)
+                    .map(|_| rollback::switch(&resolved, &everything()))
+                    .collect(),
+                outcome: "nothing was switched".into(),
+            }))
+        },
+    )?;
+    Ok(runs)
+}
+
+fn scripts(host: &Arc<Mutex<FakeHost>>) -> Vec<Vec<String>> {
+    host.lock().unwrap().scripts.clone()
+}
+
+fn unapplied(host: &Arc<Mutex<FakeHost>>) -> Vec<bool> {
+    host.lock().unwrap().unapplied.clone()
+}
+
+#[test]
+fn a_rollback_unapplies_on_the_primary_before_any_host_starts_its_target() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+    rollback_migrating(fleet, 2).unwrap();
+    // begin, check, the prepare up to the unapply, the start, the switch: each a round that
+    // every host ends before the next begins, so no host starts the target on the newer schema.
+    let (primary, other) = (scripts(&hosts[0]), scripts(&hosts[1]));
+    assert_eq!(primary.len(), 5, "{primary:?}");
+    assert_eq!(
+        primary[2..4],
+        [vec!["reap", "nginx-check", "unapply"], vec!["start-app"]]
+    );
+    assert_eq!(
+        other[2..4],
+        [vec!["reap", "nginx-check"], vec!["start-app"]]
+    );
+    for steps in [&primary[4], &other[4]] {
+        assert!(steps.contains(&"switch".to_string()), "{steps:?}");
+    }
+    // From the prepare on, the primary's every cleanup (a failed start, a failed switch, an
+    // abort) migrates the live schema forward again; the other hosts' never do.
+    assert_eq!(unapplied(&hosts[0]), [false, false, true, true, true]);
+    assert_eq!(unapplied(&hosts[1]), [false; 5]);
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn a_target_that_cannot_start_after_the_unapply_migrates_forward_and_nobody_switches() {
+    let printer = printer();
+    // On another host: the primary, which unapplied, abandons its prepared target in a script
+    // that migrates forward again (step_abort with UNAPPLIED=1).
+    let (hosts_fleet, hosts) = fleet(
+        &printer,
+        vec![Behaviour::default(), fails_at("start-app", 1)],
+    );
+    let error = rollback_migrating(hosts_fleet, 2).unwrap_err();
+    assert!(
+        matches!(&error, Error::Step { host, step, .. } if host == "host1" && step == "start-app"),
+        "{error}"
+    );
+    let primary = ran(&hosts[0]);
+    assert!(primary.contains(&"unapply".to_string()), "{primary:?}");
+    assert!(!primary.contains(&"switch".to_string()), "{primary:?}");
+    assert_eq!(scripts(&hosts[0]).last().unwrap(), &["abort"]);
+    assert_eq!(unapplied(&hosts[0]).last(), Some(&true));
+    assert!(!ran(&hosts[1]).contains(&"switch".to_string()));
+    assert!(nobody_locked(&hosts));
+
+    // On the primary itself: the script whose start failed cleans up with UNAPPLIED=1 (its
+    // on_prepare_failure migrates forward); the other host abandons its target.
+    let (hosts_fleet, hosts) = fleet(
+        &printer,
+        vec![fails_at("start-app", 1), Behaviour::default()],
+    );
+    let error = rollback_migrating(hosts_fleet, 2).unwrap_err();
+    assert!(
+        matches!(&error, Error::Step { host, step, .. } if host == "host0" && step == "start-app"),
+        "{error}"
+    );
+    assert_eq!(scripts(&hosts[0]).last().unwrap(), &["start-app"]);
+    assert_eq!(unapplied(&hosts[0]).last(), Some(&true));
+    assert_eq!(ran(&hosts[1]).last().unwrap(), "abort");
+    for host in &hosts {
+        assert!(!ran(host).contains(&"switch".to_string()));
+    }
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn one_host_unapplies_then_starts_its_target_then_switches_in_one_exec() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+    rollback_migrating(fleet, 1).unwrap();
+    let scripts = scripts(&hosts[0]);
+    assert_eq!(scripts.len(), 1, "one exec: {scripts:?}");
+    let at = |id: &str| scripts[0].iter().position(|s| s == id).unwrap();
+    let order = ["migrations", "unapply", "start-app", "gate", "switch"].map(at);
+    assert!(order.is_sorted(), "{:?}", scripts[0]);
+    assert_eq!(unapplied(&hosts[0]), [true]);
+    assert!(nobody_locked(&hosts));
+}

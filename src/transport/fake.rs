@@ -18,6 +18,9 @@ use super::{Transport, Usage};
 pub(crate) struct FakeHost {
     /// Every step id run, in order, one inner list per script.
     pub(crate) scripts: Vec<Vec<String>>,
+    /// For each script, whether its preamble (the last one it was sent) set `UNAPPLIED=1`: the
+    /// host's cleanups then migrate the live schema forward again (a rollback's primary).
+    pub(crate) unapplied: Vec<bool>,
     /// Whether this run holds the lock.
     pub(crate) locked: bool,
     /// How many times a continued script had to wait for shipit's answer when it asked for
@@ -74,6 +77,7 @@ impl Transport for Fake {
         };
         let mut host = self.host.lock().expect("fake host");
         let mut ran = Vec::new();
+        let mut unapplied = false;
         // A continued script asks for the rest at its end and runs what comes, or what came
         // behind the archive.
         let mut lines: std::collections::VecDeque<String> =
@@ -102,9 +106,13 @@ impl Transport for Fake {
                             mark(on_line, "fact unlocked 1".into());
                         }
                         host.scripts.push(ran);
+                        host.unapplied.push(unapplied);
                         return Ok(1);
                     }
                 }
+            }
+            if let Some(value) = line.strip_prefix("UNAPPLIED=") {
+                unapplied = unquote(value) == "1";
             }
             let Some(rest) = line.strip_prefix("shipit_step ") else {
                 continue;
@@ -112,6 +120,7 @@ impl Transport for Fake {
             let id = unquote(rest.split(' ').next().unwrap_or(""));
             if self.behaviour.drop_at.as_deref() == Some(id.as_str()) {
                 host.scripts.push(ran);
+                host.unapplied.push(unapplied);
                 return Err(crate::error::Error::Connection {
                     host: self.name.clone(),
                     message: "connection lost".into(),
@@ -128,6 +137,7 @@ impl Transport for Fake {
                     mark(on_line, "fact unlocked 1".into());
                 }
                 host.scripts.push(ran);
+                host.unapplied.push(unapplied);
                 return Ok(1);
             }
             for (key, value) in self.behaviour.facts.get(&id).into_iter().flatten() {
@@ -149,6 +159,7 @@ impl Transport for Fake {
                     mark(on_line, "fact unlocked 1".into());
                 }
                 host.scripts.push(ran);
+                host.unapplied.push(unapplied);
                 return Ok(*status);
             }
             match id.as_str() {
@@ -163,6 +174,7 @@ impl Transport for Fake {
         }
         mark(on_line, "done ok".into());
         host.scripts.push(ran);
+        host.unapplied.push(unapplied);
         Ok(0)
     }
 

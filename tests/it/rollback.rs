@@ -949,7 +949,8 @@ fn a_rollback_whose_target_cannot_start_changes_nothing() {
 }
 
 /// `--migrate` unapplies before it starts the target's app server; when that start fails, the
-/// live release keeps serving and must still have the schema its code needs.
+/// schema is migrated forward again: the live release keeps serving with the schema its code
+/// needs.
 #[test]
 fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
     let mut stack = Stack::start();
@@ -966,7 +967,9 @@ fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
         .rollback(&["--migrate", "--yes"])
         .expect_code(1)
         .says(&[
+            "unapplying pages to 0001_initial",
             "step `start-app` failed",
+            "migrated the live release's schema forward again",
             &format!("`current` still points at {v2}"),
         ]);
     assert_eq!(stack.current(), Some(format!("releases/{v2}")));
@@ -977,6 +980,180 @@ fn a_failed_rollback_with_migrate_leaves_the_live_release_its_schema() {
         database(&stack),
         (applied, true),
         "the rollback failed, yet the live release {v2} was left without its migrations"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rolling back across an `AddField` the old code cannot run on.
+
+/// Commits, for release 1, a `/visits` page that records a visit and counts them, as the index
+/// page does (both write a `Visit` with the columns this code knows).
+fn add_visits_page(stack: &Stack) {
+    let p = &stack.project;
+    p.write(
+        "pages/views.py",
+        &format!(
+            "{}\n\ndef visits(request):\n    Visit.objects.create()\n    return HttpResponse(\"visits: %d\" % Visit.objects.count(), content_type=\"text/plain\")\n",
+            p.read("pages/views.py")
+        ),
+    );
+    let urls = p.read("hello/urls.py").replace(
+        "    path(\"health\", views.health, name=\"health\"),\n",
+        "    path(\"health\", views.health, name=\"health\"),\n    path(\"visits\", views.visits, name=\"visits\"),\n",
+    );
+    assert!(urls.contains("views.visits"), "{urls}");
+    p.write("hello/urls.py", &urls);
+    p.commit_all("visits page");
+}
+
+/// Commits release 2: `Visit.note`, a required column (`pages.0002_visit_note`, the
+/// `AddField` `makemigrations` writes after asking for a one-off default: the column is NOT
+/// NULL with no default in the database). The index page writes a note; `/visits` only counts
+/// now (it reads columns release 1 knows).
+fn add_visit_note(stack: &Stack) {
+    let p = &stack.project;
+    let models = p.read("pages/models.py").replace(
+        "    created = models.DateTimeField(auto_now_add=True)\n",
+        "    created = models.DateTimeField(auto_now_add=True)\n    note = models.CharField(max_length=40)\n",
+    );
+    assert!(models.contains("note ="), "{models}");
+    p.write("pages/models.py", &models);
+    p.write(
+        "pages/migrations/0002_visit_note.py",
+        "from django.db import migrations, models\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [(\"pages\", \"0001_initial\")]\n\
+         \x20   operations = [\n\
+         \x20       migrations.AddField(\n\
+         \x20           model_name=\"visit\",\n\
+         \x20           name=\"note\",\n\
+         \x20           field=models.CharField(default=\"\", max_length=40),\n\
+         \x20           preserve_default=False,\n\
+         \x20       ),\n\
+         \x20   ]\n",
+    );
+    let views = p.read("pages/views.py");
+    let views = views
+        .replace(
+            "def index(request):\n    Visit.objects.create()\n",
+            "def index(request):\n    Visit.objects.create(note=\"release 2\")\n",
+        )
+        .replace(
+            "def visits(request):\n    Visit.objects.create()\n",
+            "def visits(request):\n",
+        );
+    assert!(views.contains("note=\"release 2\""), "{views}");
+    p.write("pages/views.py", &views);
+    p.commit_all("visit notes");
+}
+
+/// The columns of `pages_visit` and the applied `pages` migrations, read by the deploy user.
+fn visit_table(stack: &Stack) -> (Vec<String>, Vec<String>) {
+    let db = stack.deploy_to().join("shared/var/db.sqlite3");
+    let script = "import sqlite3, sys\n\
+                  c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+                  print(' '.join(r[1] for r in c.execute('PRAGMA table_info(pages_visit)')))\n\
+                  print(' '.join(n for (n,) in c.execute(\"SELECT name FROM django_migrations WHERE app = 'pages' ORDER BY name\")))\n";
+    let out = run_as_deploy_ok(&format!(
+        "python3 -c {} {}",
+        shell_quote(script),
+        shell_quote(&db.display().to_string())
+    ));
+    let mut lines = out
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect());
+    (lines.next().unwrap(), lines.next().unwrap())
+}
+
+/// Issue 22, defect 9 and item 5. Release 1 writes visits without `note`; on release 2's schema
+/// (`note` NOT NULL, no default) its INSERT fails, so its index page — the health check —
+/// answers 500 until the `AddField` is unapplied. A rollback that starts and health-checks
+/// release 1 before it unapplies (as shipit did) therefore fails every time. `--migrate` must
+/// unapply with release 2's code first, then start release 1, health-check it and switch, and
+/// the site keeps answering all along: `/visits`, under load, works in release 2 on either
+/// schema (it reads only the old columns) and in release 1 only on the old one (it inserts),
+/// so a switch before the unapply, or a schema left as release 2's, shows as failed requests.
+#[test]
+fn rollback_migrate_unapplies_an_add_field_before_the_old_release_starts_under_load() {
+    use std::time::Duration;
+    let mut stack = Stack::start();
+    // A health check that fails takes its whole timeout: not the default 30 s.
+    stack.set_options(|o| o.extra = "health = { timeout = 8 }\n".into());
+    add_visits_page(&stack);
+    let v1 = stack.deploy_release();
+    assert_live(&stack, &v1);
+    add_visit_note(&stack);
+    let v2 = stack.deploy_release();
+    assert_live(&stack, &v2);
+    let columns = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        visit_table(&stack),
+        (
+            columns(&["id", "created", "note"]),
+            columns(&["0001_initial", "0002_visit_note"])
+        )
+    );
+
+    let load = support::load::Load::start(stack.port, "/visits", 2, Duration::from_secs(120));
+    assert!(
+        load.wait_for_more_ok(50, Duration::from_secs(20)),
+        "the load does not get through: {:?}",
+        load.counts()
+    );
+
+    // The shape is real: release 1 cannot pass its health check on release 2's schema (a
+    // rollback that does not unapply fails at its start and changes nothing).
+    let forced = stack.rollback(&["--force"]);
+    forced.expect_code(1).says(&[
+        "step `start-app` failed",
+        "failed its health check",
+        "GET / -> HTTP/1.0 500",
+        &format!("nothing was switched: `current` still points at {v2}"),
+    ]);
+    assert_eq!(stack.current(), Some(format!("releases/{v2}")));
+    assert_eq!(stack.state(&v1), "good");
+    assert!(!stack.locked());
+
+    // The dry run shows the order: unapply (on the primary), then the start and its health
+    // check, then the switch.
+    let dry = stack.rollback(&["--dry-run", "--migrate"]);
+    dry.expect_code(0);
+    let plan = dry.json();
+    assert_eq!(
+        plan["phases"][0]["steps"],
+        serde_json::json!(["reap", "nginx-check", "unapply", "start-app"]),
+        "{plan}"
+    );
+    assert_eq!(
+        plan["phases"][1]["phase"],
+        "switch (once every host is prepared)"
+    );
+
+    let run = stack.rollback(&["--migrate", "--yes", "-v"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.json()["unapplied"],
+        serde_json::json!([{"app": "pages", "to": "0001_initial"}])
+    );
+    let unapplied = run.stderr.find("unapply").expect("the unapply step ran");
+    let started = run.stderr.rfind("start-app").expect("the start ran");
+    assert!(unapplied < started, "{}", run.stderr);
+    assert_live(&stack, &v1);
+    assert_eq!(
+        visit_table(&stack),
+        (columns(&["id", "created"]), columns(&["0001_initial"]))
+    );
+    assert_eq!(stack.state(&v2), "rolled_back");
+    // Release 1 now writes its visits under the load.
+    assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
+    let report = load.stop();
+    eprintln!("[load] {report}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed: {report}\nnginx error.log:\n{}\napp log:\n{}",
+        stack.host.nginx.error_log(),
+        app_log(&stack.deploy_to())
     );
 }
 
