@@ -14,7 +14,7 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::manager::server::AppServer;
 use crate::manager::supervisor::{program_glob, program_name};
-use crate::manager::systemd::unit_prefix;
+use crate::manager::systemd::{legacy_unit_prefix, unit_prefix};
 use crate::release::ReleaseId;
 use crate::remote::preamble::Preamble;
 use crate::remote::{layout, python};
@@ -274,6 +274,7 @@ impl Resolved {
                 .map(|a| a.systemd.scope.name().to_string())
                 .unwrap_or_default(),
             unit_prefix: unit_prefix(&self.project, &self.target),
+            legacy_unit_prefix: legacy_unit_prefix(&self.project, &self.target),
             program: self.program(run.release),
             program_glob: program_glob(&self.project, &self.target),
             server: self.server.name().to_string(),

@@ -1,5 +1,5 @@
-//! systemd: a template unit per process (`<prefix>-<name>@<release>.service`) with a run
-//! script, the singletons' units started at the switch, and the schedule as timers instead of
+//! systemd: a template unit per process (`<project>.<target>.<name>@<release>.service`) with a
+//! run script, the singletons' units started at the switch, and the schedule as timers instead of
 //! shipit's scheduler. The files travel as one text per kind, a [`UnitFiles`] bundle.
 
 use crate::config::{Process, Target, SCHEDULER};
@@ -73,9 +73,23 @@ impl ProcessManager for Systemd {
     }
 }
 
-/// The systemd unit name prefix of a target's units: `<project>-<target>`; a release's web app
-/// server is `<project>-<target>-web@<release>.service`.
+/// The systemd unit name prefix of a target's units: `<project>.<target>`; a release's web app
+/// server is `<project>.<target>.web@<release>.service`, a second replica of process `worker`
+/// `<project>.<target>.worker.2@<release>.service`, schedule entry 1
+/// `<project>.<target>.schedule-1.timer`. Project, target and process names are letters,
+/// digits, `_` and `-` (`config::validate`), never a dot: the dot separates them, so two
+/// targets' names never meet on one host (as nginx's upstream `<project>.<target>.app` and
+/// supervisor's `<project>.<target>.<release>.conf`). With `-`, project `hello-a` target `b`
+/// and project `hello` target `a-b` were both `hello-a-b-web@`.
 pub(crate) fn unit_prefix(project: &str, target: &str) -> String {
+    format!("{project}.{target}")
+}
+
+/// The prefix releases made before [`unit_prefix`] named their units with: `<project>-<target>`
+/// (`<project>-<target>-web@<release>.service`). Such a release keeps those names in its own
+/// lists; the shell reads this to tell its web unit, its processes and its journal, for a
+/// rollback to it and for `shipit logs` while it is live.
+pub(crate) fn legacy_unit_prefix(project: &str, target: &str) -> String {
     format!("{project}-{target}")
 }
 
@@ -95,7 +109,7 @@ pub(crate) struct UnitFiles {
 }
 
 impl UnitFiles {
-    /// No file yet, for the units named `PREFIX-...`.
+    /// No file yet, for the units named `PREFIX.…`.
     fn new(prefix: &str) -> UnitFiles {
         UnitFiles {
             prefix: prefix.to_string(),
@@ -118,8 +132,8 @@ impl UnitFiles {
         let prefix = &self.prefix;
         for replica in 1..=process.replicas {
             let unit = match process.replicas {
-                1 => format!("{prefix}-{name}"),
-                _ => format!("{prefix}-{name}.{replica}"),
+                1 => format!("{prefix}.{name}"),
+                _ => format!("{prefix}.{name}.{replica}"),
             };
             let values = std::collections::BTreeMap::from([
                 ("name", minijinja::Value::from(unit.as_str())),
@@ -146,8 +160,8 @@ impl UnitFiles {
         Ok(())
     }
 
-    /// Renders schedule entry `entry` (from 1): `PREFIX-schedule-N.timer` firing at the entry's
-    /// times, the oneshot `PREFIX-schedule-N.service` it starts, and the release's
+    /// Renders schedule entry `entry` (from 1): `PREFIX.schedule-N.timer` firing at the entry's
+    /// times, the oneshot `PREFIX.schedule-N.service` it starts, and the release's
     /// `schedule-N.sh` that service runs (the entry's commands, in `current`). `context` has
     /// the release's values and `scope`.
     fn add_timer(
@@ -159,7 +173,7 @@ impl UnitFiles {
         when: &str,
         commands: &[String],
     ) -> Result<()> {
-        let name = format!("{}-{SCHEDULER}-{entry}", self.prefix);
+        let name = format!("{}.{SCHEDULER}-{entry}", self.prefix);
         let script = format!("{SCHEDULER}-{entry}.sh");
         let quoted: Vec<String> = commands.iter().map(|c| crate::plan::quote(c)).collect();
         let values = std::collections::BTreeMap::from([
@@ -233,6 +247,91 @@ mod tests {
         .unwrap()
     }
 
+    /// The systemd files of `target`'s first host in `text`, by path.
+    fn rendered(text: &str, target: &str) -> super::super::ServiceConfigs {
+        let config = parse(text);
+        let target = config.target(target).unwrap();
+        let info = BuildInfo {
+            build_time: String::new(),
+            revision: String::new(),
+            dirty: false,
+        };
+        let release = ReleaseId::parse("20261122010320").unwrap();
+        super::super::service_configs(
+            &config,
+            target,
+            &info,
+            release,
+            "app",
+            &placement(target, 0),
+        )
+        .unwrap()
+    }
+
+    /// A project `project` whose target `target` runs web, a worker of two replicas and a
+    /// schedule under systemd on one host.
+    fn site(project: &str, target: &str) -> String {
+        format!(
+            r#"
+[project]
+name = "{project}"
+
+[targets.{target}]
+hosts = ["a"]
+deploy_to = "/srv/{project}-{target}"
+environment = "deployment"
+
+[targets.{target}.app]
+manager = "systemd"
+
+[targets.{target}.processes]
+worker = {{ run = "celery worker", replicas = 2 }}
+
+[targets.{target}.schedule]
+"@daily" = "true"
+"#
+        )
+    }
+
+    /// The unit names each of the release's lists names, and the timers' units.
+    fn unit_names(configs: &super::super::ServiceConfigs) -> Vec<String> {
+        ["units", "units-once", "timers"]
+            .iter()
+            .filter_map(|list| configs.get(list))
+            .flat_map(str::lines)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn unit_names_join_project_target_and_process_with_a_dot_no_name_can_hold() {
+        let configs = rendered(&site("hello", "prod"), "prod");
+        assert_eq!(
+            unit_names(&configs),
+            [
+                "hello.prod.web@.service",
+                "hello.prod.worker.1@.service",
+                "hello.prod.worker.2@.service",
+                "hello.prod.schedule-1.service",
+                "hello.prod.schedule-1.timer",
+            ]
+        );
+        assert_eq!(super::unit_prefix("hello", "prod"), "hello.prod");
+        assert_eq!(super::legacy_unit_prefix("hello", "prod"), "hello-prod");
+    }
+
+    /// Issue 22, defect 5: with `-` between them, both were `hello-a-b-web@.service`, and two
+    /// sites on one host replaced each other's units.
+    #[test]
+    fn project_hello_a_target_b_and_project_hello_target_a_b_name_no_unit_alike() {
+        let one = unit_names(&rendered(&site("hello-a", "b"), "b"));
+        let other = unit_names(&rendered(&site("hello", "a-b"), "a-b"));
+        assert_eq!(one[0], "hello-a.b.web@.service");
+        assert_eq!(other[0], "hello.a-b.web@.service");
+        let shared: Vec<&String> = one.iter().filter(|name| other.contains(name)).collect();
+        assert!(shared.is_empty(), "both name {shared:?}");
+    }
+
     #[test]
     fn under_systemd_the_schedule_is_timers_on_the_primary_and_no_scheduler() {
         let text = r#"
@@ -282,7 +381,7 @@ web = ["a", "b"]
             .contains("schedule"));
         assert_eq!(
             primary.get("timers"),
-            Some("hello-prod-schedule-1.service\nhello-prod-schedule-1.timer\n")
+            Some("hello.prod.schedule-1.service\nhello.prod.schedule-1.timer\n")
         );
         let timers: String = primary
             .files()
@@ -300,14 +399,14 @@ web = ["a", "b"]
             files,
             [
                 "schedule-1.sh",
-                "hello-prod-schedule-1.service",
-                "hello-prod-schedule-1.timer"
+                "hello.prod.schedule-1.service",
+                "hello.prod.schedule-1.timer"
             ]
         );
         for line in [
             // cron ORs the two day fields: one calendar event each.
             "OnCalendar=*-*-01,15 04:00:00\nOnCalendar=Mon *-*-* 04:00:00\n",
-            "AccuracySec=1s\nUnit=hello-prod-schedule-1.service\n",
+            "AccuracySec=1s\nUnit=hello.prod.schedule-1.service\n",
             "WantedBy=timers.target\n",
             "Type=oneshot\nUser=app\n",
             "ExecStart=/bin/sh /srv/hello/releases/20261122010320/.shipit/systemd/schedule-1.sh\n",

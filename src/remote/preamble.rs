@@ -89,8 +89,10 @@ preamble! {
     journalctl: "JOURNALCTL",
     /// systemd units' scope: system or user.
     scope: "SCOPE",
-    /// The prefix of the target's systemd units.
+    /// The prefix of the target's systemd units (`<project>.<target>`).
     unit_prefix: "UNIT_PREFIX",
+    /// The prefix releases made before it named their systemd units with (`<project>-<target>`).
+    legacy_unit_prefix: "LEGACY_UNIT_PREFIX",
     /// The release's supervisor program.
     program: "PROGRAM",
     /// The glob of every release's supervisor program file of this project and target.

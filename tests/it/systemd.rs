@@ -20,7 +20,7 @@ const ECHO_WORKER: &str =
 const GREETING: &str = r#" it's "quoted" $HOME \n ok "#;
 
 fn unit(kind: &str, release: &str) -> String {
-    format!("hello-test-{kind}@{release}.service")
+    format!("hello.test.{kind}@{release}.service")
 }
 
 /// The target's schedule timers `systemctl list-timers` shows on `host`, sorted.
@@ -30,7 +30,7 @@ fn timers(host: &SystemdHost) -> Vec<String> {
         "--all",
         "--plain",
         "--no-legend",
-        "hello-test-*",
+        "hello.test.*",
     ]);
     let mut timers: Vec<String> = out
         .split_whitespace()
@@ -119,7 +119,7 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     assert_eq!(stack.enabled(&unit("web", &second)), "disabled");
 
     // A reboot brings up current's instances, and only them.
-    stack.host.reboot();
+    stack.reboot();
     stack.serves_release(&first);
     let units = wait_for(Duration::from_secs(30), || {
         let units = stack.units();
@@ -128,8 +128,209 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     .unwrap_or_else(|| panic!("after the reboot: {:?}", stack.units()));
     assert_eq!(units, [unit("web", &first), unit("worker", &first)]);
     // And the schedule's timer, enabled at the switch.
-    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&stack.host), ["hello.test.schedule-1.timer"]);
+    assert!(stack.host.is_active("hello.test.schedule-1.timer"));
+}
+
+/// `[targets.T.schedule]` with one yearly entry, as a target's extra lines.
+fn yearly(target: &str) -> String {
+    format!("[targets.{target}.schedule]\n\"@yearly\" = \"true\"\n")
+}
+
+/// Issue 22, defect 5: with `-` between project, target and process, project `hello-a` target
+/// `b` and project `hello` target `a-b` both named their web app server `hello-a-b-web@`, and
+/// two such sites on one host took each other's units. With dots, each keeps its own.
+#[test]
+fn project_hello_a_target_b_and_project_hello_target_a_b_serve_side_by_side_on_one_host() {
+    let mut one = SystemdStack::start_as("hello-a", "b", "app-one");
+    one.configure(|s| s.extra = yearly("b"));
+    let mut two = SystemdStack::beside(&one, "hello", "a-b", "app-two");
+    two.configure(|s| s.extra = yearly("a-b"));
+    let web = |stack: &SystemdStack, release: &str| {
+        format!("{}web@{release}.service", stack.unit_prefix())
+    };
+    let timer = |stack: &SystemdStack| format!("{}schedule-1.timer", stack.unit_prefix());
+
+    let first_one = one.deploy_release();
+    one.serves_release(&first_one);
+    let first_two = two.deploy_release();
+    two.serves_release(&first_two);
+    one.serves_release(&first_one);
+    assert_eq!(one.units(), [web(&one, &first_one)]);
+    assert_eq!(two.units(), [web(&two, &first_two)]);
+    assert!(one.host.is_active(&timer(&one)) && two.host.is_active(&timer(&two)));
+
+    // A redeploy of one stops its own earlier release, never the other site's.
+    one.change_page("second");
+    let second_one = one.deploy_release();
+    one.serves_release(&second_one);
+    two.serves_release(&first_two);
+    assert_eq!(one.units(), [web(&one, &second_one)]);
+    assert_eq!(two.units(), [web(&two, &first_two)]);
+    assert_eq!(two.enabled(&web(&two, &first_two)), "enabled");
+    assert!(one.host.is_active(&timer(&one)) && two.host.is_active(&timer(&two)));
+    // And the other way round.
+    two.change_page("second");
+    let second_two = two.deploy_release();
+    two.serves_release(&second_two);
+    one.serves_release(&second_one);
+    assert_eq!(one.units(), [web(&one, &second_one)]);
+    assert_eq!(two.units(), [web(&two, &second_two)]);
+}
+
+/// Makes the host's state of `release`, the live release of `stack`'s target `test`, what a
+/// shipit from before the dots would have left: its files and lists name its units
+/// `hello-test-…`, and those (installed, linked, enabled) run instead of `hello.test.…`.
+fn name_the_live_release_the_legacy_way(stack: &SystemdStack, release: &str) {
+    let host = &stack.host;
+    let new = |name: &str| format!("hello.test.{name}");
+    host.systemctl_ok(&[
+        "disable",
+        "--now",
+        &new(&format!("web@{release}.service")),
+        &new(&format!("worker@{release}.service")),
+        &new("schedule-1.timer"),
+    ]);
+    let d = stack.deploy_to();
+    let installed = d.join(".shipit/systemd");
+    let script = format!(
+        r#"set -e
+cd {r}/.shipit
+for file in systemd/hello.test.*; do
+  sed 's/hello\.test\./hello-test-/g' "$file" > "systemd/hello-test-${{file#systemd/hello.test.}}"
+  rm "$file"
+done
+for list in units units-once timers; do
+  if [ -f "$list" ]; then sed -i 's/^hello\.test\./hello-test-/' "$list"; fi
+done
+rm -f {installed}/hello.test.*
+for name in $(cat units timers); do cp "systemd/$name" {installed}/; done"#,
+        r = shell_quote(&d.join("releases").join(release).display().to_string()),
+        installed = shell_quote(&installed.display().to_string()),
+    );
+    run_as_deploy_ok(&script);
+    // The links to the files just removed, and to the legacy ones.
+    host.systemctl(&[
+        "disable",
+        &new("web@.service"),
+        &new("worker@.service"),
+        &new("schedule-1.service"),
+    ]);
+    let legacy = [
+        "hello-test-web@.service",
+        "hello-test-worker@.service",
+        "hello-test-schedule-1.service",
+        "hello-test-schedule-1.timer",
+    ];
+    let paths: Vec<String> = legacy
+        .iter()
+        .map(|name| installed.join(name).display().to_string())
+        .collect();
+    let mut link = vec!["link"];
+    link.extend(paths.iter().map(String::as_str));
+    host.systemctl_ok(&link);
+    host.systemctl_ok(&[
+        "enable",
+        "--now",
+        &format!("hello-test-web@{release}.service"),
+        &format!("hello-test-worker@{release}.service"),
+        "hello-test-schedule-1.timer",
+    ]);
+}
+
+/// Hosts upgraded from a shipit that named units `hello-test-…`: the first deploy under the
+/// dots stops and disables the live release's instances and removes its schedule's timer;
+/// `shipit logs` reads both; a rollback to the legacy release starts it under its own names.
+#[test]
+fn a_release_named_before_the_dots_is_stopped_by_the_next_deploy_and_can_be_rolled_back_to() {
+    let mut stack = SystemdStack::start();
+    stack.configure(|s| {
+        s.extra = format!(
+            "[targets.test.processes]\nworker = {}\n\n{}",
+            serde_json::to_string(ECHO_WORKER).unwrap(),
+            yearly("test")
+        )
+    });
+    let legacy = |name: &str, release: &str| format!("hello-test-{name}@{release}.service");
+    let legacy_units = |stack: &SystemdStack| stack.host.running_units("hello-test-*");
+    let first = stack.deploy_release();
+    name_the_live_release_the_legacy_way(&stack, &first);
+    stack.serves_release(&first);
+    assert_eq!(
+        legacy_units(&stack),
+        [legacy("web", &first), legacy("worker", &first)]
+    );
+    assert!(stack.units().is_empty(), "{:?}", stack.units());
     assert!(stack.host.is_active("hello-test-schedule-1.timer"));
+    journal_says(
+        &stack.host,
+        &legacy("worker", &first),
+        &format!("worker {first} ["),
+    );
+    // `shipit logs` finds the live release's processes under their legacy names.
+    stack
+        .shipit(&[
+            "logs",
+            "--target",
+            "test",
+            "--process",
+            "worker",
+            "-n",
+            "20",
+        ])
+        .expect_code(0)
+        .prints(&[&format!("worker {first} [")]);
+
+    stack.change_page("second");
+    let second = stack.deploy_release();
+    stack.serves_release(&second);
+    assert_eq!(
+        stack.units(),
+        [unit("web", &second), unit("worker", &second)]
+    );
+    let stopped = wait_for(Duration::from_secs(30), || {
+        legacy_units(&stack).is_empty().then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "still running: {:?}",
+        legacy_units(&stack)
+    );
+    assert_eq!(stack.enabled(&legacy("web", &first)), "disabled");
+    assert_eq!(stack.enabled(&legacy("worker", &first)), "disabled");
+    assert_eq!(timers(&stack.host), ["hello.test.schedule-1.timer"]);
+    assert!(!stack.host.is_active("hello-test-schedule-1.timer"));
+    assert!(!stack
+        .deploy_to()
+        .join(".shipit/systemd/hello-test-schedule-1.timer")
+        .exists());
+    stack
+        .shipit(&[
+            "logs",
+            "--target",
+            "test",
+            "--process",
+            "worker",
+            "-n",
+            "20",
+        ])
+        .expect_code(0)
+        .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
+
+    // A rollback to the legacy release starts it under the names its lists keep.
+    stack.rollback(&[]).expect_code(0);
+    stack.serves_release(&first);
+    assert_eq!(
+        legacy_units(&stack),
+        [legacy("web", &first), legacy("worker", &first)]
+    );
+    assert_eq!(stack.enabled(&legacy("web", &first)), "enabled");
+    let stopped = wait_for(Duration::from_secs(30), || {
+        stack.units().is_empty().then_some(())
+    });
+    assert!(stopped.is_some(), "still running: {:?}", stack.units());
+    assert!(stack.host.is_active("hello-test-schedule-1.timer"));
+    assert_eq!(timers(&stack.host), Vec::<String>::new());
 }
 
 #[test]
@@ -154,7 +355,7 @@ fn a_process_that_fails_under_systemd_fails_the_deploy_and_leaves_the_live_relea
     let failed = stack
         .host
         .systemctl_ok(&["list-units", "--failed", "--plain", "--no-legend"]);
-    assert!(!failed.contains("hello-test-"), "{failed}");
+    assert!(!failed.contains("hello.test."), "{failed}");
 }
 
 #[test]
@@ -185,7 +386,7 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     assert!(stack.units().is_empty(), "{:?}", stack.units());
     // The schedule's timer is the deploy user's too.
     let timer_active = |host: &SystemdHost| {
-        host.user_systemctl(&["is-active", "--quiet", "hello-test-schedule-1.timer"])
+        host.user_systemctl(&["is-active", "--quiet", "hello.test.schedule-1.timer"])
             .status
             .success()
     };
@@ -197,7 +398,7 @@ fn user_units_need_lingering_and_then_run_as_the_deploy_user_across_a_reboot() {
     stack.serves_release(&second);
     assert!(active(&stack.host, &second) && !active(&stack.host, &first));
 
-    stack.host.reboot();
+    stack.reboot();
     stack.serves_release(&second);
     assert!(active(&stack.host, &second) && !active(&stack.host, &first));
     assert!(timer_active(&stack.host));
@@ -284,7 +485,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         // Each host has its own SQLite database here.
         s.extra = target_toml(&format!("{:?} = {:?}\n", "* * * * *", minutely("v1")));
     });
-    let units_of = |host: &SystemdHost| host.running_units("hello-test-*");
+    let units_of = |host: &SystemdHost| host.running_units("hello.test.*");
 
     let first = stack.deploy_release();
     stack.serves_release(&first);
@@ -295,7 +496,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
-    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&stack.host), ["hello.test.schedule-1.timer"]);
     assert_eq!(timers(&b), Vec::<String>::new());
     assert!(!b.nginx.sites_dir.join("hello.conf").exists());
     // Beat on A sends, the worker on B runs: one beat on the whole machine.
@@ -349,7 +550,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     assert_eq!(processes_running("hello.celery beat", &a_to), 1);
     assert_eq!(
         timers(&stack.host),
-        ["hello-test-schedule-1.timer", "hello-test-schedule-2.timer"]
+        ["hello.test.schedule-1.timer", "hello.test.schedule-2.timer"]
     );
     assert_eq!(timers(&b), Vec::<String>::new());
     let calendar = stack.host.systemctl_ok(&[
@@ -357,7 +558,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         "-p",
         "TimersCalendar",
         "--value",
-        "hello-test-schedule-2.timer",
+        "hello.test.schedule-2.timer",
     ]);
     assert!(
         calendar.contains("OnCalendar=*-01-01 00:00:00"),
@@ -379,7 +580,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
                 "the schedule never ran in {release} ({marker}):\n{}",
                 stack
                     .host
-                    .journalctl(&["-u", "hello-test-schedule-*", "-o", "cat", "-n", "30"])
+                    .journalctl(&["-u", "hello.test.schedule-*", "-o", "cat", "-n", "30"])
             )
         })
     };
@@ -388,7 +589,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     // An entry's commands run in order; the service runs as the app user.
     stack
         .host
-        .systemctl_ok(&["start", "hello-test-schedule-2.service"]);
+        .systemctl_ok(&["start", "hello.test.schedule-2.service"]);
     assert_eq!(
         std::fs::read_to_string(a_to.join("shared/var/yearly.log")).unwrap(),
         "one\ntwo\n"
@@ -398,7 +599,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         "-p",
         "User",
         "--value",
-        "hello-test-schedule-2.service",
+        "hello.test.schedule-2.service",
     ]);
     assert_eq!(user.trim(), "deploy");
     // `shipit logs --process schedule` reads the timers' services' journal.
@@ -427,23 +628,23 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         [unit("beat", &first), unit("web", &first)]
     );
     assert_eq!(units_of(&b), [unit("worker", &first)]);
-    assert_eq!(timers(&stack.host), ["hello-test-schedule-1.timer"]);
+    assert_eq!(timers(&stack.host), ["hello.test.schedule-1.timer"]);
     assert_eq!(timers(&b), Vec::<String>::new());
     let files = stack.host.systemctl_ok(&[
         "list-unit-files",
         "--plain",
         "--no-legend",
-        "hello-test-schedule-*",
+        "hello.test.schedule-*",
     ]);
     assert!(!files.contains("schedule-2"), "{files}");
     assert!(!a_to
-        .join(".shipit/systemd/hello-test-schedule-2.timer")
+        .join(".shipit/systemd/hello.test.schedule-2.timer")
         .exists());
     // Fired by hand (firing on its schedule is proven above): current's release, its command.
     let since = logged().len();
     stack
         .host
-        .systemctl_ok(&["start", "hello-test-schedule-1.service"]);
+        .systemctl_ok(&["start", "hello.test.schedule-1.service"]);
     fired(&first, "v1", since);
     send(&a_to, "rolled-back", "");
     wait_line(&b_to, &format!("done rolled-back {first} "));
@@ -459,7 +660,7 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
         "list-unit-files",
         "--plain",
         "--no-legend",
-        "hello-test-schedule*",
+        "hello.test.schedule*",
     ]);
     assert_eq!(
         String::from_utf8_lossy(&files.stdout).trim(),

@@ -59,7 +59,7 @@ fn configs_keeps_each_file_of_the_bundle_at_its_path_byte_for_byte() {
         programs(&[WEB, WORKER], "/srv/my app/releases/20261122010320"),
     );
     configs.add(
-        "systemd/hello-production-web@.service",
+        "systemd/hello.production.web@.service",
         "systemd template",
         "[Service]\r\nExecStart=/srv/my app/current/.shipit/systemd/web.sh $MAINPID\r\n"
             .to_string(),

@@ -798,7 +798,7 @@ fn logs_under_systemd_read_the_journal_of_the_processes_units() {
             .says("no process `mailer` in this target; its processes: beat web worker \n");
         assert_eq!(
             host.calls("journalctl"),
-            ["-u hello-production-web@*.service -u hello-production-web.*@*.service -n 20 --no-pager -q -o short-iso"]
+            ["-u hello.production.web@*.service -u hello.production.web.*@*.service -n 20 --no-pager -q -o short-iso"]
         );
     });
 }

@@ -2,15 +2,18 @@
 # The systemd process manager (pm_systemd_*, see pm.sh).
 #
 # A release's processes are instances of template units, one per process (per replica with
-# several): `<project>-<target>-web@<release>.service`, `<project>-<target>-worker@<release>.service`,
-# `<project>-<target>-worker.2@<release>.service`. Each release keeps its rendered templates and
+# several): `<project>.<target>.web@<release>.service` ($UNIT_PREFIX.web@…),
+# `<project>.<target>.worker@<release>.service`, `<project>.<target>.worker.2@<release>.service`.
+# The names hold no dot, so no two targets' units meet on one host. Releases made before were
+# `<project>-<target>-web@<release>.service` ($LEGACY_UNIT_PREFIX-web@…): each keeps the names
+# it was made with in its own lists, which is all that starts, stops and reaps it. Each release keeps its rendered templates and
 # run scripts in .shipit/systemd/ and the template names it starts before the switch in
 # .shipit/units (the singletons, started at the switch, in .shipit/units-once). The templates
 # are installed as $D/.shipit/systemd/NAME and `systemctl link`ed; only the live release's
 # instances are enabled, so after a reboot only they come up.
 #
 # The schedule (on the primary) is timers, not instances: entry N of the live release is
-# `<project>-<target>-schedule-N.timer`, starting the oneshot `<project>-<target>-schedule-N.service`
+# `<project>.<target>.schedule-N.timer`, starting the oneshot `<project>.<target>.schedule-N.service`
 # (which runs the release's .shipit/systemd/schedule-N.sh in `current`). A release lists both
 # files of each entry in .shipit/timers; the switch installs the live release's and removes
 # every other.
@@ -18,10 +21,9 @@
 # Whether systemd runs this host (`auto` picks it then).
 pm_systemd_here() { [ -d /run/systemd/system ]; }
 
-# The web app server's unit; under systemd, user units' runtime directory, which a session
-# without PAM does not set, and no sudo for root.
+# Under systemd, user units' runtime directory, which a session without PAM does not set, and no
+# sudo for root.
 pm_systemd_init() {
-  WEB_UNIT="$UNIT_PREFIX-web@$ID.service"
   [ "$MANAGER" = systemd ] || return 0
   if [ "$SCOPE" = user ] && [ -z "${XDG_RUNTIME_DIR:-}" ]; then
     XDG_RUNTIME_DIR="/run/user/$(id -u)"
@@ -35,6 +37,17 @@ pm_systemd_init() {
 }
 
 shipit_systemctl() { eval "$SYSTEMCTL" '"$@"'; }
+
+# The release's web app server unit: named as the release's own list names it (a release made
+# before the dots, rolled back to, keeps `$LEGACY_UNIT_PREFIX-web@ID.service`). Read when used:
+# a deploy writes the list after the script began.
+shipit_systemd_web() {
+  if grep -qsxF "$LEGACY_UNIT_PREFIX-web@.service" "$R/.shipit/units"; then
+    printf '%s\n' "$LEGACY_UNIT_PREFIX-web@$ID.service"
+  else
+    printf '%s\n' "$UNIT_PREFIX.web@$ID.service"
+  fi
+}
 
 # The control command is on the deploy user's PATH.
 pm_systemd_require() { shipit_require_command "[targets.$TARGET.systemd] ctl" "$SYSTEMCTL"; }
@@ -105,12 +118,12 @@ shipit_systemd_dead() {
   return 1
 }
 
-pm_systemd_dead() { shipit_systemd_dead "$WEB_UNIT"; }
+pm_systemd_dead() { shipit_systemd_dead "$(shipit_systemd_web)"; }
 
 # systemd tells a dead process by its restarts: no pid is kept.
 pm_systemd_seen() { :; }
 
-pm_systemd_status() { shipit_systemctl status --no-pager --lines=0 -- "$WEB_UNIT" 2>&1 | head -n 4 || true; }
+pm_systemd_status() { shipit_systemctl status --no-pager --lines=0 -- "$(shipit_systemd_web)" 2>&1 | head -n 4 || true; }
 
 # The last lines UNIT logged (the journal), as the app server summarises them.
 shipit_systemd_log() {
@@ -118,7 +131,7 @@ shipit_systemd_log() {
   printf '%s\n' "$log" | shipit_server log
 }
 
-pm_systemd_log() { shipit_systemd_log "$WEB_UNIT"; }
+pm_systemd_log() { shipit_systemd_log "$(shipit_systemd_web)"; }
 
 # Installs the release's template units and starts their instances (the web app server and
 # processes), not waiting.
@@ -135,7 +148,7 @@ pm_systemd_start() {
 # without dying.
 pm_systemd_wait() {
   # shellcheck disable=SC2046
-  shipit_systemd_wait $(shipit_instances "$R/.shipit/units" "$ID" | tr ' ' '\n' | grep -vxF "$WEB_UNIT")
+  shipit_systemd_wait $(shipit_instances "$R/.shipit/units" "$ID" | tr ' ' '\n' | grep -vxF "$(shipit_systemd_web)")
 }
 
 # shipit_systemd_wait UNIT...: waits until every UNIT is active and still active, never
@@ -260,7 +273,9 @@ pm_systemd_reap() {
 
 # At the switch, on every host: stops and disables every installed schedule timer that the live
 # release does not have (the whole schedule on a host that is not its primary, or under
-# supervisor), with its service, and removes their files; then installs, enables and (re)starts
+# supervisor; and, at the first deploy that names them with dots, the timers named the legacy
+# way: every file of $D/.shipit/systemd is this deploy_to's), with its service, and removes their
+# files; then installs, enables and (re)starts
 # the live release's (a timer restarted keeps no old time). Only timers are stopped: a run in
 # progress finishes, and its timer, even a new one of the same name, does not start the service
 # again while it runs.
@@ -271,7 +286,7 @@ shipit_systemd_timers() {
     timers=$(grep '\.timer$' "$R/.shipit/timers" | tr '\n' ' ')
   fi
   gone=
-  for file in "$D/.shipit/systemd/$UNIT_PREFIX"-schedule-*.timer; do
+  for file in "$D/.shipit/systemd/"*.timer; do
     [ -e "$file" ] || continue
     case " $timers " in *" ${file##*/} "*) continue ;; esac
     gone="$gone ${file##*/}"
@@ -342,34 +357,62 @@ shipit_journal_readable() {
   id -nG | tr ' ' '\n' | grep -qx -e systemd-journal -e adm -e wheel
 }
 
+# The processes the unit lists on stdin name (replicas once; units of either naming), on one
+# line.
+shipit_systemd_processes() {
+  while read -r name; do
+    name=${name%@.service}
+    case $name in
+      "$UNIT_PREFIX".*) name=${name#"$UNIT_PREFIX".} ;;
+      "$LEGACY_UNIT_PREFIX"-*) name=${name#"$LEGACY_UNIT_PREFIX"-} ;;
+    esac
+    printf '%s\n' "${name%.[0-9]*}"
+  done | sort -u | tr '\n' ' '
+}
+
+# Whether a release of this deploy_to still lists units named the legacy way.
+shipit_systemd_legacy() {
+  grep -qs "^$LEGACY_UNIT_PREFIX-" "$D"/releases/*/.shipit/units "$D"/releases/*/.shipit/units-once \
+    "$D"/releases/*/.shipit/timers
+}
+
 # pm_systemd_logs PROCESS LINES FOLLOW ERE: from the journal of every release's instances of
-# PROCESS (replicas too); `schedule`: of the schedule's timers' services (and of the scheduler
+# PROCESS (replicas too); `schedule`: of the schedule's timers' services. While a release of
+# this deploy_to lists units named the legacy way, of those names too (and of the scheduler
 # units of releases from before timers).
 pm_systemd_logs() {
-  known=$(cat "$D/current/.shipit/units" "$D/current/.shipit/units-once" 2>/dev/null |
-    sed -e "s/^$UNIT_PREFIX-//" -e 's/@\.service$//' -e 's/\.[0-9]*$//' | sort -u | tr '\n' ' ')
+  known=$(cat "$D/current/.shipit/units" "$D/current/.shipit/units-once" 2>/dev/null | shipit_systemd_processes)
   if [ -s "$D/current/.shipit/timers" ]; then known="$known schedule"; fi
   case " $known " in
     *" $1 "*) ;;
     *) echo "no process \`$1\` in this target; its processes: $known"; exit 1 ;;
   esac
-  if [ "$1" = schedule ]; then
-    set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1-[0-9]*.service" "$2" "$3" "$4"
+  process=$1 lines=$2 follow=$3 ere=$4
+  if [ "$process" = schedule ]; then
+    set -- -u "$UNIT_PREFIX.schedule-[0-9]*.service"
   else
-    set -- "$UNIT_PREFIX-$1@*.service" "$UNIT_PREFIX-$1.*@*.service" "$2" "$3" "$4"
+    set -- -u "$UNIT_PREFIX.$process@*.service" -u "$UNIT_PREFIX.$process.*@*.service"
   fi
-  if [ "$4" = 1 ]; then
+  if shipit_systemd_legacy; then
+    set -- "$@" -u "$LEGACY_UNIT_PREFIX-$process@*.service"
+    if [ "$process" = schedule ]; then
+      set -- "$@" -u "$LEGACY_UNIT_PREFIX-schedule-[0-9]*.service"
+    else
+      set -- "$@" -u "$LEGACY_UNIT_PREFIX-$process.*@*.service"
+    fi
+  fi
+  if [ "$follow" = 1 ]; then
     # journalctl -f never ends by itself: it is stopped when shipit goes (the script's stdin,
     # fd 3, closes).
     pidfile="$D/.shipit/logs-follow.$$"
-    { shipit_journalctl -u "$1" -u "$2" -n "$3" -f --no-pager -q -o short-iso 2>&1 &
+    { shipit_journalctl "$@" -n "$lines" -f --no-pager -q -o short-iso 2>&1 &
       echo $! > "$pidfile"
-      wait; } | shipit_grep "$5" &
+      wait; } | shipit_grep "$ere" &
     while read -r _ <&3; do :; done
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
   else
-    shipit_journalctl -u "$1" -u "$2" -n "$3" --no-pager -q -o short-iso | shipit_grep "$5"
+    shipit_journalctl "$@" -n "$lines" --no-pager -q -o short-iso | shipit_grep "$ere"
   fi
 }
 

@@ -265,7 +265,7 @@ impl SystemdHost {
     }
 
     /// The running units whose names match `pattern` (a `systemctl list-units` glob such as
-    /// `hello-test-web@*`), sorted.
+    /// `hello.test.web@*`), sorted.
     pub fn running_units(&self, pattern: &str) -> Vec<String> {
         let out = self.systemctl_ok(&[
             "list-units",

@@ -1,20 +1,29 @@
 //! A test's world for the systemd backend: the example project under git, a private HOME for
 //! shipit and a [`SystemdHost`] (a real systemd in namespaces of its own, with sshd and nginx
 //! inside), and a shipit.toml whose target runs the app under that systemd. The systemd
-//! counterpart of [`Stack`](crate::stack::Stack). Needs root.
+//! counterpart of [`Stack`](crate::stack::Stack). Needs root. Two stacks may share one host
+//! ([`SystemdStack::beside`]): two sites, each its own project, target and deploy_to.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 use crate::project::Project;
-use crate::stack::{change_page, run_on_target, run_shipit, Run, SERVE_TIMEOUT, TARGET};
+use crate::stack::{change_page, run_shipit, Run, SERVE_TIMEOUT, TARGET};
 use crate::systemd::SystemdHost;
 use crate::*;
 
 /// The project, shipit's HOME and the first host of the target.
 pub struct SystemdStack {
-    pub host: SystemdHost,
+    /// Shared by the stacks [`SystemdStack::beside`] this one.
+    pub host: Rc<SystemdHost>,
     pub project: Project,
+    /// `[project] name`: `hello` (the example project's module, whatever the name).
+    pub name: String,
+    /// The target's name: `test`.
+    pub target: String,
+    /// `deploy_to` is this directory in the host's base directory: `app`.
+    pub app: String,
     /// Root-owned, empty: shipit's HOME.
     pub home: tempfile::TempDir,
     /// TCP port nginx serves the site on.
@@ -48,6 +57,12 @@ impl Drop for SystemdStack {
 impl SystemdStack {
     /// A booted host and a project whose target `test` runs the app as system units of it.
     pub fn start() -> SystemdStack {
+        SystemdStack::start_as("hello", TARGET, "app")
+    }
+
+    /// [`SystemdStack::start`] for project `name`, target `target`, deploy_to `app` in the
+    /// host's base directory.
+    pub fn start_as(name: &str, target: &str, app: &str) -> SystemdStack {
         prepare_host_user();
         // The README's advice for `shipit logs` of system units: deploy reads the journal as a
         // member of systemd-journal.
@@ -59,11 +74,23 @@ impl SystemdStack {
                 .expect("run usermod");
             assert!(out.status.success(), "usermod: {out:?}");
         });
-        let host = SystemdHost::start();
+        SystemdStack::on(Rc::new(SystemdHost::start()), name, target, app)
+    }
+
+    /// A second site on `other`'s host: project `name`, target `target`, deploy_to `app` in the
+    /// host's base directory, its own nginx site (`NAME.conf`) and port.
+    pub fn beside(other: &SystemdStack, name: &str, target: &str, app: &str) -> SystemdStack {
+        SystemdStack::on(Rc::clone(&other.host), name, target, app)
+    }
+
+    fn on(host: Rc<SystemdHost>, name: &str, target: &str, app: &str) -> SystemdStack {
         let stack = SystemdStack {
             hosts: Vec::new(),
             known_hosts: None,
             host,
+            name: name.into(),
+            target: target.into(),
+            app: app.into(),
             project: crate::project::project(),
             home: tempfile::Builder::new()
                 .prefix("shipit-home-")
@@ -88,9 +115,10 @@ impl SystemdStack {
             false => self.hosts.iter().map(|h| quote(h)).collect(),
         };
         let text = format!(
-            "[project]\nname = \"hello\"\npython = \"/usr/bin/python3\"\n\n\
+            "[project]\nname = {name}\npython = \"/usr/bin/python3\"\n\
+             settings_module = \"hello.settings.selected\"\nwsgi_app = \"hello.wsgi:application\"\n\n\
              [project.requirements]\ndeployment = {requirements}\n\n\
-             [targets.{TARGET}]\n\
+             [targets.{target}]\n\
              hosts = [{hosts}]\n\
              deploy_to = {deploy_to}\n\
              environment = \"deployment\"\n\
@@ -98,10 +126,12 @@ impl SystemdStack {
              identity_file = {key}\n\
              known_hosts = {known}\n\
              {extra}\n\
-             \n[targets.{TARGET}.vars]\nlisten = {listen}\n\
-             \n[targets.{TARGET}.nginx]\nsite = {site}\ntest = {test}\nreload = {reload}\n\
-             \n[targets.{TARGET}.app]\nmanager = {manager}\n\
-             \n[targets.{TARGET}.systemd]\n{systemd}",
+             \n[targets.{target}.vars]\nlisten = {listen}\n\
+             \n[targets.{target}.nginx]\nsite = {site}\ntest = {test}\nreload = {reload}\n\
+             \n[targets.{target}.app]\nmanager = {manager}\n\
+             \n[targets.{target}.systemd]\n{systemd}",
+            name = quote(&self.name),
+            target = self.target,
             requirements = quote(&self.requirements),
             hosts = hosts.join(", "),
             deploy_to = quote(&self.deploy_to().display().to_string()),
@@ -121,7 +151,7 @@ impl SystemdStack {
                     .host
                     .nginx
                     .sites_dir
-                    .join("hello.conf")
+                    .join(format!("{}.conf", self.name))
                     .display()
                     .to_string()
             ),
@@ -141,7 +171,21 @@ impl SystemdStack {
     }
 
     pub fn deploy_to(&self) -> PathBuf {
-        self.host.deploy_to()
+        self.host.base.path().join(&self.app)
+    }
+
+    /// Reboots the host (not one two stacks share).
+    pub fn reboot(&mut self) {
+        Rc::get_mut(&mut self.host)
+            .expect("a host two stacks share is not rebooted")
+            .reboot();
+    }
+
+    /// `shipit COMMAND --target TARGET --json ARGS`.
+    pub fn on_target(&self, command: &str, args: &[&str]) -> Run {
+        let mut all = vec![command, "--target", &self.target, "--json"];
+        all.extend_from_slice(args);
+        self.shipit(&all)
     }
 
     /// `shipit -C PROJECT ARGS` with the private HOME.
@@ -149,9 +193,9 @@ impl SystemdStack {
         run_shipit(&self.project, self.home.path(), args)
     }
 
-    /// `shipit deploy --target test --json ARGS`.
+    /// `shipit deploy --target TARGET --json ARGS`.
     pub fn deploy(&self, args: &[&str]) -> Run {
-        run_on_target(&self.project, self.home.path(), "deploy", args)
+        self.on_target("deploy", args)
     }
 
     /// A deploy that must succeed; the id of the release it made.
@@ -173,15 +217,24 @@ impl SystemdStack {
             .to_string()
     }
 
-    /// `shipit rollback --target test --json ARGS`.
+    /// `shipit rollback --target TARGET --json ARGS`.
     pub fn rollback(&self, args: &[&str]) -> Run {
-        run_on_target(&self.project, self.home.path(), "rollback", args)
+        self.on_target("rollback", args)
     }
 
-    /// The last lines of the host's journal of the test's units.
+    /// The prefix of the target's units: `PROJECT.TARGET.`.
+    pub fn unit_prefix(&self) -> String {
+        format!("{}.{}.", self.name, self.target)
+    }
+
+    /// The last lines of the host's journal of the test's units (named either way).
     pub fn journal(&self) -> String {
+        let (new, legacy) = (
+            format!("{}*", self.unit_prefix()),
+            format!("{}-{}-*", self.name, self.target),
+        );
         self.host
-            .journalctl(&["-u", "hello-*", "-n", "60", "-o", "cat"])
+            .journalctl(&["-u", &new, "-u", &legacy, "-n", "60", "-o", "cat"])
     }
 
     /// The id of the release `current` points at.
@@ -211,9 +264,9 @@ impl SystemdStack {
         })
     }
 
-    /// The test target's running units (`hello-test-*`), sorted.
+    /// The test target's running units (`PROJECT.TARGET.*`), sorted.
     pub fn units(&self) -> Vec<String> {
-        self.host.running_units("hello-test-*")
+        self.host.running_units(&format!("{}*", self.unit_prefix()))
     }
 
     /// Commits a visible change to the index page so the next deploy differs.

@@ -121,7 +121,7 @@ fn dispatch_runs_the_hosts_manager_or_every_one_and_auto_takes_the_first_that_is
         });
         // Both here: the first in MANAGERS; every manager's names are set either way.
         let init = "MANAGER=auto\nshipit_pm_init\n\
-                    echo \"manager=$MANAGER web=$WEB_UNIT conf=$PROGRAM_CONF\"";
+                    echo \"manager=$MANAGER web=$(shipit_systemd_web) conf=$PROGRAM_CONF\"";
         let names = format!(
             "web={} conf={}/{WEB}.conf\n",
             unit("web", ID),

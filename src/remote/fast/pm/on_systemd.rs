@@ -6,15 +6,40 @@ use super::*;
 pub(in crate::remote::fast) const OLD_ID: &str = "20261101000000";
 pub(in crate::remote::fast) const ID: &str = "20261122010320";
 
+/// The sample target's units' prefix (`UNIT_PREFIX`), and the one releases made before the dots
+/// named them with (`LEGACY_UNIT_PREFIX`).
+const PREFIX: &str = "hello.production.";
+const LEGACY_PREFIX: &str = "hello-production-";
+
 /// Instance `ID` of process `name`'s template unit.
 pub(in crate::remote::fast) fn unit(name: &str, id: &str) -> String {
-    format!("hello-production-{name}@{id}.service")
+    format!("{PREFIX}{name}@{id}.service")
+}
+
+/// Instance `ID` of process `name`'s template unit, named as before the dots.
+fn legacy_unit(name: &str, id: &str) -> String {
+    format!("{LEGACY_PREFIX}{name}@{id}.service")
 }
 
 /// Release `id` keeps the template units of `processes` (started before the switch) in
 /// `.shipit/units` and of `singletons` in `.shipit/units-once`, rendered in `.shipit/systemd/`.
 pub(in crate::remote::fast) fn release_units(
     host: &Host,
+    id: &str,
+    processes: &[&str],
+    singletons: &[&str],
+) {
+    named_release_units(host, PREFIX, id, processes, singletons);
+}
+
+/// [`release_units`] of a release made before the dots: `hello-production-web@.service`.
+fn legacy_release_units(host: &Host, id: &str, processes: &[&str], singletons: &[&str]) {
+    named_release_units(host, LEGACY_PREFIX, id, processes, singletons);
+}
+
+fn named_release_units(
+    host: &Host,
+    prefix: &str,
     id: &str,
     processes: &[&str],
     singletons: &[&str],
@@ -26,7 +51,7 @@ pub(in crate::remote::fast) fn release_units(
         }
         let mut text = String::new();
         for name in names {
-            let template = format!("hello-production-{name}@.service");
+            let template = format!("{prefix}{name}@.service");
             host.write(
                 dir.join("systemd").join(&template),
                 &format!("[Service]\nExecStart={id}/.shipit/systemd/{name}.sh\n"),
@@ -74,7 +99,7 @@ case "$1" in
     if [ -f "$units.next" ]; then mv "$units.next" "$units"; fi ;;
   status)
     printf '%s\n' "x $5 - hello production web" \
-      "     Loaded: loaded (/srv/hello/.shipit/systemd/hello-production-web@.service; linked)" \
+      "     Loaded: loaded (/srv/hello/.shipit/systemd/hello.production.web@.service; linked)" \
       "     Active: failed (Result: exit-code) since Sun 2026-11-22 01:03:21 UTC; 2s ago" \
       "    Process: 123 ExecStart=/srv/hello/current/.shipit/systemd/web.sh (code=exited, status=1/FAILURE)" \
       "   Main PID: 123 (code=exited, status=1/FAILURE)" \
@@ -97,7 +122,7 @@ fn systemd_init_names_the_web_unit_and_finds_the_user_runtime_dir() {
         systemd(host, "");
         host.set("SCOPE", "user")
             .set("SYSTEMCTL", "sudo -n systemctl");
-        let show = "echo \"web=$WEB_UNIT ctl=$SYSTEMCTL\"\n\
+        let show = "echo \"web=$(shipit_systemd_web) ctl=$SYSTEMCTL\"\n\
                     sh -c 'echo \"runtime=${XDG_RUNTIME_DIR:-none} uid=$(id -u)\"'";
         let run = host.run(show);
         run.status(0)
@@ -181,7 +206,7 @@ fn systemd_start_links_changed_templates_and_starts_the_instances() {
         let installed = host.d(".shipit/systemd");
         host.step("shipit_pm", &["start"])
             .status(0)
-            .says("installed systemd templates: hello-production-web@.service hello-production-worker@.service");
+            .says("installed systemd templates: hello.production.web@.service hello.production.worker@.service");
         let start = format!(
             "--user start --no-block -- {} {}",
             unit("web", ID),
@@ -191,14 +216,14 @@ fn systemd_start_links_changed_templates_and_starts_the_instances() {
             host.calls("systemctl"),
             [
                 format!(
-                    "--user link {0}/hello-production-web@.service {0}/hello-production-worker@.service",
+                    "--user link {0}/hello.production.web@.service {0}/hello.production.worker@.service",
                     installed.display()
                 ),
                 start.clone(),
             ]
         );
         assert_eq!(
-            std::fs::read_to_string(installed.join("hello-production-worker@.service")).unwrap(),
+            std::fs::read_to_string(installed.join("hello.production.worker@.service")).unwrap(),
             format!("[Service]\nExecStart={ID}/.shipit/systemd/worker.sh\n")
         );
         // The same templates again: nothing to link, only instances to start.
@@ -342,19 +367,19 @@ fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_a
         // The live release's schedule, and a timer of an entry it no longer has.
         let systemd_dir = host.r(".shipit/systemd");
         for file in [
-            "hello-production-schedule-1.timer",
-            "hello-production-schedule-1.service",
+            "hello.production.schedule-1.timer",
+            "hello.production.schedule-1.service",
         ] {
             host.write(systemd_dir.join(file), "[Unit]\n");
         }
         host.write(
             host.r(".shipit/timers"),
-            "hello-production-schedule-1.timer\nhello-production-schedule-1.service\n",
+            "hello.production.schedule-1.timer\nhello.production.schedule-1.service\n",
         );
         let installed = host.d(".shipit/systemd");
         for file in [
-            "hello-production-schedule-9.timer",
-            "hello-production-schedule-9.service",
+            "hello.production.schedule-9.timer",
+            "hello.production.schedule-9.service",
         ] {
             host.write(installed.join(file), "[Unit]\n");
         }
@@ -367,8 +392,8 @@ fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_a
             "stopping in the background, each within its stop timeout: {}",
             old("web")
         ))
-        .says("removed the timers of no live schedule: hello-production-schedule-9.timer\n")
-        .says("the schedule's timers run: hello-production-schedule-1.timer")
+        .says("removed the timers of no live schedule: hello.production.schedule-9.timer\n")
+        .says("the schedule's timers run: hello.production.schedule-1.timer")
         .says(&format!("started the singletons: {}", new("beat")));
         let dir = installed.display();
         assert_eq!(
@@ -380,13 +405,13 @@ fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_a
                 // The old singleton has stopped before the new one starts.
                 format!("stop -- {}", old("beat")),
                 format!("stop --no-block -- {}", old("web")),
-                "stop -- hello-production-schedule-9.timer".to_string(),
-                "disable -- hello-production-schedule-9.timer hello-production-schedule-9.service".to_string(),
-                format!("link {dir}/hello-production-schedule-1.timer {dir}/hello-production-schedule-1.service"),
-                "enable --no-reload -- hello-production-schedule-1.timer".to_string(),
-                "restart -- hello-production-schedule-1.timer".to_string(),
+                "stop -- hello.production.schedule-9.timer".to_string(),
+                "disable -- hello.production.schedule-9.timer hello.production.schedule-9.service".to_string(),
+                format!("link {dir}/hello.production.schedule-1.timer {dir}/hello.production.schedule-1.service"),
+                "enable --no-reload -- hello.production.schedule-1.timer".to_string(),
+                "restart -- hello.production.schedule-1.timer".to_string(),
                 format!("enable --no-reload -- {} {}", new("web"), new("worker")),
-                format!("link {dir}/hello-production-beat@.service"),
+                format!("link {dir}/hello.production.beat@.service"),
                 format!("start -- {}", new("beat")),
                 format!("enable --no-reload -- {}", new("beat")),
             ]
@@ -399,9 +424,9 @@ fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_a
         assert_eq!(
             files,
             [
-                "hello-production-beat@.service",
-                "hello-production-schedule-1.service",
-                "hello-production-schedule-1.timer",
+                "hello.production.beat@.service",
+                "hello.production.schedule-1.service",
+                "hello.production.schedule-1.timer",
             ]
         );
     });
@@ -564,7 +589,7 @@ fn systemd_logs_read_the_journal_of_every_instance_of_a_process() {
         release_units(host, ID, &["web", "worker", "worker.2"], &["beat"]);
         host.write(
             host.r(".shipit/timers"),
-            "hello-production-schedule-1.timer\n",
+            "hello.production.schedule-1.timer\n",
         );
         std::os::unix::fs::symlink(format!("releases/{ID}"), host.d("current")).unwrap();
         host.write(
@@ -581,13 +606,148 @@ fn systemd_logs_read_the_journal_of_every_instance_of_a_process() {
         assert_eq!(
             host.calls("journalctl"),
             [
-                "-u hello-production-worker@*.service -u hello-production-worker.*@*.service -n 50 --no-pager -q -o short-iso",
-                "-u hello-production-schedule@*.service -u hello-production-schedule-[0-9]*.service -n 5 --no-pager -q -o short-iso",
+                "-u hello.production.worker@*.service -u hello.production.worker.*@*.service -n 50 --no-pager -q -o short-iso",
+                "-u hello.production.schedule-[0-9]*.service -n 5 --no-pager -q -o short-iso",
             ]
         );
         let run = host.step("shipit_pm", &["logs", "mailer", "5", "0", ""]);
         run.status(1)
             .says("no process `mailer` in this target; its processes: beat web worker ")
             .says(" schedule\n");
+    });
+}
+
+/// A rollback to a release made before the dots: its own lists name its units, and the web app
+/// server the health check asks about is the one they name.
+#[test]
+fn systemd_a_release_made_before_the_dots_starts_and_is_watched_under_its_own_names() {
+    let (web, worker) = (legacy_unit("web", ID), legacy_unit("worker", ID));
+    each_shell(|host| {
+        systemd(host, &format!("{web} failed 0\n{worker} active 0\n"));
+        legacy_release_units(host, ID, &["web", "worker"], &[]);
+        host.run("echo \"web=$(shipit_systemd_web)\"")
+            .status(0)
+            .says(&format!("web={web}\n"));
+        host.step("shipit_pm", &["start"]).status(0).says(
+            "installed systemd templates: hello-production-web@.service hello-production-worker@.service",
+        );
+        assert_eq!(
+            host.calls("systemctl").last().unwrap(),
+            &format!("start --no-block -- {web} {worker}")
+        );
+        host.run("shipit_pm dead")
+            .status(0)
+            .says(&format!("{web} failed\n"));
+        systemd_wait(host, 30)
+            .status(0)
+            .says(&format!("running: {worker}\n"));
+    });
+}
+
+/// The first switch after the dots: the earlier release's instances and the schedule's timers,
+/// named the legacy way, stop and go; the live release's start under the new names.
+#[test]
+fn systemd_the_first_switch_with_dots_stops_the_legacy_release_and_removes_its_timers() {
+    each_shell(|host| {
+        let old = |name: &str| legacy_unit(name, OLD_ID);
+        let new = |name: &str| unit(name, ID);
+        systemd(
+            host,
+            &format!(
+                "{} active 0\n{} active 0\n{} active 0\n",
+                old("web"),
+                old("worker"),
+                old("beat")
+            ),
+        );
+        legacy_release_units(host, OLD_ID, &["web", "worker"], &["beat"]);
+        release_units(host, ID, &["web", "worker"], &["beat"]);
+        let systemd_dir = host.r(".shipit/systemd");
+        for file in [
+            "hello.production.schedule-1.timer",
+            "hello.production.schedule-1.service",
+        ] {
+            host.write(systemd_dir.join(file), "[Unit]\n");
+        }
+        host.write(
+            host.r(".shipit/timers"),
+            "hello.production.schedule-1.timer\nhello.production.schedule-1.service\n",
+        );
+        // What the earlier release installed: its templates and its schedule's timer.
+        let installed = host.d(".shipit/systemd");
+        for file in [
+            "hello-production-web@.service",
+            "hello-production-schedule-1.timer",
+            "hello-production-schedule-1.service",
+        ] {
+            host.write(installed.join(file), "[Unit]\n");
+        }
+        host.run(&format!(
+            "LIVE={ID}\nshipit_step stop-old shipit_pm stop_old"
+        ))
+        .status(0)
+        .says(&format!("stopped: {}", old("beat")))
+        .says(&format!(
+            "stopping in the background, each within its stop timeout: {} {}",
+            old("web"),
+            old("worker")
+        ))
+        .says("removed the timers of no live schedule: hello-production-schedule-1.timer\n")
+        .says("the schedule's timers run: hello.production.schedule-1.timer")
+        .says(&format!("started the singletons: {}", new("beat")));
+        let calls = host.calls("systemctl");
+        for call in [
+            format!(
+                "disable --no-reload -- {} {} {}",
+                old("web"),
+                old("worker"),
+                old("beat")
+            ),
+            "stop -- hello-production-schedule-1.timer".to_string(),
+            "disable -- hello-production-schedule-1.timer hello-production-schedule-1.service"
+                .to_string(),
+            "enable --no-reload -- hello.production.schedule-1.timer".to_string(),
+            format!("enable --no-reload -- {} {}", new("web"), new("worker")),
+        ] {
+            assert!(calls.contains(&call), "no `{call}` in {calls:#?}");
+        }
+        assert!(!installed.join("hello-production-schedule-1.timer").exists());
+        assert!(!installed
+            .join("hello-production-schedule-1.service")
+            .exists());
+    });
+}
+
+/// `shipit logs` while the live release was made before the dots: its processes are found, and
+/// the journal of both namings is read until no release of this deploy_to names units the
+/// legacy way.
+#[test]
+fn systemd_logs_find_the_processes_of_a_release_made_before_the_dots() {
+    each_shell(|host| {
+        systemd(host, "");
+        legacy_release_units(host, ID, &["web", "worker", "worker.2"], &["beat"]);
+        host.write(
+            host.r(".shipit/timers"),
+            "hello-production-schedule-1.timer\n",
+        );
+        std::os::unix::fs::symlink(format!("releases/{ID}"), host.d("current")).unwrap();
+        host.step("shipit_pm", &["logs", "worker", "50", "0", ""])
+            .status(0);
+        host.step("shipit_pm", &["logs", "schedule", "5", "0", ""])
+            .status(0);
+        assert_eq!(
+            host.calls("journalctl"),
+            [
+                "-u hello.production.worker@*.service -u hello.production.worker.*@*.service \
+                 -u hello-production-worker@*.service -u hello-production-worker.*@*.service \
+                 -n 50 --no-pager -q -o short-iso",
+                "-u hello.production.schedule-[0-9]*.service \
+                 -u hello-production-schedule@*.service -u hello-production-schedule-[0-9]*.service \
+                 -n 5 --no-pager -q -o short-iso",
+            ]
+        );
+        host.step("shipit_pm", &["logs", "mailer", "5", "0", ""])
+            .status(1)
+            .says("no process `mailer` in this target; its processes: beat web worker  schedule\n");
     });
 }
