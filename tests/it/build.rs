@@ -498,7 +498,8 @@ fn a_deploy_map_destination_that_looks_like_a_secret_is_refused_unless_included(
     let project = project();
     let map = project.read("conf/deploy.map");
     project.write("conf/templates/env.j2", "DEBUG=0\n");
-    project.write("conf/deploy.map", &format!("{map}env.j2 .env\n"));
+    // Not the `.env` the target shares (a destination under a shared path is refused first).
+    project.write("conf/deploy.map", &format!("{map}env.j2 config/.env\n"));
     project.commit_all("render a .env");
     let line = map.lines().count() + 1;
 
@@ -506,17 +507,17 @@ fn a_deploy_map_destination_that_looks_like_a_secret_is_refused_unless_included(
     assert_eq!(failure.code, 2);
     failure.says(&[
         &format!("deploy.map:{line}:"),
-        "`.env` looks like a secret file",
+        "`config/.env` looks like a secret file",
         "project.include",
     ]);
 
     project.edit_config(
         "python = \"/usr/bin/python3\"\n",
-        "python = \"/usr/bin/python3\"\ninclude = [\".env\"]\n",
+        "python = \"/usr/bin/python3\"\ninclude = [\"config/.env\"]\n",
     );
     project.commit_all("ship the rendered .env on purpose");
     let built = build(&project, &["--target", "local"]);
-    assert!(built.archive.contains(".env"));
+    assert!(built.archive.contains("config/.env"));
 }
 
 #[test]
