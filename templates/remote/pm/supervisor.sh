@@ -239,8 +239,14 @@ pm_supervisor_installed() {
 }
 
 # shipit_supervisor_ours FILE RELEASE: whether program FILE runs release RELEASE of this
-# deploy_to (every program shipit renders names its release directory).
-shipit_supervisor_ours() { grep -Fqx "directory=$D/releases/$2" "$1"; }
+# deploy_to (every program shipit renders names its release directory), however deploy_to was
+# named when it was rendered (through a symlink, before storage moved: the same directory).
+shipit_supervisor_ours() {
+  grep -Fqx "directory=$D/releases/$2" "$1" && return 0
+  mine=$(cd "$D/releases/$2" 2>/dev/null && pwd -P) || return 1
+  theirs=$(sed -n 's/^directory=//p' "$1" | head -n 1)
+  [ -n "$theirs" ] && [ "$(cd "$theirs" 2>/dev/null && pwd -P)" = "$mine" ]
+}
 
 # `shipit check`'s process manager item: supervisord answers and its conf_dir is writable.
 pm_supervisor_check() {

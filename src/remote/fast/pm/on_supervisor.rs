@@ -329,6 +329,34 @@ fn installed_releases(host: &Host) {
 /// A program of another deploy_to with this project and target's names.
 const OTHER_CHECKOUT: &str = "hello.production.20261101000003";
 
+/// deploy_to named through a symlink after the programs were rendered (storage moved,
+/// `/srv/hello -> /data/hello`): its programs are still its own, and stopped.
+#[test]
+fn supervisor_stop_old_knows_its_programs_through_a_renamed_deploy_to() {
+    each_shell(|host| {
+        supervisor(host, "");
+        installed_releases(host);
+        for id in ["20261101000000", "20261101000001"] {
+            std::fs::create_dir_all(host.d(&format!("releases/{id}"))).unwrap();
+        }
+        std::fs::create_dir_all(host.r("")).unwrap();
+        let alias = host.path("alias");
+        std::os::unix::fs::symlink(host.d(""), &alias).unwrap();
+        host.set("D", alias.to_str().unwrap());
+        host.run("LIVE=20261122010320\nshipit_step stop-old shipit_pm stop_old")
+            .status(0)
+            .says(&format!(
+                "stopping in the background, each within its stop timeout: {OLD} {LEGACY}"
+            ));
+        assert!(
+            !confd(host).contains(&format!("{OLD}.conf")),
+            "{:?}",
+            confd(host)
+        );
+        assert!(confd(host).contains(&format!("{OTHER_CHECKOUT}.conf")));
+    });
+}
+
 #[test]
 fn supervisor_stop_old_drains_other_releases_programs_in_the_background() {
     each_shell(|host| {
