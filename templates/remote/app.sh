@@ -108,6 +108,8 @@ step_health_check() {
 # stop timeout, and the live release's singletons (`once` processes, on the primary) start:
 # never two of them at once. Never fails: the release that matters is already live.
 step_stop_old_app() {
+  # The managers' stop_old (pm/*.sh) read LIVE.
+  # shellcheck disable=SC2034
   LIVE=$(shipit_live_id)
   shipit_pms stop_old
 }

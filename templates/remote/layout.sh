@@ -2,6 +2,9 @@
 # The layout of deploy_to and of a release, and the helpers every step may use: reading
 # NAME=VALUE files, the deploy log, a release's environment, manage.py in a release.
 
+# The names every part of a script uses. Other files of the library read most of them (the
+# whole library is checked as one by remote::preamble's shellcheck test).
+# shellcheck disable=SC2034
 shipit_init() {
   R="$D/releases/$ID"
   LOCK="$D/.shipit/lock"

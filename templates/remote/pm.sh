@@ -34,6 +34,8 @@ shipit_pm() {
 shipit_pms() {
   SHIPIT_PMS_VERB=$1
   shift
+  # MANAGERS comes from the preamble (not a misspelt MANAGER).
+  # shellcheck disable=SC2153
   for pm in $MANAGERS; do "pm_${pm}_$SHIPIT_PMS_VERB" "$@"; done
 }
 

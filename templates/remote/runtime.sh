@@ -70,6 +70,8 @@ shipit_start() {
   exec 2>&1
   set -u
   SHIPIT_STEP=start
+  # The cleanups (switch.sh) read the failed step.
+  # shellcheck disable=SC2034
   SHIPIT_FAILED_STEP=
   trap shipit_interrupted PIPE HUP TERM
 }
