@@ -5,8 +5,8 @@
 //! whole, under supervisor and under systemd, to show what it decides and which manager it asks.
 
 use super::pm::{
-    confd, ending_job, programs, release_units, running_job, supervisor, systemd, unit, wait_for,
-    CRASH, ID, OLD, OLD_ID, SHOW, WEB, WORKER,
+    confd, ending_job, programs, release_units, running_job, stopping_old_web, supervisor, systemd,
+    unit, wait_for, CRASH, ID, OLD, OLD_ID, SHOW, WEB, WORKER,
 };
 use super::{each_shell, App, Host};
 use crate::manager::ServiceConfigs;
@@ -529,11 +529,7 @@ fn reap_under_supervisor_removes_finished_drains_and_reports_or_waits_for_one_un
 #[test]
 fn reap_under_systemd_waits_only_when_asked_and_only_where_systemd_runs_the_app() {
     each_shell(|host| {
-        let stopping = unit("web", OLD_ID);
-        systemd(host, &format!("{stopping} deactivating 0\n"));
-        host.write(host.path("units.next"), &format!("{stopping} inactive 0\n"));
-        release_units(host, OLD_ID, &["web"], &[]);
-        release_units(host, ID, &["web"], &[]);
+        let stopping = stopping_old_web(host);
         host.current(&format!("releases/{ID}"));
         // Without `wait` systemd carries out its stops alone.
         host.step("step_reap", &[]).status(0);

@@ -348,6 +348,18 @@ fn systemd_stop_new_stops_and_resets_the_new_releases_instances() {
     });
 }
 
+/// This release's schedule: entry 1's timer and service, rendered and listed in `.shipit/timers`.
+fn live_schedule(host: &Host) {
+    let names = [
+        "hello.production.schedule-1.timer",
+        "hello.production.schedule-1.service",
+    ];
+    for file in names {
+        host.write(host.r(".shipit/systemd").join(file), "[Unit]\n");
+    }
+    host.write(host.r(".shipit/timers"), &format!("{}\n", names.join("\n")));
+}
+
 #[test]
 fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_and_timers() {
     each_shell(|host| {
@@ -365,17 +377,7 @@ fn systemd_stop_old_drains_the_old_release_and_starts_the_live_ones_singletons_a
         release_units(host, OLD_ID, &["web", "worker"], &["beat"]);
         release_units(host, ID, &["web", "worker"], &["beat"]);
         // The live release's schedule, and a timer of an entry it no longer has.
-        let systemd_dir = host.r(".shipit/systemd");
-        for file in [
-            "hello.production.schedule-1.timer",
-            "hello.production.schedule-1.service",
-        ] {
-            host.write(systemd_dir.join(file), "[Unit]\n");
-        }
-        host.write(
-            host.r(".shipit/timers"),
-            "hello.production.schedule-1.timer\nhello.production.schedule-1.service\n",
-        );
+        live_schedule(host);
         let installed = host.d(".shipit/systemd");
         for file in [
             "hello.production.schedule-9.timer",
@@ -472,14 +474,21 @@ fn systemd_stop_old_never_fails_and_is_silent_where_systemd_never_ran() {
     });
 }
 
+/// The earlier release's web unit still stopping (inactive at the next `systemctl show`), both
+/// releases keeping their web unit: its name.
+pub(in crate::remote::fast) fn stopping_old_web(host: &mut Host) -> String {
+    let stopping = unit("web", OLD_ID);
+    systemd(host, &format!("{stopping} deactivating 0\n"));
+    host.write(host.path("units.next"), &format!("{stopping} inactive 0\n"));
+    release_units(host, OLD_ID, &["web"], &[]);
+    release_units(host, ID, &["web"], &[]);
+    stopping
+}
+
 #[test]
 fn systemd_reap_waits_for_an_earlier_runs_units_still_stopping() {
     each_shell(|host| {
-        let stopping = unit("web", OLD_ID);
-        systemd(host, &format!("{stopping} deactivating 0\n"));
-        host.write(host.path("units.next"), &format!("{stopping} inactive 0\n"));
-        release_units(host, OLD_ID, &["web"], &[]);
-        release_units(host, ID, &["web"], &[]);
+        let stopping = stopping_old_web(host);
         std::os::unix::fs::symlink(format!("releases/{ID}"), host.d("current")).unwrap();
         let draining = "echo \"draining: $(shipit_pm draining | tr '\\n' ' ')\"";
         host.run(draining)
@@ -662,17 +671,7 @@ fn systemd_the_first_switch_with_dots_stops_the_legacy_release_and_removes_its_t
         );
         legacy_release_units(host, OLD_ID, &["web", "worker"], &["beat"]);
         release_units(host, ID, &["web", "worker"], &["beat"]);
-        let systemd_dir = host.r(".shipit/systemd");
-        for file in [
-            "hello.production.schedule-1.timer",
-            "hello.production.schedule-1.service",
-        ] {
-            host.write(systemd_dir.join(file), "[Unit]\n");
-        }
-        host.write(
-            host.r(".shipit/timers"),
-            "hello.production.schedule-1.timer\nhello.production.schedule-1.service\n",
-        );
+        live_schedule(host);
         // What the earlier release installed: its templates and its schedule's timer.
         let installed = host.d(".shipit/systemd");
         for file in [
