@@ -10,6 +10,7 @@ use super::quote;
 use super::step::{Cleanup, Step};
 use crate::remote::library;
 use crate::remote::preamble::Preamble;
+use crate::remote::protocol::job_name;
 #[cfg(test)]
 use crate::remote::protocol::{parse_line, Event};
 
@@ -113,7 +114,11 @@ impl Script {
     /// The calls after the library: what differs from one script to another.
     pub(crate) fn render_calls(&self) -> String {
         let mut out = String::from("shipit_start\n");
-        out.push_str(&format!("SHIPIT_NONCE={}\n", quote(&self.nonce)));
+        out.push_str(&format!(
+            "SHIPIT_NONCE={}\nSHIPIT_JOB={}\n",
+            quote(&self.nonce),
+            job_name(&self.nonce)
+        ));
         out.push_str(&self.vars.render());
         out.push_str("shipit_init\n");
         for part in &self.parts {
@@ -300,7 +305,8 @@ mod tests {
         assert_eq!(
             script.render_calls(),
             "shipit_start\n\
-             SHIPIT_NONCE=n0\n"
+             SHIPIT_NONCE=n0\n\
+             SHIPIT_JOB=820d5d8baf762ec6\n"
                 .to_string()
                 + &vars.render()
                 + "shipit_init\n\

@@ -150,7 +150,7 @@ preamble! {
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).
-pub(crate) const RUNTIME: &[&str] = &["SHIPIT_NONCE", "SHIPIT_CLEANUP"];
+pub(crate) const RUNTIME: &[&str] = &["SHIPIT_NONCE", "SHIPIT_JOB", "SHIPIT_CLEANUP"];
 
 impl Preamble {
     /// The preamble as shell: one quoted assignment per variable.

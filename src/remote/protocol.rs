@@ -8,6 +8,14 @@
 /// Prefix of every marker line.
 pub const MARKER: &str = "@@shipit:";
 
+/// The name of a run's private background-job directory (`SHIPIT_JOB`, beside `SHIPIT_NONCE`
+/// in every script): a hash of the nonce, so that the nonce is never in a name any user of the
+/// host can list, worked out here rather than by two processes on the host for every script.
+pub(crate) fn job_name(nonce: &str) -> String {
+    use sha2::{Digest, Sha256};
+    crate::build::archive::hex(&Sha256::digest(nonce.as_bytes()))[..16].to_string()
+}
+
 /// What one line of remote output means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

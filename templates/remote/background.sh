@@ -7,7 +7,7 @@
 # The job's directory: in /dev/shm (else $TMPDIR or /tmp), not under $D, so that a full
 # deploy_to cannot swallow what a failing step said (a full disk is a likely reason for
 # collectstatic to fail). Private (0700, see step_background), and named by a hash of the run's
-# nonce (SHIPIT_JOB, see shipit_init): the nonce itself, which step output cannot forge, is
+# nonce (SHIPIT_JOB, set beside SHIPIT_NONCE: remote::protocol::job_name): the nonce itself, which step output cannot forge, is
 # never in a name any user of the host can list.
 shipit_background_dir() {
   for base in /dev/shm "${TMPDIR:-/tmp}" /tmp; do

@@ -10,7 +10,6 @@ shipit_init() {
   LOCK="$D/.shipit/lock"
   SITE_BACKUP="$D/.shipit/nginx-site.previous"
   SITE_CHANGED="$D/.shipit/nginx-site.changed"
-  SHIPIT_JOB=$(printf '%s' "${SHIPIT_NONCE:-}" | sha256sum | cut -c1-16)
   PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
   # shipit writes `current` relative; another tool may have written it absolute.
   case $PREVIOUS in "$D"/releases/*) PREVIOUS=${PREVIOUS#"$D"/} ;; esac

@@ -18,7 +18,7 @@ mod switch;
 use crate::plan::quote;
 use crate::remote::library::{sent, LIBRARY};
 use crate::remote::preamble::Preamble;
-use crate::remote::protocol::{parse_line, Event};
+use crate::remote::protocol::{job_name, parse_line, Event};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
@@ -254,7 +254,11 @@ impl Host {
 
     /// The shell that runs `calls` after the library and the preamble.
     fn command(&self, calls: &str) -> Command {
-        let mut preamble = format!("shipit_start\nSHIPIT_NONCE={}\n", self.nonce);
+        let mut preamble = format!(
+            "shipit_start\nSHIPIT_NONCE={}\nSHIPIT_JOB={}\n",
+            self.nonce,
+            job_name(&self.nonce)
+        );
         preamble.push_str(&self.vars.render());
         let script = format!(
             "{}\nshipit_main() {{\n{preamble}shipit_init\nSHIPIT_CLEANUP=on_lock_failure\n{calls}\nshipit_done\n}}\nshipit_main 3</dev/null </dev/null\nexit $?\n",
