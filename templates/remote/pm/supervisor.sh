@@ -123,12 +123,8 @@ pm_supervisor_stop_old() {
   # shellcheck disable=SC2086
   for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB "$CONFD"/$LEGACY_GLOB; do
     if [ ! -e "$conf" ] || [ "$conf" = "$PROGRAM_CONF" ]; then continue; fi
-    name=${conf##*/}
-    name=${name%.conf}
-    name=${name%.once}
-    release=${name##*[.-]}
+    shipit_supervisor_ours "$conf" || continue
     if [ -n "$LIVE" ] && [ "$release" = "$LIVE" ]; then continue; fi
-    shipit_supervisor_ours "$conf" "$release" || continue
     OLD="$OLD $(shipit_programs "$conf" | tr '\n' ' ')"
     rm -f "$conf"
   done
@@ -230,20 +226,21 @@ pm_supervisor_installed() {
   # shellcheck disable=SC2086
   for conf in "$CONFD"/$PROGRAM_GLOB "$CONFD"/$ONCE_GLOB; do
     [ -e "$conf" ] || continue
-    name=${conf##*/}
-    name=${name%.conf}
-    name=${name%.once}
-    shipit_supervisor_ours "$conf" "${name##*.}" && printf '%s\n' "${name##*.}"
+    if shipit_supervisor_ours "$conf"; then printf '%s\n' "$release"; fi
   done
-  return 0
 }
 
-# shipit_supervisor_ours FILE RELEASE: whether program FILE runs release RELEASE of this
-# deploy_to (every program shipit renders names its release directory), however deploy_to was
-# named when it was rendered (through a symlink, before storage moved: the same directory).
+# shipit_supervisor_ours FILE: sets `release` to the release program FILE runs (it is named
+# PROJECT.TARGET.RELEASE[.once].conf, or before PROJECT-TARGET-RELEASE.conf), and succeeds when
+# that release is this deploy_to's: every program shipit renders names its release directory,
+# however deploy_to was named when it was rendered (a symlink, storage moved: the same one).
 shipit_supervisor_ours() {
-  grep -Fqx "directory=$D/releases/$2" "$1" && return 0
-  mine=$(cd "$D/releases/$2" 2>/dev/null && pwd -P) || return 1
+  release=${1##*/}
+  release=${release%.conf}
+  release=${release%.once}
+  release=${release##*[.-]}
+  grep -Fqx "directory=$D/releases/$release" "$1" && return 0
+  mine=$(cd "$D/releases/$release" 2>/dev/null && pwd -P) || return 1
   theirs=$(sed -n 's/^directory=//p' "$1" | head -n 1)
   [ -n "$theirs" ] && [ "$(cd "$theirs" 2>/dev/null && pwd -P)" = "$mine" ]
 }
