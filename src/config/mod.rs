@@ -104,13 +104,7 @@ impl Source<'_> {
         key: impl Into<String>,
         message: impl Into<String>,
     ) -> Error {
-        Error::Config {
-            path: self.path.to_path_buf(),
-            line: self.line(span),
-            key: Some(key.into()),
-            message: message.into(),
-            hint: None,
-        }
+        self.config_error(span, key.into(), message.into(), None)
     }
 
     /// An error like [`Source::error`], with advice on how to fix it.
@@ -121,12 +115,22 @@ impl Source<'_> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) -> Error {
+        self.config_error(span, key.into(), message.into(), Some(hint.into()))
+    }
+
+    fn config_error(
+        &self,
+        span: Range<usize>,
+        key: String,
+        message: String,
+        hint: Option<String>,
+    ) -> Error {
         Error::Config {
             path: self.path.to_path_buf(),
             line: self.line(span),
-            key: Some(key.into()),
-            message: message.into(),
-            hint: Some(hint.into()),
+            key: Some(key),
+            message,
+            hint,
         }
     }
 }
