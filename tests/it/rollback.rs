@@ -1146,15 +1146,7 @@ fn rollback_migrate_unapplies_an_add_field_before_the_old_release_starts_under_l
     assert_eq!(stack.state(&v2), "rolled_back");
     // Release 1 now writes its visits under the load.
     assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
-    let report = load.stop();
-    eprintln!("[load] {report}");
-    assert_eq!(
-        report.failed,
-        0,
-        "requests failed: {report}\nnginx error.log:\n{}\napp log:\n{}",
-        stack.host.nginx.error_log(),
-        app_log(&stack.deploy_to())
-    );
+    assert_no_request_failed(&stack, &load.stop(), "");
 }
 
 // ---------------------------------------------------------------------------------------------

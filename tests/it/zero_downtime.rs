@@ -101,14 +101,7 @@ fn deploy_rollback_and_deploy_under_load_lose_no_request() {
 
     let (ok_during, _) = load.counts();
     let report = load.stop();
-    eprintln!("[load] {report}");
-    assert_eq!(
-        report.failed,
-        0,
-        "requests failed during deploy, rollback and deploy: {report}\nnginx error.log:\n{}\napp log:\n{}",
-        stack.host.nginx.error_log(),
-        app_log(&stack.deploy_to())
-    );
+    assert_no_request_failed(&stack, &report, " during deploy, rollback and deploy");
     assert!(
         report.ok >= 300 && ok_during >= 300,
         "too few requests to mean anything: {report}"
@@ -195,14 +188,6 @@ fn a_production_shaped_project_deploys_and_rolls_back_under_load() {
     assert_eq!(support::http_get(stack.port, &new_css).unwrap().0, 200);
     assert!(load.wait_for_more_ok(BETWEEN, Duration::from_secs(20)));
 
-    let report = load.stop();
-    eprintln!("[load] {report}");
-    assert_eq!(
-        report.failed,
-        0,
-        "requests failed: {report}\nnginx error.log:\n{}\napp log:\n{}",
-        stack.host.nginx.error_log(),
-        app_log(&stack.deploy_to())
-    );
+    assert_no_request_failed(&stack, &load.stop(), "");
     assert!(!stack.locked());
 }

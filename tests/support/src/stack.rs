@@ -462,6 +462,19 @@ pub fn stylesheet_url(page: &str) -> String {
     page[start..end].to_string()
 }
 
+/// Asserts that no request of the load `report` failed `during` what the test did, showing
+/// nginx's error log and the app's log when some did.
+pub fn assert_no_request_failed(stack: &Stack, report: &crate::load::LoadReport, during: &str) {
+    eprintln!("[load] {report}");
+    assert_eq!(
+        report.failed,
+        0,
+        "requests failed{during}: {report}\nnginx error.log:\n{}\napp log:\n{}",
+        stack.host.nginx.error_log(),
+        app_log(&stack.deploy_to())
+    );
+}
+
 pub fn app_log(deploy_to: &Path) -> String {
     std::fs::read_to_string(deploy_to.join("shared/log/hello-app.log")).unwrap_or_default()
 }
