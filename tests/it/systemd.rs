@@ -41,6 +41,19 @@ fn timers(host: &SystemdHost) -> Vec<String> {
     timers
 }
 
+/// `shipit logs --process PROCESS -n LINES` of the stack's target.
+fn logs(stack: &SystemdStack, process: &str, lines: &str) -> Run {
+    stack.shipit(&[
+        "logs",
+        "--target",
+        "test",
+        "--process",
+        process,
+        "-n",
+        lines,
+    ])
+}
+
 /// Waits until the journal of `unit` has a line containing `needle`.
 fn journal_says(host: &SystemdHost, unit: &str, needle: &str) {
     wait_for(Duration::from_secs(20), || {
@@ -99,16 +112,8 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
     assert_eq!(stack.enabled(&unit("worker", &first)), "disabled");
 
     // `shipit logs` reads the journal of every release's instances of a process.
-    let logs = stack.shipit(&[
-        "logs",
-        "--target",
-        "test",
-        "--process",
-        "worker",
-        "-n",
-        "20",
-    ]);
-    logs.expect_code(0)
+    let run = logs(&stack, "worker", "20");
+    run.expect_code(0)
         .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
 
     // Rollback starts the first release's instances again and stops the second's.
@@ -268,16 +273,7 @@ fn a_release_named_before_the_dots_is_stopped_by_the_next_deploy_and_can_be_roll
         &format!("worker {first} ["),
     );
     // `shipit logs` finds the live release's processes under their legacy names.
-    stack
-        .shipit(&[
-            "logs",
-            "--target",
-            "test",
-            "--process",
-            "worker",
-            "-n",
-            "20",
-        ])
+    logs(&stack, "worker", "20")
         .expect_code(0)
         .prints(&[&format!("worker {first} [")]);
 
@@ -304,16 +300,7 @@ fn a_release_named_before_the_dots_is_stopped_by_the_next_deploy_and_can_be_roll
         .deploy_to()
         .join(".shipit/systemd/hello-test-schedule-1.timer")
         .exists());
-    stack
-        .shipit(&[
-            "logs",
-            "--target",
-            "test",
-            "--process",
-            "worker",
-            "-n",
-            "20",
-        ])
+    logs(&stack, "worker", "20")
         .expect_code(0)
         .prints(&[&format!("worker {first} ["), &format!("worker {second} [")]);
 
@@ -603,21 +590,10 @@ fn a_celery_project_runs_under_systemd_on_two_hosts_with_roles() {
     ]);
     assert_eq!(user.trim(), "deploy");
     // `shipit logs --process schedule` reads the timers' services' journal.
-    stack
-        .shipit(&[
-            "logs",
-            "--target",
-            "test",
-            "--process",
-            "schedule",
-            "-n",
-            "50",
-        ])
-        .expect_code(0)
-        .prints(&[
-            &format!("running in {second}: echo one"),
-            &format!("running in {second}: echo \"$(date"),
-        ]);
+    logs(&stack, "schedule", "50").expect_code(0).prints(&[
+        &format!("running in {second}: echo one"),
+        &format!("running in {second}: echo \"$(date"),
+    ]);
 
     // Rollback restores the first release's processes on both hosts, and its schedule: one
     // entry, its own command; the second release's yearly entry leaves nothing behind.
