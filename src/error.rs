@@ -145,15 +145,15 @@ pub enum Error {
         /// Its `@revoked` line.
         line: usize,
     },
-    /// known_hosts trusts the host only through a `@cert-authority` line (host certificates),
-    /// which shipit cannot verify.
+    /// The server's host certificate does not vouch for the host, or known_hosts trusts the
+    /// host only through a `@cert-authority` line and the server presented no certificate.
     HostCertificate {
         /// `host:port`.
         host: String,
-        /// The known_hosts file naming the CA.
-        known_hosts: PathBuf,
-        /// Its `@cert-authority` line.
-        line: usize,
+        /// What is wrong, naming the known_hosts line involved.
+        problem: String,
+        /// The server presented its plain key, not a certificate.
+        plain: bool,
     },
     /// Another deploy holds the lock.
     Locked {
@@ -342,8 +342,11 @@ impl Error {
             Error::HostKeyRevoked { .. } => Some(
                 "the key was revoked on purpose: the host must get a new key (and known_hosts a line for it); --accept-new-host-key never accepts a revoked key".into(),
             ),
-            Error::HostCertificate { .. } => Some(
-                "add the host's own key to known_hosts (`ssh-keyscan -t ed25519 HOST`, checked out of band), or deploy with a tool that verifies host certificates".into(),
+            Error::HostCertificate { plain: true, .. } => Some(
+                "give sshd a host certificate signed by that CA (`ssh-keygen -s CA -h -n HOSTNAME KEY.pub`, then `HostCertificate KEY-cert.pub` in sshd_config), or add the host's own key to known_hosts (`ssh-keyscan -t ed25519 HOST`, checked out of band)".into(),
+            ),
+            Error::HostCertificate { plain: false, .. } => Some(
+                "re-sign the host's key (`ssh-keygen -s CA -h -n HOSTNAME -V +52w KEY.pub`) and reload sshd, or fix the @cert-authority line; `ssh-keygen -L -f KEY-cert.pub` shows what a certificate says".into(),
             ),
             Error::Locked { held: true, .. } => Some(
                 "it was taken with `shipit lock acquire`: `shipit lock -t TARGET release` gives it back; `--lock-wait SECS` waits for that, --break-lock --force takes it anyway".into(),
@@ -479,15 +482,9 @@ impl fmt::Display for Error {
                 "{host}: host key {fingerprint} is REVOKED ({}:{line}); refusing to connect",
                 known_hosts.display()
             ),
-            Error::HostCertificate {
-                host,
-                known_hosts,
-                line,
-            } => write!(
-                f,
-                "{host}: host certificates are not supported: {}:{line} trusts this host only through a @cert-authority key, and shipit cannot verify host certificates; refusing to connect",
-                known_hosts.display()
-            ),
+            Error::HostCertificate { host, problem, .. } => {
+                write!(f, "{host}: {problem}; refusing to connect")
+            }
             Error::Locked {
                 host,
                 holder,

@@ -3,15 +3,18 @@
 //! Where a host leads is OpenSSH's answer ([`openssh`]: `ssh -G`, so `~/.ssh/config` means what
 //! it means to `ssh`), including its jump hosts: each hop is a session of its own, reached
 //! through a `direct-tcpip` channel of the previous one ([`relay`]), whose host key is checked
-//! and which authenticates like the target.
+//! and which authenticates like the target. The first hop is reached over TCP, or through its
+//! ProxyCommand ([`proxy`]).
 //!
 //! Safe by default: every host key, jump hosts' too, must match the known_hosts files (the
 //! target's own file, then UserKnownHostsFile and GlobalKnownHostsFile), read as OpenSSH reads
 //! them ([`known_hosts`]). A key unknown for its type is refused with its fingerprint and the
 //! exact line that would trust it, unless the user opted into `--accept-new-host-key`; a
-//! changed key, a `@revoked` key and a host trusted only through `@cert-authority` are always
-//! refused. Authentication tries every ssh-agent identity, then the configured key, then the
-//! IdentityFile keys; an encrypted key that cannot be used says how to load it into the agent.
+//! changed key and a `@revoked` key are always refused; a host certificate is trusted through
+//! a `@cert-authority` line when it vouches for the host ([`host_certificate`]). Authentication
+//! tries every ssh-agent identity, then the configured key, then the IdentityFile keys (each
+//! with its user certificates first); an encrypted key that cannot be used says how to load it
+//! into the agent.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,8 +32,10 @@ use crate::plan::{base64, quote};
 
 use super::{for_each_line, OnLine, Transport, Usage};
 
+mod host_certificate;
 mod known_hosts;
 pub(crate) mod openssh;
+mod proxy;
 mod relay;
 
 use known_hosts::{KnownHosts, Verdict};
@@ -67,6 +72,9 @@ pub struct Ssh {
     name: String,
     session: Session,
     usage: Usage,
+    /// The first hop's ProxyCommand, stopped when the sessions over it are gone (after
+    /// `session`, which is dropped first).
+    _proxy: Option<proxy::Proxy>,
 }
 
 fn home() -> Option<PathBuf> {
@@ -106,6 +114,7 @@ impl Ssh {
         let target = hops.last().expect("a route ends at its host");
         let name = target.display();
         let mut previous: Option<(Session, RawFd)> = None;
+        let mut proxied: Option<proxy::Proxy> = None;
         for (index, hop) in hops.iter().enumerate() {
             let role = if index + 1 < hops.len() {
                 "jump host "
@@ -119,6 +128,20 @@ impl Ssh {
             };
             let timeout = hop.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
             let session = match previous.take() {
+                None if hop.proxy_command.is_some() => {
+                    let command = hop.proxy_command.as_deref().unwrap_or_default();
+                    let (stream, mut running) = proxy::start(command).map_err(|e| {
+                        fail(
+                            format!("cannot run the ProxyCommand `{command}`: {e}"),
+                            None,
+                        )
+                    })?;
+                    let fd = stream.as_raw_fd();
+                    let session = open(hop, stream, timeout, options, &fail)
+                        .map_err(|e| through_proxy(e, command, &mut running))?;
+                    proxied = Some(running);
+                    (session, fd)
+                }
                 None => {
                     let stream = tcp_connect(hop, timeout).map_err(|(m, h)| fail(m, Some(h)))?;
                     let fd = stream.as_raw_fd();
@@ -151,6 +174,7 @@ impl Ssh {
                 connections: hops.len() as u32,
                 ..Usage::default()
             },
+            _proxy: proxied,
         })
     }
 
@@ -212,6 +236,20 @@ impl Ssh {
     }
 }
 
+/// A connection that failed over a ProxyCommand says what the command did and how to try it.
+fn through_proxy(error: Error, command: &str, running: &mut proxy::Proxy) -> Error {
+    match error {
+        Error::Connection { host, message, .. } => Error::Connection {
+            host,
+            message: format!("{message} ({})", running.explain()),
+            hint: Some(format!(
+                "the session runs over ProxyCommand `{command}` (from the ssh config); run it yourself to see what it does, and check the config's HostName and Port"
+            )),
+        },
+        other => other,
+    }
+}
+
 /// A TCP connection to the first hop, trying each address of its name in turn.
 fn tcp_connect(
     hop: &Endpoint,
@@ -258,17 +296,18 @@ fn open(
     options: &SshOptions,
     fail: &dyn Fn(String, Option<&str>) -> Error,
 ) -> Result<Session> {
+    let known = load_known_hosts(hop, options)?;
     let mut session = Session::new().map_err(|e| fail(format!("cannot start ssh: {e}"), None))?;
     session.set_tcp_stream(stream);
     session.set_timeout(timeout.as_millis().min(u128::from(u32::MAX)) as u32);
-    let _ = session.method_pref(MethodType::HostKey, HOST_KEY_PREFERENCE);
+    let _ = session.method_pref(MethodType::HostKey, &host_key_preference(&known, hop));
     session.handshake().map_err(|e| {
         fail(
             format!("ssh handshake failed: {}", e.message()),
             Some("is this an SSH server? check the port"),
         )
     })?;
-    verify_host_key(&session, hop, options)?;
+    verify_host_key(&session, &known, hop, options)?;
     authenticate(&session, hop, options)
         .map_err(|failure| fail(failure.message, Some(&failure.hint)))?;
     Ok(session)
@@ -291,13 +330,8 @@ pub fn fingerprint(key: &[u8]) -> String {
     format!("SHA256:{}", base64(&digest).trim_end_matches('='))
 }
 
-fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions) -> Result<()> {
-    let name = endpoint.display();
-    let (key, _) = session.host_key().ok_or_else(|| Error::Connection {
-        host: name.clone(),
-        message: "the server sent no host key".into(),
-        hint: None,
-    })?;
+/// The known_hosts files that decide for `endpoint`, read (warning about malformed lines).
+fn load_known_hosts(endpoint: &Endpoint, options: &SshOptions) -> Result<KnownHosts> {
     let files: Vec<PathBuf> = options
         .known_hosts
         .iter()
@@ -306,13 +340,39 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
         .cloned()
         .collect();
     let known = KnownHosts::load(&files).map_err(|(file, e)| Error::Connection {
-        host: name.clone(),
+        host: endpoint.display(),
         message: format!("cannot read {}: {e}", file.display()),
         hint: None,
     })?;
     for warning in &known.warnings {
         eprintln!("warning: {warning}");
     }
+    Ok(known)
+}
+
+/// The host key algorithms to offer: certificates first when a CA is trusted for the host (as
+/// `ssh` orders them), plain keys only otherwise, so the key negotiated is one known_hosts
+/// can decide on.
+fn host_key_preference(known: &KnownHosts, endpoint: &Endpoint) -> String {
+    let (lookup, port) = endpoint.known_hosts_key();
+    if known.trusts_authority_for(lookup, port) {
+        format!("{},{HOST_KEY_PREFERENCE}", host_certificate::ALGORITHMS)
+    } else {
+        HOST_KEY_PREFERENCE.to_string()
+    }
+}
+
+fn verify_host_key(
+    session: &Session,
+    known: &KnownHosts,
+    endpoint: &Endpoint,
+    options: &SshOptions,
+) -> Result<()> {
+    let (key, _) = session.host_key().ok_or_else(|| Error::Connection {
+        host: endpoint.display(),
+        message: "the server sent no host key".into(),
+        hint: None,
+    })?;
     let record_in = options
         .known_hosts
         .clone()
@@ -328,6 +388,7 @@ fn verify_host_key(session: &Session, endpoint: &Endpoint, options: &SshOptions)
         &record_in,
     )
 }
+
 /// Turns the known_hosts verdict into a connection (recording a new key when asked to) or the
 /// error that refuses it.
 fn decide(
@@ -354,8 +415,25 @@ fn decide(
         }),
         Verdict::CertificateOnly(place) => Err(Error::HostCertificate {
             host,
-            known_hosts: place.file,
-            line: place.line,
+            problem: format!(
+                "{}:{} trusts this host only through a @cert-authority key, and the server presented its plain {} key, not a certificate",
+                place.file.display(),
+                place.line,
+                known_hosts::blob_type(key).unwrap_or_else(|| "unknown".into())
+            ),
+            plain: true,
+        }),
+        Verdict::CertificateRefused { place, why } => Err(Error::HostCertificate {
+            host,
+            problem: match place {
+                Some(place) => format!(
+                    "the host certificate is refused: {why} (its CA is trusted by {}:{})",
+                    place.file.display(),
+                    place.line
+                ),
+                None => format!("the host certificate is refused: {why}"),
+            },
+            plain: false,
         }),
         Verdict::Unknown { known_types } => {
             let key_type = known_hosts::blob_type(key).unwrap_or_else(|| "unknown".into());
@@ -443,6 +521,16 @@ fn authenticate(
             }
             continue;
         }
+        for certificate in certificates_for(key, &endpoint.certificate_files) {
+            tried.push(format!("{} with {}", key.display(), certificate.display()));
+            if session
+                .userauth_pubkey_file(user, Some(&certificate), key, None)
+                .is_ok()
+                && session.authenticated()
+            {
+                return Ok(());
+            }
+        }
         tried.push(key.display().to_string());
         if session.userauth_pubkey_file(user, None, key, None).is_ok() && session.authenticated() {
             return Ok(());
@@ -492,6 +580,31 @@ fn agent_identities(
         .map_err(|e| format!("cannot list keys: {}", e.message()))?;
     let identities = agent.identities().map_err(|e| e.message().to_string())?;
     Ok((agent, identities))
+}
+
+/// The user certificates to offer with the key file `private`, as `ssh` pairs them: the
+/// CertificateFile certificates and `private-cert.pub`, those that certify its public key
+/// (all of them when `private.pub` is missing and the key cannot be told).
+fn certificates_for(private: &Path, configured: &[PathBuf]) -> Vec<PathBuf> {
+    let mut beside = private.as_os_str().to_owned();
+    beside.push("-cert.pub");
+    let public = public_blob(private);
+    let mut certificates = Vec::new();
+    for path in configured.iter().chain([&PathBuf::from(beside)]) {
+        let Ok(certificate) = ssh_key::Certificate::read_file(path) else {
+            continue;
+        };
+        let certified = ssh_key::PublicKey::from(certificate.public_key().clone()).to_bytes();
+        let fits = match (&public, certified) {
+            (Some(public), Ok(certified)) => *public == certified,
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
+        };
+        if fits && !certificates.contains(path) {
+            certificates.push(path.clone());
+        }
+    }
+    certificates
 }
 
 /// The public key blob of `private` from `private.pub`, when there is one.
@@ -745,6 +858,8 @@ mod tests {
             global_known_hosts: vec![],
             host_key_alias: None,
             jumps: vec![],
+            proxy_command: None,
+            certificate_files: vec![],
             connect_timeout: None,
             family: Family::Any,
         };
@@ -771,7 +886,7 @@ mod tests {
             assert!(msg.contains("/home/me/.ssh/known_hosts:7"), "{msg}");
             let msg = refused(Verdict::CertificateOnly(place.clone()));
             assert!(
-                msg.starts_with("web.example.com:2222: host certificates are not supported: /home/me/.ssh/known_hosts:7"),
+                msg.starts_with("web.example.com:2222: /home/me/.ssh/known_hosts:7 trusts this host only through a @cert-authority key, and the server presented its plain ssh-ed25519 key"),
                 "{msg}"
             );
         }

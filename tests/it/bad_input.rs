@@ -8,7 +8,7 @@
 //! transport against a real first release, and check that `current`, the releases and the lock
 //! are as they were. SSH-specific cases (unknown and changed host keys, wrong user, missing key,
 //! unreachable host) run against a real sshd in `tests/deploy.rs`, and `~/.ssh/config` ones
-//! (ProxyCommand refused, no `ssh` client) in `tests/ssh.rs`; the ones that need no server are
+//! (an option shipit cannot honour refused, no `ssh` client) in `tests/ssh.rs`; the ones that need no server are
 //! here too.
 
 use std::path::{Path, PathBuf};

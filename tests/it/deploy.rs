@@ -1388,7 +1388,8 @@ fn a_hashed_known_hosts_entry_is_trusted() {
 }
 
 /// Host trust as OpenSSH decides it, against a real sshd (ed25519 host key) on a port other
-/// than 22: a `@revoked` key, a host known only through `@cert-authority` and a held key that
+/// than 22: a `@revoked` key, a host known only through `@cert-authority` that presents no
+/// certificate, and a held key that
 /// is not trusted even with --accept-new-host-key; a host known only by its ECDSA key is
 /// unknown for ed25519 (not "changed"); a plain `127.0.0.1` line does not vouch for
 /// `[127.0.0.1]:PORT`; a malformed line is skipped with a warning naming it.
@@ -1427,7 +1428,7 @@ fn host_trust_follows_openssh_known_hosts_semantics() {
     refused(
         &format!("@cert-authority {names} {other_ed25519}\n"),
         &[
-            "host certificates are not supported",
+            "trusts this host only through a @cert-authority key",
             &format!("{}:1", known_hosts.display()),
         ],
     );

@@ -23,6 +23,7 @@ mod processes;
 mod rollback;
 mod runtime;
 mod ssh;
+mod ssh_access;
 mod systemd;
 mod systemd_host;
 mod zero_downtime;

@@ -103,7 +103,7 @@ fn ssh_config_is_read_as_openssh_reads_it() {
             "Include ~/.ssh/conf.d/*.conf\n\
              Match originalhost web,inner\n  User {deploy}\n  IdentityFile ~/.ssh/id_%h\n\
              Host *.lan !db.lan\n  HostName 127.0.0.1\n  User ops\n  Port ssh\n\
-             Host viacmd\n  ProxyCommand nc %h %p\n\
+             Host viacmd\n  CheckHostIP yes\n\
              Host *\n  HostName 127.0.0.1\n  User nobody\n  Port {closed}\n  ConnectTimeout 10s\n  ServerAliveInterval 1m\n"
         ),
     );
@@ -165,10 +165,10 @@ fn ssh_config_is_read_as_openssh_reads_it() {
                 // What shipit cannot do is refused by name, before any connection.
                 configure(&mut stack, "viacmd", "");
                 releases(&stack, home, &[]).expect_code(2).says_error(&[
-                    "ProxyCommand nc %h %p",
+                    "CheckHostIP yes",
                     "viacmd",
                     "~/.ssh/config",
-                    "ProxyJump",
+                    "set `CheckHostIP no` for these hosts",
                 ]);
 
                 // A `jump` in shipit.toml replaces the config's ProxyJump (`none`: direct).

@@ -9,8 +9,10 @@
 //!
 //! - a key on a `@revoked` line is refused for the hosts the line names (`*`: every host),
 //!   whatever else the files say, also with `--accept-new-host-key`;
-//! - a host only `@cert-authority` lines name is refused: shipit cannot verify host
-//!   certificates, and must not offer to trust the plain key instead;
+//! - a host certificate is trusted when a `@cert-authority` line for the host holds its CA and
+//!   it vouches for the host ([`host_certificate`]); a `@revoked` CA or key is refused; a host
+//!   only `@cert-authority` lines name that presents its plain key is refused, never offered
+//!   for trust on first use;
 //! - only lines holding a key of the presented key's type decide: a host known only by its
 //!   ECDSA key is unknown for ed25519, not changed;
 //! - names match the way `ssh` writes them: `host` on port 22, `[host]:port` on any other, so a
@@ -22,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+
+use super::host_certificate::{self, HostCertificate};
 
 /// What a line says about its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +76,17 @@ pub(crate) enum Verdict {
     Revoked(Place),
     /// Lines for this host hold other keys of the same type (the first is named).
     Changed(Place),
-    /// Only `@cert-authority` lines name this host (the first is named).
+    /// Only `@cert-authority` lines name this host (the first is named), and the server
+    /// presented its plain key.
     CertificateOnly(Place),
+    /// The server presented a certificate that does not vouch for this host, and its plain key
+    /// is not trusted either.
+    CertificateRefused {
+        /// The `@cert-authority` line trusting its CA, when one does.
+        place: Option<Place>,
+        /// Why it does not vouch for the host.
+        why: String,
+    },
     /// No line for this host holds a key of this type; `known_types` are the types its lines
     /// do hold.
     Unknown {
@@ -132,15 +145,31 @@ impl KnownHosts {
         }
     }
 
-    /// Whether `key` (a public key blob) may be trusted for `host` reached on `port`.
-    pub(crate) fn check(&self, host: &str, port: u16, key: &[u8]) -> Verdict {
+    /// The lines that name `host` reached on `port`.
+    fn for_host(&self, host: &str, port: u16) -> Vec<&Entry> {
         let name = lookup_name(host, port);
-        let key_type = blob_type(key).unwrap_or_default();
-        let for_host: Vec<&Entry> = self
-            .entries
+        self.entries
             .iter()
             .filter(|e| names_match(&e.names, &name))
-            .collect();
+            .collect()
+    }
+
+    /// Whether a `@cert-authority` line names `host` on `port`: then a host certificate is
+    /// asked for first, as `ssh` does.
+    pub(crate) fn trusts_authority_for(&self, host: &str, port: u16) -> bool {
+        self.for_host(host, port)
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority)
+    }
+
+    /// Whether `key` (a public key or certificate blob) may be trusted for `host` reached on
+    /// `port`.
+    pub(crate) fn check(&self, host: &str, port: u16, key: &[u8]) -> Verdict {
+        let key_type = blob_type(key).unwrap_or_default();
+        if host_certificate::is_certificate(&key_type) {
+            return self.check_certificate(host, port, key);
+        }
+        let for_host = self.for_host(host, port);
         if let Some(revoked) = for_host
             .iter()
             .find(|e| e.marker == Marker::Revoked && e.key == key)
@@ -161,6 +190,54 @@ impl KnownHosts {
         known_types.sort();
         known_types.dedup();
         Verdict::Unknown { known_types }
+    }
+}
+
+impl KnownHosts {
+    /// A host certificate is trusted when a `@cert-authority` line for the host holds the CA
+    /// that signed it and the certificate vouches for the host now; refused when a `@revoked`
+    /// line holds its CA or its key. As in OpenSSH, a certificate that does not vouch for the
+    /// host leaves the decision to its plain key.
+    fn check_certificate(&self, host: &str, port: u16, blob: &[u8]) -> Verdict {
+        let certificate = match HostCertificate::parse(blob) {
+            Ok(certificate) => certificate,
+            Err(why) => return Verdict::CertificateRefused { place: None, why },
+        };
+        let for_host = self.for_host(host, port);
+        if let Some(revoked) = for_host.iter().find(|e| {
+            e.marker == Marker::Revoked
+                && (e.key == certificate.authority || e.key == certificate.key)
+        }) {
+            return Verdict::Revoked(revoked.place.clone());
+        }
+        let authority = for_host
+            .iter()
+            .find(|e| e.marker == Marker::CertAuthority && e.key == certificate.authority);
+        let refused = match authority {
+            Some(line) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match certificate.check(&host.to_ascii_lowercase(), now) {
+                    Ok(()) => return Verdict::Trusted,
+                    Err(why) => Verdict::CertificateRefused {
+                        place: Some(line.place.clone()),
+                        why,
+                    },
+                }
+            }
+            None => Verdict::CertificateRefused {
+                place: None,
+                why: format!(
+                    "no @cert-authority line for this host holds the CA that signed its certificate ({})",
+                    certificate.authority_fingerprint()
+                ),
+            },
+        };
+        match self.check(host, port, &certificate.key) {
+            Verdict::Trusted => Verdict::Trusted,
+            _ => refused,
+        }
     }
 }
 

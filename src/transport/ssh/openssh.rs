@@ -6,12 +6,13 @@
 //! shipit asks the installed OpenSSH client: `ssh -G [-p PORT] [-l USER] -- HOST` prints every
 //! option fully resolved. Of that answer:
 //!
-//! - honoured: HostName, User, Port, IdentityFile, IdentitiesOnly, IdentityAgent,
-//!   UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, ProxyJump, ConnectTimeout,
-//!   AddressFamily;
+//! - honoured: HostName, User, Port, IdentityFile, CertificateFile, IdentitiesOnly,
+//!   IdentityAgent, UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, ProxyJump,
+//!   ProxyCommand, ConnectTimeout, AddressFamily;
 //! - refused, naming the option (shipit cannot do what they ask, and connecting anyway would
-//!   reach another server or trust another way than `ssh`): ProxyCommand, KnownHostsCommand,
-//!   CertificateFile, PKCS11Provider, BindAddress, BindInterface, CanonicalizeHostname;
+//!   reach another server or trust another way than `ssh`): KnownHostsCommand,
+//!   PKCS11Provider, BindAddress, BindInterface, CanonicalizeHostname, ProxyUseFdpass,
+//!   CheckHostIP;
 //! - everything else does not change where shipit connects or what it trusts (forwardings,
 //!   ControlMaster, SendEnv, ServerAlive*: shipit opens no forwardings and detects dead
 //!   connections with TCP keepalive). `StrictHostKeyChecking no` or `accept-new` is not
@@ -36,12 +37,33 @@ use crate::error::{Error, Result};
 
 /// Options read and refused because shipit cannot honour them: `(ssh -G key, option name, why)`.
 const REFUSED: &[(&str, &str, &str)] = &[
-    ("proxycommand", "ProxyCommand", "shipit connects with its own SSH library and cannot run a proxy command; use ProxyJump (or `jump` in shipit.toml) for a bastion"),
-    ("knownhostscommand", "KnownHostsCommand", "shipit reads known_hosts files only"),
-    ("certificatefile", "CertificateFile", "shipit cannot authenticate with user certificates"),
-    ("pkcs11provider", "PKCS11Provider", "shipit cannot use PKCS#11 tokens; load the key into ssh-agent"),
-    ("bindaddress", "BindAddress", "shipit cannot choose the local address"),
-    ("bindinterface", "BindInterface", "shipit cannot choose the local interface"),
+    (
+        "knownhostscommand",
+        "KnownHostsCommand",
+        "shipit reads known_hosts files only",
+    ),
+    (
+        "pkcs11provider",
+        "PKCS11Provider",
+        "shipit cannot use PKCS#11 tokens; load the key into ssh-agent",
+    ),
+    (
+        "bindaddress",
+        "BindAddress",
+        "shipit cannot choose the local address",
+    ),
+    (
+        "bindinterface",
+        "BindInterface",
+        "shipit cannot choose the local interface",
+    ),
+];
+
+/// Yes/no options refused when on: `(ssh -G key, option name, why)`.
+const REFUSED_WHEN_ON: &[(&str, &str, &str)] = &[
+    ("canonicalizehostname", "CanonicalizeHostname", "shipit does not canonicalize host names"),
+    ("proxyusefdpass", "ProxyUseFdpass", "shipit carries the session over the proxy command's stdin and stdout, and cannot take a passed descriptor"),
+    ("checkhostip", "CheckHostIP", "shipit checks the host key by the host's name only (OpenSSH's default since 8.5); set `CheckHostIP no` for these hosts"),
 ];
 
 /// Where a host spec leads and how to trust and log into it, once the OpenSSH client
@@ -68,6 +90,10 @@ pub struct Endpoint {
     pub host_key_alias: Option<String>,
     /// ProxyJump: the jump hosts, first to last (empty: direct).
     pub jumps: Vec<HostSpec>,
+    /// ProxyCommand, its tokens expanded: run to reach the host (when there are no jumps).
+    pub proxy_command: Option<String>,
+    /// CertificateFile: user certificates to offer with the matching keys.
+    pub certificate_files: Vec<PathBuf>,
     /// ConnectTimeout, when set.
     pub connect_timeout: Option<Duration>,
     /// AddressFamily.
@@ -223,6 +249,8 @@ fn defaults(spec: &HostSpec, home: Option<&Path>, jump_override: Option<&[HostSp
         ],
         host_key_alias: None,
         jumps: jump_override.map(<[HostSpec]>::to_vec).unwrap_or_default(),
+        proxy_command: None,
+        certificate_files: vec![],
         connect_timeout: None,
         family: Family::Any,
     }
@@ -277,21 +305,15 @@ fn interpret(
     let unset = |v: &str| v.is_empty() || v.eq_ignore_ascii_case("none");
     for (key, option, why) in REFUSED {
         if let Some(value) = get(key).filter(|v| !unset(v)) {
-            // A jump given on the command line (or shipit.toml) replaces ProxyCommand.
-            if *key == "proxycommand" && jump_override.is_some() {
-                continue;
-            }
             return Err(refuse(option, value, why));
         }
     }
-    if let Some(value) = get("canonicalizehostname")
-        .filter(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "no"))
-    {
-        return Err(refuse(
-            "CanonicalizeHostname",
-            value,
-            "shipit does not canonicalize host names",
-        ));
+    for (key, option, why) in REFUSED_WHEN_ON {
+        if let Some(value) =
+            get(key).filter(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "no"))
+        {
+            return Err(refuse(option, value, why));
+        }
     }
 
     let user = get("user")
@@ -346,6 +368,23 @@ fn interpret(
             _ => Vec::new(),
         },
     };
+    // A jump given on the command line (or shipit.toml) replaces ProxyCommand, as `ssh -J` does.
+    let proxy_command = match get("proxycommand") {
+        Some(value) if !unset(value) && jump_override.is_none() && jumps.is_empty() => Some(
+            tokens
+                .expand_command(value)
+                .map_err(|why| Error::config(file, format!("`ProxyCommand {value}`: {why}")))?,
+        ),
+        _ => None,
+    };
+    let mut certificate_files = Vec::new();
+    for value in all("certificatefile") {
+        certificate_files.push(
+            tokens
+                .expand(value)
+                .map_err(|why| Error::config(file, format!("`CertificateFile {value}`: {why}")))?,
+        );
+    }
     let connect_timeout = match get("connecttimeout") {
         Some(v) if !unset(v) => Some(Duration::from_secs(
             v.parse::<u64>().map_err(|_| bad("connecttimeout", v))?,
@@ -384,6 +423,8 @@ fn interpret(
             .filter(|v| !unset(v))
             .map(str::to_string),
         jumps,
+        proxy_command,
+        certificate_files,
         connect_timeout,
         family,
     })
@@ -414,28 +455,49 @@ struct Tokens<'a> {
 }
 
 impl Tokens<'_> {
+    /// A path: `~`, `%` tokens and `${VAR}`, as ssh_config(5) expands IdentityFile and its
+    /// kind.
     fn expand(&self, value: &str) -> std::result::Result<PathBuf, String> {
-        let home = || {
-            self.home
-                .map(|h| h.display().to_string())
-                .ok_or_else(|| "HOME is not set".to_string())
-        };
         let mut out = String::new();
         let mut rest = value;
         if let Some(after) = rest.strip_prefix('~') {
             if after.is_empty() || after.starts_with('/') {
-                out.push_str(&home()?);
+                out.push_str(&self.home()?);
                 rest = after;
             } else {
                 return Err("`~user` paths are not supported".into());
             }
         }
-        let mut chars = rest.chars();
+        self.substitute(rest, true, &mut out)?;
+        Ok(PathBuf::from(out))
+    }
+
+    /// A command (ProxyCommand): `%` tokens only; the shell that runs it does the rest.
+    fn expand_command(&self, value: &str) -> std::result::Result<String, String> {
+        let mut out = String::new();
+        self.substitute(value, false, &mut out)?;
+        Ok(out)
+    }
+
+    fn home(&self) -> std::result::Result<String, String> {
+        self.home
+            .map(|h| h.display().to_string())
+            .ok_or_else(|| "HOME is not set".to_string())
+    }
+
+    /// Appends `text` to `out` with its `%` tokens (and, when `variables`, `${VAR}`) replaced.
+    fn substitute(
+        &self,
+        text: &str,
+        variables: bool,
+        out: &mut String,
+    ) -> std::result::Result<(), String> {
+        let mut chars = text.chars();
         while let Some(c) = chars.next() {
             match c {
                 '%' => match chars.next() {
                     Some('%') => out.push('%'),
-                    Some('d') => out.push_str(&home()?),
+                    Some('d') => out.push_str(&self.home()?),
                     Some('h') => out.push_str(self.host),
                     Some('n') => out.push_str(self.alias),
                     Some('p') => out.push_str(&self.port.to_string()),
@@ -444,7 +506,7 @@ impl Tokens<'_> {
                     Some(other) => return Err(format!("the token `%{other}` is not supported")),
                     None => return Err("ends with `%`".into()),
                 },
-                '$' if chars.as_str().starts_with('{') => {
+                '$' if variables && chars.as_str().starts_with('{') => {
                     let inner = &chars.as_str()[1..];
                     let end = inner.find('}').ok_or("unclosed `${`")?;
                     let name = &inner[..end];
@@ -456,7 +518,7 @@ impl Tokens<'_> {
                 c => out.push(c),
             }
         }
-        Ok(PathBuf::from(out))
+        Ok(())
     }
 }
 
@@ -547,6 +609,31 @@ mod tests {
     }
 
     #[test]
+    fn proxy_command_and_certificate_files_are_read_with_their_tokens() {
+        let direct = BASE.replace("proxyjump bob@bastion:2200,ssh://carol@b2\n", "");
+        let text = format!(
+            "{direct}proxycommand ssh -W %h:%p gate -l %r # 100%% ${{HOME}} ~\ncertificatefile ~/.ssh/id-cert.pub\ncertificatefile /ca/%r@%h.pub\n"
+        );
+        let e = read(&text).unwrap();
+        assert_eq!(
+            e.proxy_command.as_deref(),
+            Some("ssh -W 10.0.0.5:2222 gate -l alice # 100% ${HOME} ~")
+        );
+        assert_eq!(
+            e.certificate_files,
+            vec![
+                PathBuf::from("/home/me/.ssh/id-cert.pub"),
+                PathBuf::from("/ca/alice@10.0.0.5.pub")
+            ]
+        );
+        // ProxyJump wins where both apply (ssh uses the first it reads; `ssh -G` prints one).
+        let both = read(&format!("{BASE}proxycommand nc %h %p\n")).unwrap();
+        assert_eq!(both.proxy_command, None);
+        let err = read(&format!("{direct}proxycommand nc %C\n")).unwrap_err();
+        assert!(err.to_string().contains("`%C` is not supported"), "{err}");
+    }
+
+    #[test]
     fn a_jump_from_shipit_toml_replaces_proxy_jump_and_proxy_command() {
         let hops = [spec("ops@gate")];
         let text = format!("{BASE}proxycommand nc %h %p\n");
@@ -560,6 +647,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.jumps, hops.to_vec());
+        assert_eq!(e.proxy_command, None);
         assert!(parse_jumps("none").unwrap().is_empty());
         assert!(parse_jumps("a,-oProxyCommand=x").is_err());
     }
@@ -567,12 +655,12 @@ mod tests {
     #[test]
     fn options_shipit_cannot_honour_are_refused_by_name() {
         for (line, name) in [
-            ("proxycommand nc %h %p", "ProxyCommand nc %h %p"),
             ("knownhostscommand /bin/kh", "KnownHostsCommand"),
-            ("certificatefile ~/.ssh/id-cert.pub", "CertificateFile"),
             ("pkcs11provider /usr/lib/p11.so", "PKCS11Provider"),
             ("bindaddress 10.0.0.1", "BindAddress"),
             ("canonicalizehostname yes", "CanonicalizeHostname"),
+            ("proxyusefdpass yes", "ProxyUseFdpass"),
+            ("checkhostip yes", "CheckHostIP"),
         ] {
             let err = read(&format!("{line}\n{BASE}")).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
@@ -581,6 +669,7 @@ mod tests {
             assert!(msg.starts_with("/home/me/.ssh/config: "), "{msg}");
         }
         assert!(read(&format!("proxycommand none\n{BASE}")).is_ok());
+        assert!(read(&format!("checkhostip no\nproxyusefdpass no\n{BASE}")).is_ok());
         let err = read(&format!("{BASE}identityfile ~/.ssh/%C\n")).unwrap_err();
         assert!(err.to_string().contains("`%C` is not supported"), "{err}");
     }

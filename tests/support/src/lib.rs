@@ -75,7 +75,7 @@ pub use nginx::Nginx;
 pub use postgres::Postgres;
 pub use redis::Redis;
 pub use run::{shipit_bin, Run};
-pub use sshd::Sshd;
+pub use sshd::{new_ed25519_key, Sshd};
 pub use supervisord::Supervisord;
 pub use user::*;
 

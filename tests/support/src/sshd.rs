@@ -47,7 +47,12 @@ fn ssh_keygen(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn new_ed25519_key(path: &Path, comment: &str) {
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A new ed25519 key pair without passphrase at `path` and `path.pub` (replacing any).
+pub fn new_ed25519_key(path: &Path, comment: &str) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("pub"));
     let p = path.to_str().expect("utf-8 key path");
@@ -279,6 +284,28 @@ impl Sshd {
         let mut config = std::fs::read_to_string(&self.config).expect("read sshd_config");
         config.push_str(lines);
         std::fs::write(&self.config, config).expect("write sshd_config");
+        if let Err(e) = self.spawn() {
+            panic!("sshd did not restart on port {}: {e}", self.port);
+        }
+    }
+
+    /// Present a host certificate from the next start on: the host key signed by the CA
+    /// `ca` (a private key file) with `ssh-keygen -s CA -h` and `options` (e.g.
+    /// `["-n", "127.0.0.1", "-V", "+1h"]`), then restart. Signing again replaces the
+    /// certificate.
+    pub fn certify_host_key(&mut self, ca: &Path, options: &[&str]) {
+        let public = self.host_key.with_extension("pub");
+        let mut args = vec!["-q", "-s", path_str(ca), "-h", "-I", "shipit-test-host"];
+        args.extend_from_slice(options);
+        args.push(path_str(&public));
+        ssh_keygen(&args);
+        let certificate = format!("{}-cert.pub", self.host_key.display());
+        let line = format!("HostCertificate {certificate}\n");
+        if !self.extra.contains(&line) {
+            self.extra.push_str(&line);
+            self.write_config();
+        }
+        self.stop();
         if let Err(e) = self.spawn() {
             panic!("sshd did not restart on port {}: {e}", self.port);
         }
