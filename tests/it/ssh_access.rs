@@ -154,7 +154,7 @@ fn use_key(stack: &Stack, key: &Path) {
 
 /// A key the server does not authorise logs in with a certificate from a CA it trusts
 /// (`TrustedUserCAKeys`): the certificate beside the key (`KEY-cert.pub`, as `ssh` finds it),
-/// or one a CertificateFile names. A certificate for another principal, an expired one or one
+/// or one a CertificateFile names, or held by ssh-agent. A certificate for another principal, an expired one or one
 /// from another CA is not enough, and the error names what was tried.
 #[test]
 fn a_user_certificate_from_a_trusted_ca_logs_in_and_a_wrong_one_does_not() {
@@ -231,6 +231,40 @@ fn a_user_certificate_from_a_trusted_ca_logs_in_and_a_wrong_one_does_not() {
         ),
     );
     connects(&stack).expect_code(0);
+
+    // Held by ssh-agent (`ssh-add KEY` loads `KEY-cert.pub` with it), with no key file left.
+    std::fs::remove_file(stack.home.path().join(".ssh/config")).unwrap();
+    sign(&ca, &deploy, "+1h", &beside);
+    let socket = dir.join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let added = wait_for(std::time::Duration::from_secs(10), || {
+        let out = Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &socket)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        out.status.success().then_some(said)
+    });
+    let added = added.expect("ssh-add reached the agent");
+    assert!(added.contains("Certificate added"), "{added}");
+    for file in [&key, &beside] {
+        std::fs::remove_file(file).unwrap();
+    }
+    let mut command = stack.project.shipit_with_home(stack.home.path());
+    command
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["releases", "--target", TARGET]);
+    Run::of(assert_cmd::Command::from_std(command).timeout(DEPLOY_TIMEOUT)).expect_code(0);
+    let _ = agent.kill();
+    let _ = agent.wait();
 }
 
 /// What the real `ssh` client decides about the stack's sshd with `known_hosts` alone: whether
