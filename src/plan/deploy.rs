@@ -255,21 +255,24 @@ pub(crate) mod tests {
     #[test]
     fn on_a_fleet_only_the_primary_migrates_and_the_others_wait_for_it() {
         let phase = prepared(&resolved(), false);
-        let rounds = phase.rounds(2);
-        assert_eq!(rounds.len(), 3, "{rounds:?}");
-        let primary: Vec<String> = rounds[0].steps_for(true).iter().map(|s| s.id()).collect();
-        let other: Vec<String> = rounds[0].steps_for(false).iter().map(|s| s.id()).collect();
-        assert_eq!(primary.last().unwrap(), "migrate");
-        assert!(!other.contains(&"migrate".to_string()));
-        // The once hook is its own round on the primary, after everyone's collectstatic.
-        assert_eq!(
-            rounds[1].steps_for(true).last().unwrap().id(),
-            "after_migrate[0]"
-        );
-        assert!(rounds[1]
-            .steps_for(false)
+        let rounds: Vec<(Vec<String>, Vec<String>)> = phase
+            .rounds(2)
             .iter()
-            .all(|s| s.id() != "after_migrate[0]"));
+            .map(|r| {
+                let ids = |primary| r.steps_for(primary).iter().map(|s| s.id()).collect();
+                (ids(true), ids(false))
+            })
+            .collect();
+        let none: Vec<String> = vec![];
+        // Every host finishes the steps before migrate first: a host that fails them means the
+        // shared database is never migrated.
+        assert_eq!(rounds[0].0.last().unwrap(), "before_migrate[0]");
+        assert_eq!(rounds[0].0, rounds[0].1);
+        assert_eq!(rounds[1], (vec!["migrate".to_string()], none.clone()));
+        assert_eq!(rounds[2].0, ["collectstatic"]);
+        // The once hook is its own round on the primary, after everyone's collectstatic.
+        assert_eq!(rounds[3], (vec!["after_migrate[0]".to_string()], none));
+        assert_eq!(rounds.len(), 5, "{rounds:?}");
     }
 
     #[test]

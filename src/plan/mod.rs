@@ -26,18 +26,20 @@ impl Phase {
         Phase { steps, cleanup }
     }
 
-    /// The rounds a fleet runs this phase in: with several hosts, a round ends after each run of
-    /// once-steps, so the other hosts wait at that point for the primary (e.g. every host's
-    /// `after_migrate` hooks run after the primary's `migrate`). One host: one round.
+    /// The rounds a fleet runs this phase in: with several hosts, each run of once-steps is a
+    /// round of its own, so it starts only once every host has finished the steps before it (a
+    /// host that fails them means the primary never migrates the shared database), and the
+    /// other hosts wait for it before the steps after it (every host's `after_migrate` hooks
+    /// run after the primary's `migrate`). One host: one round.
     pub(crate) fn rounds(&self, hosts: usize) -> Vec<Phase> {
         if hosts <= 1 {
             return vec![self.clone()];
         }
-        let mut rounds = vec![Vec::new()];
+        let mut rounds: Vec<Vec<Step>> = vec![Vec::new()];
         let mut last_once = false;
         for step in &self.steps {
             let once = step.scope() == Scope::Once;
-            if last_once && !once {
+            if last_once != once {
                 rounds.push(Vec::new());
             }
             rounds.last_mut().expect("one round").push(step.clone());
@@ -135,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fleet_waits_for_the_primary_after_once_steps() {
+    fn a_fleet_runs_once_steps_in_a_round_of_their_own() {
         let phase = Phase::new(
             vec![
                 Step::Verify,
@@ -150,30 +152,17 @@ mod tests {
         );
         assert_eq!(phase.rounds(1), vec![phase.clone()]);
         let rounds = phase.rounds(3);
-        assert_eq!(rounds.len(), 2);
+        assert_eq!(rounds.len(), 3);
+        assert_eq!(rounds[0].steps, [Step::Verify]);
         assert_eq!(
-            rounds[0].steps,
-            [
-                Step::Verify,
-                Step::Migrate {
-                    once: true,
-                    always: false,
-                    defer: false,
-                }
-            ]
+            rounds[1].steps,
+            [Step::Migrate {
+                once: true,
+                always: false,
+                defer: false,
+            }]
         );
-        assert_eq!(rounds[1].steps, [Step::Collectstatic]);
-        assert_eq!(rounds[0].steps_for(false), [Step::Verify]);
-        assert_eq!(
-            rounds[0].steps_for(true),
-            [
-                Step::Verify,
-                Step::Migrate {
-                    once: true,
-                    always: false,
-                    defer: false,
-                }
-            ]
-        );
+        assert!(rounds[1].steps_for(false).is_empty());
+        assert_eq!(rounds[2].steps, [Step::Collectstatic]);
     }
 }

@@ -174,7 +174,11 @@ mod tests {
             .collect();
         assert_eq!(
             rounds,
-            [vec!["reap", "nginx-check", "unapply"], vec!["start-app"]]
+            [
+                vec!["reap", "nginx-check"],
+                vec!["unapply"],
+                vec!["start-app"]
+            ]
         );
         // Without --migrate, nothing to unapply: one round.
         let ids: Vec<String> = prepare(&resolved, &placed, &[])

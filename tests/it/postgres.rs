@@ -10,7 +10,7 @@ use support::stack::*;
 use support::*;
 
 #[test]
-fn two_hosts_share_one_postgres_database() {
+fn two_hosts_share_one_postgres_database_and_only_a_fully_prepared_fleet_migrates_it() {
     let pg = Postgres::start();
     let mut two = TwoHosts::start();
     two.set_requirements("requirements/postgres.txt");
@@ -95,4 +95,35 @@ fn two_hosts_share_one_postgres_database() {
         migrated.len(),
         run.stderr
     );
+
+    // The primary migrates the shared database only once every host has finished the steps
+    // before `migrate`: when B fails to prepare, the new migration never runs (it would leave
+    // the database ahead of every host's code). Once B is fixed, the next deploy migrates.
+    two.stack.project.write(
+        "pages/migrations/0002_mark.py",
+        "from django.db import migrations\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   dependencies = [('pages', '0001_initial')]\n\
+         \x20   operations = [migrations.RunSQL('CREATE TABLE shipit_mark (id int)', 'DROP TABLE shipit_mark')]\n",
+    );
+    two.stack.project.commit_all("a migration");
+    let applied = || pg.query("SELECT name FROM django_migrations WHERE name = '0002_mark'");
+    let b_releases = two.b_to.join("releases");
+    chmod(&b_releases, 0o555);
+    two.stack.deploy(&[]).expect_code(1).says(&[
+        &format!("{}: step `unpack` failed", two.b_spec),
+        "nothing was switched",
+    ]);
+    assert_eq!(
+        applied().trim(),
+        "",
+        "the primary migrated although B had failed"
+    );
+    chmod(&b_releases, 0o755);
+    let run = two.stack.deploy(&[]);
+    run.expect_code(0);
+    assert_eq!(applied().trim(), "0002_mark");
+    for (to, _, _) in two.hosts() {
+        assert_eq!(current_of(to), Some(format!("releases/{}", run.release())));
+    }
 }
