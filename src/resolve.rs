@@ -208,7 +208,11 @@ impl Resolved {
             deploy_to: target.deploy_to.clone(),
             python: config.project.python.clone(),
             installer: target.installer,
-            requirements: config.project.requirements_for(&target.environment),
+            // A uv.lock is installed from the requirements file the build exports it to.
+            requirements: crate::build::lock::installed(
+                &config.project.requirements_for(&target.environment),
+            )
+            .to_string(),
             manage_py: config.project.manage_py.clone(),
             settings_module,
             shared_dirs: target.shared_dirs.clone(),
@@ -256,6 +260,7 @@ impl Resolved {
             revision: one_line(run.revision.as_deref().unwrap_or("")),
             django_settings_module: self.settings_module.clone(),
             python: self.python.clone(),
+            python_mirror: std::env::var("UV_PYTHON_INSTALL_MIRROR").unwrap_or_default(),
             installer: self.installer.to_string(),
             requirements: self.requirements.clone(),
             manage: self.manage_py.clone(),

@@ -7,6 +7,7 @@ pub mod archive;
 pub(crate) mod commands;
 pub(crate) mod content;
 pub mod deploy_map;
+pub(crate) mod lock;
 pub mod manifest;
 pub mod policy;
 pub mod source;
@@ -162,6 +163,16 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         rendered.push((mapping, text));
     }
 
+    // A uv.lock (committed) is exported to the requirements file the hosts install.
+    let requirements = config.project.requirements_for(&target.environment);
+    let exported = if crate::config::is_uv_lock(&requirements)
+        && tree.files.iter().any(|f| f.path == requirements)
+    {
+        Some(lock::export(root, &requirements, target)?)
+    } else {
+        None
+    };
+
     let generated: Vec<&str> = rendered
         .iter()
         .map(|(m, _)| m.destination.as_str())
@@ -191,10 +202,17 @@ pub fn build(request: &BuildRequest) -> Result<Artifact> {
         bytes: text.as_bytes(),
         template: &m.template,
     }));
+    if let Some(text) = &exported {
+        entries.push(Entry::Generated {
+            path: lock::EXPORTED,
+            bytes: text.as_bytes(),
+            template: &requirements,
+        });
+    }
     entries.sort_by(|a, b| a.path().cmp(b.path()));
 
     let has = |path: &str| entries.binary_search_by(|e| e.path().cmp(path)).is_ok();
-    let has_requirements = has(&config.project.requirements_for(&target.environment));
+    let has_requirements = has(lock::installed(&requirements));
     let has_manage_py = has(&config.project.manage_py);
     let header = ManifestHeader {
         format: MANIFEST_FORMAT,
@@ -248,7 +266,11 @@ pub(crate) fn build_deployable(
                 "the requirements file `{requirements}` of environment `{}` is not in the archive",
                 target.environment
             ),
-            hint: Some("commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()),
+            hint: Some(if crate::config::is_uv_lock(&requirements) {
+                "commit uv.lock beside pyproject.toml (`uv lock`), or map the environment to a requirements file in [project.requirements]".into()
+            } else {
+                "commit it (pip-compile or `uv pip compile` it from a .in file), or map the environment in [project.requirements]".into()
+            }),
         });
     }
     if !artifact.has_manage_py {

@@ -178,7 +178,7 @@ impl Config {
             message: e.message().trim().to_string(),
             hint: None,
         })?;
-        let project = validate_project(&source, raw.project)?;
+        let project = validate_project(&source, root, raw.project)?;
         let mut targets = BTreeMap::new();
         for (name, target) in raw.targets {
             let mut resolved = validate_target(&source, name.get_ref(), name.span(), target)?;

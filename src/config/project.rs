@@ -30,8 +30,14 @@ pub struct Project {
     pub deploy_map: PathBuf,
     /// Directory of template overrides, relative to the root.
     pub templates_dir: PathBuf,
-    /// Requirements file per environment; environments not listed use `requirements/<env>.txt`.
+    /// Requirements file (or `uv.lock`) per environment; environments not listed use
+    /// [`Project::requirements_for`]'s default.
     pub requirements: BTreeMap<String, String>,
+    /// The project locks with uv (`uv.lock` beside `pyproject.toml`) and has no `requirements/`
+    /// directory: environments not listed install from `uv.lock`.
+    pub uv_lock_default: bool,
+    /// Where `python` came from when the file does not set it: `.python-version`.
+    pub python_from_file: bool,
     /// Extra exclude patterns (gitignore syntax).
     pub exclude: Vec<String>,
     /// Paths that are archived even though they look like secrets (gitignore syntax).
@@ -43,13 +49,33 @@ pub struct Project {
 }
 
 impl Project {
-    /// The pip-compiled requirements file used for `environment`.
+    /// What `environment` installs from: its entry in [project.requirements], else `uv.lock`
+    /// for a project that locks with uv and has no `requirements/`, else
+    /// `requirements/<env>.txt`.
     pub fn requirements_for(&self, environment: &str) -> String {
-        self.requirements
-            .get(environment)
-            .cloned()
-            .unwrap_or_else(|| format!("requirements/{environment}.txt"))
+        match self.requirements.get(environment) {
+            Some(file) => file.clone(),
+            None if self.uv_lock_default => UV_LOCK.into(),
+            None => format!("requirements/{environment}.txt"),
+        }
     }
+}
+
+/// The lockfile uv writes.
+pub(crate) const UV_LOCK: &str = "uv.lock";
+
+/// Whether a requirements path names a uv lockfile (exported to a requirements file at build).
+pub(crate) fn is_uv_lock(path: &str) -> bool {
+    Path::new(path).file_name() == Some(std::ffi::OsStr::new(UV_LOCK))
+}
+
+/// The first version `.python-version` names (uv's and pyenv's convention), if any.
+fn python_version_file(root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(".python-version")).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
 }
 
 #[derive(Deserialize, Default)]
@@ -64,8 +90,7 @@ pub(super) struct RawImage {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProject {
     name: Spanned<String>,
-    #[serde(default = "default_python")]
-    python: String,
+    python: Option<String>,
     settings_module: Option<String>,
     wsgi_app: Option<String>,
     #[serde(default = "default_manage_py")]
@@ -97,9 +122,6 @@ pub(crate) const DEFAULT_TEMPLATES_DIR: &str = "conf/templates";
 /// `image.port` when unset: the port gunicorn listens on in the container.
 pub(crate) const DEFAULT_IMAGE_PORT: u16 = 8000;
 
-fn default_python() -> String {
-    DEFAULT_PYTHON.into()
-}
 fn default_manage_py() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_MANAGE_PY.into())
 }
@@ -110,7 +132,13 @@ fn default_templates_dir() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_TEMPLATES_DIR.into())
 }
 
-pub(super) fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Result<Project> {
+/// Validates `[project]`; `root` is read for the defaults the project's own files set
+/// (`.python-version`, `uv.lock`).
+pub(super) fn validate_project(
+    source: &Source,
+    root: &Path,
+    raw: Spanned<RawProject>,
+) -> Result<Project> {
     let raw = raw.into_inner();
     let name = raw.name.get_ref();
     if name.is_empty()
@@ -154,7 +182,19 @@ pub(super) fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Res
             .map_err(|why| source.error(path.span(), format!("project.requirements.{env}"), why))?;
         requirements.insert(env, path.into_inner());
     }
+    let from_file = match &raw.python {
+        Some(_) => None,
+        None => python_version_file(root),
+    };
     Ok(Project {
+        python_from_file: from_file.is_some(),
+        python: raw
+            .python
+            .or(from_file)
+            .unwrap_or_else(|| DEFAULT_PYTHON.into()),
+        uv_lock_default: root.join(UV_LOCK).is_file()
+            && root.join("pyproject.toml").is_file()
+            && !root.join("requirements").is_dir(),
         settings_module: raw
             .settings_module
             .unwrap_or_else(|| format!("{module}.settings.selected")),
@@ -162,7 +202,6 @@ pub(super) fn validate_project(source: &Source, raw: Spanned<RawProject>) -> Res
             .wsgi_app
             .unwrap_or_else(|| format!("{module}.wsgi:application")),
         name: raw.name.into_inner(),
-        python: raw.python,
         manage_py: raw.manage_py.into_inner(),
         deploy_map: PathBuf::from(raw.deploy_map.into_inner()),
         templates_dir: PathBuf::from(raw.templates_dir.into_inner()),

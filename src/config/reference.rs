@@ -53,7 +53,7 @@ fn keys() -> Vec<Key> {
     let empty = || value(toml::value::Array::new());
     vec![
         key("project.name", Required, "letters, digits, `_`, `-`; names services and archives"),
-        key("project.python", value(DEFAULT_PYTHON), "interpreter on the hosts that creates the venv: a path or command, or a version (`\"3.12\"`) that uv finds or installs (uv itself is installed with pip when missing)"),
+        key("project.python", Text("`.python-version`'s version, else `python3`"), "interpreter on the hosts that creates the venv: a path or command, or a version (`\"3.12\"`) that uv finds on the host or installs (uv itself is installed with pip when missing; installing needs a host that can download from python-build-standalone, or `UV_PYTHON_INSTALL_MIRROR`)"),
         key("project.settings_module", Text("`<name>.settings.selected`"), "`DJANGO_SETTINGS_MODULE` on hosts; a template (`{{ environment }}`)"),
         key("project.wsgi_app", Text("`<name>.wsgi:application`"), "what gunicorn serves"),
         key("project.manage_py", value(DEFAULT_MANAGE_PY), ""),
@@ -63,11 +63,13 @@ fn keys() -> Vec<Key> {
         key("project.include", empty(), "gitignore patterns archived even if secret-looking"),
         unshown("project.build", empty(), "commands run locally in the project before archiving (`npm ci`, `npm run build`); they see `SHIPIT_TARGET`, `SHIPIT_ENVIRONMENT`; a failing one stops everything before any host is touched, with its exit status and last lines"),
         unshown("project.artifacts", empty(), "files or directories the build commands make (git-untracked) that go into the archive, under the same exclude, secret and symlink rules"),
-        unshown("project.requirements.<env>", Text("`requirements/<env>.txt`"), "pip-compiled requirements per environment (`shipit config` shows each target's as `requirements`)"),
+        unshown("project.requirements.<env>", Text("`requirements/<env>.txt`; `uv.lock` when the project has one and no `requirements/`"), "what each environment installs: a pip-compiled requirements file, or a `uv.lock` (exported with `uv export --frozen` at build time, so `uv` must be installed where shipit runs; the target's `extras` and `groups` are passed on). `shipit config` shows each target's as `requirements`"),
         key("targets.<t>.transport", value(TransportKind::default().name()), "`local` runs on this machine (no hosts)"),
         key("targets.<t>.hosts", Text("required for ssh"), "`user@host:port`, or a `~/.ssh/config` alias; a host (name and port, any user) listed twice is refused"),
         key("targets.<t>.deploy_to", Required, "absolute base directory on the hosts, written normalised (no `.`, `..`, `//` or trailing `/`); not `/`, nothing under `/etc`, `/usr`, `/bin`, `/sbin`, `/boot`, `/proc`, `/sys`, `/dev`, `/run` or `/lib*`, and not a shared parent such as `/srv` or `/var/lib` itself"),
         key("targets.<t>.environment", Required, "e.g. `deployment`, `staging`: requirements and selector"),
+        key("targets.<t>.extras", Text("`[]`"), "optional dependencies installed from a `uv.lock` (`uv export --extra`)"),
+        key("targets.<t>.groups", Text("`[]`"), "dependency groups installed from a `uv.lock` (`uv export --group`); `dev` and the other default groups are not installed unless named"),
         key("targets.<t>.keep_releases", value(DEFAULT_KEEP_RELEASES), "good releases kept"),
         key("targets.<t>.shared_dirs", empty(), "kept in `shared/`, linked into each release; relative paths inside the release, not the release itself (`.`), not in `.shipit` or `.venv`, and none inside another or in both lists"),
         key("targets.<t>.shared_files", empty(), "as `shared_dirs`, for files"),

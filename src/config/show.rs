@@ -81,7 +81,11 @@ pub(crate) fn project(config: &Config, explicit: &Explicit, file: &str) -> Vec<R
         rows: Vec::new(),
     };
     project.add("name", p.name.clone());
-    project.add("python", p.python.clone());
+    if p.python_from_file {
+        project.add_from("python", p.python.clone(), ".python-version");
+    } else {
+        project.add("python", p.python.clone());
+    }
     project.add("settings_module", p.settings_module.clone());
     project.add("wsgi_app", p.wsgi_app.clone());
     project.add("manage_py", p.manage_py.clone());
@@ -117,10 +121,14 @@ pub(crate) fn settings(
     let req = config.project.requirements_for(&t.environment);
     let req_source = if explicit.has(&format!("project.requirements.{}", t.environment)) {
         file.to_string()
+    } else if config.project.uv_lock_default {
+        "default: uv.lock (the project locks with uv and has no requirements/)".into()
     } else {
         "default: requirements/<environment>.txt".into()
     };
     s.add_from("requirements", req, req_source);
+    s.add("extras", json!(t.extras));
+    s.add("groups", json!(t.groups));
     s.add("keep_releases", t.keep_releases);
     s.add("shared_dirs", json!(t.shared_dirs));
     s.add("shared_files", json!(t.shared_files));

@@ -109,6 +109,10 @@ pub struct Target {
     pub transport: TransportKind,
     /// How the venv is populated.
     pub installer: Installer,
+    /// Optional dependencies (`--extra`) installed from a `uv.lock`.
+    pub extras: Vec<String>,
+    /// Dependency groups (`--group`) installed from a `uv.lock`; none by default (not `dev`).
+    pub groups: Vec<String>,
     /// Free-form template variables.
     pub vars: BTreeMap<String, toml::Value>,
     /// Environment of the app (every `manage.py` step, hook and app process): plain values.
@@ -165,6 +169,10 @@ pub(super) struct RawTarget {
     transport: TransportKind,
     #[serde(default)]
     installer: Installer,
+    #[serde(default)]
+    extras: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
     #[serde(default)]
     vars: BTreeMap<Spanned<String>, toml::Value>,
     #[serde(default)]
@@ -292,6 +300,8 @@ pub(super) fn validate_target(
     };
     let (shared_dirs, shared_files) =
         validate_shared(source, name, raw.shared_dirs, raw.shared_files)?;
+    let extras = validate_dependency_names(source, &key("extras"), raw.extras)?;
+    let groups = validate_dependency_names(source, &key("groups"), raw.groups)?;
     let (env, secrets) = validate_env(source, name, raw.env, raw.secrets)?;
     let app_user = match raw.app_user {
         Some(user) => {
@@ -342,6 +352,8 @@ pub(super) fn validate_target(
         jump,
         transport: raw.transport,
         installer: raw.installer,
+        extras,
+        groups,
         vars: validate_vars(source, name, raw.vars)?,
         hooks: raw.hooks,
         env,
@@ -357,6 +369,34 @@ pub(super) fn validate_target(
         },
         app: resolve_app(source, name, raw.app, supervisor, raw.systemd)?,
     })
+}
+
+/// Extra and group names as pyproject.toml spells them (PEP 685): letters, digits, `.`, `_`,
+/// `-`, starting with a letter or digit. They become `uv export` arguments.
+fn validate_dependency_names(
+    source: &Source,
+    key: &str,
+    names: Vec<Spanned<String>>,
+) -> Result<Vec<String>> {
+    names
+        .into_iter()
+        .map(|name| {
+            let text = name.get_ref();
+            let valid = text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if valid {
+                Ok(name.into_inner())
+            } else {
+                Err(source.error(
+                    name.span(),
+                    key,
+                    format!("`{text}` is not an extra or dependency group name (letters, digits, `.`, `_`, `-`)"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Paths that end up inside nginx and supervisor configs (which have no quoting that survives

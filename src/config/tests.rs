@@ -726,3 +726,50 @@ fn reserved_env_names_follow_the_shell_library() {
     assert!(set_names(gained).contains("NEW_NAME"));
     assert!(read_names(gained).contains("OTHER_NAME"));
 }
+
+/// A project that locks with uv installs from `uv.lock` unless it keeps a `requirements/`
+/// directory or maps the environment; `.python-version` names the default interpreter.
+#[test]
+fn the_projects_own_files_set_the_lockfile_and_python_defaults() {
+    let root = tempfile::tempdir().unwrap();
+    let load = || Config::parse(Path::new("shipit.toml"), root.path(), GOOD).unwrap();
+    let config = load();
+    assert_eq!(
+        config.project.requirements_for("deployment"),
+        "requirements/deployment.txt"
+    );
+    assert_eq!(config.project.python, "python3");
+    std::fs::write(root.path().join("uv.lock"), "version = 1\n").unwrap();
+    assert!(
+        !load().project.uv_lock_default,
+        "uv.lock without pyproject.toml"
+    );
+    std::fs::write(root.path().join("pyproject.toml"), "[project]\n").unwrap();
+    std::fs::write(root.path().join(".python-version"), "# pinned\n3.12\n").unwrap();
+    let config = load();
+    assert_eq!(config.project.requirements_for("deployment"), "uv.lock");
+    assert_eq!(config.project.python, "3.12");
+    assert!(config.project.python_from_file);
+    let mapped = GOOD.replace(
+        "name = \"hello\"\n",
+        "name = \"hello\"\npython = \"/usr/bin/python3\"\n[project.requirements]\nstaging = \"req/staging.txt\"\n",
+    );
+    let config = Config::parse(Path::new("shipit.toml"), root.path(), &mapped).unwrap();
+    assert_eq!(
+        config.project.requirements_for("staging"),
+        "req/staging.txt"
+    );
+    assert_eq!(config.project.python, "/usr/bin/python3");
+    std::fs::create_dir(root.path().join("requirements")).unwrap();
+    assert_eq!(
+        load().project.requirements_for("deployment"),
+        "requirements/deployment.txt"
+    );
+    let groups = GOOD.replace(
+        "keep_releases = 3\n",
+        "keep_releases = 3\ngroups = [\"prod\"]\nextras = [\"s3\", \"bad name\"]\n",
+    );
+    let err = parse(&groups).unwrap_err().to_string();
+    assert!(err.contains("targets.staging.extras"), "{err}");
+    assert!(err.contains("`bad name` is not an extra"), "{err}");
+}

@@ -133,8 +133,21 @@ pub(crate) fn build(request: &ImageRequest) -> Result<Image> {
 
     let base = base::load(&request.base, staging.path())?;
     let cache = config.root.join(".shipit").join("image").join("venvs");
+    // A uv.lock installs what the build exports from it, as on the hosts.
+    let lock = config.project.requirements_for(&request.target.environment);
+    let exported = tempfile::tempdir()
+        .map_err(|e| Error::io("create", Path::new("a temporary directory"), e))?;
+    let requirements_root = if crate::config::is_uv_lock(&lock) {
+        let text = crate::build::lock::export(&config.root, &lock, request.target)?;
+        let file = exported.path().join(&request.resolved.requirements);
+        crate::build::archive::created_parent(&file)?;
+        std::fs::write(&file, text).map_err(|e| Error::io("write", &file, e))?;
+        exported.path()
+    } else {
+        config.root.as_path()
+    };
     let (venv_key, venv_layer, venv_reused) = venv::layer(
-        &config.root,
+        requirements_root,
         &request.resolved.requirements,
         &request.python,
         &cache,

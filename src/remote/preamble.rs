@@ -67,6 +67,8 @@ preamble! {
     django_settings_module: "DJANGO_SETTINGS_MODULE",
     /// The python: a path, a command, or a version uv finds.
     python: "PY",
+    /// UV_PYTHON_INSTALL_MIRROR where shipit runs: where uv downloads a python version from.
+    python_mirror: "PY_MIRROR",
     /// The venv installer: uv, pip or auto.
     installer: "INSTALLER",
     /// The requirements file, inside the release.

@@ -18,8 +18,16 @@ shipit_python() {
       { echo "cannot install uv: install it, or set project.python to an interpreter's path" >&2; return 1; }
   fi
   if ! found=$(uv python find --no-project "$PY" 2>/dev/null); then
-    echo "installing python $PY with uv" >&2
-    uv python install "$PY" >&2 || { echo "uv cannot install python $PY on this host" >&2; return 1; }
+    if [ -n "$PY_MIRROR" ]; then
+      UV_PYTHON_INSTALL_MIRROR=$PY_MIRROR
+      export UV_PYTHON_INSTALL_MIRROR
+    fi
+    echo "python $PY is not on this host: downloading it with uv" >&2
+    if ! uv python install "$PY" >&2; then
+      have=$(uv python list --only-installed 2>/dev/null | awk '{ printf "%s%s", sep, $2; sep = ", " }')
+      echo "python $PY is not on this host and uv could not download it (the interpreters uv finds here: ${have:-none}); set project.python to one of those or to an interpreter's path, or set UV_PYTHON_INSTALL_MIRROR where shipit runs to a mirror this host can reach" >&2
+      return 1
+    fi
     found=$(uv python find --no-project "$PY") || return 1
   fi
   printf '%s' "$found"

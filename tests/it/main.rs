@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod harness;
 mod image;
+mod lockfile;
 mod operate;
 mod operate_build;
 mod operate_check;

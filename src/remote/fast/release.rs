@@ -279,6 +279,28 @@ fn virtualenv_for_a_python_version_without_uv_or_pip_fails_saying_so() {
     });
 }
 
+/// A version the host lacks is downloaded by uv, from UV_PYTHON_INSTALL_MIRROR when shipit
+/// had one; when that fails the error names the interpreters uv finds and the ways out.
+#[test]
+fn virtualenv_for_a_missing_python_version_downloads_it_or_names_what_the_host_has() {
+    each_shell(|host| {
+        host.write(host.r("requirements/deployment.txt"), "django\n");
+        host.set("PY", "3.13")
+            .set("PY_MIRROR", "https://mirror.example/python");
+        host.stub(
+            "uv",
+            "case \"$1 $2\" in\n\
+             'python find') exit 2 ;;\n\
+             'python install') echo \"mirror=$UV_PYTHON_INSTALL_MIRROR\"; echo 'error: failed to download' >&2; exit 1 ;;\n\
+             'python list') echo 'cpython-3.11.2-linux-x86_64-gnu    /usr/bin/python3.11'; echo 'cpython-3.12.1-linux-x86_64-gnu    /opt/py/bin/python3.12' ;;\n\
+             esac",
+        );
+        host.step("step_virtualenv", &[]).status(1).says("mirror=https://mirror.example/python").says(
+            "python 3.13 is not on this host and uv could not download it (the interpreters uv finds here: /usr/bin/python3.11, /opt/py/bin/python3.12)",
+        );
+    });
+}
+
 #[test]
 fn prepared_records_the_state_and_the_gate_waits_for_switch() {
     each_shell(|host| {
