@@ -1390,8 +1390,9 @@ fn a_hashed_known_hosts_entry_is_trusted() {
 /// Host trust as OpenSSH decides it, against a real sshd (ed25519 host key) on a port other
 /// than 22: a `@revoked` key, a host known only through `@cert-authority` and a held key that
 /// is not trusted even with --accept-new-host-key; a host known only by its ECDSA key is
-/// unknown for ed25519 (not "changed"); a plain `127.0.0.1` line does not vouch for
-/// `[127.0.0.1]:PORT`; a malformed line is skipped with a warning naming it.
+/// unknown for ed25519 (not "changed"); `[127.0.0.1]:PORT` unknown to the file, a plain
+/// `127.0.0.1` line vouches for the key it holds and no other (as `ssh` does); a malformed
+/// line is skipped with a warning naming it.
 #[test]
 fn host_trust_follows_openssh_known_hosts_semantics() {
     let stack = Stack::start();
@@ -1442,7 +1443,7 @@ fn host_trust_follows_openssh_known_hosts_semantics() {
             ][..],
         ),
         (
-            format!("127.0.0.1 {key}\n"),
+            format!("127.0.0.1 {other_ed25519}\n"),
             &["unknown for ssh-ed25519"][..],
         ),
     ] {
@@ -1467,6 +1468,14 @@ fn host_trust_follows_openssh_known_hosts_semantics() {
     assert_eq!(
         std::fs::read_to_string(&known_hosts).unwrap(),
         format!("{names} {ecdsa}\n{line}\n")
+    );
+
+    // The port unknown to the file, the bare name's line holding this key vouches for it.
+    std::fs::write(&known_hosts, format!("127.0.0.1 {key}\n")).unwrap();
+    stack.deploy(&[]).expect_code(4);
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).unwrap(),
+        format!("127.0.0.1 {key}\n")
     );
 
     // A malformed line elsewhere is skipped with a warning naming it, not fatal.

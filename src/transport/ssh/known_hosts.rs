@@ -17,7 +17,9 @@
 //!   OpenSSH's encodings of them are;
 //! - names ([`names`]) are patterns (`*`, `?`, `!negation`, comma lists, compared in lower
 //!   case) or hashes (`|1|salt|hmac-sha1`) of the exact name looked up;
-//! - the name looked up is `host` on port 22, `[host]:port` on any other, in lower case;
+//! - the name looked up is `host` on port 22, `[host]:port` on any other, in lower case; and
+//!   when no line names `[host]:port` at all, a line for the bare `host` holding this very key
+//!   vouches for it (`ssh`'s "checking without port identifier", sshconnect.c);
 //! - a key on a `@revoked` line is refused for the hosts the line names (`*`: every host),
 //!   whatever else the files say, also with `--accept-new-host-key`.
 //!
@@ -32,6 +34,8 @@
 //! - a host only `@cert-authority` lines name is refused: shipit cannot verify host
 //!   certificates, and must not offer to trust the plain key instead (`ssh` verifies the
 //!   certificate);
+//! - a key `@revoked` for the bare `host` is refused on every port of it (`ssh` warns, then
+//!   takes `[host]:port` for new);
 //! - a certificate on a known_hosts line is skipped with a warning (shipit verifies no
 //!   certificate signatures; to `ssh` it is a key that never equals a plain host key);
 //! - an ECDSA point is not checked to lie on its curve (that needs elliptic-curve arithmetic
@@ -155,7 +159,21 @@ impl KnownHosts {
 
     /// Whether `key` (a public key blob) may be trusted for `host` reached on `port`.
     pub(crate) fn check(&self, host: &str, port: u16, key: &[u8]) -> Verdict {
-        self.check_name(&lookup_name(host, port), &key::canonical(key))
+        let key = key::canonical(key);
+        let name = lookup_name(host, port);
+        let verdict = self.check_name(&name, &key);
+        // sshconnect.c, check_host_key: when `[host]:port` is new to the files (not revoked,
+        // and no plain line names it: "checking without port identifier"), the bare name's
+        // lines may vouch for the key. OpenSSH takes only HOST_OK from them; a key revoked for
+        // the bare name is refused here, where `ssh` warns and goes on.
+        let known_here = self.matching(&name).any(|e| e.marker == Marker::Plain);
+        if port != 22 && !known_here && !matches!(verdict, Verdict::Revoked(_)) {
+            let bare = self.check_name(&lookup_name(host, 22), &key);
+            if matches!(bare, Verdict::Trusted | Verdict::Revoked(_)) {
+                return bare;
+            }
+        }
+        verdict
     }
 
     /// The verdict of the lines that name `name` on `key`, an OpenSSH-encoded blob.
@@ -398,23 +416,64 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_host_entry_covers_port_22_only() {
-        let known = known(&format!(
-            "web.example.com ssh-ed25519 {ED_A}\n[web.example.com]:2222 ssh-ed25519 {ED_B}\n"
-        ));
+    fn a_port_unknown_to_the_files_is_vouched_for_by_the_bare_host_name_as_in_ssh() {
+        // sshconnect.c check_host_key, "checking without port identifier": `[host]:port`
+        // unknown, so the bare name's line holding the key trusts it.
+        let known = known(&format!("web.example.com ssh-ed25519 {ED_A}\n"));
         assert_eq!(
-            known.check("web.example.com", 22, &key(ED_A)),
+            known.check("web.example.com", 2200, &key(ED_A)),
             Verdict::Trusted
         );
-        assert_eq!(known.check("web.example.com", 2200, &key(ED_A)), UNKNOWN);
+        // ...only that key: another stays unknown for the port (ssh: new), not changed.
+        assert_eq!(known.check("web.example.com", 2200, &key(ED_B)), UNKNOWN);
+
+        // A line for the port decides alone, whatever its key type.
+        let known_port = |line: &str| {
+            self::known(&format!(
+                "web.example.com ssh-ed25519 {ED_A}\n[web.example.com]:2222 {line}\n"
+            ))
+        };
         assert_eq!(
-            known.check("web.example.com", 2222, &key(ED_B)),
-            Verdict::Trusted
-        );
-        assert_eq!(
-            known.check("web.example.com", 2222, &key(ED_A)),
+            known_port(&format!("ssh-ed25519 {ED_B}")).check("web.example.com", 2222, &key(ED_A)),
             Verdict::Changed(at(2))
         );
+        assert_eq!(
+            known_port(&format!("ecdsa-sha2-nistp256 {ECDSA}")).check(
+                "web.example.com",
+                2222,
+                &key(ED_A)
+            ),
+            Verdict::Unknown {
+                known_types: vec!["ecdsa-sha2-nistp256".into()]
+            }
+        );
+        // `@cert-authority` lines for the port are no plain key of it: the bare name vouches.
+        let ca = self::known(&format!(
+            "@cert-authority [web.example.com]:2222 ssh-ed25519 {ED_B}\nweb.example.com ssh-ed25519 {ED_A}\n"
+        ));
+        assert_eq!(
+            ca.check("web.example.com", 2222, &key(ED_A)),
+            Verdict::Trusted
+        );
+        assert_eq!(
+            ca.check("web.example.com", 2222, &key(ED_B)),
+            Verdict::CertificateOnly(at(1))
+        );
+
+        // A key revoked for the port is revoked, whatever the bare name says; one revoked for
+        // the bare name is refused on its other ports too (ssh warns, then takes it for new).
+        let revoked = self::known(&format!(
+            "web.example.com ssh-ed25519 {ED_A}\n@revoked [web.example.com]:2222 ssh-ed25519 {ED_A}\n@revoked web.example.com ssh-ed25519 {ED_B}\n"
+        ));
+        assert_eq!(
+            revoked.check("web.example.com", 2222, &key(ED_A)),
+            Verdict::Revoked(at(2))
+        );
+        assert_eq!(
+            revoked.check("web.example.com", 2200, &key(ED_B)),
+            Verdict::Revoked(at(3))
+        );
+
         // `[host]:22` is how nobody writes port 22, and it does not match it either.
         let bracketed = known_text_for("[web.example.com]:22");
         assert_eq!(bracketed.check("web.example.com", 22, &key(ED_A)), UNKNOWN);
