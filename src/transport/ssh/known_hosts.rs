@@ -14,7 +14,9 @@
 //!   that is one of OpenSSH's names for the blob's type (`rsa-sha2-512` for an `ssh-rsa` key),
 //!   a blob of the right shape (a 32-byte ed25519 key, an uncompressed point of the named
 //!   curve, an RSA modulus of 1024 bits or more, nothing after it); keys are equal when
-//!   OpenSSH's encodings of them are;
+//!   OpenSSH's encodings of them are. `ssh-dss` keys are read too, as OpenSSH 9 reads them
+//!   (OpenSSH 10 no more): shipit never asks for one, so such a line only shows among a
+//!   host's known types;
 //! - names ([`names`]) are patterns (`*`, `?`, `!negation`, comma lists, compared in lower
 //!   case) or hashes (`|1|salt|hmac-sha1`) of the exact name looked up;
 //! - the name looked up is `host` on port 22, `[host]:port` on any other, in lower case; and
@@ -23,7 +25,8 @@
 //! - a key on a `@revoked` line is refused for the hosts the line names (`*`: every host),
 //!   whatever else the files say, also with `--accept-new-host-key`.
 //!
-//! Where shipit knowingly differs from OpenSSH:
+//! Where shipit knowingly differs from OpenSSH (each shown by a test: the unit tests below, or
+//! the `# differs:` lines of the parity tests' cases):
 //!
 //! - only lines holding a key of the presented key's type decide: a host known only by its
 //!   ECDSA key is unknown for ed25519 ([`Verdict::Unknown`], which names the types known),
@@ -40,14 +43,14 @@
 //!   certificate signatures; to `ssh` it is a key that never equals a plain host key);
 //! - an ECDSA point is not checked to lie on its curve (that needs elliptic-curve arithmetic
 //!   shipit does not have): such a corrupt line, which `ssh` skips, can only make shipit
-//!   refuse a key of its type, never trust one;
-//! - `ssh-dss` keys are read, as by OpenSSH 9 (OpenSSH 10 reads them no more): shipit never
-//!   asks for one, so such a line only shows among a host's known types.
+//!   refuse a key of its type, never trust one.
 
 use std::path::{Path, PathBuf};
 
 mod key;
 mod names;
+#[cfg(test)]
+mod parity;
 
 pub(crate) use key::blob_type;
 use key::HostKey;
