@@ -328,9 +328,18 @@ impl Error {
                 None => format!("known targets: {}", known.join(", ")),
             }),
             Error::HostKeyUnknown {
+                line,
+                known_hosts,
+                known_types,
+                ..
+            } if known_types.is_empty() => Some(format!(
+                "if you trust this fingerprint, add this line to {}:\n    {line}\nor re-run with --accept-new-host-key",
+                known_hosts.display()
+            )),
+            Error::HostKeyUnknown {
                 line, known_hosts, ..
             } => Some(format!(
-                "if you trust this fingerprint, add this line to {}:\n    {line}\nor re-run with --accept-new-host-key",
+                "the server did not offer the key known_hosts holds (`ssh` would say the host key has changed), so --accept-new-host-key does not add this one beside it: check with the host's administrator; if its keys were replaced, remove the old line (`ssh-keygen -R HOST -f FILE`), and if you trust this fingerprint, add this line to {}:\n    {line}",
                 known_hosts.display()
             )),
             Error::HostKeyChanged {

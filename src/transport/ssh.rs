@@ -350,16 +350,27 @@ fn load_known_hosts(endpoint: &Endpoint, options: &SshOptions) -> Result<KnownHo
     Ok(known)
 }
 
-/// The host key algorithms to offer: certificates first when a CA is trusted for the host (as
-/// `ssh` orders them), plain keys only otherwise, so the key negotiated is one known_hosts
-/// can decide on.
+/// The host key algorithms to offer, as `ssh` orders them: certificates first when a CA is
+/// trusted for the host, then the types known_hosts holds a key of, then the rest; so the key
+/// negotiated is one known_hosts can decide on.
 fn host_key_preference(known: &KnownHosts, endpoint: &Endpoint) -> String {
     let (lookup, port) = endpoint.known_hosts_key();
+    let known_types = known.known_types(lookup, port);
+    let is_known = |algorithm: &&str| {
+        let key_type = match *algorithm {
+            "rsa-sha2-512" | "rsa-sha2-256" => "ssh-rsa",
+            other => other,
+        };
+        known_types.iter().any(|t| t == key_type)
+    };
+    let (first, rest): (Vec<&str>, Vec<&str>) = HOST_KEY_PREFERENCE.split(',').partition(is_known);
+    let mut order = Vec::new();
     if known.trusts_authority_for(lookup, port) {
-        format!("{},{HOST_KEY_PREFERENCE}", host_certificate::ALGORITHMS)
-    } else {
-        HOST_KEY_PREFERENCE.to_string()
+        order.push(host_certificate::ALGORITHMS);
     }
+    order.extend(first);
+    order.extend(rest);
+    order.join(",")
 }
 
 fn verify_host_key(
@@ -438,7 +449,10 @@ fn decide(
         Verdict::Unknown { known_types } => {
             let key_type = known_hosts::blob_type(key).unwrap_or_else(|| "unknown".into());
             let line = format!("{} {key_type} {}", endpoint.known_hosts_name(), base64(key));
-            if accept_new {
+            // Only a host known_hosts knows nothing of is trusted on first use: shipit asked
+            // for the types it knows first, so another type means the server lacks the known
+            // key (as `ssh`, which calls it changed).
+            if accept_new && known_types.is_empty() {
                 append_line(record_in, &line).map_err(|e| Error::io("write", record_in, e))?;
                 eprintln!(
                     "warning: trusting the new host key of {host} ({key_type} {}) and recording it in {}",
@@ -812,6 +826,26 @@ impl Ssh {
 mod tests {
     use super::*;
 
+    /// `deploy@web.example.com:2222`, nothing else configured.
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            user: "deploy".into(),
+            host: "web.example.com".into(),
+            port: 2222,
+            identity_files: vec![],
+            identities_only: false,
+            agent: AgentSocket::None,
+            user_known_hosts: vec![],
+            global_known_hosts: vec![],
+            host_key_alias: None,
+            jumps: vec![],
+            proxy_command: None,
+            certificate_files: vec![],
+            connect_timeout: None,
+            family: Family::Any,
+        }
+    }
+
     #[test]
     fn fingerprints_match_ssh_keygen() {
         // `ssh-keygen -lf` of this public key printed the fingerprint below.
@@ -847,22 +881,7 @@ mod tests {
     #[test]
     fn only_an_unknown_key_is_offered_for_trust_on_first_use() {
         let key = decode("AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR");
-        let endpoint = Endpoint {
-            user: "deploy".into(),
-            host: "web.example.com".into(),
-            port: 2222,
-            identity_files: vec![],
-            identities_only: false,
-            agent: AgentSocket::None,
-            user_known_hosts: vec![],
-            global_known_hosts: vec![],
-            host_key_alias: None,
-            jumps: vec![],
-            proxy_command: None,
-            certificate_files: vec![],
-            connect_timeout: None,
-            family: Family::Any,
-        };
+        let endpoint = endpoint();
         let dir = tempfile::tempdir().unwrap();
         let record_in = dir.path().join("known_hosts");
         let place = known_hosts::Place {
@@ -901,10 +920,54 @@ mod tests {
         let line = "[web.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhQ9xPMTC5K+2Uma//Nqw15btz09+a3RUngp/2lIXbR";
         assert!(err.hint().unwrap().contains(line), "{:?}", err.hint());
         assert!(!record_in.exists());
-        decide(unknown, &endpoint, &key, true, &record_in).unwrap();
+        // Another type known: not trusted on first use either (`ssh` says "changed").
+        let err = decide(unknown, &endpoint, &key, true, &record_in).unwrap_err();
+        assert!(
+            err.hint().unwrap().contains("ssh-keygen -R"),
+            "{:?}",
+            err.hint()
+        );
+        assert!(!record_in.exists());
+        let new = Verdict::Unknown {
+            known_types: vec![],
+        };
+        decide(new, &endpoint, &key, true, &record_in).unwrap();
         assert_eq!(
             std::fs::read_to_string(&record_in).unwrap(),
             format!("{line}\n")
         );
+    }
+
+    /// As `ssh` orders them: certificates when a CA is trusted, then the types known_hosts
+    /// holds a key of, then the rest.
+    #[test]
+    fn host_key_algorithms_ask_for_what_known_hosts_can_decide_on_first() {
+        let endpoint = Endpoint {
+            host: "web".into(),
+            port: 22,
+            ..endpoint()
+        };
+        let known = |text: &str| {
+            let mut known = KnownHosts::default();
+            known.add(Path::new("kh"), text.as_bytes());
+            known
+        };
+        let rsa = "AAAAB3NzaC1yc2EAAAADAQABAAAAgQDQYOgnDKkYNDxaCnXNXgpdz0ahxNMAAXhEqxz5mOlCXAsRwrJ8cZwYhOn3YeVoynzGumq1mZqHpuyM0ny0gjDXtvoYeuqkJWrmR05HZUafP8w63OHrfIZN0Ddom0yLtRlpYwmAnM9hY6spc2fG8w99mZ8MpuAbwVB0mc8GbYAJ2w==";
+        assert_eq!(
+            host_key_preference(&known(""), &endpoint),
+            HOST_KEY_PREFERENCE
+        );
+        let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJ3CTYogcSBj3pNLhJBThbl/5lfLfsnAIPMXbf89xO8qndWv0j1/qVvBfqUa4DH1a5Tp3nAjn+qUj0cAk3ZtWXs=";
+        assert_eq!(
+            host_key_preference(&known(&format!("web {ecdsa}\nweb ssh-rsa {rsa}\n")), &endpoint),
+            "ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256,ssh-rsa,ssh-ed25519,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521"
+        );
+        let preference =
+            host_key_preference(&known(&format!("@cert-authority * {ecdsa}\n")), &endpoint);
+        assert!(
+            preference.starts_with("ssh-ed25519-cert-v01@openssh.com,"),
+            "{preference}"
+        );
+        assert!(preference.ends_with(HOST_KEY_PREFERENCE), "{preference}");
     }
 }

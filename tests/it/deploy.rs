@@ -1391,8 +1391,9 @@ fn a_hashed_known_hosts_entry_is_trusted() {
 /// than 22: a `@revoked` key, a host known only through `@cert-authority` that presents no
 /// certificate, and a held key that
 /// is not trusted even with --accept-new-host-key; a host known only by its ECDSA key is
-/// unknown for ed25519 (not "changed"); a plain `127.0.0.1` line does not vouch for
-/// `[127.0.0.1]:PORT`; a malformed line is skipped with a warning naming it.
+/// unknown for ed25519 (not "changed"); `[127.0.0.1]:PORT` unknown to the file, a plain
+/// `127.0.0.1` line vouches for the key it holds and no other (as `ssh` does); a malformed
+/// line is skipped with a warning naming it.
 #[test]
 fn host_trust_follows_openssh_known_hosts_semantics() {
     let stack = Stack::start();
@@ -1443,7 +1444,7 @@ fn host_trust_follows_openssh_known_hosts_semantics() {
             ][..],
         ),
         (
-            format!("127.0.0.1 {key}\n"),
+            format!("127.0.0.1 {other_ed25519}\n"),
             &["unknown for ssh-ed25519"][..],
         ),
     ] {
@@ -1462,12 +1463,25 @@ fn host_trust_follows_openssh_known_hosts_semantics() {
     mkdir_as_deploy(&lock);
     write_as_deploy(&lock.join("info"), "token=x\nby=someone@else\n");
 
-    // The ECDSA-only host: --accept-new-host-key records the ed25519 key next to it.
+    // The ECDSA-only host whose server offers no ECDSA key (shipit asked for it first): not
+    // trusted on first use beside it (`ssh` says "changed"); the fix is in the hint.
     std::fs::write(&known_hosts, format!("{names} {ecdsa}\n")).unwrap();
-    stack.deploy(&["--accept-new-host-key"]).expect_code(4);
+    stack
+        .deploy(&["--accept-new-host-key"])
+        .expect_code(3)
+        .says_error(&["unknown for ssh-ed25519"])
+        .says(&["ssh-keygen -R", &line]);
     assert_eq!(
         std::fs::read_to_string(&known_hosts).unwrap(),
-        format!("{names} {ecdsa}\n{line}\n")
+        format!("{names} {ecdsa}\n")
+    );
+
+    // The port unknown to the file, the bare name's line holding this key vouches for it.
+    std::fs::write(&known_hosts, format!("127.0.0.1 {key}\n")).unwrap();
+    stack.deploy(&[]).expect_code(4);
+    assert_eq!(
+        std::fs::read_to_string(&known_hosts).unwrap(),
+        format!("127.0.0.1 {key}\n")
     );
 
     // A malformed line elsewhere is skipped with a warning naming it, not fatal.

@@ -224,7 +224,7 @@ mod tests {
         let (valid, ca, host_key) = issue(&["-h", "-n", "web", "-V", "-5m:+1h"]);
         let known = |text: &str| {
             let mut known = KnownHosts::default();
-            known.add(Path::new("kh"), text);
+            known.add(Path::new("kh"), text.as_bytes());
             known
         };
         let place = |line| Place {
