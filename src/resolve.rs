@@ -288,11 +288,11 @@ impl Resolved {
             nginx_test: nginx.map(|n| n.test.clone()).unwrap_or_default(),
             nginx_reload: nginx.map(|n| n.reload.clone()).unwrap_or_default(),
             health_path: self.health.path.clone(),
-            health_host: self.health.host.clone(),
+            health_host: self.health.host.clone().unwrap_or_default(),
             health_status: self
                 .health
                 .status
-                .map_or_else(|| "any".to_string(), |s| s.to_string()),
+                .map_or_else(|| "ok".to_string(), |s| s.to_string()),
             health_timeout: self.health.timeout.to_string(),
             health_retries: self.health.retries.to_string(),
             unapplied: flag(run.unapplied),

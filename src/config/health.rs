@@ -9,12 +9,13 @@ pub struct Health {
     /// Path requested.
     #[serde(default = "default_health_path")]
     pub path: String,
-    /// Status expected; `None` accepts any status below 500.
+    /// Status expected; `None` accepts any 2xx or 3xx.
     #[serde(default)]
     pub status: Option<u16>,
-    /// `Host` header sent (must be in Django's ALLOWED_HOSTS).
-    #[serde(default = "default_health_host")]
-    pub host: String,
+    /// `Host` header sent (must be in Django's ALLOWED_HOSTS); `None`: the first entry of the
+    /// release's ALLOWED_HOSTS (`localhost` for `*`).
+    #[serde(default)]
+    pub host: Option<String>,
     /// Seconds a new app server has to answer before the deploy fails.
     #[serde(default = "default_health_timeout")]
     pub timeout: u32,
@@ -28,7 +29,7 @@ impl Default for Health {
         Health {
             path: default_health_path(),
             status: None,
-            host: default_health_host(),
+            host: None,
             timeout: default_health_timeout(),
             retries: default_health_retries(),
         }
@@ -37,8 +38,6 @@ impl Default for Health {
 
 /// `path` when unset.
 pub(crate) const DEFAULT_HEALTH_PATH: &str = "/";
-/// `host` when unset.
-pub(crate) const DEFAULT_HEALTH_HOST: &str = "localhost";
 /// `timeout` when unset, in seconds.
 pub(crate) const DEFAULT_HEALTH_TIMEOUT: u32 = 30;
 /// `retries` when unset.
@@ -46,9 +45,6 @@ pub(crate) const DEFAULT_HEALTH_RETRIES: u32 = 3;
 
 fn default_health_path() -> String {
     DEFAULT_HEALTH_PATH.into()
-}
-fn default_health_host() -> String {
-    DEFAULT_HEALTH_HOST.into()
 }
 fn default_health_timeout() -> u32 {
     DEFAULT_HEALTH_TIMEOUT
@@ -65,7 +61,9 @@ pub(super) fn validate_health(source: &Source, target: &str, h: Spanned<Health>)
     if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("health.path", "must start with `/` and contain no spaces");
     }
-    if h.host.is_empty() || h.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if h.host.as_ref().is_some_and(|host| {
+        host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    }) {
         return bad("health.host", "must be a host name without spaces");
     }
     if h.status.is_some_and(|s| !(100..=599).contains(&s)) {

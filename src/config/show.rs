@@ -191,7 +191,13 @@ pub(crate) fn settings(
             .status
             .map_or_else(|| Value::from("(any below 500)"), Value::from),
     );
-    s.add("health.host", t.health.host.clone());
+    s.add(
+        "health.host",
+        t.health
+            .host
+            .clone()
+            .unwrap_or_else(|| "the first of the release's ALLOWED_HOSTS".into()),
+    );
     s.add("health.timeout", t.health.timeout);
     s.add("health.retries", t.health.retries);
     for (phase, hooks) in [

@@ -106,7 +106,7 @@ environment = "{environment}"
 
 # [targets.production.health]
 # path = "{health_path}"
-# host = "{health_host}"
+# host = "www.example.com"    # default: the first of ALLOWED_HOSTS
 
 # [targets.production.hooks]
 # after_migrate = ["./manage.py check --deploy"]
@@ -124,6 +124,5 @@ environment = "{environment}"
         migrate = config::MigrateOn::default().name(),
         conf_dir = config::DEFAULT_SUPERVISOR_CONF_DIR,
         health_path = config::DEFAULT_HEALTH_PATH,
-        health_host = config::DEFAULT_HEALTH_HOST,
     )
 }

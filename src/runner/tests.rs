@@ -444,24 +444,30 @@ fn a_rollback_unapplies_on_the_primary_before_any_host_starts_its_target() {
     let printer = printer();
     let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
     rollback_migrating(fleet, 2).unwrap();
-    // begin, check, the prepare up to the unapply, the start, the switch: each a round that
-    // every host ends before the next begins, so no host starts the target on the newer schema.
+    // begin, check, the prepare up to the unapply, the unapply, the start, the switch: each a
+    // round that every host ends before the next begins, so no host starts the target on the
+    // newer schema.
+    // The unapply is a round of its own: it starts once every host has checked its target.
     let (primary, other) = (scripts(&hosts[0]), scripts(&hosts[1]));
-    assert_eq!(primary.len(), 5, "{primary:?}");
+    assert_eq!(primary.len(), 6, "{primary:?}");
     assert_eq!(
-        primary[2..4],
-        [vec!["reap", "nginx-check", "unapply"], vec!["start-app"]]
+        primary[2..5],
+        [
+            vec!["reap", "nginx-check"],
+            vec!["unapply"],
+            vec!["start-app"]
+        ]
     );
     assert_eq!(
         other[2..4],
         [vec!["reap", "nginx-check"], vec!["start-app"]]
     );
-    for steps in [&primary[4], &other[4]] {
+    for steps in [&primary[5], &other[4]] {
         assert!(steps.contains(&"switch".to_string()), "{steps:?}");
     }
     // From the prepare on, the primary's every cleanup (a failed start, a failed switch, an
     // abort) migrates the live schema forward again; the other hosts' never do.
-    assert_eq!(unapplied(&hosts[0]), [false, false, true, true, true]);
+    assert_eq!(unapplied(&hosts[0]), [false, false, true, true, true, true]);
     assert_eq!(unapplied(&hosts[1]), [false; 5]);
     assert!(nobody_locked(&hosts));
 }

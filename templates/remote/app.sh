@@ -10,9 +10,25 @@ shipit_stop_new_app() {
   shipit_pm stop_new
 }
 
-# The health probe (py/probe.py) against the release's socket $1, with the release's python.
+# shipit_health_host RELEASE: the Host header the health check sends: health.host, else the
+# first of the release's ALLOWED_HOSTS as its settings answer says (py/settings.py), else
+# localhost.
+shipit_health_host() {
+  host=$HEALTH_HOST
+  [ -n "$host" ] || host=$(shipit_django_value ALLOWED_HOST "$1")
+  printf '%s' "${host:-localhost}"
+}
+
+# shipit_probe RELEASE: the health probe (py/probe.py) against RELEASE's socket, with the
+# release's python: 0 healthy, 2 a 4xx (waiting will not help), 1 not (yet).
 shipit_probe() {
-  "$R/.venv/bin/python" -c "$PY_PROBE" "$HEALTH_PATH" "$HEALTH_HOST" "$HEALTH_STATUS" "$1"
+  "$R/.venv/bin/python" -c "$PY_PROBE" "$HEALTH_PATH" "$(shipit_health_host "$1")" \
+    "$HEALTH_STATUS" "$1/$APP_SOCK"
+}
+
+# The hint for a 4xx answer to the health check of RELEASE.
+shipit_health_hint() {
+  echo "hint: a 4xx is not healthy; a 400 usually means the Host header ($(shipit_health_host "$1")) is not in ALLOWED_HOSTS: set [targets.T.health] host to one of them, or path to a page that answers 200"
 }
 
 # step_configs BUNDLE: keeps the release's rendered service configs in $R/.shipit: each file of
@@ -61,9 +77,11 @@ shipit_wait_web() {
   polls=0
   SEEN_PID=
   while :; do
-    if STATUS=$(shipit_probe "$R/$APP_SOCK" 2>&1); then
-      echo "health check before the switch: $STATUS"
-      return 0
+    STATUS=$(shipit_probe "$R" 2>&1) && { echo "health check before the switch: $STATUS"; return 0; }
+    if [ $? -eq 2 ]; then
+      echo "the new app server answered its health check on $R/$APP_SOCK with $STATUS"
+      shipit_health_hint "$R"
+      exit 1
     fi
     if shipit_migrate_pending; then return 0; fi
     polls=$((polls + 1))
@@ -89,13 +107,12 @@ shipit_wait_web() {
 step_health_check() {
   TRIES=$HEALTH_RETRIES
   while :; do
-    if STATUS=$(shipit_probe "$D/current/$APP_SOCK" 2>&1); then
-      echo "health check after the switch: $STATUS"
-      return 0
-    fi
+    STATUS=$(shipit_probe "$D/current" 2>&1) && { echo "health check after the switch: $STATUS"; return 0; }
+    CODE=$?
     TRIES=$((TRIES - 1))
-    if [ "$TRIES" -le 0 ]; then
+    if [ "$TRIES" -le 0 ] || [ "$CODE" -eq 2 ]; then
       echo "release $ID failed its health check after the switch: $STATUS"
+      if [ "$CODE" -eq 2 ]; then shipit_health_hint "$D/current"; fi
       exit 1
     fi
     sleep 1

@@ -173,7 +173,7 @@ shipit_check_django() {
   else
     shipit_check django fail "$live: $(printf '%s\n' "$out" | grep -E 'ERROR|Error|error' | tail -n 3)"
   fi
-  if out=$(shipit_release_python "$D/current" "$PY_ALLOWED_HOST" "$MANAGE" "$HEALTH_HOST" 2>&1); then
+  if out=$(shipit_release_python "$D/current" "$PY_ALLOWED_HOST" "$MANAGE" "$(shipit_health_host "$D/current")" 2>&1); then
     shipit_check allowed_hosts ok "$out"
   else
     shipit_check allowed_hosts fail "$(printf '%s\n' "$out" | tail -n 1)"

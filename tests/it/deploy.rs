@@ -313,6 +313,31 @@ fn a_change_to_an_included_requirements_file_builds_a_new_venv() {
 }
 
 // ---------------------------------------------------------------------------------------------
+/// The health check's Host header is by default the first of the release's ALLOWED_HOSTS (as
+/// its settings say), so a site that allows only its own name deploys with no health setting;
+/// a Host it does not allow gets a 400, which fails the deploy at once with the hint instead
+/// of waiting out the timeout.
+#[test]
+fn the_health_check_asks_with_an_allowed_host_and_a_400_fails_at_once_with_the_hint() {
+    let mut stack = Stack::start();
+    let env = "\n[targets.test.env]\nDJANGO_ALLOWED_HOSTS = \"shop.example.org\"\n";
+    stack.set_options(|o| o.extra = env.into());
+    let first = stack.deploy_ok();
+    let release = first["release"].as_str().unwrap().to_string();
+
+    stack.set_options(|o| o.extra = format!("health = {{ host = \"other.example\" }}\n{env}"));
+    stack.change_page("marker: not allowed");
+    let run = stack.deploy(&[]);
+    run.expect_code(1).says(&[
+        "the new app server answered its health check on",
+        "HTTP/1.0 400 Bad Request",
+        "the Host header (other.example) is not in ALLOWED_HOSTS",
+        "nothing was switched",
+    ]);
+    assert!(!run.stderr.contains("within 30s"), "{}", run.stderr);
+    assert_eq!(stack.current_id(), release);
+}
+
 // 4. A failing migration.
 
 #[test]

@@ -338,6 +338,32 @@ fn start_app_fails_as_soon_as_the_manager_reports_the_web_app_server_dead() {
     });
 }
 
+/// A 4xx is an answer that waiting will not change: the deploy fails at once, saying what the
+/// app answered and that the Host header must be in ALLOWED_HOSTS.
+#[test]
+fn start_app_fails_at_once_on_a_4xx_with_the_allowed_hosts_hint() {
+    each_shell(|host| {
+        supervisor(host, &format!("{WEB}   RUNNING\n"));
+        supervisor_programs(host, &[WEB]);
+        host.lock();
+        host.script(
+            host.r(".venv/bin/python"),
+            "echo \"$6\" >> \"$(dirname \"$0\")/../../probes\"; echo \"GET / -> HTTP/1.1 400 Bad Request (Host $4)\"; exit 2",
+        );
+        host.write(host.r(".shipit/django"), "ALLOWED_HOST=www.example.com\n");
+        let run = host.step("step_start_app", &[]);
+        run.status(1)
+            .says(&format!(
+                "the new app server answered its health check on {} with GET / -> HTTP/1.1 400 Bad Request (Host www.example.com)\n",
+                host.r(".shipit/app.sock").display()
+            ))
+            .says("hint: a 4xx is not healthy; a 400 usually means the Host header (www.example.com) is not in ALLOWED_HOSTS")
+            .never_says("within");
+        let probes = std::fs::read_to_string(host.r("probes")).unwrap();
+        assert_eq!(probes.lines().count(), 1, "{probes}");
+    });
+}
+
 /// What the web app server printed while it never answered.
 const SLOW: &str = "[2026-11-22 01:03:20 +0000] [123] [INFO] Booting worker with pid: 124
 [2026-11-22 01:03:21 +0000] [124] [WARNING] importing hello.settings takes long

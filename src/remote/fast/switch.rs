@@ -356,6 +356,34 @@ fn health_check_fails_on_an_error_or_another_status_than_asked() {
     });
 }
 
+/// By default any 2xx or 3xx is healthy, the Host header is the first of the release's
+/// ALLOWED_HOSTS (from its settings answer), and a 4xx fails at once with the hint.
+#[test]
+fn health_check_defaults_to_2xx_3xx_and_the_releases_first_allowed_host() {
+    each_shell(|host| {
+        probing(host);
+        host.write(host.r(".shipit/django"), "ALLOWED_HOST=app.example.com\n");
+        let app = live_app(host, &["HTTP/1.0 302 Found"]);
+        host.step("step_health_check", &[])
+            .status(0)
+            .says("-> HTTP/1.0 302 Found");
+        assert_eq!(
+            app.requests(),
+            ["GET / HTTP/1.0\r\nHost: app.example.com\r\n\r\n"]
+        );
+        drop(app);
+        std::fs::remove_file(host.r(".shipit/app.sock")).unwrap();
+        std::fs::remove_file(host.r(".shipit/django")).unwrap();
+        let app = live_app(host, &["HTTP/1.0 400 Bad Request"]);
+        host.step("step_health_check", &[])
+            .status(1)
+            .says("failed its health check after the switch: GET / -> HTTP/1.0 400 Bad Request")
+            .says("the Host header (localhost) is not in ALLOWED_HOSTS");
+        assert_eq!(app.requests().len(), 1);
+        assert!(host.calls("sleep").is_empty(), "{:?}", host.shell);
+    });
+}
+
 #[test]
 fn health_check_gives_up_after_its_tries_when_nothing_listens() {
     each_shell(|host| {

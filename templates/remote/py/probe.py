@@ -1,8 +1,9 @@
 """The health probe: an HTTP GET over the release's unix socket, with the venv's python
 (always there, unlike curl).
 
-Run as `python -c "$PY_PROBE" PATH HOST WANT SOCKET`. Prints the status line; fails unless
-the status is WANT (or, for `any`, below 500).
+Run as `python -c "$PY_PROBE" PATH HOST WANT SOCKET`. Prints the status line; exits 0 when
+the status is WANT (for `ok`: any 2xx or 3xx), 2 on a 4xx that is not WANT (the app answered,
+and will answer the same: no use waiting), 1 otherwise (no answer yet, or an error status).
 """
 
 import socket
@@ -20,5 +21,5 @@ except OSError as e:
     sys.exit(1)
 print("GET %s -> %s" % (path, line))
 code = int(line.split()[1]) if line.startswith("HTTP/") else 0
-ok = 0 < code < 500 if want == "any" else code == int(want)
-sys.exit(0 if ok else 1)
+ok = 200 <= code < 400 if want == "ok" else code == int(want)
+sys.exit(0 if ok else 2 if 400 <= code < 500 else 1)

@@ -78,6 +78,16 @@ def shipit_audit(event, args):
         shipit_read.add("dir:" + os.fsdecode(args[0]))
 
 
+def allowed_host(settings):
+    """The Host header the health check sends by default: the first ALLOWED_HOSTS entry that
+    names a host (`.example.com` as `example.com`); empty for `*` or none (then localhost)."""
+    for entry in getattr(settings, "ALLOWED_HOSTS", None) or []:
+        host = str(entry).lstrip(".")
+        if host and host != "*" and not any(c.isspace() for c in host):
+            return host
+    return ""
+
+
 def probe():
     # As the probe runs, the files and directories it opens are recorded in shipit_read.
     shipit_hooked = hasattr(sys, "addaudithook") and sys.addaudithook(shipit_audit) is None
@@ -95,6 +105,7 @@ def probe():
         "STATIC_ROOT": get("STATIC_ROOT"),
         "MEDIA_URL": get("MEDIA_URL"),
         "MEDIA_ROOT": get("MEDIA_ROOT"),
+        "ALLOWED_HOST": allowed_host(settings),
     }
     # What else collectstatic reads, for step_collectstatic: STATIC_CONFIG sums up the settings
     # (paths relative to the release), STATICFILES_DIR lines name the extra directories. Only
