@@ -213,6 +213,13 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         for (step, skipped) in facts::skips(&run.facts) {
             printer.info(format!("{}  {step}: {skipped}", session.label));
         }
+        if let Some(media) = facts::media_inside(&run.facts) {
+            let dir = media.split('/').next().unwrap_or(media);
+            printer.warn(format!(
+                "{}: MEDIA_ROOT is {media} inside the release, so uploads are lost at the next deploy: add \"{dir}\" to shared_dirs",
+                session.label
+            ));
+        }
         report_pruned(&session.label, run, printer);
     }
 

@@ -57,6 +57,8 @@ pub(crate) mod key {
         STOPPED = "stopped",
         /// `present` when the host has the archive already.
         ARCHIVE = "archive",
+        /// MEDIA_ROOT, relative to the release, when it is inside it and no shared dir holds it.
+        MEDIA_INSIDE = "media_inside",
         /// `reused KEY` or `built KEY`.
         VENV = "venv",
         /// The outcome of the settings step (`skipped …` when it did nothing).
@@ -166,6 +168,11 @@ pub(crate) fn skips(facts: &Facts) -> Vec<(&'static str, &String)> {
             ))
         })
         .collect()
+}
+
+/// MEDIA_ROOT relative to the release, when uploads would stay behind in it.
+pub(crate) fn media_inside(facts: &Facts) -> Option<&String> {
+    facts.get(key::MEDIA_INSIDE)
 }
 
 /// Migrations applied on the host.

@@ -24,6 +24,28 @@ step_settings() {
     shipit_fact settings ran
   fi
   while IFS= read -r line; do printf '  %s\n' "$line"; done < "$R/.shipit/django"
+  shipit_media_inside
+}
+
+# Reports a MEDIA_ROOT inside the release that no shared dir holds: uploads written there stay
+# behind in this release and are gone from the site at the next deploy.
+shipit_media_inside() {
+  media=$(shipit_django_value MEDIA_ROOT "$R")
+  [ -n "$media" ] || return 0
+  # Where the path really leads: the nearest part of it that exists, links followed (shared
+  # dirs are links into $D/shared).
+  probe=$media
+  while [ ! -e "$probe" ] && [ "$probe" != / ] && [ "$probe" != . ]; do probe=$(dirname "$probe"); done
+  real=$(cd "$probe" 2>/dev/null && pwd -P) || return 0
+  release=$(cd "$R" && pwd -P) || return 0
+  shared=$(cd "$D/shared" 2>/dev/null && pwd -P) || shared=$D/shared
+  case "$real/" in
+    "$shared"/*) return 0 ;;
+    "$release"/*) ;;
+    *) return 0 ;;
+  esac
+  echo "warning: MEDIA_ROOT ($media) is inside the release: uploads there are lost at the next deploy"
+  shipit_fact media_inside "$(shipit_below "$media" "$R")"
 }
 
 # The shared static store: every file of the recent releases' STATIC_ROOT, hard-linked, so a

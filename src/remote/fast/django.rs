@@ -40,6 +40,39 @@ fn settings_records_what_the_probe_answers() {
     });
 }
 
+/// A MEDIA_ROOT inside the release is reported (uploads would stay behind in it), unless a
+/// shared dir holds it; one outside the release is nobody's business.
+#[test]
+fn settings_report_a_media_root_inside_the_release_that_no_shared_dir_holds() {
+    each_shell(|host| {
+        let wanted = host.path("media-root");
+        venv_python(
+            host,
+            &format!(
+                "printf 'MEDIA_ROOT=%s/%s\\n' \"$PWD\" \"$(cat {})\" > \"$5\"",
+                wanted.display()
+            ),
+        );
+        let media = |host: &mut Host, rel: &str| {
+            std::fs::write(&wanted, rel).unwrap();
+            host.step("step_settings", &[])
+        };
+        media(host, "media")
+            .status(0)
+            .fact_is("media_inside", "media")
+            .says("warning: MEDIA_ROOT (");
+        media(host, "data/uploads").fact_is("media_inside", "data/uploads");
+        // A shared dir holds it: `data` links into shared/.
+        std::fs::create_dir_all(host.d("shared/data")).unwrap();
+        std::os::unix::fs::symlink(host.d("shared/data"), host.r("data")).unwrap();
+        let run = media(host, "data/uploads");
+        run.status(0);
+        assert!(run.fact("media_inside").is_none(), "{run:?}");
+        let run = media(host, "../../../srv-media");
+        assert!(run.fact("media_inside").is_none(), "{run:?}");
+    });
+}
+
 #[test]
 fn settings_fail_when_the_probe_does() {
     each_shell(|host| {
