@@ -14,6 +14,33 @@ use crate::error::{Error, Result};
 use crate::init::{detect, files};
 use crate::output::Printer;
 
+/// Adds `.shipit/` to the project's `.gitignore` (made when missing) unless a line ignores it
+/// already; whether it did (or, dry, would).
+fn ignore_shipit(dir: &Path, dry_run: bool) -> Result<bool> {
+    let path = dir.join(".gitignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let ignored = text
+        .lines()
+        .any(|l| matches!(l.trim(), ".shipit" | ".shipit/" | "/.shipit" | "/.shipit/"));
+    if ignored {
+        return Ok(false);
+    }
+    if !dry_run {
+        let separator = if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        std::fs::write(&path, format!("{text}{separator}.shipit/\n"))
+            .map_err(|e| Error::io("write", &path, e))?;
+    }
+    Ok(true)
+}
+
 /// Detects, writes what is missing, prints what was written and the next three commands.
 pub(crate) fn run(dir: &Path, args: &InitArgs, printer: &Printer) -> Result<()> {
     let detected = detect(dir, crate::config::DEFAULT_MANAGE_PY)?;
@@ -44,6 +71,13 @@ pub(crate) fn run(dir: &Path, args: &InitArgs, printer: &Printer) -> Result<()> 
         printer.info(format!("wrote {path}"));
         written.push(path);
     }
+    if ignore_shipit(dir, args.dry_run)? {
+        printer.info(if args.dry_run {
+            "would add .shipit/ to .gitignore"
+        } else {
+            "added .shipit/ to .gitignore (archives, logs and caches stay out of git)"
+        });
+    }
     let d = &detected;
     // A configuration that was already there names its own targets.
     let target = crate::config::Config::load(&dir.join(crate::config::CONFIG_FILE), Some(dir))
@@ -62,9 +96,10 @@ pub(crate) fn run(dir: &Path, args: &InitArgs, printer: &Printer) -> Result<()> 
     next.push(format!("shipit build -t {target}"));
     next.push(format!("shipit deploy -t {target}"));
     let mut text = format!(
-        "project {} (settings {}, wsgi {}, environment {}, requirements {}{})\n",
+        "project {} (settings {} on the hosts, selecting {} by environment; wsgi {}, environment {}, requirements {}{})\n",
         d.name,
-        d.manage_settings,
+        d.selector_module(),
+        d.settings,
         d.wsgi_app,
         d.environment,
         d.requirements,

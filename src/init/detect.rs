@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 /// What `init` learnt about the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Detected {
-    /// `project.name`: the settings' top package.
+    /// `project.name`: pyproject.toml's `[project].name`, else the directory's name, else the
+    /// settings' top package; as shipit names go (letters, digits, `_`, `-`).
     pub(crate) name: String,
     /// The module manage.py names, e.g. `mysite.settings` or `hello.settings.development`.
     pub(crate) manage_settings: String,
@@ -92,16 +93,18 @@ pub(crate) fn detect(root: &Path, manage_py: &str) -> Result<Detected> {
         None => ("selected.py", "production".into(), last),
     };
     let top = parts[0].to_string();
-    let name: String = top
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let name = [
+        pyproject_name(root),
+        root.canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string)),
+        Some(top.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|n| shipit_name(&n))
+    .find(|n| !n.is_empty() && n.chars().any(|c| c.is_ascii_alphanumeric()))
+    .unwrap_or_else(|| "app".into());
     let settings_text = settings_text(root, &manage_settings, &package);
     let wsgi_app = quoted_after(&settings_text, "WSGI_APPLICATION")
         .and_then(|w| w.rsplit_once('.').map(|(m, f)| format!("{m}:{f}")))
@@ -125,7 +128,14 @@ pub(crate) fn detect(root: &Path, manage_py: &str) -> Result<Detected> {
             stem == *w || stem == format!("requirements-{w}")
         })
     });
-    let found = found.or(requirements_files.first()).cloned();
+    // A project that locks with uv installs from its lock (exported at build).
+    let uv_lock =
+        root.join(crate::config::UV_LOCK).is_file() && root.join("pyproject.toml").is_file();
+    let found = if uv_lock {
+        Some(crate::config::UV_LOCK.to_string())
+    } else {
+        found.or(requirements_files.first()).cloned()
+    };
     let requirements = found.clone().unwrap_or_else(|| "requirements.txt".into());
     let requirements_in = Path::new(&requirements)
         .with_extension("in")
@@ -145,6 +155,34 @@ pub(crate) fn detect(root: &Path, manage_py: &str) -> Result<Detected> {
         requirements_files,
         requirements_in,
     })
+}
+
+/// pyproject.toml's `[project].name`, when there is one.
+fn pyproject_name(root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("pyproject.toml")).ok()?;
+    let value: toml::Value = toml::from_str(&text).ok()?;
+    value
+        .get("project")?
+        .get("name")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// `name` as shipit names go: lower case (as PEP 503 normalises), letters, digits, `_` and `-`
+/// (anything else becomes `-`).
+fn shipit_name(name: &str) -> String {
+    let name: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.trim_matches(['-', '_']).to_string()
 }
 
 /// The string literal after `key` on the first line naming it (`KEY = "x"`, `("KEY", "x")`).

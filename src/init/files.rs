@@ -64,7 +64,8 @@ wsgi_app = "{wsgi_app}"
 # Paths never archived (gitignore syntax); git-untracked files never are anyway.
 exclude = ["*.sqlite3"]
 
-# The pip-compiled (complete, pinned) requirements each environment installs.
+# What each environment installs: a pip-compiled (complete, pinned) requirements file, or
+# uv.lock (exported with `uv export --frozen` at build).
 [project.requirements]
 {environment} = "{requirements}"
 

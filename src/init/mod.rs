@@ -23,7 +23,7 @@ mod tests {
     #[test]
     fn a_startproject_layout_gets_a_selector_beside_its_settings_module() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = &dir.path().join("mysite");
         write(
             root,
             "manage.py",
@@ -78,6 +78,48 @@ mod tests {
         assert_eq!(d.requirements, "requirements/deployment.txt");
         assert!(d.requirements_found);
         assert_eq!(files(&d, "conf/deploy.map").len(), 2);
+    }
+
+    /// A uv-managed project (`uv init` + `django-admin startproject config .`, the
+    /// cookiecutter-django shape): named after pyproject.toml, not the settings package;
+    /// installing from uv.lock; the selector in the settings package.
+    #[test]
+    fn a_uv_project_is_named_by_its_pyproject_and_installs_from_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().join("site");
+        write(
+            root,
+            "manage.py",
+            "os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"config.settings\")\n",
+        );
+        write(root, "config/__init__.py", "");
+        write(
+            root,
+            "config/settings.py",
+            "WSGI_APPLICATION = \"config.wsgi.application\"\n",
+        );
+        write(
+            root,
+            "pyproject.toml",
+            "[project]\nname = \"My.Shop\"\nversion = \"1\"\n",
+        );
+        write(root, "uv.lock", "version = 1\n");
+        let d = detect(root, "manage.py").unwrap();
+        assert_eq!(d.name, "my-shop");
+        assert_eq!(d.requirements, "uv.lock");
+        assert!(d.requirements_found);
+        assert_eq!(d.wsgi_app, "config.wsgi:application");
+        assert_eq!(d.selector_module(), "config.selected_settings");
+        let written = files(&d, "conf/deploy.map");
+        assert_eq!(written.len(), 2, "no requirements.in beside a lock");
+        let config =
+            crate::config::Config::parse(Path::new("shipit.toml"), root, &written[0].1).unwrap();
+        assert_eq!(config.project.name, "my-shop");
+        assert_eq!(config.project.requirements_for("production"), "uv.lock");
+        assert_eq!(config.project.settings_module, "config.selected_settings");
+        // Without a pyproject.toml: the directory's name.
+        std::fs::remove_file(root.join("pyproject.toml")).unwrap();
+        assert_eq!(detect(root, "manage.py").unwrap().name, "site");
     }
 
     #[test]

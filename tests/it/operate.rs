@@ -84,12 +84,18 @@ fn init_sets_up_a_fresh_startproject_that_builds() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Run again: nothing is replaced.
+    // Run again: nothing is replaced, and .shipit/ stays ignored once.
+    assert!(
+        init.stderr.contains("added .shipit/ to .gitignore"),
+        "{}",
+        init.stderr
+    );
     p.write("shipit.toml", &format!("{config}\n# mine\n"));
     Run::of(p.shipit().arg("init"))
         .expect_code(0)
         .says(&["skip shipit.toml (exists)", "skip conf/deploy.map (exists)"]);
     assert!(p.read("shipit.toml").ends_with("# mine\n"));
+    assert_eq!(p.read(".gitignore").matches(".shipit/").count(), 1);
 }
 
 #[test]
