@@ -146,17 +146,73 @@ impl Script {
         format!("{}\n{calls}", calls.len())
     }
 
-    /// The whole program, to be fed to `sh -s`.
+    /// The whole program, to be fed to `sh -s`: the library and the calls, [`packed`].
     ///
     /// The calls are wrapped in a function that is called with stdin from /dev/null, so a
     /// command that reads stdin cannot swallow the rest of the script.
     pub(crate) fn render(&self) -> String {
         format!(
-            "# shipit remote script; generated, do not edit\n{}\nshipit_main() {{\n{}}}\nshipit_main 3<&0 </dev/null\nexit $?\n",
+            "# shipit remote script; generated, do not edit\n{}\nshipit_main 3<&0 </dev/null\nexit $?\n",
+            packed(&self.body())
+        )
+    }
+
+    /// What [`Script::render`] packs: the library, and the calls as `shipit_main`.
+    fn body(&self) -> String {
+        format!(
+            "{}\nshipit_main() {{\n{}}}\n",
             library::sent(),
             self.render_calls()
         )
     }
+}
+
+/// `body` (shell that defines functions and sets variables) as the host's shell unpacks it:
+/// gzip-compressed, base64 in one quoted word, evaluated. The library and the preamble's Python
+/// are about 85 KB as text and 33 KB packed, and every exec sends them: on a real
+/// link that is round trips of TCP slow start saved per exec. The word is part of the script's
+/// text, so the shell has read it before anything runs (nothing is read from stdin, which stays
+/// the channel's answers). Hosts need `base64` and `gzip` (coreutils and gzip, or BusyBox).
+fn packed(body: &str) -> String {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(body.as_bytes())
+        .expect("compressing into memory cannot fail");
+    let bytes = gz.finish().expect("compressing into memory cannot fail");
+    format!(
+        "command -v base64 >/dev/null && command -v gzip >/dev/null || {{ echo 'shipit needs base64 and gzip on the host (coreutils and gzip, or BusyBox)'; exit 127; }}\n\
+         eval \"$(printf %s '{}' | base64 -d | gzip -dc)\" || exit 1\n",
+        super::base64(&bytes)
+    )
+}
+
+/// The body a [`packed`] script carries (for the fake transport, which reads its calls).
+pub(crate) fn unpacked(script: &str) -> Option<String> {
+    use std::io::Read;
+    let word = script.split("printf %s '").nth(1)?.split('\'').next()?;
+    let mut bytes = Vec::with_capacity(word.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for c in word.bytes().filter(|c| *c != b'=') {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    let mut body = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut body)
+        .ok()?;
+    Some(body)
 }
 
 /// The script of `shipit console`: the library, the preamble and one call of `shipit_console`,
@@ -705,6 +761,23 @@ mod tests {
             .collect()
     }
 
+    /// Every exec carries the library and the preamble's Python: packed, a script stays under
+    /// 40 KB on the wire (85 KB as text), a few round trips of TCP slow start fewer on a real link.
+    #[test]
+    fn every_script_is_at_most_40_kb_on_the_wire() {
+        for (name, script) in every_script() {
+            let (sent, text) = (script.render().len(), script.body().len());
+            assert!(
+                sent <= 40 * 1024,
+                "{name}: {sent} bytes sent ({text} as text)"
+            );
+            assert!(
+                sent * 2 < text,
+                "{name}: {sent} bytes sent is not half of {text}"
+            );
+        }
+    }
+
     #[test]
     fn every_rendered_script_parses_and_passes_shellcheck() {
         let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
@@ -714,14 +787,15 @@ mod tests {
         // Every script is the library plus its calls: one shellcheck run sees them all.
         let mut all = format!("{}\n", library::LIBRARY);
         for (i, (name, script)) in every_script().into_iter().enumerate() {
-            let text = script.render();
-            let out = Command::new("sh")
-                .arg("-n")
-                .arg("-c")
-                .arg(&text)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "sh -n rejects {name}: {out:?}");
+            for text in [script.render(), script.body()] {
+                let out = Command::new("sh")
+                    .arg("-n")
+                    .arg("-c")
+                    .arg(&text)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "sh -n rejects {name}: {out:?}");
+            }
             all.push_str(&format!("main_{i}() {{\n{}}}\n", script.render_calls()));
         }
         if shellcheck {

@@ -66,7 +66,8 @@ impl Transport for Fake {
     }
 
     fn run(&mut self, script: &str, on_line: &mut super::OnLine<'_>) -> Result<i32> {
-        let calls = script.rsplit("shipit_main() {").next().unwrap_or("");
+        let body = crate::plan::script::unpacked(script).unwrap_or_default();
+        let calls = body.rsplit("shipit_main() {").next().unwrap_or("");
         let nonce = calls
             .lines()
             .find_map(|l| l.strip_prefix("SHIPIT_NONCE="))
