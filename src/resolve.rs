@@ -134,10 +134,10 @@ impl Placement {
     }
 }
 
-/// The process that runs a target's schedule: `.shipit/scheduler.py` (see SHIPIT_SCHEDULER in
-/// templates/remote/py/scheduler.py) with the release's venv, a `once` process, so it is handed over
-/// at the switch and never runs twice; a stopping scheduler lets running commands finish for
-/// up to ten minutes.
+/// The process that runs a target's schedule: `.shipit/scheduler.py` (templates/remote/py/
+/// scheduler.py) with the release's venv, a `once` process, so it is handed over at the switch
+/// and never runs twice; a stopping scheduler lets running commands finish for up to ten
+/// minutes (the scheduler catches up the minutes that leaves without one).
 fn scheduler() -> Process {
     Process {
         run: "python .shipit/scheduler.py .shipit/schedule.tab".into(),

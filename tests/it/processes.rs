@@ -212,27 +212,50 @@ fn a_canary_to_some_hosts_is_refused_unless_mixed_releases_are_allowed() {
     serves_release_on(&fleet.b, &fleet.b_http, &all);
 }
 
+/// Issue 23 item 5 on real hosts: an every-minute entry fires in every minute exactly once, on
+/// the primary only (B, a host of the fleet, never runs it), in `current` with its env, across a
+/// switch (the old release's scheduler stopping, the new one's starting).
+///
+/// The issue asks for five minutes of an every-minute entry giving exactly five runs. Waiting
+/// five wall-clock minutes here would take a quarter of CI's whole budget, and scaling the
+/// scheduler's minute for tests would need a knob in the production scheduler that the real
+/// clock never exercises. So this test watches the minutes it must anyway (two consecutive
+/// minutes of the first release's scheduler, then the first minute of the second's: every
+/// minute, none missed or doubled at the switch, at most about three minutes), and the
+/// five-minute count, the skip of a run still running, the switch's minute and the minutes no
+/// scheduler took are counted exactly in the fast tier (src/remote/fast/scheduler.rs), where
+/// scheduler.py runs for real on a virtual clock.
 #[test]
-fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_twice() {
+fn the_schedule_fires_every_minute_once_on_the_primary_only_in_current_with_its_env_across_a_switch(
+) {
     let mut fleet = TwoHosts::start();
     // Each host has its own SQLite database here.
     fleet.add_target_toml(concat!(
         "migrate = \"each-host\"\n",
         "env = { HELLO_GREETING = \"from-env\" }\n",
         "\n[targets.test.schedule]\n",
-        "'* * * * *' = 'echo \"$(date +%Y%m%d%H%M) $SHIPIT_RELEASE $HELLO_GREETING\" >> var/schedule.log'\n",
+        "'* * * * *' = 'echo \"$(($(date +%s) / 60)) $SHIPIT_RELEASE $HELLO_GREETING\" >> var/schedule.log'\n",
     ));
     let log = fleet.a_to.join("shared/var/schedule.log");
-    let fired = |release: &str| {
+    // The minutes (since the epoch) of the log's lines, once it has `count` lines of `release`.
+    let fired = |release: &str, count: usize| -> Vec<(u64, String)> {
         let needle = format!(" {release} from-env");
-        wait_for(MINUTE_TIMEOUT, || {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|text| text.contains(&needle))
+        let lines = || -> Vec<(u64, String)> {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines()
+                .map(|l| {
+                    let (minute, rest) = l.split_once(' ').unwrap();
+                    (minute.parse().unwrap(), format!(" {rest}"))
+                })
+                .collect()
+        };
+        wait_for(MINUTE_TIMEOUT + MINUTE_TIMEOUT, || {
+            let now = lines();
+            (now.iter().filter(|(_, l)| *l == needle).count() >= count).then_some(now)
         })
         .unwrap_or_else(|| {
             panic!(
-                "the schedule never ran in {release}; schedule.log:\n{}\nscheduler log:\n{}",
+                "the schedule did not run {count} times in {release}; schedule.log:\n{}\nscheduler log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default(),
                 std::fs::read_to_string(fleet.a_to.join("shared/log/hello-schedule.log"))
                     .unwrap_or_default()
@@ -244,7 +267,7 @@ fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_
     assert!(names(&supervisor_status(&fleet.stack.host.sup))
         .contains(&format!("{}.schedule", program(&first))));
     assert_eq!(names(&supervisor_status(&fleet.b.sup)), [program(&first)]);
-    fired(&first);
+    fired(&first, 2);
 
     fleet.stack.change_page("second");
     let second = fleet.stack.deploy_release();
@@ -253,12 +276,19 @@ fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_
         names(&supervisor_status(&fleet.stack.host.sup)),
         [p.clone(), format!("{p}.schedule")]
     );
-    let text = fired(&second);
+    let lines = fired(&second, 1);
 
-    // One run a minute, whichever scheduler ran it; none on B.
-    let minutes: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-    let mut unique = minutes.clone();
-    unique.dedup();
-    assert_eq!(minutes, unique, "{text}");
+    // Every minute from the first run to the last, exactly once, whichever scheduler ran it;
+    // none on B.
+    let minutes: Vec<u64> = lines.iter().map(|(m, _)| *m).collect();
+    let every: Vec<u64> = (minutes[0]..minutes[0] + minutes.len() as u64).collect();
+    assert_eq!(
+        minutes,
+        every,
+        "{}\nscheduler log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(fleet.a_to.join("shared/log/hello-schedule.log"))
+            .unwrap_or_default()
+    );
     assert!(!fleet.b_to.join("shared/var/schedule.log").exists());
 }
