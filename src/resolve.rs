@@ -569,6 +569,43 @@ worker = ["c"]
     }
 
     #[test]
+    fn a_canary_that_leaves_out_the_primary_places_no_singleton_and_no_scheduler() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.prod.processes]
+beat = { run = "celery -A hello beat", once = true }
+
+[targets.prod.schedule]
+"* * * * *" = "./manage.py clearsessions"
+"#;
+        let config = parse(text);
+        let prod = config.target("prod").unwrap();
+        let once = |target: &Target, host| -> Vec<String> {
+            placement(target, host)
+                .once
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(once(prod, 0), ["schedule", "beat"]);
+        assert!(once(prod, 1).is_empty());
+        // `--hosts b`: b is the subset's first host, and runs no singleton.
+        let canary = prod.canary(&["b".into()], &[], true).unwrap();
+        assert_eq!(canary.hosts.len(), 1);
+        assert!(once(&canary, 0).is_empty());
+        // `--hosts a`: the primary is deployed, with its singletons.
+        let canary = prod.canary(&["a".into()], &[], true).unwrap();
+        assert_eq!(once(&canary, 0), ["schedule", "beat"]);
+    }
+
+    #[test]
     fn a_secret_too_short_to_mask_is_refused_naming_it_and_its_source() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pin"), "42\n").unwrap();

@@ -292,3 +292,68 @@ fn the_schedule_fires_every_minute_once_on_the_primary_only_in_current_with_its_
     );
     assert!(!fleet.b_to.join("shared/var/schedule.log").exists());
 }
+
+/// Issue 23 item 4: a canary that leaves out the primary (`--hosts B`) installs no `once`
+/// process and no scheduler on B, leaves the primary's running as they are, and says so.
+#[test]
+fn a_canary_that_leaves_out_the_primary_changes_no_once_process_or_schedule() {
+    let mut fleet = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    fleet.add_target_toml(concat!(
+        "migrate = \"each-host\"\n",
+        "\n[targets.test.processes]\n",
+        "beat = { run = \"sleep 86400\", once = true }\n",
+        "\n[targets.test.schedule]\n",
+        "'0 3 * * *' = 'true'\n",
+    ));
+    let first = fleet.stack.deploy_release();
+    let p = program(&first);
+    let on_a = || supervisor_status(&fleet.stack.host.sup);
+    let programs = [p.clone(), format!("{p}.beat"), format!("{p}.schedule")];
+    let before = wait_for(DEPLOY_TIMEOUT, || {
+        let status = on_a();
+        (names(&status) == programs && status.lines().all(|l| l.contains(" RUNNING ")))
+            .then_some(status)
+    })
+    .unwrap_or_else(|| panic!("A:\n{}", on_a()));
+    assert_eq!(names(&supervisor_status(&fleet.b.sup)), [p]);
+
+    fleet.stack.change_page("canary");
+    let b = fleet.b_spec.clone();
+    let run = fleet.stack.deploy(&["--hosts", &b, "--allow-mixed"]);
+    run.expect_code(0).says(&[&format!(
+        "no `once` process or schedule changes: beat, schedule keep running on the primary {}",
+        fleet.a_spec
+    )]);
+    let canary = run.release();
+    serves_release_on(&fleet.b, &fleet.b_http, &canary);
+
+    // B runs the canary's app server and nothing else: no beat, no scheduler, and its release
+    // holds none of their files.
+    let expected = [program(&canary)];
+    assert_eq!(
+        settled(|| supervisor_status(&fleet.b.sup), &expected),
+        expected
+    );
+    let shipit_dir = fleet.b_to.join("releases").join(&canary).join(".shipit");
+    for file in ["supervisor-once.conf", "schedule.tab", "scheduler.py"] {
+        assert!(!shipit_dir.join(file).exists(), "{file} in B's canary");
+    }
+    // A: the same programs, the same processes (pids), of the first release.
+    assert_eq!(pids(&on_a()), pids(&before));
+    assert_eq!(fleet.stack.current_id(), first);
+}
+
+/// The `pid N` of each line of `supervisorctl status` output, by program.
+fn pids(status: &str) -> Vec<(String, String)> {
+    let mut pids: Vec<(String, String)> = status
+        .lines()
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?;
+            let pid = l.split_once(" pid ")?.1.split(',').next()?;
+            Some((name.to_string(), pid.to_string()))
+        })
+        .collect();
+    pids.sort();
+    pids
+}
