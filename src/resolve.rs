@@ -134,10 +134,10 @@ impl Placement {
     }
 }
 
-/// The process that runs a target's schedule: `.shipit/scheduler.py` (see SHIPIT_SCHEDULER in
-/// templates/remote/py/scheduler.py) with the release's venv, a `once` process, so it is handed over
-/// at the switch and never runs twice; a stopping scheduler lets running commands finish for
-/// up to ten minutes.
+/// The process that runs a target's schedule: `.shipit/scheduler.py` (templates/remote/py/
+/// scheduler.py) with the release's venv, a `once` process, so it is handed over at the switch
+/// and never runs twice; a stopping scheduler lets running commands finish for up to ten
+/// minutes (the scheduler catches up the minutes that leaves without one).
 fn scheduler() -> Process {
     Process {
         run: "python .shipit/scheduler.py .shipit/schedule.tab".into(),
@@ -571,6 +571,43 @@ worker = ["c"]
         assert!(a.web && names(&a.processes).is_empty() && a.once.is_empty());
         assert!(b.web && names(&b.processes).is_empty() && names(&b.once) == ["beat"]);
         assert!(!c.web && names(&c.processes) == ["worker"] && c.once.is_empty());
+    }
+
+    #[test]
+    fn a_canary_that_leaves_out_the_primary_places_no_singleton_and_no_scheduler() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.prod.processes]
+beat = { run = "celery -A hello beat", once = true }
+
+[targets.prod.schedule]
+"* * * * *" = "./manage.py clearsessions"
+"#;
+        let config = parse(text);
+        let prod = config.target("prod").unwrap();
+        let once = |target: &Target, host| -> Vec<String> {
+            placement(target, host)
+                .once
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        assert_eq!(once(prod, 0), ["schedule", "beat"]);
+        assert!(once(prod, 1).is_empty());
+        // `--hosts b`: b is the subset's first host, and runs no singleton.
+        let canary = prod.canary(&["b".into()], &[], true).unwrap();
+        assert_eq!(canary.hosts.len(), 1);
+        assert!(once(&canary, 0).is_empty());
+        // `--hosts a`: the primary is deployed, with its singletons.
+        let canary = prod.canary(&["a".into()], &[], true).unwrap();
+        assert_eq!(once(&canary, 0), ["schedule", "beat"]);
     }
 
     #[test]

@@ -35,10 +35,11 @@ struct Planned {
 
 /// Deploys `args.target`.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let target =
-        &config
-            .target(&args.target.name)?
-            .canary(&args.hosts, &args.roles, args.allow_mixed)?;
+    let whole = config.target(&args.target.name)?;
+    let target = &whole.canary(&args.hosts, &args.roles, args.allow_mixed)?;
+    if let Some(note) = whole.singletons_left(target) {
+        printer.info(note);
+    }
     let resolved = Resolved::new(config, target)?;
     let migrate_always = args.migrate == MigrateWhen::Always;
     let started = Instant::now();

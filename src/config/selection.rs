@@ -73,8 +73,9 @@ impl Target {
 
     /// This target reduced to the hosts `selected` (indices in `hosts`, as [`Target::select`]
     /// gives them): roles follow their hosts; the primary stays the primary when selected,
-    /// else the first selected host runs once-steps (`migrate`) and no `once` process starts
-    /// (the primary keeps running its own).
+    /// else the first selected host runs once-steps (`migrate`), and no `once` process and no
+    /// schedule (the scheduler, the timers) is installed anywhere: the primary keeps running its
+    /// own, and a second scheduler would fire every entry twice.
     pub fn subset(&self, selected: &[usize]) -> Target {
         if selected.len() == self.hosts.len().max(1) {
             return self.clone();
@@ -99,6 +100,7 @@ impl Target {
             None => {
                 sub.primary = 0;
                 sub.processes.retain(|_, p| !p.once);
+                sub.schedule.clear();
             }
         }
         sub
@@ -132,6 +134,31 @@ impl Target {
             });
         }
         Ok(target.subset(&selected))
+    }
+
+    /// What the deploy of `canary` (this target narrowed by [`Target::canary`]) says when it
+    /// leaves out the primary that runs this target's singletons: that none of them changes.
+    pub fn singletons_left(&self, canary: &Target) -> Option<String> {
+        let primary = self.hosts.get(self.primary)?;
+        if canary.hosts.contains(primary) {
+            return None;
+        }
+        let mut names: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.once)
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !self.schedule.is_empty() {
+            names.push(SCHEDULER.to_string());
+        }
+        if names.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "no `once` process or schedule changes: {} keep running on the primary {primary}, which this canary leaves out, and none runs on the hosts it deploys",
+            names.join(", ")
+        ))
     }
 
     /// This target with only the hosts `run`'s and `console`'s `--hosts` names (names as written,

@@ -435,6 +435,9 @@ environment = "deployment"
 worker = "celery -A hello worker"
 beat = { run = "celery -A hello beat", once = true }
 
+[targets.prod.schedule]
+"* * * * *" = "./manage.py clearsessions"
+
 [targets.prod.roles]
 web = ["deploy@a", "deploy@b"]
 worker = ["deploy@c"]
@@ -459,17 +462,26 @@ worker = ["deploy@c"]
     let err = prod.select(&none, &["mail".into()]).unwrap_err();
     assert!(err.to_string().contains("no role `mail`"), "{err}");
 
-    // Without the primary (a): b migrates, nobody starts beat, roles follow their hosts.
+    // Without the primary (a): b migrates, nobody starts beat or a scheduler (the deploy says
+    // so), roles follow their hosts.
     let sub = prod.subset(&[1, 2]);
     assert_eq!(sub.hosts.len(), 2);
     assert_eq!(sub.primary, 0);
     assert!(!sub.processes.contains_key("beat"));
+    assert!(sub.schedule.is_empty());
+    let said = prod.singletons_left(&sub).unwrap();
+    assert!(
+        said.contains("no `once` process or schedule changes: beat, schedule keep running on the primary deploy@a"),
+        "{said}"
+    );
     assert!(sub.carries(0, "web") && !sub.carries(0, "worker"));
     assert!(sub.carries(1, "worker") && !sub.carries(1, "web"));
     // With it, the primary stays the primary and keeps its singletons.
     let sub = prod.subset(&[0, 2]);
     assert_eq!(sub.primary, 0);
     assert!(sub.processes.contains_key("beat"));
+    assert_eq!(sub.schedule, prod.schedule);
+    assert_eq!(prod.singletons_left(&sub), None);
 }
 
 #[test]

@@ -212,27 +212,50 @@ fn a_canary_to_some_hosts_is_refused_unless_mixed_releases_are_allowed() {
     serves_release_on(&fleet.b, &fleet.b_http, &all);
 }
 
+/// Issue 23 item 5 on real hosts: an every-minute entry fires in every minute exactly once, on
+/// the primary only (B, a host of the fleet, never runs it), in `current` with its env, across a
+/// switch (the old release's scheduler stopping, the new one's starting).
+///
+/// The issue asks for five minutes of an every-minute entry giving exactly five runs. Waiting
+/// five wall-clock minutes here would take a quarter of CI's whole budget, and scaling the
+/// scheduler's minute for tests would need a knob in the production scheduler that the real
+/// clock never exercises. So this test watches the minutes it must anyway (two consecutive
+/// minutes of the first release's scheduler, then the first minute of the second's: every
+/// minute, none missed or doubled at the switch, at most about three minutes), and the
+/// five-minute count, the skip of a run still running, the switch's minute and the minutes no
+/// scheduler took are counted exactly in the fast tier (src/remote/fast/scheduler.rs), where
+/// scheduler.py runs for real on a virtual clock.
 #[test]
-fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_twice() {
+fn the_schedule_fires_every_minute_once_on_the_primary_only_in_current_with_its_env_across_a_switch(
+) {
     let mut fleet = TwoHosts::start();
     // Each host has its own SQLite database here.
     fleet.add_target_toml(concat!(
         "migrate = \"each-host\"\n",
         "env = { HELLO_GREETING = \"from-env\" }\n",
         "\n[targets.test.schedule]\n",
-        "'* * * * *' = 'echo \"$(date +%Y%m%d%H%M) $SHIPIT_RELEASE $HELLO_GREETING\" >> var/schedule.log'\n",
+        "'* * * * *' = 'echo \"$(($(date +%s) / 60)) $SHIPIT_RELEASE $HELLO_GREETING\" >> var/schedule.log'\n",
     ));
     let log = fleet.a_to.join("shared/var/schedule.log");
-    let fired = |release: &str| {
+    // The minutes (since the epoch) of the log's lines, once it has `count` lines of `release`.
+    let fired = |release: &str, count: usize| -> Vec<(u64, String)> {
         let needle = format!(" {release} from-env");
-        wait_for(MINUTE_TIMEOUT, || {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|text| text.contains(&needle))
+        let lines = || -> Vec<(u64, String)> {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines()
+                .map(|l| {
+                    let (minute, rest) = l.split_once(' ').unwrap();
+                    (minute.parse().unwrap(), format!(" {rest}"))
+                })
+                .collect()
+        };
+        wait_for(MINUTE_TIMEOUT + MINUTE_TIMEOUT, || {
+            let now = lines();
+            (now.iter().filter(|(_, l)| *l == needle).count() >= count).then_some(now)
         })
         .unwrap_or_else(|| {
             panic!(
-                "the schedule never ran in {release}; schedule.log:\n{}\nscheduler log:\n{}",
+                "the schedule did not run {count} times in {release}; schedule.log:\n{}\nscheduler log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default(),
                 std::fs::read_to_string(fleet.a_to.join("shared/log/hello-schedule.log"))
                     .unwrap_or_default()
@@ -244,7 +267,7 @@ fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_
     assert!(names(&supervisor_status(&fleet.stack.host.sup))
         .contains(&format!("{}.schedule", program(&first))));
     assert_eq!(names(&supervisor_status(&fleet.b.sup)), [program(&first)]);
-    fired(&first);
+    fired(&first, 2);
 
     fleet.stack.change_page("second");
     let second = fleet.stack.deploy_release();
@@ -253,12 +276,84 @@ fn the_schedule_runs_on_the_primary_only_against_current_with_its_env_and_never_
         names(&supervisor_status(&fleet.stack.host.sup)),
         [p.clone(), format!("{p}.schedule")]
     );
-    let text = fired(&second);
+    let lines = fired(&second, 1);
 
-    // One run a minute, whichever scheduler ran it; none on B.
-    let minutes: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-    let mut unique = minutes.clone();
-    unique.dedup();
-    assert_eq!(minutes, unique, "{text}");
+    // Every minute from the first run to the last, exactly once, whichever scheduler ran it;
+    // none on B.
+    let minutes: Vec<u64> = lines.iter().map(|(m, _)| *m).collect();
+    let every: Vec<u64> = (minutes[0]..minutes[0] + minutes.len() as u64).collect();
+    assert_eq!(
+        minutes,
+        every,
+        "{}\nscheduler log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(fleet.a_to.join("shared/log/hello-schedule.log"))
+            .unwrap_or_default()
+    );
     assert!(!fleet.b_to.join("shared/var/schedule.log").exists());
+}
+
+/// Issue 23 item 4: a canary that leaves out the primary (`--hosts B`) installs no `once`
+/// process and no scheduler on B, leaves the primary's running as they are, and says so.
+#[test]
+fn a_canary_that_leaves_out_the_primary_changes_no_once_process_or_schedule() {
+    let mut fleet = TwoHosts::start();
+    // Each host has its own SQLite database here.
+    fleet.add_target_toml(concat!(
+        "migrate = \"each-host\"\n",
+        "\n[targets.test.processes]\n",
+        "beat = { run = \"sleep 86400\", once = true }\n",
+        "\n[targets.test.schedule]\n",
+        "'0 3 * * *' = 'true'\n",
+    ));
+    let first = fleet.stack.deploy_release();
+    let p = program(&first);
+    let on_a = || supervisor_status(&fleet.stack.host.sup);
+    let programs = [p.clone(), format!("{p}.beat"), format!("{p}.schedule")];
+    let before = wait_for(DEPLOY_TIMEOUT, || {
+        let status = on_a();
+        (names(&status) == programs && status.lines().all(|l| l.contains(" RUNNING ")))
+            .then_some(status)
+    })
+    .unwrap_or_else(|| panic!("A:\n{}", on_a()));
+    assert_eq!(names(&supervisor_status(&fleet.b.sup)), [p]);
+
+    fleet.stack.change_page("canary");
+    let b = fleet.b_spec.clone();
+    let run = fleet.stack.deploy(&["--hosts", &b, "--allow-mixed"]);
+    run.expect_code(0).says(&[&format!(
+        "no `once` process or schedule changes: beat, schedule keep running on the primary {}",
+        fleet.a_spec
+    )]);
+    let canary = run.release();
+    serves_release_on(&fleet.b, &fleet.b_http, &canary);
+
+    // B runs the canary's app server and nothing else: no beat, no scheduler, and its release
+    // holds none of their files.
+    let expected = [program(&canary)];
+    assert_eq!(
+        settled(|| supervisor_status(&fleet.b.sup), &expected),
+        expected
+    );
+    let shipit_dir = fleet.b_to.join("releases").join(&canary).join(".shipit");
+    for file in ["supervisor-once.conf", "schedule.tab", "scheduler.py"] {
+        assert!(!shipit_dir.join(file).exists(), "{file} in B's canary");
+    }
+    // A: the same programs, the same processes (pids), of the first release.
+    assert_eq!(pids(&on_a()), pids(&before));
+    assert_eq!(fleet.stack.current_id(), first);
+}
+
+/// The `pid N` of each line of `supervisorctl status` output, by program.
+fn pids(status: &str) -> Vec<(String, String)> {
+    let mut pids: Vec<(String, String)> = status
+        .lines()
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?;
+            let pid = l.split_once(" pid ")?.1.split(',').next()?;
+            Some((name.to_string(), pid.to_string()))
+        })
+        .collect();
+    pids.sort();
+    pids
 }

@@ -5,7 +5,8 @@
 //! The integration tests run the same functions as root against real sshd, nginx and
 //! supervisord, in seconds each; here a case takes milliseconds, needs no root (when the tests
 //! run as root the shell runs as `nobody`), and a contention or failure case (a held lock, a
-//! full disk, a missing tool, a failing migrate) is a stub's exit status away.
+//! full disk, a missing tool, a failing migrate) is a stub's exit status away. The scheduler,
+//! host-side Python that runs for minutes, is run the same way on a virtual clock (scheduler.rs).
 
 mod app;
 mod django;
@@ -13,6 +14,7 @@ mod lock;
 mod operate;
 mod pm;
 mod release;
+mod scheduler;
 mod switch;
 
 use crate::plan::quote;
