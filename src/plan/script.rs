@@ -187,6 +187,7 @@ fn packed(body: &str) -> String {
 }
 
 /// The body a [`packed`] script carries (for the fake transport, which reads its calls).
+#[cfg(test)]
 pub(crate) fn unpacked(script: &str) -> Option<String> {
     use std::io::Read;
     let word = script.split("printf %s '").nth(1)?.split('\'').next()?;
