@@ -449,11 +449,20 @@ fn deployer() -> String {
         })
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host}")
+    format!("{user}@{}", hostname().unwrap_or_else(|| "unknown".into()))
+}
+
+/// This machine's name, as gethostname(3) says (POSIX: Linux and macOS alike).
+fn hostname() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `buffer.len()` bytes into `buffer`, which we own.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    let name = String::from_utf8_lossy(&buffer[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 /// A resolved target with every kind of step (hooks, a once hook, nginx, supervisor) for tests.
@@ -532,6 +541,18 @@ pub(crate) use crate::manager::service_configs;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deployer_is_user_at_this_machines_name() {
+        let name = std::process::Command::new("hostname").output().unwrap();
+        let name = String::from_utf8(name.stdout).unwrap();
+        assert_eq!(hostname().as_deref(), Some(name.trim()));
+        assert!(
+            deployer().ends_with(&format!("@{}", name.trim())),
+            "{}",
+            deployer()
+        );
+    }
 
     fn parse(text: &str) -> Config {
         Config::parse(
