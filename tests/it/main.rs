@@ -7,6 +7,7 @@ mod build;
 mod current_link;
 mod deploy;
 mod faults;
+mod fleet_errors;
 mod fleet_locks;
 mod harness;
 mod image;
