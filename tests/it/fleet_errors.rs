@@ -23,7 +23,7 @@ fn two_hosts_failing_for_two_causes_are_both_named_with_their_step_lines_and_hin
     // A pre-migrate backup tool at the same path on every host (each host's base is at A's
     // path in its own namespace).
     let tool = fleet.stack.host.base.path().join("bin/backup-db");
-    for i in 0..fleet.len() {
+    for i in 0..fleet.to.len() {
         let bin = fleet.host(i).base.path().join("bin");
         mkdir_as_deploy(&bin);
         let file = bin.join("backup-db");
@@ -65,7 +65,7 @@ fn two_hosts_failing_for_two_causes_are_both_named_with_their_step_lines_and_hin
     assert!(denied_block.contains("Permission denied"), "{denied_block}");
     assert!(!error.contains(&format!("{ok}: step")), "{error}");
     assert_eq!(error.matches("hint: ").count(), 2, "{error}");
-    for i in 0..fleet.len() {
+    for i in 0..fleet.to.len() {
         assert_eq!(
             current_of(&fleet.to[i]),
             Some(format!("releases/{id}")),

@@ -83,7 +83,7 @@ fn of_two_runs_started_together_on_four_hosts_exactly_one_holds_the_fleet() {
     fleet
         .stack
         .set_options(|o| o.extra.push_str("migrate = \"each-host\"\n"));
-    let hosts = fleet.len();
+    let hosts = fleet.to.len();
     let mut wrong: Vec<String> = Vec::new();
 
     for pair in 0..16 {

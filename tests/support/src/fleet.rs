@@ -214,11 +214,6 @@ impl Fleet {
         }
     }
 
-    /// How many hosts.
-    pub fn len(&self) -> usize {
-        self.to.len()
-    }
-
     /// nginx's unix socket on host `i` (the site listens there), at its real path.
     pub fn http(&self, i: usize) -> PathBuf {
         self.host(i).base.path().join("http.sock")
