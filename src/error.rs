@@ -8,6 +8,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod cause;
+use cause::Cause;
+
 /// Exit status of a successful run.
 pub const EXIT_OK: i32 = 0;
 /// A deploy, rollback or build step failed; hosts are left on their previous release.
@@ -239,6 +242,12 @@ pub enum Error {
         /// The last lines it printed.
         tail: Vec<String>,
     },
+    /// Several hosts failed in the same round (connecting, locking, a phase, a batch's switch):
+    /// each one's own error, in target order, so that none is hidden behind the first.
+    Hosts {
+        /// One error per failing host (never fewer than two: see [`Error::of_hosts`]).
+        errors: Vec<Error>,
+    },
     /// A command `shipit run` ran exited with a failure status.
     Command {
         /// The first host (in the target's order) where it failed.
@@ -286,9 +295,25 @@ impl Error {
         }
     }
 
+    /// The error of a round in which each of `errors` is one host's (in target order): that
+    /// error alone when one host failed, else [`Error::Hosts`]; `None` when none failed.
+    pub fn of_hosts(mut errors: Vec<Error>) -> Option<Error> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(Error::Hosts { errors }),
+        }
+    }
+
     /// The process exit status this error maps to.
     pub fn exit_code(&self) -> i32 {
         match self {
+            // What the person must act on first: a lock (another run holds it), then a host
+            // that cannot be reached, then what failed on the hosts.
+            Error::Hosts { errors } => [EXIT_LOCKED, EXIT_CONNECTION]
+                .into_iter()
+                .find(|code| errors.iter().any(|e| e.exit_code() == *code))
+                .unwrap_or_else(|| errors.first().map_or(EXIT_FAILED, Error::exit_code)),
             Error::Config { .. }
             | Error::UnknownTarget { .. }
             | Error::DeployMap { .. }
@@ -317,9 +342,56 @@ impl Error {
         }
     }
 
-    /// Advice for the person reading the error, when there is some.
+    /// Advice for the person reading the error, when there is some: each of [`Error::hints`]
+    /// on a line of its own.
     pub fn hint(&self) -> Option<String> {
+        let hints = self.hints();
+        (!hints.is_empty()).then(|| hints.join("\n"))
+    }
+
+    /// Every piece of advice for the person reading the error: one for most errors, and for
+    /// several hosts' one per cause, naming the hosts it applies to.
+    pub fn hints(&self) -> Vec<String> {
+        let Error::Hosts { errors } = self else {
+            return self.own_hint().into_iter().collect();
+        };
+        let mut causes: Vec<(String, Vec<&str>)> = Vec::new();
+        for error in errors {
+            let Some(hint) = error.own_hint() else {
+                continue;
+            };
+            let host = error.host().unwrap_or("?");
+            match causes.iter_mut().find(|(h, _)| *h == hint) {
+                Some((_, hosts)) => hosts.push(host),
+                None => causes.push((hint, vec![host])),
+            }
+        }
+        causes
+            .into_iter()
+            .map(|(hint, hosts)| format!("{}: {hint}", hosts.join(", ")))
+            .collect()
+    }
+
+    /// The host this error is about, when it is one host's.
+    fn host(&self) -> Option<&str> {
         match self {
+            Error::Step { host, .. }
+            | Error::Locked { host, .. }
+            | Error::Connection { host, .. }
+            | Error::HostKeyUnknown { host, .. }
+            | Error::HostKeyChanged { host, .. }
+            | Error::HostKeyRevoked { host, .. }
+            | Error::HostCertificate { host, .. } => Some(host),
+            _ => None,
+        }
+    }
+
+    /// The advice for this error by itself.
+    fn own_hint(&self) -> Option<String> {
+        match self {
+            Error::Step { status, tail, .. } => {
+                Cause::of_step(*status, tail).map(|c| c.hint().to_string())
+            }
             Error::UnknownTarget { known, .. } if known.is_empty() => {
                 Some("add a [targets.NAME] table to shipit.toml".into())
             }
@@ -519,16 +591,43 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Step {
-                host,
-                step,
-                status,
-                tail,
-                outcome,
-            } => {
-                write!(f, "{host}: step `{step}` failed with exit status {status}")?;
-                write_tail(f, tail)?;
+            Error::Step { outcome, .. } => {
+                write_step(f, self, "")?;
                 if !outcome.is_empty() {
+                    write!(f, "\n  {outcome}")?;
+                }
+                Ok(())
+            }
+            Error::Hosts { errors } => {
+                write!(f, "{} hosts failed:", errors.len())?;
+                // What the hosts were left with, said once when every host's is the same.
+                let outcomes: Vec<&str> = errors
+                    .iter()
+                    .map(|e| match e {
+                        Error::Step { outcome, .. } => outcome.as_str(),
+                        _ => "",
+                    })
+                    .collect();
+                let shared = outcomes
+                    .iter()
+                    .all(|o| !o.is_empty() && *o == outcomes[0])
+                    .then_some(outcomes[0]);
+                for error in errors {
+                    match error {
+                        Error::Step { outcome, .. } => {
+                            write!(f, "\n  ")?;
+                            write_step(f, error, "  ")?;
+                            if shared.is_none() && !outcome.is_empty() {
+                                write!(f, "\n    {outcome}")?;
+                            }
+                        }
+                        other => {
+                            let text = other.to_string();
+                            write!(f, "\n  {}", text.replace('\n', "\n  "))?;
+                        }
+                    }
+                }
+                if let Some(outcome) = shared {
                     write!(f, "\n  {outcome}")?;
                 }
                 Ok(())
@@ -572,13 +671,36 @@ impl fmt::Display for Error {
     }
 }
 
-/// The last lines a failed command printed, indented under its message.
+/// A failed step's host, step, status and last lines (not what it left: the caller says), each
+/// line after the first indented by `indent` more.
+fn write_step(f: &mut fmt::Formatter<'_>, step: &Error, indent: &str) -> fmt::Result {
+    let Error::Step {
+        host,
+        step,
+        status,
+        tail,
+        ..
+    } = step
+    else {
+        return Ok(());
+    };
+    write!(f, "{host}: step `{step}` failed with exit status {status}")?;
+    write_tail_indented(f, tail, indent)
+}
+
+/// The last lines a failed command printed, indented under its message; nothing at all when it
+/// printed nothing but blank lines.
 fn write_tail(f: &mut fmt::Formatter<'_>, tail: &[String]) -> fmt::Result {
-    if !tail.is_empty() {
-        write!(f, "\n  last lines of output:")?;
-        for line in tail {
-            write!(f, "\n  | {line}")?;
-        }
+    write_tail_indented(f, tail, "")
+}
+
+fn write_tail_indented(f: &mut fmt::Formatter<'_>, tail: &[String], indent: &str) -> fmt::Result {
+    if tail.iter().all(|line| line.trim().is_empty()) {
+        return Ok(());
+    }
+    write!(f, "\n{indent}  last lines of output:")?;
+    for line in tail {
+        write!(f, "\n{indent}  | {line}")?;
     }
     Ok(())
 }
@@ -626,6 +748,82 @@ mod tests {
         assert_eq!(suggest("prodution", &known), Some("production"));
         assert_eq!(suggest("stagin", &known), Some("staging"));
         assert_eq!(suggest("qa", &known), None);
+    }
+
+    fn step(host: &str, step: &str, status: i32, tail: &str) -> Error {
+        Error::Step {
+            host: host.into(),
+            step: step.into(),
+            status,
+            tail: tail.lines().map(str::to_string).collect(),
+            outcome: "nothing was switched".into(),
+        }
+    }
+
+    #[test]
+    fn several_hosts_are_each_named_with_their_step_and_lines_and_one_hint_per_cause() {
+        let denied = "mkdir: cannot create directory '/srv/a/releases/1': Permission denied";
+        let error = Error::of_hosts(vec![
+            step("a", "unpack", 1, denied),
+            step("b", "unpack", 1, denied),
+            step(
+                "c",
+                "before_migrate: backup",
+                127,
+                "sh: 1: backup: not found",
+            ),
+        ])
+        .unwrap();
+        let text = error.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "3 hosts failed:\n  \
+                 a: step `unpack` failed with exit status 1\n    last lines of output:\n    | {denied}\n  \
+                 b: step `unpack` failed with exit status 1\n    last lines of output:\n    | {denied}\n  \
+                 c: step `before_migrate: backup` failed with exit status 127\n    last lines of output:\n    | sh: 1: backup: not found\n  \
+                 nothing was switched"
+            )
+        );
+        let hints = error.hints();
+        assert_eq!(hints.len(), 2, "{hints:?}");
+        assert!(hints[0].starts_with("a, b: permission denied"), "{hints:?}");
+        assert!(
+            hints[1].starts_with("c: a program the step runs is missing"),
+            "{hints:?}"
+        );
+        assert_eq!(error.exit_code(), EXIT_FAILED);
+
+        // A lock wins the exit status; each host keeps its own outcome when they differ.
+        let locked = Error::Locked {
+            host: "d".into(),
+            holder: "by bob".into(),
+            live: true,
+            held: false,
+        };
+        let mixed = Error::of_hosts(vec![step("a", "x", 1, ""), locked]).unwrap();
+        assert_eq!(mixed.exit_code(), EXIT_LOCKED);
+        assert!(
+            mixed
+                .to_string()
+                .contains("\n    nothing was switched\n  d: locked by"),
+            "{mixed}"
+        );
+        // One host's error is that error; none is none.
+        assert!(matches!(
+            Error::of_hosts(vec![step("a", "x", 1, "")]),
+            Some(Error::Step { .. })
+        ));
+        assert!(Error::of_hosts(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_step_that_printed_only_blank_lines_shows_no_empty_block() {
+        let text = step("a", "unpack", 1, "\n  \n").to_string();
+        assert_eq!(
+            text,
+            "a: step `unpack` failed with exit status 1\n  nothing was switched"
+        );
     }
 
     #[test]

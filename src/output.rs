@@ -347,10 +347,12 @@ impl Printer {
         }
     }
 
-    /// Prints `error` in the `error: … / hint: …` form on stderr, and where the run log is.
+    /// Prints `error` in the `error: … / hint: …` form on stderr (a `hint:` line per piece of
+    /// advice), and where the run log is.
     pub fn error(&self, error: &Error) {
+        let hints = error.hints();
         self.log_line(&format!("error: {error}"));
-        if let Some(hint) = error.hint() {
+        for hint in &hints {
             self.log_line(&format!("hint: {hint}"));
         }
         err!(
@@ -358,8 +360,8 @@ impl Printer {
             self.paint("31;1", "error:"),
             self.clean(&error.to_string())
         );
-        if let Some(hint) = error.hint() {
-            err!("{} {}", self.paint("36;1", "hint:"), self.clean(&hint));
+        for hint in &hints {
+            err!("{} {}", self.paint("36;1", "hint:"), self.clean(hint));
         }
         if let Some(path) = self.log_path() {
             err!(

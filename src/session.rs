@@ -273,17 +273,25 @@ impl std::io::Read for Progress {
     }
 }
 
-/// Connects to every host of `target` in parallel (or makes the local transport); the first
-/// host that cannot be reached is the error.
+/// Connects to every host of `target` in parallel (or makes the local transport); the error
+/// names every host that cannot be reached.
 pub(crate) fn connect(
     target: &Target,
     accept_new_host_key: bool,
     printer: &Printer,
 ) -> Result<Vec<HostSession>> {
-    connect_each(target, accept_new_host_key, printer)
-        .into_iter()
-        .map(|(_, session)| session)
-        .collect()
+    let mut sessions = Vec::new();
+    let mut errors = Vec::new();
+    for (_, session) in connect_each(target, accept_new_host_key, printer) {
+        match session {
+            Ok(session) => sessions.push(session),
+            Err(e) => errors.push(e),
+        }
+    }
+    match Error::of_hosts(errors) {
+        Some(error) => Err(error),
+        None => Ok(sessions),
+    }
 }
 
 /// Connects to every host of `target` in parallel (or makes the local transport): each host's

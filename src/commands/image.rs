@@ -85,7 +85,7 @@ pub(crate) fn run(config: &Config, args: &ImageArgs, printer: &Printer) -> Resul
             .port
             .unwrap_or(crate::config::DEFAULT_IMAGE_PORT),
         output,
-        process: process.map(|(name, p)| (name.as_str(), p.run.as_str())),
+        process: process.map(|(name, p)| (name.as_str(), p.exec())),
     })?;
     printer.info(format!(
         "built image {} for {} in {:.2}s (virtualenv {} {})",

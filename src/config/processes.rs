@@ -16,7 +16,8 @@ pub const DEFAULT_PROCESS_ROLE: &str = "worker";
 /// and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
-    /// The command, exec'd by `sh` in the release after its environment is loaded.
+    /// The command, run by `sh` in the release after its environment is loaded: exec'd when it
+    /// is one simple command, under a shell of its own when it needs one ([`Process::exec`]).
     pub run: String,
     /// Hosts of this role run it (ignored with `once`).
     pub role: String,
@@ -26,6 +27,98 @@ pub struct Process {
     pub stop_timeout: u32,
     /// One instance across the target, on the primary, handed over at the switch.
     pub once: bool,
+}
+
+impl Process {
+    /// Whether `run` needs a shell: a list (`a && b`, `a; b`, `a &`), a pipeline, a loop or
+    /// another compound command, a subshell, or a leading assignment (`A=1 cmd`) — none of
+    /// which `exec` takes. A simple command, however quoted and expanded, is exec'd.
+    pub fn needs_shell(&self) -> bool {
+        needs_shell(&self.run)
+    }
+
+    /// What the process manager's `sh` execs in the release: `run` itself when it is one simple
+    /// command, so that the manager's signals (a graceful stop) reach the program and not a
+    /// shell; else `/bin/sh -c 'RUN'`, a shell of its own, which the manager stops with its
+    /// whole process group (a shell does not pass a signal on: its children would be left
+    /// running).
+    pub fn exec(&self) -> String {
+        if self.needs_shell() {
+            format!("/bin/sh -c {}", crate::plan::quote(&self.run))
+        } else {
+            self.run.clone()
+        }
+    }
+}
+
+/// The words a command cannot start with and be exec'd: reserved words (and bash's `[[`).
+const RESERVED: &[&str] = &[
+    "!", "{", "}", "[[", "case", "do", "done", "elif", "else", "esac", "fi", "for", "function",
+    "if", "in", "select", "then", "until", "while",
+];
+
+/// See [`Process::needs_shell`]: a scan of `run` as sh reads it, quotes, backslashes and
+/// command substitutions (`$(...)`, backquotes) skipped, for an operator outside all of them.
+fn needs_shell(run: &str) -> bool {
+    let first = run.split_whitespace().next().unwrap_or("");
+    let assignment = first.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    if assignment || RESERVED.contains(&first) || first.starts_with('(') {
+        return true;
+    }
+    let mut chars = run.chars().peekable();
+    let (mut single, mut double, mut backquote) = (false, false, false);
+    // Open parentheses of `$(...)` and `$((...))`.
+    let mut depth = 0usize;
+    let mut previous = ' ';
+    while let Some(c) = chars.next() {
+        let before = std::mem::replace(&mut previous, c);
+        if single {
+            single = c != '\'';
+            continue;
+        }
+        if c == '\\' {
+            chars.next();
+            continue;
+        }
+        if c == '`' {
+            backquote = !backquote;
+            continue;
+        }
+        if c == '$' && chars.peek() == Some(&'(') {
+            chars.next();
+            depth += 1;
+            continue;
+        }
+        if backquote || depth > 0 {
+            match c {
+                '(' if depth > 0 => depth += 1,
+                ')' if depth > 0 => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        if c == '"' {
+            double = !double;
+            continue;
+        }
+        if double {
+            continue;
+        }
+        if c == '\'' {
+            single = true;
+            continue;
+        }
+        // `2>&1`, `<&3`, `>|`: redirections, which exec takes.
+        let redirection = matches!(c, '&' | '|') && matches!(before, '>' | '<');
+        if matches!(c, ';' | '&' | '|' | '(' | ')') && !redirection {
+            return true;
+        }
+    }
+    false
 }
 
 #[derive(Deserialize)]

@@ -386,6 +386,50 @@ mail = ["app2.example.com:2222"]
     assert!(staging.carries(0, "web") && staging.carries(0, "anything"));
 }
 
+/// A `run` that needs a shell (a list, a pipeline, a loop) runs under `sh -c` of its own; a
+/// simple command, however it is quoted, redirected or expanded, is exec'd as it is.
+#[test]
+fn a_process_command_that_needs_a_shell_gets_one_and_a_simple_one_is_execd() {
+    let process = |run: &str| Process {
+        run: run.into(),
+        role: "worker".into(),
+        replicas: 1,
+        stop_timeout: 30,
+        once: false,
+    };
+    for simple in [
+        "celery -A hello worker",
+        r#"./manage.py run --name 'a; b' "c && d" e\;f"#,
+        "gunicorn --bind unix:$PWD/x.sock 2>&1 >|log <&0",
+        "sh -c 'while true; do sleep 1; done'",
+        "echo $(date; uptime) `a | b` $((1 + (2)))",
+        "python -m x --opt=a=b",
+    ] {
+        assert!(!process(simple).needs_shell(), "{simple}");
+        assert_eq!(process(simple).exec(), simple);
+    }
+    for compound in [
+        "while true; do ./manage.py tick; sleep 60; done",
+        "./manage.py wait_for_db && celery -A hello worker",
+        "a || b",
+        "tail -F log | grep x",
+        "worker &",
+        "(cd sub && exec run)",
+        "{ a; b; }",
+        "if x; then y; fi",
+        "for i in 1 2; do x; done",
+        "FOO=bar celery worker",
+        "! false",
+        r#"echo "$(date)"; run"#,
+    ] {
+        assert!(process(compound).needs_shell(), "{compound}");
+    }
+    assert_eq!(
+        process("a && echo 'it'").exec(),
+        r#"/bin/sh -c 'a && echo '\''it'\'''"#
+    );
+}
+
 #[test]
 fn bad_processes_and_roles_name_their_key() {
     for (table, needle) in [

@@ -68,8 +68,9 @@ pub(crate) struct ImageRequest<'a> {
     pub(crate) port: u16,
     /// The layout directory to write.
     pub(crate) output: PathBuf,
-    /// The name and command of a `[targets.T.processes]` entry to run instead of gunicorn.
-    pub(crate) process: Option<(&'a str, &'a str)>,
+    /// The name of a `[targets.T.processes]` entry to run instead of gunicorn, and what `sh`
+    /// execs for it ([`crate::config::Process::exec`]).
+    pub(crate) process: Option<(&'a str, String)>,
 }
 
 /// One layer of the built image, described for the report.
@@ -385,7 +386,7 @@ fn image_config(
 
     // gunicorn (without --bind it listens on 0.0.0.0:$PORT when PORT is set), or a process of
     // the target, exec'd by sh as on the hosts, with nothing to expose.
-    let (entrypoint, cmd, exposed) = match request.process {
+    let (entrypoint, cmd, exposed) = match &request.process {
         None => (
             vec![
                 format!("{}/bin/python", venv::VENV),
@@ -403,7 +404,11 @@ fn image_config(
     };
     labels.insert(
         "io.shipit.process",
-        request.process.map_or("web", |(name, _)| name).to_string(),
+        request
+            .process
+            .as_ref()
+            .map_or("web", |(name, _)| name)
+            .to_string(),
     );
     let container = ConfigBuilder::default()
         .user(format!("{}:{}", APP_OWNER.uid, APP_OWNER.gid))

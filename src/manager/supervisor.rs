@@ -80,8 +80,9 @@ pub(crate) fn program_glob(project: &str, target: &str) -> String {
 
 /// The processes as the program template sees them: `command` is the whole supervisor
 /// `command=` value (`sh -c` loading the release's environment, then exec'ing the process's
-/// command with the release's venv first on PATH), quoted for supervisor's shell-like parser
-/// and with `%` doubled (supervisor expands `%(name)s` in every value).
+/// command, [`Process::exec`], with the release's venv first on PATH), quoted for supervisor's
+/// shell-like parser and with `%` doubled (supervisor expands `%(name)s` in every value);
+/// `shell` says that command is a shell of its own, which is stopped with its process group.
 fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
     let values: Vec<std::collections::BTreeMap<&str, minijinja::Value>> = processes
         .iter()
@@ -89,12 +90,13 @@ fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
             let script = format!(
                 "{}; exec {}",
                 crate::remote::layout::enter_release(),
-                process.run
+                process.exec()
             );
             let command = format!("/bin/sh -c {}", crate::plan::quote(&script)).replace('%', "%%");
             std::collections::BTreeMap::from([
                 ("name", minijinja::Value::from(name.as_str())),
                 ("command", minijinja::Value::from(command)),
+                ("shell", minijinja::Value::from(process.needs_shell())),
                 ("replicas", minijinja::Value::from(process.replicas)),
                 ("stop_timeout", minijinja::Value::from(process.stop_timeout)),
             ])
@@ -106,6 +108,24 @@ fn program_values(processes: &[(String, Process)]) -> minijinja::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_command_that_needs_a_shell_runs_in_one_stopped_with_its_group() {
+        let process = Process {
+            run: "while true; do echo '50%'; sleep 1; done".into(),
+            role: "worker".into(),
+            replicas: 1,
+            stop_timeout: 30,
+            once: false,
+        };
+        let values = program_values(&[("w".into(), process)]);
+        let value = values.get_item(&minijinja::Value::from(0)).unwrap();
+        assert_eq!(
+            value.get_attr("command").unwrap().to_string(),
+            r#"/bin/sh -c 'set -a; [ -f .shipit/env ] && . ./.shipit/env; set +a; PATH="$PWD/.venv/bin:$PATH"; export PATH; exec /bin/sh -c '\''while true; do echo '\''\'\'''\''50%%'\''\'\'''\''; sleep 1; done'\'''"#
+        );
+        assert!(value.get_attr("shell").unwrap().is_true());
+    }
 
     #[test]
     fn a_process_command_loads_the_env_and_escapes_supervisor_expansions() {

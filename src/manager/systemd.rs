@@ -139,7 +139,8 @@ impl UnitFiles {
                 ("name", minijinja::Value::from(unit.as_str())),
                 ("process", minijinja::Value::from(name)),
                 ("web", minijinja::Value::from(web)),
-                ("command", minijinja::Value::from(process.run.as_str())),
+                ("command", minijinja::Value::from(process.exec())),
+                ("shell", minijinja::Value::from(process.needs_shell())),
                 ("script", minijinja::Value::from(script.as_str())),
                 ("replica", minijinja::Value::from(replica)),
                 ("replicas", minijinja::Value::from(process.replicas)),
@@ -301,6 +302,34 @@ worker = {{ run = "celery worker", replicas = 2 }}
             .flat_map(str::lines)
             .map(str::to_string)
             .collect()
+    }
+
+    /// A process whose `run` needs a shell runs `sh -c` of its own, and its whole unit gets
+    /// the stop signal (a shell passes none on); a simple one is exec'd, and only it gets it.
+    #[test]
+    fn a_process_that_needs_a_shell_runs_one_and_its_unit_is_stopped_whole() {
+        let text = site("hello", "prod").replace(
+            "worker = { run = \"celery worker\", replicas = 2 }",
+            "worker = \"celery worker\"\nticker = \"while true; do ./manage.py tick; sleep 60; done\"",
+        );
+        let configs = rendered(&text, "prod");
+        let file = |name: &str| {
+            configs
+                .get(&format!("systemd/{name}"))
+                .unwrap_or_else(|| panic!("no {name}"))
+                .to_string()
+        };
+        assert!(
+            file("ticker.sh")
+                .contains("\nexec /bin/sh -c 'while true; do ./manage.py tick; sleep 60; done'\n"),
+            "{}",
+            file("ticker.sh")
+        );
+        assert!(file("worker.sh").contains("\nexec celery worker\n"));
+        let unit = file("hello.prod.ticker@.service");
+        assert!(unit.contains("\nKillMode=control-group\n"), "{unit}");
+        let unit = file("hello.prod.worker@.service");
+        assert!(unit.contains("\nKillMode=mixed\n"), "{unit}");
     }
 
     #[test]

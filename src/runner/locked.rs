@@ -2,6 +2,8 @@
 //! gives back, on every way out (its `Drop`), exactly what it still holds; phases run on it in
 //! rounds, and [`Locked::prepare_then_switch`] is the two-phase commit.
 
+use std::time::{Duration, Instant};
+
 use super::{lost_lock_or, on_all, refused, script, switch_outcome, warn_begun, Fleet, Preamble};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
@@ -22,57 +24,59 @@ enum Hold {
 }
 
 impl<'p> Fleet<'p> {
-    /// Runs `begin` (which takes the lock) everywhere. When any host refuses or fails, the locks
-    /// taken on the others are given back before the error returns.
+    /// Takes every host's lock with `begin`, in one order every run of the target follows, so
+    /// that two runs started together never split the fleet between them (each holding some
+    /// hosts and refused, or waiting, on the others): the primary's first, in a round of its
+    /// own in which its script waits up to `--lock-wait` for a lock another run holds; then
+    /// every other host's, in parallel, in a second round that never waits. A run that holds
+    /// the primary's lock holds the target, so only a lock taken otherwise (another target
+    /// sharing a host, `shipit lock acquire` on a subset) can hold one of the others; then
+    /// every lock taken is given back, and the run begins again while `--lock-wait` has time
+    /// left (waiting at the primary: it never waits while it holds a lock), or is refused with
+    /// every locked host named. Any other failure gives back what was taken and names every
+    /// host that failed.
     pub(crate) fn lock(
-        mut self,
+        self,
         begin: &Phase,
         vars: Vec<Preamble>,
     ) -> Result<(Locked<'p>, Vec<ScriptRun>)> {
-        let printer = self.printer;
-        let results = on_all(&mut self.sessions, |i, s| {
-            s.run(
-                &script(&vars[i], begin.steps.clone(), begin.cleanup),
-                printer,
-            )
-        });
+        let wait = vars.first().map_or(0, |v| v.lock_wait.parse().unwrap_or(0));
+        let deadline = Instant::now() + Duration::from_secs(wait);
         let mut locked = Locked {
             hold: vec![Hold::Free; self.sessions.len()],
             fleet: self,
             vars,
             reason: "another host could not be locked".into(),
         };
-        let mut runs = Vec::new();
-        let mut failure: Option<Error> = None;
-        for (i, result) in results.into_iter().enumerate() {
-            let name = locked.fleet.sessions[i].transport.name().to_string();
-            match result {
-                Ok(run) if run.succeeded() => {
-                    locked.hold[i] = Hold::Locked;
-                    warn_begun(printer, &name, &run);
-                    runs.push(run);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match locked.begin(begin, left.as_secs()) {
+                Begun::All(runs) => return Ok((locked, runs)),
+                Begun::Locked(error) if left >= RETRY_PAUSE => {
+                    locked.fleet.printer.info(format!(
+                        "{error}\ngave back the locks this run took; trying again (--lock-wait)"
+                    ));
+                    locked.release();
+                    std::thread::sleep(RETRY_PAUSE);
                 }
-                Ok(run) => {
-                    let error = refused(&name, &run);
-                    // A lock error wins over other failures: it is what the person must act on.
-                    if matches!(error, Error::Locked { .. }) {
-                        if !matches!(failure, Some(Error::Locked { .. })) {
-                            failure = Some(error);
-                        }
-                    } else {
-                        failure.get_or_insert(error);
-                    }
-                }
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
+                // `locked` drops here and gives back what it holds.
+                Begun::Locked(error) | Begun::Failed(error) => return Err(error),
             }
         }
-        match failure {
-            Some(error) => Err(error), // `locked` drops here and gives back what it holds
-            None => Ok((locked, runs)),
-        }
     }
+}
+
+/// How long a run that gave its locks back waits before it begins again.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// How one try at taking every host's lock ended.
+enum Begun {
+    /// Every host is locked: begin's run on each, in target order.
+    All(Vec<ScriptRun>),
+    /// The primary is locked, and some other host is held by another run (no other failure).
+    Locked(Error),
+    /// The primary could not be locked, or a host failed.
+    Failed(Error),
 }
 
 /// A fleet whose hosts this run has locked. Dropping it gives back whatever it still holds.
@@ -142,6 +146,69 @@ impl<'p> Locked<'p> {
         Ok(merged)
     }
 
+    /// One try at taking every lock ([`Fleet::lock`]): the primary's, waiting up to `wait`
+    /// seconds, then the others' without waiting.
+    fn begin(&mut self, begin: &Phase, wait: u64) -> Begun {
+        let primary = self.fleet.primary;
+        let mut runs = vec![ScriptRun::default(); self.hold.len()];
+        if let Some(error) = self.begin_round(begin, |i| i == primary, wait, &mut runs) {
+            return Begun::Failed(error);
+        }
+        match self.begin_round(begin, |i| i != primary, 0, &mut runs) {
+            None => Begun::All(runs),
+            Some(error) => {
+                let locked = |e: &Error| matches!(e, Error::Locked { .. });
+                let only_locks = match &error {
+                    Error::Hosts { errors } => errors.iter().all(locked),
+                    error => locked(error),
+                };
+                if only_locks {
+                    Begun::Locked(error)
+                } else {
+                    Begun::Failed(error)
+                }
+            }
+        }
+    }
+
+    /// Runs `begin` on the hosts `on` selects, in parallel, their scripts waiting up to `wait`
+    /// seconds for a lock another run holds; records what each took and its run in `runs`.
+    /// The error names every host that refused or failed.
+    fn begin_round(
+        &mut self,
+        begin: &Phase,
+        on: impl Fn(usize) -> bool + Sync,
+        wait: u64,
+        runs: &mut [ScriptRun],
+    ) -> Option<Error> {
+        let printer = self.fleet.printer;
+        let vars = &self.vars;
+        let results = on_all(&mut self.fleet.sessions, |i, s| {
+            on(i).then(|| {
+                let vars = Preamble {
+                    lock_wait: wait.to_string(),
+                    ..vars[i].clone()
+                };
+                s.run(&script(&vars, begin.steps.clone(), begin.cleanup), printer)
+            })
+        });
+        let mut errors = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            let Some(result) = result else { continue };
+            let name = self.name(i);
+            match result {
+                Ok(run) if run.succeeded() => {
+                    self.hold[i] = Hold::Locked;
+                    warn_begun(printer, &name, &run);
+                    runs[i] = run;
+                }
+                Ok(run) => errors.push(refused(&name, &run)),
+                Err(e) => errors.push(e),
+            }
+        }
+        Error::of_hosts(errors)
+    }
+
     fn round(
         &mut self,
         script_for: impl Fn(usize, bool, &Preamble) -> Option<Script> + Sync,
@@ -154,8 +221,8 @@ impl<'p> Locked<'p> {
         })
     }
 
-    /// Folds one round's results into `merged`, updating what this run holds; the first
-    /// failure becomes the error.
+    /// Folds one round's results into `merged`, updating what this run holds; the error names
+    /// every host that failed.
     fn settle(
         &mut self,
         cleanup: Cleanup,
@@ -163,7 +230,8 @@ impl<'p> Locked<'p> {
         merged: &mut [ScriptRun],
         outcome: &str,
     ) -> Result<()> {
-        let mut failure = None;
+        let mut failed = Vec::new();
+        let mut errors = Vec::new();
         for (i, run) in runs.into_iter().enumerate() {
             let Some(run) = run else { continue };
             let name = self.name(i);
@@ -175,24 +243,19 @@ impl<'p> Locked<'p> {
                         self.hold[i] = Hold::Prepared;
                     }
                     merged[i].absorb(run);
+                    continue;
                 }
-                Ok(run) => {
-                    // Its own cleanup ran and gave the lock back (unless the connection died,
-                    // in which case the remote trap did, or nobody can).
-                    self.hold[i] = Hold::Free;
-                    failure.get_or_insert_with(|| {
-                        (name.clone(), run.error(&name, lost_lock_or(&run, outcome)))
-                    });
-                }
-                Err(e) => {
-                    self.hold[i] = Hold::Free;
-                    failure.get_or_insert((name, e));
-                }
+                // Its own cleanup ran and gave the lock back (unless the connection died, in
+                // which case the remote trap did, or nobody can).
+                Ok(run) => errors.push(run.error(&name, lost_lock_or(&run, outcome))),
+                Err(e) => errors.push(e),
             }
+            self.hold[i] = Hold::Free;
+            failed.push(name);
         }
-        match failure {
-            Some((name, error)) => {
-                self.reason = format!("{name} failed");
+        match Error::of_hosts(errors) {
+            Some(error) => {
+                self.reason = format!("{} failed", failed.join(", "));
                 Err(error)
             }
             None => Ok(()),
@@ -244,14 +307,14 @@ impl<'p> Locked<'p> {
                     Err(e) => errors.push(e),
                 }
             }
-            if let Some(first) = errors.into_iter().next() {
+            if let Some(error) = Error::of_hosts(errors) {
                 let waiting: Vec<String> = (0..hosts)
                     .filter(|i| self.hold[*i] == Hold::Prepared)
                     .map(|i| self.name(i))
                     .collect();
                 self.reason = "a batch failed to switch".into();
                 if switched.is_empty() && waiting.is_empty() {
-                    return Err(first);
+                    return Err(error);
                 }
                 self.fleet.printer.warn(format!(
                     "switched: {}; not switched (their new release is abandoned): {}",
@@ -266,7 +329,7 @@ impl<'p> Locked<'p> {
                         waiting.join(", ")
                     }
                 ));
-                return Err(first);
+                return Err(error);
             }
         }
         Ok(runs)
@@ -288,6 +351,7 @@ impl<'p> Locked<'p> {
         }
     }
 
+    /// Gives back everything still held, saying so per host.
     fn release(&mut self) {
         let held: Vec<(usize, Hold)> = self
             .hold

@@ -1,8 +1,9 @@
 //! The fleet runner: the only place that sequences hosts.
 //!
-//! [`Fleet::lock`] takes every host's lock and returns a [`Locked`](locked::Locked) fleet whose every way out —
-//! success, a failed step, a refusal, `?`, a panic — gives back exactly the locks it still holds
-//! and says so (its `Drop`). Phases run on all hosts in parallel; once-steps run on the primary
+//! [`Fleet::lock`] takes every host's lock (the primary's first, then the others' together, so
+//! that two runs of one target never split the fleet) and returns a [`Locked`](locked::Locked)
+//! fleet whose every way out — success, a failed step, a refusal, `?`, a panic — gives back
+//! exactly the locks it still holds and says so (its `Drop`). Phases run on all hosts in parallel; once-steps run on the primary
 //! while the others wait ([`crate::plan::Phase::rounds`]); [`Locked::prepare_then_switch`](locked::Locked::prepare_then_switch) is
 //! the two-phase commit every command uses: nobody switches unless everybody prepared, then
 //! hosts switch in batches, each batch health-checked before the next.
@@ -70,8 +71,8 @@ impl<'p> Fleet<'p> {
     }
 
     /// Runs `phase` everywhere without taking the lock (reading, or what each host does on its
-    /// own, such as giving back a held lock); the first failure is the error, a lock held by
-    /// another run an [`Error::Locked`].
+    /// own, such as giving back a held lock); the error names every host that failed, a lock
+    /// held by another run as an [`Error::Locked`].
     pub(crate) fn each(&mut self, phase: &Phase, vars: &[Preamble]) -> Result<Vec<ScriptRun>> {
         let printer = self.printer;
         let runs = on_all(&mut self.sessions, |i, s| {
@@ -81,24 +82,20 @@ impl<'p> Fleet<'p> {
             )
         });
         let mut out = Vec::new();
+        let mut errors = Vec::new();
         for (i, run) in runs.into_iter().enumerate() {
-            let run = run?;
             let name = self.sessions[i].transport.name();
-            if run.status == LOCKED_STATUS {
-                let holder = lock_holder(&run.facts);
-                return Err(Error::Locked {
-                    host: name.to_string(),
-                    holder: holder.who,
-                    live: holder.live,
-                    held: holder.held,
-                });
+            match run {
+                Ok(run) if run.status == LOCKED_STATUS => errors.push(refused(name, &run)),
+                Ok(run) if !run.succeeded() => errors.push(run.error(name, "nothing was changed")),
+                Ok(run) => out.push(run),
+                Err(e) => errors.push(e),
             }
-            if !run.succeeded() {
-                return Err(run.error(name, "nothing was changed"));
-            }
-            out.push(run);
         }
-        Ok(out)
+        match Error::of_hosts(errors) {
+            Some(error) => Err(error),
+            None => Ok(out),
+        }
     }
 
     /// Runs `phase` everywhere in parallel without the lock, giving each line a step prints to

@@ -265,10 +265,9 @@ fn a_failed_migration_fails_every_host_before_any_switch() {
     assert!(nobody_locked(&hosts));
 }
 
-#[test]
-fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
-    let printer = printer();
-    let held = Behaviour {
+/// A host whose lock another, live run holds.
+fn held_lock() -> Behaviour {
+    Behaviour {
         fail_at: Some(("lock".into(), LOCKED_STATUS)),
         facts: [(
             "lock".to_string(),
@@ -282,8 +281,15 @@ fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
         )]
         .into(),
         ..Behaviour::default()
-    };
-    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held]);
+    }
+}
+
+const BEGIN: [&str; 5] = ["layout", "lock", "reap", "facts", "upload"];
+
+#[test]
+fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held_lock()]);
     let error = deploy(fleet, 2).unwrap_err();
     match &error {
         Error::Locked {
@@ -296,10 +302,130 @@ fn a_lock_held_elsewhere_gives_back_the_locks_taken() {
         other => panic!("{other}"),
     }
     assert!(error.hint().unwrap().contains("--break-lock --force"));
-    assert_eq!(
-        ran(&hosts[0]),
-        ["layout", "lock", "reap", "facts", "upload", "release-lock"]
+    assert_eq!(scripts(&hosts[0]), [BEGIN.to_vec(), vec!["release-lock"]]);
+    assert!(nobody_locked(&hosts));
+}
+
+/// Two runs of one target never split a fleet: each takes the primary's lock in a round of its
+/// own before any other host's, so the run refused there has touched no other host.
+#[test]
+fn the_primary_is_locked_before_any_other_host_and_a_refusal_there_touches_none() {
+    let printer = printer();
+    let (mut first, hosts) = fleet(
+        &printer,
+        vec![Behaviour::default(), held_lock(), Behaviour::default()],
     );
+    first.primary = 1;
+    let error = deploy(first, 3).unwrap_err();
+    assert!(
+        matches!(&error, Error::Locked { host, .. } if host == "host1"),
+        "{error}"
+    );
+    assert_eq!(scripts(&hosts[1]), [vec!["layout", "lock"]]);
+    for other in [&hosts[0], &hosts[2]] {
+        assert!(scripts(other).is_empty(), "{:?}", scripts(other));
+    }
+
+    // The primary free, two others held (another target sharing them): the primary locked
+    // first, then both refusals named, and the primary's lock given back.
+    let (mut second, hosts) = fleet(
+        &printer,
+        vec![held_lock(), Behaviour::default(), held_lock()],
+    );
+    second.primary = 1;
+    let error = deploy(second, 3).unwrap_err();
+    let Error::Hosts { errors } = &error else {
+        panic!("{error}");
+    };
+    let named: Vec<&str> = errors
+        .iter()
+        .map(|e| match e {
+            Error::Locked { host, .. } => host.as_str(),
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(named, ["host0", "host2"]);
+    assert_eq!(error.exit_code(), crate::error::EXIT_LOCKED);
+    assert_eq!(scripts(&hosts[1]), [BEGIN.to_vec(), vec!["release-lock"]]);
+    assert!(nobody_locked(&hosts));
+}
+
+/// With `--lock-wait`, a run that finds another host held gives every lock back (it never
+/// waits holding one) and begins again, at the primary, while the wait has time left.
+#[test]
+fn a_waiting_run_refused_by_another_host_gives_the_primary_back_and_begins_again() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(), held_lock()]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.tar.gz");
+    std::fs::write(&archive, "a").unwrap();
+    let mut vars = vars(2);
+    vars.iter_mut().for_each(|v| v.lock_wait = "2".into());
+    let started = std::time::Instant::now();
+    let error = fleet
+        .lock(&deploy::begin(&archive, 1), vars)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Locked { host, .. } if host == "host1"),
+        "{error}"
+    );
+    // Two tries, a pause between: each begun on the primary, then given back.
+    assert_eq!(
+        scripts(&hosts[0]),
+        [
+            BEGIN.to_vec(),
+            vec!["release-lock"],
+            BEGIN.to_vec(),
+            vec!["release-lock"]
+        ]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(nobody_locked(&hosts));
+}
+
+#[test]
+fn one_host_is_locked_in_one_exec() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default()]);
+    let (locked, _) = fleet
+        .lock(&crate::plan::operate::lock_acquire(), vars(1))
+        .unwrap();
+    locked.keep_locks();
+    assert_eq!(scripts(&hosts[0]).len(), 1);
+}
+
+/// Every host that fails a round is in the error, with its step; the others abandon what
+/// they prepared.
+#[test]
+fn every_host_that_fails_prepare_is_named() {
+    let printer = printer();
+    let (fleet, hosts) = fleet(
+        &printer,
+        vec![
+            Behaviour::default(),
+            fails_at("unpack", 1),
+            fails_at("virtualenv", 127),
+        ],
+    );
+    let error = deploy(fleet, 3).unwrap_err();
+    let Error::Hosts { errors } = &error else {
+        panic!("{error}");
+    };
+    let failed: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| match e {
+            Error::Step { host, step, .. } => (host.as_str(), step.as_str()),
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(failed, [("host1", "unpack"), ("host2", "virtualenv")]);
+    let text = error.to_string();
+    assert!(text.starts_with("2 hosts failed:"), "{text}");
+    // What every host keeps is said once.
+    assert_eq!(text.matches("nothing was switched").count(), 1, "{text}");
+    assert_eq!(error.exit_code(), crate::error::EXIT_FAILED);
+    assert_eq!(ran(&hosts[0]).last().unwrap(), "abort");
     assert!(nobody_locked(&hosts));
 }
 

@@ -7,6 +7,8 @@ mod build;
 mod current_link;
 mod deploy;
 mod faults;
+mod fleet_errors;
+mod fleet_locks;
 mod harness;
 mod image;
 mod lockfile;

@@ -357,3 +357,72 @@ fn pids(status: &str) -> Vec<(String, String)> {
     pids.sort();
     pids
 }
+
+/// The processes whose working directory is `dir` (a release's), as `pid cmdline` lines.
+fn processes_in(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let proc = entry.path();
+        if std::fs::read_link(proc.join("cwd")).is_ok_and(|cwd| cwd == dir) {
+            let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{} {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Issue 23, item 7: a process whose `run` needs a shell (a loop, `a && b`) was exec'd, and
+/// failed only at start-app. It runs under a shell of its own now, and since a shell passes no
+/// signal on, the next deploy stops it with its whole process group: nothing it started is
+/// left running in the old release.
+#[test]
+fn processes_that_need_a_shell_run_and_the_next_deploy_stops_all_they_started() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| {
+        o.extra = "[targets.test.processes]\n\
+                   ticker = \"while true; do echo tick >> var/ticks-$SHIPIT_RELEASE; sleep 0.2; done\"\n\
+                   waiter = \"test -f manage.py && sleep 3600\"\n"
+            .into()
+    });
+    let to = stack.deploy_to();
+    let first = stack.deploy_release();
+    let expected = [
+        program(&first),
+        format!("{}.ticker", program(&first)),
+        format!("{}.waiter", program(&first)),
+    ];
+    assert_eq!(settled(|| stack.programs(), &expected), expected);
+    // The loop loops, and the list ran past its `&&`.
+    let ticks = to.join(format!("shared/var/ticks-{first}"));
+    wait_for(DEPLOY_TIMEOUT, || {
+        let text = std::fs::read_to_string(&ticks).unwrap_or_default();
+        (text.lines().count() >= 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the ticker never ticked thrice:\n{}", stack.programs()));
+    let release = to.join("releases").join(&first);
+    let running = processes_in(&release);
+    assert!(
+        running.iter().any(|p| p.ends_with(" sleep 3600 ")),
+        "{running:?}"
+    );
+
+    stack.change_page("second");
+    let second = stack.deploy_release();
+    let expected = [
+        program(&second),
+        format!("{}.ticker", program(&second)),
+        format!("{}.waiter", program(&second)),
+    ];
+    assert_eq!(settled(|| stack.programs(), &expected), expected);
+    // Stopped: gone within moments (a shell stopped alone leaves `sleep 3600` for an hour).
+    let left = wait_for(SERVE_TIMEOUT, || {
+        processes_in(&release).is_empty().then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "left running in the old release: {:?}",
+        processes_in(&release)
+    );
+    assert!(!processes_in(&to.join("releases").join(&second)).is_empty());
+}

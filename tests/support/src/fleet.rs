@@ -1,7 +1,9 @@
-//! Two hosts for one target on this one machine, so that tests can deploy to a fleet: host A
-//! in the normal mount namespace, host B in a private one in which B's directories sit at A's
-//! paths (see [`start_host_b`]). Used by the two-host tests of deploy.rs and by tests in which
-//! both hosts share one service (e.g. one PostgreSQL database, tests/it/postgres.rs). Needs root.
+//! Several hosts for one target on this one machine, so that tests can deploy to a fleet: host A
+//! in the normal mount namespace, every other host in a private one in which its directories
+//! sit at A's paths (see [`start_host_b`]). [`TwoHosts`] is the two-host fleet of deploy.rs and
+//! of tests in which both hosts share one service (e.g. one PostgreSQL database,
+//! tests/it/postgres.rs); [`Fleet`] has as many hosts as a test asks for (each costs an sshd,
+//! an nginx and a supervisord: about a second to start). Needs root.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -120,6 +122,109 @@ pub fn start_host_b(a: &Host) -> Host {
     .expect("start host B")
 }
 
+/// Host A and `n - 1` hosts like B ([`start_host_b`], started in parallel), and the target's
+/// options for all of them: one known_hosts file vouching for every server, nginx listening on
+/// a unix socket in the base directory (the same path, A's, is a different socket on each host,
+/// where a TCP port would clash on this one machine).
+fn start_hosts(n: usize) -> (Host, Vec<Host>, TargetOptions) {
+    assert!(n >= 2, "a fleet has two hosts or more");
+    prepare_host_user();
+    let a = Host::start();
+    let others: Vec<Host> = std::thread::scope(|scope| {
+        let a = &a;
+        let handles: Vec<_> = (1..n)
+            .map(|_| scope.spawn(move || start_host_b(a)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let known = a.base.path().join("known_hosts");
+    let mut lines = vec![a.sshd.known_hosts_line()];
+    lines.extend(others.iter().map(|h| h.sshd.known_hosts_line()));
+    std::fs::write(&known, format!("{}\n", lines.join("\n"))).unwrap();
+    let mut hosts = vec![a.sshd.host_spec()];
+    hosts.extend(others.iter().map(|h| h.sshd.host_spec()));
+    let options = TargetOptions {
+        hosts,
+        known_hosts: Some(known),
+        listen: format!("unix:{}", a.base.path().join("http.sock").display()),
+        keep_releases: None,
+        extra: String::new(),
+        app: "app".into(),
+    };
+    (a, others, options)
+}
+
+/// Stops `hosts`' daemons (in parallel), saying how long it took (tests print their timings).
+fn stop_hosts(hosts: &mut [Host]) {
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for host in hosts.iter_mut() {
+            scope.spawn(move || {
+                host.sup.stop();
+                host.nginx.stop();
+                host.sshd.stop();
+            });
+        }
+    });
+    eprintln!(
+        "[timing] {} more host(s): {:.1}s stopping daemons",
+        hosts.len(),
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// `n` hosts for one target: host 0 is the stack's own (the target names its paths), the others
+/// are each in a private mount namespace, like host B ([`start_host_b`]). Hosts are in target order, and
+/// host 0 is the primary.
+pub struct Fleet {
+    /// Host 0, the project and shipit's HOME.
+    pub stack: Stack,
+    /// Hosts 1 to n-1.
+    pub others: Vec<Host>,
+    /// Each host's `deploy_to`, at its real path outside its namespace.
+    pub to: Vec<PathBuf>,
+    /// `deploy@127.0.0.1:PORT` of each host, as shipit names them.
+    pub specs: Vec<String>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        stop_hosts(&mut self.others);
+    }
+}
+
+impl Fleet {
+    pub fn start(n: usize) -> Fleet {
+        let (a, others, options) = start_hosts(n);
+        let mut to = vec![a.deploy_to()];
+        to.extend(others.iter().map(|h| h.base.path().join("app")));
+        Fleet {
+            specs: options.hosts.clone(),
+            to,
+            stack: Stack::new(a, 0, options),
+            others,
+        }
+    }
+
+    /// Host `i`.
+    pub fn host(&self, i: usize) -> &Host {
+        match i {
+            0 => &self.stack.host,
+            _ => &self.others[i - 1],
+        }
+    }
+
+    /// nginx's unix socket on host `i` (the site listens there), at its real path.
+    pub fn http(&self, i: usize) -> PathBuf {
+        self.host(i).base.path().join("http.sock")
+    }
+
+    /// Whether host `i`'s `deploy_to` is locked.
+    pub fn locked(&self, i: usize) -> bool {
+        self.to[i].join(".shipit/lock").exists()
+    }
+}
+
 /// The index page nginx serves on `socket`, once it shows `release: ID`.
 pub fn serves_release_on(host: &Host, socket: &Path, id: &str) -> String {
     let needle = format!("release: {id}\n");
@@ -164,49 +269,15 @@ pub struct TwoHosts {
 
 impl Drop for TwoHosts {
     fn drop(&mut self) {
-        let t = Instant::now();
-        self.b.sup.stop();
-        let sup = t.elapsed();
-        self.b.nginx.stop();
-        let nginx = t.elapsed();
-        self.b.sshd.stop();
-        eprintln!(
-            "[timing] host B: {:.1}s stopping daemons (supervisord {:.1}s, nginx {:.1}s)",
-            t.elapsed().as_secs_f64(),
-            sup.as_secs_f64(),
-            (nginx - sup).as_secs_f64()
-        );
+        stop_hosts(std::slice::from_mut(&mut self.b));
     }
 }
 
 impl TwoHosts {
     pub fn start() -> TwoHosts {
-        prepare_host_user();
-        let a = Host::start();
-        let b = start_host_b(&a);
-        assert_ne!(a.sshd.port, b.sshd.port);
-        // One known_hosts file vouching for both servers.
-        let known = a.base.path().join("known_hosts");
-        std::fs::write(
-            &known,
-            format!(
-                "{}\n{}\n",
-                a.sshd.known_hosts_line(),
-                b.sshd.known_hosts_line()
-            ),
-        )
-        .unwrap();
-        // nginx listens on a unix socket in the base directory: the same path (A's) is a
-        // different socket on each host, where a TCP port would clash on this one machine.
+        let (a, mut others, options) = start_hosts(2);
+        let b = others.pop().expect("host B");
         let listen_path = a.base.path().join("http.sock");
-        let options = TargetOptions {
-            hosts: vec![a.sshd.host_spec(), b.sshd.host_spec()],
-            known_hosts: Some(known),
-            listen: format!("unix:{}", listen_path.display()),
-            keep_releases: None,
-            extra: String::new(),
-            app: "app".into(),
-        };
         TwoHosts {
             a_http: listen_path,
             b_http: b.base.path().join("http.sock"),
