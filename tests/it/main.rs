@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod harness;
 mod image;
+mod lock_race;
 mod operate;
 mod operate_build;
 mod operate_check;
