@@ -47,7 +47,7 @@ shipit_check_deploy_to() {
 }
 
 shipit_check_lock() {
-  if [ ! -d "$LOCK" ]; then
+  if ! shipit_lock_read; then
     shipit_check lock ok "free"
   elif [ "$(shipit_lock_field held)" = 1 ]; then
     shipit_check lock fail "held $(shipit_lock_holder) (\`shipit lock release\` frees it)"

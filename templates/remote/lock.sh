@@ -18,13 +18,56 @@ shipit_holder() {
   printf '%s %s' "$PPID" "$(shipit_starttime "$PPID")"
 }
 
-shipit_lock_field() { shipit_value "$1" "$LOCK/info"; }
+# Reads the lock once and judges it: LOCK_RECORD is its record, LOCK_LIVE 1 when it is live.
+# Every judgement of one lock (who holds it, whether that run lives, whether it is a hold) reads
+# this one copy, so that a lock given back or taken again meanwhile is never judged from the
+# fields of two locks, or of none. Fails when there is no lock.
+#
+# A lock judged dead must still be there once judged: a run gives its lock back before its
+# holder ends, so a lock whose holder is gone and which is gone too was given back just then,
+# not left behind (the run it refused was told to --break-lock a lock that no longer existed);
+# it is read again (ten times at most, then reported as last read). A directory without its
+# record (an older shipit made it first and wrote the holder after) leaves LOCK_RECORD empty;
+# it is read twice before it is judged so, since a lock given back and taken again between the
+# record and the directory would look like one.
+shipit_lock_read() {
+  lock_reads=0
+  while [ "$lock_reads" -lt 10 ]; do
+    lock_reads=$((lock_reads + 1))
+    LOCK_LIVE=0
+    if ! LOCK_RECORD=$(cat "$LOCK/info" 2>/dev/null); then
+      [ -d "$LOCK" ] || return 1
+      LOCK_RECORD=$(cat "$LOCK/info" 2>/dev/null) || LOCK_RECORD=
+    fi
+    if shipit_lock_alive; then
+      LOCK_LIVE=1
+      return 0
+    fi
+    [ -d "$LOCK" ] && [ "$(shipit_value token "$LOCK/info")" = "$(shipit_lock_field token)" ] &&
+      return 0
+  done
+  return 0
+}
 
-# Whether the lock is live: held with `shipit lock acquire` (until `shipit lock release`), or
-# the process that took it still runs. A lock without its holder (an older shipit made the
+# A field of the lock as shipit_lock_read read it.
+shipit_lock_field() {
+  while IFS= read -r line; do
+    case $line in
+      "$1="*)
+        printf '%s\n' "${line#"$1"=}"
+        return 0
+        ;;
+    esac
+  done <<EOF
+$LOCK_RECORD
+EOF
+}
+
+# Whether the lock read is live: held with `shipit lock acquire` (until `shipit lock release`),
+# or the process that took it still runs. A lock without its holder (an older shipit made the
 # directory first and wrote the holder after) is live while it is younger than a minute.
-shipit_lock_live() {
-  if [ ! -f "$LOCK/info" ]; then
+shipit_lock_alive() {
+  if [ -z "$LOCK_RECORD" ]; then
     [ -n "$(find "$LOCK" -maxdepth 0 -mmin -1 2>/dev/null)" ]
     return
   fi
@@ -34,8 +77,10 @@ shipit_lock_live() {
     [ "$(shipit_starttime "$pid")" = "$(shipit_lock_field holder_start)" ]
 }
 
+shipit_lock_live() { [ "$LOCK_LIVE" = 1 ]; }
+
 shipit_lock_holder() {
-  if [ ! -f "$LOCK/info" ]; then
+  if [ -z "$LOCK_RECORD" ]; then
     printf 'by a run that has not recorded itself yet'
     return 0
   fi
@@ -48,7 +93,8 @@ shipit_lock_holder() {
   if [ "$what" != " " ]; then printf ', %s' "$what"; fi
 }
 
-# Reports a lock this run cannot take: who holds it, whether it is live, whether it is a hold.
+# Reports the lock read that this run cannot take: who holds it, whether it is live, whether it
+# is a hold.
 shipit_lock_facts() {
   shipit_fact locked "$(shipit_lock_holder)"
   if shipit_lock_live; then shipit_fact lock_live 1; else shipit_fact lock_live 0; fi
@@ -61,7 +107,7 @@ shipit_lock_wait() {
   [ "${LOCK_WAIT:-0}" -gt 0 ] || return 0
   deadline=$(($(date +%s) + LOCK_WAIT))
   said=
-  while [ -d "$LOCK" ] && shipit_lock_live && [ "$(date +%s)" -lt "$deadline" ]; do
+  while shipit_lock_read && shipit_lock_live && [ "$(date +%s)" -lt "$deadline" ]; do
     if [ -z "$said" ]; then
       echo "waiting up to ${LOCK_WAIT}s for the lock held $(shipit_lock_holder)"
       said=1
@@ -70,7 +116,7 @@ shipit_lock_wait() {
   done
 }
 
-shipit_own_lock() { [ "$(shipit_lock_field token)" = "$TOKEN" ]; }
+shipit_own_lock() { [ "$(shipit_value token "$LOCK/info")" = "$TOKEN" ]; }
 
 # Refuses to go on when another run broke this run's lock: nothing may be changed any more.
 shipit_require_lock() {
@@ -81,31 +127,55 @@ shipit_require_lock() {
 }
 
 shipit_unlock() {
-  if shipit_own_lock; then rm -rf "$LOCK"; shipit_fact unlocked 1; fi
+  if shipit_own_lock && shipit_remove_lock "$TOKEN"; then shipit_fact unlocked 1; fi
+}
+
+# shipit_remove_lock TOKEN: takes the lock whose token is TOKEN off its name at once (renamed
+# aside, then deleted), and only that lock: one given back and taken again meanwhile is put
+# back. Deleting it where it stands would show, between its record and its directory, a lock
+# without its holder (which counts as one being taken), and a run renaming its own lock onto
+# that empty directory would succeed, making rm fail. Fails when it removed nothing.
+shipit_remove_lock() {
+  away="$D/.shipit/lock.gone.$TOKEN"
+  rm -rf "$away"
+  mv -T "$LOCK" "$away" 2>/dev/null || return 1
+  if [ "$(shipit_value token "$away/info")" != "$1" ]; then
+    mv -T "$away" "$LOCK" 2>/dev/null || rm -rf "$away"
+    return 1
+  fi
+  rm -rf "$away"
 }
 
 # Takes the lock (exit $LOCKED when another run holds it). BREAK=dead removes a lock whose holder is
-# gone; BREAK=force removes any lock.
+# gone; BREAK=force removes any lock. Only the lock judged is removed, and said so.
 step_lock() {
   mkdir -p "$D/.shipit" 2>/dev/null || true
-  if [ -d "$LOCK" ] && [ "$BREAK" != none ]; then
+  if [ "$BREAK" != none ] && shipit_lock_read; then
     if shipit_lock_live && [ "$BREAK" != force ]; then
       shipit_lock_facts
       exit "$LOCKED"
     fi
-    if shipit_lock_live; then
-      shipit_fact broke_lock "$(shipit_lock_holder), still running"
-    else
-      shipit_fact broke_lock "$(shipit_lock_holder), no longer connected"
+    if shipit_lock_live; then judged="still running"; else judged="no longer connected"; fi
+    judged="$(shipit_lock_holder), $judged"
+    if shipit_remove_lock "$(shipit_lock_field token)"; then
+      shipit_fact broke_lock "$judged"
     fi
-    shipit_break_lock
   fi
   new="$D/.shipit/lock.new.$TOKEN"
   rm -rf "$new"
   mkdir "$new" 2>/dev/null || { echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
   shipit_lock_info > "$new/info"
+  vanished=0
   while ! mv -T "$new" "$LOCK" 2>/dev/null; do
-    [ -d "$LOCK" ] || { rm -rf "$new"; echo "cannot create $LOCK as $(id -un): is $D writable?"; exit 1; }
+    # The lock that was there was given back before it could be read: try again (a rename that
+    # keeps failing with no lock there is not a lock of another run).
+    if ! shipit_lock_read; then
+      vanished=$((vanished + 1))
+      [ "$vanished" -lt 50 ] && continue
+      rm -rf "$new"
+      echo "cannot create $LOCK as $(id -un): is $D writable?"
+      exit 1
+    fi
     if [ "${LOCK_WAIT:-0}" -gt 0 ] && shipit_lock_live; then
       shipit_lock_wait
       LOCK_WAIT=0
@@ -130,41 +200,30 @@ shipit_lock_info() {
   if [ "$OP" = lock ]; then printf 'held=1\nmessage=%s\n' "$LOCK_MESSAGE"; fi
 }
 
-# Removes the lock judged breakable: renamed away first, so that of two runs breaking one lock
-# only one does, and only the lock judged (one taken again meanwhile is put back).
-shipit_break_lock() {
-  judged=$(shipit_lock_field token)
-  away="$D/.shipit/lock.broken.$TOKEN"
-  rm -rf "$away"
-  mv -T "$LOCK" "$away" 2>/dev/null || return 0
-  if [ "$(shipit_value token "$away/info")" != "$judged" ]; then
-    mv -T "$away" "$LOCK" 2>/dev/null || rm -rf "$away"
-    return 0
-  fi
-  rm -rf "$away"
-}
-
 # `shipit lock status`: who holds the lock, changing nothing.
 step_lock_status() {
-  if [ -d "$LOCK" ]; then shipit_lock_facts; else shipit_fact unlocked 1; fi
+  if shipit_lock_read; then shipit_lock_facts; else shipit_fact unlocked 1; fi
 }
 
 # `shipit lock release`: gives back a lock held with `shipit lock acquire`, or one whose run is
 # gone; a live run's lock is refused (exit $LOCKED: that run gives it back itself).
+# The lock judged is the one removed: when it was given back or taken again meanwhile, the lock
+# now there is judged afresh.
 step_lock_release() {
-  if [ ! -d "$LOCK" ]; then
-    echo "$D is not locked"
-    shipit_fact was_unlocked 1
-    return 0
-  fi
-  if [ "$(shipit_lock_field held)" != 1 ] && shipit_lock_live; then
-    shipit_lock_facts
-    exit "$LOCKED"
-  fi
-  holder=$(shipit_lock_holder)
-  rm -rf "$LOCK"
-  shipit_fact released "$holder"
-  shipit_log "released: the lock held $holder"
+  while shipit_lock_read; do
+    if [ "$(shipit_lock_field held)" != 1 ] && shipit_lock_live; then
+      shipit_lock_facts
+      exit "$LOCKED"
+    fi
+    holder=$(shipit_lock_holder)
+    if shipit_remove_lock "$(shipit_lock_field token)"; then
+      shipit_fact released "$holder"
+      shipit_log "released: the lock held $holder"
+      return 0
+    fi
+  done
+  echo "$D is not locked"
+  shipit_fact was_unlocked 1
 }
 
 step_check_lock() {

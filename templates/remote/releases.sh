@@ -161,9 +161,13 @@ step_inventory() {
   shipit_inventory sizes
 }
 
+# A rollback, which starts a release's app server, first asks the process manager what a
+# deploy's layout asks it (pm_NAME_require: its control command, and under systemd that the
+# units' names are not another deploy_to's).
 step_require_releases() {
   [ -d "$D/releases" ] || { echo "nothing is deployed under $D"; exit 1; }
   shipit_require_current_link
+  if [ "$OP" = rollback ] && [ "$APP" = 1 ]; then shipit_pm require; fi
 }
 
 step_remove() {

@@ -11,6 +11,7 @@ mod fleet_errors;
 mod fleet_locks;
 mod harness;
 mod image;
+mod lock_race;
 mod lockfile;
 mod operate;
 mod operate_build;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::celery::*;
 use support::load::Load;
+use support::stack::list_dir;
 use support::systemd::SystemdHost;
 use support::systemd_stack::SystemdStack;
 use support::*;
@@ -695,4 +696,140 @@ fn a_timer_never_starts_its_oneshot_service_again_while_it_runs() {
         let expected = if index % 2 == 0 { "start" } else { "end" };
         assert_eq!(*line, expected, "runs overlapped:\n{runs}");
     }
+}
+
+/// Target `test`'s lines for a checkout whose worker prints `worker RELEASE [GREETING]` and whose
+/// schedule has one yearly entry.
+fn greeting_worker(greeting: &str) -> String {
+    format!(
+        "env = {{ HELLO_GREETING = {greeting:?} }}\n\n[targets.test.processes]\nworker = {}\n\n{}",
+        serde_json::to_string(ECHO_WORKER).unwrap(),
+        yearly("test")
+    )
+}
+
+/// What a deploy, rollback or prune of the other checkout must leave of `stack`: its site
+/// serves `live`, whose web and worker units run (of its names, only they) and are enabled, and
+/// its schedule's timer waits.
+fn keeps_running(stack: &SystemdStack, live: &str, after: &str) {
+    let named = |kind: &str| format!("{}{kind}@{live}.service", stack.unit_prefix());
+    let want = [named("web"), named("worker")];
+    let timer = format!("{}schedule-1.timer", stack.unit_prefix());
+    stack.serves_release(live);
+    assert_eq!(
+        stack.units(),
+        want,
+        "after {after}: {}'s units\n{}",
+        stack.deploy_to().display(),
+        stack.journal()
+    );
+    for unit in &want {
+        assert_eq!(stack.enabled(unit), "enabled", "after {after}: {unit}");
+    }
+    assert!(stack.host.is_active(&timer), "after {after}: {timer}");
+}
+
+/// Issue 22, defect 3 under systemd: two checkouts of one project and target (`hello`, `test`)
+/// deployed to two deploy_tos of one host, each with its own nginx site and port. A unit is one
+/// template file per name, linked from one deploy_to and running its releases, so the two cannot
+/// share the names: the second checkout's deploy (and `check`) is refused before anything
+/// changes on the host, naming the first's deploy_to and the settings to change, and nothing of
+/// the first is touched. Given a name of its own as the refusal says (`[project] name`), the
+/// second runs beside the first: every deploy, redeploy, rollback and prune of one leaves the
+/// other's units running and enabled, its timer waiting and its site serving, and `shipit logs`
+/// of each reads its own units only.
+#[test]
+fn two_checkouts_of_one_project_and_target_under_systemd_never_touch_each_others_units() {
+    let mut one = SystemdStack::start_as("hello", "test", "app-one");
+    one.configure(|s| s.extra = greeting_worker("one"));
+    let mut two = SystemdStack::beside(&one, "hello", "test", "app-two");
+    two.configure(|s| {
+        s.site = "hello-two.conf".into();
+        s.extra = greeting_worker("two");
+    });
+    let first_one = one.deploy_release();
+    keeps_running(&one, &first_one, "its first deploy");
+
+    // The second checkout under the same names: refused before its deploy_to is even made.
+    let theirs = one.deploy_to().display().to_string();
+    two.deploy(&[]).expect_code(1).says_error(&[
+        "the systemd units hello.test.* on this host are another deploy_to's: hello.test.",
+        &format!("is linked from {theirs}/.shipit/systemd/hello.test."),
+        &format!("hint: deploy this checkout to {theirs}, or give it names of its own"),
+        "another [project] name",
+        "another target name than `test`",
+    ]);
+    assert!(
+        !two.deploy_to().exists(),
+        "the refused deploy made its layout"
+    );
+    keeps_running(&one, &first_one, "the second checkout's refused deploy");
+    let check = two.shipit(&["check", "--target", "test"]);
+    check.expect_code(1);
+    let said = format!("{}{}", check.stdout, check.stderr);
+    assert!(
+        said.contains("are another deploy_to's") && said.contains(&theirs),
+        "{said}"
+    );
+
+    // Named apart, the two run side by side.
+    two.configure(|s| s.name = "hello-two".into());
+    let first_two = two.deploy_release();
+    keeps_running(&two, &first_two, "its first deploy");
+    keeps_running(&one, &first_one, "the second checkout's first deploy");
+    one.change_page("one, second");
+    let second_one = one.deploy_release();
+    keeps_running(&one, &second_one, "its second deploy");
+    keeps_running(&two, &first_two, "the first checkout's second deploy");
+    two.change_page("two, second");
+    let second_two = two.deploy_release();
+    keeps_running(&two, &second_two, "its second deploy");
+    keeps_running(&one, &second_one, "the second checkout's second deploy");
+    one.rollback(&[]).expect_code(0);
+    keeps_running(&one, &first_one, "its rollback");
+    keeps_running(&two, &second_two, "the first checkout's rollback");
+    two.rollback(&[]).expect_code(0);
+    keeps_running(&two, &first_two, "its rollback");
+    keeps_running(&one, &first_one, "the second checkout's rollback");
+
+    // `shipit logs` of each reads its own worker's lines, never the other's.
+    for (stack, own, other) in [(&one, "one", "two"), (&two, "two", "one")] {
+        let run = logs(stack, "worker", "200");
+        run.expect_code(0).prints(&[&format!("[{own}]")]);
+        assert!(
+            !run.stdout.contains(&format!("[{other}]")),
+            "{own}'s logs show {other}'s worker:\n{}",
+            run.stdout
+        );
+    }
+
+    // A deploy of one that fails (in a hook) and stops its new units leaves the other alone,
+    // and a prune of it removes the failed release and nothing of the other's.
+    let releases = |stack: &SystemdStack| list_dir(&stack.deploy_to().join("releases"));
+    let prune = |stack: &SystemdStack| {
+        stack
+            .shipit(&[
+                "releases", "--target", "test", "--prune", "--keep", "1", "--yes",
+            ])
+            .expect_code(0);
+    };
+    two.configure(|s| {
+        s.extra = format!(
+            "hooks = {{ after_switch = [\"exit 3\"] }}\n{}",
+            greeting_worker("two")
+        )
+    });
+    two.deploy(&[]).expect_code(1).says(&["after_switch"]);
+    keeps_running(&one, &first_one, "the second checkout's failed deploy");
+    keeps_running(&two, &first_two, "its failed deploy");
+    let kept = vec![first_two.clone(), second_two.clone()];
+    assert_eq!(releases(&two).len(), 3, "{:?}", releases(&two));
+    let before = releases(&one);
+    prune(&two);
+    assert_eq!(releases(&two), kept, "the failed release is pruned");
+    assert_eq!(releases(&one), before);
+    keeps_running(&one, &first_one, "the second checkout's prune");
+    prune(&one);
+    assert_eq!(releases(&two), kept);
+    keeps_running(&two, &first_two, "the first checkout's prune");
 }

@@ -1,6 +1,7 @@
 //! The layout and the lock: taking it, two runs wanting it, a stale one, a hold, giving it back.
 
 use super::{each_shell, Host};
+use crate::plan::quote;
 
 pub(super) const COVERS: &[&str] = &[
     "step_layout",
@@ -318,5 +319,150 @@ fn only_the_runs_own_lock_is_checked_or_given_back() {
         host.step("step_unlock", &[])
             .status(0)
             .fact_is("unlocked", "1");
+    });
+}
+
+/// A lock given back is taken off its name at once (renamed aside, then deleted). Deleted where
+/// it stood, it showed between its record and its directory a lock without its holder (which
+/// counts as one being taken), and a run renaming its own lock onto that empty directory got
+/// it, after which rm failed on it and with it the step that gave the lock back (the real
+/// tier's lock race saw the directory without its record: `lock_race`).
+#[test]
+fn a_lock_being_given_back_is_never_seen_half_deleted_and_a_run_taking_it_meanwhile_gets_it_whole()
+{
+    each_shell(|host| {
+        host.set("TOKEN", "giver");
+        host.step("step_lock", &[]).status(0);
+        // rm of a lock's directory deletes its record, then waits for the test, then deletes the
+        // directory: what rm -rf does, with the moment in between held open.
+        let paused = host.path("calls/paused");
+        let go = host.path("calls/go");
+        host.stub(
+            "rm",
+            &format!(
+                r#"for last; do :; done
+case $last in
+  */.shipit/lock | */.shipit/lock.gone.*)
+    if [ -f "$last/info" ]; then
+      /bin/rm -f "$last/info"
+      : > {paused}
+      while [ ! -e {go} ]; do /bin/sleep 0.01; done
+      exec /bin/rmdir "$last"
+    fi
+    ;;
+esac
+exec /bin/rm "$@""#,
+                paused = quote(paused.to_str().unwrap()),
+                go = quote(go.to_str().unwrap()),
+            ),
+        );
+        let giver = host.spawn("shipit_step unlock step_unlock");
+        super::pm::wait_for(&paused);
+        let lock = host.d(".shipit/lock");
+        let half = lock.exists() && !lock.join("info").exists();
+        // Another run takes the lock meanwhile: it gets it, whole, and keeps it.
+        host.set("TOKEN", "taker")
+            .set("OP", "lock")
+            .set("BREAK", "none");
+        let taker = host.step("step_lock", &[]);
+        std::fs::write(&go, "").unwrap();
+        let gave = host.ran(&giver.wait_with_output().unwrap());
+        assert!(
+            !half,
+            "{:?}: while given back, the lock's name was a directory without its holder",
+            host.shell
+        );
+        taker.status(0);
+        gave.status(0).fact_is("unlocked", "1");
+        let info = std::fs::read_to_string(lock.join("info")).unwrap_or_default();
+        assert!(
+            info.starts_with("token=taker\n"),
+            "{:?}: {info:?}",
+            host.shell
+        );
+    });
+}
+
+/// A run whose rename is refused by a lock that is given back before the run can read it
+/// takes the lock: it was told "cannot create the lock: is deploy_to writable?" (exit 1), or,
+/// a moment later, was refused by a lock that was no longer there, judged gone.
+#[test]
+fn a_run_refused_by_a_lock_given_back_meanwhile_takes_it() {
+    each_shell(|host| {
+        lock_info(host, &live_holder());
+        // The holder gives its lock back just after this run's rename failed on it.
+        let once = host.path("calls/once");
+        host.write(&once, "");
+        host.stub(
+            "mv",
+            &format!(
+                r#"/bin/mv "$@" && exit 0
+status=$?
+for last; do :; done
+case $last in
+  */.shipit/lock)
+    if [ -e {once} ]; then /bin/rm -f {once}; /bin/rm -rf "$last"; fi
+    ;;
+esac
+exit "$status""#,
+                once = quote(once.to_str().unwrap()),
+            ),
+        );
+        host.set("OP", "lock").set("BREAK", "none");
+        let run = host.step("step_lock", &[]);
+        run.status(0).never_says("writable");
+        assert!(
+            !once.exists(),
+            "{:?}: the holder never gave it back",
+            host.shell
+        );
+        let info = std::fs::read_to_string(host.d(".shipit/lock/info")).unwrap();
+        assert!(
+            info.starts_with("token=token\n"),
+            "{:?}: {info}",
+            host.shell
+        );
+    });
+}
+
+/// A lock whose run gives it back and ends while this run judges it is not reported as left
+/// behind: its holder is gone, but so is the lock, and a run gives its lock back before it
+/// ends. This run takes it — it was refused "locked by a run that is no longer connected" and
+/// told to --break-lock a lock that no longer existed, and a breaker said it broke it (the
+/// real tier's lock race saw the refusal: `lock_race`).
+#[test]
+fn a_lock_given_back_by_a_run_ending_while_it_is_judged_is_taken_not_reported_left_behind() {
+    each_shell(|host| {
+        for breaking in ["none", "dead"] {
+            let _ = std::fs::remove_dir_all(host.d(".shipit"));
+            // Its holder is gone by the time it is judged...
+            lock_info(host, "holder_pid=1\nholder_start=0\n");
+            // ...and the lock just after its record was read.
+            let once = host.path("calls/once");
+            host.write(&once, "");
+            host.stub(
+                "cat",
+                &format!(
+                    r#"/bin/cat "$@" || exit
+case $1 in
+  */.shipit/lock/info)
+    if [ -e {once} ]; then /bin/rm -f {once}; /bin/rm -rf "${{1%/info}}"; fi
+    ;;
+esac"#,
+                    once = quote(once.to_str().unwrap()),
+                ),
+            );
+            host.set("OP", "lock").set("BREAK", breaking);
+            let run = host.step("step_lock", &[]);
+            run.status(0);
+            assert!(run.fact("broke_lock").is_none(), "{breaking}: {run:?}");
+            assert!(!once.exists(), "{:?}: the lock was never read", host.shell);
+            let info = std::fs::read_to_string(host.d(".shipit/lock/info")).unwrap();
+            assert!(
+                info.starts_with("token=token\n"),
+                "{:?}: {info}",
+                host.shell
+            );
+        }
     });
 }

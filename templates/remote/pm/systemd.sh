@@ -4,13 +4,19 @@
 # A release's processes are instances of template units, one per process (per replica with
 # several): `<project>.<target>.web@<release>.service` ($UNIT_PREFIX.web@…),
 # `<project>.<target>.worker@<release>.service`, `<project>.<target>.worker.2@<release>.service`.
-# The names hold no dot, so no two targets' units meet on one host. Releases made before were
-# `<project>-<target>-web@<release>.service` ($LEGACY_UNIT_PREFIX-web@…): each keeps the names
-# it was made with in its own lists, which is all that starts, stops and reaps it. Each release keeps its rendered templates and
-# run scripts in .shipit/systemd/ and the template names it starts before the switch in
-# .shipit/units (the singletons, started at the switch, in .shipit/units-once). The templates
-# are installed as $D/.shipit/systemd/NAME and `systemctl link`ed; only the live release's
-# instances are enabled, so after a reboot only they come up.
+# The names hold no dot, so no two targets' units meet on one host. Nor do two deploy_tos': a
+# template unit is one file, linked from one deploy_to's .shipit/systemd and running releases of
+# it, so a host runs one deploy_to per project and target under systemd, and a deploy or rollback
+# to another (a second checkout of the project and target) is refused before anything changes
+# (pm_systemd_require), naming the deploy_to the names are linked from.
+#
+# Releases made before were `<project>-<target>-web@<release>.service` ($LEGACY_UNIT_PREFIX-web@…):
+# each keeps the names it was made with in its own lists, which is all that starts, stops and
+# reaps it. Each release keeps its rendered templates and run scripts in .shipit/systemd/ and
+# the template names it starts before the switch in .shipit/units (the singletons, started at
+# the switch, in .shipit/units-once). The templates are installed as $D/.shipit/systemd/NAME and
+# `systemctl link`ed; only the live release's instances are enabled, so after a reboot only they
+# come up.
 #
 # The schedule (on the primary) is timers, not instances: entry N of the live release is
 # `<project>.<target>.schedule-N.timer`, starting the oneshot `<project>.<target>.schedule-N.service`
@@ -49,8 +55,48 @@ shipit_systemd_web() {
   fi
 }
 
-# The control command is on the deploy user's PATH.
-pm_systemd_require() { shipit_require_command "[targets.$TARGET.systemd] ctl" "$SYSTEMCTL"; }
+# The control command is on the deploy user's PATH, and this project and target's unit names on
+# this host are free or this deploy_to's: another deploy_to's (a second checkout of the project
+# and target) is refused, naming it and what to change, before anything changes here. Its units
+# are never stopped, nor its templates linked over, nor its timers removed.
+pm_systemd_require() {
+  shipit_require_command "[targets.$TARGET.systemd] ctl" "$SYSTEMCTL"
+  theirs=$(shipit_systemd_elsewhere) || return 0
+  first=$(printf '%s\n' "$theirs" | head -n 1)
+  other=${first#* }
+  other=${other%/.shipit/systemd/*}
+  echo "the systemd units $UNIT_PREFIX.* on this host are another deploy_to's: ${first%% *} is linked from ${first#* }"
+  echo "units are named <project>.<target>.<process>, each linked from one deploy_to and running its releases: this host runs $other's under these names, so $D cannot use them too"
+  echo "hint: deploy this checkout to $other, or give it names of its own: another [project] name in its shipit.toml (with [project] settings_module and wsgi_app, which default from the name), or another target name than \`$TARGET\`"
+  if [ ! -d "$other" ]; then
+    echo "hint: $other no longer exists; \`systemctl disable $(printf '%s\n' "$theirs" | awk '{ print $1 }' | tr '\n' ' ')\` frees the names"
+  fi
+  exit 1
+}
+
+# The units named $UNIT_PREFIX.* that systemd has from another deploy_to's .shipit/systemd,
+# `UNIT FILE` a line (FILE: what the unit is linked to); fails when there are none. This
+# deploy_to's own, named however (through a symlink, or from before its storage moved), resolve
+# to its directory. A unit file not linked from a .shipit/systemd directory is not shipit's.
+shipit_systemd_elsewhere() {
+  ours=$(cd "$D/.shipit/systemd" 2>/dev/null && pwd -P) || ours="$D/.shipit/systemd"
+  shipit_systemctl list-unit-files --no-legend --plain -- "$UNIT_PREFIX.*" 2>/dev/null | {
+    found=1
+    while read -r unit _; do
+      # A template's properties are its instances'.
+      case $unit in *@.service) probe="${unit%@.service}@shipit.service" ;; *) probe=$unit ;; esac
+      path=$(shipit_systemctl show -P FragmentPath -- "$probe" 2>/dev/null) || continue
+      file=$(readlink "$path" 2>/dev/null) || continue
+      case $file in */.shipit/systemd/*) ;; *) continue ;; esac
+      dir=$(cd "${file%/*}" 2>/dev/null && pwd -P) || dir=${file%/*}
+      [ "$dir" != "$ours" ] || continue
+      printf '%s %s\n' "$unit" "$file"
+      found=0
+    done
+    exit "$found"
+  }
+}
+
 shipit_journalctl() { eval "$JOURNALCTL" '"$@"'; }
 
 # shipit_instances LIST ID: the instances of release ID of the templates LIST names.
@@ -342,6 +388,9 @@ pm_systemd_check() {
     shipit_check app fail "lingering is off for $(id -un): its user units stop when its last session ends and do not start at boot; run \`sudo loginctl enable-linger $(id -un)\`"
   elif ! out=$(shipit_systemctl show -p Version --value 2>&1); then
     shipit_check app fail "\`$SYSTEMCTL\` does not work as $(id -un): $(printf '%s\n' "$out" | tail -n 1)"
+  elif theirs=$(shipit_systemd_elsewhere); then
+    first=$(printf '%s\n' "$theirs" | head -n 1)
+    shipit_check app fail "the systemd units $UNIT_PREFIX.* here are another deploy_to's (${first%% *} is linked from ${first#* }): one deploy_to per project and target runs under systemd on a host; deploy to that one, or give this checkout another [project] name or target name"
   elif ! shipit_journal_readable; then
     shipit_check app fail "systemd $out answers, but $(id -un) cannot read the system journal with \`$JOURNALCTL\`: add it to the systemd-journal group, or set [targets.$TARGET.systemd] journal = \"sudo -n journalctl\" (shipit logs would show nothing)"
   else

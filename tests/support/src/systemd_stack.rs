@@ -28,6 +28,8 @@ pub struct SystemdStack {
     pub home: tempfile::TempDir,
     /// TCP port nginx serves the site on.
     pub port: u16,
+    /// The nginx site's file name in the host's sites dir: `NAME.conf`.
+    pub site: String,
     /// Extra lines of `[targets.test]` (after its plain keys; may open sub-tables).
     pub extra: String,
     /// The `[targets.test.systemd]` table's lines.
@@ -97,6 +99,7 @@ impl SystemdStack {
                 .tempdir()
                 .expect("home tempdir"),
             port: free_port(),
+            site: format!("{name}.conf"),
             extra: String::new(),
             systemd: "scope = \"system\"\n".into(),
             manager: "systemd".into(),
@@ -151,7 +154,7 @@ impl SystemdStack {
                     .host
                     .nginx
                     .sites_dir
-                    .join(format!("{}.conf", self.name))
+                    .join(&self.site)
                     .display()
                     .to_string()
             ),

@@ -750,3 +750,111 @@ fn systemd_logs_find_the_processes_of_a_release_made_before_the_dots() {
             .says("no process `mailer` in this target; its processes: beat web worker  schedule\n");
     });
 }
+
+/// systemd has the units `links` names: each `(UNIT, FILE)` is a unit file linked to FILE (as
+/// `systemctl link` makes them, in `etc/systemd/` of the host's dir), which `systemctl
+/// list-unit-files` lists and `show -P FragmentPath` of (of an instance, for a template) names.
+fn linked(host: &mut Host, links: &[(&str, &str)]) {
+    systemd(host, "");
+    let dir = host.path("etc/systemd");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut list = String::new();
+    for (unit, file) in links {
+        std::os::unix::fs::symlink(file, dir.join(unit)).unwrap();
+        list.push_str(&format!("{unit} linked enabled\n"));
+    }
+    host.write(host.path("unit-files"), &list);
+    host.stub(
+        "systemctl",
+        &format!(
+            r#"case "$1 $2" in
+  "list-unit-files --no-legend") cat {list} ;;
+  "show -P")
+    unit=$5
+    case $unit in *@*.service) unit="${{unit%%@*}}@.service" ;; esac
+    if [ -L {dir}/"$unit" ]; then echo {dir}/"$unit"; else echo; fi ;;
+  "show -p") echo 252.39-1~deb12u2 ;;
+esac"#,
+            list = quote(host.path("unit-files").to_str().unwrap()),
+            dir = quote(dir.to_str().unwrap()),
+        ),
+    );
+}
+
+/// Two checkouts of one project and target, deployed to two deploy_tos of one host, would share
+/// every unit name (a template is one file, linked from one deploy_to): a deploy or rollback to
+/// the second is refused before anything changes, naming the deploy_to the names are linked
+/// from and what to change; this deploy_to's own units, also named through a symlink, and unit
+/// files that are not shipit's are no reason (issue 22, defect 3 under systemd).
+#[test]
+fn systemd_require_refuses_the_names_another_deploy_to_holds() {
+    each_shell(|host| {
+        let d = host.d("").display().to_string();
+        let other = host.path("other-checkout/app");
+        let theirs = |name: &str| format!("{}/.shipit/systemd/{name}", other.display());
+        let web = "hello.production.web@.service";
+        let timer = "hello.production.schedule-1.timer";
+
+        // Nothing of the project and target's yet, or only this deploy_to's.
+        linked(host, &[]);
+        host.run("shipit_pm require").status(0);
+        let ours = format!("{d}/.shipit/systemd/{web}");
+        std::fs::create_dir_all(host.d(".shipit/systemd")).unwrap();
+        let alias = host.path("alias");
+        std::os::unix::fs::symlink(host.d(""), &alias).unwrap();
+        let through = format!("{}/.shipit/systemd/{timer}", alias.display());
+        linked(host, &[(web, &ours), (timer, &through)]);
+        host.run("shipit_pm require").status(0);
+        // A unit file of an administrator's, named like the project's: not shipit's.
+        linked(
+            host,
+            &[("hello.production.backup.service", "/etc/backup.service")],
+        );
+        host.run("shipit_pm require").status(0);
+
+        // Another checkout's, deployed to another deploy_to.
+        std::fs::create_dir_all(other.join(".shipit/systemd")).unwrap();
+        linked(host, &[(web, &theirs(web)), (timer, &theirs(timer))]);
+        let run = host.run("shipit_pm require");
+        run.status(1)
+            .says(&format!(
+                "the systemd units hello.production.* on this host are another deploy_to's: {web} is linked from {}\n",
+                theirs(web)
+            ))
+            .says(&format!("this host runs {}'s under these names, so {d} cannot use them too", other.display()))
+            .says(&format!("hint: deploy this checkout to {}, or give it names of its own: another [project] name", other.display()))
+            .says("or another target name than `production`")
+            .never_says("no longer exists");
+        // Before the layout is made.
+        let fresh = host.path("fresh/app");
+        host.set("D", fresh.to_str().unwrap()).set("OP", "deploy");
+        host.step("step_layout", &[])
+            .status(1)
+            .says("another deploy_to's");
+        assert!(!fresh.exists(), "{:?}", host.shell);
+        // A rollback, which makes no layout, before it takes the lock.
+        host.set("D", d.as_str()).set("OP", "rollback");
+        std::fs::create_dir_all(host.d("releases")).unwrap();
+        host.step("step_require_releases", &[])
+            .status(1)
+            .says("another deploy_to's");
+        let run = host.run("pm_systemd_check");
+        let fact = run.fact("check:app").unwrap();
+        assert!(
+            fact.starts_with(&format!(
+                "fail the systemd units hello.production.* here are another deploy_to's ({web} is linked from {})",
+                theirs(web)
+            )) && fact.contains("another [project] name or target name"),
+            "{run:?}"
+        );
+
+        // Another checkout that is gone: how to free the names.
+        std::fs::remove_dir_all(host.path("other-checkout")).unwrap();
+        host.set("D", d.as_str());
+        host.run("shipit_pm require").status(1).says(&format!(
+            "hint: {} no longer exists; `systemctl disable {web} {timer} ` frees the names",
+            other.display()
+        ));
+    });
+}
