@@ -68,9 +68,38 @@ pub struct Systemd {
     /// The `journalctl` command prefix (`shipit logs`); the scope's default when unset.
     #[serde(default)]
     pub journal: Option<String>,
+    /// Local services the units start after and want (`postgresql`, `redis-server`): after a
+    /// reboot the app does not start before its database.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// systemd's sandboxing for system units (NoNewPrivileges, PrivateTmp unless deploy_to is
+    /// under /tmp, ProtectSystem=strict with deploy_to writable, ProtectHome=read-only); `None`:
+    /// on.
+    #[serde(default)]
+    pub hardening: Option<bool>,
 }
 
 impl Systemd {
+    /// Whether the units are sandboxed: on by default, for system units only (a user manager
+    /// cannot set up most of it).
+    pub fn hardened(&self) -> bool {
+        self.scope == SystemdScope::System && self.hardening.unwrap_or(true)
+    }
+
+    /// `requires` as unit names (`postgresql` → `postgresql.service`).
+    pub fn required_units(&self) -> Vec<String> {
+        self.requires
+            .iter()
+            .map(|s| {
+                if s.contains('.') {
+                    s.clone()
+                } else {
+                    format!("{s}.service")
+                }
+            })
+            .collect()
+    }
+
     /// The `systemctl` command prefix.
     pub fn ctl(&self) -> String {
         self.ctl
@@ -141,6 +170,20 @@ pub(super) fn resolve_app(
 ) -> Result<Option<App>> {
     let key = |k: &str| key_for(target, k);
     if let Some(s) = &systemd {
+        for service in &s.get_ref().requires {
+            let name = service.strip_suffix(".service").unwrap_or(service);
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c))
+            {
+                return Err(source.error(
+                    s.span(),
+                    key("systemd.requires"),
+                    format!("`{service}` is not a systemd unit name (e.g. `postgresql`, `redis-server.service`)"),
+                ));
+            }
+        }
         for (name, value) in [("ctl", &s.get_ref().ctl), ("journal", &s.get_ref().journal)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(source.error(

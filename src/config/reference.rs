@@ -102,6 +102,8 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.systemd.scope", value(SystemdScope::default().name()), "`system` or `user`"),
         key("targets.<t>.systemd.ctl", value(DEFAULT_SYSTEMCTL[SystemdScope::System as usize]), "systemctl command prefix (`user` scope: `systemctl --user`)"),
         key("targets.<t>.systemd.journal", value(DEFAULT_JOURNALCTL[SystemdScope::System as usize]), "journalctl command prefix (`user` scope: `journalctl --user`)"),
+        key("targets.<t>.systemd.requires", Text("`[]`"), "local services the units start after and want (`[\"postgresql\", \"redis-server\"]`): `After=` and `Wants=`, so after a reboot the app does not start before its database"),
+        key("targets.<t>.systemd.hardening", Text("`true` for system units"), "`NoNewPrivileges`, `PrivateTmp` (unless `deploy_to` is under `/tmp` or `/var/tmp`), `ProtectSystem=strict` with `deploy_to` writable (`ReadWritePaths`), `ProtectHome=read-only`; `false` turns them off (an app that writes outside deploy_to)"),
         key("targets.<t>.health.path", value(DEFAULT_HEALTH_PATH), "path requested"),
         key("targets.<t>.health.status", Text("any 2xx or 3xx"), "status expected; a 4xx (say, a 400 for a Host header not in `ALLOWED_HOSTS`) fails the deploy at once, with a hint, instead of waiting out `timeout`"),
         key("targets.<t>.health.host", Text("the first entry of the release's `ALLOWED_HOSTS` (`*`: `localhost`; `.example.com`: `example.com`)"), "`Host` header sent (must be in `ALLOWED_HOSTS`)"),

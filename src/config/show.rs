@@ -180,6 +180,8 @@ pub(crate) fn settings(
                 s.add("systemd.scope", a.systemd.scope.name());
                 s.add("systemd.ctl", a.systemd.ctl());
                 s.add("systemd.journal", a.systemd.journal());
+                s.add("systemd.requires", json!(a.systemd.requires));
+                s.add("systemd.hardening", a.systemd.hardened());
             }
         }
         None => s.add("app.manager", "(unmanaged)"),

@@ -28,6 +28,13 @@ impl ProcessManager for Systemd {
             placed,
         } = rendering;
         context.set("scope", settings.systemd.scope.name());
+        context.set("requires", settings.systemd.required_units().join(" "));
+        context.set("hardened", settings.systemd.hardened());
+        // A private /tmp would hide a deploy_to under it.
+        let in_tmp = ["/tmp/", "/var/tmp/"]
+            .iter()
+            .any(|t| format!("{}/", target.deploy_to).starts_with(t));
+        context.set("private_tmp", !in_tmp);
         let prefix = unit_prefix(&config.project.name, &target.name);
         let web = placed.web.then(|| {
             let server = super::server::AppServer::of(target);
@@ -330,6 +337,45 @@ worker = {{ run = "celery worker", replicas = 2 }}
         assert!(unit.contains("\nKillMode=control-group\n"), "{unit}");
         let unit = file("hello.prod.worker@.service");
         assert!(unit.contains("\nKillMode=mixed\n"), "{unit}");
+    }
+
+    /// System units start after the services the target names and are sandboxed unless told
+    /// not to; user units are not (their manager cannot set most of it up).
+    #[test]
+    fn system_units_want_the_required_services_and_are_hardened() {
+        let unit = |text: &str| {
+            rendered(text, "prod")
+                .get("systemd/hello.prod.web@.service")
+                .unwrap()
+                .to_string()
+        };
+        let plain = unit(&site("hello", "prod"));
+        assert!(plain.contains("\nAfter=network.target\n"), "{plain}");
+        assert!(!plain.contains("Wants="), "{plain}");
+        for line in [
+            "NoNewPrivileges=yes",
+            "PrivateTmp=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "ReadWritePaths=/srv/hello-prod",
+        ] {
+            assert!(plain.contains(&format!("\n{line}\n")), "{line}: {plain}");
+        }
+        let tuned = site("hello", "prod").replace(
+            "manager = \"systemd\"\n",
+            "manager = \"systemd\"\n[targets.prod.systemd]\nrequires = [\"postgresql\", \"redis-server.service\"]\nhardening = false\n",
+        );
+        let tuned = unit(&tuned);
+        assert!(
+            tuned.contains("\nAfter=network.target postgresql.service redis-server.service\nWants=postgresql.service redis-server.service\n"),
+            "{tuned}"
+        );
+        assert!(!tuned.contains("ProtectSystem"), "{tuned}");
+        let user = site("hello", "prod").replace(
+            "manager = \"systemd\"\n",
+            "manager = \"systemd\"\n[targets.prod.systemd]\nscope = \"user\"\n",
+        );
+        assert!(!unit(&user).contains("ProtectSystem"));
     }
 
     #[test]

@@ -97,6 +97,29 @@ fn releases_run_as_template_instances_through_deploy_rollback_and_a_reboot() {
         .host
         .systemctl_ok(&["show", "-p", "User", "--value", &unit("web", &first)]);
     assert_eq!(user.trim(), "deploy");
+    // Sandboxed by default (deploy_to is under /tmp here, so no private /tmp), and the app
+    // serves from it: the system is read-only to it, deploy_to writable.
+    let sandbox = stack.host.systemctl_ok(&[
+        "show",
+        "-p",
+        "NoNewPrivileges,ProtectSystem,ProtectHome,ReadWritePaths,PrivateTmp",
+        &unit("web", &first),
+    ]);
+    for setting in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "PrivateTmp=no",
+    ] {
+        assert!(
+            sandbox.lines().any(|l| l == setting),
+            "{setting}: {sandbox}"
+        );
+    }
+    assert!(
+        sandbox.contains(&stack.deploy_to().display().to_string()),
+        "{sandbox}"
+    );
 
     let check = stack.shipit(&["check", "--target", "test"]);
     check.expect_code(0).prints(&["systemd", "answers"]);
