@@ -62,6 +62,49 @@ impl Phase {
     }
 }
 
+/// Standard base64 as OpenSSH decodes it (`b64_pton`): whitespace anywhere is skipped,
+/// padding is required, and the bits after the last byte must be zero; `None` for anything
+/// else. OpenSSH reads keys, in known_hosts and `.pub` files alike, and private key files
+/// this way.
+pub(crate) fn decode_base64(text: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+    let text: Vec<u8> = text
+        .as_ref()
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'\x0b')
+        .collect();
+    let data = text
+        .strip_suffix(b"==")
+        .or_else(|| text.strip_suffix(b"="))
+        .unwrap_or(&text);
+    let padding = text.len() - data.len();
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    for c in data {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    // Characters past the last whole group: none, or 2 and `==`, or 3 and `=`; the bits left
+    // over are zero.
+    let tail = data.len() % 4;
+    let padded = matches!((tail, padding), (0, 0) | (2, 2) | (3, 1));
+    (padded && bits == 0).then_some(out)
+}
+
 /// Quotes `text` for a POSIX shell: safe words pass through, everything else is single-quoted,
 /// so no value shipit interpolates can run as code (`;`, `$()`, backquotes, newlines included).
 /// The one quoting function for everything that enters a script.

@@ -191,24 +191,7 @@ fn packed(body: &str) -> String {
 pub(crate) fn unpacked(script: &str) -> Option<String> {
     use std::io::Read;
     let word = script.split("printf %s '").nth(1)?.split('\'').next()?;
-    let mut bytes = Vec::with_capacity(word.len() * 3 / 4);
-    let (mut bits, mut count) = (0u32, 0);
-    for c in word.bytes().filter(|c| *c != b'=') {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push((bits >> count) as u8);
-        }
-    }
+    let bytes = super::decode_base64(word)?;
     let mut body = String::new();
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_string(&mut body)

@@ -124,19 +124,6 @@ fn new_ca(stack: &Stack, name: &str) -> PathBuf {
     ca
 }
 
-fn ssh_keygen(args: &[&str]) {
-    let out = Command::new("ssh-keygen")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ssh-keygen {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// shipit.toml's identity_file replaced by `key`.
 fn use_key(stack: &Stack, key: &Path) {
     let text = stack.project.read("shipit.toml");

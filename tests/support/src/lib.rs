@@ -75,7 +75,7 @@ pub use nginx::Nginx;
 pub use postgres::Postgres;
 pub use redis::Redis;
 pub use run::{shipit_bin, Run};
-pub use sshd::{new_ed25519_key, Sshd};
+pub use sshd::{new_ed25519_key, ssh_keygen, Sshd};
 pub use supervisord::Supervisord;
 pub use user::*;
 

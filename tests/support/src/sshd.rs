@@ -33,7 +33,8 @@ pub struct Sshd {
     extra: String,
 }
 
-fn ssh_keygen(args: &[&str]) -> String {
+/// Runs `ssh-keygen ARGS` (stdin closed), panicking with its stderr when it fails; its stdout.
+pub fn ssh_keygen(args: &[&str]) -> String {
     let out = Command::new("ssh-keygen")
         .args(args)
         .stdin(Stdio::null())
