@@ -75,10 +75,13 @@ fn check_is_green_on_a_good_host_and_names_each_problem_it_is_shown() {
     assert!(human.stdout.contains("✓ nginx config"), "{}", human.stdout);
     assert!(!human.stdout.contains('✗'), "{}", human.stdout);
 
-    // ALLOWED_HOSTS that refuses the health check's Host (a deploy still passes: the health
-    // check accepts any status below 500, and Django answers 400).
+    // ALLOWED_HOSTS of one name: the deploy's health check asks with it (the first of the
+    // release's ALLOWED_HOSTS); then a health host it refuses, which check names.
     stack.set_options(|o| o.extra = "env = { DJANGO_ALLOWED_HOSTS = \"example.com\" }\n".into());
     stack.deploy_ok();
+    let (_, json) = check(&stack);
+    assert_eq!(status(&json, &host, "allowed_hosts"), "ok", "{json:#}");
+    stack.set_options(|o| o.extra.push_str("health = { host = \"localhost\" }\n"));
 
     // Now break everything else, for real.
     let unreachable = format!("{}@127.0.0.1:{}", deploy_user().name, free_port());
