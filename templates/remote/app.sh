@@ -91,6 +91,11 @@ shipit_wait_web() {
         echo "the new app server died before answering: $DEAD"
         exit 1
       fi
+      # A process that dies while the web app server starts is named now, not at the deadline.
+      if DIED=$(shipit_pm died); then
+        printf '%s\n' "$DIED"
+        exit 1
+      fi
       if [ -z "$SEEN_PID" ]; then SEEN_PID=$(shipit_pm seen) || SEEN_PID=; fi
     fi
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then

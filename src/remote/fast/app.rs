@@ -338,6 +338,30 @@ fn start_app_fails_as_soon_as_the_manager_reports_the_web_app_server_dead() {
     });
 }
 
+/// A process that keeps dying while the web app server has not answered yet is named at the
+/// manager's next look (the fifth probe), with its last lines, not at the deadline.
+#[test]
+fn start_app_names_a_process_that_dies_while_the_web_app_server_starts() {
+    each_shell(|host| {
+        supervisor(
+            host,
+            &format!("{WEB}   RUNNING   pid 124, uptime 0:00:01\n{WORKER}   BACKOFF   Exited too quickly\n"),
+        );
+        host.write(host.path("tail"), "ImportError: No module named 'celery'\n");
+        never_answering(host, true);
+        supervisor_programs(host, &[WEB, WORKER]);
+        host.step("step_start_app", &[])
+            .status(1)
+            .says("ImportError: No module named 'celery'\n")
+            .says(&format!(
+                "process {WORKER} did not start: {WORKER}   BACKOFF"
+            ))
+            .never_says("within 30s");
+        let socket = host.r(".shipit/app.sock").display().to_string();
+        assert_eq!(host.calls("probe"), vec![socket; 5]);
+    });
+}
+
 /// A 4xx is an answer that waiting will not change: the deploy fails at once, saying what the
 /// app answered and that the Host header must be in ALLOWED_HOSTS.
 #[test]

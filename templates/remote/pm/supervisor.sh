@@ -76,17 +76,14 @@ pm_supervisor_log() {
 pm_supervisor_wait() {
   groups=$(shipit_programs "$PROGRAM_CONF" | grep -vxF "$PROGRAM") || return 0
   while :; do
+    if died=$(pm_supervisor_died); then
+      if shipit_migrate_pending; then return 0; fi
+      printf '%s\n' "$died"
+      exit 1
+    fi
     pending=
     for group in $groups; do
-      status=$(shipit_ctl status "$group:*" 2>&1) || true
-      dead=$(printf '%s\n' "$status" | grep -E ' (FATAL|BACKOFF|EXITED) ' | head -n 1)
-      if [ -n "$dead" ] && shipit_migrate_pending; then return 0; fi
-      if [ -n "$dead" ]; then
-        shipit_ctl tail -4000 "${dead%% *}" 2>/dev/null | tail -n 12
-        echo "process $group did not start: $dead"
-        exit 1
-      fi
-      if printf '%s\n' "$status" | grep -qv ' RUNNING '; then pending="$pending $group"; fi
+      if shipit_ctl status "$group:*" 2>&1 | grep -qv ' RUNNING '; then pending="$pending $group"; fi
     done
     if [ -z "$pending" ]; then
       echo "running: $(printf '%s' "$groups" | tr '\n' ' ')"
@@ -98,6 +95,21 @@ pm_supervisor_wait() {
     fi
     sleep 0.2
   done
+}
+
+# The first of the release's processes (all but the web app server) that supervisor reports
+# FATAL, BACKOFF or EXITED, with the last lines it printed; fails when none is.
+pm_supervisor_died() {
+  groups=$(shipit_programs "$PROGRAM_CONF" | grep -vxF "$PROGRAM") || return 1
+  for group in $groups; do
+    dead=$(shipit_ctl status "$group:*" 2>&1 | grep -E ' (FATAL|BACKOFF|EXITED) ' | head -n 1)
+    if [ -n "$dead" ]; then
+      shipit_ctl tail -4000 "${dead%% *}" 2>/dev/null | tail -n 12
+      echo "process $group did not start: $dead"
+      return 0
+    fi
+  done
+  return 1
 }
 
 # Stops the new release's programs (a failed prepare or switch).

@@ -197,6 +197,18 @@ pm_systemd_wait() {
   shipit_systemd_wait $(shipit_instances "$R/.shipit/units" "$ID" | tr ' ' '\n' | grep -vxF "$(shipit_systemd_web)")
 }
 
+# The first of the release's processes (all but the web app server) that failed or restarted,
+# with the last lines it logged; fails when none did.
+pm_systemd_died() {
+  units=$(shipit_instances "$R/.shipit/units" "$ID" | tr ' ' '\n' | grep -vxF "$(shipit_systemd_web)") ||
+    return 1
+  # shellcheck disable=SC2086
+  dead=$(shipit_units_state $units | awk '$2 == "failed" || $3 > 0' | head -n 1)
+  [ -n "$dead" ] || return 1
+  shipit_systemd_log "${dead%% *}"
+  echo "process ${dead%% *} did not start: $dead"
+}
+
 # shipit_systemd_wait UNIT...: waits until every UNIT is active and still active, never
 # restarted, a second later.
 shipit_systemd_wait() {

@@ -249,6 +249,30 @@ fn supervisor_wait_fails_on_a_process_that_keeps_dying_with_its_last_lines() {
     });
 }
 
+/// What the web app server's wait asks every few polls: a process that died is named, with its
+/// last lines; none dead says nothing.
+#[test]
+fn supervisor_died_names_a_process_that_keeps_dying_and_nothing_else() {
+    each_shell(|host| {
+        installed_web_and_worker(host);
+        supervisor(
+            host,
+            &format!("{WORKER}   RUNNING   pid 125, uptime 0:00:01\n"),
+        );
+        let run = host.step("shipit_pm", &["died"]);
+        run.status(1);
+        assert!(!run.text.contains("did not start"), "{run:?}");
+        supervisor(host, &format!("{WORKER}   BACKOFF   Exited too quickly\n"));
+        host.write(host.path("tail"), "ImportError: No module named 'celery'\n");
+        host.step("shipit_pm", &["died"])
+            .status(0)
+            .says("ImportError: No module named 'celery'\n")
+            .says(&format!(
+                "process {WORKER} did not start: {WORKER}   BACKOFF"
+            ));
+    });
+}
+
 #[test]
 fn supervisor_wait_gives_up_at_the_deadline() {
     each_shell(|host| {

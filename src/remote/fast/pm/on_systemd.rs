@@ -303,6 +303,31 @@ fn systemd_wait_fails_on_a_process_that_failed_or_keeps_restarting() {
     });
 }
 
+/// What the web app server's wait asks every few polls: a process that failed or restarted is
+/// named, with its journal; none says nothing.
+#[test]
+fn systemd_died_names_a_process_that_failed_or_restarted_and_nothing_else() {
+    let worker = unit("worker", ID);
+    each_shell(|host| {
+        release_units(host, ID, &["web", "worker"], &[]);
+        systemd(host, &format!("{worker} active 0\n"));
+        let run = host.step("shipit_pm", &["died"]);
+        run.status(1);
+        assert!(!run.text.contains("did not start"), "{run:?}");
+        systemd(host, &format!("{worker} activating 3\n"));
+        host.write(
+            host.path("journal"),
+            "ImportError: No module named 'celery'\n",
+        );
+        host.step("shipit_pm", &["died"])
+            .status(0)
+            .says("ImportError: No module named 'celery'\n")
+            .says(&format!(
+                "process {worker} did not start: {worker} activating 3\n"
+            ));
+    });
+}
+
 #[test]
 fn systemd_wait_gives_up_at_the_deadline_and_needs_no_processes() {
     let worker = unit("worker", ID);
