@@ -88,6 +88,29 @@ step_tls_placeholder() {
   echo "no certificate yet: a placeholder lets nginx check the site until ACME issues one"
 }
 
+# shipit_sh_quote VALUE: VALUE as one single-quoted sh word.
+shipit_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# shipit_tls_renewer CA: writes $D/$TLS_DIR/renew, the host's own renewal: `certbot renew`
+# on this target's lineage (certbot renews only when it is due, at a third of the lifetime
+# left, and keeps what `certonly` said: directory, webroot, names), trusting CA when set, with
+# a deploy hook that reloads nginx gracefully once a certificate is renewed. Nothing of shipit
+# or the deploying machine is needed to run it; extra arguments go to certbot
+# (`--force-renewal`). No timer runs it yet: see docs/src/https.md.
+shipit_tls_renewer() {
+  dir="$D/$TLS_DIR"
+  {
+    echo '#!/bin/sh'
+    echo "# Renews the certificate of $D (written by shipit's deploy; run by a timer or by hand)."
+    if [ -n "$1" ]; then echo "REQUESTS_CA_BUNDLE=$(shipit_sh_quote "$1"); export REQUESTS_CA_BUNDLE"; fi
+    printf 'exec certbot renew --non-interactive --cert-name shipit --config-dir %s --work-dir %s --logs-dir %s --deploy-hook %s "$@"\n' \
+      "$(shipit_sh_quote "$dir/certbot")" "$(shipit_sh_quote "$dir/certbot/work")" \
+      "$(shipit_sh_quote "$dir/certbot/logs")" "$(shipit_sh_quote "$NGINX_RELOAD")"
+  } > "$dir/renew.next"
+  chmod 0700 "$dir/renew.next"
+  mv -f "$dir/renew.next" "$dir/renew"
+}
+
 # step_tls_issue DIRECTORY EMAIL CA DOMAIN...: the certificate for DOMAINs from the ACME
 # DIRECTORY by certbot (account EMAIL, or none; CA: a bundle trusting the directory, or empty),
 # answering http-01 from the webroot the site serves on port 80. Only when this host has no
@@ -103,7 +126,8 @@ step_tls_issue() {
   lineage="certbot/live/shipit"
   if [ -f "$dir/$lineage/fullchain.pem" ] && [ "$(cat "$dir/domains" 2>/dev/null)" = "$*" ] &&
     [ "$(readlink "$D/$TLS_CERT")" = "$lineage/fullchain.pem" ]; then
-    echo "certificate for $* already issued; certbot's timer renews it"
+    shipit_tls_renewer "$ca"
+    echo "certificate for $* already issued; $dir/renew renews it"
     return 0
   fi
   command -v certbot >/dev/null 2>&1 ||
@@ -146,5 +170,6 @@ step_tls_issue() {
     exit 1
   fi
   if [ -n "$early" ]; then eval "$NGINX_RELOAD"; fi
+  shipit_tls_renewer "$ca"
   echo "certificate for $domains issued by $directory in $(($(date +%s) - start))s and checked by nginx"
 }

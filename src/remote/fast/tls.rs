@@ -150,10 +150,34 @@ fn issuance_answers_from_the_new_site_links_the_lineage_and_is_not_repeated() {
             2
         );
 
+        // The host's own renewal: certbot renew on this lineage, trusting the same CA, with
+        // nginx's graceful reload as the deploy hook.
+        let renew = read(host, "tls/renew");
+        assert!(
+            renew.contains("REQUESTS_CA_BUNDLE='/etc/pebble ca.pem'"),
+            "{renew}"
+        );
+        assert!(renew.contains("--deploy-hook 'nginx -s reload'"), "{renew}");
+        assert_eq!(mode(host, "tls/renew"), 0o700);
+        host.run(&format!(
+            "{} --force-renewal",
+            host.d("tls/renew").display()
+        ))
+        .status(0);
+        let renewal = &host.calls("certbot")[1];
+        assert!(
+            renewal.starts_with("renew --non-interactive --cert-name shipit --config-dir "),
+            "{renewal}"
+        );
+        assert!(
+            renewal.ends_with("--deploy-hook nginx -s reload --force-renewal"),
+            "{renewal}"
+        );
+
         host.step("step_tls_issue", &args)
             .status(0)
             .says("already issued");
-        assert_eq!(host.calls("certbot").len(), 1);
+        assert_eq!(host.calls("certbot").len(), 2);
     });
 }
 
