@@ -185,3 +185,94 @@ pub(super) fn validate_tls(
         hsts: raw.hsts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[project]
+name = "hello"
+
+[targets.p]
+hosts = ["a"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.p.vars]
+server_name = "example.com www.example.com"
+
+[targets.p.nginx]
+site = "/etc/nginx/sites-enabled/hello.conf"
+"#;
+
+    fn tls(table: &str) -> Result<Option<Tls>> {
+        let text = format!("{BASE}\n[targets.p.tls]\n{table}");
+        let config = Config::parse(Path::new("shipit.toml"), Path::new("."), &text)?;
+        Ok(config.targets["p"].tls.clone())
+    }
+
+    #[test]
+    fn acme_is_the_default_for_the_sites_names_from_lets_encrypt() {
+        let t = tls("email = \"ops@example.com\"\n").unwrap().unwrap();
+        assert_eq!(
+            t.mode,
+            TlsMode::Acme {
+                directory: DEFAULT_ACME_DIRECTORY.into(),
+                email: Some("ops@example.com".into()),
+                domains: vec!["example.com".into(), "www.example.com".into()],
+                directory_ca: None,
+            }
+        );
+        assert_eq!((t.port, t.hsts), (443, None));
+    }
+
+    #[test]
+    fn files_mode_takes_both_secrets_sources_and_nothing_of_acme() {
+        let t = tls("certificate = { file = \"c.pem\" }\nkey = { env = \"TLS_KEY\" }\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(t.mode, TlsMode::Files { .. }));
+        let alone = tls("key = { env = \"TLS_KEY\" }\n").unwrap_err();
+        assert!(alone.to_string().contains("go together"), "{alone}");
+        let both =
+            tls("certificate = { file = \"c\" }\nkey = { file = \"k\" }\nemail = \"a@b.c\"\n")
+                .unwrap_err();
+        assert!(both.to_string().contains("both set"), "{both}");
+    }
+
+    #[test]
+    fn hsts_is_one_setting_with_its_three_parts() {
+        let t = tls("hsts = { include_subdomains = true, preload = true }\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.hsts.unwrap().header(),
+            "max-age=63072000; includeSubDomains; preload"
+        );
+        let t = tls("hsts = { max_age = 300 }\n").unwrap().unwrap();
+        assert_eq!(t.hsts.unwrap().header(), "max-age=300");
+    }
+
+    #[test]
+    fn bad_acme_settings_and_tls_without_nginx_are_refused() {
+        for (table, needle) in [
+            ("domains = []\n", "at least one domain"),
+            ("domains = [\"*.example.com\"]\n", "not a DNS name"),
+            ("directory = \"http://ca/dir\"\n", "not an https:// URL"),
+            ("directory_ca = \"ca.pem\"\n", "absolute path"),
+            ("port = 0\n", "not 0"),
+        ] {
+            let error = tls(table).unwrap_err().to_string();
+            assert!(error.contains(needle), "{table}: {error}");
+        }
+        let text = BASE.replace(
+            "[targets.p.nginx]\nsite = \"/etc/nginx/sites-enabled/hello.conf\"\n",
+            "",
+        ) + "\n[targets.p.tls]\n";
+        let error = Config::parse(Path::new("shipit.toml"), Path::new("."), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has no [nginx]"), "{error}");
+    }
+}
