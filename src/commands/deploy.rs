@@ -53,9 +53,15 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         if !env.secrets.is_empty() {
             printer.redact([crate::plan::base64(env.file().as_bytes())]);
         }
-        // A certificate brought in files: its key is masked like a secret.
+        // A certificate brought in files: its key is masked like a secret, and so is the
+        // base64 word its step call carries (the key with the newline the file ends with).
         let tls_files = crate::resolve::TlsFiles::resolve(config, target)?;
-        printer.redact(tls_files.iter().map(|f| f.key.clone()));
+        for files in &tls_files {
+            printer.redact([
+                files.key.trim_end().to_string(),
+                crate::plan::base64(files.key.as_bytes()),
+            ]);
+        }
         super::keep_run_log(config, "deploy", &resolved, printer);
         (env, tls_files)
     };
