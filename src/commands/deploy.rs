@@ -56,7 +56,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         // A certificate brought in files: its key is masked like a secret, and so is the
         // base64 word its step call carries (the key with the newline the file ends with).
         let tls_files = crate::resolve::TlsFiles::resolve(config, target)?;
-        for files in &tls_files {
+        if let Some(files) = &tls_files {
             printer.redact([
                 files.key.trim_end().to_string(),
                 crate::plan::base64(files.key.as_bytes()),

@@ -242,6 +242,17 @@ site = "/etc/nginx/sites-enabled/hello.conf"
     }
 
     #[test]
+    fn the_names_tls_uses_on_the_hosts_leave_the_apps_environment_alone() {
+        // The app may name its own TLS_KEY or REQUESTS_CA_BUNDLE: the library's are
+        // SHIPIT_TLS_*, and certbot alone gets the bundle.
+        let text = BASE.replace(
+            "environment = \"deployment\"\n",
+            "environment = \"deployment\"\nenv = { REQUESTS_CA_BUNDLE = \"/etc/ca.pem\", TLS_CHANGED = \"1\" }\nsecrets = { TLS_KEY = { env = \"K\" }, TLS_CERT = { env = \"C\" } }\n",
+        );
+        Config::parse(Path::new("shipit.toml"), Path::new("."), &text).unwrap();
+    }
+
+    #[test]
     fn hsts_is_one_setting_with_its_three_parts() {
         let t = tls("hsts = { include_subdomains = true, preload = true }\n")
             .unwrap()

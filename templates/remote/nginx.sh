@@ -72,7 +72,7 @@ step_nginx_check() {
 }
 
 step_reload_nginx() {
-  if [ -f "$SITE_CHANGED" ] || [ -f "$TLS_CHANGED" ]; then
+  if [ -f "$SITE_CHANGED" ] || [ -f "$SHIPIT_TLS_CHANGED" ]; then
     eval "$NGINX_RELOAD"
     shipit_tls_keep
     echo "nginx reloaded"

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# HTTPS: the target's certificate and key in $D/$TLS_DIR, outside every release (a rollback
+# HTTPS: the target's certificate and key in $D/$SHIPIT_TLS_DIR, outside every release (a rollback
 # never touches them, no archive holds them). Files mode writes the team's chain and key there;
 # ACME mode has certbot issue them on the host.
 #
@@ -8,46 +8,46 @@
 # directory (Let's Encrypt, ZeroSSL, an internal CA, pebble), serves http-01 through a webroot
 # nginx already answers on port 80, keeps its lineage (account, archive, `live/` symlinks) in a
 # directory of our choosing, and runs as the deploy user with --config-dir/--work-dir/--logs-dir.
-# $D/$TLS_CERT and $D/$TLS_KEY are what nginx reads: files (files mode) or symlinks into
+# $D/$SHIPIT_TLS_CERT and $D/$SHIPIT_TLS_KEY are what nginx reads: files (files mode) or symlinks into
 # certbot's `live/shipit/` (ACME), so a renewal needs only a graceful reload.
 
-# $D/$TLS_DIR (0755, so nginx's workers reach the webroot; the key files are 0600 and certbot's
+# $D/$SHIPIT_TLS_DIR (0755, so nginx's workers reach the webroot; the key files are 0600 and certbot's
 # directory 0700) and the webroot.
 shipit_tls_dirs() {
-  shipit_mkdir "$D/$TLS_DIR" "$D/$TLS_WEBROOT"
-  chmod 0755 "$D/$TLS_DIR" "$D/$TLS_WEBROOT"
+  shipit_mkdir "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
+  chmod 0755 "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
 }
 
 # shipit_tls_install CERT KEY: renames CERT.next and KEY.next (files or symlinks) over CERT and
 # KEY, keeping the previous ones as .previous until the switch's reload (shipit_tls_keep) or a
-# failure (shipit_tls_restore); marks TLS_CHANGED so the switch reloads nginx.
+# failure (shipit_tls_restore); marks SHIPIT_TLS_CHANGED so the switch reloads nginx.
 shipit_tls_install() {
   for file in "$1" "$2"; do
     rm -f "$file.previous"
     if [ -e "$file" ] || [ -L "$file" ]; then cp -P -p "$file" "$file.previous"; fi
   done
-  : > "$TLS_CHANGED"
+  : > "$SHIPIT_TLS_CHANGED"
   mv -f "$2.next" "$2"
   mv -f "$1.next" "$1"
 }
 
 # After a failed prepare: the certificate and key this run replaced are put back.
 shipit_tls_restore() {
-  [ -f "$TLS_CHANGED" ] || return 0
-  for file in "$D/$TLS_CERT" "$D/$TLS_KEY"; do
+  [ -f "$SHIPIT_TLS_CHANGED" ] || return 0
+  for file in "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"; do
     if [ -e "$file.previous" ] || [ -L "$file.previous" ]; then
       mv -f "$file.previous" "$file"
     else
       rm -f "$file"
     fi
   done
-  rm -f "$TLS_CHANGED"
-  echo "the previous certificate and key are back in $D/$TLS_DIR"
+  rm -f "$SHIPIT_TLS_CHANGED"
+  echo "the previous certificate and key are back in $D/$SHIPIT_TLS_DIR"
 }
 
 # Once nginx serves them: the previous certificate and key are no longer needed.
 shipit_tls_keep() {
-  rm -f "$TLS_CHANGED" "$D/$TLS_CERT.previous" "$D/$TLS_KEY.previous"
+  rm -f "$SHIPIT_TLS_CHANGED" "$D/$SHIPIT_TLS_CERT.previous" "$D/$SHIPIT_TLS_KEY.previous"
 }
 
 # step_tls_files CHAIN KEY (base64 each): the team's certificate chain and key, written 0600
@@ -55,8 +55,8 @@ shipit_tls_keep() {
 # into place when they differ; nginx checks them with the site, and the switch reloads it.
 step_tls_files() {
   shipit_tls_dirs
-  cert="$D/$TLS_CERT"
-  key="$D/$TLS_KEY"
+  cert="$D/$SHIPIT_TLS_CERT"
+  key="$D/$SHIPIT_TLS_KEY"
   (
     umask 077
     printf '%s' "$1" | base64 -d > "$cert.next"
@@ -69,36 +69,36 @@ step_tls_files() {
     return 0
   fi
   shipit_tls_install "$cert" "$key"
-  echo "certificate and key installed in $D/$TLS_DIR (0600); nginx serves them from the switch"
+  echo "certificate and key installed in $D/$SHIPIT_TLS_DIR (0600); nginx serves them from the switch"
 }
 
 # Before ACME's first issuance the site still needs a certificate for `nginx -t`: a self-signed
 # placeholder valid one day, replaced by step_tls_issue before the switch.
 step_tls_placeholder() {
   shipit_tls_dirs
-  if [ -e "$D/$TLS_CERT" ] && [ -e "$D/$TLS_KEY" ]; then return 0; fi
+  if [ -e "$D/$SHIPIT_TLS_CERT" ] && [ -e "$D/$SHIPIT_TLS_KEY" ]; then return 0; fi
   command -v openssl >/dev/null 2>&1 ||
     { echo "openssl is not on $(id -un)'s PATH on this host: it makes the placeholder certificate nginx checks the site with until the first one is issued (apt-get install openssl)"; exit 1; }
   (
     umask 077
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=shipit-placeholder \
-      -keyout "$D/$TLS_KEY.next" -out "$D/$TLS_CERT.next" > "$D/$TLS_DIR/openssl.out" 2>&1
-  ) || { cat "$D/$TLS_DIR/openssl.out"; exit 1; }
-  shipit_tls_install "$D/$TLS_CERT" "$D/$TLS_KEY"
+      -keyout "$D/$SHIPIT_TLS_KEY.next" -out "$D/$SHIPIT_TLS_CERT.next" > "$D/$SHIPIT_TLS_DIR/openssl.out" 2>&1
+  ) || { cat "$D/$SHIPIT_TLS_DIR/openssl.out"; exit 1; }
+  shipit_tls_install "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"
   echo "no certificate yet: a placeholder lets nginx check the site until ACME issues one"
 }
 
 # shipit_sh_quote VALUE: VALUE as one single-quoted sh word.
 shipit_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
-# shipit_tls_renewer CA: writes $D/$TLS_DIR/renew, the host's own renewal: `certbot renew`
+# shipit_tls_renewer CA: writes $D/$SHIPIT_TLS_DIR/renew, the host's own renewal: `certbot renew`
 # on this target's lineage (certbot renews only when it is due, at a third of the lifetime
 # left, and keeps what `certonly` said: directory, webroot, names), trusting CA when set, with
 # a deploy hook that reloads nginx gracefully once a certificate is renewed. Nothing of shipit
 # or the deploying machine is needed to run it; extra arguments go to certbot
 # (`--force-renewal`). No timer runs it yet: see docs/src/https.md.
 shipit_tls_renewer() {
-  dir="$D/$TLS_DIR"
+  dir="$D/$SHIPIT_TLS_DIR"
   {
     echo '#!/bin/sh'
     echo "# Renews the certificate of $D (written by shipit's deploy; run by a timer or by hand)."
@@ -122,10 +122,10 @@ step_tls_issue() {
   email=$2
   ca=$3
   shift 3
-  dir="$D/$TLS_DIR"
+  dir="$D/$SHIPIT_TLS_DIR"
   lineage="certbot/live/shipit"
   if [ -f "$dir/$lineage/fullchain.pem" ] && [ "$(cat "$dir/domains" 2>/dev/null)" = "$*" ] &&
-    [ "$(readlink "$D/$TLS_CERT")" = "$lineage/fullchain.pem" ]; then
+    [ "$(readlink "$D/$SHIPIT_TLS_CERT")" = "$lineage/fullchain.pem" ]; then
     shipit_tls_renewer "$ca"
     echo "certificate for $* already issued; $dir/renew renews it"
     return 0
@@ -141,7 +141,7 @@ step_tls_issue() {
   mkdir -p "$dir/certbot"
   chmod 0700 "$dir/certbot"
   domains=$*
-  set -- --non-interactive --agree-tos --webroot -w "$D/$TLS_WEBROOT" --cert-name shipit \
+  set -- --non-interactive --agree-tos --webroot -w "$D/$SHIPIT_TLS_WEBROOT" --cert-name shipit \
     --server "$directory" --config-dir "$dir/certbot" --work-dir "$dir/certbot/work" \
     --logs-dir "$dir/certbot/logs" --preferred-challenges http-01 --keep-until-expiring
   # The domains are DNS names (config::tls checks them): split on spaces on purpose.
@@ -149,8 +149,13 @@ step_tls_issue() {
   for domain in $domains; do set -- "$@" -d "$domain"; done
   if [ -n "$email" ]; then set -- "$@" --email "$email"; else set -- "$@" --register-unsafely-without-email; fi
   start=$(date +%s)
-  if ! (if [ -n "$ca" ]; then REQUESTS_CA_BUNDLE=$ca; export REQUESTS_CA_BUNDLE; fi
-    certbot certonly "$@") > "$dir/certbot.out" 2>&1; then
+  # The CA bundle reaches certbot alone (through env), never the steps after it.
+  if [ -n "$ca" ]; then
+    set -- env "REQUESTS_CA_BUNDLE=$ca" certbot certonly "$@"
+  else
+    set -- certbot certonly "$@"
+  fi
+  if ! "$@" > "$dir/certbot.out" 2>&1; then
     cat "$dir/certbot.out"
     echo "the ACME server at $directory issued no certificate for $domains (its words above)"
     echo "hint: every name must resolve to this host and port 80 must reach this nginx from the CA; a rate limit passes with time (test against a staging directory first)"
@@ -162,9 +167,9 @@ step_tls_issue() {
     exit 1
   fi
   printf '%s\n' "$domains" > "$dir/domains"
-  ln -sfn "$lineage/fullchain.pem" "$D/$TLS_CERT.next"
-  ln -sfn "$lineage/privkey.pem" "$D/$TLS_KEY.next"
-  shipit_tls_install "$D/$TLS_CERT" "$D/$TLS_KEY"
+  ln -sfn "$lineage/fullchain.pem" "$D/$SHIPIT_TLS_CERT.next"
+  ln -sfn "$lineage/privkey.pem" "$D/$SHIPIT_TLS_KEY.next"
+  shipit_tls_install "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"
   if ! eval "$NGINX_TEST"; then
     echo "nginx rejects the issued certificate"
     exit 1
