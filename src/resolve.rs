@@ -8,8 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Target,
-    SCHEDULER, WEB_ROLE,
+    App, Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Target, Tls,
+    TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::manager::server::AppServer;
@@ -93,6 +93,8 @@ pub(crate) struct Resolved {
     pub(crate) shared_files: Vec<String>,
     pub(crate) hooks: Hooks,
     pub(crate) nginx: Option<Nginx>,
+    /// HTTPS for the nginx site.
+    pub(crate) tls: Option<Tls>,
     pub(crate) app: Option<App>,
     /// The app server that serves the web process.
     pub(crate) server: AppServer,
@@ -219,6 +221,7 @@ impl Resolved {
             shared_files: target.shared_files.clone(),
             hooks: target.hooks.clone(),
             nginx: target.nginx.clone(),
+            tls: target.tls.clone(),
             app: target.app.clone(),
             server: AppServer::of(target),
             health: target.health.clone(),
@@ -304,6 +307,10 @@ impl Resolved {
             web: "1".to_string(),
             app_socket: layout::APP_SOCKET.to_string(),
             env_file: layout::ENV_FILE.to_string(),
+            tls_dir: layout::TLS_DIR.to_string(),
+            tls_cert: layout::TLS_CERTIFICATE.to_string(),
+            tls_key: layout::TLS_KEY.to_string(),
+            tls_webroot: layout::TLS_WEBROOT.to_string(),
             locked: layout::LOCKED_STATUS.to_string(),
             py_probe: python::PROBE.to_string(),
             py_settings: python::SETTINGS.to_string(),
@@ -375,6 +382,56 @@ impl AppEnv {
             .iter()
             .map(|(name, value)| format!("{name}={}\n", crate::plan::quote(value)))
             .collect()
+    }
+}
+
+/// The certificate chain and key of a target in files mode, resolved on this machine like its
+/// secrets (and masked like them); a dry run holds where each would come from instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) certificate: String,
+    pub(crate) key: String,
+}
+
+impl TlsFiles {
+    /// `target`'s, when it brings its certificate; one that cannot be read, or is not PEM, is
+    /// an error naming its source (never its value).
+    pub(crate) fn resolve(config: &Config, target: &Target) -> Result<Option<TlsFiles>> {
+        let Some(TlsMode::Files { certificate, key }) = target.tls.as_ref().map(|t| &t.mode) else {
+            return Ok(None);
+        };
+        let read = |name: &str, from: &SecretSource, marker: &str| -> Result<String> {
+            let fail = |message: String| Error::Secret {
+                name: name.to_string(),
+                from: describe(from),
+                message,
+                hint: None,
+            };
+            let value = secret_value(config, from).map_err(fail)?;
+            if !value.contains(marker) {
+                return Err(fail(format!("it holds no PEM `{marker}` block")));
+            }
+            Ok(format!("{value}\n"))
+        };
+        Ok(Some(TlsFiles {
+            certificate: read(
+                "tls.certificate",
+                certificate,
+                "-----BEGIN CERTIFICATE-----",
+            )?,
+            key: read("tls.key", key, "PRIVATE KEY-----")?,
+        }))
+    }
+
+    /// What a dry run shows: where each would come from.
+    pub(crate) fn preview(target: &Target) -> Option<TlsFiles> {
+        match target.tls.as_ref().map(|t| &t.mode) {
+            Some(TlsMode::Files { certificate, key }) => Some(TlsFiles {
+                certificate: format!("[secret from {}]", describe(certificate)),
+                key: format!("[secret from {}]", describe(key)),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -494,6 +551,7 @@ pub(crate) fn sample() -> Resolved {
             test: "nginx -t".into(),
             reload: "nginx -s reload".into(),
         }),
+        tls: None,
         app: Some(App {
             manager: crate::config::Manager::Supervisor,
             supervisor: crate::config::Supervisor::default(),

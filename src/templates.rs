@@ -239,6 +239,45 @@ pub struct BuildInfo {
     pub dirty: bool,
 }
 
+/// What the nginx site needs of `[targets.T.tls]` (`false` without it): the paths of the
+/// certificate, the key and the challenge directory, the port suffix of the redirect to https,
+/// the HSTS header (empty: none) and whether ACME's challenge is served.
+fn tls(target: &Target) -> Value {
+    use crate::remote::layout::{TLS_CERTIFICATE, TLS_KEY, TLS_WEBROOT};
+    let Some(tls) = &target.tls else {
+        return Value::from(false);
+    };
+    let path = |rel: &str| format!("{}/{rel}", target.deploy_to);
+    let port = tls.port;
+    let mut map: BTreeMap<&str, Value> = BTreeMap::new();
+    map.insert("certificate", path(TLS_CERTIFICATE).into());
+    map.insert("key", path(TLS_KEY).into());
+    map.insert("webroot", path(TLS_WEBROOT).into());
+    map.insert("port", port.into());
+    map.insert(
+        "redirect_port",
+        if port == 443 {
+            String::new()
+        } else {
+            format!(":{port}")
+        }
+        .into(),
+    );
+    map.insert(
+        "acme",
+        matches!(tls.mode, crate::config::TlsMode::Acme { .. }).into(),
+    );
+    map.insert(
+        "hsts",
+        tls.hsts
+            .as_ref()
+            .map(|h| h.header())
+            .unwrap_or_default()
+            .into(),
+    );
+    Value::from_serialize(&map)
+}
+
 /// The variables a template sees.
 #[derive(Debug, Clone, Default)]
 pub struct RenderContext {
@@ -265,7 +304,8 @@ impl RenderContext {
             .set("app_socket", crate::remote::layout::APP_SOCKET)
             .set("enter_release", crate::remote::layout::enter_release())
             .set("wsgi_app", config.project.wsgi_app.as_str())
-            .set("vars", Value::from_serialize(&target.vars));
+            .set("vars", Value::from_serialize(&target.vars))
+            .set("tls", tls(target));
         let settings = render_str(
             &format!("{} (project.settings_module)", config.path.display()),
             &config.project.settings_module,

@@ -45,16 +45,25 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
     let started = Instant::now();
     // Secrets are resolved first, before the build commands run and any host is touched, and
     // are never shown from then on (not in the run log either). A dry run needs none.
-    let env = if args.dry_run {
-        AppEnv::default()
+    let (env, tls_files) = if args.dry_run {
+        (AppEnv::default(), None)
     } else {
         let env = AppEnv::resolve(config, target)?;
         printer.redact(env.secrets.iter().cloned());
         if !env.secrets.is_empty() {
             printer.redact([crate::plan::base64(env.file().as_bytes())]);
         }
+        // A certificate brought in files: its key is masked like a secret, and so is the
+        // base64 word its step call carries (the key with the newline the file ends with).
+        let tls_files = crate::resolve::TlsFiles::resolve(config, target)?;
+        if let Some(files) = &tls_files {
+            printer.redact([
+                files.key.trim_end().to_string(),
+                crate::plan::base64(files.key.as_bytes()),
+            ]);
+        }
         super::keep_run_log(config, "deploy", &resolved, printer);
-        env
+        (env, tls_files)
     };
     // Build once, before any host is touched: every mistake the project can hold is found
     // here, and the archive (which names no release) is the one every host gets.
@@ -180,6 +189,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             &resolved.placements[i],
             &planned.configs[i],
             &env_file,
+            tls_files.as_ref(),
             migrate_always,
         )
     };

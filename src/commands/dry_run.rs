@@ -64,6 +64,7 @@ pub(super) fn show(
                 placed,
                 configs,
                 &env_preview(target),
+                crate::resolve::TlsFiles::preview(target).as_ref(),
                 migrate_always,
             ),
         ),

@@ -33,6 +33,7 @@ pub(crate) mod show;
 mod target;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod vars;
 
 pub use app::*;
@@ -47,6 +48,8 @@ use schedule::{validate_schedule, RawSchedule};
 use selection::validate_roles;
 use shared::validate_shared;
 pub use target::*;
+use tls::validate_tls;
+pub use tls::*;
 use vars::validate_vars;
 pub use vars::RESERVED_VARS;
 

@@ -133,6 +133,8 @@ pub struct Target {
     pub batch: Option<u32>,
     /// nginx site management; `None` leaves nginx alone.
     pub nginx: Option<Nginx>,
+    /// HTTPS for the nginx site (`[targets.T.tls]`); `None`: plain http.
+    pub tls: Option<Tls>,
     /// The process manager that runs the app server and processes (`[targets.T.app]`,
     /// `[targets.T.supervisor]`, `[targets.T.systemd]`); `None` leaves the app server alone.
     pub app: Option<App>,
@@ -189,6 +191,7 @@ pub(super) struct RawTarget {
     migrate: MigrateOn,
     batch: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
+    tls: Option<Spanned<RawTls>>,
     app: Option<Spanned<RawApp>>,
     supervisor: Option<Spanned<Supervisor>>,
     systemd: Option<Spanned<Systemd>>,
@@ -332,6 +335,21 @@ pub(super) fn validate_target(
         Some(s) => Some(validate_supervisor(source, name, s)?),
         None => None,
     };
+    let vars = validate_vars(source, name, raw.vars)?;
+    let tls =
+        match raw.tls {
+            Some(t) if raw.nginx.is_none() => return Err(source.refuse(
+                t.span(),
+                key("tls"),
+                "TLS is served by the nginx site shipit installs, and this target has no [nginx]",
+                format!("add [targets.{name}.nginx] with the site's path"),
+            )),
+            Some(t) => {
+                let server_name = vars.get("server_name").and_then(toml::Value::as_str);
+                Some(validate_tls(source, name, t, server_name)?)
+            }
+            None => None,
+        };
     Ok(Target {
         health: match raw.health {
             Some(h) => validate_health(source, name, h)?,
@@ -354,7 +372,8 @@ pub(super) fn validate_target(
         installer: raw.installer,
         extras,
         groups,
-        vars: validate_vars(source, name, raw.vars)?,
+        vars,
+        tls,
         hooks: raw.hooks,
         env,
         secrets,

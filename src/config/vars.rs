@@ -17,6 +17,7 @@ pub const RESERVED_VARS: &[&str] = &[
     "revision",
     "dirty",
     "deploy_to",
+    "tls",
     "release_dir",
     "settings_module",
     "wsgi_app",

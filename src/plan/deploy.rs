@@ -13,9 +13,9 @@
 //!    nothing is undone), prune, stop the other app servers (in the background: they drain
 //!    within their stop timeout while shipit reports success).
 
-use crate::config::MigrateOn;
+use crate::config::{MigrateOn, TlsMode};
 use crate::release::{prune, Release, ReleaseId, State};
-use crate::resolve::{Placement, Resolved};
+use crate::resolve::{Placement, Resolved, TlsFiles};
 
 use super::step::{Cleanup, HookPhase, Step};
 use super::Phase;
@@ -60,6 +60,7 @@ pub(crate) fn prepare(
     placed: &Placement,
     configs: &ServiceConfigs,
     env: &str,
+    tls_files: Option<&TlsFiles>,
     migrate_always: bool,
 ) -> Phase {
     let mut steps = vec![
@@ -101,12 +102,55 @@ pub(crate) fn prepare(
         ));
     }
     steps.push(Step::Configs(configs.clone()));
+    let (before, after) = tls_steps(resolved, placed, tls_files);
+    steps.extend(before);
     steps.extend(start);
     if defer {
         steps.push(Step::MigrateCheck);
     }
+    steps.extend(after);
     steps.push(Step::Prepared);
     Phase::new(steps, Cleanup::Prepare)
+}
+
+/// The certificate steps of a host that serves the site over https: those before the site is
+/// installed and checked (the certificate it names must exist), and those after (ACME's
+/// http-01 is answered by the new site). A deploy's only: a rollback never touches them.
+fn tls_steps(
+    resolved: &Resolved,
+    placed: &Placement,
+    files: Option<&TlsFiles>,
+) -> (Vec<Step>, Vec<Step>) {
+    let (Some(tls), Some(_), true) = (&resolved.tls, &resolved.nginx, placed.web) else {
+        return (vec![], vec![]);
+    };
+    match (&tls.mode, files) {
+        (TlsMode::Files { .. }, Some(files)) => (
+            vec![Step::TlsFiles {
+                certificate: files.certificate.clone(),
+                key: files.key.clone(),
+            }],
+            vec![],
+        ),
+        (TlsMode::Files { .. }, None) => (vec![], vec![]),
+        (
+            TlsMode::Acme {
+                directory,
+                email,
+                domains,
+                directory_ca,
+            },
+            _,
+        ) => (
+            vec![Step::TlsPlaceholder],
+            vec![Step::TlsIssue {
+                directory: directory.clone(),
+                email: email.clone().unwrap_or_default(),
+                directory_ca: directory_ca.clone().unwrap_or_default(),
+                domains: domains.clone(),
+            }],
+        ),
+    }
 }
 
 /// Whether the settings probe and `collectstatic` run in the background while `migrate` runs:
@@ -207,6 +251,7 @@ pub(crate) mod tests {
             &everything(),
             &ServiceConfigs::default(),
             "",
+            None,
             migrate_always,
         )
     }
@@ -219,7 +264,14 @@ pub(crate) mod tests {
     fn prepare_runs_every_step_before_the_switch() {
         let configs = ServiceConfigs::default();
         assert_eq!(
-            ids(&prepare(&resolved(), &everything(), &configs, "", false)),
+            ids(&prepare(
+                &resolved(),
+                &everything(),
+                &configs,
+                "",
+                None,
+                false
+            )),
             [
                 "verify",
                 "unpack",

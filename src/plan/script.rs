@@ -706,7 +706,7 @@ mod tests {
             ),
             (
                 "deploy prepare",
-                deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n", false),
+                deploy::prepare(&resolved, &placed, &configs, "SECRET='x y'\n", None, false),
             ),
             (
                 "deploy switch",

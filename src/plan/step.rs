@@ -138,6 +138,18 @@ pub(crate) enum Step {
     Await(Box<Step>),
     /// Keep the rendered nginx site, supervisor programs and systemd units in the release.
     Configs(crate::manager::ServiceConfigs),
+    /// Write the target's certificate chain and key (files mode; the key is secret, so the
+    /// call is never shown).
+    TlsFiles { certificate: String, key: String },
+    /// Make a placeholder certificate for `nginx -t` until ACME issues the first one.
+    TlsPlaceholder,
+    /// Have the ACME `directory` issue the certificate for `domains` unless this host has it.
+    TlsIssue {
+        directory: String,
+        email: String,
+        directory_ca: String,
+        domains: Vec<String>,
+    },
     /// Install and check the nginx site.
     NginxCheck,
     /// Start the release's app server and wait for it to answer.
@@ -237,6 +249,9 @@ impl Step {
             Step::Background(_) => "background",
             Step::Await(_) => "await",
             Step::Configs(_) => "configs",
+            Step::TlsFiles { .. } => "tls-files",
+            Step::TlsPlaceholder => "tls-placeholder",
+            Step::TlsIssue { .. } => "tls-issue",
             Step::NginxCheck => "nginx-check",
             Step::StartApp => "start-app",
             Step::Prepared => "prepared",
@@ -300,6 +315,20 @@ impl Step {
                 .collect(),
             Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
             Step::Env(file) => vec![super::base64(file.as_bytes())],
+            Step::TlsFiles { certificate, key } => vec![
+                super::base64(certificate.as_bytes()),
+                super::base64(key.as_bytes()),
+            ],
+            Step::TlsIssue {
+                directory,
+                email,
+                directory_ca,
+                domains,
+            } => [directory, email, directory_ca]
+                .into_iter()
+                .chain(domains)
+                .map(|v| quote(v))
+                .collect(),
             Step::Configs(configs) => {
                 vec![configs
                     .bundle()
@@ -474,6 +503,25 @@ mod tests {
                 "collectstatic",
                 "step_await collectstatic",
             ),
+            (
+                Step::TlsFiles {
+                    certificate: "c".into(),
+                    key: "k".into(),
+                },
+                "tls-files",
+                "step_tls_files Yw== aw==",
+            ),
+            (Step::TlsPlaceholder, "tls-placeholder", "step_tls_placeholder"),
+            (
+                Step::TlsIssue {
+                    directory: "https://127.0.0.1:14000/dir".into(),
+                    email: String::new(),
+                    directory_ca: "/etc/ca b.pem".into(),
+                    domains: vec!["a.example".into(), "b.example".into()],
+                },
+                "tls-issue",
+                "step_tls_issue https://127.0.0.1:14000/dir '' '/etc/ca b.pem' a.example b.example",
+            ),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),
             (
@@ -564,6 +612,17 @@ mod tests {
             Step::Collectstatic,
             Step::Background(vec![]),
             Step::Await(Box::new(Step::Settings)),
+            Step::TlsFiles {
+                certificate: String::new(),
+                key: String::new(),
+            },
+            Step::TlsPlaceholder,
+            Step::TlsIssue {
+                directory: String::new(),
+                email: String::new(),
+                directory_ca: String::new(),
+                domains: vec![],
+            },
             Step::NginxCheck,
             Step::StartApp,
             Step::MigrateCheck,

@@ -18,3 +18,19 @@ pub(crate) const LOCKED_STATUS: i32 = 75;
 pub(crate) fn enter_release() -> String {
     format!("set -a; [ -f {ENV_FILE} ] && . ./{ENV_FILE}; set +a; PATH=\"$PWD/.venv/bin:$PATH\"; export PATH")
 }
+
+/// A target's TLS state, inside `deploy_to` and outside every release (certificates belong to
+/// the target: a rollback never touches them, an archive never holds them): the key material
+/// under 0700/0600, the ACME client's account and lineages.
+pub(crate) const TLS_DIR: &str = "tls";
+
+/// The certificate chain nginx serves, inside `deploy_to` (files mode: written there; ACME:
+/// a symlink to certbot's current lineage, so a renewal needs only a reload).
+pub(crate) const TLS_CERTIFICATE: &str = "tls/fullchain.pem";
+
+/// The certificate's private key, beside it (0600).
+pub(crate) const TLS_KEY: &str = "tls/privkey.pem";
+
+/// The directory nginx serves `/.well-known/acme-challenge/` from (certbot's `--webroot`): it
+/// must be readable by nginx's workers, unlike the rest of [`TLS_DIR`].
+pub(crate) const TLS_WEBROOT: &str = "tls/webroot";

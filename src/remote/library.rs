@@ -34,6 +34,7 @@ files!(
     "background.sh",
     "app.sh",
     "nginx.sh",
+    "tls.sh",
     "switch.sh",
     "check.sh",
     "logs.sh",

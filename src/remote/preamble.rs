@@ -137,6 +137,14 @@ preamble! {
     app_socket: "APP_SOCK",
     /// [`crate::remote::layout::ENV_FILE`].
     env_file: "ENV_FILE",
+    /// [`crate::remote::layout::TLS_DIR`].
+    tls_dir: "SHIPIT_TLS_DIR",
+    /// [`crate::remote::layout::TLS_CERTIFICATE`].
+    tls_cert: "SHIPIT_TLS_CERT",
+    /// [`crate::remote::layout::TLS_KEY`].
+    tls_key: "SHIPIT_TLS_KEY",
+    /// [`crate::remote::layout::TLS_WEBROOT`].
+    tls_webroot: "SHIPIT_TLS_WEBROOT",
     /// [`crate::remote::layout::LOCKED_STATUS`].
     locked: "LOCKED",
     /// [`crate::remote::python::PROBE`].

@@ -10,6 +10,7 @@ shipit_init() {
   LOCK="$D/.shipit/lock"
   SITE_BACKUP="$D/.shipit/nginx-site.previous"
   SITE_CHANGED="$D/.shipit/nginx-site.changed"
+  SHIPIT_TLS_CHANGED="$D/.shipit/tls.changed"
   PREVIOUS=$(readlink "$D/current" 2>/dev/null || true)
   # shipit writes `current` relative; another tool may have written it absolute.
   case $PREVIOUS in "$D"/releases/*) PREVIOUS=${PREVIOUS#"$D"/} ;; esac

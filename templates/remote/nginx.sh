@@ -72,8 +72,9 @@ step_nginx_check() {
 }
 
 step_reload_nginx() {
-  if [ -f "$SITE_CHANGED" ]; then
+  if [ -f "$SITE_CHANGED" ] || [ -f "$SHIPIT_TLS_CHANGED" ]; then
     eval "$NGINX_RELOAD"
+    shipit_tls_keep
     echo "nginx reloaded"
   else
     echo "nginx site unchanged; no reload needed"

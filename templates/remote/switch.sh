@@ -6,6 +6,7 @@
 shipit_undo_prepare() {
   shipit_stop_new_app
   if [ "$NGINX" = 1 ]; then shipit_restore_site; fi
+  shipit_tls_restore
 }
 
 # Puts `current` back where it pointed before this script ($PREVIOUS) by the same rename; after

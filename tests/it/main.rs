@@ -30,4 +30,5 @@ mod ssh;
 mod ssh_access;
 mod systemd;
 mod systemd_host;
+mod tls;
 mod zero_downtime;

@@ -16,6 +16,7 @@ mod pm;
 mod release;
 mod scheduler;
 mod switch;
+mod tls;
 
 use crate::plan::quote;
 use crate::remote::library::{sent, LIBRARY};
@@ -457,6 +458,7 @@ const COVERED: &[&[&str]] = &[
     operate::COVERS,
     pm::COVERS,
     app::COVERS,
+    tls::COVERS,
 ];
 
 #[test]

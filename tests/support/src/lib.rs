@@ -24,6 +24,7 @@
 //! - [`netns`]: a private network namespace from which only one forwarded port leads out (the
 //!   jump-host tests run shipit there).
 //! - [`load`]: an HTTP load generator.
+//! - [`pebble`]: an ACME server (Let's Encrypt's test CA) for the HTTPS tests.
 //! - [`bench`](mod@bench): what the benches share besides all that.
 //! - [`wagtail`]: the Wagtail site `benches/wagtail.rs` generates and deploys.
 //! - at the root: the daemons ([`Sshd`], [`Nginx`], [`Supervisord`], [`Postgres`], [`Redis`]), the `deploy`
@@ -53,6 +54,7 @@ pub mod fleet;
 pub mod image;
 pub mod load;
 pub mod netns;
+pub mod pebble;
 pub mod project;
 pub mod proxy;
 pub mod run;

@@ -1,0 +1,180 @@
+# shellcheck shell=sh
+# HTTPS: the target's certificate and key in $D/$SHIPIT_TLS_DIR, outside every release (a rollback
+# never touches them, no archive holds them). Files mode writes the team's chain and key there;
+# ACME mode has certbot issue them on the host.
+#
+# Why certbot (Debian's package) for ACME: it runs on the host, so a certificate is renewed by
+# `certbot renew` from a timer without the deploying machine; it speaks RFC 8555 to any
+# directory (Let's Encrypt, ZeroSSL, an internal CA, pebble), serves http-01 through a webroot
+# nginx already answers on port 80, keeps its lineage (account, archive, `live/` symlinks) in a
+# directory of our choosing, and runs as the deploy user with --config-dir/--work-dir/--logs-dir.
+# $D/$SHIPIT_TLS_CERT and $D/$SHIPIT_TLS_KEY are what nginx reads: files (files mode) or symlinks into
+# certbot's `live/shipit/` (ACME), so a renewal needs only a graceful reload.
+
+# $D/$SHIPIT_TLS_DIR (0755, so nginx's workers reach the webroot; the key files are 0600 and certbot's
+# directory 0700) and the webroot.
+shipit_tls_dirs() {
+  shipit_mkdir "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
+  chmod 0755 "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
+}
+
+# shipit_tls_install CERT KEY: renames CERT.next and KEY.next (files or symlinks) over CERT and
+# KEY, keeping the previous ones as .previous until the switch's reload (shipit_tls_keep) or a
+# failure (shipit_tls_restore); marks SHIPIT_TLS_CHANGED so the switch reloads nginx.
+shipit_tls_install() {
+  for file in "$1" "$2"; do
+    rm -f "$file.previous"
+    if [ -e "$file" ] || [ -L "$file" ]; then cp -P -p "$file" "$file.previous"; fi
+  done
+  : > "$SHIPIT_TLS_CHANGED"
+  mv -f "$2.next" "$2"
+  mv -f "$1.next" "$1"
+}
+
+# After a failed prepare: the certificate and key this run replaced are put back.
+shipit_tls_restore() {
+  [ -f "$SHIPIT_TLS_CHANGED" ] || return 0
+  for file in "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"; do
+    if [ -e "$file.previous" ] || [ -L "$file.previous" ]; then
+      mv -f "$file.previous" "$file"
+    else
+      rm -f "$file"
+    fi
+  done
+  rm -f "$SHIPIT_TLS_CHANGED"
+  echo "the previous certificate and key are back in $D/$SHIPIT_TLS_DIR"
+}
+
+# Once nginx serves them: the previous certificate and key are no longer needed.
+shipit_tls_keep() {
+  rm -f "$SHIPIT_TLS_CHANGED" "$D/$SHIPIT_TLS_CERT.previous" "$D/$SHIPIT_TLS_KEY.previous"
+}
+
+# step_tls_files CHAIN KEY (base64 each): the team's certificate chain and key, written 0600
+# beside where they go (their bytes never on a command line: printf is a builtin) and renamed
+# into place when they differ; nginx checks them with the site, and the switch reloads it.
+step_tls_files() {
+  shipit_tls_dirs
+  cert="$D/$SHIPIT_TLS_CERT"
+  key="$D/$SHIPIT_TLS_KEY"
+  (
+    umask 077
+    printf '%s' "$1" | base64 -d > "$cert.next"
+    printf '%s' "$2" | base64 -d > "$key.next"
+  )
+  if [ ! -L "$cert" ] && [ ! -L "$key" ] && cmp -s "$cert.next" "$cert" &&
+    cmp -s "$key.next" "$key"; then
+    rm -f "$cert.next" "$key.next"
+    echo "certificate unchanged"
+    return 0
+  fi
+  shipit_tls_install "$cert" "$key"
+  echo "certificate and key installed in $D/$SHIPIT_TLS_DIR (0600); nginx serves them from the switch"
+}
+
+# Before ACME's first issuance the site still needs a certificate for `nginx -t`: a self-signed
+# placeholder valid one day, replaced by step_tls_issue before the switch.
+step_tls_placeholder() {
+  shipit_tls_dirs
+  if [ -e "$D/$SHIPIT_TLS_CERT" ] && [ -e "$D/$SHIPIT_TLS_KEY" ]; then return 0; fi
+  command -v openssl >/dev/null 2>&1 ||
+    { echo "openssl is not on $(id -un)'s PATH on this host: it makes the placeholder certificate nginx checks the site with until the first one is issued (apt-get install openssl)"; exit 1; }
+  (
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=shipit-placeholder \
+      -keyout "$D/$SHIPIT_TLS_KEY.next" -out "$D/$SHIPIT_TLS_CERT.next" > "$D/$SHIPIT_TLS_DIR/openssl.out" 2>&1
+  ) || { cat "$D/$SHIPIT_TLS_DIR/openssl.out"; exit 1; }
+  shipit_tls_install "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"
+  echo "no certificate yet: a placeholder lets nginx check the site until ACME issues one"
+}
+
+# shipit_sh_quote VALUE: VALUE as one single-quoted sh word.
+shipit_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# shipit_tls_renewer CA: writes $D/$SHIPIT_TLS_DIR/renew, the host's own renewal: `certbot renew`
+# on this target's lineage (certbot renews only when it is due, at a third of the lifetime
+# left, and keeps what `certonly` said: directory, webroot, names), trusting CA when set, with
+# a deploy hook that reloads nginx gracefully once a certificate is renewed. Nothing of shipit
+# or the deploying machine is needed to run it; extra arguments go to certbot
+# (`--force-renewal`). No timer runs it yet: see docs/src/https.md.
+shipit_tls_renewer() {
+  dir="$D/$SHIPIT_TLS_DIR"
+  {
+    echo '#!/bin/sh'
+    echo "# Renews the certificate of $D (written by shipit's deploy; run by a timer or by hand)."
+    if [ -n "$1" ]; then echo "REQUESTS_CA_BUNDLE=$(shipit_sh_quote "$1"); export REQUESTS_CA_BUNDLE"; fi
+    printf 'exec certbot renew --non-interactive --cert-name shipit --config-dir %s --work-dir %s --logs-dir %s --deploy-hook %s "$@"\n' \
+      "$(shipit_sh_quote "$dir/certbot")" "$(shipit_sh_quote "$dir/certbot/work")" \
+      "$(shipit_sh_quote "$dir/certbot/logs")" "$(shipit_sh_quote "$NGINX_RELOAD")"
+  } > "$dir/renew.next"
+  chmod 0700 "$dir/renew.next"
+  mv -f "$dir/renew.next" "$dir/renew"
+}
+
+# step_tls_issue DIRECTORY EMAIL CA DOMAIN...: the certificate for DOMAINs from the ACME
+# DIRECTORY by certbot (account EMAIL, or none; CA: a bundle trusting the directory, or empty),
+# answering http-01 from the webroot the site serves on port 80. Only when this host has no
+# certificate for exactly these names yet: renewing is certbot's timer's job. When the site
+# that answers the challenge is not live yet, nginx is reloaded with it first; a failure puts
+# the previous site back and reloads again, so the old release keeps serving as before.
+step_tls_issue() {
+  directory=$1
+  email=$2
+  ca=$3
+  shift 3
+  dir="$D/$SHIPIT_TLS_DIR"
+  lineage="certbot/live/shipit"
+  if [ -f "$dir/$lineage/fullchain.pem" ] && [ "$(cat "$dir/domains" 2>/dev/null)" = "$*" ] &&
+    [ "$(readlink "$D/$SHIPIT_TLS_CERT")" = "$lineage/fullchain.pem" ]; then
+    shipit_tls_renewer "$ca"
+    echo "certificate for $* already issued; $dir/renew renews it"
+    return 0
+  fi
+  command -v certbot >/dev/null 2>&1 ||
+    { echo "certbot is not on $(id -un)'s PATH on this host: it issues and renews the ACME certificate (apt-get install certbot)"; exit 1; }
+  early=
+  if [ -f "$SITE_CHANGED" ]; then
+    eval "$NGINX_RELOAD"
+    early=1
+    echo "nginx reloaded with the new site, so that port 80 answers the challenge"
+  fi
+  mkdir -p "$dir/certbot"
+  chmod 0700 "$dir/certbot"
+  domains=$*
+  set -- --non-interactive --agree-tos --webroot -w "$D/$SHIPIT_TLS_WEBROOT" --cert-name shipit \
+    --server "$directory" --config-dir "$dir/certbot" --work-dir "$dir/certbot/work" \
+    --logs-dir "$dir/certbot/logs" --preferred-challenges http-01 --keep-until-expiring
+  # The domains are DNS names (config::tls checks them): split on spaces on purpose.
+  # shellcheck disable=SC2086
+  for domain in $domains; do set -- "$@" -d "$domain"; done
+  if [ -n "$email" ]; then set -- "$@" --email "$email"; else set -- "$@" --register-unsafely-without-email; fi
+  start=$(date +%s)
+  # The CA bundle reaches certbot alone (through env), never the steps after it.
+  if [ -n "$ca" ]; then
+    set -- env "REQUESTS_CA_BUNDLE=$ca" certbot certonly "$@"
+  else
+    set -- certbot certonly "$@"
+  fi
+  if ! "$@" > "$dir/certbot.out" 2>&1; then
+    cat "$dir/certbot.out"
+    echo "the ACME server at $directory issued no certificate for $domains (its words above)"
+    echo "hint: every name must resolve to this host and port 80 must reach this nginx from the CA; a rate limit passes with time (test against a staging directory first)"
+    if [ -n "$early" ]; then
+      shipit_restore_site
+      eval "$NGINX_RELOAD"
+      echo "the previous nginx site is back and reloaded; the live release keeps serving"
+    fi
+    exit 1
+  fi
+  printf '%s\n' "$domains" > "$dir/domains"
+  ln -sfn "$lineage/fullchain.pem" "$D/$SHIPIT_TLS_CERT.next"
+  ln -sfn "$lineage/privkey.pem" "$D/$SHIPIT_TLS_KEY.next"
+  shipit_tls_install "$D/$SHIPIT_TLS_CERT" "$D/$SHIPIT_TLS_KEY"
+  if ! eval "$NGINX_TEST"; then
+    echo "nginx rejects the issued certificate"
+    exit 1
+  fi
+  if [ -n "$early" ]; then eval "$NGINX_RELOAD"; fi
+  shipit_tls_renewer "$ca"
+  echo "certificate for $domains issued by $directory in $(($(date +%s) - start))s and checked by nginx"
+}
