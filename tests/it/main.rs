@@ -21,6 +21,7 @@ mod operate_maintenance;
 mod portability;
 mod postgres;
 mod processes;
+mod provenance;
 mod rollback;
 mod runtime;
 mod ssh;
