@@ -28,4 +28,5 @@ mod ssh;
 mod ssh_access;
 mod systemd;
 mod systemd_host;
+mod wheel;
 mod zero_downtime;
