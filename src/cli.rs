@@ -36,7 +36,7 @@ Examples:
 
 /// Build a Django project into a reproducible release archive and deploy it atomically.
 #[derive(Debug, Parser)]
-#[command(name = "shipit", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "shipit", version = crate::provenance::LONG.as_str(), about, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -16,6 +16,7 @@ mod manager;
 mod migrations;
 mod output;
 pub mod plan;
+mod provenance;
 mod redact;
 pub mod release;
 mod remote;

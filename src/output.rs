@@ -338,8 +338,13 @@ impl Printer {
     }
 
     /// The JSON result of a command, on stdout (only with `--json`).
+    /// Each object carries `shipit` ([`crate::provenance::json`]): which binary produced it.
     pub fn json_result(&self, value: &serde_json::Value) {
-        let text = json_text(&self.clean_json(value));
+        let mut value = self.clean_json(value);
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert("shipit".into(), crate::provenance::json());
+        }
+        let text = json_text(&value);
         self.log_line(&text);
         if self.json {
             let mut out = std::io::stdout().lock();
@@ -509,7 +514,26 @@ mod tests {
         for leak in ["first-line", "quoted", "\x1b", "\x07"] {
             assert!(!log.contains(leak), "{leak:?} in {log}");
         }
-        assert!(log.contains(r#"{"output":["[REDACTED]","ok"]}"#), "{log}");
+        assert!(
+            log.contains(r#"{"output":["[REDACTED]","ok"],"shipit":{"#),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn every_json_result_names_the_shipit_that_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let printer = Printer::new(Verbosity::Quiet, true, ColorChoice::Never);
+        printer.keep_log(dir.path(), "t", "run");
+        printer.json_result(&serde_json::json!({ "release": "20261122010320" }));
+        let name = std::fs::read_dir(dir.path()).unwrap().next().unwrap();
+        let log = std::fs::read_to_string(name.unwrap().path()).unwrap();
+        let line = log.lines().last().unwrap();
+        let value: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1)
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(value["release"], "20261122010320");
+        assert_eq!(value["shipit"], crate::provenance::json(), "{line}");
+        assert_eq!(value["shipit"]["version"], env!("CARGO_PKG_VERSION"));
     }
 
     #[test]

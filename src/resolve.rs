@@ -261,6 +261,7 @@ impl Resolved {
             break_lock: break_lock.name().to_string(),
             deployer: one_line(&self.deployer),
             revision: one_line(run.revision.as_deref().unwrap_or("")),
+            shipit_version: crate::provenance::LONG.clone(),
             django_settings_module: self.settings_module.clone(),
             python: self.python.clone(),
             python_mirror: std::env::var("UV_PYTHON_INSTALL_MIRROR").unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! `shipit audit`: what was done to a target, from every host's `.shipit/log` merged by time —
-//! who deployed, rolled back, pruned or held the lock, which release and revision, and how it
-//! ended. Read-only: no lock is taken.
+//! who deployed, rolled back, pruned or held the lock, which release and revision, how it ended,
+//! and with which shipit (its version in the table, version, revision and build day in `--json`).
+//! Read-only: no lock is taken.
 
 use serde_json::json;
 
@@ -8,7 +9,7 @@ use crate::cli::AuditArgs;
 use crate::config::Config;
 use crate::error::Result;
 use crate::output::Printer;
-use crate::plan::operate::{audit, merge, parse_log};
+use crate::plan::operate::{audit, merge, parse_log, LogEntry};
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
 /// Prints the merged deploy log of `args.target`.
@@ -51,27 +52,29 @@ pub(crate) fn run(config: &Config, args: &AuditArgs, printer: &Printer) -> Resul
             .max()
             .unwrap_or(3)
             .max(3);
+        let dash = |text: &str| if text.is_empty() { "-" } else { text }.to_string();
+        // The version alone: the revision and build day are in the JSON.
+        let shipit = |e: &LogEntry| dash(e.shipit.split(' ').next().unwrap_or(""));
+        let shipit_width = entries
+            .iter()
+            .map(|e| shipit(e).len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         text.push_str(&format!(
-            "{:<20}  {:<host_width$}  {:<who_width$}  {:<8}  {:<14}  {:<12}  {}\n",
-            "TIME", "HOST", "WHO", "ACTION", "RELEASE", "REVISION", "OUTCOME"
+            "{:<20}  {:<host_width$}  {:<who_width$}  {:<8}  {:<14}  {:<12}  {:<shipit_width$}  {}\n",
+            "TIME", "HOST", "WHO", "ACTION", "RELEASE", "REVISION", "SHIPIT", "OUTCOME"
         ));
         for e in &entries {
             text.push_str(&format!(
-                "{:<20}  {:<host_width$}  {:<who_width$}  {:<8}  {:<14}  {:<12}  {}\n",
+                "{:<20}  {:<host_width$}  {:<who_width$}  {:<8}  {:<14}  {:<12}  {:<shipit_width$}  {}\n",
                 e.time,
                 e.host,
                 e.who,
                 e.action,
-                if e.release.is_empty() {
-                    "-"
-                } else {
-                    &e.release
-                },
-                if e.revision.is_empty() {
-                    "-"
-                } else {
-                    e.revision.get(..12).unwrap_or(&e.revision)
-                },
+                dash(&e.release),
+                dash(e.revision.get(..12).unwrap_or(&e.revision)),
+                shipit(e),
                 e.outcome
             ));
         }

@@ -48,16 +48,19 @@ pub(crate) struct LogEntry {
     pub(crate) revision: String,
     /// ok, failed: STEP, aborted: WHY, removed IDS, acquired: MSG, ...
     pub(crate) outcome: String,
+    /// The shipit that wrote it, as `shipit --version` names it (`0.1.0 (f442366a1b2c
+    /// 2026-05-07)`); empty in lines written before the log recorded it.
+    pub(crate) shipit: String,
 }
 
-/// The log lines `step_audit` reported for `host`, in file order; a line that is not six
-/// tab-separated fields is kept whole as its outcome.
+/// The log lines `step_audit` reported for `host`, in file order; a line that is not six or
+/// seven tab-separated fields is kept whole as its outcome.
 pub(crate) fn parse_log(host: &str, facts: &Facts) -> Vec<LogEntry> {
     crate::remote::facts::log_lines(facts)
         .map(|line| {
-            let fields: Vec<&str> = line.splitn(6, '\t').collect();
+            let fields: Vec<&str> = line.splitn(7, '\t').collect();
             let field = |i: usize| fields.get(i).copied().unwrap_or("").to_string();
-            if fields.len() == 6 {
+            if fields.len() >= 6 {
                 LogEntry {
                     host: host.to_string(),
                     time: field(0),
@@ -66,6 +69,7 @@ pub(crate) fn parse_log(host: &str, facts: &Facts) -> Vec<LogEntry> {
                     release: field(3),
                     revision: field(4),
                     outcome: field(5),
+                    shipit: field(6),
                 }
             } else {
                 LogEntry {
@@ -76,6 +80,7 @@ pub(crate) fn parse_log(host: &str, facts: &Facts) -> Vec<LogEntry> {
                     release: String::new(),
                     revision: String::new(),
                     outcome: line.clone(),
+                    shipit: String::new(),
                 }
             }
         })
@@ -136,6 +141,23 @@ mod tests {
             ]
         );
         assert_eq!(merged[0].outcome, "garbage");
+    }
+
+    #[test]
+    fn a_line_names_the_shipit_that_wrote_it_unless_it_is_older() {
+        let entries = parse_log(
+            "h",
+            &facts(&[
+                "2026-01-01T00:00:01Z\tal@x\tdeploy\t20260101000001\tabc\tok",
+                "2026-01-01T00:00:02Z\tal@x\tdeploy\t20260101000002\tabc\tfailed: migrate\t0.1.0 (f442366a1b2c 2026-05-07)",
+            ]),
+        );
+        assert_eq!(
+            (entries[0].outcome.as_str(), entries[0].shipit.as_str()),
+            ("ok", "")
+        );
+        assert_eq!(entries[1].outcome, "failed: migrate");
+        assert_eq!(entries[1].shipit, "0.1.0 (f442366a1b2c 2026-05-07)");
     }
 
     #[test]

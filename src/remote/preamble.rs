@@ -63,6 +63,8 @@ preamble! {
     deployer: "DEPLOYER",
     /// The release's revision (commit), for the deploy log and hooks.
     revision: "REVISION",
+    /// Which shipit runs ([`crate::provenance::LONG`]), for the deploy log.
+    shipit_version: "SHIPIT_VERSION",
     /// The settings module every manage.py step, hook and app server uses.
     django_settings_module: "DJANGO_SETTINGS_MODULE",
     /// The python: a path, a command, or a version uv finds.

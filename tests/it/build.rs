@@ -943,6 +943,7 @@ fn json_output_describes_the_archive_on_disk() {
             "revision",
             "secrets_skipped",
             "sha256",
+            "shipit",
             "size",
             "target",
         ])

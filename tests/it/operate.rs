@@ -396,10 +396,31 @@ fn audit_merges_the_logs_of_every_host_by_time() {
     assert!(entries
         .iter()
         .any(|e| field(e, "release") == id2 && field(e, "revision") == revision));
+    // Each line names the shipit that wrote it, as `shipit --version` does; the older line
+    // written without it has none.
+    let version = std::process::Command::new(support::shipit_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let long = version.trim().strip_prefix("shipit ").unwrap();
+    for e in entries {
+        let expected = if field(e, "who") == "older@elsewhere" {
+            ""
+        } else {
+            long
+        };
+        assert_eq!(field(e, "shipit"), expected, "{json}");
+    }
 
     let text = stack.shipit(&["audit", "-t", TARGET, "-n", "2"]);
-    text.expect_code(0)
-        .prints(&["TIME", "OUTCOME", "rollback", &format!("ok (from {id2})")]);
+    text.expect_code(0).prints(&[
+        "TIME",
+        "SHIPIT",
+        "OUTCOME",
+        "rollback",
+        &format!("{}   ok (from {id2})", env!("CARGO_PKG_VERSION")),
+    ]);
     assert_eq!(text.stdout.lines().count(), 3, "{}", text.stdout);
 }
 

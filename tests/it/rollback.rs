@@ -105,7 +105,7 @@ fn snapshot(stack: &Stack) -> Snapshot {
 fn last_log(stack: &Stack) -> (String, String, String) {
     let log = stack.log();
     let last = log.last().expect("the deploy log is empty");
-    assert_eq!(last.len(), 6, "malformed log line {last:?}");
+    assert_eq!(last.len(), 7, "malformed log line {last:?}");
     (last[2].clone(), last[3].clone(), last[5].clone())
 }
 

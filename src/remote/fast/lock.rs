@@ -279,6 +279,20 @@ fn a_held_lock_is_reported_released_and_logged() {
 }
 
 #[test]
+fn each_log_line_names_the_shipit_that_wrote_it() {
+    each_shell(|host| {
+        host.set("OP", "lock").set("LOCK_MESSAGE", "db maintenance");
+        host.step("step_lock", &[]).status(0);
+        let run = host.step("step_audit", &[]);
+        let line = run.fact("log:000000001").expect("a log line").to_string();
+        let facts = crate::remote::facts::Facts::from([("log:000000001".to_string(), line)]);
+        let entries = crate::plan::operate::parse_log("h", &facts);
+        assert_eq!(entries[0].outcome, "acquired: db maintenance");
+        assert_eq!(entries[0].shipit, *crate::provenance::LONG);
+    });
+}
+
+#[test]
 fn a_live_runs_lock_is_not_released() {
     each_shell(|host| {
         lock_info(host, &live_holder());

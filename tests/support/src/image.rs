@@ -9,6 +9,10 @@
 //! - [`Container`]: an image unpacked with `umoci unpack` and run by `runc` in the host's
 //!   network namespace (so a loopback port reaches it), killed and deleted when dropped.
 //!   `crun` is not used: it refuses this machine's hybrid cgroup v1/v2 mount.
+//!
+//! The same root filesystems and runtime run shipit itself on an older Debian: [`bullseye`]
+//! (Debian 11, glibc 2.31, with git) is where the wheel's binary builds and deploys the example
+//! ([`Bundle::run_command`]), to prove the wheel portable (tests/it/wheel.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,25 +23,44 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::process::stop_tree;
+use super::run::{Run, DEPLOY_TIMEOUT};
 use super::{free_port, wait_for};
 
 /// The base's Python, as `image.python` names it.
 pub const BASE_PYTHON: &str = "/usr/bin/python3.11";
-/// The base layout's image name.
-const BASE_REF: &str = "bookworm";
 
 /// `DIR:REF` of an OCI layout holding Debian 12 with python3, built on first use under
 /// `scratch` (a test's `CARGO_TARGET_TMPDIR`, which outlives the run, so later runs reuse it).
 pub fn base_image(scratch: &Path) -> String {
-    static BASE: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BASE.get_or_init(|| {
-        let dir = scratch.join("shipit-test-base-bookworm-python3-v1");
-        if !dir.join("index.json").exists() {
-            build_base(&dir);
-        }
-        dir
-    });
-    format!("{}:{BASE_REF}", dir.display())
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        debian_layout(
+            scratch,
+            "shipit-test-base-bookworm-python3-v1",
+            "bookworm",
+            "python3,ca-certificates",
+        )
+    })
+    .clone()
+}
+
+/// `DIR:REF` of an OCI layout holding Debian 11 (glibc 2.31) with git: a deploying machine
+/// older than the one the tests run on, built on first use under `scratch` like [`base_image`].
+pub fn bullseye(scratch: &Path) -> String {
+    static BULLSEYE: OnceLock<String> = OnceLock::new();
+    BULLSEYE
+        .get_or_init(|| debian_layout(scratch, "shipit-test-bullseye-git-v1", "bullseye", "git"))
+        .clone()
+}
+
+/// `DIR:SUITE` of the layout `scratch/name`: Debian `suite`'s essential packages plus `include`
+/// (comma-separated), made now unless a run before made it.
+fn debian_layout(scratch: &Path, name: &str, suite: &str, include: &str) -> String {
+    let dir = scratch.join(name);
+    if !dir.join("index.json").exists() {
+        build_layout(&dir, suite, include);
+    }
+    format!("{}:{suite}", dir.display())
 }
 
 fn run(command: &mut Command) {
@@ -52,7 +75,7 @@ fn run(command: &mut Command) {
     );
 }
 
-fn build_base(dir: &Path) {
+fn build_layout(dir: &Path, suite: &str, include: &str) {
     let parent = dir.parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
     let work = tempfile::Builder::new()
@@ -64,16 +87,16 @@ fn build_base(dir: &Path) {
         .args([
             "--quiet",
             "--variant=essential",
-            "--include=python3,ca-certificates",
+            &format!("--include={include}"),
         ])
         .args(["--dpkgopt=path-exclude=/usr/share/doc/*"])
         .args(["--dpkgopt=path-exclude=/usr/share/man/*"])
         .args(["--dpkgopt=path-exclude=/usr/share/locale/*"])
-        .arg("bookworm")
+        .arg(suite)
         .arg(&rootfs)
         .env("SOURCE_DATE_EPOCH", "1700000000"));
     let layout = work.path().join("layout");
-    let image = format!("{}:{BASE_REF}", layout.display());
+    let image = format!("{}:{suite}", layout.display());
     run(Command::new("umoci")
         .arg("init")
         .arg("--layout")
@@ -193,8 +216,8 @@ impl Bundle {
         &self.config
     }
 
-    /// Bind-mounts the host directory `source` at `destination` in every later run (as a
-    /// volume of an orchestrator would be).
+    /// Bind-mounts the host directory (or file) `source` at `destination` in every later run
+    /// (as a volume of an orchestrator would be).
     pub fn mount(&mut self, source: &Path, destination: &str) {
         self.config["mounts"]
             .as_array_mut()
@@ -212,16 +235,10 @@ impl Bundle {
         self.dir.path().join("bundle/rootfs").join(rel)
     }
 
-    fn prepare(&self, args: Option<&[String]>, env: &[(&str, &str)]) -> PathBuf {
+    /// Writes the runtime configuration with its process edited by `edit`; the bundle's path.
+    fn prepare(&self, edit: impl FnOnce(&mut Value)) -> PathBuf {
         let mut config = self.config.clone();
-        if let Some(args) = args {
-            config["process"]["args"] = serde_json::json!(args);
-        }
-        let list = config["process"]["env"].as_array_mut().unwrap();
-        for (name, value) in env {
-            list.retain(|e| !e.as_str().unwrap().starts_with(&format!("{name}=")));
-            list.push(Value::String(format!("{name}={value}")));
-        }
+        edit(&mut config["process"]);
         let bundle = self.dir.path().join("bundle");
         std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
         bundle
@@ -236,7 +253,10 @@ impl Bundle {
     /// Runs `args` in the container to its end (a one-off command such as `migrate`):
     /// `(success, stdout + stderr)`.
     pub fn run_once(&self, args: &[String], env: &[(&str, &str)]) -> (bool, String) {
-        let bundle = self.prepare(Some(args), env);
+        let bundle = self.prepare(|process| {
+            process["args"] = serde_json::json!(args);
+            set_env(process, pairs(env));
+        });
         let id = container_id();
         let out = self
             .runc()
@@ -256,9 +276,41 @@ impl Bundle {
         (out.status.success(), text)
     }
 
+    /// Runs `command` in the container as it would run here, with `program` (a path in the
+    /// container, e.g. a binary [`Bundle::mount`]ed there) instead of its program: its arguments,
+    /// the environment it sets or removes (over the image's), its working directory. What it
+    /// did, killed after [`DEPLOY_TIMEOUT`] like a run of shipit here.
+    pub fn run_command(&self, program: &str, command: &std::process::Command) -> Run {
+        let text = |s: &std::ffi::OsStr| s.to_str().expect("UTF-8").to_string();
+        let mut args = vec![program.to_string()];
+        args.extend(command.get_args().map(text));
+        let bundle = self.prepare(|process| {
+            process["args"] = serde_json::json!(args);
+            set_env(
+                process,
+                command.get_envs().map(|(n, v)| (text(n), v.map(text))),
+            );
+            if let Some(dir) = command.get_current_dir() {
+                process["cwd"] = Value::String(text(dir.as_os_str()));
+            }
+        });
+        let id = container_id();
+        let mut runc = self.runc();
+        runc.stdin(Stdio::null());
+        let mut runc = assert_cmd::Command::from_std(runc);
+        runc.arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(&id)
+            .timeout(DEPLOY_TIMEOUT);
+        let run = Run::of(&mut runc);
+        let _ = self.runc().args(["delete", "--force", &id]).output();
+        run
+    }
+
     /// Starts the image's own process (entrypoint + cmd) with `env` added.
     pub fn start(&self, env: &[(&str, &str)]) -> Container<'_> {
-        let bundle = self.prepare(None, env);
+        let bundle = self.prepare(|process| set_env(process, pairs(env)));
         let id = container_id();
         let log = self.dir.path().join(format!("{id}.log"));
         let file = std::fs::File::create(&log).unwrap();
@@ -280,6 +332,24 @@ impl Bundle {
             log,
         }
     }
+}
+
+/// Sets (`Some`) or removes (`None`) each variable of `env` in the process's environment,
+/// over the image's.
+fn set_env(process: &mut Value, env: impl IntoIterator<Item = (String, Option<String>)>) {
+    let list = process["env"].as_array_mut().unwrap();
+    for (name, value) in env {
+        list.retain(|e| !e.as_str().unwrap().starts_with(&format!("{name}=")));
+        if let Some(value) = value {
+            list.push(Value::String(format!("{name}={value}")));
+        }
+    }
+}
+
+/// `env` as [`set_env`] takes it: every variable set.
+fn pairs<'a>(env: &'a [(&str, &str)]) -> impl Iterator<Item = (String, Option<String>)> + 'a {
+    env.iter()
+        .map(|(n, v)| (n.to_string(), Some(v.to_string())))
 }
 
 fn container_id() -> String {

@@ -369,7 +369,7 @@ impl Stack {
     }
 
     /// The lines of the deploy log `deploy_to/.shipit/log`, each split at its tabs: time, who,
-    /// action, release, revision, outcome.
+    /// action, release, revision, outcome, shipit (its `--version` without the name).
     pub fn log(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.deploy_to().join(".shipit/log"))
             .unwrap_or_default()
