@@ -847,10 +847,13 @@ fn a_rollback_restores_the_target_releases_own_nginx_site() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/nginx.conf.j2"),
     )
     .unwrap();
-    let custom = builtin.replacen(
-        "    location / {",
-        "    location = /moved {\n        return 200 \"answered by the site of release 2\\n\";\n    }\n\n    location / {",
-        1,
+    // The app's `location /` is the template's last (an earlier one redirects plain http
+    // under tls).
+    let at = builtin.rfind("    location / {").unwrap();
+    let custom = format!(
+        "{}    location = /moved {{\n        return 200 \"answered by the site of release 2\\n\";\n    }}\n\n{}",
+        &builtin[..at],
+        &builtin[at..]
     );
     assert_ne!(custom, builtin);
     stack.project.write("conf/templates/nginx.conf.j2", &custom);
