@@ -96,6 +96,18 @@ fn tls_table(lines: &str, port: u16) -> String {
     format!("\n[targets.{TARGET}.tls]\nport = {port}\n{lines}")
 }
 
+/// [`tls_table`] for ACME from `pebble`, for `localhost`, trusting pebble's listener.
+fn acme_table(pebble: &Pebble, port: u16) -> String {
+    tls_table(
+        &format!(
+            "directory = {:?}\ndomains = [\"localhost\"]\ndirectory_ca = {:?}\n",
+            pebble.directory,
+            pebble.listener_ca().display().to_string()
+        ),
+        port,
+    )
+}
+
 #[test]
 fn a_certificate_from_files_is_served_redirected_to_replaced_by_a_deploy_and_kept_by_a_rollback() {
     let started = Instant::now();
@@ -185,14 +197,7 @@ fn acme_issues_the_certificate_on_the_first_deploy_before_the_switch() {
     let mut stack = Stack::start();
     let pebble = Pebble::start(stack.port);
     let tls_port = free_port();
-    let table = tls_table(
-        &format!(
-            "directory = {:?}\ndomains = [\"localhost\"]\ndirectory_ca = {:?}\n",
-            pebble.directory,
-            pebble.listener_ca().display().to_string()
-        ),
-        tls_port,
-    );
+    let table = acme_table(&pebble, tls_port);
     stack.set_options(|o| o.extra = table);
     let started = Instant::now();
     let run = stack.deploy(&[]);
@@ -297,14 +302,7 @@ fn a_failed_issuance_stops_the_deploy_before_the_switch_and_the_old_release_keep
     // Pebble validates on a port where nothing listens: the challenge cannot be answered.
     let pebble = Pebble::start(free_port());
     let tls_port = free_port();
-    let table = tls_table(
-        &format!(
-            "directory = {:?}\ndomains = [\"localhost\"]\ndirectory_ca = {:?}\n",
-            pebble.directory,
-            pebble.listener_ca().display().to_string()
-        ),
-        tls_port,
-    );
+    let table = acme_table(&pebble, tls_port);
     stack.set_options(|o| o.extra = table);
     stack.change_page("marker: never served");
     let run = stack.deploy(&[]);
