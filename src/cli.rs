@@ -605,6 +605,10 @@ pub struct DeployArgs {
     /// `always` runs it anyway
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub migrate: MigrateWhen,
+    /// Apply migrations the migration gate finds would break the live release until the switch
+    /// (dropped or renamed columns, NOT NULL without a default, ...); the deploy log records it
+    #[arg(long)]
+    pub allow_breaking_migrations: bool,
 }
 
 /// `deploy --migrate`.

@@ -63,7 +63,13 @@ step_finish() {
   for old in $(cd "$D/.shipit/archives" && ls -1t -- *.tar.gz 2>/dev/null | tail -n +4); do
     rm -f "$D/.shipit/archives/$old"
   done
-  if [ "$OP" = rollback ]; then shipit_log "ok (from ${PREVIOUS##*/})"; else shipit_log ok; fi
+  if [ "$OP" = rollback ]; then
+    shipit_log "ok (from ${PREVIOUS##*/})"
+  elif allowed=$(sed -n 's/^gate: allowed.*: //p' "$R/.shipit/gate" 2>/dev/null) && [ -n "$allowed" ]; then
+    shipit_log "ok (breaking migrations allowed: $allowed)"
+  else
+    shipit_log ok
+  fi
 }
 
 # step_abort REASON: abandons this run's prepared release on this host because of another host.
