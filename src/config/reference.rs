@@ -1,8 +1,11 @@
 //! The configuration reference: every key of `shipit.toml`, its default and what it means, with
 //! the defaults taken from the model's constants. It exists for its tests, as uv's
-//! `generate_options_reference` does: they render it into the README's table and fail when the
-//! table is stale (`SHIPIT_BLESS=1 cargo test --lib config::reference` rewrites it), and they
-//! check `shipit config`'s rows and the commented defaults of `conf/shipit.toml` against it.
+//! `generate_options_reference` does: they render it into the tables of the book's
+//! configuration pages (`docs/src/config/*.md`) and fail when a table is stale
+//! (`SHIPIT_BLESS=1 cargo test --lib config::reference` rewrites them), they fail when the model
+//! accepts a key the reference does not document (the model's keys are traced from its serde
+//! structs, see [`trace`]), and they check `shipit config`'s rows and the commented defaults of
+//! `conf/shipit.toml` against it.
 
 use super::*;
 
@@ -85,12 +88,13 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.primary", Text("first host"), "the host that runs once-steps (`migrate`, `once` hooks, a rollback's unapply) and `once` processes"),
         key("targets.<t>.migrate", value(MigrateOn::default().name()), "`once` (one shared database) or `each-host` (a database per host, e.g. SQLite)"),
         key("targets.<t>.batch", Text("all hosts"), "hosts switched at a time, each batch health-checked before the next"),
-        unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](#processes-and-roles)"),
+        unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](../fleets.md#processes-and-roles)"),
+        unshown("targets.<t>.processes.<p>.run", Required, "a process's table form: its command, run in the release with its venv and environment"),
         unshown("targets.<t>.processes.<p>.role", value(DEFAULT_PROCESS_ROLE), "the hosts of this role run it"),
         unshown("targets.<t>.processes.<p>.replicas", value(DEFAULT_REPLICAS), "copies per host"),
         unshown("targets.<t>.processes.<p>.stop_timeout", value(DEFAULT_STOP_TIMEOUT), "seconds a stopping process has to finish before it is killed"),
         unshown("targets.<t>.processes.<p>.once", value(false), "one instance across the target, on the primary, handed over at the switch"),
-        unshown("targets.<t>.schedule", Text("`{}`"), "`\"CRON\" = \"command\"` (or a list): run on the primary in `current`, see [Processes and roles](#processes-and-roles); under systemd as timers"),
+        unshown("targets.<t>.schedule", Text("`{}`"), "`\"CRON\" = \"command\"` (or a list): run on the primary in `current`, see [Processes and roles](../fleets.md#processes-and-roles); under systemd as timers"),
         unshown("targets.<t>.roles", Text("every host carries every role"), "`ROLE = [\"host\", ...]`: `web` hosts get nginx and gunicorn, other roles the processes that name them; a host listed under no role carries them all"),
         key("targets.<t>.nginx", Text("unmanaged"), "the table: nginx site management"),
         key("targets.<t>.nginx.site", Required, "absolute path the site is installed at"),
@@ -105,6 +109,9 @@ fn keys() -> Vec<Key> {
         unshown("targets.<t>.tls.directory_ca", Text("the system's CAs"), "ACME mode: a CA bundle on the hosts that trusts the directory's own TLS (an internal CA; pebble in tests)"),
         unshown("targets.<t>.tls.port", value(i64::from(DEFAULT_HTTPS_PORT)), "the port https is served on and http redirects to"),
         unshown("targets.<t>.tls.hsts", Text("off"), "`{ max_age = N, include_subdomains = true, preload = true }` sends `Strict-Transport-Security` (`max_age` defaults to two years, the others to false)"),
+        unshown("targets.<t>.tls.hsts.max_age", value(i64::try_from(DEFAULT_HSTS_MAX_AGE).unwrap()), "seconds browsers keep to https (`max-age`)"),
+        unshown("targets.<t>.tls.hsts.include_subdomains", value(false), "adds `includeSubDomains`"),
+        unshown("targets.<t>.tls.hsts.preload", value(false), "adds `preload`"),
         key("targets.<t>.app.manager", Text("the manager whose table is given; unmanaged without one"), "`supervisor`, `systemd` or `auto` (systemd where it runs the host)"),
         key("targets.<t>.supervisor.conf_dir", value(DEFAULT_SUPERVISOR_CONF_DIR), "included by supervisord"),
         key("targets.<t>.supervisor.ctl", value(DEFAULT_SUPERVISORCTL), "supervisorctl command prefix"),
@@ -120,9 +127,12 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.health.retries", value(DEFAULT_HEALTH_RETRIES), "attempts, one second apart, after the switch before it is reverted"),
         key("targets.<t>.hooks.before_migrate", empty(), "commands run in the release with its venv and environment, plus `SHIPIT_RELEASE`, `SHIPIT_REVISION`, `SHIPIT_TARGET`, `SHIPIT_HOSTS` (space-separated) and `SHIPIT_DEPLOYER` (`user@machine`), e.g. `after_switch = [\"curl -d \\\"$SHIPIT_RELEASE by $SHIPIT_DEPLOYER\\\" $CHAT_HOOK\"]`; `{ run = \"...\", once = true }` runs on the primary only"),
         key("targets.<t>.hooks.after_migrate", empty(), "as `before_migrate`, after `migrate` and `collectstatic`, before the switch"),
+        unshown("targets.<t>.hooks.<hook>[].run", Required, "a hook's table form (`{ run = \"...\", once = true }`, in any of the three lists): the command"),
+        unshown("targets.<t>.hooks.<hook>[].once", value(false), "run it on the primary host only"),
         key("targets.<t>.hooks.after_switch", empty(), "as `before_migrate`, after `current` is switched and services reloaded"),
         unshown("image.base", Text("required by `shipit image`"), "the base image: an OCI layout `[oci:]DIR[:REF]` (relative to the project), e.g. made by `skopeo copy`"),
         unshown("image.python", Text("required by `shipit image`"), "the base's interpreter, an absolute path ending in `pythonX.Y` (`/usr/local/bin/python3.12`)"),
+        unshown("aliases.<name>", Text("none"), "a short name for a command `shipit run` and `shipit console` run (`dbshell = \"./manage.py dbshell\"`); the alias `console` is `shipit console`'s default command"),
         unshown("image.port", value(i64::from(DEFAULT_IMAGE_PORT)), "`PORT` in the image: gunicorn listens on `0.0.0.0:$PORT`"),
     ]
 }
@@ -137,10 +147,26 @@ fn shown_default(default: &Default) -> String {
     }
 }
 
-/// The README's table of keys.
-fn markdown() -> String {
+/// The book's configuration pages, each holding one or more tables of the reference.
+const PAGES: &str = "docs/src/config";
+
+/// A table of the reference in a page starts with `<!-- reference: PREFIX -->` and holds the
+/// keys whose longest matching prefix, among every page's tables, is PREFIX.
+const START: &str = "<!-- reference: ";
+const END: &str = "<!-- end of reference -->\n";
+
+/// Whether `key` is `prefix` or below it.
+fn under(key: &str, prefix: &str) -> bool {
+    key == prefix
+        || key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// A table of keys as a page shows it.
+fn markdown(keys: &[&Key]) -> String {
     let mut out = String::from("| key | default | meaning |\n| --- | --- | --- |\n");
-    for k in keys() {
+    for k in keys {
         let doc = k.doc.replace('|', "\\|");
         out.push_str(&format!(
             "| `{}` | {} | {doc} |\n",
@@ -151,34 +177,181 @@ fn markdown() -> String {
     out
 }
 
-const START: &str = "<!-- reference: generated from src/config/reference.rs -->\n";
-const END: &str = "<!-- end of reference -->\n";
+/// Every configuration page: its path and text.
+fn pages() -> Vec<(std::path::PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGES);
+    let mut pages: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path, text)
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// The prefixes of a page's tables, in order.
+fn prefixes(text: &str) -> Vec<&str> {
+    text.match_indices(START)
+        .map(|(at, _)| {
+            let rest = &text[at + START.len()..];
+            rest[..rest.find(" -->").expect("a marker ends with -->")].trim()
+        })
+        .collect()
+}
+
+/// `text` with each of its tables rendered from `keys` (each key in the table of the longest
+/// prefix that holds it, among `all` prefixes).
+fn render(text: &str, keys: &[Key], all: &[&str]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        let line_end = at + rest[at..].find('\n').expect("a marker is a line") + 1;
+        let prefix = prefixes(&rest[at..line_end])[0];
+        let end = line_end
+            + rest[line_end..]
+                .find(END)
+                .unwrap_or_else(|| panic!("the table of `{prefix}` has no end marker"));
+        let mine: Vec<&Key> = keys
+            .iter()
+            .filter(|k| owner(k.key, all) == Some(prefix))
+            .collect();
+        out.push_str(&rest[..line_end]);
+        out.push_str(&markdown(&mine));
+        out.push_str(END);
+        rest = &rest[end + END.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The prefix whose table documents `key`: the longest that holds it.
+fn owner<'a>(key: &str, all: &[&'a str]) -> Option<&'a str> {
+    all.iter()
+        .filter(|prefix| under(key, prefix))
+        .max_by_key(|prefix| prefix.len())
+        .copied()
+}
 
 #[test]
-fn the_readme_table_is_the_reference() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(START)
-        .expect("README has the reference's start marker")
-        + START.len();
-    let end = start
-        + readme[start..]
-            .find(END)
-            .expect("README has the reference's end marker");
-    let wanted = markdown();
-    if readme[start..end] == wanted {
-        return;
+fn the_configuration_pages_show_the_reference() {
+    let pages = pages();
+    let all: Vec<&str> = pages.iter().flat_map(|(_, text)| prefixes(text)).collect();
+    let keys = keys();
+    let homeless: Vec<&str> = keys
+        .iter()
+        .map(|k| k.key)
+        .filter(|key| owner(key, &all).is_none())
+        .collect();
+    assert!(
+        homeless.is_empty(),
+        "no page of {PAGES} has a table for {homeless:?}"
+    );
+    let mut stale = Vec::new();
+    for (path, text) in &pages {
+        let wanted = render(text, &keys, &all);
+        if *text == wanted {
+            continue;
+        }
+        if std::env::var_os("SHIPIT_BLESS").is_some() {
+            std::fs::write(path, wanted).unwrap();
+        } else {
+            stale.push(path.display().to_string());
+        }
     }
-    if std::env::var_os("SHIPIT_BLESS").is_some() {
-        let text = format!("{}{wanted}{}", &readme[..start], &readme[end..]);
-        std::fs::write(&path, text).unwrap();
-        return;
-    }
-    panic!(
-        "README.md's configuration table is stale; rewrite it with \
+    assert!(
+        stale.is_empty(),
+        "configuration tables are stale in {stale:?}; rewrite them with \
          `SHIPIT_BLESS=1 cargo test --lib config::reference`"
     );
+}
+
+/// Every key the model accepts: traced from [`RawConfig`], plus the table forms of its untagged
+/// values.
+fn accepted() -> std::collections::BTreeSet<String> {
+    let found = trace::keys::<RawConfig>("");
+    let mut keys = found.keys;
+    for path in &found.any {
+        keys.extend(table_form(path));
+    }
+    keys
+}
+
+/// The keys of the table form of the untagged value at `path` (free-form values have none).
+fn table_form(path: &str) -> std::collections::BTreeSet<String> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let parent = parts.last().copied().unwrap_or_default();
+    match (parent, last) {
+        // `NAME = "command"` or `{ run = ..., role = ... }`.
+        ("processes", "<p>") => trace::keys::<processes::RawProcessTable>(path).keys,
+        // `"command"` or `{ run = ..., once = true }`, in any of the hook lists.
+        ("hooks", _) if last.ends_with("[]") => {
+            trace::keys::<HookTable>(&format!("{}.<hook>[]", parts.join("."))).keys
+        }
+        // Template variables are any TOML value; a schedule entry is a command or a list.
+        ("vars" | "schedule", "<name>") => std::collections::BTreeSet::new(),
+        _ => panic!(
+            "`{path}` takes an untagged value: trace its table form in config::reference::table_form"
+        ),
+    }
+}
+
+/// A key of the reference that the tracer cannot see: an entry of a map, named by a
+/// placeholder (`project.requirements.<env>`), whose map the model accepts.
+fn is_entry_of(key: &str, accepted: &std::collections::BTreeSet<String>) -> bool {
+    key.rsplit_once('.')
+        .is_some_and(|(map, entry)| entry.starts_with('<') && accepted.contains(map))
+}
+
+#[test]
+fn every_key_the_model_accepts_is_documented_and_no_other() {
+    let accepted = accepted();
+    assert!(
+        accepted.len() > 60,
+        "only {} keys were traced",
+        accepted.len()
+    );
+    let documented: Vec<&str> = keys().iter().map(|k| k.key).collect();
+    // A table or a map is documented by the keys below it.
+    let undocumented: Vec<&String> = accepted
+        .iter()
+        .filter(|key| !documented.iter().any(|d| under(d, key)))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "shipit.toml accepts keys the reference (config/reference.rs, shown in {PAGES}) does not \
+         document: {undocumented:?}"
+    );
+    let unknown: Vec<&&str> = documented
+        .iter()
+        .filter(|key| !accepted.contains(**key) && !is_entry_of(key, &accepted))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the reference documents keys shipit.toml does not accept: {unknown:?}"
+    );
+}
+
+/// The tracer sees a field added to a nested table, and an untagged value's table form.
+#[test]
+fn the_tracer_finds_nested_and_untagged_keys() {
+    let accepted = accepted();
+    for key in [
+        "project.name",
+        "targets.<t>.health.retries",
+        "targets.<t>.tls.hsts.max_age",
+        "targets.<t>.processes.<p>.stop_timeout",
+        "targets.<t>.hooks.<hook>[].once",
+        "image.port",
+        "aliases",
+    ] {
+        assert!(accepted.contains(key), "{key} in {accepted:?}");
+    }
+    assert!(!accepted.iter().any(|key| key.contains("serde_spanned")));
 }
 
 /// `shipit config`'s rows of `text` (a configuration with one target, `t`), by dotted key, with
@@ -293,4 +466,253 @@ fn the_example_configuration_states_the_models_defaults() {
         checked >= 8,
         "only {checked} commented defaults were checked"
     );
+}
+
+/// Every key `shipit.toml` accepts, read from the model itself: [`RawConfig`] is deserialized
+/// from a tracer that answers each struct with all of its fields (serde's derive hands them to
+/// `deserialize_struct`), each map with one entry named by a placeholder, each list with one
+/// element, and records the dotted path of every struct field. A field added to a `Raw*` struct
+/// (or to a table struct such as [`Health`]) is a key here without anyone listing it.
+///
+/// Untagged values (a string or a table, such as a process or a hook) reach the tracer as
+/// `deserialize_any`, which serde buffers before trying the variants, so their table form is
+/// traced separately ([`table_form`]); enum variants used as keys (a secret source's
+/// `env`/`file`/`command`) are values of the key that holds them, documented there.
+mod trace {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    use serde::de::value::Error;
+    use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
+    use serde::forward_to_deserialize_any;
+
+    /// What a trace found.
+    #[derive(Default)]
+    pub(super) struct Found {
+        /// Dotted paths of struct fields.
+        pub keys: BTreeSet<String>,
+        /// Paths where an untagged value (or a free-form `toml::Value`) sits.
+        pub any: BTreeSet<String>,
+    }
+
+    /// The keys of `T` deserialized at `path` (`""` for the whole file).
+    pub(super) fn keys<'de, T: serde::Deserialize<'de>>(path: &str) -> Found {
+        let found = RefCell::new(Found::default());
+        T::deserialize(Tracer {
+            path: path.to_string(),
+            text: "x",
+            key: false,
+            found: &found,
+        })
+        .unwrap_or_else(|e| panic!("tracing {path}: {e}"));
+        found.into_inner()
+    }
+
+    /// The placeholder a map's entries are named by in the reference: `<t>` for a target.
+    fn placeholder(map: &str) -> &'static str {
+        match map.rsplit('.').next().unwrap_or("") {
+            "targets" => "<t>",
+            "processes" => "<p>",
+            "requirements" => "<env>",
+            _ => "<name>",
+        }
+    }
+
+    fn join(path: &str, key: &str) -> String {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
+
+    /// toml's `Spanned<T>` is a struct of this name; its value is the key's own.
+    const SPANNED: &str = "$__serde_spanned_private_Spanned";
+
+    #[derive(Clone)]
+    struct Tracer<'f> {
+        path: String,
+        /// What a string is answered with: a map key's placeholder, a field's name, or any text.
+        text: &'static str,
+        /// A key (a field's name or a map's placeholder), not a value: nothing is recorded.
+        key: bool,
+        found: &'f RefCell<Found>,
+    }
+
+    impl<'f> Tracer<'f> {
+        fn at(&self, path: String) -> Tracer<'f> {
+            Tracer {
+                path,
+                text: "x",
+                key: false,
+                found: self.found,
+            }
+        }
+
+        fn key(&self, text: &'static str) -> Tracer<'f> {
+            Tracer {
+                text,
+                key: true,
+                ..self.at(self.path.clone())
+            }
+        }
+    }
+
+    /// A struct's fields, or a map's one entry, in order: each key's text and its value.
+    struct Entries<'f> {
+        entries: std::vec::IntoIter<(&'static str, Tracer<'f>)>,
+        next: Option<Tracer<'f>>,
+    }
+
+    impl<'de> de::MapAccess<'de> for Entries<'_> {
+        type Error = Error;
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Error> {
+            let Some((key, value)) = self.entries.next() else {
+                return Ok(None);
+            };
+            let key = seed.deserialize(value.key(key))?;
+            self.next = Some(value);
+            Ok(Some(key))
+        }
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+            seed.deserialize(self.next.take().expect("a key comes first"))
+        }
+    }
+
+    /// A list's one element.
+    struct One<'f>(Option<Tracer<'f>>);
+
+    impl<'de, 'f> de::SeqAccess<'de> for One<'f> {
+        type Error = Error;
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, Error> {
+            self.0.take().map(|t| seed.deserialize(t)).transpose()
+        }
+    }
+
+    impl<'de, 'f> de::EnumAccess<'de> for Tracer<'f> {
+        type Error = Error;
+        type Variant = Self;
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
+            let variant = seed.deserialize(self.text.into_deserializer())?;
+            Ok((variant, self))
+        }
+    }
+
+    impl<'de, 'f> de::VariantAccess<'de> for Tracer<'f> {
+        type Error = Error;
+        fn unit_variant(self) -> Result<(), Error> {
+            Ok(())
+        }
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+            let path = self.path.clone();
+            seed.deserialize(self.at(path))
+        }
+        fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, Error> {
+            Err(de::Error::custom(
+                "tuple variants are not used in shipit.toml",
+            ))
+        }
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            _: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            Err(de::Error::custom(
+                "struct variants are not used in shipit.toml",
+            ))
+        }
+    }
+
+    impl<'de, 'f> Deserializer<'de> for Tracer<'f> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            if !self.key {
+                self.found.borrow_mut().any.insert(self.path.clone());
+            }
+            visitor.visit_borrowed_str(self.text)
+        }
+        fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_bool(false)
+        }
+        fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_i64(1)
+        }
+        fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_u64(1)
+        }
+        fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_u16(1)
+        }
+        fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_u32(1)
+        }
+        fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_borrowed_str(self.text)
+        }
+        fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_borrowed_str(self.text)
+        }
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_some(self)
+        }
+        fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            let element = self.at(format!("{}[]", self.path));
+            visitor.visit_seq(One(Some(element)))
+        }
+        fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            let name = placeholder(&self.path);
+            let value = self.at(join(&self.path, name));
+            visitor.visit_map(Entries {
+                entries: vec![(name, value)].into_iter(),
+                next: None,
+            })
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            let entries = fields
+                .iter()
+                .map(|field| {
+                    if name == SPANNED {
+                        (*field, self.clone())
+                    } else {
+                        let path = join(&self.path, field);
+                        self.found.borrow_mut().keys.insert(path.clone());
+                        (*field, self.at(path))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .into_iter();
+            visitor.visit_map(Entries {
+                entries,
+                next: None,
+            })
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_enum(Tracer {
+                text: variants[0],
+                ..self
+            })
+        }
+
+        forward_to_deserialize_any! {
+            i8 i16 i32 i128 u8 u128 f32 f64 char bytes byte_buf unit unit_struct
+            newtype_struct tuple tuple_struct identifier ignored_any
+        }
+    }
 }
