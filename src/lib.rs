@@ -8,6 +8,8 @@ mod calendar;
 pub mod cli;
 mod commands;
 pub mod config;
+#[cfg(test)]
+mod docs;
 pub mod error;
 mod image;
 mod init;
