@@ -508,3 +508,24 @@ fn the_parser_used_here_rejects_what_shipit_rejects() {
         )
         .is_err());
 }
+
+/// The exit status table of the failures page lists exactly the statuses shipit exits with.
+#[test]
+fn the_exit_status_table_is_the_programs() {
+    use crate::error::*;
+    let page = std::fs::read_to_string(root().join("docs/src/failures.md")).unwrap();
+    let documented: Vec<i32> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next()?.parse().ok())
+        .collect();
+    let statuses = [
+        EXIT_OK,
+        EXIT_FAILED,
+        EXIT_USAGE,
+        EXIT_CONNECTION,
+        EXIT_LOCKED,
+        EXIT_REFUSED,
+        EXIT_INTERRUPTED,
+    ];
+    assert_eq!(documented, statuses);
+}
