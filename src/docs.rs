@@ -231,7 +231,7 @@ fn completed(fragment: &str) -> Result<String, String> {
             .lines()
             .filter(|line| {
                 let key = line.split(' ').next().unwrap_or_default();
-                !table.and_then(|t| t.get(key)).is_some()
+                table.and_then(|t| t.get(key)).is_none()
             })
             .map(|line| format!("{line}\n"))
             .collect();
