@@ -252,6 +252,11 @@ pub enum Command {
     ///   shipit console -t production --hosts app2 -- bash
     #[command(verbatim_doc_comment)]
     Console(ConsoleArgs),
+    /// Write the man pages, one per command (`shipit.1`, `shipit-deploy.1`, ...), into DIR.
+    ///
+    /// Example: `shipit man ~/.local/share/man/man1 && man shipit-deploy`
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// `-t/--target`: the target a command acts on. Each command says in its own words what the
@@ -503,6 +508,14 @@ pub struct InitArgs {
     /// Print what would be written, write nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `shipit man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory the pages are written into (created when missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// `shipit rollback`.

@@ -540,7 +540,7 @@ fn hostname() -> Option<String> {
 /// A resolved target with every kind of step (hooks, a once hook, nginx, supervisor) for tests.
 #[cfg(test)]
 pub(crate) fn sample() -> Resolved {
-    use crate::config::Hook;
+    use crate::config::{Hook, HookTable};
     Resolved {
         project: "hello".into(),
         target: "production".into(),
@@ -555,10 +555,10 @@ pub(crate) fn sample() -> Resolved {
         shared_files: vec![".env".into()],
         hooks: Hooks {
             before_migrate: vec![Hook::Command("echo before".into())],
-            after_migrate: vec![Hook::Table {
+            after_migrate: vec![Hook::Table(HookTable {
                 run: "echo once".into(),
                 once: true,
-            }],
+            })],
             after_switch: vec![Hook::Command("echo after".into())],
         },
         nginx: Some(Nginx {
