@@ -864,3 +864,26 @@ fn the_migration_gate_refuses_by_default_and_names_migrations_as_django_does() {
     let typo = format!("{GOOD}\n[targets.staging.migrations]\ngate = \"block\"\n");
     assert!(message(&typo).contains("refuse"), "{}", message(&typo));
 }
+
+/// A table written as its own header inside a table that has no header of its own (an implicit
+/// table, `[targets.p.tls.certificate]` without `[targets.p.tls]`) loads like the inline form:
+/// toml 0.8 failed it with "invalid type: string \"certificate\", expected a borrowed string".
+#[test]
+fn tables_under_implicit_tables_load() {
+    let text = format!(
+        "{GOOD}\n[targets.staging.nginx]\nsite = \"/etc/nginx/sites-enabled/x.conf\"\n\n\
+         [targets.staging.vars]\nserver_name = \"example.com\"\n\n\
+         [targets.staging.tls.certificate]\nenv = \"CERT\"\n\n[targets.staging.tls.key]\nenv = \"KEY\"\n"
+    );
+    let tls = parse(&text).unwrap().targets["staging"]
+        .tls
+        .clone()
+        .unwrap();
+    assert_eq!(
+        tls.mode,
+        TlsMode::Files {
+            certificate: SecretSource::Env("CERT".into()),
+            key: SecretSource::Env("KEY".into()),
+        }
+    );
+}

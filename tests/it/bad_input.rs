@@ -153,7 +153,7 @@ fn deploy(case: &Case, needles: &[&str]) {
 fn malformed_toml() {
     let case = Case::new();
     case.config("[project]", "[project\n");
-    deploy(&case, &["shipit.toml:", "invalid table header"]);
+    deploy(&case, &["shipit.toml:", "unclosed table"]);
 }
 
 #[test]
