@@ -8,8 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Target, Tls,
-    TlsMode, SCHEDULER, WEB_ROLE,
+    App, Config, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process, SecretSource, Target,
+    Tls, TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::manager::server::AppServer;
@@ -110,6 +110,8 @@ pub(crate) struct Resolved {
     pub(crate) allow_root: bool,
     /// What each host runs (index as in the target's hosts; one entry for a local target).
     pub(crate) placements: Vec<Placement>,
+    /// Who is told about the run: the target's own `notify` table, else the top-level one.
+    pub(crate) notify: Notify,
 }
 
 /// What one host runs, by its roles and whether it is the primary.
@@ -236,6 +238,7 @@ impl Resolved {
             placements: (0..target.hosts.len().max(1))
                 .map(|host| placement(target, host))
                 .collect(),
+            notify: target.notify.as_ref().unwrap_or(&config.notify).clone(),
         })
     }
 
@@ -445,7 +448,10 @@ pub(crate) fn describe(from: &SecretSource) -> String {
     }
 }
 
-fn secret_value(config: &Config, from: &SecretSource) -> std::result::Result<String, String> {
+pub(crate) fn secret_value(
+    config: &Config,
+    from: &SecretSource,
+) -> std::result::Result<String, String> {
     let value = match from {
         SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{var} is not set"))?,
         SecretSource::File(path) => {
@@ -569,6 +575,7 @@ pub(crate) fn sample() -> Resolved {
         app_user: None,
         allow_root: false,
         placements: vec![Placement::everything(&[])],
+        notify: Notify::default(),
     }
 }
 

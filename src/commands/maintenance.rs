@@ -6,8 +6,9 @@
 use serde_json::json;
 
 use crate::cli::{MaintenanceArgs, MaintenanceState};
-use crate::config::Config;
+use crate::config::{Config, NotifyEvent};
 use crate::error::Result;
+use crate::notify::{Notice, Notifier};
 use crate::output::Printer;
 use crate::plan::step::{Cleanup, Step};
 use crate::plan::Phase;
@@ -38,26 +39,30 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
         }
         MaintenanceState::Off => None,
     };
-    let mut fleet = super::connect(
-        target,
-        &resolved,
-        args.connection.accept_new_host_key,
-        printer,
-    )?;
-    let hosts = fleet.sessions.len();
-    let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
-    let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);
-    match page {
-        Some(page) => {
-            fleet.each(&phase(Step::MaintenancePrepare(page)), &vars)?;
-            fleet.each(&phase(Step::MaintenanceOn), &vars)?;
+    // The change, whichever way it ends, is told to the webhooks.
+    let notifier = Notifier::start(config, &resolved, printer);
+    let started = std::time::Instant::now();
+    let changed = (|| -> Result<()> {
+        let mut fleet = super::connect(
+            target,
+            &resolved,
+            args.connection.accept_new_host_key,
+            printer,
+        )?;
+        let hosts = fleet.sessions.len();
+        let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
+        let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);
+        match page {
+            Some(page) => {
+                fleet.each(&phase(Step::MaintenancePrepare(page)), &vars)?;
+                fleet.each(&phase(Step::MaintenanceOn), &vars)?;
+            }
+            None => {
+                fleet.each(&phase(Step::MaintenanceOff), &vars)?;
+            }
         }
-        None => {
-            fleet.each(&phase(Step::MaintenanceOff), &vars)?;
-        }
-    }
-    let on = args.state == MaintenanceState::On;
-    printer.result(if on {
+        let on = args.state == MaintenanceState::On;
+        printer.result(if on {
         format!(
             "maintenance mode on for {} ({hosts} host(s)): nginx answers 503 with the page, except on {}",
             target.name, target.health.path
@@ -68,6 +73,15 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
             target.name
         )
     });
-    printer.json_result(&json!({ "target": target.name, "maintenance": on, "hosts": hosts }));
-    Ok(())
+        printer.json_result(&json!({ "target": target.name, "maintenance": on, "hosts": hosts }));
+        Ok(())
+    })();
+    notifier.finish(
+        &Notice {
+            maintenance: Some(args.state == MaintenanceState::On),
+            ..Notice::new(NotifyEvent::Maintenance, &resolved)
+        }
+        .ended(started.elapsed(), changed.as_ref().err()),
+    );
+    changed
 }
