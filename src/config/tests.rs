@@ -844,7 +844,10 @@ fn notify_webhooks_are_read_and_a_target_table_replaces_the_top_level_one() {
     assert_eq!(config.notify.retries, 1);
     let chat = &config.notify.webhooks["chat"];
     assert_eq!(chat.format, WebhookFormat::Slack);
-    assert_eq!(chat.url, UrlSource::Secret(SecretSource::Env("SLACK_URL".into())));
+    assert_eq!(
+        chat.url,
+        UrlSource::Secret(SecretSource::Env("SLACK_URL".into()))
+    );
     assert_eq!(chat.events, NotifyEvent::ALL);
     let phone = &config.notify.webhooks["phone"];
     assert_eq!(phone.token, Some(SecretSource::File("ntfy-token".into())));
@@ -885,7 +888,10 @@ fn a_webhook_url_that_may_carry_a_token_must_come_from_a_secrets_source() {
     let msg = hook("url = \"https://hooks.example/x\"\nevents = [\"deploy\"]");
     assert!(msg.contains("unknown variant `deploy`"), "{msg}");
     let msg = message(&format!("{GOOD}\n[notify]\ntimeout = 0\n"));
-    assert!(msg.contains("`notify.timeout`: must be 1 to 60 seconds"), "{msg}");
+    assert!(
+        msg.contains("`notify.timeout`: must be 1 to 60 seconds"),
+        "{msg}"
+    );
     let msg = message(&format!("{GOOD}\n[targets.staging.notify]\nretries = 9\n"));
     assert!(
         msg.contains("`targets.staging.notify.retries`: must be 0 to 5"),

@@ -13,6 +13,7 @@ mod harness;
 mod image;
 mod lock_race;
 mod lockfile;
+mod notify;
 mod operate;
 mod operate_build;
 mod operate_check;
