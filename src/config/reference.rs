@@ -121,9 +121,16 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.hooks.before_migrate", empty(), "commands run in the release with its venv and environment, plus `SHIPIT_RELEASE`, `SHIPIT_REVISION`, `SHIPIT_TARGET`, `SHIPIT_HOSTS` (space-separated) and `SHIPIT_DEPLOYER` (`user@machine`), e.g. `after_switch = [\"curl -d \\\"$SHIPIT_RELEASE by $SHIPIT_DEPLOYER\\\" $CHAT_HOOK\"]`; `{ run = \"...\", once = true }` runs on the primary only"),
         key("targets.<t>.hooks.after_migrate", empty(), "as `before_migrate`, after `migrate` and `collectstatic`, before the switch"),
         key("targets.<t>.hooks.after_switch", empty(), "as `before_migrate`, after `current` is switched and services reloaded"),
+        unshown("targets.<t>.notify", Text("the top-level `[notify]`"), "the table: this target's own notification settings (the keys of `[notify]`), which replace the top-level ones; an empty table sends nothing"),
         unshown("image.base", Text("required by `shipit image`"), "the base image: an OCI layout `[oci:]DIR[:REF]` (relative to the project), e.g. made by `skopeo copy`"),
         unshown("image.python", Text("required by `shipit image`"), "the base's interpreter, an absolute path ending in `pythonX.Y` (`/usr/local/bin/python3.12`)"),
         unshown("image.port", value(i64::from(DEFAULT_IMAGE_PORT)), "`PORT` in the image: gunicorn listens on `0.0.0.0:$PORT`"),
+        unshown("notify.timeout", value(i64::try_from(DEFAULT_NOTIFY_TIMEOUT).unwrap()), "seconds one attempt to deliver a notification may take (1 to 60)"),
+        unshown("notify.retries", value(i64::from(DEFAULT_NOTIFY_RETRIES)), "attempts after a failed first one (0 to 5), a second apart; a notification that is not delivered is a warning, never a failure"),
+        unshown("notify.webhooks.<w>.format", value("json"), "`json` (every field), `slack` (`{\"text\": …}`, Slack-compatible) or `ntfy` (text body, `Title`, `Tags`, `Priority`)"),
+        unshown("notify.webhooks.<w>.url", Required, "an http(s) URL without a query or `user:password@`, or a secrets source (`{ env = \"VAR\" }`, `{ file = … }`, `{ command = … }`): required for `slack`, whose URL carries its token"),
+        unshown("notify.webhooks.<w>.token", Text(""), "a secrets source sent as `Authorization: Bearer …`"),
+        unshown("notify.webhooks.<w>.events", Text("every event"), "some of `deploy-start`, `deploy-success`, `deploy-failure`, `rollback`, `maintenance`"),
     ]
 }
 
