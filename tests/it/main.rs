@@ -4,6 +4,7 @@
 mod bad_input;
 mod break_lock;
 mod build;
+mod ci_recipes;
 mod current_link;
 mod deploy;
 mod faults;
