@@ -630,6 +630,41 @@ mod tests {
     }
 
     #[test]
+    fn a_targets_own_notify_table_replaces_the_top_level_one() {
+        let config = parse(
+            r#"
+[project]
+name = "hello"
+
+[notify.webhooks.team]
+url = "https://hooks.example/team"
+
+[targets.prod]
+hosts = ["a"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.staging]
+hosts = ["b"]
+deploy_to = "/srv/hello"
+environment = "staging"
+[targets.staging.notify]
+timeout = 1
+"#,
+        );
+        let notify = |name: &str| {
+            Resolved::new(&config, config.target(name).unwrap())
+                .unwrap()
+                .notify
+        };
+        assert_eq!(notify("prod"), config.notify);
+        assert_eq!(notify("prod").webhooks.len(), 1);
+        let staging = notify("staging");
+        assert!(staging.webhooks.is_empty());
+        assert_eq!(staging.timeout, std::time::Duration::from_secs(1));
+    }
+
+    #[test]
     fn roles_and_the_primary_decide_what_each_host_runs() {
         let text = r#"
 [project]
