@@ -337,6 +337,23 @@ impl Notifier {
     }
 }
 
+/// A run's webhooks and what they were told when it started: `None` until the run is about to
+/// touch the hosts (a run that fails before tells nobody).
+pub(crate) type Told = Option<(Notifier, Notice)>;
+
+/// Tells the webhooks of `told` how the run ended after `elapsed` (failed with `error`, if
+/// any): the start's notice as `end` changes it. Waits for every webhook.
+pub(crate) fn finish(
+    told: Told,
+    end: impl FnOnce(Notice) -> Notice,
+    elapsed: Duration,
+    error: Option<&Error>,
+) {
+    if let Some((notifier, start)) = told {
+        notifier.finish(&end(start).ended(elapsed, error));
+    }
+}
+
 /// A thread that sends `hook` what its queue brings until the queue closes.
 fn spawn(hook: Hook, notify: &Notify, printer: Printer) -> Worker {
     let (queue, notices) = mpsc::channel::<Notice>();

@@ -9,7 +9,7 @@ use crate::build;
 use crate::cli::{DeployArgs, MigrateWhen};
 use crate::config::{Config, NotifyEvent};
 use crate::error::{Error, Result};
-use crate::notify::{Notice, Notifier};
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceConfigs};
 use crate::plan::releases::{draining, has_archive, releases, removed};
@@ -34,8 +34,41 @@ struct Planned {
     current: String,
 }
 
-/// Deploys `args.target`.
+/// Deploys `args.target`, and tells the webhooks how it ended once it touched the hosts.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
+    let started = Instant::now();
+    let mut told = None;
+    let deployed = deploy(config, args, printer, &mut told);
+    let release = deployed
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(ToString::to_string);
+    let event = match deployed {
+        Ok(_) => NotifyEvent::DeploySuccess,
+        Err(_) => NotifyEvent::DeployFailure,
+    };
+    notify::finish(
+        told,
+        |start| Notice {
+            event,
+            release,
+            ..start
+        },
+        started.elapsed(),
+        deployed.as_ref().err(),
+    );
+    deployed.map(|_| ())
+}
+
+/// Deploys `args.target`: the release, or `None` for a dry run. Once it is about to touch the
+/// hosts, the webhooks are told it starts, and kept in `told` with what they were told.
+fn deploy(
+    config: &Config,
+    args: &DeployArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<Option<ReleaseId>> {
     let whole = config.target(&args.target.name)?;
     let target = &whole.canary(&args.hosts, &args.roles, args.allow_mixed)?;
     if let Some(note) = whole.singletons_left(target) {
@@ -95,165 +128,165 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             &configs,
             migrate_always,
             printer,
-        );
+        )
+        .map(|()| None);
     }
-    // From here on the hosts are touched: the webhooks hear that the deploy starts, and then
-    // how it ended.
+    // From here on the hosts are touched.
     let notifier = Notifier::start(config, &resolved, printer);
     let notice = Notice {
         revision: Some(artifact.manifest.revision.clone()),
         ..Notice::new(NotifyEvent::DeployStart, &resolved)
     };
     notifier.send(&notice);
-    let deployed = (|| -> Result<ReleaseId> {
-        let env_file = env.file();
-        let fleet = super::connect(
-            target,
-            &resolved,
-            args.connection.accept_new_host_key,
-            printer,
-        )?;
-        let provisional = ReleaseId::at(Utc::now());
-        let run_vars = RunVars {
-            release: Some(provisional),
-            sha256: Some(artifact.sha256.clone()),
-            revision: Some(artifact.manifest.revision.clone()),
-            lock_wait: args.lock_wait.unwrap_or(0),
-            ..RunVars::default()
+    *told = Some((notifier, notice));
+    let env_file = env.file();
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
+    let provisional = ReleaseId::at(Utc::now());
+    let run_vars = RunVars {
+        release: Some(provisional),
+        sha256: Some(artifact.sha256.clone()),
+        revision: Some(artifact.manifest.revision.clone()),
+        lock_wait: args.lock_wait.unwrap_or(0),
+        ..RunVars::default()
+    };
+    let vars = resolved.fleet_vars(
+        Op::Deploy,
+        BreakLock::from_flags(args.lock.break_lock, args.lock.force),
+        &run_vars,
+    );
+    let begin = begin(&artifact.path, artifact.size);
+    let names = fleet.names();
+    let labels: Vec<String> = fleet.sessions.iter().map(|s| s.label.clone()).collect();
+    // What begin's facts decide: the release id, each host's service configs, what it prunes.
+    let plan = |begun: &[ScriptRun]| -> Result<Planned> {
+        // The release id: now, or just after the newest release any host has.
+        let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
+        let release = if inventories.iter().flatten().any(|r| r.id >= provisional) {
+            ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id))
+        } else {
+            provisional
         };
-        let vars = resolved.fleet_vars(
-            Op::Deploy,
-            BreakLock::from_flags(args.lock.break_lock, args.lock.force),
-            &run_vars,
-        );
-        let begin = begin(&artifact.path, artifact.size);
-        let names = fleet.names();
-        let labels: Vec<String> = fleet.sessions.iter().map(|s| s.label.clone()).collect();
-        // What begin's facts decide: the release id, each host's service configs, what it prunes.
-        let plan = |begun: &[ScriptRun]| -> Result<Planned> {
-            // The release id: now, or just after the newest release any host has.
-            let inventories: Vec<Vec<Release>> = begun.iter().map(|r| releases(&r.facts)).collect();
-            let release = if inventories.iter().flatten().any(|r| r.id >= provisional) {
-                ReleaseId::after(Utc::now(), inventories.iter().flatten().map(|r| &r.id))
-            } else {
-                provisional
-            };
-            let mut configs = Vec::with_capacity(begun.len());
-            for (i, run) in begun.iter().enumerate() {
-                let user = app_user(&resolved, run, &names[i])?;
-                configs.push(service_configs(
-                    config,
-                    target,
-                    &info,
-                    release,
-                    &user,
-                    &resolved.placements[i],
-                )?);
-            }
-            printer.info(format!(
-                "release {release}: archive {} ({}, {} files, revision {}{})",
-                &artifact.sha256[..12],
-                human_bytes(artifact.size),
-                artifact.files,
-                short(&artifact.manifest.revision),
-                if artifact.manifest.dirty {
-                    ", dirty"
-                } else {
-                    ""
-                }
-            ));
-            // Begin received the archive unless the host had it.
-            let uploads = begun
-                .iter()
-                .enumerate()
-                .map(|(i, run)| {
-                    if !has_archive(&run.facts) {
-                        return "sent";
-                    }
-                    printer.info(format!(
-                        "{}  ✓ upload skipped: the host already has this archive",
-                        labels[i]
-                    ));
-                    "skipped"
-                })
-                .collect();
-            let doomed = inventories
-                .iter()
-                .zip(begun)
-                .map(|(r, run)| {
-                    prune_after_switch(r, &draining(&run.facts), release, resolved.keep_releases)
-                })
-                .collect();
-            Ok(Planned {
+        let mut configs = Vec::with_capacity(begun.len());
+        for (i, run) in begun.iter().enumerate() {
+            let user = app_user(&resolved, run, &names[i])?;
+            configs.push(service_configs(
+                config,
+                target,
+                &info,
                 release,
-                program: resolved.program(Some(release)),
-                configs,
-                doomed,
-                uploads,
-                current: current_outcome(begun),
-            })
-        };
-        let prepare_on = |planned: &Planned, i: usize| {
-            prepare(
-                &resolved,
+                &user,
                 &resolved.placements[i],
-                &planned.configs[i],
-                &env_file,
-                tls_files.as_ref(),
-                migrate_always,
-            )
-        };
-        let switch_on = |planned: &Planned, i: usize| {
-            switch(
-                &resolved,
-                &resolved.placements[i],
-                planned.doomed[i].clone(),
-            )
-        };
-        let mut planned = None;
-        let (mut fleet, runs) =
-            fleet.run_stages(&begin, vars, resolved.batch, &mut |begun, preambles| {
-                let p = plan(begun)?;
-                preambles.set(|v| {
-                    v.id = p.release.to_string();
-                    v.program.clone_from(&p.program);
-                });
-                let rest = Rest {
-                    prepare: (0..begun.len()).map(|i| prepare_on(&p, i)).collect(),
-                    switch: (0..begun.len()).map(|i| switch_on(&p, i)).collect(),
-                    outcome: p.current.clone(),
-                };
-                planned = Some(p);
-                Ok(Stage::Last(rest))
-            })?;
-        let planned = planned.expect("a deploy that ran planned its release");
-        let Planned {
-            release, uploads, ..
-        } = planned;
-        for (session, run) in fleet.sessions.iter().zip(&runs) {
-            for (step, skipped) in facts::skips(&run.facts) {
-                printer.info(format!("{}  {step}: {skipped}", session.label));
+            )?);
+        }
+        printer.info(format!(
+            "release {release}: archive {} ({}, {} files, revision {}{})",
+            &artifact.sha256[..12],
+            human_bytes(artifact.size),
+            artifact.files,
+            short(&artifact.manifest.revision),
+            if artifact.manifest.dirty {
+                ", dirty"
+            } else {
+                ""
             }
-            if let Some(media) = facts::media_inside(&run.facts) {
-                let dir = media.split('/').next().unwrap_or(media);
-                printer.warn(format!(
+        ));
+        // Begin received the archive unless the host had it.
+        let uploads = begun
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                if !has_archive(&run.facts) {
+                    return "sent";
+                }
+                printer.info(format!(
+                    "{}  ✓ upload skipped: the host already has this archive",
+                    labels[i]
+                ));
+                "skipped"
+            })
+            .collect();
+        let doomed = inventories
+            .iter()
+            .zip(begun)
+            .map(|(r, run)| {
+                prune_after_switch(r, &draining(&run.facts), release, resolved.keep_releases)
+            })
+            .collect();
+        Ok(Planned {
+            release,
+            program: resolved.program(Some(release)),
+            configs,
+            doomed,
+            uploads,
+            current: current_outcome(begun),
+        })
+    };
+    let prepare_on = |planned: &Planned, i: usize| {
+        prepare(
+            &resolved,
+            &resolved.placements[i],
+            &planned.configs[i],
+            &env_file,
+            tls_files.as_ref(),
+            migrate_always,
+        )
+    };
+    let switch_on = |planned: &Planned, i: usize| {
+        switch(
+            &resolved,
+            &resolved.placements[i],
+            planned.doomed[i].clone(),
+        )
+    };
+    let mut planned = None;
+    let (mut fleet, runs) =
+        fleet.run_stages(&begin, vars, resolved.batch, &mut |begun, preambles| {
+            let p = plan(begun)?;
+            preambles.set(|v| {
+                v.id = p.release.to_string();
+                v.program.clone_from(&p.program);
+            });
+            let rest = Rest {
+                prepare: (0..begun.len()).map(|i| prepare_on(&p, i)).collect(),
+                switch: (0..begun.len()).map(|i| switch_on(&p, i)).collect(),
+                outcome: p.current.clone(),
+            };
+            planned = Some(p);
+            Ok(Stage::Last(rest))
+        })?;
+    let planned = planned.expect("a deploy that ran planned its release");
+    let Planned {
+        release, uploads, ..
+    } = planned;
+    for (session, run) in fleet.sessions.iter().zip(&runs) {
+        for (step, skipped) in facts::skips(&run.facts) {
+            printer.info(format!("{}  {step}: {skipped}", session.label));
+        }
+        if let Some(media) = facts::media_inside(&run.facts) {
+            let dir = media.split('/').next().unwrap_or(media);
+            printer.warn(format!(
                 "{}: MEDIA_ROOT is {media} inside the release, so uploads are lost at the next deploy: add \"{dir}\" to shared_dirs",
                 session.label
             ));
-            }
-            report_pruned(&session.label, run, printer);
         }
+        report_pruned(&session.label, run, printer);
+    }
 
-        let usage = super::usage(&mut fleet.sessions);
-        let names = fleet.names();
-        printer.result(format!(
-            "deployed {release} to {} ({} host{}) in {}",
-            target.name,
-            names.len(),
-            if names.len() == 1 { "" } else { "s" },
-            seconds(started.elapsed())
-        ));
-        printer.json_result(&json!({
+    let usage = super::usage(&mut fleet.sessions);
+    let names = fleet.names();
+    printer.result(format!(
+        "deployed {release} to {} ({} host{}) in {}",
+        target.name,
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        seconds(started.elapsed())
+    ));
+    printer.json_result(&json!({
         "release": release.to_string(),
         "target": target.name,
         "hosts": names,
@@ -267,21 +300,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "seconds": started.elapsed().as_secs_f64(),
         "usage": usage,
     }));
-        Ok(release)
-    })();
-    let (event, release) = match &deployed {
-        Ok(release) => (NotifyEvent::DeploySuccess, Some(release.to_string())),
-        Err(_) => (NotifyEvent::DeployFailure, None),
-    };
-    notifier.finish(
-        &Notice {
-            event,
-            release,
-            ..notice
-        }
-        .ended(started.elapsed(), deployed.as_ref().err()),
-    );
-    deployed.map(|_| ())
+    Ok(Some(release))
 }
 
 /// The account host `run`'s app server runs as: `app_user`, or the deploy user; never root

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::cli::{MaintenanceArgs, MaintenanceState};
 use crate::config::{Config, NotifyEvent};
 use crate::error::Result;
-use crate::notify::{Notice, Notifier};
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::Printer;
 use crate::plan::step::{Cleanup, Step};
 use crate::plan::Phase;
@@ -19,8 +19,32 @@ use crate::templates::{BuildInfo, RenderContext, Templates};
 const DEFAULT_MESSAGE: &str =
     "We are making some improvements and will be back in a few minutes. Thank you for your patience.";
 
-/// Turns maintenance mode `args.state` on every host of `args.target`.
+/// Turns maintenance mode `args.state` on every host of `args.target`, and tells the webhooks
+/// how it ended.
 pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut told = None;
+    let changed = change(config, args, printer, &mut told);
+    notify::finish(
+        told,
+        |start| Notice {
+            maintenance: Some(args.state == MaintenanceState::On),
+            ..start
+        },
+        started.elapsed(),
+        changed.as_ref().err(),
+    );
+    changed
+}
+
+/// Turns maintenance mode `args.state` on every host; `told` gets the webhooks before any host
+/// is touched.
+fn change(
+    config: &Config,
+    args: &MaintenanceArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<()> {
     let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     let page = match args.state {
@@ -39,30 +63,28 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
         }
         MaintenanceState::Off => None,
     };
-    // The change, whichever way it ends, is told to the webhooks.
     let notifier = Notifier::start(config, &resolved, printer);
-    let started = std::time::Instant::now();
-    let changed = (|| -> Result<()> {
-        let mut fleet = super::connect(
-            target,
-            &resolved,
-            args.connection.accept_new_host_key,
-            printer,
-        )?;
-        let hosts = fleet.sessions.len();
-        let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
-        let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);
-        match page {
-            Some(page) => {
-                fleet.each(&phase(Step::MaintenancePrepare(page)), &vars)?;
-                fleet.each(&phase(Step::MaintenanceOn), &vars)?;
-            }
-            None => {
-                fleet.each(&phase(Step::MaintenanceOff), &vars)?;
-            }
+    *told = Some((notifier, Notice::new(NotifyEvent::Maintenance, &resolved)));
+    let mut fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
+    let hosts = fleet.sessions.len();
+    let vars = vec![resolved.vars(Op::Maintenance, BreakLock::No, &RunVars::default()); hosts];
+    let phase = |step: Step| Phase::new(vec![step], Cleanup::Lock);
+    match page {
+        Some(page) => {
+            fleet.each(&phase(Step::MaintenancePrepare(page)), &vars)?;
+            fleet.each(&phase(Step::MaintenanceOn), &vars)?;
         }
-        let on = args.state == MaintenanceState::On;
-        printer.result(if on {
+        None => {
+            fleet.each(&phase(Step::MaintenanceOff), &vars)?;
+        }
+    }
+    let on = args.state == MaintenanceState::On;
+    printer.result(if on {
         format!(
             "maintenance mode on for {} ({hosts} host(s)): nginx answers 503 with the page, except on {}",
             target.name, target.health.path
@@ -73,15 +95,6 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
             target.name
         )
     });
-        printer.json_result(&json!({ "target": target.name, "maintenance": on, "hosts": hosts }));
-        Ok(())
-    })();
-    notifier.finish(
-        &Notice {
-            maintenance: Some(args.state == MaintenanceState::On),
-            ..Notice::new(NotifyEvent::Maintenance, &resolved)
-        }
-        .ended(started.elapsed(), changed.as_ref().err()),
-    );
-    changed
+    printer.json_result(&json!({ "target": target.name, "maintenance": on, "hosts": hosts }));
+    Ok(())
 }

@@ -10,7 +10,7 @@ use crate::cli::RollbackArgs;
 use crate::config::{Config, NotifyEvent};
 use crate::error::Result;
 use crate::migrations::{decide, Choice, Unapply};
-use crate::notify::{Notice, Notifier};
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
@@ -33,122 +33,151 @@ struct Going {
     from: String,
 }
 
-/// Rolls `args.target` back (with `--dry-run`, says what it would do).
+/// Rolls `args.target` back (with `--dry-run`, says what it would do), and tells the webhooks
+/// how it ended (a dry run tells nobody).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
+    let started = Instant::now();
+    let mut told = None;
+    let rolled = roll_back(config, args, printer, &mut told);
+    let (release, revision) = match &rolled {
+        Ok(Some((to, revision))) => (Some(to.to_string()), Some(revision.clone())),
+        _ => (None, None),
+    };
+    notify::finish(
+        told,
+        |start| Notice {
+            release,
+            revision: revision.filter(|r| !r.is_empty()),
+            ..start
+        },
+        started.elapsed(),
+        rolled.as_ref().err(),
+    );
+    rolled.map(|_| ())
+}
+
+/// Rolls `args.target` back: the release switched to and its revision, or `None` for a dry
+/// run. `told` gets the webhooks of a rollback that runs.
+fn roll_back(
+    config: &Config,
+    args: &RollbackArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<Option<(ReleaseId, String)>> {
     let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
+    if !args.dry_run {
+        let notifier = Notifier::start(config, &resolved, printer);
+        *told = Some((notifier, Notice::new(NotifyEvent::Rollback, &resolved)));
+    }
     super::keep_run_log(config, "rollback", &resolved, printer);
     let started = Instant::now();
-    // A rollback that runs tells the webhooks how it ended (a dry run tells nobody).
-    let notifier = (!args.dry_run).then(|| Notifier::start(config, &resolved, printer));
-    let rolled = (|| -> Result<Option<(ReleaseId, String)>> {
-        let fleet = super::connect(
-            target,
-            &resolved,
-            args.connection.accept_new_host_key,
-            printer,
-        )?;
-        let hosts = fleet.sessions.len();
-        let vars = resolved.fleet_vars(
-            Op::Rollback,
-            BreakLock::from_flags(args.break_lock, args.force),
-            &RunVars::default(),
-        );
-        if args.dry_run {
-            return dry_run(fleet, &resolved, args, vars, printer).map(|()| None);
-        }
-        // Where to go, from what begin found; the migrations the database has applied that the
-        // target does not know, from what check found.
-        let go = |names: &[String], begun: &[ScriptRun]| -> Result<Going> {
-            let (live, to, revision) = destination(names, begun, args, &target.name)?;
-            let from = describe_from(live);
-            printer.info(format!("rolling {} back from {from} to {to}", target.name));
-            Ok(Going {
-                live,
-                to,
-                revision,
-                from,
-            })
-        };
-        let decide =
-            |checked: &[ScriptRun], going: &Going| -> Result<(Vec<String>, Vec<Unapply>)> {
-                let (unknown, unapply) = migrations(checked, args, going.live, going.to)?;
-                if !unapply.is_empty() {
-                    let what = describe(&unapply);
-                    printer.confirm(&format!(
+    let fleet = super::connect(
+        target,
+        &resolved,
+        args.connection.accept_new_host_key,
+        printer,
+    )?;
+    let hosts = fleet.sessions.len();
+    let vars = resolved.fleet_vars(
+        Op::Rollback,
+        BreakLock::from_flags(args.break_lock, args.force),
+        &RunVars::default(),
+    );
+    if args.dry_run {
+        return dry_run(fleet, &resolved, args, vars, printer).map(|()| None);
+    }
+    // Where to go, from what begin found; the migrations the database has applied that the
+    // target does not know, from what check found.
+    let go = |names: &[String], begun: &[ScriptRun]| -> Result<Going> {
+        let (live, to, revision) = destination(names, begun, args, &target.name)?;
+        let from = describe_from(live);
+        printer.info(format!("rolling {} back from {from} to {to}", target.name));
+        Ok(Going {
+            live,
+            to,
+            revision,
+            from,
+        })
+    };
+    let decide = |checked: &[ScriptRun], going: &Going| -> Result<(Vec<String>, Vec<Unapply>)> {
+        let (unknown, unapply) = migrations(checked, args, going.live, going.to)?;
+        if !unapply.is_empty() {
+            let what = describe(&unapply);
+            printer.confirm(&format!(
                 "unapply {what} with the code of {} (data in dropped columns or tables is lost)",
                 going.from
             ))?;
-                    printer.info(format!("unapplying {what} with the code of {}", going.from));
-                } else if !unknown.is_empty() {
-                    printer.warn(format!(
-                        "switching although release {} does not know these applied migrations: {}",
-                        going.to,
-                        unknown.join(", ")
-                    ));
-                }
-                Ok((unknown, unapply))
+            printer.info(format!("unapplying {what} with the code of {}", going.from));
+        } else if !unknown.is_empty() {
+            printer.warn(format!(
+                "switching although release {} does not know these applied migrations: {}",
+                going.to,
+                unknown.join(", ")
+            ));
+        }
+        Ok((unknown, unapply))
+    };
+    let names = fleet.names();
+    let outcome_from = |going: &Going| {
+        format!(
+            "nothing was switched: `current` still points at {}",
+            going.from
+        )
+    };
+    let mut going: Option<Going> = None;
+    let mut decided: Option<(Vec<String>, Vec<Unapply>)> = None;
+    let (mut fleet, _) =
+        fleet.run_stages(&begin(), vars, resolved.batch, &mut |so_far, preambles| {
+            let Some(g) = &going else {
+                let g = go(&names, so_far)?;
+                preambles.set(|v| {
+                    v.id = g.to.to_string();
+                    v.revision.clone_from(&g.revision);
+                    v.program = resolved.program(Some(g.to));
+                });
+                going = Some(g);
+                return Ok(Stage::More {
+                    phase: check(),
+                    outcome: "nothing was changed".into(),
+                });
             };
-        let names = fleet.names();
-        let outcome_from = |going: &Going| {
-            format!(
-                "nothing was switched: `current` still points at {}",
-                going.from
-            )
-        };
-        let mut going: Option<Going> = None;
-        let mut decided: Option<(Vec<String>, Vec<Unapply>)> = None;
-        let (mut fleet, _) =
-            fleet.run_stages(&begin(), vars, resolved.batch, &mut |so_far, preambles| {
-                let Some(g) = &going else {
-                    let g = go(&names, so_far)?;
-                    preambles.set(|v| {
-                        v.id = g.to.to_string();
-                        v.revision.clone_from(&g.revision);
-                        v.program = resolved.program(Some(g.to));
-                    });
-                    going = Some(g);
-                    return Ok(Stage::More {
-                        phase: check(),
-                        outcome: "nothing was changed".into(),
-                    });
-                };
-                let (unknown, unapply) = decide(so_far, g).inspect_err(|_| {
-                    preambles.giving_up("refused: unknown migrations, or not confirmed")
-                })?;
-                // Unapply once, on the primary: every cleanup there from here on migrates the live
-                // schema forward again (a no-op if nothing was unapplied yet), whichever host fails
-                // and whenever.
-                if !unapply.is_empty() {
-                    preambles.set_on(resolved.primary, |v| v.unapplied = "1".into());
-                }
-                let rest = Rest {
-                    prepare: (0..so_far.len())
-                        .map(|i| prepare(&resolved, &resolved.placements[i], &unapply))
-                        .collect(),
-                    switch: (0..so_far.len())
-                        .map(|i| switch(&resolved, &resolved.placements[i]))
-                        .collect(),
-                    outcome: outcome_from(g),
-                };
-                decided = Some((unknown, unapply));
-                Ok(Stage::Last(rest))
+            let (unknown, unapply) = decide(so_far, g).inspect_err(|_| {
+                preambles.giving_up("refused: unknown migrations, or not confirmed")
             })?;
-        let going = going.expect("a rollback that ran chose where to go");
-        let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
-        let Going {
-            live,
-            to,
-            from,
-            revision,
-        } = going;
-        printer.result(format!(
-            "rolled {} back from {from} to {to} on {hosts} host{} in {}",
-            target.name,
-            if hosts == 1 { "" } else { "s" },
-            seconds(started.elapsed())
-        ));
-        printer.json_result(&json!({
+            // Unapply once, on the primary: every cleanup there from here on migrates the live
+            // schema forward again (a no-op if nothing was unapplied yet), whichever host fails
+            // and whenever.
+            if !unapply.is_empty() {
+                preambles.set_on(resolved.primary, |v| v.unapplied = "1".into());
+            }
+            let rest = Rest {
+                prepare: (0..so_far.len())
+                    .map(|i| prepare(&resolved, &resolved.placements[i], &unapply))
+                    .collect(),
+                switch: (0..so_far.len())
+                    .map(|i| switch(&resolved, &resolved.placements[i]))
+                    .collect(),
+                outcome: outcome_from(g),
+            };
+            decided = Some((unknown, unapply));
+            Ok(Stage::Last(rest))
+        })?;
+    let going = going.expect("a rollback that ran chose where to go");
+    let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
+    let Going {
+        live,
+        to,
+        from,
+        revision,
+    } = going;
+    printer.result(format!(
+        "rolled {} back from {from} to {to} on {hosts} host{} in {}",
+        target.name,
+        if hosts == 1 { "" } else { "s" },
+        seconds(started.elapsed())
+    ));
+    printer.json_result(&json!({
         "target": target.name,
         "from": live,
         "to": to,
@@ -158,23 +187,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         "seconds": started.elapsed().as_secs_f64(),
         "usage": super::usage(&mut fleet.sessions),
     }));
-        Ok(Some((to, revision)))
-    })();
-    if let Some(notifier) = notifier {
-        let (release, revision) = match &rolled {
-            Ok(Some((to, revision))) => (Some(to.to_string()), Some(revision.clone())),
-            _ => (None, None),
-        };
-        notifier.finish(
-            &Notice {
-                release,
-                revision: revision.filter(|r| !r.is_empty()),
-                ..Notice::new(NotifyEvent::Rollback, &resolved)
-            }
-            .ended(started.elapsed(), rolled.as_ref().err()),
-        );
-    }
-    rolled.map(|_| ())
+    Ok(Some((to, revision)))
 }
 
 /// Where every host goes, from the inventories `begun` reported: `(live, to, revision of to)`
