@@ -898,3 +898,32 @@ fn a_webhook_url_that_may_carry_a_token_must_come_from_a_secrets_source() {
         "{msg}"
     );
 }
+
+/// The ```toml blocks of the book's page `page`.
+fn toml_blocks(page: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/src")
+        .join(page);
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("\n```").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_notification_and_ci_pages_configurations_load() {
+    let blocks = toml_blocks("notifications.md");
+    assert_eq!(blocks.len(), 2);
+    for block in blocks {
+        parse(&format!("{GOOD}\n{block}")).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+    let blocks = toml_blocks("ci.md");
+    assert_eq!(blocks.len(), 1);
+    let config = parse(&format!("[project]\nname = \"hello\"\n{}", blocks[0])).unwrap();
+    assert!(config
+        .target("production")
+        .unwrap()
+        .secrets
+        .contains_key("DJANGO_SECRET_KEY"));
+}
