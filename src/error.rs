@@ -378,6 +378,17 @@ impl Error {
             .collect()
     }
 
+    /// Where the run failed, for a notification: the host and the step, when known (the first
+    /// host's, in target order, when several failed).
+    pub(crate) fn failed_at(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Error::Hosts { errors } => errors.first().map_or((None, None), Error::failed_at),
+            Error::Step { host, step, .. } => (Some(host), Some(step)),
+            Error::Locked { host, .. } => (Some(host), Some("lock")),
+            _ => (self.host(), self.host().map(|_| "connect")),
+        }
+    }
+
     /// The host this error is about, when it is one host's.
     fn host(&self) -> Option<&str> {
         match self {

@@ -16,6 +16,7 @@ mod init;
 mod interrupt;
 mod manager;
 mod migrations;
+mod notify;
 mod output;
 pub mod plan;
 mod provenance;

@@ -218,13 +218,17 @@ impl Printer {
 
     /// `text` as it may be shown: secrets and credentials masked, control characters
     /// neutralised.
-    fn clean(&self, text: &str) -> String {
-        let masked = self
-            .secrets
+    /// `text` with every value this printer redacts masked, as it would be shown (for what
+    /// leaves this machine otherwise, e.g. a notification).
+    pub(crate) fn mask(&self, text: &str) -> String {
+        self.secrets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .mask(text);
-        printable(&masked, true).into_owned()
+            .mask(text)
+    }
+
+    fn clean(&self, text: &str) -> String {
+        printable(&self.mask(text), true).into_owned()
     }
 
     /// `value` with every string in it masked (before it is encoded, so that a value holding
@@ -232,12 +236,7 @@ impl Printer {
     fn clean_json(&self, value: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
         match value {
-            Value::String(text) => Value::String(
-                self.secrets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .mask(text),
-            ),
+            Value::String(text) => Value::String(self.mask(text)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.clean_json(v)).collect()),
             Value::Object(fields) => Value::Object(
                 fields

@@ -8,8 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource,
-    Target, Tls, TlsMode, SCHEDULER, WEB_ROLE,
+    App, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process,
+    SecretSource, Target, Tls, TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::manager::server::AppServer;
@@ -112,6 +112,8 @@ pub(crate) struct Resolved {
     pub(crate) allow_root: bool,
     /// What each host runs (index as in the target's hosts; one entry for a local target).
     pub(crate) placements: Vec<Placement>,
+    /// Who is told about the run: the target's own `notify` table, else the top-level one.
+    pub(crate) notify: Notify,
 }
 
 /// What one host runs, by its roles and whether it is the primary.
@@ -242,6 +244,7 @@ impl Resolved {
             placements: (0..target.hosts.len().max(1))
                 .map(|host| placement(target, host))
                 .collect(),
+            notify: target.notify.as_ref().unwrap_or(&config.notify).clone(),
         })
     }
 
@@ -459,7 +462,10 @@ pub(crate) fn describe(from: &SecretSource) -> String {
     }
 }
 
-fn secret_value(config: &Config, from: &SecretSource) -> std::result::Result<String, String> {
+pub(crate) fn secret_value(
+    config: &Config,
+    from: &SecretSource,
+) -> std::result::Result<String, String> {
     let value = match from {
         SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("{var} is not set"))?,
         SecretSource::File(path) => {
@@ -584,6 +590,7 @@ pub(crate) fn sample() -> Resolved {
         app_user: None,
         allow_root: false,
         placements: vec![Placement::everything(&[])],
+        notify: Notify::default(),
     }
 }
 
@@ -635,6 +642,41 @@ mod tests {
             text,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_targets_own_notify_table_replaces_the_top_level_one() {
+        let config = parse(
+            r#"
+[project]
+name = "hello"
+
+[notify.webhooks.team]
+url = "https://hooks.example/team"
+
+[targets.prod]
+hosts = ["a"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.staging]
+hosts = ["b"]
+deploy_to = "/srv/hello"
+environment = "staging"
+[targets.staging.notify]
+timeout = 1
+"#,
+        );
+        let notify = |name: &str| {
+            Resolved::new(&config, config.target(name).unwrap())
+                .unwrap()
+                .notify
+        };
+        assert_eq!(notify("prod"), config.notify);
+        assert_eq!(notify("prod").webhooks.len(), 1);
+        let staging = notify("staging");
+        assert!(staging.webhooks.is_empty());
+        assert_eq!(staging.timeout, std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, SecretSource, Target};
+use crate::config::{Config, Notify, SecretSource, Target, UrlSource};
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
 use crate::templates::{BuildInfo, RenderContext, Templates};
@@ -287,16 +287,11 @@ pub(crate) fn build_deployable(
     Ok((artifact, info))
 }
 
-/// A secret `file` (of any target: they all build from this tree) must not be one the archive
-/// would take: inside the project it is refused unless `exclude`, `.shipit/` or a secret-file
-/// name rule keeps it out.
+/// A secret `file` (of any target: they all build from this tree; or of a webhook) must not be
+/// one the archive would take: inside the project it is refused unless `exclude`, `.shipit/`
+/// or a secret-file name rule keeps it out.
 fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
-    for (target, name, file) in config.targets.values().flat_map(|t| {
-        t.secrets.iter().filter_map(move |(name, from)| match from {
-            SecretSource::File(file) => Some((&t.name, name, file)),
-            _ => None,
-        })
-    }) {
+    for (key, file) in secret_files(config) {
         let path = config.root.join(crate::config::expand_home(file));
         let Some(inside) = source::inside(&config.root, &path) else {
             continue;
@@ -305,7 +300,7 @@ fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
             return Err(Error::Config {
                 path: config.path.clone(),
                 line: None,
-                key: Some(format!("targets.{target}.secrets.{name}")),
+                key: Some(key),
                 message: format!(
                     "the secret file `{file}` is inside the project, so the archive would take it \
                      too; keep it outside the project (e.g. under ~/.config/), or name it in \
@@ -316,6 +311,40 @@ fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every secret read from a file, by its dotted key: the targets' `secrets` and the webhooks'
+/// `url` and `token`.
+fn secret_files(config: &Config) -> Vec<(String, &str)> {
+    let mut files = webhook_files("notify", &config.notify);
+    for t in config.targets.values() {
+        if let Some(own) = &t.notify {
+            files.extend(webhook_files(&format!("targets.{}.notify", t.name), own));
+        }
+        for (name, from) in &t.secrets {
+            if let SecretSource::File(file) = from {
+                files.push((format!("targets.{}.secrets.{name}", t.name), file.as_str()));
+            }
+        }
+    }
+    files
+}
+
+/// The webhooks' secrets read from a file, of the notify table at `table`.
+fn webhook_files<'a>(table: &str, notify: &'a Notify) -> Vec<(String, &'a str)> {
+    let mut files = Vec::new();
+    for (name, hook) in &notify.webhooks {
+        let url = match &hook.url {
+            UrlSource::Secret(from) => Some(from),
+            UrlSource::Literal(_) => None,
+        };
+        for (what, from) in [("url", url), ("token", hook.token.as_ref())] {
+            if let Some(SecretSource::File(file)) = from {
+                files.push((format!("{table}.webhooks.{name}.{what}"), file.as_str()));
+            }
+        }
+    }
+    files
 }
 
 /// A rendered file may replace a project file, but not a directory or a path below a file.

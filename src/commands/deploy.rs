@@ -7,8 +7,9 @@ use serde_json::json;
 
 use crate::build;
 use crate::cli::{DeployArgs, MigrateWhen};
-use crate::config::Config;
+use crate::config::{Config, NotifyEvent};
 use crate::error::{Error, Result};
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::{human_bytes, seconds, Printer};
 use crate::plan::deploy::{begin, prepare, prune_after_switch, switch, ServiceConfigs};
 use crate::plan::releases::{draining, has_archive, releases, removed};
@@ -33,8 +34,41 @@ struct Planned {
     current: String,
 }
 
-/// Deploys `args.target`.
+/// Deploys `args.target`, and tells the webhooks how it ended once it touched the hosts.
 pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Result<()> {
+    let started = Instant::now();
+    let mut told = None;
+    let deployed = deploy(config, args, printer, &mut told);
+    let release = deployed
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(ToString::to_string);
+    let event = match deployed {
+        Ok(_) => NotifyEvent::DeploySuccess,
+        Err(_) => NotifyEvent::DeployFailure,
+    };
+    notify::finish(
+        told,
+        |start| Notice {
+            event,
+            release,
+            ..start
+        },
+        started.elapsed(),
+        deployed.as_ref().err(),
+    );
+    deployed.map(|_| ())
+}
+
+/// Deploys `args.target`: the release, or `None` for a dry run. Once it is about to touch the
+/// hosts, the webhooks are told it starts, and kept in `told` with what they were told.
+fn deploy(
+    config: &Config,
+    args: &DeployArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<Option<ReleaseId>> {
     let whole = config.target(&args.target.name)?;
     let target = &whole.canary(&args.hosts, &args.roles, args.allow_mixed)?;
     if let Some(note) = whole.singletons_left(target) {
@@ -94,8 +128,17 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
             &configs,
             migrate_always,
             printer,
-        );
+        )
+        .map(|()| None);
     }
+    // From here on the hosts are touched.
+    let notifier = Notifier::start(config, &resolved, printer);
+    let notice = Notice {
+        revision: Some(artifact.manifest.revision.clone()),
+        ..Notice::new(NotifyEvent::DeployStart, &resolved)
+    };
+    notifier.send(&notice);
+    *told = Some((notifier, notice));
     let env_file = env.file();
     let fleet = super::connect(
         target,
@@ -258,7 +301,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         "seconds": started.elapsed().as_secs_f64(),
         "usage": usage,
     }));
-    Ok(())
+    Ok(Some(release))
 }
 
 /// The account host `run`'s app server runs as: `app_user`, or the deploy user; never root

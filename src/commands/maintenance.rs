@@ -6,8 +6,9 @@
 use serde_json::json;
 
 use crate::cli::{MaintenanceArgs, MaintenanceState};
-use crate::config::Config;
+use crate::config::{Config, NotifyEvent};
 use crate::error::Result;
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::Printer;
 use crate::plan::step::{Cleanup, Step};
 use crate::plan::Phase;
@@ -18,8 +19,32 @@ use crate::templates::{BuildInfo, RenderContext, Templates};
 const DEFAULT_MESSAGE: &str =
     "We are making some improvements and will be back in a few minutes. Thank you for your patience.";
 
-/// Turns maintenance mode `args.state` on every host of `args.target`.
+/// Turns maintenance mode `args.state` on every host of `args.target`, and tells the webhooks
+/// how it ended.
 pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut told = None;
+    let changed = change(config, args, printer, &mut told);
+    notify::finish(
+        told,
+        |start| Notice {
+            maintenance: Some(args.state == MaintenanceState::On),
+            ..start
+        },
+        started.elapsed(),
+        changed.as_ref().err(),
+    );
+    changed
+}
+
+/// Turns maintenance mode `args.state` on every host; `told` gets the webhooks before any host
+/// is touched.
+fn change(
+    config: &Config,
+    args: &MaintenanceArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<()> {
     let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
     let page = match args.state {
@@ -38,6 +63,8 @@ pub(crate) fn run(config: &Config, args: &MaintenanceArgs, printer: &Printer) ->
         }
         MaintenanceState::Off => None,
     };
+    let notifier = Notifier::start(config, &resolved, printer);
+    *told = Some((notifier, Notice::new(NotifyEvent::Maintenance, &resolved)));
     let mut fleet = super::connect(
         target,
         &resolved,

@@ -7,9 +7,10 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::cli::RollbackArgs;
-use crate::config::Config;
+use crate::config::{Config, NotifyEvent};
 use crate::error::Result;
 use crate::migrations::{decide, Choice, Unapply};
+use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
 use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
@@ -32,10 +33,43 @@ struct Going {
     from: String,
 }
 
-/// Rolls `args.target` back (with `--dry-run`, says what it would do).
+/// Rolls `args.target` back (with `--dry-run`, says what it would do), and tells the webhooks
+/// how it ended (a dry run tells nobody).
 pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Result<()> {
+    let started = Instant::now();
+    let mut told = None;
+    let rolled = roll_back(config, args, printer, &mut told);
+    let (release, revision) = match &rolled {
+        Ok(Some((to, revision))) => (Some(to.to_string()), Some(revision.clone())),
+        _ => (None, None),
+    };
+    notify::finish(
+        told,
+        |start| Notice {
+            release,
+            revision: revision.filter(|r| !r.is_empty()),
+            ..start
+        },
+        started.elapsed(),
+        rolled.as_ref().err(),
+    );
+    rolled.map(|_| ())
+}
+
+/// Rolls `args.target` back: the release switched to and its revision, or `None` for a dry
+/// run. `told` gets the webhooks of a rollback that runs.
+fn roll_back(
+    config: &Config,
+    args: &RollbackArgs,
+    printer: &Printer,
+    told: &mut Told,
+) -> Result<Option<(ReleaseId, String)>> {
     let target = config.target(&args.target.name)?;
     let resolved = Resolved::new(config, target)?;
+    if !args.dry_run {
+        let notifier = Notifier::start(config, &resolved, printer);
+        *told = Some((notifier, Notice::new(NotifyEvent::Rollback, &resolved)));
+    }
     super::keep_run_log(config, "rollback", &resolved, printer);
     let started = Instant::now();
     let fleet = super::connect(
@@ -51,7 +85,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         &RunVars::default(),
     );
     if args.dry_run {
-        return dry_run(fleet, &resolved, args, vars, printer);
+        return dry_run(fleet, &resolved, args, vars, printer).map(|()| None);
     }
     // Where to go, from what begin found; the migrations the database has applied that the
     // target does not know, from what check found.
@@ -131,7 +165,12 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         })?;
     let going = going.expect("a rollback that ran chose where to go");
     let (unknown, unapply) = decided.expect("a rollback that ran decided on its migrations");
-    let Going { live, to, from, .. } = going;
+    let Going {
+        live,
+        to,
+        from,
+        revision,
+    } = going;
     printer.result(format!(
         "rolled {} back from {from} to {to} on {hosts} host{} in {}",
         target.name,
@@ -148,7 +187,7 @@ pub(crate) fn run(config: &Config, args: &RollbackArgs, printer: &Printer) -> Re
         "seconds": started.elapsed().as_secs_f64(),
         "usage": super::usage(&mut fleet.sessions),
     }));
-    Ok(())
+    Ok(Some((to, revision)))
 }
 
 /// Where every host goes, from the inventories `begun` reported: `(live, to, revision of to)`

@@ -23,6 +23,7 @@ mod hooks;
 mod hosts;
 mod migrations;
 mod nginx;
+mod notify;
 mod processes;
 mod project;
 #[cfg(test)]
@@ -45,6 +46,8 @@ pub use hosts::*;
 use migrations::validate_migrations;
 pub use migrations::*;
 pub use nginx::*;
+pub use notify::*;
+use notify::{validate_notify, RawNotify};
 pub use processes::*;
 pub use project::*;
 use schedule::{validate_schedule, RawSchedule};
@@ -75,6 +78,8 @@ pub struct Config {
     /// `[aliases]`: short names for commands `shipit run` and `shipit console` run (e.g.
     /// `dbshell = "./manage.py dbshell"`).
     pub aliases: BTreeMap<String, String>,
+    /// The `[notify]` table: the webhooks of every target without a `notify` table of its own.
+    pub notify: Notify,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +92,7 @@ struct RawConfig {
     image: RawImage,
     #[serde(default)]
     aliases: BTreeMap<Spanned<String>, Spanned<String>>,
+    notify: Option<RawNotify>,
 }
 
 /// Reports errors against one source file, turning byte spans into line numbers.
@@ -218,6 +224,10 @@ impl Config {
             }
             aliases.insert(name.into_inner(), command.into_inner());
         }
+        let notify = match raw.notify {
+            Some(notify) => validate_notify(&source, "notify", notify)?,
+            None => Notify::default(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             root: root.to_path_buf(),
@@ -225,6 +235,7 @@ impl Config {
             targets,
             image,
             aliases,
+            notify,
         })
     }
 

@@ -135,10 +135,17 @@ fn keys() -> Vec<Key> {
         unshown("targets.<t>.hooks.<hook>[].run", Required, "a hook's table form (`{ run = \"...\", once = true }`, in any of the three lists): the command"),
         unshown("targets.<t>.hooks.<hook>[].once", value(false), "run it on the primary host only"),
         key("targets.<t>.hooks.after_switch", empty(), "as `before_migrate`, after `current` is switched and services reloaded"),
+        unshown("targets.<t>.notify", Text("the top-level `[notify]`"), "the table: this target's own notification settings (the keys of `[notify]`), which replace the top-level ones; an empty table sends nothing"),
         unshown("image.base", Text("required by `shipit image`"), "the base image: an OCI layout `[oci:]DIR[:REF]` (relative to the project), e.g. made by `skopeo copy`"),
         unshown("image.python", Text("required by `shipit image`"), "the base's interpreter, an absolute path ending in `pythonX.Y` (`/usr/local/bin/python3.12`)"),
         unshown("aliases.<name>", Text("none"), "a short name for a command `shipit run` and `shipit console` run (`dbshell = \"./manage.py dbshell\"`); the alias `console` is `shipit console`'s default command"),
         unshown("image.port", value(i64::from(DEFAULT_IMAGE_PORT)), "`PORT` in the image: gunicorn listens on `0.0.0.0:$PORT`"),
+        unshown("notify.timeout", value(i64::try_from(DEFAULT_NOTIFY_TIMEOUT).unwrap()), "seconds one attempt to deliver a notification may take (1 to 60)"),
+        unshown("notify.retries", value(i64::from(DEFAULT_NOTIFY_RETRIES)), "attempts after a failed first one (0 to 5), a second apart; a notification that is not delivered is a warning, never a failure"),
+        unshown("notify.webhooks.<name>.format", value("json"), "`json` (every field), `slack` (`{\"text\": …}`, Slack-compatible) or `ntfy` (text body, `Title`, `Tags`, `Priority`)"),
+        unshown("notify.webhooks.<name>.url", Required, "an http(s) URL without a query or `user:password@`, or a secrets source (`{ env = \"VAR\" }`, `{ file = … }`, `{ command = … }`): required for `slack`, whose URL carries its token"),
+        unshown("notify.webhooks.<name>.token", Text(""), "a secrets source sent as `Authorization: Bearer …`"),
+        unshown("notify.webhooks.<name>.events", Text("every event"), "some of `deploy-start`, `deploy-success`, `deploy-failure`, `rollback`, `maintenance`"),
     ]
 }
 
@@ -299,6 +306,9 @@ fn table_form(path: &str) -> std::collections::BTreeSet<String> {
         }
         // Template variables are any TOML value; a schedule entry is a command or a list.
         ("vars" | "schedule", "<name>") => std::collections::BTreeSet::new(),
+        // A webhook's URL: a literal URL, or a secrets source (`{ env = ... }`) documented
+        // with the key.
+        (_, "url") if path.contains("notify.webhooks.") => std::collections::BTreeSet::new(),
         _ => panic!(
             "`{path}` takes an untagged value: trace its table form in config::reference::table_form"
         ),
@@ -322,9 +332,16 @@ fn every_key_the_model_accepts_is_documented_and_no_other() {
     );
     let documented: Vec<&str> = keys().iter().map(|k| k.key).collect();
     // A table or a map is documented by the keys below it.
+    // A target's own `notify` table has the keys of the top-level one.
+    let documented_as = |key: &str| -> String {
+        key.strip_prefix("targets.<t>.")
+            .filter(|k| k.starts_with("notify."))
+            .unwrap_or(key)
+            .to_string()
+    };
     let undocumented: Vec<&String> = accepted
         .iter()
-        .filter(|key| !documented.iter().any(|d| under(d, key)))
+        .filter(|key| !documented.iter().any(|d| under(d, &documented_as(key))))
         .collect();
     assert!(
         undocumented.is_empty(),

@@ -151,6 +151,8 @@ pub struct Target {
     /// their keys: five numeric cron fields and the commands run in order, on the primary in
     /// `current`.
     pub schedule: Vec<(String, Vec<String>)>,
+    /// The target's own `[targets.T.notify]`, which replaces the top-level `[notify]`.
+    pub notify: Option<Notify>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +196,7 @@ pub(super) struct RawTarget {
     batch: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
     tls: Option<Spanned<RawTls>>,
+    notify: Option<RawNotify>,
     app: Option<Spanned<RawApp>>,
     supervisor: Option<Spanned<Supervisor>>,
     systemd: Option<Spanned<Systemd>>,
@@ -365,6 +368,10 @@ pub(super) fn validate_target(
         processes: validate_processes(source, name, raw.processes)?,
         roles: validate_roles(source, name, raw.roles, &hosts)?,
         schedule: validate_schedule(source, name, raw.schedule)?,
+        notify: match raw.notify {
+            Some(n) => Some(validate_notify(source, &key("notify"), n)?),
+            None => None,
+        },
         name: name.to_string(),
         hosts,
         deploy_to: deploy_to.clone(),

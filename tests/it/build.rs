@@ -1230,4 +1230,18 @@ fn a_secret_file_inside_the_project_is_refused_with_its_key() {
     with_secret("secrets/django_key");
     let built = build(&project, &["--target", "local"]);
     assert!(!built.archive.contains("secrets/django_key"));
+
+    // A webhook's token read from a file: the same rule (on a project nothing was built in).
+    let project = support::project::project();
+    project.write(
+        "shipit.toml",
+        &format!(
+            "{original}\n[notify.webhooks.team]\nurl = \"https://hooks.example/deploys\"\n\
+             token = {{ file = \"conf/hook_token.txt\" }}\n"
+        ),
+    );
+    build_fails(&project, &["--target", "local"]).says_error(&[
+        "`notify.webhooks.team.token`",
+        "`conf/hook_token.txt` is inside the project",
+    ]);
 }

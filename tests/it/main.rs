@@ -4,6 +4,7 @@
 mod bad_input;
 mod break_lock;
 mod build;
+mod ci_recipes;
 mod current_link;
 mod deploy;
 mod faults;
@@ -14,6 +15,7 @@ mod harness;
 mod image;
 mod lock_race;
 mod lockfile;
+mod notify;
 mod operate;
 mod operate_build;
 mod operate_check;

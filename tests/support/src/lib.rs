@@ -62,6 +62,7 @@ pub mod stack;
 pub mod systemd;
 pub mod systemd_stack;
 pub mod wagtail;
+pub mod webhook;
 
 mod net;
 mod nginx;

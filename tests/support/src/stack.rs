@@ -262,6 +262,17 @@ impl Stack {
         run_shipit(&self.project, self.home.path(), args)
     }
 
+    /// [`Stack::shipit`] with `env` set too (secrets a target reads from the environment).
+    pub fn shipit_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut command = self.project.shipit_with_home(self.home.path());
+        command.envs(env.iter().copied());
+        Run::of(
+            assert_cmd::Command::from_std(command)
+                .args(args)
+                .timeout(DEPLOY_TIMEOUT),
+        )
+    }
+
     /// `shipit deploy --target test --json ARGS`.
     pub fn deploy(&self, args: &[&str]) -> Run {
         run_on_target(&self.project, self.home.path(), "deploy", args)
