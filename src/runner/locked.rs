@@ -264,8 +264,10 @@ impl<'p> Locked<'p> {
 
     /// Two-phase commit: `prepare` everywhere, then — only if every host is ready — `switch`
     /// (host `i`'s phases are `prepare(i)` and `switch(i)`), in batches of `batch` hosts (one
-    /// host goes through [`Fleet::run_through`] instead). `current_outcome` says what a failure
-    /// before the switch leaves.
+    /// host goes through [`Fleet::run_through`] instead). Each prepare ends by leaving a watch
+    /// on its host ([`Step::AwaitSwitch`]): a host whose switch does not come within
+    /// `prepared_timeout`, or whose run is gone, abandons its release and gives its lock back
+    /// by itself. `current_outcome` says what a failure before the switch leaves.
     pub(crate) fn prepare_then_switch(
         &mut self,
         prepare: &(dyn Fn(usize) -> Phase + Sync),
@@ -274,7 +276,14 @@ impl<'p> Locked<'p> {
         current_outcome: &str,
     ) -> Result<Vec<ScriptRun>> {
         self.stop_if_interrupted(current_outcome)?;
-        let mut runs = self.run_each(prepare, current_outcome)?;
+        // Between this script and its switch no script runs on a host: its watch gives the
+        // release and the lock up if the switch never comes (shipit killed, or hung).
+        let watched = |i: usize| {
+            let mut phase = prepare(i);
+            phase.steps.push(Step::AwaitSwitch);
+            phase
+        };
+        let mut runs = self.run_each(&watched, current_outcome)?;
         self.stop_if_interrupted(current_outcome)?;
         let hosts = self.fleet.sessions.len();
         let size = batch.map_or(hosts, |b| b as usize).max(1);

@@ -581,12 +581,15 @@ fn a_rollback_unapplies_on_the_primary_before_any_host_starts_its_target() {
         [
             vec!["reap", "nginx-check"],
             vec!["unapply"],
-            vec!["start-app"]
+            vec!["start-app", "await-switch"]
         ]
     );
     assert_eq!(
         other[2..4],
-        [vec!["reap", "nginx-check"], vec!["start-app"]]
+        [
+            vec!["reap", "nginx-check"],
+            vec!["start-app", "await-switch"]
+        ]
     );
     for steps in [&primary[5], &other[4]] {
         assert!(steps.contains(&"switch".to_string()), "{steps:?}");

@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod fleet_errors;
 mod fleet_locks;
+mod fleet_recovery;
 mod harness;
 mod image;
 mod lock_race;
