@@ -10,6 +10,7 @@ mod faults;
 mod fleet_errors;
 mod fleet_locks;
 mod fleet_recovery;
+mod fleet_split;
 mod harness;
 mod image;
 mod lock_race;
