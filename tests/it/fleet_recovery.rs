@@ -8,7 +8,7 @@
 use std::process::Command as StdCommand;
 use std::time::{Duration, Instant};
 
-use support::fleet::{serves_release_on, Fleet};
+use support::fleet::Fleet;
 use support::stack::*;
 use support::*;
 
@@ -78,13 +78,8 @@ fn a_fleet_prepared_by_a_killed_shipit_gives_its_locks_and_releases_back_by_itse
         "[timing] {hosts} hosts: locks and app servers given back {:.1}s after the kill (prepared_timeout {PREPARED_TIMEOUT}s)",
         took.as_secs_f64()
     );
+    fleet.all_serve(&old);
     for i in 0..hosts {
-        assert_eq!(
-            current_of(&fleet.to[i]),
-            Some(format!("releases/{old}")),
-            "host {i}"
-        );
-        serves_release_on(fleet.host(i), &fleet.http(i), &old);
         assert_eq!(state_of(&fleet.to[i], &new), "failed", "host {i}");
     }
     // Hosts 1 and 2 (batch = 1: their switch had not begun) were given up by their watch, which
@@ -99,8 +94,5 @@ fn a_fleet_prepared_by_a_killed_shipit_gives_its_locks_and_releases_back_by_itse
 
     // The next deploy takes every lock without --break-lock.
     let next = fleet.stack.deploy(&[]).expect_code(0).release();
-    for i in 0..hosts {
-        serves_release_on(fleet.host(i), &fleet.http(i), &next);
-        assert!(!fleet.locked(i), "host {i} is still locked");
-    }
+    fleet.all_serve(&next);
 }

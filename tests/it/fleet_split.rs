@@ -5,7 +5,7 @@
 //! the command that makes them agree; `releases` says the hosts disagree; `rollback` with no
 //! argument takes every host to the last release all of them had live. Needs root.
 
-use support::fleet::{serves_release_on, Fleet};
+use support::fleet::Fleet;
 use support::stack::*;
 
 #[test]
@@ -66,15 +66,7 @@ fn a_batch_that_fails_after_the_first_switched_is_named_and_rollback_makes_the_h
         (Some(new.as_str()), Some(old.as_str()))
     );
     assert_eq!(json["stayed"], serde_json::json!([spec1]), "{json}");
-    for i in 0..2 {
-        assert_eq!(
-            current_of(&fleet.to[i]),
-            Some(format!("releases/{old}")),
-            "host {i}"
-        );
-        serves_release_on(fleet.host(i), &fleet.http(i), &old);
-        assert!(!fleet.locked(i), "host {i} is still locked");
-    }
+    fleet.all_serve(&old);
     let listed = fleet.stack.list_releases(&[]);
     listed.expect_code(0);
     assert!(!listed.stderr.contains("disagree"), "{}", listed.stderr);

@@ -719,22 +719,25 @@ fn within(seconds: u64, done: impl Fn() -> bool) -> bool {
 /// A holder process that no longer runs.
 const GONE: &str = "holder_pid=999999999\nholder_start=1\n";
 
+/// Waits until the watch gave the lock back, then checks it abandoned the release, saying `why`
+/// in the deploy log.
+fn watch_gave_up(host: &Host, why: &str) {
+    assert!(
+        within(10, || !host.d(".shipit/lock").exists()),
+        "{:?}: the watch never gave the lock back",
+        host.shell
+    );
+    assert_eq!(host.state(ID), "failed");
+    assert_eq!(host.log(), [format!("deploy aborted: {why}")]);
+}
+
 #[test]
 fn a_prepared_host_whose_switch_never_comes_abandons_its_release_and_unlocks() {
     each_shell(|host| {
         // The run still holds the lock (its holder lives) but sends nothing: the deadline.
         awaiting_switch(host, &super::lock::live_holder(), "1");
         assert!(host.d(".shipit/lock").exists(), "{:?}", host.shell);
-        assert!(
-            within(10, || !host.d(".shipit/lock").exists()),
-            "{:?}: the watch never gave the lock back",
-            host.shell
-        );
-        assert_eq!(host.state(ID), "failed");
-        assert_eq!(
-            host.log(),
-            ["deploy aborted: no switch came within 1s (prepared_timeout)"]
-        );
+        watch_gave_up(host, "no switch came within 1s (prepared_timeout)");
         // The switch that comes too late refuses, naming why.
         host.step("step_check_lock", &[])
             .status(1)
@@ -746,16 +749,7 @@ fn a_prepared_host_whose_switch_never_comes_abandons_its_release_and_unlocks() {
 fn a_prepared_host_whose_run_is_gone_gives_up_at_once() {
     each_shell(|host| {
         awaiting_switch(host, GONE, "600");
-        assert!(
-            within(10, || !host.d(".shipit/lock").exists()),
-            "{:?}: the watch never gave the lock back",
-            host.shell
-        );
-        assert_eq!(host.state(ID), "failed");
-        assert_eq!(
-            host.log(),
-            ["deploy aborted: the run that prepared it is gone"]
-        );
+        watch_gave_up(host, "the run that prepared it is gone");
     });
 }
 
