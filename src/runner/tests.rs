@@ -656,3 +656,42 @@ fn one_host_unapplies_then_starts_its_target_then_switches_in_one_exec() {
     assert_eq!(unapplied(&hosts[0]), [true]);
     assert!(nobody_locked(&hosts));
 }
+
+/// A rollback of hosts that disagree: host 0 runs the target already, so it prepares nothing
+/// (no script, no watch) and only gives its lock back at the switch; host 1 rolls back.
+#[test]
+fn a_host_with_nothing_to_prepare_only_gives_its_lock_back() {
+    use crate::plan::rollback;
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+    let resolved = resolved();
+    let (_, _) = fleet
+        .run_stages(&rollback::begin(), vars(2), Some(1), &mut |_, _| {
+            Ok(Stage::Last(Rest {
+                prepare: vec![
+                    Phase::new(Vec::new(), Cleanup::Prepare),
+                    rollback::prepare(&resolved, &everything(), &[]),
+                ],
+                switch: vec![
+                    Phase::new(vec![Step::Unlock], Cleanup::Lock),
+                    rollback::switch(&resolved, &everything()),
+                ],
+                outcome: "nothing was switched".into(),
+            }))
+        })
+        .unwrap();
+    assert_eq!(
+        scripts(&hosts[0])[1..],
+        [vec!["unlock"]],
+        "{:?}",
+        scripts(&hosts[0])
+    );
+    let other = scripts(&hosts[1]);
+    assert_eq!(
+        other[1],
+        ["reap", "nginx-check", "start-app", "await-switch"],
+        "{other:?}"
+    );
+    assert!(other[2].contains(&"finish".to_string()), "{other:?}");
+    assert!(nobody_locked(&hosts));
+}
