@@ -252,6 +252,11 @@ pub enum Command {
     ///   shipit console -t production --hosts app2 -- bash
     #[command(verbatim_doc_comment)]
     Console(ConsoleArgs),
+    /// Write the man pages, one per command (`shipit.1`, `shipit-deploy.1`, ...), into DIR.
+    ///
+    /// Example: `shipit man ~/.local/share/man/man1 && man shipit-deploy`
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 /// `-t/--target`: the target a command acts on. Each command says in its own words what the
@@ -505,6 +510,14 @@ pub struct InitArgs {
     pub dry_run: bool,
 }
 
+/// `shipit man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory the pages are written into (created when missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
 /// `shipit rollback`.
 #[derive(Debug, Args)]
 #[command(mut_args(help("target", "Target to roll back")))]
@@ -605,6 +618,10 @@ pub struct DeployArgs {
     /// `always` runs it anyway
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub migrate: MigrateWhen,
+    /// Apply migrations the migration gate finds would break the live release until the switch
+    /// (dropped or renamed columns, NOT NULL without a default, ...); the deploy log records it
+    #[arg(long)]
+    pub allow_breaking_migrations: bool,
 }
 
 /// `deploy --migrate`.

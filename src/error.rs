@@ -22,7 +22,7 @@ pub const EXIT_CONNECTION: i32 = 3;
 /// Another deploy holds the lock on a host.
 pub const EXIT_LOCKED: i32 = 4;
 /// shipit refused to act: a rollback with nowhere to go, hosts that disagree, migrations the
-/// target release does not know. Nothing was changed.
+/// target release does not know, a migration the gate finds breaking. Nothing was changed.
 pub const EXIT_REFUSED: i32 = 5;
 /// Ctrl-C stopped the run (the conventional 128 + SIGINT).
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -331,6 +331,12 @@ impl Error {
             Error::Locked { .. } => EXIT_LOCKED,
             Error::Command { status, .. } => (*status).clamp(1, 255),
             Error::Refused { .. } => EXIT_REFUSED,
+            // The gate refused before anything was migrated: the live release still serves.
+            Error::Step { status, tail, .. }
+                if Cause::of_step(*status, tail) == Some(Cause::MigrationGate) =>
+            {
+                EXIT_REFUSED
+            }
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
             Error::Io { .. }
             | Error::Git { .. }

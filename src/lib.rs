@@ -8,6 +8,8 @@ mod calendar;
 pub mod cli;
 mod commands;
 pub mod config;
+#[cfg(test)]
+mod docs;
 pub mod error;
 mod image;
 mod init;
@@ -82,6 +84,7 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
             commands::completions::run(args);
             Ok(())
         }
+        Command::Man(args) => commands::man::run(args, printer),
         Command::Config(args) => commands::config::run(&config()?, args, printer),
         Command::Build(args) => commands::build::run(&config()?, args, printer),
         Command::Deploy(args) => commands::deploy::run(&config()?, args, printer),

@@ -8,8 +8,8 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource, Target, Tls,
-    TlsMode, SCHEDULER, WEB_ROLE,
+    App, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Process, SecretSource,
+    Target, Tls, TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
 use crate::manager::server::AppServer;
@@ -99,6 +99,8 @@ pub(crate) struct Resolved {
     /// The app server that serves the web process.
     pub(crate) server: AppServer,
     pub(crate) health: Health,
+    /// The migration gate.
+    pub(crate) migrations: crate::config::Migrations,
     pub(crate) keep_releases: u32,
     pub(crate) primary: usize,
     pub(crate) migrate: MigrateOn,
@@ -187,6 +189,9 @@ pub(crate) struct RunVars {
     pub(crate) lock_wait: u32,
     /// Why `shipit lock acquire` holds the lock.
     pub(crate) lock_message: Option<String>,
+    /// `deploy --allow-breaking-migrations`: the gate reports breaking migrations and lets
+    /// them run.
+    pub(crate) allow_breaking_migrations: bool,
 }
 
 impl Resolved {
@@ -227,6 +232,7 @@ impl Resolved {
             app: target.app.clone(),
             server: AppServer::of(target),
             health: target.health.clone(),
+            migrations: target.migrations.clone(),
             keep_releases: target.keep_releases,
             primary: target.primary,
             migrate: target.migrate,
@@ -317,11 +323,19 @@ impl Resolved {
             tls_key: layout::TLS_KEY.to_string(),
             tls_webroot: layout::TLS_WEBROOT.to_string(),
             locked: layout::LOCKED_STATUS.to_string(),
-            py_probe: python::PROBE.to_string(),
-            py_settings: python::SETTINGS.to_string(),
-            py_migrate: python::MIGRATE.to_string(),
-            py_applied: python::APPLIED.to_string(),
-            py_allowed_host: python::ALLOWED_HOST.to_string(),
+            py_probe: python::sent(python::PROBE),
+            py_settings: python::sent(python::SETTINGS),
+            py_migrate: python::sent(python::MIGRATE),
+            py_applied: python::sent(python::APPLIED),
+            py_allowed_host: python::sent(python::ALLOWED_HOST),
+            py_gate: python::sent(python::GATE),
+            gate: if run.allow_breaking_migrations && self.migrations.gate != GateMode::Off {
+                "allow".to_string()
+            } else {
+                self.migrations.gate.name().to_string()
+            },
+            gate_strict: flag(self.migrations.strict),
+            gate_allow: self.migrations.allow.join(" "),
         }
     }
 
@@ -530,7 +544,7 @@ fn hostname() -> Option<String> {
 /// A resolved target with every kind of step (hooks, a once hook, nginx, supervisor) for tests.
 #[cfg(test)]
 pub(crate) fn sample() -> Resolved {
-    use crate::config::Hook;
+    use crate::config::{Hook, HookTable};
     Resolved {
         project: "hello".into(),
         target: "production".into(),
@@ -545,10 +559,10 @@ pub(crate) fn sample() -> Resolved {
         shared_files: vec![".env".into()],
         hooks: Hooks {
             before_migrate: vec![Hook::Command("echo before".into())],
-            after_migrate: vec![Hook::Table {
+            after_migrate: vec![Hook::Table(HookTable {
                 run: "echo once".into(),
                 once: true,
-            }],
+            })],
             after_switch: vec![Hook::Command("echo after".into())],
         },
         nginx: Some(Nginx {
@@ -564,6 +578,7 @@ pub(crate) fn sample() -> Resolved {
         }),
         server: AppServer::Gunicorn,
         health: Health::default(),
+        migrations: crate::config::Migrations::default(),
         keep_releases: 5,
         primary: 0,
         migrate: MigrateOn::Once,

@@ -109,6 +109,7 @@ pub(crate) fn run(config: &Config, args: &DeployArgs, printer: &Printer) -> Resu
         sha256: Some(artifact.sha256.clone()),
         revision: Some(artifact.manifest.revision.clone()),
         lock_wait: args.lock_wait.unwrap_or(0),
+        allow_breaking_migrations: args.allow_breaking_migrations,
         ..RunVars::default()
     };
     let vars = resolved.fleet_vars(

@@ -12,6 +12,7 @@ pub(crate) mod init;
 pub(crate) mod lock;
 pub(crate) mod logs;
 pub(crate) mod maintenance;
+pub(crate) mod man;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 pub(crate) mod run;

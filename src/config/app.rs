@@ -58,7 +58,7 @@ pub(super) struct RawApp {
 #[serde(deny_unknown_fields)]
 pub struct Systemd {
     /// `system`: system units, run as the app user, driven through `ctl` (by default
-    /// `sudo -n systemctl`: the sudo rule the README spells out). `user`: the deploy user's own
+    /// `sudo -n systemctl`: the sudo rule the book spells out, docs/src/process-managers.md). `user`: the deploy user's own
     /// units (`systemctl --user`), which outlive its sessions only with `loginctl enable-linger`.
     #[serde(default)]
     pub scope: SystemdScope,

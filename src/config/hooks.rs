@@ -26,25 +26,31 @@ pub enum Hook {
     /// Runs on every host.
     Command(String),
     /// `once = true` runs it on the primary host only.
-    Table {
-        /// The shell command.
-        run: String,
-        /// Run on the primary host only.
-        #[serde(default)]
-        once: bool,
-    },
+    Table(HookTable),
+}
+
+/// A hook's table form. A struct of its own (not a struct variant) so that an unknown key in it
+/// is refused, and so the configuration reference can list its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookTable {
+    /// The shell command.
+    pub run: String,
+    /// Run on the primary host only.
+    #[serde(default)]
+    pub once: bool,
 }
 
 impl Hook {
     /// The shell command.
     pub fn command(&self) -> &str {
         match self {
-            Hook::Command(run) | Hook::Table { run, .. } => run,
+            Hook::Command(run) | Hook::Table(HookTable { run, .. }) => run,
         }
     }
 
     /// Whether it runs on the primary host only.
     pub fn once(&self) -> bool {
-        matches!(self, Hook::Table { once: true, .. })
+        matches!(self, Hook::Table(HookTable { once: true, .. }))
     }
 }

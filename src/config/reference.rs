@@ -1,10 +1,15 @@
 //! The configuration reference: every key of `shipit.toml`, its default and what it means, with
 //! the defaults taken from the model's constants. It exists for its tests, as uv's
-//! `generate_options_reference` does: they render it into the README's table and fail when the
-//! table is stale (`SHIPIT_BLESS=1 cargo test --lib config::reference` rewrites it), and they
-//! check `shipit config`'s rows and the commented defaults of `conf/shipit.toml` against it.
+//! `generate_options_reference` does: they render it into the tables of the book's
+//! configuration pages (`docs/src/config/*.md`) and fail when a table is stale
+//! (`SHIPIT_BLESS=1 cargo test --lib config::reference` rewrites them), they fail when the model
+//! accepts a key the reference does not document (the model's keys are traced from its serde
+//! structs, see `reference/trace.rs`), and they check `shipit config`'s rows and the commented
+//! defaults of `conf/shipit.toml` against it.
 
 use super::*;
+
+mod trace;
 
 /// A key's default as the reference states it.
 enum Default {
@@ -85,13 +90,14 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.primary", Text("first host"), "the host that runs once-steps (`migrate`, `once` hooks, a rollback's unapply) and `once` processes"),
         key("targets.<t>.migrate", value(MigrateOn::default().name()), "`once` (one shared database) or `each-host` (a database per host, e.g. SQLite)"),
         key("targets.<t>.batch", Text("all hosts"), "hosts switched at a time, each batch health-checked before the next"),
-        key("targets.<t>.prepared_timeout", value(i64::from(DEFAULT_PREPARED_TIMEOUT)), "seconds a prepared host of a fleet waits for its switch; then it abandons the new release (stops its app server) and gives its lock back, and at once when the shipit that prepared it is gone (killed): no `--break-lock` needed (1 to 86400)"),
-        unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](#processes-and-roles)"),
+        key("targets.<t>.prepared_timeout", value(i64::from(DEFAULT_PREPARED_TIMEOUT)), "seconds a prepared host of a fleet waits for its switch; then it abandons the new release (stops its app server) and gives its lock back, and at once when the shipit that prepared it is gone (killed): no `--break-lock` needed (1 to 86400), see [Fleets](../fleets.md#a-killed-shipit-prepared_timeout)"),
+        unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](../fleets.md#processes-and-roles)"),
+        unshown("targets.<t>.processes.<p>.run", Required, "a process's table form: its command, run in the release with its venv and environment"),
         unshown("targets.<t>.processes.<p>.role", value(DEFAULT_PROCESS_ROLE), "the hosts of this role run it"),
         unshown("targets.<t>.processes.<p>.replicas", value(DEFAULT_REPLICAS), "copies per host"),
         unshown("targets.<t>.processes.<p>.stop_timeout", value(DEFAULT_STOP_TIMEOUT), "seconds a stopping process has to finish before it is killed"),
         unshown("targets.<t>.processes.<p>.once", value(false), "one instance across the target, on the primary, handed over at the switch"),
-        unshown("targets.<t>.schedule", Text("`{}`"), "`\"CRON\" = \"command\"` (or a list): run on the primary in `current`, see [Processes and roles](#processes-and-roles); under systemd as timers"),
+        unshown("targets.<t>.schedule", Text("`{}`"), "`\"CRON\" = \"command\"` (or a list): run on the primary in `current`, see [Processes and roles](../fleets.md#processes-and-roles); under systemd as timers"),
         unshown("targets.<t>.roles", Text("every host carries every role"), "`ROLE = [\"host\", ...]`: `web` hosts get nginx and gunicorn, other roles the processes that name them; a host listed under no role carries them all"),
         key("targets.<t>.nginx", Text("unmanaged"), "the table: nginx site management"),
         key("targets.<t>.nginx.site", Required, "absolute path the site is installed at"),
@@ -106,6 +112,9 @@ fn keys() -> Vec<Key> {
         unshown("targets.<t>.tls.directory_ca", Text("the system's CAs"), "ACME mode: a CA bundle on the hosts that trusts the directory's own TLS (an internal CA; pebble in tests)"),
         unshown("targets.<t>.tls.port", value(i64::from(DEFAULT_HTTPS_PORT)), "the port https is served on and http redirects to"),
         unshown("targets.<t>.tls.hsts", Text("off"), "`{ max_age = N, include_subdomains = true, preload = true }` sends `Strict-Transport-Security` (`max_age` defaults to two years, the others to false)"),
+        unshown("targets.<t>.tls.hsts.max_age", value(i64::try_from(DEFAULT_HSTS_MAX_AGE).unwrap()), "seconds browsers keep to https (`max-age`)"),
+        unshown("targets.<t>.tls.hsts.include_subdomains", value(false), "adds `includeSubDomains`"),
+        unshown("targets.<t>.tls.hsts.preload", value(false), "adds `preload`"),
         key("targets.<t>.app.manager", Text("the manager whose table is given; unmanaged without one"), "`supervisor`, `systemd` or `auto` (systemd where it runs the host)"),
         key("targets.<t>.supervisor.conf_dir", value(DEFAULT_SUPERVISOR_CONF_DIR), "included by supervisord"),
         key("targets.<t>.supervisor.ctl", value(DEFAULT_SUPERVISORCTL), "supervisorctl command prefix"),
@@ -119,11 +128,17 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.health.host", Text("the first entry of the release's `ALLOWED_HOSTS` (`*`: `localhost`; `.example.com`: `example.com`)"), "`Host` header sent (must be in `ALLOWED_HOSTS`)"),
         key("targets.<t>.health.timeout", value(DEFAULT_HEALTH_TIMEOUT), "seconds a new app server has to answer, before the switch"),
         key("targets.<t>.health.retries", value(DEFAULT_HEALTH_RETRIES), "attempts, one second apart, after the switch before it is reverted"),
+        key("targets.<t>.migrations.gate", value(GateMode::default().name()), "what a migration that would break the live release until the switch does to the deploy (dropping or renaming a column or table the live code uses, NOT NULL without a database default, a type change, an index without CONCURRENTLY on PostgreSQL): `refuse` stops it before anything is migrated (exit 5), `warn` says so and goes on, `off` judges nothing; `deploy --allow-breaking-migrations` lets a refused one through, recorded in the deploy log"),
+        key("targets.<t>.migrations.strict", value(false), "`true`: an operation the gate cannot judge (`RunPython`, most `RunSQL`) counts as breaking"),
+        key("targets.<t>.migrations.allow", empty(), "migrations (`app_label.migration_name`) let through whatever they do, e.g. `[\"shop.0007_backfill\"]`"),
         key("targets.<t>.hooks.before_migrate", empty(), "commands run in the release with its venv and environment, plus `SHIPIT_RELEASE`, `SHIPIT_REVISION`, `SHIPIT_TARGET`, `SHIPIT_HOSTS` (space-separated) and `SHIPIT_DEPLOYER` (`user@machine`), e.g. `after_switch = [\"curl -d \\\"$SHIPIT_RELEASE by $SHIPIT_DEPLOYER\\\" $CHAT_HOOK\"]`; `{ run = \"...\", once = true }` runs on the primary only"),
         key("targets.<t>.hooks.after_migrate", empty(), "as `before_migrate`, after `migrate` and `collectstatic`, before the switch"),
+        unshown("targets.<t>.hooks.<hook>[].run", Required, "a hook's table form (`{ run = \"...\", once = true }`, in any of the three lists): the command"),
+        unshown("targets.<t>.hooks.<hook>[].once", value(false), "run it on the primary host only"),
         key("targets.<t>.hooks.after_switch", empty(), "as `before_migrate`, after `current` is switched and services reloaded"),
         unshown("image.base", Text("required by `shipit image`"), "the base image: an OCI layout `[oci:]DIR[:REF]` (relative to the project), e.g. made by `skopeo copy`"),
         unshown("image.python", Text("required by `shipit image`"), "the base's interpreter, an absolute path ending in `pythonX.Y` (`/usr/local/bin/python3.12`)"),
+        unshown("aliases.<name>", Text("none"), "a short name for a command `shipit run` and `shipit console` run (`dbshell = \"./manage.py dbshell\"`); the alias `console` is `shipit console`'s default command"),
         unshown("image.port", value(i64::from(DEFAULT_IMAGE_PORT)), "`PORT` in the image: gunicorn listens on `0.0.0.0:$PORT`"),
     ]
 }
@@ -138,10 +153,26 @@ fn shown_default(default: &Default) -> String {
     }
 }
 
-/// The README's table of keys.
-fn markdown() -> String {
+/// The book's configuration pages, each holding one or more tables of the reference.
+const PAGES: &str = "docs/src/config";
+
+/// A table of the reference in a page starts with `<!-- reference: PREFIX -->` and holds the
+/// keys whose longest matching prefix, among every page's tables, is PREFIX.
+const START: &str = "<!-- reference: ";
+const END: &str = "<!-- end of reference -->\n";
+
+/// Whether `key` is `prefix` or below it.
+fn under(key: &str, prefix: &str) -> bool {
+    key == prefix
+        || key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// A table of keys as a page shows it.
+fn markdown(keys: &[&Key]) -> String {
     let mut out = String::from("| key | default | meaning |\n| --- | --- | --- |\n");
-    for k in keys() {
+    for k in keys {
         let doc = k.doc.replace('|', "\\|");
         out.push_str(&format!(
             "| `{}` | {} | {doc} |\n",
@@ -152,34 +183,181 @@ fn markdown() -> String {
     out
 }
 
-const START: &str = "<!-- reference: generated from src/config/reference.rs -->\n";
-const END: &str = "<!-- end of reference -->\n";
+/// Every configuration page: its path and text.
+fn pages() -> Vec<(std::path::PathBuf, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGES);
+    let mut pages: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path, text)
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// The prefixes of a page's tables, in order.
+fn prefixes(text: &str) -> Vec<&str> {
+    text.match_indices(START)
+        .map(|(at, _)| {
+            let rest = &text[at + START.len()..];
+            rest[..rest.find(" -->").expect("a marker ends with -->")].trim()
+        })
+        .collect()
+}
+
+/// `text` with each of its tables rendered from `keys` (each key in the table of the longest
+/// prefix that holds it, among `all` prefixes).
+fn render(text: &str, keys: &[Key], all: &[&str]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        let line_end = at + rest[at..].find('\n').expect("a marker is a line") + 1;
+        let prefix = prefixes(&rest[at..line_end])[0];
+        let end = line_end
+            + rest[line_end..]
+                .find(END)
+                .unwrap_or_else(|| panic!("the table of `{prefix}` has no end marker"));
+        let mine: Vec<&Key> = keys
+            .iter()
+            .filter(|k| owner(k.key, all) == Some(prefix))
+            .collect();
+        out.push_str(&rest[..line_end]);
+        out.push_str(&markdown(&mine));
+        out.push_str(END);
+        rest = &rest[end + END.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The prefix whose table documents `key`: the longest that holds it.
+fn owner<'a>(key: &str, all: &[&'a str]) -> Option<&'a str> {
+    all.iter()
+        .filter(|prefix| under(key, prefix))
+        .max_by_key(|prefix| prefix.len())
+        .copied()
+}
 
 #[test]
-fn the_readme_table_is_the_reference() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(START)
-        .expect("README has the reference's start marker")
-        + START.len();
-    let end = start
-        + readme[start..]
-            .find(END)
-            .expect("README has the reference's end marker");
-    let wanted = markdown();
-    if readme[start..end] == wanted {
-        return;
+fn the_configuration_pages_show_the_reference() {
+    let pages = pages();
+    let all: Vec<&str> = pages.iter().flat_map(|(_, text)| prefixes(text)).collect();
+    let keys = keys();
+    let homeless: Vec<&str> = keys
+        .iter()
+        .map(|k| k.key)
+        .filter(|key| owner(key, &all).is_none())
+        .collect();
+    assert!(
+        homeless.is_empty(),
+        "no page of {PAGES} has a table for {homeless:?}"
+    );
+    let mut stale = Vec::new();
+    for (path, text) in &pages {
+        let wanted = render(text, &keys, &all);
+        if *text == wanted {
+            continue;
+        }
+        if std::env::var_os("SHIPIT_BLESS").is_some() {
+            std::fs::write(path, wanted).unwrap();
+        } else {
+            stale.push(path.display().to_string());
+        }
     }
-    if std::env::var_os("SHIPIT_BLESS").is_some() {
-        let text = format!("{}{wanted}{}", &readme[..start], &readme[end..]);
-        std::fs::write(&path, text).unwrap();
-        return;
-    }
-    panic!(
-        "README.md's configuration table is stale; rewrite it with \
+    assert!(
+        stale.is_empty(),
+        "configuration tables are stale in {stale:?}; rewrite them with \
          `SHIPIT_BLESS=1 cargo test --lib config::reference`"
     );
+}
+
+/// Every key the model accepts: traced from [`RawConfig`], plus the table forms of its untagged
+/// values.
+fn accepted() -> std::collections::BTreeSet<String> {
+    let found = trace::keys::<RawConfig>("");
+    let mut keys = found.keys;
+    for path in &found.any {
+        keys.extend(table_form(path));
+    }
+    keys
+}
+
+/// The keys of the table form of the untagged value at `path` (free-form values have none).
+fn table_form(path: &str) -> std::collections::BTreeSet<String> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let parent = parts.last().copied().unwrap_or_default();
+    match (parent, last) {
+        // `NAME = "command"` or `{ run = ..., role = ... }`.
+        ("processes", "<p>") => trace::keys::<processes::RawProcessTable>(path).keys,
+        // `"command"` or `{ run = ..., once = true }`, in any of the hook lists.
+        ("hooks", _) if last.ends_with("[]") => {
+            trace::keys::<HookTable>(&format!("{}.<hook>[]", parts.join("."))).keys
+        }
+        // Template variables are any TOML value; a schedule entry is a command or a list.
+        ("vars" | "schedule", "<name>") => std::collections::BTreeSet::new(),
+        _ => panic!(
+            "`{path}` takes an untagged value: trace its table form in config::reference::table_form"
+        ),
+    }
+}
+
+/// A key of the reference that the tracer cannot see: an entry of a map, named by a
+/// placeholder (`project.requirements.<env>`), whose map the model accepts.
+fn is_entry_of(key: &str, accepted: &std::collections::BTreeSet<String>) -> bool {
+    key.rsplit_once('.')
+        .is_some_and(|(map, entry)| entry.starts_with('<') && accepted.contains(map))
+}
+
+#[test]
+fn every_key_the_model_accepts_is_documented_and_no_other() {
+    let accepted = accepted();
+    assert!(
+        accepted.len() > 60,
+        "only {} keys were traced",
+        accepted.len()
+    );
+    let documented: Vec<&str> = keys().iter().map(|k| k.key).collect();
+    // A table or a map is documented by the keys below it.
+    let undocumented: Vec<&String> = accepted
+        .iter()
+        .filter(|key| !documented.iter().any(|d| under(d, key)))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "shipit.toml accepts keys the reference (config/reference.rs, shown in {PAGES}) does not \
+         document: {undocumented:?}"
+    );
+    let unknown: Vec<&&str> = documented
+        .iter()
+        .filter(|key| !accepted.contains(**key) && !is_entry_of(key, &accepted))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the reference documents keys shipit.toml does not accept: {unknown:?}"
+    );
+}
+
+/// The tracer sees a field added to a nested table, and an untagged value's table form.
+#[test]
+fn the_tracer_finds_nested_and_untagged_keys() {
+    let accepted = accepted();
+    for key in [
+        "project.name",
+        "targets.<t>.health.retries",
+        "targets.<t>.tls.hsts.max_age",
+        "targets.<t>.processes.<p>.stop_timeout",
+        "targets.<t>.hooks.<hook>[].once",
+        "image.port",
+        "aliases",
+    ] {
+        assert!(accepted.contains(key), "{key} in {accepted:?}");
+    }
+    assert!(!accepted.iter().any(|key| key.contains("serde_spanned")));
 }
 
 /// `shipit config`'s rows of `text` (a configuration with one target, `t`), by dotted key, with

@@ -192,7 +192,7 @@ pub(crate) fn settings(
         "health.status",
         t.health
             .status
-            .map_or_else(|| Value::from("(any below 500)"), Value::from),
+            .map_or_else(|| Value::from("(any 2xx or 3xx)"), Value::from),
     );
     s.add(
         "health.host",
@@ -203,6 +203,9 @@ pub(crate) fn settings(
     );
     s.add("health.timeout", t.health.timeout);
     s.add("health.retries", t.health.retries);
+    s.add("migrations.gate", t.migrations.gate.name());
+    s.add("migrations.strict", t.migrations.strict);
+    s.add("migrations.allow", json!(t.migrations.allow));
     for (phase, hooks) in [
         ("before_migrate", &t.hooks.before_migrate),
         ("after_migrate", &t.hooks.after_migrate),

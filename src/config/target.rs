@@ -143,6 +143,8 @@ pub struct Target {
     pub app: Option<App>,
     /// How a new release's app server is checked before and after the switch.
     pub health: Health,
+    /// The migration gate (`[targets.T.migrations]`).
+    pub migrations: Migrations,
     /// Processes besides the web app server (`[targets.T.processes]`), by name.
     pub processes: BTreeMap<String, Process>,
     /// Hosts (indices in `hosts`) by role (`[targets.T.roles]`); a host listed under no role
@@ -200,6 +202,7 @@ pub(super) struct RawTarget {
     supervisor: Option<Spanned<Supervisor>>,
     systemd: Option<Spanned<Systemd>>,
     health: Option<Spanned<Health>>,
+    migrations: Option<Spanned<Migrations>>,
     #[serde(default)]
     processes: BTreeMap<Spanned<String>, Spanned<RawProcess>>,
     #[serde(default)]
@@ -373,6 +376,10 @@ pub(super) fn validate_target(
         health: match raw.health {
             Some(h) => validate_health(source, name, h)?,
             None => Health::default(),
+        },
+        migrations: match raw.migrations {
+            Some(m) => validate_migrations(source, name, m)?,
+            None => Migrations::default(),
         },
         processes: validate_processes(source, name, raw.processes)?,
         roles: validate_roles(source, name, raw.roles, &hosts)?,

@@ -11,6 +11,9 @@ pub(super) enum Cause {
     Permission,
     /// A program the step runs is not on the host, or not on the PATH of its SSH session.
     MissingProgram,
+    /// The migration gate found migrations that break the live release until the switch
+    /// (`templates/remote/py/gate.py`); nothing was migrated.
+    MigrationGate,
 }
 
 /// The status a shell gives a command it cannot find.
@@ -26,7 +29,9 @@ impl Cause {
 
     fn of_line(line: &str) -> Option<Cause> {
         let line = line.trim_end();
-        if line.ends_with("Permission denied")
+        if line.starts_with("migration gate: refused") {
+            Some(Cause::MigrationGate)
+        } else if line.ends_with("Permission denied")
             || line.ends_with("Operation not permitted")
             || line.ends_with("Read-only file system")
         {
@@ -54,6 +59,12 @@ impl Cause {
                 "a program the step runs is missing: install it on the host, or name it by its \
                  full path in shipit.toml (an SSH session's PATH often lacks /usr/sbin and \
                  /usr/local/bin); `shipit check` lists what each host lacks"
+            }
+            Cause::MigrationGate => {
+                "each `fix:` line above says how to make the migration safe; the usual way is two \
+                 deploys: first the code that stops using what the migration drops or changes, \
+                 then the migration; `--allow-breaking-migrations` (or [targets.T.migrations] \
+                 allow) applies it anyway. The live release keeps serving"
             }
         }
     }
@@ -99,5 +110,8 @@ mod tests {
             None
         );
         assert_eq!(Cause::of_step(1, &[]), None);
+        let gate = "gate: breaking shop.0002_x: RemoveField: drops column \"note\"\n\
+                    migration gate: refused, nothing was migrated";
+        assert_eq!(Cause::of_step(1, &lines(gate)), Some(Cause::MigrationGate));
     }
 }

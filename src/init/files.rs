@@ -13,7 +13,7 @@ pub(crate) fn files(d: &Detected, deploy_map: &str) -> Vec<(String, String)> {
         (
             deploy_map.to_string(),
             format!(
-                "# Files rendered into the archive for the target being built (see the README).\n\
+                "# Files rendered into the archive for the target being built (see the deploy.map page of shipit's book).\n\
                  # TEMPLATE                 DESTINATION (inside the archive)\n\
                  selector.py.j2             {}\n",
                 d.selector_path
@@ -94,7 +94,7 @@ environment = "{environment}"
 # DJANGO_SECRET_KEY = {{ command = "pass show {name}/secret-key" }}
 
 # Let shipit install the nginx site and run each release's gunicorn: as systemd units (the
-# README gives the sudo rule), or as supervisor programs with [targets.production.supervisor].
+# sudo rule is in the book's systemd page), or as supervisor programs with [targets.production.supervisor].
 # [targets.production.nginx]
 # site = "/etc/nginx/sites-enabled/{name}.conf"
 # test = "sudo nginx -t"

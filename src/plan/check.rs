@@ -32,7 +32,7 @@ pub(crate) const HOST_CHECKS: &[(&str, &str, &str)] = &[
     (
         "app",
         "process manager",
-        "supervisor: start supervisord with conf_dir included and check that [targets.T.supervisor] ctl works as the deploy user; systemd: add the README's sudo rule (system units) or `loginctl enable-linger` (user units)",
+        "supervisor: start supervisord with conf_dir included and check that [targets.T.supervisor] ctl works as the deploy user; systemd: add the sudo rule of the book's systemd page, docs/src/process-managers.md (system units) or `loginctl enable-linger` (user units)",
     ),
     (
         "nginx",

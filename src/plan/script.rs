@@ -685,6 +685,7 @@ mod tests {
                 unapplied: true,
                 lock_wait: 5,
                 lock_message: Some("db work: it's late\nreally".into()),
+                allow_breaking_migrations: true,
             },
         );
         let mut configs = deploy::ServiceConfigs::default();

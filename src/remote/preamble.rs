@@ -161,6 +161,14 @@ preamble! {
     py_applied: "PY_APPLIED",
     /// [`crate::remote::python::ALLOWED_HOST`].
     py_allowed_host: "PY_ALLOWED_HOST",
+    /// [`crate::remote::python::GATE`].
+    py_gate: "PY_GATE",
+    /// What the migration gate does about a breaking migration: refuse, warn, allow or off.
+    gate: "GATE",
+    /// `1`: an operation the gate cannot judge counts as breaking.
+    gate_strict: "GATE_STRICT",
+    /// Migrations (`app.name`, space-separated) the gate allows whatever they do.
+    gate_allow: "GATE_ALLOW",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).

@@ -14,8 +14,40 @@ pub(crate) const MIGRATE: &str = include_str!("../../templates/remote/py/migrate
 pub(crate) const APPLIED: &str = include_str!("../../templates/remote/py/applied.py");
 /// Whether ALLOWED_HOSTS accepts the health check's Host.
 pub(crate) const ALLOWED_HOST: &str = include_str!("../../templates/remote/py/allowed_host.py");
+/// The migration gate: whether the migrations about to be applied break the live release.
+pub(crate) const GATE: &str = include_str!("../../templates/remote/py/gate.py");
 /// The target's cron, run as the `schedule` process under supervisor.
 pub(crate) const SCHEDULER: &str = include_str!("../../templates/remote/py/scheduler.py");
+
+/// `code` as it is sent in a preamble: without its comment-only and blank lines, and without
+/// the docstrings of the module and of each `def` and `class` (a docstring is a line that
+/// starts with `"""` first in the file or right after a `def`/`class` line, up to the line
+/// holding the closing `"""`). Every exec carries the preamble's Python, and the docstrings are
+/// a third of it. `every_file_compiles_with_the_hosts_python` compiles what is sent.
+pub(crate) fn sent(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut lines = code.lines();
+    let mut opens_block = true;
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        if opens_block && trimmed.starts_with(r#"""""#) {
+            let closed = trimmed.len() > 3 && trimmed[3..].contains(r#"""""#);
+            if !closed {
+                lines.by_ref().find(|l| l.contains(r#"""""#));
+            }
+            opens_block = false;
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        opens_block = (trimmed.starts_with("def ") || trimmed.starts_with("class "))
+            && trimmed.ends_with(':');
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -30,13 +62,17 @@ mod tests {
             ("applied", APPLIED),
             ("allowed_host", ALLOWED_HOST),
             ("scheduler", SCHEDULER),
-        ] {
+            ("gate", GATE),
+        ]
+        .into_iter()
+        .flat_map(|(name, code)| [(name, code.to_string()), (name, sent(code))])
+        {
             let out = std::process::Command::new("python3")
                 .args([
                     "-c",
                     "import sys; compile(sys.argv[1], sys.argv[2], 'exec')",
                 ])
-                .arg(code)
+                .arg(&code)
                 .arg(name)
                 .output()
                 .unwrap();
@@ -46,5 +82,14 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    #[test]
+    fn what_is_sent_has_no_docstring_comment_or_blank_line_and_keeps_the_code() {
+        let code = "\"\"\"Module.\n\nMore.\n\"\"\"\n\nimport os\n\n\n# why\ndef f(a):\n    \"\"\"One line.\"\"\"\n    return a  # kept\n\n\nclass C:\n    \"\"\"Two\n    lines.\"\"\"\n\n    x = \"\"\"not a docstring\"\"\"\n";
+        assert_eq!(
+            sent(code),
+            "import os\ndef f(a):\n    return a  # kept\nclass C:\n    x = \"\"\"not a docstring\"\"\"\n"
+        );
     }
 }

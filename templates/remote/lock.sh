@@ -82,8 +82,8 @@ shipit_lock_alive() {
 shipit_lock_watched() {
   watched=$(shipit_lock_field token)
   [ -n "$watched" ] || return 1
-  shipit_job_pid "$D/.shipit/gate.$watched" > /dev/null ||
-    shipit_job_pid "$D/.shipit/gate.$watched.abort" > /dev/null
+  shipit_job_pid "$D/.shipit/await-switch.$watched" > /dev/null ||
+    shipit_job_pid "$D/.shipit/await-switch.$watched.abort" > /dev/null
 }
 
 shipit_lock_live() { [ "$LOCK_LIVE" = 1 ]; }
@@ -242,7 +242,7 @@ step_lock_release() {
 }
 
 step_check_lock() {
-  shipit_gate_claim || exit 1
+  shipit_switch_claim || exit 1
   shipit_own_lock || { echo "the lock on $D is no longer ours; not switching"; shipit_fact lock_lost 1; exit 1; }
 }
 

@@ -54,7 +54,34 @@ shipit_migrate_skip() {
   cp "$D/$PREVIOUS/.shipit/showmigrations" "$R/.shipit/showmigrations" 2>/dev/null || true
 }
 
+# The migration gate (py/gate.py, GATE=refuse|warn|allow|off): judges the migrations migrate is
+# about to apply against the release still live while they run. What it found is kept in
+# $R/.shipit/gate (shown by the deploy log's outcome when allowed); a refusal ends the step
+# before anything is applied.
+shipit_gate() {
+  [ "$GATE" != off ] || return 0
+  used=
+  if [ -n "$PREVIOUS" ] && [ -d "$D/$PREVIOUS/.venv/" ]; then
+    used=$R/.shipit/live-uses.json
+    shipit_release_python "$D/$PREVIOUS" "$PY_GATE" uses "$MANAGE" "$used" ||
+      { echo "migration gate: cannot read what the live release ${PREVIOUS##*/} uses"; exit 1; }
+  fi
+  if "$R/.venv/bin/python" -c "$PY_GATE" judge "$MANAGE" "$GATE" "$GATE_STRICT" "$GATE_ALLOW" \
+    "$used" > "$R/.shipit/gate" 2>&1; then
+    status=0
+  else
+    status=$?
+  fi
+  cat "$R/.shipit/gate"
+  case $status in
+    0) ;;
+    3) echo "migration gate: refused, nothing was migrated"; exit 1 ;;
+    *) echo "migration gate: failed (status $status), nothing was migrated"; exit 1 ;;
+  esac
+}
+
 shipit_migrate_run() {
+  shipit_gate
   rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
   "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
     "$R/.shipit/database" "$R/.shipit/showmigrations"

@@ -63,37 +63,43 @@ step_finish() {
   for old in $(cd "$D/.shipit/archives" && ls -1t -- *.tar.gz 2>/dev/null | tail -n +4); do
     rm -f "$D/.shipit/archives/$old"
   done
-  if [ "$OP" = rollback ]; then shipit_log "ok (from ${PREVIOUS##*/})"; else shipit_log ok; fi
+  if [ "$OP" = rollback ]; then
+    shipit_log "ok (from ${PREVIOUS##*/})"
+  elif allowed=$(sed -n 's/^gate: allowed.*: //p' "$R/.shipit/gate" 2>/dev/null) && [ -n "$allowed" ]; then
+    shipit_log "ok (breaking migrations allowed: $allowed)"
+  else
+    shipit_log ok
+  fi
 }
 
 # A fleet's prepared host waits for its switch between two scripts, with none running: the lock
 # is held and the new app server runs. step_await_switch leaves a watch there, a detached job
-# recorded in the gate file (shipit_gate: its pid and start time), that abandons the release and
+# recorded in its file (shipit_switch_file: its pid and start time), that abandons the release and
 # gives the lock back (step_abort) when the switch has not come after PREPARED_TIMEOUT seconds,
 # or at once when the run that holds the lock is gone (its holder ended: shipit was killed), so
-# that a later run needs no --break-lock. Whoever renames the gate file first decides: the
+# that a later run needs no --break-lock. Whoever renames that file first decides: the
 # switch's check-lock or an abort (the watch then ends doing nothing), or the watch (which
 # renames it `.abort`, adds why, and aborts; the switch then waits for it and refuses).
-shipit_gate() { printf '%s/.shipit/gate.%s' "$D" "$TOKEN"; }
+shipit_switch_file() { printf '%s/.shipit/await-switch.%s' "$D" "$TOKEN"; }
 
 step_await_switch() {
-  gate=$(shipit_gate)
+  awaiting=$(shipit_switch_file)
   # Records of watches that are gone (a reboot killed them, or they ended) are left no longer.
-  for old in "$D"/.shipit/gate.*; do
+  for old in "$D"/.shipit/await-switch.*; do
     [ -f "$old" ] && ! shipit_job_pid "$old" > /dev/null && rm -f "$old"
   done
-  : > "$gate"
+  : > "$awaiting"
   (
     trap '' HUP PIPE
-    shipit_gate_watch "$gate"
+    shipit_switch_watch "$awaiting"
   ) < /dev/null > /dev/null 2>&1 3<&- &
-  shipit_job_record "$!" "$gate.tmp"
-  mv -f "$gate.tmp" "$gate"
+  shipit_job_record "$!" "$awaiting.tmp"
+  mv -f "$awaiting.tmp" "$awaiting"
   echo "waiting up to ${PREPARED_TIMEOUT}s for the switch; then release $ID is abandoned and the lock given back"
 }
 
-# shipit_gate_watch GATE: the watch step_await_switch leaves (see there).
-shipit_gate_watch() {
+# shipit_switch_watch FILE: the watch step_await_switch leaves (see there).
+shipit_switch_watch() {
   deadline=$(($(date +%s) + PREPARED_TIMEOUT))
   while [ -f "$1" ]; do
     why=
@@ -117,25 +123,25 @@ shipit_gate_watch() {
   done
 }
 
-# Takes the gate before this run switches or gives its release up; fails when the watch took it
-# first (once the watch has given everything up).
-shipit_gate_claim() {
-  gate=$(shipit_gate)
-  if mv "$gate" "$gate.claimed" 2> /dev/null; then
-    rm -f "$gate.claimed"
+# Takes the watch's file before this run switches or gives its release up; fails when the watch
+# took it first (once the watch has given everything up).
+shipit_switch_claim() {
+  awaiting=$(shipit_switch_file)
+  if mv "$awaiting" "$awaiting.claimed" 2> /dev/null; then
+    rm -f "$awaiting.claimed"
     return 0
   fi
-  # No gate at all: a script that prepares and switches in one exec waits at its own gate.
-  [ -f "$gate.abort" ] || return 0
-  while shipit_job_pid "$gate.abort" > /dev/null; do sleep 0.1; done
-  echo "this host stopped waiting for the switch ($(shipit_value why "$gate.abort")): it abandoned release $ID and gave the lock back"
+  # No watch at all: a script that prepares and switches in one exec waits at its own gate.
+  [ -f "$awaiting.abort" ] || return 0
+  while shipit_job_pid "$awaiting.abort" > /dev/null; do sleep 0.1; done
+  echo "this host stopped waiting for the switch ($(shipit_value why "$awaiting.abort")): it abandoned release $ID and gave the lock back"
   shipit_fact gave_up 1
   return 1
 }
 
 # step_abort REASON: abandons this run's prepared release on this host because of another host.
 step_abort() {
-  shipit_gate_claim || return 0
+  shipit_switch_claim || return 0
   shipit_abandon "$1"
 }
 

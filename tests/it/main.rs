@@ -11,6 +11,7 @@ mod fleet_errors;
 mod fleet_locks;
 mod fleet_recovery;
 mod fleet_split;
+mod gate;
 mod harness;
 mod image;
 mod lock_race;

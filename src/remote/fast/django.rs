@@ -273,3 +273,94 @@ fn background_steps_are_awaited_with_their_output_and_status() {
         run.status(4).says("no settings");
     });
 }
+
+/// A release venv python whose gate (`judge`) prints `verdict` lines and exits `status`, whose
+/// `uses` writes `{}` and says where it ran, and whose migrate writes the database state.
+fn gated(host: &Host, verdict: &str, status: i32) {
+    migrating(host);
+    let record = host.path("gate-calls");
+    venv_python(
+        host,
+        &format!(
+            "case $3 in\n\
+             judge) echo \"judge $5 $6 [$7] $8\" >> {record}; printf '%s\\n' {verdict}; exit {status} ;;\n\
+             *) printf 'applied=1\\n' > \"$5\" ;;\n\
+             esac",
+            record = crate::plan::quote(record.to_str().unwrap()),
+            verdict = crate::plan::quote(verdict),
+        ),
+    );
+}
+
+/// What the gate stubs were asked, one line per call.
+fn gate_calls(host: &Host) -> Vec<String> {
+    std::fs::read_to_string(host.path("gate-calls"))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_gate_refuses_before_anything_is_migrated() {
+    each_shell(|host| {
+        gated(
+            host,
+            "gate: breaking app.0002_drop: RemoveField: drops column \"note\" of table \"app_item\"\n  fix: deploy the code first",
+            3,
+        );
+        let run = host.step("step_migrate", &[]);
+        run.status(1)
+            .says("gate: breaking app.0002_drop: RemoveField")
+            .says("migration gate: refused, nothing was migrated");
+        assert!(run.fact("migrate").is_none(), "{run:?}");
+        assert!(!host.r(".shipit/migrated").exists());
+        assert!(!host.r(".shipit/database").exists());
+        // What it found stays with the release, for the person and the deploy log.
+        let kept = std::fs::read_to_string(host.r(".shipit/gate")).unwrap();
+        assert!(kept.contains("fix: deploy the code first"), "{kept}");
+        // A first deploy has no live release: nothing told the gate what it uses.
+        assert_eq!(gate_calls(host), ["judge refuse 0 [] "]);
+    });
+}
+
+#[test]
+fn the_gate_asks_the_live_release_what_it_uses_and_off_asks_nothing() {
+    each_shell(|host| {
+        gated(
+            host,
+            "gate: 1 migration(s) to apply, none breaks the live release",
+            0,
+        );
+        let live = host.release("20261101000000", "live");
+        let ran_in = host.path("uses-ran-in");
+        host.script(
+            live.join(".venv/bin/python"),
+            &format!(
+                "[ \"$3\" = uses ] || exit 9\npwd > {}\necho '{{}}' > \"$5\"",
+                crate::plan::quote(ran_in.to_str().unwrap())
+            ),
+        );
+        host.current("releases/20261101000000");
+        host.set("GATE_ALLOW", "app.0003_ok other.0001_x");
+        let run = host.step("step_migrate", &[]);
+        run.status(0)
+            .says("none breaks the live release")
+            .fact_is("migrate", "ran");
+        let uses = host.r(".shipit/live-uses.json");
+        assert_eq!(std::fs::read_to_string(&uses).unwrap(), "{}\n");
+        assert_eq!(
+            std::fs::read_to_string(&ran_in).unwrap().trim_end(),
+            live.to_str().unwrap()
+        );
+        assert_eq!(
+            gate_calls(host),
+            [format!(
+                "judge refuse 0 [app.0003_ok other.0001_x] {}",
+                uses.display()
+            )]
+        );
+        // Off: no gate at all.
+        host.set("GATE", "off");
+        host.step("step_migrate", &["always"]).status(0);
+        assert_eq!(gate_calls(host).len(), 1);
+    });
+}

@@ -699,9 +699,9 @@ fn awaiting_switch(host: &mut Host, holder: &str, timeout: &str) -> super::Run {
     run
 }
 
-/// The watch's gate file, as step_await_switch names it (`gate.TOKEN`), with `suffix`.
-fn gate(host: &Host, suffix: &str) -> std::path::PathBuf {
-    host.d(&format!(".shipit/gate.token{suffix}"))
+/// The watch's file, as step_await_switch names it (`await-switch.TOKEN`), with `suffix`.
+fn awaiting(host: &Host, suffix: &str) -> std::path::PathBuf {
+    host.d(&format!(".shipit/await-switch.token{suffix}"))
 }
 
 /// Waits up to `seconds` for `done`.
@@ -754,14 +754,14 @@ fn a_prepared_host_whose_run_is_gone_gives_up_at_once() {
 }
 
 #[test]
-fn the_switch_or_an_abort_takes_the_gate_and_the_watch_ends_doing_nothing() {
+fn the_switch_or_an_abort_takes_the_watchs_file_and_the_watch_ends_doing_nothing() {
     each_shell(|host| {
         awaiting_switch(host, &super::lock::live_holder(), "600");
-        let record = std::fs::read_to_string(gate(host, "")).unwrap();
+        let record = std::fs::read_to_string(awaiting(host, "")).unwrap();
         let pid = record.split(' ').next().unwrap().to_string();
         assert!(!pid.is_empty(), "{:?}: no watch recorded", host.shell);
         host.step("step_check_lock", &[]).status(0);
-        assert!(!gate(host, "").exists() && !gate(host, ".abort").exists());
+        assert!(!awaiting(host, "").exists() && !awaiting(host, ".abort").exists());
         // Gone, or a zombie waiting for PID 1 to reap it.
         let gone = || {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -775,7 +775,7 @@ fn the_switch_or_an_abort_takes_the_gate_and_the_watch_ends_doing_nothing() {
         host.step("step_abort", &["web-2 failed"])
             .status(0)
             .says("abandoned: web-2 failed");
-        assert!(!gate(host, "").exists() && !gate(host, ".abort").exists());
+        assert!(!awaiting(host, "").exists() && !awaiting(host, ".abort").exists());
         assert_eq!(host.log(), ["deploy aborted: web-2 failed"]);
     });
 }
@@ -796,14 +796,14 @@ fn a_lock_whose_run_left_a_watch_is_live_until_the_watch_gives_it_back() {
                 .to_string()
         };
         host.write(
-            host.d(".shipit/gate.other"),
+            host.d(".shipit/await-switch.other"),
             &format!("{} {}\n", field("holder_pid"), field("holder_start")),
         );
         host.step("step_lock", &[])
             .status(75)
             .fact_is("lock_live", "1");
         // Its watch gone too: the lock is dead (broken with --break-lock, as before).
-        std::fs::remove_file(host.d(".shipit/gate.other")).unwrap();
+        std::fs::remove_file(host.d(".shipit/await-switch.other")).unwrap();
         host.step("step_lock", &[])
             .status(75)
             .fact_is("lock_live", "0");

@@ -1,0 +1,75 @@
+//! The `[targets.T.migrations]` table: the migration gate, which judges the migrations a deploy
+//! applies against the release still live while they run (see `templates/remote/py/gate.py`).
+
+use super::*;
+
+/// What the gate does about a migration that would break the live release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateMode {
+    /// Stop the deploy before anything is migrated (exit 5).
+    #[default]
+    Refuse,
+    /// Say so, and go on.
+    Warn,
+    /// Judge nothing.
+    Off,
+}
+
+impl GateMode {
+    /// The name the shell reads (`GATE`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GateMode::Refuse => "refuse",
+            GateMode::Warn => "warn",
+            GateMode::Off => "off",
+        }
+    }
+}
+
+/// The migration gate of a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migrations {
+    /// What a breaking migration does to the deploy.
+    #[serde(default)]
+    pub gate: GateMode,
+    /// Whether an operation the gate cannot judge (RunPython, most RunSQL) counts as breaking.
+    #[serde(default)]
+    pub strict: bool,
+    /// Migrations (`app.name`) allowed whatever they do.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// Whether `name` is a migration as Django names it: `app_label.migration_name` (a module name,
+/// which may start with a digit).
+fn is_migration_name(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(app, migration)| {
+        is_identifier(app)
+            && !migration.is_empty()
+            && migration
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// Validates `[targets.T.migrations]`: every listed migration named `app.name`.
+pub(super) fn validate_migrations(
+    source: &Source,
+    target: &str,
+    m: Spanned<Migrations>,
+) -> Result<Migrations> {
+    let span = m.span();
+    let m = m.into_inner();
+    if let Some(bad) = m.allow.iter().find(|n| !is_migration_name(n)) {
+        return Err(source.error(
+            span,
+            key_for(target, "migrations.allow"),
+            format!(
+                "`{bad}` is not a migration: name it as `app_label.migration_name`, e.g. `shop.0002_remove_item_note`"
+            ),
+        ));
+    }
+    Ok(m)
+}
