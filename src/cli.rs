@@ -7,8 +7,8 @@ use clap::{Arg, Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit status:
   0  success
-  1  a build command, a deploy or rollback step, or a `check` failed (hosts stay on their
-     previous release)
+  1  a build command, a deploy or rollback step, or a `check` failed (hosts not switched
+     stay on their previous release; after a failed batch, `rollback` makes them agree)
   2  bad usage, configuration, template or project content (no host was touched)
   3  a host could not be reached, authenticated or verified
   4  another run holds the lock (or left it behind), or `shipit lock acquire` holds it

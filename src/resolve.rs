@@ -105,6 +105,8 @@ pub(crate) struct Resolved {
     pub(crate) primary: usize,
     pub(crate) migrate: MigrateOn,
     pub(crate) batch: Option<u32>,
+    /// Seconds a fleet's prepared host waits for the switch before it gives up.
+    pub(crate) prepared_timeout: u32,
     pub(crate) deployer: String,
     pub(crate) lock_token: String,
     /// The app server's account; `None`: the deploy user.
@@ -237,6 +239,7 @@ impl Resolved {
             primary: target.primary,
             migrate: target.migrate,
             batch: target.batch,
+            prepared_timeout: target.prepared_timeout,
             deployer: deployer(),
             lock_token: random_hex(),
             app_user: target.app_user.clone(),
@@ -314,6 +317,7 @@ impl Resolved {
             hosts: self.hosts.clone(),
             lock_wait: run.lock_wait.to_string(),
             lock_message: one_line(run.lock_message.as_deref().unwrap_or("")),
+            prepared_timeout: self.prepared_timeout.to_string(),
             web: "1".to_string(),
             app_socket: layout::APP_SOCKET.to_string(),
             env_file: layout::ENV_FILE.to_string(),
@@ -585,6 +589,7 @@ pub(crate) fn sample() -> Resolved {
         primary: 0,
         migrate: MigrateOn::Once,
         batch: None,
+        prepared_timeout: crate::config::DEFAULT_PREPARED_TIMEOUT,
         deployer: "alice@laptop".into(),
         lock_token: "token".into(),
         app_user: None,

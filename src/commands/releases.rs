@@ -10,6 +10,7 @@ use crate::output::{human_bytes, Printer};
 use crate::plan::releases::{
     list, not_releases, parse_inventory, prune_begin, remove, removed, Listed, Removed,
 };
+use crate::plan::rollback::disagreement;
 use crate::release::{prune, rollback_target, Release, State};
 use crate::resolve::{BreakLock, Op, Resolved, RunVars};
 
@@ -139,7 +140,19 @@ pub(crate) fn run(config: &Config, args: &ReleasesArgs, printer: &Printer) -> Re
         }));
     }
     printer.result(text.trim_end());
-    printer.json_result(&json!({ "target": target.name, "hosts": hosts_json }));
+    let inventories: Vec<(String, Vec<Release>)> = names
+        .iter()
+        .zip(&listed)
+        .map(|(name, listed)| (name.clone(), releases_of(listed)))
+        .collect();
+    let split = disagreement(&inventories);
+    if let Some(runs) = &split {
+        printer.warn(format!(
+            "the hosts disagree: {runs}; `shipit rollback -t {}` takes every host to the last release all of them had live",
+            target.name
+        ));
+    }
+    printer.json_result(&json!({ "target": target.name, "hosts": hosts_json, "disagree": split }));
     Ok(())
 }
 

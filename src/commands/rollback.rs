@@ -13,8 +13,11 @@ use crate::migrations::{decide, Choice, Unapply};
 use crate::notify::{self, Notice, Notifier, Told};
 use crate::output::{seconds, Printer};
 use crate::plan::releases::{parse_inventory, releases};
-use crate::plan::rollback::{begin, check, choose, describe_from, look, prepare, switch};
-use crate::plan::step::Scope;
+use crate::plan::rollback::{
+    begin, check, choose, describe_from, look, prepare, switch, Destination,
+};
+use crate::plan::step::{Cleanup, Scope, Step};
+use crate::plan::Phase;
 use crate::release::ReleaseId;
 use crate::remote::facts;
 use crate::remote::preamble::Preamble;
@@ -31,6 +34,8 @@ struct Going {
     revision: String,
     /// How `live` is named in messages.
     from: String,
+    /// Per host: it runs `to` already and stays as it is (hosts that disagree).
+    stays: Vec<bool>,
 }
 
 /// Rolls `args.target` back (with `--dry-run`, says what it would do), and tells the webhooks
@@ -90,14 +95,24 @@ fn roll_back(
     // Where to go, from what begin found; the migrations the database has applied that the
     // target does not know, from what check found.
     let go = |names: &[String], begun: &[ScriptRun]| -> Result<Going> {
-        let (live, to, revision) = destination(names, begun, args, &target.name)?;
+        let (chosen, revision) = destination(names, begun, args, &target.name)?;
+        let Destination {
+            from: live,
+            to,
+            stays,
+        } = chosen;
         let from = describe_from(live);
-        printer.info(format!("rolling {} back from {from} to {to}", target.name));
+        printer.info(format!(
+            "rolling {} back from {from} to {to}{}",
+            target.name,
+            staying(names, &stays, to)
+        ));
         Ok(Going {
             live,
             to,
             revision,
             from,
+            stays,
         })
     };
     let decide = |checked: &[ScriptRun], going: &Going| -> Result<(Vec<String>, Vec<Unapply>)> {
@@ -151,12 +166,19 @@ fn roll_back(
             if !unapply.is_empty() {
                 preambles.set_on(resolved.primary, |v| v.unapplied = "1".into());
             }
+            // A host on `to` already prepares nothing and only gives its lock back.
             let rest = Rest {
                 prepare: (0..so_far.len())
-                    .map(|i| prepare(&resolved, &resolved.placements[i], &unapply))
+                    .map(|i| match g.stays[i] {
+                        true => Phase::new(Vec::new(), Cleanup::Prepare),
+                        false => prepare(&resolved, &resolved.placements[i], &unapply),
+                    })
                     .collect(),
                 switch: (0..so_far.len())
-                    .map(|i| switch(&resolved, &resolved.placements[i]))
+                    .map(|i| match g.stays[i] {
+                        true => Phase::new(vec![Step::Unlock], Cleanup::Lock),
+                        false => switch(&resolved, &resolved.placements[i]),
+                    })
                     .collect(),
                 outcome: outcome_from(g),
             };
@@ -170,11 +192,15 @@ fn roll_back(
         to,
         from,
         revision,
+        stays,
+        ..
     } = going;
+    let moved = hosts - stays.iter().filter(|s| **s).count();
     printer.result(format!(
-        "rolled {} back from {from} to {to} on {hosts} host{} in {}",
+        "rolled {} back from {from} to {to} on {moved} host{}{} in {}",
         target.name,
-        if hosts == 1 { "" } else { "s" },
+        if moved == 1 { "" } else { "s" },
+        staying(&fleet.names(), &stays, to),
         seconds(started.elapsed())
     ));
     printer.json_result(&json!({
@@ -184,26 +210,42 @@ fn roll_back(
         "unapplied": unapply.iter().map(|u| json!({"app": u.app, "to": u.to})).collect::<Vec<_>>(),
         "forced_past": if args.force { unknown.clone() } else { Vec::new() },
         "hosts": fleet.names(),
+        "stayed": fleet.names().into_iter().zip(&stays).filter(|(_, s)| **s).map(|(n, _)| n).collect::<Vec<_>>(),
         "seconds": started.elapsed().as_secs_f64(),
         "usage": super::usage(&mut fleet.sessions),
     }));
     Ok(Some((to, revision)))
 }
 
-/// Where every host goes, from the inventories `begun` reported: `(live, to, revision of to)`
-/// (`live` is `None` when `current` points at a release that is gone).
+/// `; NAMES ran TO already`, for the hosts that stay, or nothing.
+fn staying(names: &[String], stays: &[bool], to: ReleaseId) -> String {
+    let staying: Vec<&str> = names
+        .iter()
+        .zip(stays)
+        .filter(|(_, s)| **s)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if staying.is_empty() {
+        String::new()
+    } else {
+        format!("; {} ran {to} already", staying.join(", "))
+    }
+}
+
+/// Where every host goes, from the inventories `begun` reported, and the revision of `to`.
 fn destination(
     names: &[String],
     begun: &[ScriptRun],
     args: &RollbackArgs,
     target: &str,
-) -> Result<(Option<ReleaseId>, ReleaseId, String)> {
+) -> Result<(Destination, String)> {
     let inventories: Vec<(String, Vec<_>)> = begun
         .iter()
         .zip(names)
         .map(|(run, name)| (name.clone(), releases(&run.facts)))
         .collect();
-    let (live, to) = choose(&inventories, args.to.as_deref(), target)?;
+    let chosen = choose(&inventories, args.to.as_deref(), target)?;
+    let to = chosen.to;
     // The log records the revision of the release switched to, as its manifest says.
     let revision = begun
         .iter()
@@ -211,7 +253,7 @@ fn destination(
         .find(|listed| listed.release.id == to)
         .and_then(|listed| listed.revision)
         .unwrap_or_default();
-    Ok((live, to, revision))
+    Ok((chosen, revision))
 }
 
 /// What the migrations check found on every host, decided with `--migrate`/`--force`.
@@ -255,7 +297,12 @@ fn dry_run(
 ) -> Result<()> {
     let names = fleet.names();
     let looked = fleet.each(&look(), &vars)?;
-    let (live, to, _) = destination(&names, &looked, args, &resolved.target)?;
+    let (chosen, _) = destination(&names, &looked, args, &resolved.target)?;
+    let Destination {
+        from: live,
+        to,
+        stays,
+    } = chosen;
     let from = describe_from(live);
     let mut vars = vars;
     for host in &mut vars {
@@ -265,10 +312,17 @@ fn dry_run(
     let checked = fleet.each(&check(), &vars)?;
     let planned = migrations(&checked, args, live, to);
     let unapply = planned.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
+    let moving: Vec<&str> = names
+        .iter()
+        .zip(&stays)
+        .filter(|(_, s)| !**s)
+        .map(|(n, _)| n.as_str())
+        .collect();
     let mut text = format!(
-        "dry run: would roll {} back from {from} to {to} on {}\n",
+        "dry run: would roll {} back from {from} to {to} on {}{}\n",
         resolved.target,
-        names.join(", ")
+        moving.join(", "),
+        staying(&names, &stays, to)
     );
     match &planned {
         Ok((unknown, _)) if unknown.is_empty() => text.push_str(&format!(

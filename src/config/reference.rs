@@ -90,6 +90,7 @@ fn keys() -> Vec<Key> {
         key("targets.<t>.primary", Text("first host"), "the host that runs once-steps (`migrate`, `once` hooks, a rollback's unapply) and `once` processes"),
         key("targets.<t>.migrate", value(MigrateOn::default().name()), "`once` (one shared database) or `each-host` (a database per host, e.g. SQLite)"),
         key("targets.<t>.batch", Text("all hosts"), "hosts switched at a time, each batch health-checked before the next"),
+        key("targets.<t>.prepared_timeout", value(i64::from(DEFAULT_PREPARED_TIMEOUT)), "seconds a prepared host of a fleet waits for its switch; then it abandons the new release (stops its app server) and gives its lock back, and at once when the shipit that prepared it is gone (killed): no `--break-lock` needed (1 to 86400), see [Fleets](../fleets.md#a-killed-shipit-prepared_timeout)"),
         unshown("targets.<t>.processes", Text("`{}`"), "`NAME = \"command\"` or a table of `run`, `role`, `replicas`, `stop_timeout`, `once`: processes besides gunicorn (Celery worker, beat), see [Processes and roles](../fleets.md#processes-and-roles)"),
         unshown("targets.<t>.processes.<p>.run", Required, "a process's table form: its command, run in the release with its venv and environment"),
         unshown("targets.<t>.processes.<p>.role", value(DEFAULT_PROCESS_ROLE), "the hosts of this role run it"),

@@ -161,6 +161,7 @@ pub(crate) fn settings(
         t.batch
             .map_or_else(|| Value::from("(all hosts)"), Value::from),
     );
+    s.add("prepared_timeout", t.prepared_timeout);
     match &t.nginx {
         Some(n) => {
             s.add("nginx.site", n.site.clone());

@@ -131,6 +131,9 @@ pub struct Target {
     pub migrate: MigrateOn,
     /// Hosts switched at a time (each batch is health-checked before the next); `None`: all.
     pub batch: Option<u32>,
+    /// Seconds a prepared host of a fleet waits for the switch before it abandons the release
+    /// and gives its lock back (a shipit killed between prepare and switch).
+    pub prepared_timeout: u32,
     /// nginx site management; `None` leaves nginx alone.
     pub nginx: Option<Nginx>,
     /// HTTPS for the nginx site (`[targets.T.tls]`); `None`: plain http.
@@ -194,6 +197,7 @@ pub(super) struct RawTarget {
     #[serde(default)]
     migrate: MigrateOn,
     batch: Option<Spanned<i64>>,
+    prepared_timeout: Option<Spanned<i64>>,
     nginx: Option<Spanned<Nginx>>,
     tls: Option<Spanned<RawTls>>,
     notify: Option<RawNotify>,
@@ -225,6 +229,10 @@ pub(super) fn is_identifier(text: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
+
+/// `prepared_timeout` when unset, in seconds: room for the slowest host's last prepare steps
+/// and every batch's switch and health check before the last batch's.
+pub(crate) const DEFAULT_PREPARED_TIMEOUT: u32 = 600;
 
 /// `keep_releases` when unset.
 pub(crate) const DEFAULT_KEEP_RELEASES: i64 = 5;
@@ -304,6 +312,17 @@ pub(super) fn validate_target(
                 b.span(),
                 key("batch"),
                 format!("must be between 1 and 1000 hosts, not {}", b.get_ref()),
+            ))
+        }
+    };
+    let prepared_timeout = match &raw.prepared_timeout {
+        None => DEFAULT_PREPARED_TIMEOUT,
+        Some(t) if (1..=86_400).contains(t.get_ref()) => *t.get_ref() as u32,
+        Some(t) => {
+            return Err(source.error(
+                t.span(),
+                key("prepared_timeout"),
+                format!("must be between 1 and 86400 seconds, not {}", t.get_ref()),
             ))
         }
     };
@@ -396,6 +415,7 @@ pub(super) fn validate_target(
         primary,
         migrate: raw.migrate,
         batch,
+        prepared_timeout,
         nginx: match raw.nginx {
             Some(n) => Some(validate_nginx(source, name, n)?),
             None => None,

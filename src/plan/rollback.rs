@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::migrations::Unapply;
-use crate::release::{rollback_target, Release, ReleaseId};
+use crate::release::{rollback_target, Release, ReleaseId, State};
 use crate::resolve::{Placement, Resolved};
 
 use super::deploy::{start_services, switch_and_check};
@@ -81,20 +81,38 @@ pub(crate) fn switch(resolved: &Resolved, placed: &Placement) -> Phase {
     Phase::new(steps, Cleanup::Switch)
 }
 
-/// Where every host goes: `(from, to)`, the same on all of them, or a refusal. `from` is `None`
-/// when `current` points at no release (it dangles): only `--to` goes anywhere then.
+/// Where a rollback goes: `to` on every host, from `from`, the live release of every host that
+/// moves (`None` when `current` points at no release: it dangles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Destination {
+    pub(crate) from: Option<ReleaseId>,
+    pub(crate) to: ReleaseId,
+    /// Per host, in target order: it runs `to` already and stays as it is (hosts that disagree,
+    /// say after a batch failed once earlier batches had switched).
+    pub(crate) stays: Vec<bool>,
+}
+
+/// Where every host goes, or a refusal. Hosts that agree on their live release go to the one
+/// before it (or `--to`), the same on all of them. Hosts that disagree go to the newest release
+/// every one of them had live (or `--to`): those on it stay, the others, which must agree among
+/// themselves, move.
 pub(crate) fn choose(
     hosts: &[(String, Vec<Release>)],
     to: Option<&str>,
     target: &str,
-) -> Result<(Option<ReleaseId>, ReleaseId)> {
+) -> Result<Destination> {
+    let live = |releases: &[Release]| releases.iter().find(|r| r.current).map(|r| r.id);
+    if let Some(runs) = disagreement(hosts) {
+        let lives: Vec<Option<ReleaseId>> = hosts.iter().map(|(_, r)| live(r)).collect();
+        return choose_for_hosts_that_disagree(hosts, &lives, &runs, to, target);
+    }
     let mut chosen: Option<(Option<ReleaseId>, ReleaseId)> = None;
     for (name, releases) in hosts {
         let to = rollback_target(releases, to).map_err(|refusal| Error::Refused {
             message: format!("{name}: cannot roll back {target}: {refusal}"),
             hint: "`shipit releases --target NAME` lists the releases and their states".into(),
         })?;
-        let from = releases.iter().find(|r| r.current).map(|r| r.id);
+        let from = live(releases);
         match chosen {
             Some((f, t)) if (f, t) != (from, to) => {
                 return Err(Error::Refused {
@@ -109,10 +127,99 @@ pub(crate) fn choose(
             _ => chosen = Some((from, to)),
         }
     }
-    chosen.ok_or_else(|| Error::Refused {
+    let (from, to) = chosen.ok_or_else(|| Error::Refused {
         message: format!("{target} has no host to roll back"),
         hint: "add hosts to the target".into(),
+    })?;
+    Ok(Destination {
+        from,
+        to,
+        stays: vec![false; hosts.len()],
     })
+}
+
+/// [`choose`] for hosts whose live releases differ (`lives`, in target order; `runs` says so).
+fn choose_for_hosts_that_disagree(
+    hosts: &[(String, Vec<Release>)],
+    lives: &[Option<ReleaseId>],
+    runs: &str,
+    to: Option<&str>,
+    target: &str,
+) -> Result<Destination> {
+    let refused = |why: String, hint: &str| Error::Refused {
+        message: format!("{target}'s hosts disagree ({runs}): {why}"),
+        hint: hint.into(),
+    };
+    let usable = |releases: &[Release], id: ReleaseId, wanted: bool| {
+        releases.iter().any(|r| {
+            r.id == id
+                && (r.current
+                    || r.state.is_good()
+                    || (wanted && !matches!(r.state, State::Failed | State::Preparing)))
+        })
+    };
+    let to = match to {
+        Some(wanted) => {
+            let id = ReleaseId::parse(wanted).ok_or_else(|| {
+                refused(
+                    format!("`{wanted}` is not a release id"),
+                    "`shipit releases --target NAME` lists the releases",
+                )
+            })?;
+            if let Some((name, _)) = hosts.iter().find(|(_, r)| !usable(r, id, true)) {
+                return Err(refused(
+                    format!("{name} has no release {id} it could switch to"),
+                    "name a release every host has with --to",
+                ));
+            }
+            id
+        }
+        None => hosts[0]
+            .1
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| hosts.iter().all(|(_, r)| usable(r, *id, false)))
+            .max()
+            .ok_or_else(|| {
+                refused(
+                    "no release was live on all of them".into(),
+                    "name the release every host should run with --to",
+                )
+            })?,
+    };
+    let stays: Vec<bool> = lives.iter().map(|live| *live == Some(to)).collect();
+    let mut movers = lives
+        .iter()
+        .zip(&stays)
+        .filter(|(_, s)| !**s)
+        .map(|(l, _)| *l);
+    let from = movers.next().flatten();
+    if movers.any(|other| other != from) {
+        return Err(refused(
+            format!("the hosts not on {to} run different releases"),
+            "roll them back in steps, each to a release named with --to",
+        ));
+    }
+    Ok(Destination { from, to, stays })
+}
+
+/// Which release each host runs, when the hosts' live releases differ (`host runs ID, host
+/// runs ID`), for messages; `None` when they agree.
+pub(crate) fn disagreement(hosts: &[(String, Vec<Release>)]) -> Option<String> {
+    let live = |releases: &[Release]| releases.iter().find(|r| r.current).map(|r| r.id);
+    let lives: Vec<Option<ReleaseId>> = hosts.iter().map(|(_, r)| live(r)).collect();
+    if lives.windows(2).all(|w| w[0] == w[1]) {
+        return None;
+    }
+    let runs: Vec<String> = hosts
+        .iter()
+        .zip(lives)
+        .map(|((name, _), live)| match live {
+            Some(id) => format!("{name} runs {id}"),
+            None => format!("{name} runs no release"),
+        })
+        .collect();
+    Some(runs.join(", "))
 }
 
 /// A rollback's starting point for messages.
@@ -147,10 +254,66 @@ mod tests {
         ];
         let err = choose(&[("a".into(), a.clone()), ("b".into(), b)], None, "prod").unwrap_err();
         assert!(err.to_string().contains("hosts disagree"), "{err}");
-        let (from, to) = choose(&[("a".into(), a)], None, "prod").unwrap();
+        let chosen = choose(&[("a".into(), a)], None, "prod").unwrap();
         assert_eq!(
-            (describe_from(from), to.to_string()),
+            (describe_from(chosen.from), chosen.to.to_string()),
             ("20260101000002".into(), "20260101000001".into())
+        );
+    }
+
+    /// A batch failed after the first had switched: host a runs the new release, b and c the
+    /// one before it (on b and c the new one failed). Every host goes to the newest release all
+    /// of them had live; those on it stay.
+    #[test]
+    fn hosts_split_by_a_failed_batch_go_back_to_the_last_release_all_had_live() {
+        let a = vec![
+            release("20260101000000", State::Good, false),
+            release("20260101000001", State::Good, false),
+            release("20260101000002", State::Live, true),
+        ];
+        let back = |failed: State| {
+            vec![
+                release("20260101000000", State::Good, false),
+                release("20260101000001", State::Live, true),
+                release("20260101000002", failed, false),
+            ]
+        };
+        let hosts = [
+            ("a".to_string(), a.clone()),
+            ("b".to_string(), back(State::Failed)),
+            ("c".to_string(), back(State::Prepared)),
+        ];
+        let chosen = choose(&hosts, None, "prod").unwrap();
+        assert_eq!(
+            chosen,
+            Destination {
+                from: ReleaseId::parse("20260101000002"),
+                to: ReleaseId::parse("20260101000001").unwrap(),
+                stays: vec![false, true, true],
+            }
+        );
+        // --to the one before: every host would move, from two releases: in steps, please.
+        let err = choose(&hosts, Some("20260101000000"), "prod").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the hosts not on 20260101000000 run different releases"),
+            "{err}"
+        );
+        // --to the new release: only the hosts where it did not fail could go.
+        let err = choose(&hosts, Some("20260101000002"), "prod").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "prod's hosts disagree (a runs 20260101000002, b runs 20260101000001, c runs 20260101000001): b has no release 20260101000002"
+            ),
+            "{err}"
+        );
+        // No release live on all of them.
+        let lone = vec![release("20260101000003", State::Live, true)];
+        let err = choose(&[("a".into(), a), ("d".into(), lone)], None, "prod").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no release was live on all of them"),
+            "{err}"
         );
     }
 

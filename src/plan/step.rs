@@ -158,6 +158,9 @@ pub(crate) enum Step {
     Prepared,
     /// In a script that prepares and switches, wait for shipit's go-ahead before switching.
     Gate,
+    /// A fleet's prepared host, whose switch comes in a later script: leave a watch that
+    /// abandons the release and gives the lock back when no switch comes in time.
+    AwaitSwitch,
     /// Refuse to switch without the lock.
     CheckLock,
     /// Rename a fresh symlink over `current`.
@@ -256,6 +259,7 @@ impl Step {
             Step::StartApp => "start-app",
             Step::Prepared => "prepared",
             Step::Gate => "gate",
+            Step::AwaitSwitch => "await-switch",
             Step::CheckLock => "check-lock",
             Step::Switch => "switch",
             Step::ReloadNginx => "reload-nginx",
@@ -628,6 +632,7 @@ mod tests {
             Step::MigrateCheck,
             Step::Prepared,
             Step::Gate,
+            Step::AwaitSwitch,
             Step::CheckLock,
             Step::Switch,
             Step::ReloadNginx,

@@ -47,6 +47,9 @@ pub(crate) mod key {
         LOCK_LOST = "lock_lost",
         /// This run gave its lock back.
         UNLOCKED = "unlocked",
+        /// A prepared host stopped waiting for its switch (`prepared_timeout`, or its run was
+        /// gone) and gave its release and its lock up before the switch came.
+        GAVE_UP = "gave_up",
         /// `shipit lock release` found no lock.
         /// Emitted for the log of the run; no Rust reads it yet.
         #[allow(dead_code)]
@@ -105,6 +108,11 @@ pub(crate) fn unlocked(facts: &Facts) -> bool {
 /// The script stopped at its gate.
 pub(crate) fn stopped(facts: &Facts) -> bool {
     flag(facts, key::STOPPED)
+}
+
+/// The host had given its prepared release up before its switch came.
+pub(crate) fn gave_up(facts: &Facts) -> bool {
+    flag(facts, key::GAVE_UP)
 }
 
 /// Another run broke this run's lock.

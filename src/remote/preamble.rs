@@ -133,6 +133,8 @@ preamble! {
     lock_wait: "LOCK_WAIT",
     /// Why `shipit lock acquire` holds the lock.
     lock_message: "LOCK_MESSAGE",
+    /// Seconds a fleet's prepared host waits for the switch (`prepared_timeout`).
+    prepared_timeout: "PREPARED_TIMEOUT",
     /// `1` when this host serves the web role (nginx site and web app server).
     web: "WEB",
     /// [`crate::remote::layout::APP_SOCKET`].

@@ -141,7 +141,10 @@ impl<'p> Locked<'p> {
                 let steps = round.steps_for(primary);
                 (!steps.is_empty()).then(|| script(vars, steps, round.cleanup))
             });
-            self.settle(rounds[0][r].cleanup, results, &mut merged, outcome)?;
+            // A host with nothing to run (a rollback's host on its target already) has no round.
+            let cleanup = rounds.iter().find_map(|h| h.get(r)).map(|p| p.cleanup);
+            let cleanup = cleanup.expect("a round some host runs");
+            self.settle(cleanup, results, &mut merged, outcome)?;
         }
         Ok(merged)
     }
@@ -264,8 +267,10 @@ impl<'p> Locked<'p> {
 
     /// Two-phase commit: `prepare` everywhere, then — only if every host is ready — `switch`
     /// (host `i`'s phases are `prepare(i)` and `switch(i)`), in batches of `batch` hosts (one
-    /// host goes through [`Fleet::run_through`] instead). `current_outcome` says what a failure
-    /// before the switch leaves.
+    /// host goes through [`Fleet::run_through`] instead). Each prepare ends by leaving a watch
+    /// on its host ([`Step::AwaitSwitch`]): a host whose switch does not come within
+    /// `prepared_timeout`, or whose run is gone, abandons its release and gives its lock back
+    /// by itself. `current_outcome` says what a failure before the switch leaves.
     pub(crate) fn prepare_then_switch(
         &mut self,
         prepare: &(dyn Fn(usize) -> Phase + Sync),
@@ -274,7 +279,16 @@ impl<'p> Locked<'p> {
         current_outcome: &str,
     ) -> Result<Vec<ScriptRun>> {
         self.stop_if_interrupted(current_outcome)?;
-        let mut runs = self.run_each(prepare, current_outcome)?;
+        // Between this script and its switch no script runs on a host: its watch gives the
+        // release and the lock up if the switch never comes (shipit killed, or hung).
+        let watched = |i: usize| {
+            let mut phase = prepare(i);
+            if !phase.steps.is_empty() {
+                phase.steps.push(Step::AwaitSwitch);
+            }
+            phase
+        };
+        let mut runs = self.run_each(&watched, current_outcome)?;
         self.stop_if_interrupted(current_outcome)?;
         let hosts = self.fleet.sessions.len();
         let size = batch.map_or(hosts, |b| b as usize).max(1);
@@ -329,10 +343,44 @@ impl<'p> Locked<'p> {
                         waiting.join(", ")
                     }
                 ));
+                if !switched.is_empty() {
+                    self.fleet.printer.warn(self.split(&switched));
+                }
                 return Err(error);
             }
         }
         Ok(runs)
+    }
+
+    /// What a batch that failed after `switched` had switched leaves: which hosts run which
+    /// release, and the command that makes them agree again.
+    fn split(&self, switched: &[String]) -> String {
+        let vars = &self.vars[0];
+        let others: Vec<String> = (0..self.hold.len())
+            .map(|i| self.name(i))
+            .filter(|name| !switched.contains(name))
+            .collect();
+        let agree = if vars.op == "deploy" {
+            format!(
+                "`shipit rollback -t {}` takes every host to the last release all of them had live",
+                vars.target
+            )
+        } else {
+            "`shipit releases` lists each host's releases".to_string()
+        };
+        format!(
+            "the hosts disagree: {} run{} release {}; {} run{} the release {} before: {agree}",
+            switched.join(", "),
+            if switched.len() == 1 { "s" } else { "" },
+            vars.id,
+            others.join(", "),
+            if others.len() == 1 { "s" } else { "" },
+            if others.len() == 1 {
+                "it ran"
+            } else {
+                "they ran"
+            },
+        )
     }
 
     /// Keeps every lock held after this run ends (`shipit lock acquire`) and returns the fleet.

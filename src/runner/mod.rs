@@ -167,6 +167,8 @@ fn switch_outcome(run: &ScriptRun, switch: &Phase) -> String {
         .any(|s| s.after_commit() && Some(s.id().as_str()) == failed);
     if facts::lock_lost(&run.facts) {
         LOST_LOCK.into()
+    } else if facts::gave_up(&run.facts) {
+        "this host had stopped waiting for its switch (targets.<t>.prepared_timeout): it abandoned the new release and gave its lock back; nothing was switched".into()
     } else if committed {
         "the new release is live; this step failed after the switch and nothing was undone".into()
     } else {

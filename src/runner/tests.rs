@@ -581,12 +581,15 @@ fn a_rollback_unapplies_on_the_primary_before_any_host_starts_its_target() {
         [
             vec!["reap", "nginx-check"],
             vec!["unapply"],
-            vec!["start-app"]
+            vec!["start-app", "await-switch"]
         ]
     );
     assert_eq!(
         other[2..4],
-        [vec!["reap", "nginx-check"], vec!["start-app"]]
+        [
+            vec!["reap", "nginx-check"],
+            vec!["start-app", "await-switch"]
+        ]
     );
     for steps in [&primary[5], &other[4]] {
         assert!(steps.contains(&"switch".to_string()), "{steps:?}");
@@ -651,5 +654,44 @@ fn one_host_unapplies_then_starts_its_target_then_switches_in_one_exec() {
     let order = ["migrations", "unapply", "start-app", "gate", "switch"].map(at);
     assert!(order.is_sorted(), "{:?}", scripts[0]);
     assert_eq!(unapplied(&hosts[0]), [true]);
+    assert!(nobody_locked(&hosts));
+}
+
+/// A rollback of hosts that disagree: host 0 runs the target already, so it prepares nothing
+/// (no script, no watch) and only gives its lock back at the switch; host 1 rolls back.
+#[test]
+fn a_host_with_nothing_to_prepare_only_gives_its_lock_back() {
+    use crate::plan::rollback;
+    let printer = printer();
+    let (fleet, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+    let resolved = resolved();
+    let (_, _) = fleet
+        .run_stages(&rollback::begin(), vars(2), Some(1), &mut |_, _| {
+            Ok(Stage::Last(Rest {
+                prepare: vec![
+                    Phase::new(Vec::new(), Cleanup::Prepare),
+                    rollback::prepare(&resolved, &everything(), &[]),
+                ],
+                switch: vec![
+                    Phase::new(vec![Step::Unlock], Cleanup::Lock),
+                    rollback::switch(&resolved, &everything()),
+                ],
+                outcome: "nothing was switched".into(),
+            }))
+        })
+        .unwrap();
+    assert_eq!(
+        scripts(&hosts[0])[1..],
+        [vec!["unlock"]],
+        "{:?}",
+        scripts(&hosts[0])
+    );
+    let other = scripts(&hosts[1]);
+    assert_eq!(
+        other[1],
+        ["reap", "nginx-check", "start-app", "await-switch"],
+        "{other:?}"
+    );
+    assert!(other[2].contains(&"finish".to_string()), "{other:?}");
     assert!(nobody_locked(&hosts));
 }

@@ -39,7 +39,7 @@ shipit_lock_read() {
       [ -d "$LOCK" ] || return 1
       LOCK_RECORD=$(cat "$LOCK/info" 2>/dev/null) || LOCK_RECORD=
     fi
-    if shipit_lock_alive; then
+    if shipit_lock_alive || shipit_lock_watched; then
       LOCK_LIVE=1
       return 0
     fi
@@ -77,7 +77,22 @@ shipit_lock_alive() {
     [ "$(shipit_starttime "$pid")" = "$(shipit_lock_field holder_start)" ]
 }
 
+# Whether the lock read belongs to a prepared host's run that left a watch still running (see
+# step_await_switch): the watch gives the lock back itself, so the lock is live until then.
+shipit_lock_watched() {
+  watched=$(shipit_lock_field token)
+  [ -n "$watched" ] || return 1
+  shipit_job_pid "$D/.shipit/await-switch.$watched" > /dev/null ||
+    shipit_job_pid "$D/.shipit/await-switch.$watched.abort" > /dev/null
+}
+
 shipit_lock_live() { [ "$LOCK_LIVE" = 1 ]; }
+
+# Whether the run that holds the lock still runs (its holder only: a watch it left does not
+# count, see step_await_switch).
+shipit_lock_holder_alive() {
+  LOCK_RECORD=$(cat "$LOCK/info" 2> /dev/null) && shipit_lock_alive
+}
 
 shipit_lock_holder() {
   if [ -z "$LOCK_RECORD" ]; then
@@ -227,6 +242,7 @@ step_lock_release() {
 }
 
 step_check_lock() {
+  shipit_switch_claim || exit 1
   shipit_own_lock || { echo "the lock on $D is no longer ours; not switching"; shipit_fact lock_lost 1; exit 1; }
 }
 

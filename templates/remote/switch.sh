@@ -72,8 +72,82 @@ step_finish() {
   fi
 }
 
+# A fleet's prepared host waits for its switch between two scripts, with none running: the lock
+# is held and the new app server runs. step_await_switch leaves a watch there, a detached job
+# recorded in its file (shipit_switch_file: its pid and start time), that abandons the release and
+# gives the lock back (step_abort) when the switch has not come after PREPARED_TIMEOUT seconds,
+# or at once when the run that holds the lock is gone (its holder ended: shipit was killed), so
+# that a later run needs no --break-lock. Whoever renames that file first decides: the
+# switch's check-lock or an abort (the watch then ends doing nothing), or the watch (which
+# renames it `.abort`, adds why, and aborts; the switch then waits for it and refuses).
+shipit_switch_file() { printf '%s/.shipit/await-switch.%s' "$D" "$TOKEN"; }
+
+step_await_switch() {
+  awaiting=$(shipit_switch_file)
+  # Records of watches that are gone (a reboot killed them, or they ended) are left no longer.
+  for old in "$D"/.shipit/await-switch.*; do
+    [ -f "$old" ] && ! shipit_job_pid "$old" > /dev/null && rm -f "$old"
+  done
+  : > "$awaiting"
+  (
+    trap '' HUP PIPE
+    shipit_switch_watch "$awaiting"
+  ) < /dev/null > /dev/null 2>&1 3<&- &
+  shipit_job_record "$!" "$awaiting.tmp"
+  mv -f "$awaiting.tmp" "$awaiting"
+  echo "waiting up to ${PREPARED_TIMEOUT}s for the switch; then release $ID is abandoned and the lock given back"
+}
+
+# shipit_switch_watch FILE: the watch step_await_switch leaves (see there).
+shipit_switch_watch() {
+  deadline=$(($(date +%s) + PREPARED_TIMEOUT))
+  while [ -f "$1" ]; do
+    why=
+    if ! shipit_own_lock; then
+      why="the lock is no longer this run's"
+    elif ! shipit_lock_holder_alive; then
+      why="the run that prepared it is gone"
+    elif [ "$(date +%s)" -ge "$deadline" ]; then
+      why="no switch came within ${PREPARED_TIMEOUT}s (prepared_timeout)"
+    fi
+    if [ -n "$why" ]; then
+      mv "$1" "$1.abort" 2> /dev/null || return 0
+      printf 'why=%s\n' "$why" >> "$1.abort"
+      (
+        set -e
+        shipit_abandon "$why"
+      ) || true
+      return 0
+    fi
+    sleep 1
+  done
+}
+
+# Takes the watch's file before this run switches or gives its release up; fails when the watch
+# took it first (once the watch has given everything up).
+shipit_switch_claim() {
+  awaiting=$(shipit_switch_file)
+  if mv "$awaiting" "$awaiting.claimed" 2> /dev/null; then
+    rm -f "$awaiting.claimed"
+    return 0
+  fi
+  # No watch at all: a script that prepares and switches in one exec waits at its own gate.
+  [ -f "$awaiting.abort" ] || return 0
+  while shipit_job_pid "$awaiting.abort" > /dev/null; do sleep 0.1; done
+  echo "this host stopped waiting for the switch ($(shipit_value why "$awaiting.abort")): it abandoned release $ID and gave the lock back"
+  shipit_fact gave_up 1
+  return 1
+}
+
 # step_abort REASON: abandons this run's prepared release on this host because of another host.
 step_abort() {
+  shipit_switch_claim || return 0
+  shipit_abandon "$1"
+}
+
+# shipit_abandon REASON: abandons this run's prepared release and gives the lock back (only
+# what is this run's: a broken lock's new app server is stopped, nothing else touched).
+shipit_abandon() {
   shipit_stop_background
   if ! shipit_own_lock; then
     echo "the lock on $D is no longer ours; leaving everything as it is"

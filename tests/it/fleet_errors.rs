@@ -5,8 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use support::fleet::{serves_release_on, Fleet};
-use support::stack::*;
+use support::fleet::Fleet;
 use support::*;
 
 /// The lines of `stderr` from its `error:` line on: the error and its hints.
@@ -65,15 +64,7 @@ fn two_hosts_failing_for_two_causes_are_both_named_with_their_step_lines_and_hin
     assert!(denied_block.contains("Permission denied"), "{denied_block}");
     assert!(!error.contains(&format!("{ok}: step")), "{error}");
     assert_eq!(error.matches("hint: ").count(), 2, "{error}");
-    for i in 0..fleet.to.len() {
-        assert_eq!(
-            current_of(&fleet.to[i]),
-            Some(format!("releases/{id}")),
-            "host {i}"
-        );
-        serves_release_on(fleet.host(i), &fleet.http(i), &id);
-        assert!(!fleet.locked(i), "host {i} is still locked");
-    }
+    fleet.all_serve(&id);
 
     // Two hosts that cannot be reached: both named, one hint for the one cause.
     let (a, b) = (free_port(), free_port());

@@ -10,6 +10,8 @@ mod deploy;
 mod faults;
 mod fleet_errors;
 mod fleet_locks;
+mod fleet_recovery;
+mod fleet_split;
 mod gate;
 mod harness;
 mod image;

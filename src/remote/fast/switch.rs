@@ -12,6 +12,7 @@ pub(super) const COVERS: &[&str] = &[
     "step_finish",
     "step_prune",
     "step_abort",
+    "step_await_switch",
 ];
 
 /// The release live before this run.
@@ -680,5 +681,131 @@ fn abort_stops_the_background_steps_first() {
             "{:?} {stat:?}",
             host.shell
         );
+    });
+}
+
+/// This run's prepared release, its lock held by `holder` (`holder_pid=`, `holder_start=`
+/// lines), and the watch step_await_switch leaves, waiting `timeout` seconds.
+fn awaiting_switch(host: &mut Host, holder: &str, timeout: &str) -> super::Run {
+    host.release(ID, "prepared");
+    host.write(
+        host.d(".shipit/lock/info"),
+        &format!("token=token\n{holder}"),
+    );
+    host.set("PREPARED_TIMEOUT", timeout);
+    let run = host.step("step_await_switch", &[]);
+    run.status(0)
+        .says(&format!("waiting up to {timeout}s for the switch"));
+    run
+}
+
+/// The watch's file, as step_await_switch names it (`await-switch.TOKEN`), with `suffix`.
+fn awaiting(host: &Host, suffix: &str) -> std::path::PathBuf {
+    host.d(&format!(".shipit/await-switch.token{suffix}"))
+}
+
+/// Waits up to `seconds` for `done`.
+fn within(seconds: u64, done: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    done()
+}
+
+/// A holder process that no longer runs.
+const GONE: &str = "holder_pid=999999999\nholder_start=1\n";
+
+/// Waits until the watch gave the lock back, then checks it abandoned the release, saying `why`
+/// in the deploy log.
+fn watch_gave_up(host: &Host, why: &str) {
+    assert!(
+        within(10, || !host.d(".shipit/lock").exists()),
+        "{:?}: the watch never gave the lock back",
+        host.shell
+    );
+    assert_eq!(host.state(ID), "failed");
+    assert_eq!(host.log(), [format!("deploy aborted: {why}")]);
+}
+
+#[test]
+fn a_prepared_host_whose_switch_never_comes_abandons_its_release_and_unlocks() {
+    each_shell(|host| {
+        // The run still holds the lock (its holder lives) but sends nothing: the deadline.
+        awaiting_switch(host, &super::lock::live_holder(), "1");
+        assert!(host.d(".shipit/lock").exists(), "{:?}", host.shell);
+        watch_gave_up(host, "no switch came within 1s (prepared_timeout)");
+        // The switch that comes too late refuses, naming why.
+        host.step("step_check_lock", &[])
+            .status(1)
+            .says("stopped waiting for the switch (no switch came within 1s");
+    });
+}
+
+#[test]
+fn a_prepared_host_whose_run_is_gone_gives_up_at_once() {
+    each_shell(|host| {
+        awaiting_switch(host, GONE, "600");
+        watch_gave_up(host, "the run that prepared it is gone");
+    });
+}
+
+#[test]
+fn the_switch_or_an_abort_takes_the_watchs_file_and_the_watch_ends_doing_nothing() {
+    each_shell(|host| {
+        awaiting_switch(host, &super::lock::live_holder(), "600");
+        let record = std::fs::read_to_string(awaiting(host, "")).unwrap();
+        let pid = record.split(' ').next().unwrap().to_string();
+        assert!(!pid.is_empty(), "{:?}: no watch recorded", host.shell);
+        host.step("step_check_lock", &[]).status(0);
+        assert!(!awaiting(host, "").exists() && !awaiting(host, ".abort").exists());
+        // Gone, or a zombie waiting for PID 1 to reap it.
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.contains(") Z "))
+        };
+        assert!(within(5, gone), "{:?}: the watch still runs", host.shell);
+        assert_eq!(host.state(ID), "prepared");
+        assert!(host.d(".shipit/lock").exists());
+        // An abort (another host failed) takes it too, then gives the release up itself.
+        awaiting_switch(host, &super::lock::live_holder(), "600");
+        host.step("step_abort", &["web-2 failed"])
+            .status(0)
+            .says("abandoned: web-2 failed");
+        assert!(!awaiting(host, "").exists() && !awaiting(host, ".abort").exists());
+        assert_eq!(host.log(), ["deploy aborted: web-2 failed"]);
+    });
+}
+
+#[test]
+fn a_lock_whose_run_left_a_watch_is_live_until_the_watch_gives_it_back() {
+    each_shell(|host| {
+        // The holder is gone, but the watch it left (this test process) still runs.
+        host.write(
+            host.d(".shipit/lock/info"),
+            &format!("token=other\nby=bob@desk\nsince=2026-11-22T00:00:00Z\nop=deploy\nrelease=1\n{GONE}"),
+        );
+        let live = super::lock::live_holder();
+        let field = |name: &str| {
+            live.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_string()
+        };
+        host.write(
+            host.d(".shipit/await-switch.other"),
+            &format!("{} {}\n", field("holder_pid"), field("holder_start")),
+        );
+        host.step("step_lock", &[])
+            .status(75)
+            .fact_is("lock_live", "1");
+        // Its watch gone too: the lock is dead (broken with --break-lock, as before).
+        std::fs::remove_file(host.d(".shipit/await-switch.other")).unwrap();
+        host.step("step_lock", &[])
+            .status(75)
+            .fact_is("lock_live", "0");
     });
 }

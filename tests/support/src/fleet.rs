@@ -223,6 +223,20 @@ impl Fleet {
     pub fn locked(&self, i: usize) -> bool {
         self.to[i].join(".shipit/lock").exists()
     }
+
+    /// Asserts that every host's `current` is release `id`, that its site serves it, and that
+    /// no host is locked.
+    pub fn all_serve(&self, id: &str) {
+        for i in 0..self.to.len() {
+            assert_eq!(
+                current_of(&self.to[i]),
+                Some(format!("releases/{id}")),
+                "host {i}"
+            );
+            serves_release_on(self.host(i), &self.http(i), id);
+            assert!(!self.locked(i), "host {i} is still locked");
+        }
+    }
 }
 
 /// The index page nginx serves on `socket`, once it shows `release: ID`.

@@ -5,7 +5,9 @@
 //! [`Stack::start`] gives a test its own stack on fresh ports and directories, so tests run in
 //! parallel threads; [`Stack::shipit`] runs shipit against it (what it did is a [`Run`]).
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -255,6 +257,59 @@ impl Stack {
 
     pub fn deploy_to(&self) -> PathBuf {
         self.host.base.path().join(&self.options.app)
+    }
+
+    /// Runs `shipit -C PROJECT ARGS -v` like [`Stack::shipit`], calling `on_line` with each line
+    /// of its stderr as it comes (and shipit's pid).
+    pub fn watched(&self, args: &[&str], on_line: &mut (dyn FnMut(&str, u32) + Send)) -> Run {
+        let mut command = self.project.shipit_with_home(self.home.path());
+        command
+            .args(args)
+            .arg("-v")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = command.spawn().expect("spawn shipit");
+        let pid = child.id();
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (code, stdout, stderr) = std::thread::scope(|scope| {
+            let out = scope.spawn(move || {
+                let mut text = String::new();
+                let _ = stdout.read_to_string(&mut text);
+                text
+            });
+            let err = scope.spawn(move || {
+                let mut text = String::new();
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    on_line(&line, pid);
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                text
+            });
+            let deadline = started + DEPLOY_TIMEOUT;
+            let code = loop {
+                if let Some(status) = child.try_wait().expect("wait for shipit") {
+                    break status.code().unwrap_or(-1);
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break -1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            (code, out.join().unwrap(), err.join().unwrap())
+        });
+        Run {
+            code,
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        }
     }
 
     /// Runs `shipit -C PROJECT ARGS` with the private HOME and no agent.
