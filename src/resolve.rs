@@ -339,6 +339,7 @@ impl Resolved {
             },
             gate_strict: flag(self.migrations.strict),
             gate_allow: self.migrations.allow.join(" "),
+            gate_after: self.migrations.after_switch.join(" "),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Migrations {
     /// Migrations (`app.name`) allowed whatever they do.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Migrations (`app.name`) applied after every host has switched, on the primary.
+    #[serde(default)]
+    pub after_switch: Vec<String>,
 }
 
 /// Whether `name` is a migration as Django names it: `app_label.migration_name` (a module name,
@@ -62,10 +65,13 @@ pub(super) fn validate_migrations(
 ) -> Result<Migrations> {
     let span = m.span();
     let m = m.into_inner();
-    if let Some(bad) = m.allow.iter().find(|n| !is_migration_name(n)) {
+    for (key, names) in [("allow", &m.allow), ("after_switch", &m.after_switch)] {
+        let Some(bad) = names.iter().find(|n| !is_migration_name(n)) else {
+            continue;
+        };
         return Err(source.error(
             span,
-            key_for(target, "migrations.allow"),
+            key_for(target, &format!("migrations.{key}")),
             format!(
                 "`{bad}` is not a migration: name it as `app_label.migration_name`, e.g. `shop.0002_remove_item_note`"
             ),

@@ -839,6 +839,7 @@ fn the_migration_gate_refuses_by_default_and_names_migrations_as_django_does() {
             gate: GateMode::Refuse,
             strict: false,
             allow: vec![],
+            after_switch: vec![],
         }
     );
     let text = format!(

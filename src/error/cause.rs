@@ -63,8 +63,9 @@ impl Cause {
             Cause::MigrationGate => {
                 "each `fix:` line above says how to make the migration safe; the usual way is two \
                  deploys: first the code that stops using what the migration drops or changes, \
-                 then the migration; `--allow-breaking-migrations` (or [targets.T.migrations] \
-                 allow) applies it anyway. The live release keeps serving"
+                 then the migration, or one deploy that marks the migration to run after the \
+                 switch ([targets.T.migrations] after_switch); `--allow-breaking-migrations` (or \
+                 [targets.T.migrations] allow) applies it anyway. The live release keeps serving"
             }
         }
     }

@@ -175,6 +175,9 @@ pub(crate) fn switch(resolved: &Resolved, placed: &Placement, doomed: Vec<Releas
     if resolved.app.is_some() {
         steps.push(Step::StopOldApp);
     }
+    steps.push(Step::MigrateAfterSwitch {
+        once: resolved.migrate == MigrateOn::Once,
+    });
     Phase::new(steps, Cleanup::Switch)
 }
 
@@ -299,7 +302,8 @@ pub(crate) mod tests {
                 "after_switch[0]",
                 "finish",
                 "prune",
-                "stop-old-app"
+                "stop-old-app",
+                "migrate-after-switch"
             ]
         );
     }

@@ -746,14 +746,17 @@ mod tests {
             .collect()
     }
 
-    /// Every exec carries the library and the preamble's Python: packed, a script stays under
-    /// 40 KB on the wire (85 KB as text), a few round trips of TCP slow start fewer on a real link.
+    /// Every exec carries the library and the preamble's Python: packed, a script stays at
+    /// about 40 KB on the wire (110 KB as text), a few round trips of TCP slow start fewer on a
+    /// real link. The bound is 44 KB: the migration gate, certificate renewal and the
+    /// prepared-host watch brought the largest (a deploy's prepare) to 41 KB; sending each
+    /// phase only the functions and Python it reaches is what would bring it back down.
     #[test]
-    fn every_script_is_at_most_40_kb_on_the_wire() {
+    fn every_script_is_at_most_44_kb_on_the_wire() {
         for (name, script) in every_script() {
             let (sent, text) = (script.render().len(), script.body().len());
             assert!(
-                sent <= 40 * 1024,
+                sent <= 44 * 1024,
                 "{name}: {sent} bytes sent ({text} as text)"
             );
             assert!(

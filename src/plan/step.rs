@@ -127,6 +127,10 @@ pub(crate) enum Step {
     /// Finish what a deferred [`Step::Migrate`] left: skip `migrate` if the database is
     /// unchanged, else stop the new app server, migrate, and start it again.
     MigrateCheck,
+    /// Apply the migrations the migration gate held for after the switch (the fact
+    /// `after_switch`), once every host serves the release; `once`: on the primary only, after
+    /// the last batch. The switch stands whatever it does.
+    MigrateAfterSwitch { once: bool },
     /// `collectstatic`.
     Collectstatic,
     /// Start these steps (calls without arguments) one after another in the background while
@@ -248,6 +252,7 @@ impl Step {
             Step::Hook { .. } => "hook",
             Step::Migrate { .. } => "migrate",
             Step::MigrateCheck => "migrate-check",
+            Step::MigrateAfterSwitch { .. } => "migrate-after-switch",
             Step::Collectstatic => "collectstatic",
             Step::Background(_) => "background",
             Step::Await(_) => "await",
@@ -380,9 +385,20 @@ impl Step {
     /// Where the step runs.
     pub(crate) fn scope(&self) -> Scope {
         match self {
-            Step::Migrate { once: true, .. } | Step::Unapply(_) => Scope::Once,
+            Step::Migrate { once: true, .. }
+            | Step::MigrateAfterSwitch { once: true }
+            | Step::Unapply(_) => Scope::Once,
             Step::Hook { once: true, .. } => Scope::Once,
             _ => Scope::EachHost,
+        }
+    }
+
+    /// Whether a step run after every host switched is needed, from what the host reported
+    /// so far: the held migrations only when the gate held some.
+    pub(crate) fn wanted(&self, facts: &crate::remote::facts::Facts) -> bool {
+        match self {
+            Step::MigrateAfterSwitch { .. } => crate::remote::facts::after_switch(facts).is_some(),
+            _ => true,
         }
     }
 
@@ -391,7 +407,11 @@ impl Step {
     pub(crate) fn after_commit(&self) -> bool {
         matches!(
             self,
-            Step::Finish | Step::Prune(_) | Step::Unlock | Step::StopOldApp
+            Step::Finish
+                | Step::Prune(_)
+                | Step::Unlock
+                | Step::StopOldApp
+                | Step::MigrateAfterSwitch { .. }
         )
     }
 }
@@ -476,6 +496,11 @@ mod tests {
                 "step_migrate defer",
             ),
             (Step::MigrateCheck, "migrate-check", "step_migrate_check"),
+            (
+                Step::MigrateAfterSwitch { once: true },
+                "migrate-after-switch",
+                "step_migrate_after_switch",
+            ),
             (
                 Step::Env("A='b c'\n".into()),
                 "env",

@@ -68,6 +68,12 @@ pub(crate) mod key {
         SETTINGS = "settings",
         /// The outcome of the migrate step.
         MIGRATE = "migrate",
+        /// The migrations the gate held for after the switch (`app.name`, space-separated).
+        AFTER_SWITCH = "after_switch",
+        /// The held migrations were applied after the switch.
+        /// Emitted for the log of the run; no Rust reads it yet.
+        #[allow(dead_code)]
+        MIGRATE_AFTER_SWITCH = "migrate_after_switch",
         /// The outcome of the collectstatic step.
         COLLECTSTATIC = "collectstatic",
         /// The deploy user's name.
@@ -113,6 +119,11 @@ pub(crate) fn stopped(facts: &Facts) -> bool {
 /// The host had given its prepared release up before its switch came.
 pub(crate) fn gave_up(facts: &Facts) -> bool {
     flag(facts, key::GAVE_UP)
+}
+
+/// The migrations the gate held for after the switch, when it held some.
+pub(crate) fn after_switch(facts: &Facts) -> Option<&str> {
+    facts.get(key::AFTER_SWITCH).map(String::as_str)
 }
 
 /// Another run broke this run's lock.

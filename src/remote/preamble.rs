@@ -169,6 +169,8 @@ preamble! {
     gate_strict: "GATE_STRICT",
     /// Migrations (`app.name`, space-separated) the gate allows whatever they do.
     gate_allow: "GATE_ALLOW",
+    /// Migrations (`app.name`, space-separated) applied after every host has switched.
+    gate_after: "GATE_AFTER",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).

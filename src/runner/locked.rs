@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{lost_lock_or, on_all, refused, script, switch_outcome, warn_begun, Fleet, Preamble};
 use crate::error::{Error, Result};
 use crate::plan::script::Script;
-use crate::plan::step::{Cleanup, Step};
+use crate::plan::step::{Cleanup, Scope, Step};
 use crate::plan::Phase;
 use crate::remote::facts;
 use crate::session::ScriptRun;
@@ -301,7 +301,14 @@ impl<'p> Locked<'p> {
                 ))?;
             }
             let members = start..(start + size).min(hosts);
-            let phases: Vec<Phase> = (0..hosts).map(switch).collect();
+            // A switch's once-steps wait for the last batch (see `after_every_switch`).
+            let phases: Vec<Phase> = (0..hosts)
+                .map(|i| {
+                    let mut phase = switch(i);
+                    phase.steps.retain(|s| s.scope() == Scope::EachHost);
+                    phase
+                })
+                .collect();
             let results = self.round(|i, _, vars| {
                 members
                     .contains(&i)
@@ -349,7 +356,38 @@ impl<'p> Locked<'p> {
                 return Err(error);
             }
         }
+        self.after_every_switch(&switch(self.fleet.primary), &mut runs)?;
         Ok(runs)
+    }
+
+    /// Runs the once-steps of the primary's switch phase that its runs so far ask for (the
+    /// migrations the gate held, [`Step::wanted`]) on the primary, once every host has
+    /// switched: one more exec, only when there is something to do. The switch stands.
+    fn after_every_switch(&mut self, switch: &Phase, runs: &mut [ScriptRun]) -> Result<()> {
+        let primary = self.fleet.primary;
+        let steps: Vec<Step> = switch
+            .steps
+            .iter()
+            .filter(|s| s.scope() == Scope::Once && s.wanted(&runs[primary].facts))
+            .cloned()
+            .collect();
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let after = Phase::new(steps, Cleanup::Lock);
+        let results = self.round(|i, _, vars| {
+            (i == primary).then(|| script(vars, after.steps.clone(), after.cleanup))
+        });
+        let name = self.name(primary);
+        match results.into_iter().nth(primary).flatten() {
+            Some(Ok(run)) if run.succeeded() => {
+                runs[primary].absorb(run);
+                Ok(())
+            }
+            Some(Ok(run)) => Err(run.error(&name, switch_outcome(&run, &after))),
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// What a batch that failed after `switched` had switched leaves: which hosts run which

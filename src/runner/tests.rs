@@ -149,7 +149,7 @@ fn one_host_begins_prepares_and_switches_in_one_exec() {
     assert_eq!(steps[..5], ["layout", "lock", "reap", "facts", "upload"]);
     assert!(steps.contains(&"migrate".to_string()));
     assert!(steps.contains(&"gate".to_string()));
-    assert_eq!(steps.last().unwrap(), "stop-old-app");
+    assert_eq!(steps.last().unwrap(), "migrate-after-switch");
     assert!(nobody_locked(&hosts));
     // The first stage went behind the archive; only the second was waited for.
     assert_eq!(hosts[0].lock().unwrap().waited_for_rest, 1);

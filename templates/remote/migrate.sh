@@ -57,8 +57,10 @@ shipit_migrate_skip() {
 # The migration gate (py/gate.py, GATE=refuse|warn|allow|off): judges the migrations migrate is
 # about to apply against the release still live while they run. What it found is kept in
 # $R/.shipit/gate (shown by the deploy log's outcome when allowed); a refusal ends the step
-# before anything is applied.
+# before anything is applied. The migrations it holds for after the switch (GATE_AFTER and the
+# marks it reads) are listed in $R/.shipit/after-switch, and reported as the fact after_switch.
 shipit_gate() {
+  rm -f "$R/.shipit/after-switch"
   [ "$GATE" != off ] || return 0
   used=
   if [ -n "$PREVIOUS" ] && [ -d "$D/$PREVIOUS/.venv/" ]; then
@@ -67,14 +69,18 @@ shipit_gate() {
       { echo "migration gate: cannot read what the live release ${PREVIOUS##*/} uses"; exit 1; }
   fi
   if "$R/.venv/bin/python" -c "$PY_GATE" judge "$MANAGE" "$GATE" "$GATE_STRICT" "$GATE_ALLOW" \
-    "$used" > "$R/.shipit/gate" 2>&1; then
+    "$GATE_AFTER" "$used" "$R/.shipit/after-switch" > "$R/.shipit/gate" 2>&1; then
     status=0
   else
     status=$?
   fi
   cat "$R/.shipit/gate"
   case $status in
-    0) ;;
+    0)
+      if [ -s "$R/.shipit/after-switch" ]; then
+        shipit_fact after_switch "$(tr '\n' ' ' < "$R/.shipit/after-switch" | sed 's/ $//')"
+      fi
+      ;;
     3) echo "migration gate: refused, nothing was migrated"; exit 1 ;;
     *) echo "migration gate: failed (status $status), nothing was migrated"; exit 1 ;;
   esac
@@ -84,8 +90,32 @@ shipit_migrate_run() {
   shipit_gate
   rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
   "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
-    "$R/.shipit/database" "$R/.shipit/showmigrations"
+    "$R/.shipit/database" "$R/.shipit/showmigrations" "$R/.shipit/after-switch"
   shipit_fact migrate ran
+}
+
+# step_migrate_after_switch: applies the migrations the gate held for after the switch
+# ($R/.shipit/after-switch), once every host serves this release, under migrate's advisory
+# lock. The switch stands whatever happens: a failure is reported, never switched back.
+step_migrate_after_switch() {
+  if [ ! -s "$R/.shipit/after-switch" ]; then
+    echo "no migration was held for after the switch"
+    return 0
+  fi
+  cd "$R" || exit 1
+  shipit_load_env "$R"
+  umask 027
+  HASH=$(shipit_value migrations "$R/.shipit/migrated")
+  rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
+  "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
+    "$R/.shipit/database" "$R/.shipit/showmigrations" || {
+    echo "the migrations held for after the switch failed: $(tr '\n' ' ' < "$R/.shipit/after-switch")"
+    echo "release $ID stays live; fix the cause, then apply them with \`shipit run -t $TARGET --primary -- ./manage.py migrate\`"
+    exit 1
+  }
+  rm -f "$R/.shipit/after-switch"
+  shipit_migrate_record "$HASH"
+  shipit_fact migrate_after_switch ran
 }
 
 # Records what migrate found (migration files hash $1, the database) for the next deploy.

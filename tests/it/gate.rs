@@ -371,8 +371,61 @@ fn the_gate_refuses_a_migration_that_breaks_the_live_release_and_passes_the_two_
         " dropping the column the live release no longer uses",
     );
     assert!(v2 < run.release());
+
+    // One deploy instead of two: v6 adds `mark`; v7 drops it from the model and marks its
+    // RemoveField to run after the switch (django-safemigrate's attribute, as a string here):
+    // the gate holds it, migrate leaves it out, and it runs once the live release is v7.
+    visit_model(
+        &stack,
+        "    mark = models.TextField(null=True, blank=True)\n",
+    );
+    migration(
+        &stack,
+        "0006_visit_mark",
+        "0005_remove_visit_tag",
+        "migrations.AddField(\"visit\", \"mark\", models.TextField(null=True, blank=True))",
+    );
+    stack.project.commit_all("v6: Visit.mark");
+    stack.deploy(&[]).expect_code(0);
+    visit_model(&stack, "");
+    stack.project.write(
+        "pages/migrations/0007_remove_visit_mark.py",
+        "from django.db import migrations\n\n\n\
+         class Migration(migrations.Migration):\n\
+         \x20   safe = \"after_deploy\"\n\
+         \x20   dependencies = [(\"pages\", \"0006_visit_mark\")]\n\
+         \x20   operations = [migrations.RemoveField(\"visit\", \"mark\")]\n",
+    );
+    stack
+        .project
+        .commit_all("v7: drop Visit.mark after the switch");
+    let (run, v7_load) = deploy_under_load(&stack, &[]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains("migrate-after-switch"),
+        "{}",
+        run.stderr
+    );
+    let v7 = run.release();
+    let judged = std::fs::read_to_string(
+        stack
+            .deploy_to()
+            .join(format!("releases/{v7}/.shipit/gate")),
+    )
+    .unwrap();
+    assert!(
+        judged.contains("gate: after the switch: pages.0007_remove_visit_mark"),
+        "{judged}"
+    );
+    assert!(!columns().contains("mark"), "{}", columns());
+    assert!(
+        applied().contains("0007_remove_visit_mark"),
+        "{}",
+        applied()
+    );
+    assert_no_request_failed(&stack, &v7_load, " dropping a column after the switch");
     eprintln!(
-        "[gate] refused: {} of {} failed; two-step: {}+{}+{} of {}+{}+{} failed",
+        "[gate] refused: {} of {} failed; two-step: {}+{}+{} of {}+{}+{} failed; after the switch: {} of {}",
         refused.failed,
         refused.sent(),
         v3_load.failed,
@@ -380,6 +433,8 @@ fn the_gate_refuses_a_migration_that_breaks_the_live_release_and_passes_the_two_
         v5_load.failed,
         v3_load.sent(),
         v4_load.sent(),
-        v5_load.sent()
+        v5_load.sent(),
+        v7_load.failed,
+        v7_load.sent()
     );
 }

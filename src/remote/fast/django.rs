@@ -7,6 +7,7 @@ pub(super) const COVERS: &[&str] = &[
     "step_settings",
     "step_migrate",
     "step_migrate_check",
+    "step_migrate_after_switch",
     "step_collectstatic",
     "step_background",
     "step_await",
@@ -283,7 +284,7 @@ fn gated(host: &Host, verdict: &str, status: i32) {
         host,
         &format!(
             "case $3 in\n\
-             judge) echo \"judge $5 $6 [$7] $8\" >> {record}; printf '%s\\n' {verdict}; exit {status} ;;\n\
+             judge) echo \"judge $5 $6 [$7] [$8] $9\" >> {record}; printf '%s\\n' {verdict}; exit {status} ;;\n\
              *) printf 'applied=1\\n' > \"$5\" ;;\n\
              esac",
             record = crate::plan::quote(record.to_str().unwrap()),
@@ -318,7 +319,7 @@ fn the_gate_refuses_before_anything_is_migrated() {
         let kept = std::fs::read_to_string(host.r(".shipit/gate")).unwrap();
         assert!(kept.contains("fix: deploy the code first"), "{kept}");
         // A first deploy has no live release: nothing told the gate what it uses.
-        assert_eq!(gate_calls(host), ["judge refuse 0 [] "]);
+        assert_eq!(gate_calls(host), ["judge refuse 0 [] [] "]);
     });
 }
 
@@ -354,7 +355,7 @@ fn the_gate_asks_the_live_release_what_it_uses_and_off_asks_nothing() {
         assert_eq!(
             gate_calls(host),
             [format!(
-                "judge refuse 0 [app.0003_ok other.0001_x] {}",
+                "judge refuse 0 [app.0003_ok other.0001_x] [] {}",
                 uses.display()
             )]
         );
@@ -362,5 +363,54 @@ fn the_gate_asks_the_live_release_what_it_uses_and_off_asks_nothing() {
         host.set("GATE", "off");
         host.step("step_migrate", &["always"]).status(0);
         assert_eq!(gate_calls(host).len(), 1);
+    });
+}
+
+#[test]
+fn migrations_held_for_after_the_switch_are_left_out_then_applied() {
+    each_shell(|host| {
+        let args = host.path("migrate-args");
+        migrating(host);
+        venv_python(
+            host,
+            &format!(
+                "case $3 in\n\
+                 judge) echo 'gate: after the switch: app.0002_drop'; printf 'app.0002_drop\\n' > \"${{10}}\" ;;\n\
+                 run) echo \"run [$7]\" >> {args}; printf 'applied=1\\n' > \"$5\" ;;\n\
+                 esac",
+                args = crate::plan::quote(args.to_str().unwrap())
+            ),
+        );
+        let live = host.release("20261101000000", "live");
+        host.script(live.join(".venv/bin/python"), "echo '{}' > \"$5\"");
+        host.current("releases/20261101000000");
+        // Nothing held yet: the step says so and runs nothing.
+        host.step("step_migrate_after_switch", &[])
+            .status(0)
+            .says("no migration was held for after the switch");
+        host.step("step_migrate", &[])
+            .status(0)
+            .fact_is("after_switch", "app.0002_drop");
+        let held = host.r(".shipit/after-switch");
+        assert_eq!(std::fs::read_to_string(&held).unwrap(), "app.0002_drop\n");
+        host.step("step_migrate_after_switch", &[])
+            .status(0)
+            .fact_is("migrate_after_switch", "ran");
+        // Before the switch migrate was told what to leave out; after it, nothing.
+        assert_eq!(
+            std::fs::read_to_string(&args).unwrap(),
+            format!("run [{}]\nrun []\n", held.display())
+        );
+        assert!(!held.exists());
+        assert!(std::fs::read_to_string(host.r(".shipit/migrated"))
+            .unwrap()
+            .starts_with("migrations="));
+        // A failure says the release stays live and how to finish.
+        std::fs::write(&held, "app.0002_drop\n").unwrap();
+        venv_python(host, "exit 1");
+        host.step("step_migrate_after_switch", &[])
+            .status(1)
+            .says("the migrations held for after the switch failed: app.0002_drop")
+            .says("stays live");
     });
 }

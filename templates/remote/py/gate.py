@@ -11,17 +11,23 @@ the gate runs twice, each time with a release's venv and environment:
 
 - `python -c "$PY_GATE" uses MANAGE OUT`, in the live release: the tables and columns its models
   read and write, with whether each may be NULL, as JSON into OUT;
-- `python -c "$PY_GATE" judge MANAGE MODE STRICT ALLOW USES`, in the new release, before
-  `migrate`, with USES the file the first wrote (empty: no live release to break):
+- `python -c "$PY_GATE" judge MANAGE MODE STRICT ALLOW AFTER USES HELD`, in the new release,
+  before `migrate`, with USES the file the first wrote (empty: no live release to break):
 
 - MODE: `refuse` (a breaking migration stops the deploy), `warn` (it is reported only) or
   `allow` (`--allow-breaking-migrations`: reported, and recorded as allowed).
 - STRICT: `1` when an operation whose effect cannot be known (RunPython, RunSQL that changes
   nothing the gate recognises) counts as breaking.
 - ALLOW: migrations (`app.name`, space-separated) the team allows whatever they do.
+- AFTER: migrations the team runs after the switch; also those django-safemigrate marks
+  `after_deploy` and django-syzygy marks `post_deploy`. They, and every migration after them in
+  the same app or depending on one of them, are held: not judged (the live release is gone when
+  they run), listed one `app.name` a line in the file HELD for `migrate` to leave out, and
+  applied once every host has switched (py/migrate.py `after`). A first deploy holds nothing.
 
 It prints one line per operation that is not compatible, `gate: VERDICT APP.NAME: OPERATION:
-what it does` with a `fix:` line, then a summary line. It exits 3 when MODE is `refuse` and
+what it does` with a `fix:` line, one `gate: after the switch: APP.NAME` line per held
+migration, then a summary line. It exits 3 when MODE is `refuse` and
 something breaks.
 """
 
@@ -31,7 +37,8 @@ import sys
 COMPATIBLE, BREAKING, UNKNOWN = "compatible", "breaking", "unknown"
 
 FIX_STOP_USING = (
-    "deploy the code that stops using %s first, then this migration"
+    "deploy the code that stops using %s first, then this migration (or run it after the "
+    "switch: [targets.T.migrations] after_switch)"
 )
 FIX_NOT_NULL_ADD = (
     "give the field a database default (db_default=..., Django 5.0+), or add it with null=True "
@@ -283,12 +290,39 @@ def classify(op, app_label, state, vendor, live=None):
     return [(COMPATIBLE, op.describe(), "")]
 
 
-def judge(plan, state, vendor, live, allow):
-    """(key, verdict, what, fix) for each operation of `plan`; `state` is the project state
-    before the plan, and is moved through it."""
+def marked_after(migration, after):
+    """Whether the team runs `migration` after the switch: listed in AFTER, or marked by
+    django-safemigrate (`safe = Safe.after_deploy`, `Safe.after_deploy()`) or django-syzygy
+    (`stage = Stage.POST_DEPLOY`)."""
+    key = "%s.%s" % (migration.app_label, migration.name)
+    safe = str(getattr(migration, "safe", "")).lower()
+    stage = str(getattr(migration, "stage", "")).lower()
+    return key in after or "after_deploy" in safe or "post_deploy" in stage
+
+
+def held_after(plan, after):
+    """The migrations of `plan` (in order) that wait for the switch: those marked, and every one
+    after them in the same app or depending on one of them."""
+    held = []
+    for migration in plan:
+        key = (migration.app_label, migration.name)
+        if (
+            marked_after(migration, after)
+            or any(tuple(d) in held for d in migration.dependencies)
+            or any(app == key[0] for app, _ in held)
+        ):
+            held.append(key)
+    return held
+
+
+def judge(plan, state, vendor, live, allow, held=()):
+    """(key, verdict, what, fix) for each operation of `plan` not `held`; `state` is the project
+    state before the plan, and is moved through it."""
     found = []
     for migration in plan:
         key = "%s.%s" % (migration.app_label, migration.name)
+        if (migration.app_label, migration.name) in held:
+            continue
         for op in migration.operations:
             kind = type(op).__name__
             for verdict, what, fix in classify(op, migration.app_label, state.clone(), vendor, live):
@@ -308,8 +342,8 @@ def main():
     if command == "uses":
         uses(sys.argv[3])
         return 0
-    mode, strict, allow, used = sys.argv[3:7]
-    allow = set(allow.split())
+    mode, strict, allow, after, used, held_file = sys.argv[3:9]
+    allow, after = set(allow.split()), set(after.split())
     from django.db import DEFAULT_DB_ALIAS, connections
     from django.db.migrations.executor import MigrationExecutor
 
@@ -327,9 +361,14 @@ def main():
 
     with open(used) as f:
         live = Live(json.load(f))
+    held = held_after(plan, after)
+    with open(held_file, "w") as out:
+        out.writelines("%s.%s\n" % key for key in held)
+    for key in held:
+        print("gate: after the switch: %s.%s" % key)
     state = executor._create_project_state(with_applied_migrations=True)
     blocking = []
-    for key, verdict, what, fix in judge(plan, state, connection.vendor, live, allow):
+    for key, verdict, what, fix in judge(plan, state, connection.vendor, live, allow, held):
         if verdict == COMPATIBLE:
             continue
         print("gate: %s %s: %s" % (verdict, key, what))
@@ -338,7 +377,8 @@ def main():
         if verdict == BREAKING or (verdict == UNKNOWN and strict == "1"):
             blocking.append(key)
     if not blocking:
-        print("gate: %d migration(s) to apply, none breaks the live release" % len(plan))
+        now = len(plan) - len(held)
+        print("gate: %d migration(s) to apply, none breaks the live release" % now)
         return 0
     names = " ".join(sorted(set(blocking), key=blocking.index))
     if mode == "refuse":

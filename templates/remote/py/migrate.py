@@ -9,9 +9,12 @@ with its venv and environment:
   password; an SQLite file by its real path); `applied=`: a hash of every row of the default
   database's migration table (any migrate or unapply since changes it; `unknown` when it
   cannot be read). It imports the settings only (no django.setup()), which keeps it cheap.
-- `run`: `migrate --noinput`, holding a PostgreSQL advisory lock for the whole run when the
-  database is PostgreSQL, so that two runs (of shipit or of anything else using the same key)
-  never migrate one database at the same time (Django takes no lock itself); then what
+- `run`: `migrate --noinput` (with a fourth argument HELD, a file of migrations the gate holds
+  for after the switch, one `app.name` a line: each app only up to its last migration not held,
+  so nothing held, and nothing that needs one, is applied), holding a PostgreSQL advisory lock
+  for the whole run when the database is PostgreSQL, so that two runs (of shipit or of anything
+  else using the same key) never migrate one database at the same time (Django takes no lock
+  itself); then what
   `showmigrations --plan` would print now, into the file PLAN, for a rollback to answer its
   migration comparison without asking Django again; then `state`.
 """
@@ -25,12 +28,33 @@ import warnings
 KEY = 7236969237430035567
 
 
-def migrate():
+def targets(held):
+    """`(app, migration)` pairs that apply every unapplied migration but the `held` ones (and
+    what depends on them, which the gate holds too): per app, its last migration not held."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    last = {}
+    for migration, backwards in plan:
+        key = (migration.app_label, migration.name)
+        if not backwards and "%s.%s" % key not in held:
+            last[key[0]] = key[1]
+    return sorted(last.items())
+
+
+def migrate(held_file=None):
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.db import DEFAULT_DB_ALIAS, connections
+
+    held = set()
+    if held_file and os.path.exists(held_file):
+        with open(held_file) as f:
+            held = set(f.read().split())
 
     lock = None
     if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
@@ -41,7 +65,12 @@ def migrate():
                 print("waiting for another migration of this database to finish", flush=True)
                 cursor.execute("SELECT pg_advisory_lock(%s)", [KEY])
         print("holding the database migration lock", flush=True)
-    call_command("migrate", interactive=False)
+    if held:
+        for app, name in targets(held):
+            call_command("migrate", app, name, interactive=False)
+        print("left for after the switch: %s" % " ".join(sorted(held)), flush=True)
+    else:
+        call_command("migrate", interactive=False)
     if lock is not None:
         lock.close()
 
@@ -100,6 +129,6 @@ def state(path):
 mode = sys.argv.pop(1)
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 if mode == "run":
-    migrate()
+    migrate(sys.argv[4] if len(sys.argv) > 4 else None)
     plan(sys.argv[3])
 state(sys.argv[2])
