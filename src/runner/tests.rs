@@ -475,6 +475,45 @@ fn batches_switch_in_turn_and_a_failed_batch_stops_the_rest() {
     assert!(nobody_locked(&hosts));
 }
 
+/// Migrations the primary's gate held for after the switch run there once, after the last
+/// batch: one more exec on the primary only, and none when nothing was held.
+#[test]
+fn held_migrations_run_on_the_primary_after_the_last_batch_and_only_when_held() {
+    let printer = printer();
+    let mut resolved = resolved();
+    resolved.batch = Some(1);
+    let held = Behaviour {
+        facts: [(
+            "migrate".to_string(),
+            vec![(facts::key::AFTER_SWITCH.into(), "app.0002_drop".into())],
+        )]
+        .into(),
+        ..Behaviour::default()
+    };
+    let (one, hosts) = fleet(&printer, vec![held, Behaviour::default()]);
+    deploy_as(one, 2, &resolved).unwrap();
+    let scripts = |i: usize| hosts[i].lock().unwrap().scripts.clone();
+    let primary = scripts(0);
+    assert_eq!(primary.last().unwrap(), &["migrate-after-switch"]);
+    // It came after the other host's switch (batch = 1: the primary switched first).
+    assert!(ran(&hosts[1]).contains(&"finish".to_string()));
+    for (i, host) in [&primary, &scripts(1)].into_iter().enumerate() {
+        let runs = host
+            .iter()
+            .flatten()
+            .filter(|s| *s == "migrate-after-switch")
+            .count();
+        assert_eq!(runs, usize::from(i == 0), "host{i}: {host:?}");
+    }
+
+    let (other, hosts) = fleet(&printer, vec![Behaviour::default(); 2]);
+    deploy_as(other, 2, &resolved).unwrap();
+    for host in &hosts {
+        assert!(!ran(host).contains(&"migrate-after-switch".to_string()));
+    }
+    assert!(nobody_locked(&hosts));
+}
+
 #[test]
 fn prune_on_several_hosts_unlocks_every_host_even_when_one_fails() {
     let printer = printer();
