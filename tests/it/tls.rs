@@ -419,13 +419,23 @@ fn the_systemd_timer_renews_a_due_certificate_with_no_shipit_running() {
         &|| stack.journal(),
     );
     eprintln!("[tls] systemd timer: {figures}");
-    // It is the schedule's timer that ran it: its service's journal says so.
-    let prefix = stack.unit_prefix();
-    let journal =
-        stack
-            .host
-            .journalctl(&["-u", &format!("{prefix}.schedule-1.service"), "--no-pager"]);
-    assert!(journal.contains("renewed serial="), "{journal}");
+    // It is the schedule's timer that ran it: the timer is installed, and its service's
+    // journal has the renewal.
+    let timer = format!("{}.schedule-1", stack.unit_prefix());
+    let listed = stack
+        .host
+        .systemctl_ok(&["list-timers", "--all", "--plain", "--no-legend"]);
+    assert!(listed.contains(&format!("{timer}.timer")), "{listed}");
+    let unit = format!("{timer}.service");
+    let said = wait_for(std::time::Duration::from_secs(20), || {
+        let journal = stack.host.journalctl(&["-u", &unit, "-o", "cat"]);
+        journal.contains("renewed serial=").then_some(())
+    });
+    assert!(
+        said.is_some(),
+        "no renewal in the journal of {unit}; the journal's last lines:\n{}",
+        stack.host.journalctl(&["-n", "60", "-o", "short"])
+    );
 }
 
 /// https requests to `localhost:PORT` one after another (curl, a new TLS connection each, HTTP/2
