@@ -27,7 +27,7 @@ shipit_tls_stapling() {
   if [ -e "$cert" ] && [ -n "$(openssl x509 -noout -ocsp_uri -in "$cert" 2>/dev/null)" ]; then
     printf 'ssl_stapling on;\nssl_stapling_verify on;\nssl_trusted_certificate %s;\n' "$cert"
   else
-    echo "# no OCSP responder in $cert: no stapling"
+    echo "# no OCSP URL"
   fi > "$D/$SHIPIT_TLS_STAPLING.next"
   mv -f "$D/$SHIPIT_TLS_STAPLING.next" "$D/$SHIPIT_TLS_STAPLING"
 }
@@ -143,8 +143,7 @@ shipit_tls_renewer() {
   dir="$D/$SHIPIT_TLS_DIR"
   {
     echo '#!/bin/sh'
-    echo "# Renews the certificate of $D when a third of its lifetime is left (--force: now)."
-    echo "# Written by shipit's deploy; run by the timer it installs. Logs to renew.log."
+    echo "# shipit: renews $D's certificate when due (--force: now)"
     if [ -n "$1" ]; then echo "REQUESTS_CA_BUNDLE=$(shipit_sh_quote "$1"); export REQUESTS_CA_BUNDLE"; fi
     echo "dir=$(shipit_sh_quote "$dir")"
     echo "reload=$(shipit_sh_quote "$NGINX_RELOAD")"
@@ -271,6 +270,6 @@ step_tls_status() {
 step_tls_renew() {
   [ "$WEB" = 1 ] || return 0
   [ -x "$D/$SHIPIT_TLS_DIR/renew" ] ||
-    { echo "$D/$SHIPIT_TLS_DIR/renew is missing: a deploy in ACME mode writes it when it issues the certificate"; exit 1; }
+    { echo "no $D/$SHIPIT_TLS_DIR/renew: an ACME deploy writes it"; exit 1; }
   "$D/$SHIPIT_TLS_DIR/renew" "$@"
 }

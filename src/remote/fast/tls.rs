@@ -5,7 +5,13 @@
 use super::{each_shell, Host};
 use std::os::unix::fs::PermissionsExt;
 
-pub(super) const COVERS: &[&str] = &["step_tls_files", "step_tls_placeholder", "step_tls_issue"];
+pub(super) const COVERS: &[&str] = &[
+    "step_tls_files",
+    "step_tls_placeholder",
+    "step_tls_issue",
+    "step_tls_status",
+    "step_tls_renew",
+];
 
 const CERT: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n";
@@ -71,11 +77,7 @@ fn stapling_is_on_only_for_a_certificate_that_names_an_ocsp_responder() {
         laid_out(host);
         host.step("step_tls_placeholder", &[]).status(0);
         let stapling = || read(host, "tls/stapling.conf");
-        assert!(
-            stapling().starts_with("# no OCSP responder"),
-            "{}",
-            stapling()
-        );
+        assert!(stapling() == "# no OCSP URL\n", "{}", stapling());
         let with_ocsp = |uri: &str| {
             let made = std::process::Command::new("openssl")
                 .args([
@@ -102,11 +104,7 @@ fn stapling_is_on_only_for_a_certificate_that_names_an_ocsp_responder() {
         );
         // A failed prepare puts the placeholder back, and with it no stapling.
         host.run("shipit_tls_restore").status(0);
-        assert!(
-            stapling().starts_with("# no OCSP responder"),
-            "{}",
-            stapling()
-        );
+        assert!(stapling() == "# no OCSP URL\n", "{}", stapling());
     });
 }
 
@@ -367,5 +365,49 @@ fn check_shows_the_certificates_names_issuer_and_days_and_fails_near_expiry_or_w
         host.set("WEB", "0");
         host.step("step_check", &[])
             .fact_is("check:tls", "skip this host serves no site");
+    });
+}
+
+#[test]
+fn status_reports_the_certificate_and_the_last_renewal_run_and_renew_runs_the_hosts_script() {
+    each_shell(|host| {
+        laid_out(host);
+        host.set("SHIPIT_TLS", "1")
+            .set("WEB", "1")
+            .set("SHIPIT_TLS_NAMES", "a.example");
+        // Before any deploy: nothing to renew, nothing to show.
+        host.step("step_tls_renew", &["--force"])
+            .status(1)
+            .says("an ACME deploy writes it");
+        served(host, &["a.example"], "90");
+        std::fs::write(
+            host.d("tls/renew.log"),
+            "2026-12-01T04:17:02Z issued a.example by x\n2026-12-07T04:17:02Z not-due 5s left of 9s\n",
+        )
+        .unwrap();
+        let run = host.step("step_tls_status", &[]);
+        run.status(0);
+        assert!(
+            run.fact("check:tls")
+                .unwrap()
+                .starts_with("ok names: a.example; "),
+            "{:?}",
+            run.fact("check:tls")
+        );
+        assert_eq!(
+            run.fact("tls_last"),
+            Some("2026-12-07T04:17:02Z not-due 5s left of 9s")
+        );
+        // renew runs the script the timer runs, with its arguments; a host that serves no
+        // site has none to run.
+        host.script(
+            host.d("tls/renew"),
+            &format!("echo \"renew $*\" >> {}", host.d("tls/ran").display()),
+        );
+        host.step("step_tls_renew", &["--force"]).status(0);
+        assert_eq!(read(host, "tls/ran"), "renew --force\n");
+        host.set("WEB", "0");
+        host.step("step_tls_renew", &[]).status(0);
+        assert_eq!(read(host, "tls/ran"), "renew --force\n");
     });
 }
