@@ -446,6 +446,9 @@ fn the_systemd_timer_renews_a_due_certificate_with_no_shipit_running() {
 /// not read yet with an HTTP/2 GOAWAY that says no stream was processed (curl: code 16). RFC
 /// 9113 (6.8) makes such a request safe to retry and browsers retry it at once; curl does not,
 /// so the probe does, once, and counts it apart. Anything else, or a retry that fails, fails.
+/// It asks for `/health`, which touches no database: the example's `/` writes a row to SQLite
+/// on every request, and on this shared machine a slow disk once turned that into Django 500s
+/// for seconds, which says nothing of TLS.
 struct HttpsProbe {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     load: std::thread::JoinHandle<ProbeReport>,
@@ -467,10 +470,10 @@ impl HttpsProbe {
         let load = std::thread::spawn(move || {
             let mut report = ProbeReport::default();
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                match https(port, "/", &ca) {
+                match https(port, "/health", &ca) {
                     Ok((200, _)) => report.ok += 1,
                     Err(refused) if refused.starts_with("curl: (16)") => {
-                        match https(port, "/", &ca) {
+                        match https(port, "/health", &ca) {
                             Ok((200, _)) => report.retried += 1,
                             again => report.failed.push(format!("{refused} then {again:?}")),
                         }
