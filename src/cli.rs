@@ -149,6 +149,16 @@ pub enum Command {
     ///
     /// Example: `shipit check -t production` (or `--json` for scripts).
     Check(CheckArgs),
+    /// Show each web host's certificate, or renew it now (`[targets.T.tls]`).
+    ///
+    /// `status`: the certificate each host serves (names, issuer, days left) and the last line
+    /// of its renewal log (issued, renewed, not-due, failed); exit status 1 when one has under
+    /// 14 days left or lacks a name, as `shipit check`. `renew` (ACME): runs each host's
+    /// renewal now, the script its timer runs, which renews only a certificate with a third of
+    /// its lifetime left unless `--force`; nginx reloads gracefully. Takes no lock.
+    ///
+    /// Example: `shipit tls -t production status`, `shipit tls -t production renew --force`.
+    Tls(TlsArgs),
     /// Show the app's logs from every host of a target, each line prefixed with its host.
     ///
     /// The logs are those of the live release's process (supervisor's log files of its
@@ -390,6 +400,31 @@ pub struct CheckArgs {
     pub target: TargetArg,
     #[command(flatten)]
     pub connection: ConnectionArgs,
+}
+
+/// `shipit tls`.
+#[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose hosts' certificates are shown or renewed")))]
+pub struct TlsArgs {
+    #[command(flatten)]
+    pub target: TargetArg,
+    /// status or renew
+    #[arg(value_enum)]
+    pub action: TlsAction,
+    /// With renew: renew even when the certificate is not due
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// `shipit tls status|renew`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsAction {
+    /// each host's certificate and its last renewal
+    Status,
+    /// run each host's renewal now
+    Renew,
 }
 
 /// `shipit run`.

@@ -114,5 +114,6 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Check(args) => commands::check::run(&config()?, args, printer),
         Command::Logs(args) => commands::logs::run(&config()?, args, printer),
         Command::Maintenance(args) => commands::maintenance::run(&config()?, args, printer),
+        Command::Tls(args) => commands::tls::run(&config()?, args, printer),
     }
 }

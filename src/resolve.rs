@@ -125,9 +125,13 @@ pub(crate) struct Placement {
     pub(crate) web: bool,
     /// Processes of each release started before the switch (the host carries their role).
     pub(crate) processes: Vec<(String, Process)>,
-    /// Singletons (`once`), on the primary only: handed over from the old release to the new
-    /// one at the switch, so that two never run at once.
+    /// Singletons (`once`): handed over from the old release to the new one at the switch,
+    /// so that two never run at once. The target's on the primary only; the scheduler also
+    /// on each web host that renews an ACME certificate.
     pub(crate) once: Vec<(String, Process)>,
+    /// The schedule this host runs (CRON, commands): the target's on the primary, and the
+    /// certificate's renewal on each web host in ACME mode (`tls.renew`).
+    pub(crate) schedule: Vec<(String, Vec<String>)>,
 }
 
 impl Placement {
@@ -138,6 +142,7 @@ impl Placement {
             web: true,
             processes: processes.iter().filter(|(_, p)| !p.once).cloned().collect(),
             once: processes.iter().filter(|(_, p)| p.once).cloned().collect(),
+            schedule: Vec::new(),
         }
     }
 }
@@ -159,12 +164,30 @@ fn scheduler() -> Process {
 /// What host `host` of `target` runs.
 pub(crate) fn placement(target: &Target, host: usize) -> Placement {
     let primary = host == target.primary;
+    let web = target.carries(host, WEB_ROLE);
     let mut placed = Placement {
-        web: target.carries(host, WEB_ROLE),
+        web,
         processes: Vec::new(),
         once: Vec::new(),
+        schedule: if primary {
+            target.schedule.clone()
+        } else {
+            Vec::new()
+        },
     };
-    if primary && !target.schedule.is_empty() {
+    // tls needs [nginx] (config::target): a web host serves the site with the certificate.
+    if let (true, Some(tls)) = (web, &target.tls) {
+        if let TlsMode::Acme { renew, .. } = &tls.mode {
+            let when = renew.clone().unwrap_or_else(|| {
+                crate::config::default_renew(&format!("{} {}", target.deploy_to, target.name), host)
+            });
+            let script = format!("{}/{}", target.deploy_to, crate::remote::layout::TLS_RENEW);
+            placed
+                .schedule
+                .push((when, vec![crate::plan::quote(&script)]));
+        }
+    }
+    if !placed.schedule.is_empty() {
         placed.once.push((SCHEDULER.to_string(), scheduler()));
     }
     for (name, process) in &target.processes {
@@ -258,6 +281,18 @@ impl Resolved {
         })
     }
 
+    /// [`Resolved::vars`] of each host, in the target's order, `WEB` saying whether it serves
+    /// the site (for the read-only scripts that report on it: `check`, `tls`).
+    pub(crate) fn host_vars(&self, op: Op, break_lock: BreakLock, run: &RunVars) -> Vec<Preamble> {
+        self.placements
+            .iter()
+            .map(|placed| Preamble {
+                web: if placed.web { "1" } else { "0" }.to_string(),
+                ..self.vars(op, break_lock, run)
+            })
+            .collect()
+    }
+
     /// The preamble of every script of this run: every variable the shell library reads.
     pub(crate) fn vars(&self, op: Op, break_lock: BreakLock, run: &RunVars) -> Preamble {
         let flag = |on: bool| if on { "1" } else { "0" }.to_string();
@@ -325,6 +360,13 @@ impl Resolved {
             tls_cert: layout::TLS_CERTIFICATE.to_string(),
             tls_key: layout::TLS_KEY.to_string(),
             tls_webroot: layout::TLS_WEBROOT.to_string(),
+            tls_stapling: layout::TLS_STAPLING.to_string(),
+            tls: flag(self.tls.is_some()),
+            tls_names: self
+                .tls
+                .as_ref()
+                .map(|t| t.names.join(" "))
+                .unwrap_or_default(),
             locked: layout::LOCKED_STATUS.to_string(),
             py_probe: python::sent(python::PROBE),
             py_settings: python::sent(python::SETTINGS),
@@ -751,6 +793,65 @@ beat = { run = "celery -A hello beat", once = true }
         // `--hosts a`: the primary is deployed, with its singletons.
         let canary = prod.canary(&["a".into()], &[], true).unwrap();
         assert_eq!(once(&canary, 0), ["schedule", "beat"]);
+    }
+
+    #[test]
+    fn every_web_host_runs_the_renewal_of_its_acme_certificate_and_the_primary_the_schedule() {
+        let text = r#"
+[project]
+name = "hello"
+
+[targets.prod]
+hosts = ["a", "b", "c"]
+deploy_to = "/srv/hello"
+environment = "deployment"
+
+[targets.prod.roles]
+web = ["a", "b"]
+worker = ["c"]
+
+[targets.prod.processes]
+worker = "celery -A hello worker"
+
+[targets.prod.schedule]
+"0 3 * * *" = "./manage.py clearsessions"
+
+[targets.prod.nginx]
+site = "/etc/nginx/sites-enabled/hello.conf"
+
+[targets.prod.tls]
+domains = ["example.com"]
+"#;
+        let config = parse(text);
+        let prod = config.target("prod").unwrap();
+        let [a, b, c] = [0, 1, 2].map(|host| placement(prod, host));
+        let renew = vec!["/srv/hello/tls/renew".to_string()];
+        assert_eq!(
+            a.schedule[0],
+            ("0 3 * * *".into(), vec!["./manage.py clearsessions".into()])
+        );
+        assert_eq!(a.schedule[1].1, renew);
+        assert_eq!(b.schedule.len(), 1);
+        assert_eq!(b.schedule[0].1, renew);
+        assert_ne!(
+            a.schedule[1].0, b.schedule[0].0,
+            "the hosts ask at different times"
+        );
+        assert_eq!(b.once[0].0, SCHEDULER);
+        assert!(c.schedule.is_empty() && c.once.is_empty());
+        // `tls.renew` sets the time; files mode renews nothing.
+        let every = text.replace(
+            "domains = [\"example.com\"]",
+            "domains = [\"example.com\"]\nrenew = \"*/5 * * * *\"",
+        );
+        let b = placement(parse(&every).target("prod").unwrap(), 1);
+        assert_eq!(b.schedule, [("*/5 * * * *".to_string(), renew)]);
+        let files = text.replace(
+            "domains = [\"example.com\"]",
+            "certificate = { file = \"c.pem\" }\nkey = { file = \"k.pem\" }",
+        );
+        let b = placement(parse(&files).target("prod").unwrap(), 1);
+        assert!(b.schedule.is_empty() && b.once.is_empty());
     }
 
     #[test]

@@ -240,10 +240,10 @@ pub struct BuildInfo {
 }
 
 /// What the nginx site needs of `[targets.T.tls]` (`false` without it): the paths of the
-/// certificate, the key and the challenge directory, the port suffix of the redirect to https,
+/// certificate, the key, the stapling include and the challenge directory, the port suffix of the redirect to https,
 /// the HSTS header (empty: none) and whether ACME's challenge is served.
 fn tls(target: &Target) -> Value {
-    use crate::remote::layout::{TLS_CERTIFICATE, TLS_KEY, TLS_WEBROOT};
+    use crate::remote::layout::{TLS_CERTIFICATE, TLS_KEY, TLS_STAPLING, TLS_WEBROOT};
     let Some(tls) = &target.tls else {
         return Value::from(false);
     };
@@ -253,6 +253,7 @@ fn tls(target: &Target) -> Value {
     map.insert("certificate", path(TLS_CERTIFICATE).into());
     map.insert("key", path(TLS_KEY).into());
     map.insert("webroot", path(TLS_WEBROOT).into());
+    map.insert("stapling", path(TLS_STAPLING).into());
     map.insert("port", port.into());
     map.insert(
         "redirect_port",

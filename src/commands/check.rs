@@ -74,8 +74,9 @@ pub(crate) fn run(config: &Config, args: &CheckArgs, printer: &Printer) -> Resul
             printer,
             primary: 0,
         };
-        let vars = resolved.vars(Op::Deploy, BreakLock::No, &RunVars::default());
-        let runs = fleet.each(&check(&resolved.shared_files), &vec![vars; reached.len()])?;
+        let all = resolved.host_vars(Op::Deploy, BreakLock::No, &RunVars::default());
+        let vars: Vec<_> = reached.iter().map(|at| all[*at].clone()).collect();
+        let runs = fleet.each(&check(&resolved.shared_files), &vars)?;
         for ((at, run), session) in reached.iter().zip(runs).zip(&fleet.sessions) {
             hosts[*at].0 = session.transport.name().to_string();
             hosts[*at].1.extend(outcomes(&run.facts, &target.name));

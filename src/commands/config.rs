@@ -159,6 +159,13 @@ fn target_sections(
         }
     }
     let manager = t.app.as_ref().map(|a| a.manager);
+    // The schedule's timers, and ACME's renewal, which runs as a schedule entry.
+    let timers = matches!(manager, Some(Manager::Systemd | Manager::Auto))
+        && (!t.schedule.is_empty()
+            || matches!(
+                t.tls.as_ref().map(|tls| &tls.mode),
+                Some(crate::config::TlsMode::Acme { .. })
+            ));
     for (service, on) in [
         ("nginx.conf.j2", t.nginx.is_some()),
         (
@@ -173,18 +180,9 @@ fn target_sections(
             "systemd.run.sh.j2",
             matches!(manager, Some(Manager::Systemd | Manager::Auto)),
         ),
-        (
-            "systemd.timer.j2",
-            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
-        ),
-        (
-            "systemd.schedule.service.j2",
-            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
-        ),
-        (
-            "systemd.schedule.sh.j2",
-            matches!(manager, Some(Manager::Systemd | Manager::Auto)) && !t.schedule.is_empty(),
-        ),
+        ("systemd.timer.j2", timers),
+        ("systemd.schedule.service.j2", timers),
+        ("systemd.schedule.sh.j2", timers),
     ] {
         if on {
             let origin = templates

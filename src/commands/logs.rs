@@ -108,11 +108,13 @@ mod tests {
                     web: true,
                     processes: Vec::new(),
                     once: vec![("schedule".into(), process(true))],
+                    schedule: Vec::new(),
                 },
                 Placement {
                     web: false,
                     processes: vec![("worker".into(), process(false))],
                     once: Vec::new(),
+                    schedule: Vec::new(),
                 },
             ],
             ..crate::resolve::sample()

@@ -16,6 +16,7 @@ pub(crate) mod man;
 pub(crate) mod releases;
 pub(crate) mod rollback;
 pub(crate) mod run;
+pub(crate) mod tls;
 
 use crate::config::{Config, Target};
 use crate::error::Result;

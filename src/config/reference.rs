@@ -110,6 +110,7 @@ fn keys() -> Vec<Key> {
         unshown("targets.<t>.tls.email", Text("none"), "ACME mode: the account's contact email"),
         unshown("targets.<t>.tls.domains", Text("`vars.server_name`'s names"), "ACME mode: the names the certificate covers; each must resolve to the hosts"),
         unshown("targets.<t>.tls.directory_ca", Text("the system's CAs"), "ACME mode: a CA bundle on the hosts that trusts the directory's own TLS (an internal CA; pebble in tests)"),
+        unshown("targets.<t>.tls.renew", Text("twice a day, at a minute and hours of the target and host"), "ACME mode: when each web host's timer runs `deploy_to/tls/renew` (cron, as `schedule`): a systemd timer, or shipit's scheduler under supervisor; it renews when a third of the lifetime is left"),
         unshown("targets.<t>.tls.port", value(i64::from(DEFAULT_HTTPS_PORT)), "the port https is served on and http redirects to"),
         unshown("targets.<t>.tls.hsts", Text("off"), "`{ max_age = N, include_subdomains = true, preload = true }` sends `Strict-Transport-Security` (`max_age` defaults to two years, the others to false)"),
         unshown("targets.<t>.tls.hsts.max_age", value(i64::try_from(DEFAULT_HSTS_MAX_AGE).unwrap()), "seconds browsers keep to https (`max-age`)"),

@@ -31,7 +31,24 @@ pub enum TlsMode {
         domains: Vec<String>,
         /// A CA bundle on the hosts that trusts the directory's TLS (an internal CA), if any.
         directory_ca: Option<String>,
+        /// When each web host's timer runs `deploy_to/tls/renew`: five cron fields, or `None`
+        /// for [`default_renew`]'s twice a day.
+        renew: Option<String>,
     },
+}
+
+/// When host `host` of a target runs its renewal, unless `tls.renew` says: twice a day, at a
+/// minute and hours taken from `seed` (the target's deploy_to and name) and moved on by the
+/// host's index, so that the targets of one CA and the hosts of one fleet do not all ask at
+/// once. The run costs nothing when the certificate is not due (a local check).
+pub(crate) fn default_renew(seed: &str, host: usize) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let minute = (hash % 60 + 17 * host as u64) % 60;
+    let hour = (hash / 60 + host as u64) % 12;
+    format!("{minute} {hour},{} * * *", hour + 12)
 }
 
 /// `Strict-Transport-Security`, when on.
@@ -71,6 +88,9 @@ impl Hsts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub mode: TlsMode,
+    /// The names the served certificate must cover (`shipit check` fails without one): ACME's
+    /// domains, or in files mode the site's `server_name`s (none: not checked).
+    pub names: Vec<String>,
     /// The port https is served on, for the redirect from http (`vars.https_listen` says where
     /// nginx listens, this port by default).
     pub port: u16,
@@ -87,6 +107,7 @@ pub(super) struct RawTls {
     email: Option<String>,
     domains: Option<Vec<String>>,
     directory_ca: Option<String>,
+    renew: Option<String>,
     port: Option<u16>,
     hsts: Option<Hsts>,
 }
@@ -101,17 +122,24 @@ pub(super) fn validate_tls(
     let span = raw.span();
     let raw = raw.into_inner();
     let key = |k: &str| key_for(target, &format!("tls.{k}"));
+    let server_names: Vec<String> = server_name
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|name| *name != "_")
+        .map(str::to_string)
+        .collect();
     let acme_keys = raw.directory.is_some()
         || raw.email.is_some()
         || raw.domains.is_some()
-        || raw.directory_ca.is_some();
+        || raw.directory_ca.is_some()
+        || raw.renew.is_some();
     let mode = match (raw.certificate, raw.key) {
         (Some(certificate), Some(key)) if !acme_keys => TlsMode::Files { certificate, key },
         (Some(_), Some(_)) => {
             return Err(source.refuse(
                 span,
                 key("certificate"),
-                "a certificate from files and ACME's directory, email, domains or directory_ca are both set",
+                "a certificate from files and ACME's directory, email, domains, directory_ca or renew are both set",
                 "keep `certificate` and `key` for a certificate you bring, or the ACME keys to have one issued",
             ))
         }
@@ -123,15 +151,7 @@ pub(super) fn validate_tls(
             ))
         }
         (None, None) => {
-            let domains = match raw.domains {
-                Some(domains) => domains,
-                None => server_name
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .filter(|name| *name != "_")
-                    .map(str::to_string)
-                    .collect(),
-            };
+            let domains = raw.domains.unwrap_or_else(|| server_names.clone());
             if domains.is_empty() {
                 return Err(source.refuse(
                     span,
@@ -168,19 +188,32 @@ pub(super) fn validate_tls(
                     return Err(source.error(span, key("directory_ca"), "must be an absolute path on the hosts"));
                 }
             }
+            let renew = match raw.renew {
+                Some(when) => Some(
+                    super::schedule::cron_fields(&when)
+                        .map_err(|why| source.error(span.clone(), key("renew"), why))?,
+                ),
+                None => None,
+            };
             TlsMode::Acme {
                 directory,
                 email: raw.email,
                 domains,
                 directory_ca: raw.directory_ca,
+                renew,
             }
         }
     };
     if raw.port == Some(0) {
         return Err(source.error(span, key("port"), "must be a port number, not 0"));
     }
+    let names = match &mode {
+        TlsMode::Acme { domains, .. } => domains.clone(),
+        TlsMode::Files { .. } => server_names,
+    };
     Ok(Tls {
         mode,
+        names,
         port: raw.port.unwrap_or(DEFAULT_HTTPS_PORT),
         hsts: raw.hsts,
     })
@@ -222,6 +255,7 @@ site = "/etc/nginx/sites-enabled/hello.conf"
                 email: Some("ops@example.com".into()),
                 domains: vec!["example.com".into(), "www.example.com".into()],
                 directory_ca: None,
+                renew: None,
             }
         );
         assert_eq!((t.port, t.hsts), (443, None));
@@ -233,6 +267,7 @@ site = "/etc/nginx/sites-enabled/hello.conf"
             .unwrap()
             .unwrap();
         assert!(matches!(t.mode, TlsMode::Files { .. }));
+        assert_eq!(t.names, ["example.com", "www.example.com"]);
         let alone = tls("key = { env = \"TLS_KEY\" }\n").unwrap_err();
         assert!(alone.to_string().contains("go together"), "{alone}");
         let both =
@@ -250,6 +285,30 @@ site = "/etc/nginx/sites-enabled/hello.conf"
             "environment = \"deployment\"\nenv = { REQUESTS_CA_BUNDLE = \"/etc/ca.pem\", TLS_CHANGED = \"1\" }\nsecrets = { TLS_KEY = { env = \"K\" }, TLS_CERT = { env = \"C\" } }\n",
         );
         Config::parse(Path::new("shipit.toml"), Path::new("."), &text).unwrap();
+    }
+
+    #[test]
+    fn renewal_runs_when_renew_says_or_twice_a_day_at_a_time_of_the_target_and_host() {
+        let t = tls("renew = \"@hourly\"\n").unwrap().unwrap();
+        assert!(
+            matches!(&t.mode, TlsMode::Acme { renew: Some(r), .. } if r == "0 * * * *"),
+            "{t:?}"
+        );
+        let (a, b) = (default_renew("/srv/a p", 0), default_renew("/srv/a p", 1));
+        assert_eq!(a, default_renew("/srv/a p", 0));
+        assert_ne!(a, b);
+        assert_ne!(a, default_renew("/srv/b p", 0));
+        for when in [a, b] {
+            let fields: Vec<&str> = when.split(' ').collect();
+            let minute: u32 = fields[0].parse().unwrap();
+            let hours: Vec<u32> = fields[1].split(',').map(|h| h.parse().unwrap()).collect();
+            assert!(
+                minute < 60 && hours[0] < 12 && hours[1] == hours[0] + 12,
+                "{when}"
+            );
+            assert_eq!(&fields[2..], ["*", "*", "*"]);
+            super::super::schedule::cron_fields(&when).unwrap();
+        }
     }
 
     #[test]
@@ -273,6 +332,7 @@ site = "/etc/nginx/sites-enabled/hello.conf"
             ("directory = \"http://ca/dir\"\n", "not an https:// URL"),
             ("directory_ca = \"ca.pem\"\n", "absolute path"),
             ("port = 0\n", "not 0"),
+            ("renew = \"61 * * * *\"\n", "tls.renew"),
         ] {
             let error = tls(table).unwrap_err().to_string();
             assert!(error.contains(needle), "{table}: {error}");

@@ -33,8 +33,7 @@ impl ProcessManager for Supervisor {
             );
         }
         if placed.once.iter().any(|(name, _)| name == SCHEDULER) {
-            let table = rendering
-                .target
+            let table = placed
                 .schedule
                 .iter()
                 .flat_map(|(when, commands)| commands.iter().map(move |c| format!("{when}\t{c}\n")))

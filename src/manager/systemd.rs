@@ -54,7 +54,7 @@ impl ProcessManager for Systemd {
         }
         let mut timers = UnitFiles::new(&prefix);
         if placed.once.iter().any(|(name, _)| name == SCHEDULER) {
-            for (index, (when, commands)) in target.schedule.iter().enumerate() {
+            for (index, (when, commands)) in placed.schedule.iter().enumerate() {
                 timers.add_timer(templates, context, target, index + 1, when, commands)?;
             }
         }

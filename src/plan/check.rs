@@ -40,6 +40,11 @@ pub(crate) const HOST_CHECKS: &[(&str, &str, &str)] = &[
         "fix what nginx reports (run the test command on the host), and make the site's directory writable by the deploy user",
     ),
     (
+        "tls",
+        "certificate",
+        "ACME: run `shipit tls renew -t T` and read what the CA says (deploy_to/tls/renew.log and renew.out on the host); files: bring a certificate for every name and deploy",
+    ),
+    (
         "disk",
         "disk space",
         "free some space: `shipit releases -t T --prune --keep 2` removes old releases and unused virtualenvs",
@@ -111,25 +116,37 @@ impl Outcome {
 pub(crate) fn outcomes(facts: &Facts, target: &str) -> Vec<Outcome> {
     HOST_CHECKS
         .iter()
-        .map(|(id, label, hint)| {
-            let (status, detail) = match crate::remote::facts::check(facts, id) {
-                Some(value) => {
-                    let (word, detail) = value.split_once(' ').unwrap_or((value, ""));
-                    let status = match word {
-                        "ok" => Status::Ok,
-                        "skip" => Status::Skip,
-                        _ => Status::Fail,
-                    };
-                    (status, detail.to_string())
-                }
-                None => (Status::Fail, "the host did not report it".to_string()),
-            };
-            let hint = hint
-                .replace("targets.T.", &format!("targets.{target}."))
-                .replace("-t T ", &format!("-t {target} "));
-            Outcome::new(id, label, status, detail, &hint)
-        })
+        .map(|(id, label, hint)| outcome(facts, target, id, label, hint))
         .collect()
+}
+
+/// The outcome of host check `id` alone (`shipit tls status` reports the `tls` one).
+pub(crate) fn host_check(facts: &Facts, target: &str, id: &str) -> Outcome {
+    let (id, label, hint) = HOST_CHECKS
+        .iter()
+        .find(|(known, _, _)| *known == id)
+        .expect("a host check");
+    outcome(facts, target, id, label, hint)
+}
+
+fn outcome(facts: &Facts, target: &str, id: &str, label: &str, hint: &str) -> Outcome {
+    let (status, detail) = match crate::remote::facts::check(facts, id) {
+        Some(value) => {
+            let (word, detail) = value.split_once(' ').unwrap_or((value, ""));
+            let status = match word {
+                "ok" => Status::Ok,
+                "skip" => Status::Skip,
+                _ => Status::Fail,
+            };
+            (status, detail.to_string())
+        }
+        None => (Status::Fail, "the host did not report it".to_string()),
+    };
+    let hint = hint
+        .replace("targets.T.", &format!("targets.{target}."))
+        .replace("-t T ", &format!("-t {target} "))
+        .replace("-t T`", &format!("-t {target}`"));
+    Outcome::new(id, label, status, detail, &hint)
 }
 
 #[cfg(test)]

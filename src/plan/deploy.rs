@@ -139,6 +139,7 @@ fn tls_steps(
                 email,
                 domains,
                 directory_ca,
+                ..
             },
             _,
         ) => (

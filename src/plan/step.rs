@@ -154,6 +154,11 @@ pub(crate) enum Step {
         directory_ca: String,
         domains: Vec<String>,
     },
+    /// `shipit tls renew`: run this host's renewal now (what its timer runs); `force`: even
+    /// when the certificate is not due.
+    TlsRenew { force: bool },
+    /// `shipit tls status`: this host's certificate (the `tls` check) and its last renewal.
+    TlsStatus,
     /// Install and check the nginx site.
     NginxCheck,
     /// Start the release's app server and wait for it to answer.
@@ -260,6 +265,8 @@ impl Step {
             Step::TlsFiles { .. } => "tls-files",
             Step::TlsPlaceholder => "tls-placeholder",
             Step::TlsIssue { .. } => "tls-issue",
+            Step::TlsRenew { .. } => "tls-renew",
+            Step::TlsStatus => "tls-status",
             Step::NginxCheck => "nginx-check",
             Step::StartApp => "start-app",
             Step::Prepared => "prepared",
@@ -338,6 +345,7 @@ impl Step {
                 .chain(domains)
                 .map(|v| quote(v))
                 .collect(),
+            Step::TlsRenew { force: true } => vec!["--force".into()],
             Step::Configs(configs) => {
                 vec![configs
                     .bundle()
@@ -551,6 +559,13 @@ mod tests {
                 "tls-issue",
                 "step_tls_issue https://127.0.0.1:14000/dir '' '/etc/ca b.pem' a.example b.example",
             ),
+            (Step::TlsRenew { force: false }, "tls-renew", "step_tls_renew"),
+            (
+                Step::TlsRenew { force: true },
+                "tls-renew",
+                "step_tls_renew --force",
+            ),
+            (Step::TlsStatus, "tls-status", "step_tls_status"),
             (Step::NginxCheck, "nginx-check", "step_nginx_check"),
             (Step::StartApp, "start-app", "step_start_app"),
             (

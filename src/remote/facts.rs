@@ -98,7 +98,14 @@ pub(crate) mod key {
         CHECK = "check:",
         /// `log:N` = one line of the deploy log.
         LOG = "log:",
+        /// The last line of the host's certificate renewal log (`shipit tls status`).
+        TLS_LAST = "tls_last",
     }
+}
+
+/// The last line of the host's renewal log: `TIME EVENT DETAIL`, empty when there is none.
+pub(crate) fn tls_last(facts: &Facts) -> &str {
+    facts.get(key::TLS_LAST).map_or("", String::as_str)
 }
 
 /// Whether the fact `key` was reported (flags such as [`key::UNLOCKED`]).

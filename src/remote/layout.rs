@@ -31,6 +31,15 @@ pub(crate) const TLS_CERTIFICATE: &str = "tls/fullchain.pem";
 /// The certificate's private key, beside it (0600).
 pub(crate) const TLS_KEY: &str = "tls/privkey.pem";
 
+/// What the site includes for OCSP stapling: `ssl_stapling on` when the certificate names an
+/// OCSP responder, nothing otherwise (written on the host whenever a certificate is installed).
+pub(crate) const TLS_STAPLING: &str = "tls/stapling.conf";
+
+/// The host's renewal command (written at issuance, run by the timer the schedule installs on
+/// every web host, and by `shipit tls renew`); it logs each run, as the issuance does, in
+/// `tls/renew.log` (`TIME EVENT DETAIL`), which `shipit tls status` reads.
+pub(crate) const TLS_RENEW: &str = "tls/renew";
+
 /// The directory nginx serves `/.well-known/acme-challenge/` from (certbot's `--webroot`): it
 /// must be readable by nginx's workers, unlike the rest of [`TLS_DIR`].
 pub(crate) const TLS_WEBROOT: &str = "tls/webroot";

@@ -149,6 +149,12 @@ preamble! {
     tls_key: "SHIPIT_TLS_KEY",
     /// [`crate::remote::layout::TLS_WEBROOT`].
     tls_webroot: "SHIPIT_TLS_WEBROOT",
+    /// [`crate::remote::layout::TLS_STAPLING`].
+    tls_stapling: "SHIPIT_TLS_STAPLING",
+    /// `1` when the target serves https (`[targets.T.tls]`).
+    tls: "SHIPIT_TLS",
+    /// The names the certificate must cover, space-separated (`shipit check`).
+    tls_names: "SHIPIT_TLS_NAMES",
     /// [`crate::remote::layout::LOCKED_STATUS`].
     locked: "LOCKED",
     /// [`crate::remote::python::PROBE`].

@@ -21,6 +21,7 @@ step_check() {
   shipit_check_python
   shipit_check_app
   shipit_check_nginx
+  shipit_check_tls
   shipit_check_disk
   shipit_check_shared "$@"
   shipit_check_django
@@ -120,6 +121,38 @@ shipit_check_nginx() {
     shipit_check nginx ok "\`$NGINX_TEST\` passed"
   else
     shipit_check nginx fail "\`$NGINX_TEST\` failed: $(printf '%s\n' "$out" | grep -v '^\s*$' | tail -n 2)"
+  fi
+}
+
+# The certificate nginx serves ($D/$SHIPIT_TLS_CERT): names, issuer, days left. Fails under
+# TLS_MIN_DAYS left (a renewal due at a third of 90 days left has failed for two weeks) or when
+# a name the target serves ($SHIPIT_TLS_NAMES) is missing.
+TLS_MIN_DAYS=14
+shipit_check_tls() {
+  cert="$D/$SHIPIT_TLS_CERT"
+  if [ "$SHIPIT_TLS" != 1 ]; then
+    shipit_check tls skip "no [tls]: the site is plain http"
+  elif [ "$WEB" != 1 ]; then
+    shipit_check tls skip "this host serves no site"
+  elif [ ! -e "$cert" ]; then
+    shipit_check tls skip "no certificate yet: the first deploy installs it"
+  elif ! command -v openssl >/dev/null 2>&1 || ! described=$(shipit_tls_describe "$cert"); then
+    shipit_check tls fail "openssl cannot read $cert"
+  else
+    days=$(printf '%s\n' "$described" | sed -n 1p)
+    names=$(printf '%s\n' "$described" | sed -n 3p)
+    missing=
+    for name in $SHIPIT_TLS_NAMES; do
+      shipit_tls_covers "$names" "$name" || missing="$missing $name"
+    done
+    detail="names: $names; issuer: $(printf '%s\n' "$described" | sed -n 2p); $days days left"
+    if [ -n "$missing" ]; then
+      shipit_check tls fail "$detail; missing:$missing"
+    elif [ "$days" -lt "$TLS_MIN_DAYS" ]; then
+      shipit_check tls fail "$detail (under $TLS_MIN_DAYS)"
+    else
+      shipit_check tls ok "$detail"
+    fi
   fi
 }
 

@@ -25,12 +25,14 @@ shipit_live_id() { readlink "$D/current" 2>/dev/null | sed 's#/*$##; s#.*/##'; }
 
 shipit_archive() { printf '%s/.shipit/archives/%s.tar.gz' "$D" "$SHA"; }
 
-# One tab-separated line per operation in $D/.shipit/log: time, who, what, release, revision,
-# outcome, and which shipit did it (`0.1.0 (f442366a1b2c 2026-05-07)`; older lines lack it).
+# shipit_log OUTCOME [WHAT]: one tab-separated line per operation in $D/.shipit/log: time, who,
+# what ($OP unless WHAT), release, revision, outcome, and which shipit did it
+# (`0.1.0 (f442366a1b2c 2026-05-07)`; older lines lack it). The certificate's renewal script
+# writes lines of this shape too (`tls-renew`).
 shipit_log() {
   (
     umask 077
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "$OP" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DEPLOYER" "${2:-$OP}" \
       "$ID" "$REVISION" "$1" "$SHIPIT_VERSION" >> "$D/.shipit/log"
   )
 }

@@ -16,6 +16,20 @@
 shipit_tls_dirs() {
   shipit_mkdir "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
   chmod 0755 "$D/$SHIPIT_TLS_DIR" "$D/$SHIPIT_TLS_WEBROOT"
+  shipit_tls_stapling
+}
+
+# What the site includes ($D/$SHIPIT_TLS_STAPLING): OCSP stapling, verified against the chain,
+# when the certificate names an OCSP responder; nothing when it names none (Let's Encrypt's
+# stopped in 2025, pebble's and a placeholder have none), where `ssl_stapling on` only warns.
+shipit_tls_stapling() {
+  cert="$D/$SHIPIT_TLS_CERT"
+  if [ -e "$cert" ] && [ -n "$(openssl x509 -noout -ocsp_uri -in "$cert" 2>/dev/null)" ]; then
+    printf 'ssl_stapling on;\nssl_stapling_verify on;\nssl_trusted_certificate %s;\n' "$cert"
+  else
+    echo "# no OCSP URL"
+  fi > "$D/$SHIPIT_TLS_STAPLING.next"
+  mv -f "$D/$SHIPIT_TLS_STAPLING.next" "$D/$SHIPIT_TLS_STAPLING"
 }
 
 # shipit_tls_install CERT KEY: renames CERT.next and KEY.next (files or symlinks) over CERT and
@@ -29,6 +43,7 @@ shipit_tls_install() {
   : > "$SHIPIT_TLS_CHANGED"
   mv -f "$2.next" "$2"
   mv -f "$1.next" "$1"
+  shipit_tls_stapling
 }
 
 # After a failed prepare: the certificate and key this run replaced are put back.
@@ -42,6 +57,7 @@ shipit_tls_restore() {
     fi
   done
   rm -f "$SHIPIT_TLS_CHANGED"
+  shipit_tls_stapling
   echo "the previous certificate and key are back in $D/$SHIPIT_TLS_DIR"
 }
 
@@ -88,24 +104,85 @@ step_tls_placeholder() {
   echo "no certificate yet: a placeholder lets nginx check the site until ACME issues one"
 }
 
+# shipit_tls_describe CERT: what `shipit check` and `shipit tls status` show of the PEM
+# certificate CERT, three lines: whole days left (negative once expired), the issuer, its DNS
+# names (space-separated). Fails when openssl cannot read it.
+shipit_tls_describe() {
+  end=$(openssl x509 -noout -enddate -in "$1" 2>/dev/null) || return 1
+  echo "$((($(date -d "${end#notAfter=}" +%s) - $(date +%s)) / 86400))"
+  openssl x509 -noout -issuer -in "$1" | sed 's/^issuer= *//'
+  openssl x509 -noout -ext subjectAltName -in "$1" 2>/dev/null | sed 1d | tr ',' '\n' |
+    sed -n 's/^ *DNS://p' | tr '\n' ' ' | sed 's/ $//'
+  echo
+}
+
+# shipit_tls_covers NAMES NAME: whether NAMES (space-separated) cover NAME, itself or by a
+# wildcard of its parent.
+shipit_tls_covers() {
+  for covered in $1; do
+    [ "$covered" = "$2" ] && return 0
+    [ "$covered" = "*.${2#*.}" ] && return 0
+  done
+  return 1
+}
+
 # shipit_sh_quote VALUE: VALUE as one single-quoted sh word.
 shipit_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
-# shipit_tls_renewer CA: writes $D/$SHIPIT_TLS_DIR/renew, the host's own renewal: `certbot renew`
-# on this target's lineage (certbot renews only when it is due, at a third of the lifetime
-# left, and keeps what `certonly` said: directory, webroot, names), trusting CA when set, with
-# a deploy hook that reloads nginx gracefully once a certificate is renewed. Nothing of shipit
-# or the deploying machine is needed to run it; extra arguments go to certbot
-# (`--force-renewal`). No timer runs it yet: see docs/src/https.md.
+# shipit_tls_renewer CA: writes $D/$SHIPIT_TLS_DIR/renew, the host's own renewal, run by the
+# timer the schedule installs on every web host (a systemd timer, or shipit's scheduler under
+# supervisor), by `shipit tls renew`, or by hand. Nothing of shipit or the deploying machine is
+# needed to run it. The certificate is due when a third of its lifetime is left (certbot 2.1's
+# own test is a fixed 30 days: every run would renew a certificate that lives less than that),
+# checked locally, so a run that is not due asks the CA nothing; `--force` renews now. When
+# due, `certbot renew` renews this target's lineage as `certonly` left it (directory, webroot,
+# names, account), trusting CA when set, and nginx reloads gracefully. Each run adds
+# `TIME EVENT DETAIL` to renew.log (not-due, renewed, failed), the last of which `shipit tls
+# status` shows; a renewal or a failure also goes to the deploy log, for `shipit audit`.
 shipit_tls_renewer() {
   dir="$D/$SHIPIT_TLS_DIR"
   {
     echo '#!/bin/sh'
-    echo "# Renews the certificate of $D (written by shipit's deploy; run by a timer or by hand)."
+    echo "# shipit: renews $D's certificate when due (--force: now)"
     if [ -n "$1" ]; then echo "REQUESTS_CA_BUNDLE=$(shipit_sh_quote "$1"); export REQUESTS_CA_BUNDLE"; fi
-    printf 'exec certbot renew --non-interactive --cert-name shipit --config-dir %s --work-dir %s --logs-dir %s --deploy-hook %s "$@"\n' \
-      "$(shipit_sh_quote "$dir/certbot")" "$(shipit_sh_quote "$dir/certbot/work")" \
-      "$(shipit_sh_quote "$dir/certbot/logs")" "$(shipit_sh_quote "$NGINX_RELOAD")"
+    echo "dir=$(shipit_sh_quote "$dir")"
+    echo "reload=$(shipit_sh_quote "$NGINX_RELOAD")"
+    echo "audit=$(shipit_sh_quote "$D/.shipit/log")"
+    echo "version=$(shipit_sh_quote "$SHIPIT_VERSION")"
+    cat <<'RENEW'
+cert="$dir/certbot/live/shipit/cert.pem"
+note() {
+  printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >> "$dir/renew.log"
+  echo "$*"
+}
+# A renewal or its failure goes to the deploy log too, for `shipit audit`.
+audit() {
+  (umask 077 && printf '%s\t%s\ttls-renew\t\t\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    "$(id -un)@$(uname -n)" "$*" "$version" >> "$audit")
+  note "$@"
+}
+epoch() { date -d "$(openssl x509 -noout "-$1" -in "$cert" | cut -d= -f2)" +%s; }
+if [ "${1:-}" != --force ]; then
+  if ! start=$(epoch startdate) || ! end=$(epoch enddate); then
+    audit "failed no readable certificate at $cert"
+    exit 1
+  fi
+  left=$((end - $(date +%s)))
+  if [ $((3 * left)) -gt $((end - start)) ]; then
+    note "not-due ${left}s left of $((end - start))s"
+    exit 0
+  fi
+fi
+if ! certbot renew --non-interactive --no-random-sleep-on-renew --force-renewal --cert-name shipit \
+  --config-dir "$dir/certbot" --work-dir "$dir/certbot/work" --logs-dir "$dir/certbot/logs" \
+  > "$dir/renew.out" 2>&1; then
+  cat "$dir/renew.out"
+  audit "failed certbot renew (its words: $dir/renew.out)"
+  exit 1
+fi
+eval "$reload" || { audit "failed nginx did not reload: $reload"; exit 1; }
+audit "renewed serial=$(openssl x509 -noout -serial -in "$cert" | cut -d= -f2) $(openssl x509 -noout -enddate -in "$cert")"
+RENEW
   } > "$dir/renew.next"
   chmod 0700 "$dir/renew.next"
   mv -f "$dir/renew.next" "$dir/renew"
@@ -114,7 +191,7 @@ shipit_tls_renewer() {
 # step_tls_issue DIRECTORY EMAIL CA DOMAIN...: the certificate for DOMAINs from the ACME
 # DIRECTORY by certbot (account EMAIL, or none; CA: a bundle trusting the directory, or empty),
 # answering http-01 from the webroot the site serves on port 80. Only when this host has no
-# certificate for exactly these names yet: renewing is certbot's timer's job. When the site
+# certificate for exactly these names yet: renewing is the renewal timer's job (renew). When the site
 # that answers the challenge is not live yet, nginx is reloaded with it first; a failure puts
 # the previous site back and reloads again, so the old release keeps serving as before.
 step_tls_issue() {
@@ -176,5 +253,23 @@ step_tls_issue() {
   fi
   if [ -n "$early" ]; then eval "$NGINX_RELOAD"; fi
   shipit_tls_renewer "$ca"
+  printf '%s issued %s by %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$domains" "$directory" >> "$dir/renew.log"
+  shipit_log "issued $domains by $directory" tls-issue
   echo "certificate for $domains issued by $directory in $(($(date +%s) - start))s and checked by nginx"
+}
+
+# step_tls_status: `shipit tls status`: this host's certificate as the `tls` check reports it,
+# and the last line of its renewal log (tls_last).
+step_tls_status() {
+  shipit_check_tls
+  shipit_fact tls_last "$(tail -n 1 "$D/$SHIPIT_TLS_DIR/renew.log" 2>/dev/null)"
+}
+
+# step_tls_renew [--force]: `shipit tls renew`: this host's renewal now, the script its timer
+# runs (on a host that serves the site; an ACME deploy writes it).
+step_tls_renew() {
+  [ "$WEB" = 1 ] || return 0
+  [ -x "$D/$SHIPIT_TLS_DIR/renew" ] ||
+    { echo "no $D/$SHIPIT_TLS_DIR/renew: an ACME deploy writes it"; exit 1; }
+  "$D/$SHIPIT_TLS_DIR/renew" "$@"
 }

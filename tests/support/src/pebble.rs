@@ -25,8 +25,19 @@ pub struct Pebble {
 }
 
 impl Pebble {
-    /// Starts pebble validating http-01 challenges on `http_port`.
+    /// Starts pebble validating http-01 challenges on `http_port`, issuing certificates valid
+    /// for pebble's default (five years).
     pub fn start(http_port: u16) -> Pebble {
+        Pebble::start_with(http_port, None)
+    }
+
+    /// [`Pebble::start`] issuing certificates valid for `seconds` only: a renewal falls due
+    /// (a third of the lifetime left) within the test.
+    pub fn short_lived(http_port: u16, seconds: u64) -> Pebble {
+        Pebble::start_with(http_port, Some(seconds))
+    }
+
+    fn start_with(http_port: u16, validity: Option<u64>) -> Pebble {
         let dir = tempfile::Builder::new()
             .prefix("shipit-pebble-")
             .tempdir()
@@ -51,7 +62,7 @@ impl Pebble {
         }
         let port = free_port();
         let management_port = free_port();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{port}"),
                 "managementListenAddress": format!("127.0.0.1:{management_port}"),
@@ -63,6 +74,9 @@ impl Pebble {
                 "externalAccountBindingRequired": false
             }
         });
+        if let Some(seconds) = validity {
+            config["pebble"]["certificateValidityPeriod"] = seconds.into();
+        }
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
         let out = std::fs::File::create(d.join("pebble.out")).unwrap();
         let child = Command::new("pebble")
