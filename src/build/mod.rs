@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, Notify, SecretSource, Target, UrlSource};
+use crate::config::{Config, Notify, SecretSource, Target, TlsMode, UrlSource};
 use crate::error::{Error, Result};
 use crate::release::ReleaseId;
 use crate::templates::{BuildInfo, RenderContext, Templates};
@@ -313,8 +313,8 @@ fn check_secret_files(config: &Config, selection: &Selection) -> Result<()> {
     Ok(())
 }
 
-/// Every secret read from a file, by its dotted key: the targets' `secrets` and the webhooks'
-/// `url` and `token`.
+/// Every secret read from a file, by its dotted key: the targets' `secrets` and TLS certificate
+/// and key, and the webhooks' `url` and `token`.
 fn secret_files(config: &Config) -> Vec<(String, &str)> {
     let mut files = webhook_files("notify", &config.notify);
     for t in config.targets.values() {
@@ -324,6 +324,17 @@ fn secret_files(config: &Config) -> Vec<(String, &str)> {
         for (name, from) in &t.secrets {
             if let SecretSource::File(file) = from {
                 files.push((format!("targets.{}.secrets.{name}", t.name), file.as_str()));
+            }
+        }
+        if let Some(crate::config::Tls {
+            mode: TlsMode::Files { certificate, key },
+            ..
+        }) = &t.tls
+        {
+            for (what, from) in [("certificate", certificate), ("key", key)] {
+                if let SecretSource::File(file) = from {
+                    files.push((format!("targets.{}.tls.{what}", t.name), file.as_str()));
+                }
             }
         }
     }

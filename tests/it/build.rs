@@ -1244,4 +1244,22 @@ fn a_secret_file_inside_the_project_is_refused_with_its_key() {
         "`notify.webhooks.team.token`",
         "`conf/hook_token.txt` is inside the project",
     ]);
+
+    // A TLS key read from a file (not named like one, which a secret-file rule keeps out):
+    // the same rule.
+    let project = support::project::project();
+    project.write(
+        "shipit.toml",
+        &format!(
+            "{original}
+[targets.local.tls]
+certificate = {{ file = \"/etc/ssl/site.pem\" }}
+             key = {{ file = \"conf/tls.txt\" }}
+"
+        ),
+    );
+    build_fails(&project, &["--target", "local"]).says_error(&[
+        "`targets.local.tls.key`",
+        "`conf/tls.txt` is inside the project",
+    ]);
 }
