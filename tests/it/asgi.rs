@@ -118,3 +118,18 @@ fn an_asgi_target_serves_http_and_websockets_and_redeploys_under_load() {
         "too few requests to mean anything: {report}"
     );
 }
+
+/// `server = "uvicorn"` with requirements that lack uvicorn's worker: the deploy fails before
+/// the switch, says which module is missing and what to pin.
+#[test]
+fn uvicorn_without_its_worker_package_fails_the_deploy_naming_it() {
+    let mut stack = Stack::start();
+    stack.set_options(|o| o.extra = "server = \"uvicorn\"\n".into());
+    let run = stack.deploy(&[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    run.says_error(&[
+        "the app server died with: ModuleNotFoundError: No module named 'uvicorn_worker'",
+        "pin uvicorn-worker (and websockets) in the target's requirements",
+    ]);
+    assert_eq!(stack.current(), None, "nothing was switched to");
+}

@@ -7,6 +7,12 @@ server_uvicorn_prepare() {
   server_gunicorn_prepare "$@"
 }
 
+# gunicorn's reading of the log, and what to install when the worker class is missing.
 server_uvicorn_log() {
-  server_gunicorn_log "$@"
+  uvicorn_log=$(cat)
+  printf '%s\n' "$uvicorn_log" | server_gunicorn_log
+  case $uvicorn_log in
+    *"No module named 'uvicorn_worker'"*)
+      echo "server = \"uvicorn\" runs uvicorn_worker.UvicornWorker: pin uvicorn-worker (and websockets) in the target's requirements" ;;
+  esac
 }

@@ -199,6 +199,34 @@ fn gunicorn_log_keeps_the_cause_a_long_log_pushed_out_of_view() {
     });
 }
 
+#[test]
+fn uvicorn_log_says_what_to_install_when_its_worker_is_missing() {
+    each_shell(|host| {
+        let log = host.path("log");
+        host.write(
+            &log,
+            "[2026-11-22 01:03:20 +0000] [1] [INFO] Starting gunicorn 27.0.1\n\
+             Traceback (most recent call last):\n\
+             ModuleNotFoundError: No module named 'uvicorn_worker'\n",
+        );
+        let read = |server: &str| {
+            host.run(&format!(
+                "SERVER={server}\nshipit_server log < {}",
+                quote(log.to_str().unwrap())
+            ))
+        };
+        read("uvicorn")
+            .status(0)
+            .says("the app server died with: ModuleNotFoundError: No module named 'uvicorn_worker'")
+            .says("pin uvicorn-worker (and websockets) in the target's requirements");
+        let gunicorn = read("gunicorn");
+        assert!(
+            !gunicorn.text.contains("pin uvicorn-worker"),
+            "{gunicorn:?}"
+        );
+    });
+}
+
 /// Each manager's control command is looked for before a deploy changes anything: missing, it
 /// is named with its setting; behind sudo, sudo is what must be there.
 #[test]
