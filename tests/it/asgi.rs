@@ -2,7 +2,8 @@
 //! served by uvicorn (as gunicorn's worker class, `server = "uvicorn"`) with a plain-ASGI
 //! websocket echo on `/ws/` that nginx passes through (`websocket_paths`).
 //!
-//! HTTP and a websocket echo go through nginx; a redeploy under the load probe loses no request;
+//! HTTP and a websocket echo go through nginx (and, for the close and reconnect, under a real
+//! systemd too); a redeploy under the load probe loses no request;
 //! a websocket open to the old release is closed when that release stops (1012, service
 //! restart, within its stop timeout and never before the switch), and a reconnect reaches the
 //! new release.
@@ -35,12 +36,12 @@ fn asgi_stack() -> Stack {
     stack
 }
 
-/// A websocket to the echo through nginx.
-fn echo_socket(stack: &Stack) -> WebSocket {
-    WebSocket::connect(stack.port, "/ws/echo", Duration::from_secs(120)).unwrap_or_else(|e| {
+/// A websocket to the echo through `nginx` on `port`.
+fn echo_socket(port: u16, nginx: &support::Nginx) -> WebSocket {
+    WebSocket::connect(port, "/ws/echo", Duration::from_secs(120)).unwrap_or_else(|e| {
         panic!(
             "websocket through nginx: {e}\nnginx error.log:\n{}",
-            stack.host.nginx.error_log()
+            nginx.error_log()
         )
     })
 }
@@ -64,7 +65,7 @@ fn an_asgi_target_serves_http_and_websockets_and_redeploys_under_load() {
         log.contains("Using worker: uvicorn_worker.UvicornWorker"),
         "the app server is not uvicorn:\n{log}"
     );
-    let mut socket = echo_socket(&stack);
+    let mut socket = echo_socket(stack.port, &stack.host.nginx);
     assert_eq!(echo(&mut socket, "hello"), format!("{v1} hello"));
 
     let load = Load::start(stack.port, "/health", 2, Duration::from_secs(90));
@@ -107,7 +108,7 @@ fn an_asgi_target_serves_http_and_websockets_and_redeploys_under_load() {
         (finished - deployed).as_secs_f64()
     );
 
-    let mut again = echo_socket(&stack);
+    let mut again = echo_socket(stack.port, &stack.host.nginx);
     assert_eq!(echo(&mut again, "again"), format!("{v2} again"));
 
     assert!(load.wait_for_more_ok(50, Duration::from_secs(20)));
@@ -132,4 +133,38 @@ fn uvicorn_without_its_worker_package_fails_the_deploy_naming_it() {
         "pin uvicorn-worker (and websockets) in the target's requirements",
     ]);
     assert_eq!(stack.current(), None, "nothing was switched to");
+}
+
+/// The same under systemd: the web unit runs uvicorn's workers, the websocket to the old
+/// release is closed when its unit stops, and a reconnect reaches the new one.
+#[test]
+fn under_systemd_the_old_releases_websocket_is_closed_and_a_reconnect_reaches_the_new_one() {
+    let mut stack = support::systemd_stack::SystemdStack::start();
+    stack.configure(|s| {
+        s.requirements = "requirements/asgi.txt".into();
+        s.extra = "server = \"uvicorn\"\n".into();
+    });
+    let site = "[targets.test.nginx]\n";
+    stack
+        .project
+        .edit_config(site, &format!("{site}websocket_paths = [\"/ws/\"]\n"));
+    stack.project.commit_all("websockets");
+    let v1 = stack.deploy_release();
+    stack.serves_release(&v1);
+    let mut socket = echo_socket(stack.port, &stack.host.nginx);
+    assert_eq!(echo(&mut socket, "hello"), format!("{v1} hello"));
+
+    stack.change_page("marker: v2");
+    let v2 = stack.deploy_release();
+    stack.serves_release(&v2);
+    assert_eq!(socket.receive().unwrap(), Message::Close(Some(1012)));
+    let mut again = echo_socket(stack.port, &stack.host.nginx);
+    assert_eq!(echo(&mut again, "again"), format!("{v2} again"));
+    assert!(
+        stack
+            .journal()
+            .contains("Using worker: uvicorn_worker.UvicornWorker"),
+        "{}",
+        stack.journal()
+    );
 }
