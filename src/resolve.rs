@@ -618,6 +618,7 @@ pub(crate) fn sample() -> Resolved {
             site: "/etc/nginx/sites-enabled/hello.conf".into(),
             test: "nginx -t".into(),
             reload: "nginx -s reload".into(),
+            websocket_paths: Vec::new(),
         }),
         tls: None,
         app: Some(App {

@@ -291,6 +291,7 @@ impl RenderContext {
     /// [`RenderContext::for_release`].
     pub fn new(config: &Config, target: &Target, build: &BuildInfo) -> Result<RenderContext> {
         let mut context = RenderContext::default();
+        let server = crate::manager::server::AppServer::of(target);
         for (name, value) in &target.vars {
             context.set(name, Value::from_serialize(value));
         }
@@ -305,6 +306,13 @@ impl RenderContext {
             .set("app_socket", crate::remote::layout::APP_SOCKET)
             .set("enter_release", crate::remote::layout::enter_release())
             .set("wsgi_app", config.project.wsgi_app.as_str())
+            .set("asgi_app", config.project.asgi_app.as_str())
+            .set("server_app", server.app(config))
+            .set("server_options", server.options())
+            .set(
+                "websocket_paths",
+                Value::from_serialize(target.nginx.as_ref().map(|n| &n.websocket_paths)),
+            )
             .set("vars", Value::from_serialize(&target.vars))
             .set("tls", tls(target));
         let settings = render_str(

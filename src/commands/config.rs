@@ -108,6 +108,7 @@ fn target_sections(
         },
     );
     var("wsgi_app", "project.wsgi_app".into());
+    var("asgi_app", "project.asgi_app".into());
     var("revision", "git HEAD of the project".into());
     var("dirty", "git status: tracked files changed".into());
     var("build_time", "the build".into());

@@ -14,6 +14,9 @@ pub struct Nginx {
     /// Command that reloads nginx.
     #[serde(default = "default_nginx_reload")]
     pub reload: String,
+    /// URL path prefixes whose websocket upgrades nginx passes to the app server, e.g. `/ws/`.
+    #[serde(default)]
+    pub websocket_paths: Vec<String>,
 }
 
 /// `test` when unset.
@@ -35,5 +38,26 @@ pub(super) fn validate_nginx(source: &Source, target: &str, n: Spanned<Nginx>) -
         return Err(source.error(n.span(), key, "must be an absolute path"));
     }
     safe_service_path(&n.get_ref().site).map_err(|why| source.error(n.span(), key, why))?;
+    for path in &n.get_ref().websocket_paths {
+        websocket_path(path)
+            .map_err(|why| source.error(n.span(), key_for(target, "nginx.websocket_paths"), why))?;
+    }
     Ok(n.into_inner())
+}
+
+/// A websocket path becomes an nginx `location` prefix: it starts with `/` and holds nothing
+/// nginx's config would read as syntax.
+fn websocket_path(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with `/`"));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || ";{}\"'\\#$".contains(*c))
+    {
+        return Err(format!(
+            "`{path}` has {c:?}, which nginx's config cannot hold"
+        ));
+    }
+    Ok(())
 }

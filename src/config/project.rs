@@ -24,6 +24,9 @@ pub struct Project {
     pub settings_module: String,
     /// WSGI application for gunicorn, e.g. `hello.wsgi:application`.
     pub wsgi_app: String,
+    /// ASGI application for an ASGI server (`[targets.T] server`), e.g.
+    /// `hello.asgi:application`.
+    pub asgi_app: String,
     /// Path of `manage.py` inside the project.
     pub manage_py: String,
     /// deploy.map path, relative to the root.
@@ -93,6 +96,7 @@ pub(super) struct RawProject {
     python: Option<String>,
     settings_module: Option<String>,
     wsgi_app: Option<String>,
+    asgi_app: Option<String>,
     #[serde(default = "default_manage_py")]
     manage_py: Spanned<String>,
     #[serde(default = "default_deploy_map")]
@@ -201,6 +205,9 @@ pub(super) fn validate_project(
         wsgi_app: raw
             .wsgi_app
             .unwrap_or_else(|| format!("{module}.wsgi:application")),
+        asgi_app: raw
+            .asgi_app
+            .unwrap_or_else(|| format!("{module}.asgi:application")),
         name: raw.name.into_inner(),
         manage_py: raw.manage_py.into_inner(),
         deploy_map: PathBuf::from(raw.deploy_map.into_inner()),

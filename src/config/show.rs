@@ -88,6 +88,7 @@ pub(crate) fn project(config: &Config, explicit: &Explicit, file: &str) -> Vec<R
     }
     project.add("settings_module", p.settings_module.clone());
     project.add("wsgi_app", p.wsgi_app.clone());
+    project.add("asgi_app", p.asgi_app.clone());
     project.add("manage_py", p.manage_py.clone());
     project.add("deploy_map", path_value(&p.deploy_map));
     project.add("templates_dir", path_value(&p.templates_dir));
@@ -141,6 +142,7 @@ pub(crate) fn settings(
         t.known_hosts.as_deref().map_or(Value::Null, path_value),
     );
     s.add("installer", t.installer.to_string());
+    s.add("server", t.server.name());
     s.add(
         "app_user",
         t.app_user
@@ -167,6 +169,7 @@ pub(crate) fn settings(
             s.add("nginx.site", n.site.clone());
             s.add("nginx.test", n.test.clone());
             s.add("nginx.reload", n.reload.clone());
+            s.add("nginx.websocket_paths", json!(n.websocket_paths));
         }
         None => s.add("nginx", "(unmanaged)"),
     }

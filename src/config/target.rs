@@ -26,6 +26,30 @@ pub enum Installer {
     Pip,
 }
 
+/// What serves the app as the `web` process (`[targets.T] server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Server {
+    /// gunicorn serving `project.wsgi_app` (the default).
+    #[default]
+    Gunicorn,
+    /// uvicorn serving `project.asgi_app`, as gunicorn's workers (the `uvicorn-worker`
+    /// package): gunicorn's socket, graceful stop and logs, with HTTP and websockets over ASGI.
+    Uvicorn,
+}
+
+impl Server {
+    /// The servers shipit runs, by the names the config uses.
+    pub const ALL: [Server; 2] = [Server::Gunicorn, Server::Uvicorn];
+
+    /// The name the config uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Gunicorn => "gunicorn",
+            Server::Uvicorn => "uvicorn",
+        }
+    }
+}
+
 impl TransportKind {
     /// The name the config uses.
     pub fn name(self) -> &'static str {
@@ -109,6 +133,8 @@ pub struct Target {
     pub transport: TransportKind,
     /// How the venv is populated.
     pub installer: Installer,
+    /// What serves the app (`server`).
+    pub server: Server,
     /// Optional dependencies (`--extra`) installed from a `uv.lock`.
     pub extras: Vec<String>,
     /// Dependency groups (`--group`) installed from a `uv.lock`; none by default (not `dev`).
@@ -178,6 +204,7 @@ pub(super) struct RawTarget {
     transport: TransportKind,
     #[serde(default)]
     installer: Installer,
+    server: Option<Spanned<String>>,
     #[serde(default)]
     extras: Vec<Spanned<String>>,
     #[serde(default)]
@@ -403,6 +430,7 @@ pub(super) fn validate_target(
         jump,
         transport: raw.transport,
         installer: raw.installer,
+        server: validate_server(source, name, raw.server)?,
         extras,
         groups,
         vars,
@@ -422,6 +450,27 @@ pub(super) fn validate_target(
         },
         app: resolve_app(source, name, raw.app, supervisor, raw.systemd)?,
     })
+}
+
+/// `server`: one shipit runs. granian and daphne are refused by name, so a user who asks for
+/// them learns what to use instead.
+fn validate_server(source: &Source, target: &str, raw: Option<Spanned<String>>) -> Result<Server> {
+    let Some(raw) = raw else {
+        return Ok(Server::default());
+    };
+    let supported = || Server::ALL.map(|s| format!("`{}`", s.name())).join(" or ");
+    match Server::ALL.into_iter().find(|s| s.name() == raw.get_ref()) {
+        Some(server) => Ok(server),
+        None => Err(source.refuse(
+            raw.span(),
+            key_for(target, "server"),
+            format!("shipit does not run `{}` as the app server", raw.get_ref()),
+            format!(
+                "use {}; an ASGI app (websockets, async views) runs under `uvicorn`",
+                supported()
+            ),
+        )),
+    }
 }
 
 /// Extra and group names as pyproject.toml spells them (PEP 685): letters, digits, `.`, `_`,

@@ -957,3 +957,62 @@ fn a_webhook_url_that_may_carry_a_token_must_come_from_a_secrets_source() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_app_server_is_gunicorn_or_uvicorn_and_others_are_refused_by_name() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.project.asgi_app, "hello.asgi:application");
+    assert_eq!(
+        config.target("production").unwrap().server,
+        Server::Gunicorn
+    );
+    let uvicorn = GOOD.replace(
+        "keep_releases = 3\n",
+        "keep_releases = 3\nserver = \"uvicorn\"\n",
+    );
+    let config = parse(&uvicorn).unwrap();
+    assert_eq!(config.target("staging").unwrap().server, Server::Uvicorn);
+    assert_eq!(
+        config.target("production").unwrap().server,
+        Server::Gunicorn
+    );
+    for other in ["granian", "daphne", "Uvicorn"] {
+        let err = parse(&uvicorn.replace("\"uvicorn\"", &format!("{other:?}"))).unwrap_err();
+        let (msg, hint) = (err.to_string(), err.hint().unwrap_or_default());
+        assert!(
+            msg.contains(":19: `targets.staging.server`")
+                && msg.contains(&format!("shipit does not run `{other}` as the app server")),
+            "{msg}"
+        );
+        assert!(hint.contains("use `gunicorn` or `uvicorn`"), "{hint}");
+    }
+}
+
+#[test]
+fn websocket_paths_are_location_prefixes_nginx_can_hold() {
+    let with = |paths: &str| {
+        GOOD.replace(
+            "[targets.production.vars]",
+            &format!(
+                "[targets.production.nginx]\nsite = \"/etc/nginx/sites-enabled/hello.conf\"\n\
+                 websocket_paths = {paths}\n\n[targets.production.vars]"
+            ),
+        )
+    };
+    let config = parse(&with(r#"["/ws/", "/live"]"#)).unwrap();
+    let nginx = config.target("production").unwrap().nginx.clone().unwrap();
+    assert_eq!(nginx.websocket_paths, ["/ws/", "/live"]);
+    for (bad, why) in [
+        ("ws/", "must start with `/`"),
+        ("/ws return", "has ' '"),
+        ("/ws;return", "has ';'"),
+        ("/ws{", "has '{'"),
+        ("/$host", "has '$'"),
+    ] {
+        let msg = message(&with(&format!("[{bad:?}]")));
+        assert!(
+            msg.contains("`targets.production.nginx.websocket_paths`") && msg.contains(why),
+            "{bad}: {msg}"
+        );
+    }
+}

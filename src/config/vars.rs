@@ -21,6 +21,10 @@ pub const RESERVED_VARS: &[&str] = &[
     "release_dir",
     "settings_module",
     "wsgi_app",
+    "asgi_app",
+    "server_app",
+    "server_options",
+    "websocket_paths",
     "program",
     "vars",
 ];

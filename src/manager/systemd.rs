@@ -494,4 +494,56 @@ web = ["a", "b"]
             assert!(timers.contains(line), "no {line:?} in:\n{timers}");
         }
     }
+
+    /// An ASGI target: gunicorn runs uvicorn's worker class on the ASGI app under either
+    /// manager, and the nginx site passes websocket upgrades on the target's paths only.
+    #[test]
+    fn an_asgi_target_runs_uvicorn_workers_and_its_site_passes_websockets() {
+        let text = "[project]\nname = \"hello\"\n\n[targets.t]\nhosts = [\"a\"]\n\
+                    deploy_to = \"/srv/hello\"\nenvironment = \"deployment\"\n\
+                    server = \"uvicorn\"\n\n[targets.t.app]\nmanager = \"auto\"\n\n\
+                    [targets.t.nginx]\nsite = \"/etc/nginx/sites-enabled/hello.conf\"\n\
+                    websocket_paths = [\"/ws/\", \"/live/\"]\n";
+        let configs = rendered(text, "t");
+        let release = "/srv/hello/releases/20261122010320";
+        let command = format!(
+            "{release}/.venv/bin/gunicorn hello.asgi:application --bind unix:{release}/.shipit/app.sock \
+             --umask 007 --workers 2 --graceful-timeout 30 --worker-class uvicorn_worker.UvicornWorker \
+             $(cat .shipit/gunicorn.args 2>/dev/null) \n"
+        );
+        let supervisor = configs.get("supervisor.conf").unwrap();
+        assert!(
+            supervisor.contains(&command.replace('\n', "'\n")),
+            "{supervisor}"
+        );
+        let unit = configs
+            .files()
+            .iter()
+            .find(|f| f.path.starts_with("systemd/") && f.text.contains("bin/gunicorn"))
+            .unwrap_or_else(|| panic!("no systemd web script: {:?}", configs.files()));
+        assert!(
+            unit.text.contains(&format!("exec {command}")),
+            "{}",
+            unit.text
+        );
+
+        let site = configs.get("nginx.conf").unwrap();
+        for path in ["/ws/", "/live/"] {
+            let location = format!(
+                "    location {path} {{\n        proxy_http_version 1.1;\n        \
+                 proxy_set_header Upgrade $http_upgrade;\n        \
+                 proxy_set_header Connection \"upgrade\";\n"
+            );
+            assert!(site.contains(&location), "{site}");
+        }
+        assert_eq!(site.matches("$http_upgrade").count(), 2, "{site}");
+
+        let wsgi = rendered(&text.replace("server = \"uvicorn\"\n", ""), "t");
+        let supervisor = wsgi.get("supervisor.conf").unwrap();
+        assert!(
+            supervisor.contains("gunicorn hello.wsgi:application --bind")
+                && !supervisor.contains("worker-class"),
+            "{supervisor}"
+        );
+    }
 }

@@ -43,6 +43,7 @@ files!(
     "pm/supervisor.sh",
     "pm/systemd.sh",
     "server/gunicorn.sh",
+    "server/uvicorn.sh",
 );
 
 /// The library as it is sent: every line that is only a comment, and every blank line, left

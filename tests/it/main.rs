@@ -1,6 +1,7 @@
 //! The integration tests: one binary (one link of the crate and the harness instead of one per
 //! file), a module per feature. Run one with `cargo test --test it deploy::`.
 
+mod asgi;
 mod bad_input;
 mod break_lock;
 mod build;

@@ -24,6 +24,7 @@
 //! - [`netns`]: a private network namespace from which only one forwarded port leads out (the
 //!   jump-host tests run shipit there).
 //! - [`load`]: an HTTP load generator.
+//! - [`websocket`]: a minimal websocket client.
 //! - [`pebble`]: an ACME server (Let's Encrypt's test CA) for the HTTPS tests.
 //! - [`bench`](mod@bench): what the benches share besides all that.
 //! - [`wagtail`]: the Wagtail site `benches/wagtail.rs` generates and deploys.
@@ -63,6 +64,7 @@ pub mod systemd;
 pub mod systemd_stack;
 pub mod wagtail;
 pub mod webhook;
+pub mod websocket;
 
 mod net;
 mod nginx;

@@ -1,7 +1,8 @@
 //! The process managers' families (`pm_supervisor_*`, `pm_systemd_*`), each verb run on its own
 //! with supervisorctl or systemctl and journalctl stubbed by scripts that answer as the real
 //! tools do; the seam's dispatch (`shipit_pm`, `shipit_pms`, `auto`) and the app server's
-//! (`server_gunicorn_*`).
+//! (`server_gunicorn_*`, and `server_uvicorn_*`, which are gunicorn's: uvicorn runs as its
+//! worker class).
 
 use super::{each_shell, Host};
 use crate::plan::quote;
@@ -138,55 +139,91 @@ fn dispatch_runs_the_hosts_manager_or_every_one_and_auto_takes_the_first_that_is
     });
 }
 
+/// The app servers, as `SERVER` names them: each runs under gunicorn's arbiter.
+const SERVERS: [&str; 2] = ["gunicorn", "uvicorn"];
+
 #[test]
 fn gunicorn_prepare_turns_the_control_socket_off_from_version_25() {
     each_shell(|host| {
-        std::fs::create_dir_all(host.r(".shipit")).unwrap();
-        let args = host.r(".shipit/gunicorn.args");
-        let prepare = "shipit_step prepare shipit_server prepare";
-        host.run(prepare).status(0);
-        assert_eq!(std::fs::read_to_string(&args).unwrap(), "");
-        let site = host.r(".venv/lib/python3.12/site-packages");
-        std::fs::create_dir_all(site.join("gunicorn-23.0.0.dist-info")).unwrap();
-        host.run(prepare).status(0);
-        assert_eq!(std::fs::read_to_string(&args).unwrap(), "");
-        std::fs::remove_dir(site.join("gunicorn-23.0.0.dist-info")).unwrap();
-        std::fs::create_dir_all(site.join("gunicorn-25.0.1.dist-info")).unwrap();
-        host.run(prepare).status(0);
-        assert_eq!(
-            std::fs::read_to_string(&args).unwrap(),
-            "--no-control-socket\n"
-        );
+        for server in SERVERS {
+            std::fs::create_dir_all(host.r(".shipit")).unwrap();
+            let args = host.r(".shipit/gunicorn.args");
+            let prepare = format!("SERVER={server}\nshipit_step prepare shipit_server prepare");
+            let site = host.r(".venv/lib/python3.12/site-packages");
+            let _ = std::fs::remove_dir_all(&site);
+            host.run(&prepare).status(0);
+            assert_eq!(std::fs::read_to_string(&args).unwrap(), "", "{server}");
+            std::fs::create_dir_all(site.join("gunicorn-23.0.0.dist-info")).unwrap();
+            host.run(&prepare).status(0);
+            assert_eq!(std::fs::read_to_string(&args).unwrap(), "", "{server}");
+            std::fs::remove_dir(site.join("gunicorn-23.0.0.dist-info")).unwrap();
+            std::fs::create_dir_all(site.join("gunicorn-25.0.1.dist-info")).unwrap();
+            host.run(&prepare).status(0);
+            assert_eq!(
+                std::fs::read_to_string(&args).unwrap(),
+                "--no-control-socket\n",
+                "{server}"
+            );
+        }
     });
 }
 
 #[test]
 fn gunicorn_log_keeps_the_cause_a_long_log_pushed_out_of_view() {
     each_shell(|host| {
-        let exits =
-            "[2026-11-22 01:03:21 +0000] [123] [ERROR] Worker (pid:124) exited with code 3\n"
-                .repeat(14);
-        host.write(host.path("log"), &format!("{CRASH}{exits}"));
+        for server in SERVERS {
+            let exits =
+                "[2026-11-22 01:03:21 +0000] [123] [ERROR] Worker (pid:124) exited with code 3\n"
+                    .repeat(14);
+            host.write(host.path("log"), &format!("{CRASH}{exits}"));
+            let log = host.path("log");
+            let read = format!(
+                "SERVER={server}\nshipit_server log < {}",
+                quote(log.to_str().unwrap())
+            );
+            let run = host.run(&read);
+            run.status(0).says(
+                "the app server died with: ModuleNotFoundError: No module named 'hello.local'",
+            );
+            assert_eq!(
+                run.text.matches("exited with code 3").count(),
+                12,
+                "{server}: {run:?}"
+            );
+            assert!(!run.text.contains("Traceback"), "{server}: {run:?}");
+            host.write(&log, &exits);
+            let run = host.run(&read);
+            run.status(0);
+            assert!(!run.text.contains("died with"), "{server}: {run:?}");
+        }
+    });
+}
+
+#[test]
+fn uvicorn_log_says_what_to_install_when_its_worker_is_missing() {
+    each_shell(|host| {
         let log = host.path("log");
-        let run = host.run(&format!(
-            "shipit_server log < {}",
-            quote(log.to_str().unwrap())
-        ));
-        run.status(0)
-            .says("the app server died with: ModuleNotFoundError: No module named 'hello.local'");
-        assert_eq!(
-            run.text.matches("exited with code 3").count(),
-            12,
-            "{run:?}"
+        host.write(
+            &log,
+            "[2026-11-22 01:03:20 +0000] [1] [INFO] Starting gunicorn 27.0.1\n\
+             Traceback (most recent call last):\n\
+             ModuleNotFoundError: No module named 'uvicorn_worker'\n",
         );
-        assert!(!run.text.contains("Traceback"), "{run:?}");
-        host.write(&log, &exits);
-        let run = host.run(&format!(
-            "shipit_server log < {}",
-            quote(log.to_str().unwrap())
-        ));
-        run.status(0);
-        assert!(!run.text.contains("died with"), "{run:?}");
+        let read = |server: &str| {
+            host.run(&format!(
+                "SERVER={server}\nshipit_server log < {}",
+                quote(log.to_str().unwrap())
+            ))
+        };
+        read("uvicorn")
+            .status(0)
+            .says("the app server died with: ModuleNotFoundError: No module named 'uvicorn_worker'")
+            .says("pin uvicorn-worker (and websockets) in the target's requirements");
+        let gunicorn = read("gunicorn");
+        assert!(
+            !gunicorn.text.contains("pin uvicorn-worker"),
+            "{gunicorn:?}"
+        );
     });
 }
 
