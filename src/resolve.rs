@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process,
+    App, Backup, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process,
     SecretSource, Target, Tls, TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
@@ -101,6 +101,8 @@ pub(crate) struct Resolved {
     pub(crate) health: Health,
     /// The migration gate.
     pub(crate) migrations: crate::config::Migrations,
+    /// Database snapshots.
+    pub(crate) database: crate::config::Database,
     pub(crate) keep_releases: u32,
     pub(crate) primary: usize,
     pub(crate) migrate: MigrateOn,
@@ -235,6 +237,7 @@ impl Resolved {
             server: AppServer::of(target),
             health: target.health.clone(),
             migrations: target.migrations.clone(),
+            database: target.database,
             keep_releases: target.keep_releases,
             primary: target.primary,
             migrate: target.migrate,
@@ -339,6 +342,12 @@ impl Resolved {
             },
             gate_strict: flag(self.migrations.strict),
             gate_allow: self.migrations.allow.join(" "),
+            py_snapshot: python::sent(python::SNAPSHOT),
+            db_backup: match self.database.backup {
+                Backup::Off => String::new(),
+                on => on.name().to_string(),
+            },
+            db_keep: self.database.keep.to_string(),
         }
     }
 
@@ -585,6 +594,7 @@ pub(crate) fn sample() -> Resolved {
         server: AppServer::Gunicorn,
         health: Health::default(),
         migrations: crate::config::Migrations::default(),
+        database: crate::config::Database::default(),
         keep_releases: 5,
         primary: 0,
         migrate: MigrateOn::Once,

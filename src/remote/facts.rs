@@ -68,6 +68,13 @@ pub(crate) mod key {
         SETTINGS = "settings",
         /// The outcome of the migrate step.
         MIGRATE = "migrate",
+        /// `snapshot:N` = `NAME RELEASE TAKEN ENGINE BYTES APPLIED`, tab-separated, newest first
+        /// (`shipit db list`).
+        SNAPSHOT = "snapshot:",
+        /// The name of the snapshot `shipit db backup` took.
+        SNAPSHOT_TAKEN = "snapshot_taken",
+        /// The name of the snapshot `shipit db restore` restored.
+        RESTORED = "restored",
         /// The outcome of the collectstatic step.
         COLLECTSTATIC = "collectstatic",
         /// The deploy user's name.

@@ -169,6 +169,12 @@ preamble! {
     gate_strict: "GATE_STRICT",
     /// Migrations (`app.name`, space-separated) the gate allows whatever they do.
     gate_allow: "GATE_ALLOW",
+    /// [`crate::remote::python::SNAPSHOT`].
+    py_snapshot: "PY_SNAPSHOT",
+    /// When the primary takes a database snapshot by itself: `before-migrate`, or off (empty).
+    db_backup: "DB_BACKUP",
+    /// How many snapshots are kept (0: all).
+    db_keep: "DB_KEEP",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).
