@@ -190,7 +190,7 @@ fn the_gate_classifies_every_operation_it_names() {
 }
 
 /// Writes the example's migration `pages.NAME`, after `depends`, doing `operation`.
-fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
+pub(crate) fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
     stack.project.write(
         &format!("pages/migrations/{name}.py"),
         &format!(
@@ -203,7 +203,7 @@ fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
 }
 
 /// Writes the example's Visit model with `field` (a line, or nothing) besides `created`.
-fn visit_model(stack: &Stack, field: &str) {
+pub(crate) fn visit_model(stack: &Stack, field: &str) {
     stack.project.write(
         "pages/models.py",
         &format!(

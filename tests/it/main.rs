@@ -32,6 +32,7 @@ mod processes;
 mod provenance;
 mod rollback;
 mod runtime;
+mod snapshots;
 mod ssh;
 mod ssh_access;
 mod systemd;
