@@ -241,17 +241,7 @@ fn deploy_under_load(
 #[test]
 fn the_gate_refuses_a_migration_that_breaks_the_live_release_and_passes_the_two_step_way() {
     let pg = support::Postgres::start();
-    let mut stack = Stack::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let url = secrets.path().join("database-url");
-    std::fs::write(&url, format!("{}\n", pg.url())).unwrap();
-    stack.set_requirements("requirements/postgres.txt");
-    stack.set_options(|o| {
-        o.extra = format!(
-            "secrets = {{ DATABASE_URL = {{ file = {:?} }} }}\n",
-            url.display().to_string()
-        )
-    });
+    let (stack, _secrets) = Stack::start_with_postgres(&pg);
     let columns = || {
         pg.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'pages_visit' ORDER BY 1")
     };

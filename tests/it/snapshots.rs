@@ -163,17 +163,7 @@ fn a_dropped_column_comes_back(
 #[test]
 fn postgres_snapshots_bring_back_a_dropped_column() {
     let pg = support::Postgres::start();
-    let mut stack = Stack::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let url = secrets.path().join("database-url");
-    std::fs::write(&url, format!("{}\n", pg.url())).unwrap();
-    stack.set_requirements("requirements/postgres.txt");
-    stack.set_options(|o| {
-        o.extra = format!(
-            "secrets = {{ DATABASE_URL = {{ file = {:?} }} }}\n",
-            url.display().to_string()
-        )
-    });
+    let (mut stack, _secrets) = Stack::start_with_postgres(&pg);
     let password = pg
         .url()
         .rsplit_once('@')
