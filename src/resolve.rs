@@ -31,6 +31,8 @@ pub(crate) enum Op {
     Lock,
     /// `shipit run`, `shipit audit`: read, or an operator's command.
     Run,
+    /// `shipit db`: database snapshots.
+    Db,
 }
 
 impl Op {
@@ -42,6 +44,7 @@ impl Op {
             Op::Maintenance => "maintenance",
             Op::Lock => "lock",
             Op::Run => "run",
+            Op::Db => "db",
         }
     }
 }
@@ -342,7 +345,15 @@ impl Resolved {
             },
             gate_strict: flag(self.migrations.strict),
             gate_allow: self.migrations.allow.join(" "),
-            py_snapshot: python::sent(python::SNAPSHOT),
+            // Sent only to the scripts that may take or restore a snapshot: every exec carries
+            // the preamble (see `every_script_is_at_most_40_kb_on_the_wire`).
+            py_snapshot: if op == Op::Db
+                || (op == Op::Deploy && self.database.backup != Backup::Off)
+            {
+                python::sent(python::SNAPSHOT)
+            } else {
+                String::new()
+            },
             db_backup: match self.database.backup {
                 Backup::Off => String::new(),
                 on => on.name().to_string(),

@@ -31,7 +31,7 @@ pub(crate) fn run(config: &Config, args: &DbArgs, printer: &Printer) -> Result<(
         printer,
     )?;
     let host = fleet.names().remove(0);
-    let vars = [resolved.vars(Op::Run, BreakLock::No, &RunVars::default())];
+    let vars = [resolved.vars(Op::Db, BreakLock::No, &RunVars::default())];
     let phase = match &args.action {
         DbAction::Backup => backup(),
         DbAction::List => list(),

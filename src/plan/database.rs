@@ -67,3 +67,40 @@ pub(crate) fn snapshots(facts: &Facts) -> Vec<Snapshot> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_is_read_newest_first_and_a_bad_line_is_left_out() {
+        let facts: Facts = [
+            (
+                "snapshot:000001",
+                "2-20261102\t2\t2026-11-02T00:00:00Z\tsqlite\t24576\t19",
+            ),
+            ("snapshot:000002", "1-20261101\t1\tT\tpostgresql\tmany\t3"),
+            ("snapshot:000003", "0-20261031\t0\tT\tpostgresql\t10\t3"),
+            ("snapshot_taken", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let all = snapshots(&facts);
+        assert_eq!(
+            all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["2-20261102", "0-20261031"]
+        );
+        assert_eq!(
+            all[0],
+            Snapshot {
+                name: "2-20261102".into(),
+                release: "2".into(),
+                taken: "2026-11-02T00:00:00Z".into(),
+                engine: "sqlite".into(),
+                bytes: 24576,
+                applied: 19,
+            }
+        );
+    }
+}

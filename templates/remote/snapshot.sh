@@ -4,11 +4,9 @@
 # A snapshot is NAME.meta (what py/snapshot.py recorded) beside NAME.dump or NAME.sqlite3; NAME is
 # RELEASE-TIME, the release whose migrate it was taken before (or the live one) and when.
 
-shipit_snapshot_dir() { printf '%s/.shipit/snapshots' "$D"; }
-
 # Every snapshot's name, newest first (a snapshot without its .meta is not one yet).
 shipit_snapshot_names() {
-  for meta in "$(shipit_snapshot_dir)"/*.meta; do
+  for meta in "$D/.shipit/snapshots"/*.meta; do
     [ -f "$meta" ] || continue
     name=${meta##*/}
     printf '%s\n' "${name%.meta}"
@@ -18,7 +16,7 @@ shipit_snapshot_names() {
 # Removes the oldest snapshots beyond DB_KEEP (0: keeps them all), the .meta first.
 shipit_snapshot_prune() {
   [ "${DB_KEEP:-0}" -gt 0 ] || return 0
-  snaps=$(shipit_snapshot_dir)
+  snaps=$D/.shipit/snapshots
   shipit_snapshot_names | sed -n "$((DB_KEEP + 1)),\$p" | while read -r name; do
     rm -f "$snaps/$name.meta" "$snaps/$name.dump" "$snaps/$name.sqlite3"
     echo "snapshot: removed $name (keep = $DB_KEEP)"
@@ -29,7 +27,7 @@ shipit_snapshot_prune() {
 # environment, named after RELEASE; WHEN `pending` takes none unless migrate has something to
 # apply. A failure removes what it left and fails the step.
 shipit_snapshot_take() {
-  snaps=$(shipit_snapshot_dir)
+  snaps=$D/.shipit/snapshots
   (umask 077 && mkdir -p "$snaps")
   name=$2-$(date -u +%Y%m%d%H%M%S)
   shipit_release_python "$1" "$PY_SNAPSHOT" take "$MANAGE" "$snaps" "$name" "$2" "$3" || {
@@ -49,7 +47,7 @@ shipit_snapshot_before_migrate() {
 # `shipit db backup`: a snapshot now, with the live release's code.
 step_db_backup() {
   shipit_require_lock
-  [ -d "$D/current/" ] || { echo "nothing is deployed under $D (no current release)"; exit 1; }
+  step_require_current
   shipit_snapshot_take "$D/current" "$(shipit_live_id)" now
   shipit_fact snapshot_taken "$name"
 }
@@ -57,7 +55,7 @@ step_db_backup() {
 # `shipit db list`: one fact per snapshot, newest first: name, release, taken, engine, bytes,
 # migrations applied (tab-separated).
 step_db_list() {
-  snaps=$(shipit_snapshot_dir)
+  snaps=$D/.shipit/snapshots
   n=0
   shipit_snapshot_names | while read -r name; do
     n=$((n + 1))
@@ -73,8 +71,8 @@ step_db_list() {
 # name that is a release id alone: that release's newest snapshot).
 step_db_restore() {
   shipit_require_lock
-  [ -d "$D/current/" ] || { echo "nothing is deployed under $D (no current release)"; exit 1; }
-  snaps=$(shipit_snapshot_dir)
+  step_require_current
+  snaps=$D/.shipit/snapshots
   name=$1
   if [ ! -f "$snaps/$name.meta" ]; then
     name=$(shipit_snapshot_names | while read -r n; do
@@ -87,6 +85,6 @@ step_db_restore() {
   fi
   file=$snaps/$(shipit_value file "$snaps/$name.meta")
   shipit_release_python "$D/current" "$PY_SNAPSHOT" restore "$MANAGE" "$file"
-  OP=db shipit_log "restored snapshot $name"
+  shipit_log "restored snapshot $name"
   shipit_fact restored "$name"
 }

@@ -93,6 +93,14 @@ fn a_failed_snapshot_stops_the_deploy_before_migrate() {
     });
 }
 
+/// Release 20261101000000 live, with its venv python, and the lock held.
+fn live(host: &Host) {
+    let live = host.release("20261101000000", "live");
+    python(host, &live, TAKE);
+    host.current("releases/20261101000000");
+    host.lock();
+}
+
 /// Writes snapshot `name` as py/snapshot.py leaves it.
 fn snapshot(host: &Host, name: &str) {
     let release = name.split('-').next().unwrap();
@@ -106,10 +114,7 @@ fn snapshot(host: &Host, name: &str) {
 #[test]
 fn retention_keeps_the_newest_and_the_list_is_newest_first() {
     each_shell(|host| {
-        let live = host.release("20261101000000", "live");
-        python(host, &live, TAKE);
-        host.current("releases/20261101000000");
-        host.lock();
+        live(host);
         host.set("DB_KEEP", "2");
         for name in [
             "20261101000000-20261101000100",
@@ -149,10 +154,8 @@ fn retention_keeps_the_newest_and_the_list_is_newest_first() {
 #[test]
 fn a_restore_by_release_id_takes_its_newest_snapshot_and_is_logged() {
     each_shell(|host| {
-        let live = host.release("20261101000000", "live");
-        python(host, &live, TAKE);
-        host.current("releases/20261101000000");
-        host.lock();
+        live(host);
+        host.set("OP", "db");
         snapshot(host, "20261102000000-20261102000100");
         snapshot(host, "20261102000000-20261102000200");
         let run = host.step("step_db_restore", &["20261102000000"]);
