@@ -224,6 +224,20 @@ pub enum Command {
     ///   shipit deploy -t production --lock-wait 600   wait for a held lock instead of failing
     #[command(verbatim_doc_comment)]
     Lock(LockArgs),
+    /// Take, list and restore database snapshots on the target's primary host.
+    ///
+    /// Snapshots live in deploy_to/.shipit/snapshots on the primary (`pg_dump -Fc` for
+    /// PostgreSQL, the sqlite3 backup API for SQLite), taken with the live release's settings.
+    /// `[targets.T.database] backup = "before-migrate"` takes one before every deploy's migrate
+    /// that applies something; `keep` bounds how many are kept. `restore` overwrites the
+    /// database, so it asks first (--yes confirms).
+    ///
+    /// Examples:
+    ///   shipit db -t production backup
+    ///   shipit db -t production list
+    ///   shipit db -t production restore 20261122010320 --yes   that release's newest snapshot
+    #[command(verbatim_doc_comment)]
+    Db(DbArgs),
     /// Show what was done to a target: every host's deploy log, merged by time.
     ///
     /// One line per deploy, rollback, prune and lock: when, on which host, who ran it, the
@@ -496,6 +510,33 @@ pub struct LockArgs {
     pub connection: ConnectionArgs,
     #[command(subcommand)]
     pub action: LockAction,
+}
+
+/// `shipit db`.
+#[derive(Debug, Args)]
+#[command(mut_args(help("target", "Target whose primary host keeps the snapshots")))]
+pub struct DbArgs {
+    #[command(flatten)]
+    pub target: TargetArg,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(subcommand)]
+    pub action: DbAction,
+}
+
+/// What `shipit db` does.
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Take a snapshot of the database now, with the live release's settings
+    Backup,
+    /// The snapshots on the primary, newest first
+    List,
+    /// Restore a snapshot into the database (asks first; --yes confirms)
+    Restore {
+        /// A snapshot's name as `list` shows it, or a release id: its newest snapshot
+        #[arg(value_name = "SNAPSHOT")]
+        name: String,
+    },
 }
 
 /// What `shipit lock` does.

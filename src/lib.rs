@@ -92,6 +92,7 @@ fn execute(cli: &Cli, printer: &Printer) -> Result<(), Error> {
         Command::Rollback(args) => commands::rollback::run(&config()?, args, printer),
         Command::Releases(args) => commands::releases::run(&config()?, args, printer),
         Command::Lock(args) => commands::lock::run(&config()?, args, printer),
+        Command::Db(args) => commands::db::run(&config()?, args, printer),
         Command::Audit(args) => commands::audit::run(&config()?, args, printer),
         Command::Run(args) => commands::run::run(&config()?, args, printer),
         Command::Console(args) => commands::run::run(

@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use crate::config::{
-    App, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process,
+    App, Backup, Config, GateMode, Health, Hooks, Installer, MigrateOn, Nginx, Notify, Process,
     SecretSource, Target, Tls, TlsMode, SCHEDULER, WEB_ROLE,
 };
 use crate::error::{Error, Result};
@@ -31,6 +31,8 @@ pub(crate) enum Op {
     Lock,
     /// `shipit run`, `shipit audit`: read, or an operator's command.
     Run,
+    /// `shipit db`: database snapshots.
+    Db,
 }
 
 impl Op {
@@ -42,6 +44,7 @@ impl Op {
             Op::Maintenance => "maintenance",
             Op::Lock => "lock",
             Op::Run => "run",
+            Op::Db => "db",
         }
     }
 }
@@ -101,6 +104,8 @@ pub(crate) struct Resolved {
     pub(crate) health: Health,
     /// The migration gate.
     pub(crate) migrations: crate::config::Migrations,
+    /// Database snapshots.
+    pub(crate) database: crate::config::Database,
     pub(crate) keep_releases: u32,
     pub(crate) primary: usize,
     pub(crate) migrate: MigrateOn,
@@ -258,6 +263,7 @@ impl Resolved {
             server: AppServer::of(target),
             health: target.health.clone(),
             migrations: target.migrations.clone(),
+            database: target.database,
             keep_releases: target.keep_releases,
             primary: target.primary,
             migrate: target.migrate,
@@ -382,6 +388,20 @@ impl Resolved {
             gate_strict: flag(self.migrations.strict),
             gate_allow: self.migrations.allow.join(" "),
             gate_after: self.migrations.after_switch.join(" "),
+            // Sent only to the scripts that may take or restore a snapshot: every exec carries
+            // the preamble (see `every_script_is_at_most_44_kb_on_the_wire`).
+            py_snapshot: if op == Op::Db
+                || (op == Op::Deploy && self.database.backup != Backup::Off)
+            {
+                python::sent(python::SNAPSHOT)
+            } else {
+                String::new()
+            },
+            db_backup: match self.database.backup {
+                Backup::Off => String::new(),
+                on => on.name().to_string(),
+            },
+            db_keep: self.database.keep.to_string(),
         }
     }
 
@@ -629,6 +649,7 @@ pub(crate) fn sample() -> Resolved {
         server: AppServer::Gunicorn,
         health: Health::default(),
         migrations: crate::config::Migrations::default(),
+        database: crate::config::Database::default(),
         keep_releases: 5,
         primary: 0,
         migrate: MigrateOn::Once,

@@ -17,6 +17,7 @@ use toml::Spanned;
 use crate::error::{Error, Result};
 
 mod app;
+mod database;
 mod env;
 mod health;
 mod hooks;
@@ -39,6 +40,7 @@ mod tls;
 mod vars;
 
 pub use app::*;
+pub use database::*;
 use env::validate_env;
 pub use health::*;
 pub use hooks::*;

@@ -210,6 +210,8 @@ pub(crate) fn settings(
     s.add("migrations.strict", t.migrations.strict);
     s.add("migrations.allow", json!(t.migrations.allow));
     s.add("migrations.after_switch", json!(t.migrations.after_switch));
+    s.add("database.backup", t.database.backup.name());
+    s.add("database.keep", t.database.keep);
     for (phase, hooks) in [
         ("before_migrate", &t.hooks.before_migrate),
         ("after_migrate", &t.hooks.after_migrate),

@@ -171,6 +171,8 @@ pub struct Target {
     pub health: Health,
     /// The migration gate (`[targets.T.migrations]`).
     pub migrations: Migrations,
+    /// Database snapshots (`[targets.T.database]`).
+    pub database: Database,
     /// Processes besides the web app server (`[targets.T.processes]`), by name.
     pub processes: BTreeMap<String, Process>,
     /// Hosts (indices in `hosts`) by role (`[targets.T.roles]`); a host listed under no role
@@ -233,6 +235,7 @@ pub(super) struct RawTarget {
     systemd: Option<Spanned<Systemd>>,
     health: Option<Spanned<Health>>,
     migrations: Option<Spanned<Migrations>>,
+    database: Option<Database>,
     #[serde(default)]
     processes: BTreeMap<Spanned<String>, Spanned<RawProcess>>,
     #[serde(default)]
@@ -411,6 +414,7 @@ pub(super) fn validate_target(
             Some(m) => validate_migrations(source, name, m)?,
             None => Migrations::default(),
         },
+        database: raw.database.unwrap_or_default(),
         processes: validate_processes(source, name, raw.processes)?,
         roles: validate_roles(source, name, raw.roles, &hosts)?,
         schedule: validate_schedule(source, name, raw.schedule)?,

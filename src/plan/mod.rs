@@ -5,6 +5,7 @@
 //! what and when.
 
 pub(crate) mod check;
+pub(crate) mod database;
 pub(crate) mod deploy;
 pub(crate) mod operate;
 pub mod releases;

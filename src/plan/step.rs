@@ -82,6 +82,12 @@ pub(crate) enum Step {
     RequireCurrent,
     /// An operator's command in the live release (`shipit run`); its status is the command's.
     Run(String),
+    /// A database snapshot now, with the live release's code (`shipit db backup`).
+    DbBackup,
+    /// Report the database snapshots (`shipit db list`).
+    DbList,
+    /// Restore a database snapshot (a name, or a release id: its newest) (`shipit db restore`).
+    DbRestore(String),
     /// Report releases, `current`, whether the archive is there, uv.
     Facts,
     /// Report releases with their sizes.
@@ -245,6 +251,9 @@ impl Step {
             Step::Audit => "audit",
             Step::RequireCurrent => "require-current",
             Step::Run(_) => "run",
+            Step::DbBackup => "db-backup",
+            Step::DbList => "db-list",
+            Step::DbRestore(_) => "db-restore",
             Step::Facts => "facts",
             Step::Inventory => "inventory",
             Step::Upload { .. } => "upload",
@@ -329,7 +338,9 @@ impl Step {
                 .chain(std::iter::once("--".to_string()))
                 .chain(files.iter().map(|f| quote(f)))
                 .collect(),
-            Step::Hook { command, .. } | Step::Run(command) => vec![quote(command)],
+            Step::Hook { command, .. } | Step::Run(command) | Step::DbRestore(command) => {
+                vec![quote(command)]
+            }
             Step::Env(file) => vec![super::base64(file.as_bytes())],
             Step::TlsFiles { certificate, key } => vec![
                 super::base64(certificate.as_bytes()),
@@ -453,6 +464,13 @@ mod tests {
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
             (Step::Audit, "audit", "step_audit"),
+            (Step::DbBackup, "db-backup", "step_db_backup"),
+            (Step::DbList, "db-list", "step_db_list"),
+            (
+                Step::DbRestore("20261122010320-20261123000000".into()),
+                "db-restore",
+                "step_db_restore 20261122010320-20261123000000",
+            ),
             (
                 Step::Run("./manage.py check --tag 'a b'".into()),
                 "run",
@@ -637,6 +655,9 @@ mod tests {
             Step::Audit,
             Step::RequireCurrent,
             Step::Run(String::new()),
+            Step::DbBackup,
+            Step::DbList,
+            Step::DbRestore(String::new()),
             Step::Facts,
             Step::Inventory,
             Step::Upload {

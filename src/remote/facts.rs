@@ -74,6 +74,13 @@ pub(crate) mod key {
         /// Emitted for the log of the run; no Rust reads it yet.
         #[allow(dead_code)]
         MIGRATE_AFTER_SWITCH = "migrate_after_switch",
+        /// `snapshot:N` = `NAME RELEASE TAKEN ENGINE BYTES APPLIED`, tab-separated, newest first
+        /// (`shipit db list`).
+        SNAPSHOT = "snapshot:",
+        /// The name of the snapshot `shipit db backup` took.
+        SNAPSHOT_TAKEN = "snapshot_taken",
+        /// The name of the snapshot `shipit db restore` restored.
+        RESTORED = "restored",
         /// The outcome of the collectstatic step.
         COLLECTSTATIC = "collectstatic",
         /// The deploy user's name.

@@ -31,6 +31,7 @@ files!(
     "venv.sh",
     "django.sh",
     "migrate.sh",
+    "snapshot.sh",
     "background.sh",
     "app.sh",
     "nginx.sh",

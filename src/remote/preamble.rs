@@ -177,6 +177,12 @@ preamble! {
     gate_allow: "GATE_ALLOW",
     /// Migrations (`app.name`, space-separated) applied after every host has switched.
     gate_after: "GATE_AFTER",
+    /// [`crate::remote::python::SNAPSHOT`].
+    py_snapshot: "PY_SNAPSHOT",
+    /// When the primary takes a database snapshot by itself: `before-migrate`, or off (empty).
+    db_backup: "DB_BACKUP",
+    /// How many snapshots are kept (0: all).
+    db_keep: "DB_KEEP",
 }
 
 /// What the script runtime sets itself before the first step (see `Script::render_calls`).

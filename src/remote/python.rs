@@ -16,6 +16,8 @@ pub(crate) const APPLIED: &str = include_str!("../../templates/remote/py/applied
 pub(crate) const ALLOWED_HOST: &str = include_str!("../../templates/remote/py/allowed_host.py");
 /// The migration gate: whether the migrations about to be applied break the live release.
 pub(crate) const GATE: &str = include_str!("../../templates/remote/py/gate.py");
+/// Database snapshots: taken before migrate applies something, listed, restored.
+pub(crate) const SNAPSHOT: &str = include_str!("../../templates/remote/py/snapshot.py");
 /// The target's cron, run as the `schedule` process under supervisor.
 pub(crate) const SCHEDULER: &str = include_str!("../../templates/remote/py/scheduler.py");
 
@@ -63,6 +65,7 @@ mod tests {
             ("allowed_host", ALLOWED_HOST),
             ("scheduler", SCHEDULER),
             ("gate", GATE),
+            ("snapshot", SNAPSHOT),
         ]
         .into_iter()
         .flat_map(|(name, code)| [(name, code.to_string()), (name, sent(code))])

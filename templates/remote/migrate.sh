@@ -88,6 +88,7 @@ shipit_gate() {
 
 shipit_migrate_run() {
   shipit_gate
+  shipit_snapshot_before_migrate
   rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
   "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
     "$R/.shipit/database" "$R/.shipit/showmigrations" "$R/.shipit/after-switch"

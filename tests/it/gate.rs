@@ -190,7 +190,7 @@ fn the_gate_classifies_every_operation_it_names() {
 }
 
 /// Writes the example's migration `pages.NAME`, after `depends`, doing `operation`.
-fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
+pub(crate) fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
     stack.project.write(
         &format!("pages/migrations/{name}.py"),
         &format!(
@@ -203,7 +203,7 @@ fn migration(stack: &Stack, name: &str, depends: &str, operation: &str) {
 }
 
 /// Writes the example's Visit model with `field` (a line, or nothing) besides `created`.
-fn visit_model(stack: &Stack, field: &str) {
+pub(crate) fn visit_model(stack: &Stack, field: &str) {
     stack.project.write(
         "pages/models.py",
         &format!(
@@ -241,17 +241,7 @@ fn deploy_under_load(
 #[test]
 fn the_gate_refuses_a_migration_that_breaks_the_live_release_and_passes_the_two_step_way() {
     let pg = support::Postgres::start();
-    let mut stack = Stack::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let url = secrets.path().join("database-url");
-    std::fs::write(&url, format!("{}\n", pg.url())).unwrap();
-    stack.set_requirements("requirements/postgres.txt");
-    stack.set_options(|o| {
-        o.extra = format!(
-            "secrets = {{ DATABASE_URL = {{ file = {:?} }} }}\n",
-            url.display().to_string()
-        )
-    });
+    let (stack, _secrets) = Stack::start_with_postgres(&pg);
     let columns = || {
         pg.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'pages_visit' ORDER BY 1")
     };

@@ -33,6 +33,7 @@ mod processes;
 mod provenance;
 mod rollback;
 mod runtime;
+mod snapshots;
 mod ssh;
 mod ssh_access;
 mod systemd;

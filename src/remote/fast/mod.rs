@@ -15,6 +15,7 @@ mod operate;
 mod pm;
 mod release;
 mod scheduler;
+mod snapshot;
 mod switch;
 mod tls;
 
@@ -459,6 +460,7 @@ const COVERED: &[&[&str]] = &[
     pm::COVERS,
     app::COVERS,
     tls::COVERS,
+    snapshot::COVERS,
 ];
 
 #[test]

@@ -184,6 +184,23 @@ impl Stack {
         Stack::start_on(Host::start)
     }
 
+    /// A single-host stack whose app uses `pg`'s database: the example's PostgreSQL requirements,
+    /// and `DATABASE_URL` as a secret read from a file in the returned directory (keep it).
+    pub fn start_with_postgres(pg: &Postgres) -> (Stack, tempfile::TempDir) {
+        let mut stack = Stack::start();
+        let secrets = tempfile::tempdir().unwrap();
+        let url = secrets.path().join("database-url");
+        std::fs::write(&url, format!("{}\n", pg.url())).unwrap();
+        stack.set_requirements("requirements/postgres.txt");
+        stack.set_options(|o| {
+            o.extra = format!(
+                "secrets = {{ DATABASE_URL = {{ file = {:?} }} }}\n",
+                url.display().to_string()
+            )
+        });
+        (stack, secrets)
+    }
+
     /// [`Stack::start`] on a host without the programs at `hidden` ([`Host::start_without`]).
     pub fn start_without(hidden: &[&str]) -> Stack {
         Stack::start_on(|| Host::start_without(hidden))
