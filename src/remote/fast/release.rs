@@ -420,17 +420,24 @@ const NEW: &[(&str, &str, u32)] = &[
     ("app/new/added.py", "added", 0o755),
 ];
 
+/// Runs step_upload on a host whose live release has [`LIVE`], offering its manifest (and
+/// another), fd 3 reading the delta to [`NEW`]: the live manifest's sha256 and the run.
+fn upload_delta(host: &mut Host) -> (String, super::Run) {
+    let base = live(host, LIVE);
+    host.set("SHA", "a".repeat(64));
+    std::fs::remove_dir(host.r("")).unwrap();
+    let reply = delta_reply(host, NEW, &["app/code.py", "app/new/added.py"]);
+    let run = host.run(&format!(
+        "shipit_step upload step_upload 999 0000 {base} 3<{}",
+        reply.display()
+    ));
+    (base, run)
+}
+
 #[test]
 fn a_delta_against_the_live_release_builds_the_same_tree() {
     each_shell(|host| {
-        let base = live(host, LIVE);
-        host.set("SHA", "a".repeat(64));
-        std::fs::remove_dir(host.r("")).unwrap();
-        let reply = delta_reply(host, NEW, &["app/code.py", "app/new/added.py"]);
-        let run = host.run(&format!(
-            "shipit_step upload step_upload 999 0000 {base} 3<{}",
-            reply.display()
-        ));
+        let (base, run) = upload_delta(host);
         run.status(0)
             .says("received the files that differ from release 20261101000000");
         assert!(run.text.contains(&format!(" delta {base}")), "{}", run.text);
@@ -500,15 +507,7 @@ fn a_live_release_changed_on_the_host_gets_the_whole_archive() {
 #[test]
 fn a_delta_whose_linked_files_changed_since_fails_and_leaves_no_release() {
     each_shell(|host| {
-        let base = live(host, LIVE);
-        host.set("SHA", "a".repeat(64));
-        std::fs::remove_dir(host.r("")).unwrap();
-        let reply = delta_reply(host, NEW, &["app/code.py", "app/new/added.py"]);
-        host.run(&format!(
-            "shipit_step upload step_upload 999 {base} 3<{}",
-            reply.display()
-        ))
-        .status(0);
+        upload_delta(host).1.status(0);
         host.write(
             host.d("releases/20261101000000/app/same.py"),
             "changed in between",
