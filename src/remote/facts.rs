@@ -60,7 +60,7 @@ pub(crate) mod key {
         STOPPED = "stopped",
         /// `present` when the host has the archive already.
         ARCHIVE = "archive",
-        /// `delta` when the host was sent a delta instead of the archive (see [`crate::delta`]).
+        /// `delta` when the host asked for a delta instead of the archive (see [`crate::delta`]).
         UPLOAD = "upload",
         /// MEDIA_ROOT, relative to the release, when it is inside it and no shared dir holds it.
         MEDIA_INSIDE = "media_inside",

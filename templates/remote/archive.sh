@@ -26,6 +26,8 @@ step_upload() {
   if head --version 2>/dev/null | grep -q '(GNU coreutils)'; then exact=" exact"; fi
   base=$(shipit_delta_base "$@")
   if [ -z "$base" ]; then shipit_mark send"$exact"; else
+    # Before the mark: a single host's plan is made as the upload starts (see HostSession).
+    shipit_fact upload delta
     shipit_mark send"$exact" delta "${base#* }"
     base=${base% *}
     read -r got sha <&3 || exit 1
@@ -39,7 +41,6 @@ step_upload() {
       fi
       echo "$base" > "$A.base"
       mv -f "$A.delta.part" "$A.delta"
-      shipit_fact upload delta
       echo "received the files that differ from release $base"
       return 0
     fi

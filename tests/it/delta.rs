@@ -63,6 +63,14 @@ fn a_code_only_redeploy_sends_a_delta_that_makes_the_same_release() {
     let first = stack.deploy_ok();
     assert_eq!(of_host(&first, "upload"), "sent", "{first}");
     let full = first["archive"]["size"].as_u64().unwrap();
+    // The harness's builds all carry the sandbox's one commit time, so each overwrites the last
+    // in `.shipit/dist`; a real build at another time leaves the earlier one beside it.
+    let built = Path::new(first["archive"]["path"].as_str().unwrap());
+    std::fs::copy(
+        built,
+        built.with_file_name("hello-test-20250101000000.tar.gz"),
+    )
+    .unwrap();
     assert!(
         of_host(&first, "bytes_sent").as_u64().unwrap() >= full,
         "{first}"
