@@ -8,6 +8,7 @@ mod calendar;
 pub mod cli;
 mod commands;
 pub mod config;
+mod delta;
 #[cfg(test)]
 mod docs;
 pub mod error;

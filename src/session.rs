@@ -6,9 +6,13 @@
 //! Several hosts run in parallel threads; their progress lines are prefixed with the host.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use crate::config::{Target, TransportKind};
+use crate::delta::Base;
 use crate::error::{Error, Result};
 use crate::output::{seconds, Printer};
 use crate::transport::local::Local;
@@ -136,9 +140,10 @@ impl HostSession {
         // Opened before the script runs: a host that asked for an archive shipit then could not
         // read would wait for it for ever.
         let mut archive = match script.upload() {
-            Some((path, size)) => Some((
+            Some((path, size, bases)) => Some((
                 std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?,
                 size,
+                (path, bases),
             )),
             None => None,
         };
@@ -191,8 +196,8 @@ impl HostSession {
                         let stop = crate::interrupt::requested();
                         return Some(Reply::Line(gate_answer(stop)));
                     }
-                    Event::Send { exact } => match archive.take() {
-                        Some((file, size)) => {
+                    Event::Send { exact, delta } => match archive.take() {
+                        Some((file, size, (path, bases))) => {
                             // The upload ends a continued script's first part: when the host
                             // reads no further than the archive, the rest goes right behind it,
                             // and the script finds it without asking (a round trip).
@@ -203,9 +208,27 @@ impl HostSession {
                             } else {
                                 String::new()
                             };
+                            let (head, bytes, size) = match delta {
+                                None => {
+                                    (String::new(), Box::new(file) as Box<dyn Read + Send>, size)
+                                }
+                                Some(live) => match delta_against(path, bases, &live) {
+                                    Some(bytes) => {
+                                        let sha =
+                                            crate::build::archive::hex(&Sha256::digest(&bytes));
+                                        let head = format!("{} {sha}\n", bytes.len());
+                                        let size = bytes.len() as u64;
+                                        (head, Box::new(std::io::Cursor::new(bytes)) as _, size)
+                                    }
+                                    None => ("full\n".to_string(), Box::new(file) as _, size),
+                                },
+                            };
                             let bar = printer.progress_bar(size, &upload_label(&label));
-                            let archive = Box::new(Progress { file, bar });
-                            return Some(Reply::Payload(archive, after));
+                            let payload = Box::new(Progress {
+                                bytes: Box::new(std::io::Cursor::new(head).chain(bytes)),
+                                bar,
+                            });
+                            return Some(Reply::Payload(payload, after));
                         }
                         None => show(
                             vec!["the host asked for an archive this script has none of".into()],
@@ -255,15 +278,23 @@ fn upload_label(label: &str) -> String {
     }
 }
 
-/// The archive as a script reads it, moving a progress bar (on a terminal) as it goes.
+/// The delta of `archive` against the base among `bases` whose manifest has the sha256 `live`:
+/// none when shipit has no such base or cannot make it (the host is sent the archive).
+fn delta_against(archive: &std::path::Path, bases: &[Base], live: &str) -> Option<Vec<u8>> {
+    let base = bases.iter().find(|b| b.manifest == live)?;
+    crate::delta::delta(archive, &base.archive).ok()
+}
+
+/// The archive (or delta) as a script reads it, moving a progress bar (on a terminal) as it
+/// goes.
 struct Progress {
-    file: std::fs::File,
+    bytes: Box<dyn Read + Send>,
     bar: indicatif::ProgressBar,
 }
 
-impl std::io::Read for Progress {
+impl Read for Progress {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let n = self.bytes.read(buf)?;
         if n == 0 {
             self.bar.finish_and_clear();
         } else {

@@ -28,7 +28,7 @@ struct Planned {
     configs: Vec<ServiceConfigs>,
     /// What each host prunes after its switch.
     doomed: Vec<Vec<ReleaseId>>,
-    /// Per host: whether the archive was `sent` or `skipped`.
+    /// Per host: whether the archive was `sent`, a `delta` was (see [`crate::delta`]), or neither (`skipped`).
     uploads: Vec<&'static str>,
     /// What a failure before the switch leaves.
     current: String,
@@ -160,7 +160,11 @@ fn deploy(
         BreakLock::from_flags(args.lock.break_lock, args.lock.force),
         &run_vars,
     );
-    let begin = begin(&artifact.path, artifact.size);
+    let begin = begin(
+        &artifact.path,
+        artifact.size,
+        crate::delta::bases(&artifact.path),
+    );
     let names = fleet.names();
     let labels: Vec<String> = fleet.sessions.iter().map(|s| s.label.clone()).collect();
     // What begin's facts decide: the release id, each host's service configs, what it prunes.
@@ -201,6 +205,9 @@ fn deploy(
             .iter()
             .enumerate()
             .map(|(i, run)| {
+                if facts::got_delta(&run.facts) {
+                    return "delta";
+                }
                 if !has_archive(&run.facts) {
                     return "sent";
                 }
@@ -280,6 +287,12 @@ fn deploy(
 
     let usage = super::usage(&mut fleet.sessions);
     let names = fleet.names();
+    // Per host: what a delta saves shows here, beside the archive's size.
+    let sent: serde_json::Map<_, _> = names
+        .iter()
+        .zip(&fleet.sessions)
+        .map(|(n, s)| (n.clone(), json!(s.transport.usage().bytes_uploaded)))
+        .collect();
     printer.result(format!(
         "deployed {release} to {} ({} host{}) in {}",
         target.name,
@@ -292,6 +305,7 @@ fn deploy(
         "target": target.name,
         "hosts": names,
         "upload": names.iter().zip(&uploads).map(|(n, u)| (n.clone(), json!(u))).collect::<serde_json::Map<_, _>>(),
+        "bytes_sent": sent,
         "archive": { "path": artifact.path, "sha256": artifact.sha256, "size": artifact.size },
         "revision": artifact.manifest.revision,
         "venv": runs.iter().filter_map(|r| facts::venv(&r.facts).cloned()).collect::<Vec<_>>(),

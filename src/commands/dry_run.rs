@@ -56,7 +56,14 @@ pub(super) fn show(
     // What the primary runs (hosts of other roles run a subset of it).
     let placed = &resolved.placements[resolved.primary];
     let phases = [
-        ("begin", begin(&artifact.path, artifact.size)),
+        (
+            "begin",
+            begin(
+                &artifact.path,
+                artifact.size,
+                crate::delta::bases(&artifact.path),
+            ),
+        ),
         (
             "prepare",
             prepare(

@@ -24,8 +24,9 @@ pub(crate) use crate::manager::ServiceConfigs;
 
 /// Phase 1: layout, lock, clear up after what earlier runs left stopping (without waiting for
 /// it: a release still stopping is reported `draining`, see [`prune_after_switch`]), facts,
-/// and the archive (`size` bytes of the local file `archive`) unless the host has it.
-pub(crate) fn begin(archive: &std::path::Path, size: u64) -> Phase {
+/// and the archive (`size` bytes of the local file `archive`) unless the host has it, or a delta
+/// against one of `bases` (see [`crate::delta`]).
+pub(crate) fn begin(archive: &std::path::Path, size: u64, bases: Vec<crate::delta::Base>) -> Phase {
     Phase::new(
         vec![
             Step::Layout,
@@ -35,6 +36,7 @@ pub(crate) fn begin(archive: &std::path::Path, size: u64) -> Phase {
             Step::Upload {
                 archive: archive.to_path_buf(),
                 size,
+                bases,
             },
         ],
         Cleanup::Lock,

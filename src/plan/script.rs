@@ -83,10 +83,15 @@ impl Script {
         self.steps().find(|step| step.id() == id)
     }
 
-    /// The local archive and its size that the script's [`Step::Upload`] asks for.
-    pub(crate) fn upload(&self) -> Option<(&std::path::Path, u64)> {
+    /// The local archive, its size and the earlier builds a delta may be made against, of the
+    /// script's [`Step::Upload`].
+    pub(crate) fn upload(&self) -> Option<(&std::path::Path, u64, &[crate::delta::Base])> {
         self.steps().find_map(|step| match step {
-            Step::Upload { archive, size } => Some((archive.as_path(), *size)),
+            Step::Upload {
+                archive,
+                size,
+                bases,
+            } => Some((archive.as_path(), *size, bases.as_slice())),
             _ => None,
         })
     }
@@ -311,6 +316,7 @@ mod tests {
                 Step::Upload {
                     archive: "unused".into(),
                     size: archive.len() as u64,
+                    bases: vec![],
                 },
             ],
             Cleanup::Lock,
@@ -319,7 +325,13 @@ mod tests {
         let (status, events) =
             answered_to(&uploading, &format!("{archive}{}", rest.continuation()));
         assert_eq!(status, 0, "{events:?}");
-        assert!(events.contains(&Event::Send { exact: true }), "{events:?}");
+        assert!(
+            events.contains(&Event::Send {
+                exact: true,
+                delta: None
+            }),
+            "{events:?}"
+        );
         assert!(events.contains(&Event::End("unlock".into())), "{events:?}");
         let part = std::fs::read_dir(dir.path().join(".shipit/archives"))
             .unwrap()
@@ -703,7 +715,7 @@ mod tests {
         let phases = [
             (
                 "deploy begin",
-                deploy::begin("/tmp/a.tar.gz".as_ref(), 14784),
+                deploy::begin("/tmp/a.tar.gz".as_ref(), 14784, vec![]),
             ),
             (
                 "deploy prepare",
@@ -748,8 +760,8 @@ mod tests {
 
     /// Every exec carries the library and the preamble's Python: packed, a script stays at
     /// about 40 KB on the wire (110 KB as text), a few round trips of TCP slow start fewer on a
-    /// real link. The bound is 44 KB: the migration gate, certificate renewal and the
-    /// prepared-host watch brought the largest (a deploy's prepare) to 41 KB; sending each
+    /// real link. The bound is 44 KB: the migration gate, certificate renewal, the
+    /// prepared-host watch and delta uploads brought the largest (a deploy's prepare) to 41 KB; sending each
     /// phase only the functions and Python it reaches is what would bring it back down.
     #[test]
     fn every_script_is_at_most_44_kb_on_the_wire() {

@@ -94,10 +94,11 @@ pub(crate) enum Step {
     Inventory,
     /// Receive the archive (`size` bytes of the local file `archive`) on the script's stdin,
     /// unless the host has it already: the begin script asks for it, so it costs no exec of
-    /// its own.
+    /// its own. Or a delta against one of `bases`, when the host's live release is one.
     Upload {
         archive: std::path::PathBuf,
         size: u64,
+        bases: Vec<crate::delta::Base>,
     },
     /// Check the uploaded archive's sha256.
     Verify,
@@ -391,7 +392,9 @@ impl Step {
             Step::Migrate { always: true, .. } => vec!["always".to_string()],
             Step::Migrate { defer: true, .. } => vec!["defer".to_string()],
             Step::Reap { wait: true } => vec!["wait".to_string()],
-            Step::Upload { size, .. } => vec![size.to_string()],
+            Step::Upload { size, bases, .. } => std::iter::once(size.to_string())
+                .chain(bases.iter().map(|b| quote(&b.manifest)))
+                .collect(),
             _ => Vec::new(),
         };
         if args.is_empty() {
@@ -457,9 +460,22 @@ mod tests {
                 Step::Upload {
                     archive: "/tmp/x y.tar.gz".into(),
                     size: 14784,
+                    bases: vec![],
                 },
                 "upload",
                 "step_upload 14784",
+            ),
+            (
+                Step::Upload {
+                    archive: "/tmp/x y.tar.gz".into(),
+                    size: 14784,
+                    bases: vec![crate::delta::Base {
+                        manifest: "ab12".into(),
+                        archive: "/tmp/old.tar.gz".into(),
+                    }],
+                },
+                "upload",
+                "step_upload 14784 ab12",
             ),
             (Step::LockStatus, "lock-status", "step_lock_status"),
             (Step::LockRelease, "lock-release", "step_lock_release"),
@@ -663,6 +679,7 @@ mod tests {
             Step::Upload {
                 archive: "a.tar.gz".into(),
                 size: 1,
+                bases: vec![],
             },
             Step::Verify,
             Step::Unpack,

@@ -60,6 +60,8 @@ pub(crate) mod key {
         STOPPED = "stopped",
         /// `present` when the host has the archive already.
         ARCHIVE = "archive",
+        /// `delta` when the host asked for a delta instead of the archive (see [`crate::delta`]).
+        UPLOAD = "upload",
         /// MEDIA_ROOT, relative to the release, when it is inside it and no shared dir holds it.
         MEDIA_INSIDE = "media_inside",
         /// `reused KEY` or `built KEY`.
@@ -350,6 +352,11 @@ pub(crate) fn lock_holder(facts: &Facts) -> LockHolder {
 /// Whether the host already has the archive (begin's `archive` fact).
 pub(crate) fn has_archive(facts: &Facts) -> bool {
     facts.get(key::ARCHIVE).map(String::as_str) == Some("present")
+}
+
+/// Whether the host was sent a delta against its live release rather than the archive.
+pub(crate) fn got_delta(facts: &Facts) -> bool {
+    facts.get(key::UPLOAD).map(String::as_str) == Some("delta")
 }
 
 /// What was removed: releases, virtualenvs, KiB freed.

@@ -31,8 +31,9 @@ pub enum Event {
     Gate,
     /// The script asks for the archive of its [`crate::plan::step::Step::Upload`] on its stdin; `exact`: the
     /// host reads exactly the archive's bytes and nothing after them (GNU `head -c`), so what
-    /// the script asks for next may follow right behind.
-    Send { exact: bool },
+    /// the script asks for next may follow right behind. `delta`: the sha256 of the live
+    /// release's manifest, when the script asks for a delta against it (see [`crate::delta`]).
+    Send { exact: bool, delta: Option<String> },
     /// The script asks for the calls to go on with (see [`crate::plan::script::Script::continued`]).
     Next,
     /// The script ran to its end.
@@ -64,9 +65,17 @@ pub fn parse_line(nonce: &str, line: &str) -> Event {
         }
         "done" => Event::Done,
         "gate" => Event::Gate,
-        "send" => Event::Send {
-            exact: rest == "exact",
-        },
+        "send" => {
+            let words: Vec<&str> = rest.split(' ').collect();
+            Event::Send {
+                exact: words.first() == Some(&"exact"),
+                delta: words
+                    .iter()
+                    .position(|w| *w == "delta")
+                    .and_then(|at| words.get(at + 1))
+                    .map(|sha| sha.to_string()),
+            }
+        }
         "next" => Event::Next,
         _ => Event::Output(line.to_string()),
     }
@@ -114,6 +123,37 @@ mod tests {
             Event::Output("@@shipit:guess done ok".into())
         );
         assert_eq!(parse_line("secret", "@@shipit:secret done ok"), Event::Done);
+    }
+
+    #[test]
+    fn a_send_says_whether_the_host_reads_exactly_and_which_delta_it_asks_for() {
+        let send = |rest: &str| parse_line("n", &format!("@@shipit:n send{rest}"));
+        let delta = Some("ab12".to_string());
+        assert_eq!(
+            send(""),
+            Event::Send {
+                exact: false,
+                delta: None
+            }
+        );
+        assert_eq!(
+            send(" exact"),
+            Event::Send {
+                exact: true,
+                delta: None
+            }
+        );
+        assert_eq!(
+            send(" delta ab12"),
+            Event::Send {
+                exact: false,
+                delta: delta.clone()
+            }
+        );
+        assert_eq!(
+            send(" exact delta ab12"),
+            Event::Send { exact: true, delta }
+        );
     }
 
     #[test]

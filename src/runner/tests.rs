@@ -80,7 +80,7 @@ fn deploy_as(
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("a.tar.gz");
     std::fs::write(&archive, "a").unwrap();
-    let (mut locked, _) = fleet.lock(&deploy::begin(&archive, 1), vars(hosts))?;
+    let (mut locked, _) = fleet.lock(&deploy::begin(&archive, 1, vec![]), vars(hosts))?;
     locked.prepare_then_switch(
         &|_| deploy::tests::prepared(resolved, false),
         &|_| deploy::switch(resolved, &everything(), vec![]),
@@ -101,7 +101,7 @@ fn run_through(
     let archive = dir.path().join("a.tar.gz");
     std::fs::write(&archive, "archive").unwrap();
     fleet.run_through(
-        &deploy::begin(&archive, 7),
+        &deploy::begin(&archive, 7, vec![]),
         vars(1).remove(0),
         &mut |begun, vars| {
             then(begun, vars)?;
@@ -190,7 +190,7 @@ fn an_archive_that_cannot_be_read_fails_before_the_host_is_touched() {
     let missing = std::path::Path::new("/nonexistent/shipit/a.tar.gz");
     let error = fleet
         .run_through(
-            &deploy::begin(missing, 7),
+            &deploy::begin(missing, 7, vec![]),
             vars(1).remove(0),
             &mut |_, _| unreachable!("no plan without a begin"),
         )
@@ -363,7 +363,7 @@ fn a_waiting_run_refused_by_another_host_gives_the_primary_back_and_begins_again
     vars.iter_mut().for_each(|v| v.lock_wait = "2".into());
     let started = std::time::Instant::now();
     let error = fleet
-        .lock(&deploy::begin(&archive, 1), vars)
+        .lock(&deploy::begin(&archive, 1, vec![]), vars)
         .map(|_| ())
         .unwrap_err();
     assert!(

@@ -95,7 +95,7 @@ shipit_release_python() {
 # `command -v` is a builtin: the check costs no process.
 shipit_require_tools() {
   missing=
-  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln head wc; do
+  for tool in tar gzip sha256sum base64 readlink find ls sed sort cut tr du mv ln head wc awk; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
   done
   if [ -n "$missing" ]; then

@@ -7,6 +7,7 @@ mod break_lock;
 mod build;
 mod ci_recipes;
 mod current_link;
+mod delta;
 mod deploy;
 mod faults;
 mod fleet_errors;

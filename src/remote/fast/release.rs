@@ -2,6 +2,8 @@
 //! virtualenv (uv or pip stubbed: a missing tool, a full disk), the gate and hooks.
 
 use super::{each_shell, Host};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 pub(super) const COVERS: &[&str] = &[
     "step_facts",
@@ -333,5 +335,201 @@ fn a_hook_runs_in_the_release_with_its_env_and_status() {
         host.step("step_hook", &["echo before; exit 3; echo after"])
             .status(3)
             .says("before");
+    });
+}
+
+/// The live release `20261101000000` (`current`): `files` (path, content, mode) and a manifest
+/// listing them as shipit writes it; the sha256 of that manifest.
+fn live(host: &Host, files: &[(&str, &str, u32)]) -> String {
+    let dir = host.d("releases/20261101000000");
+    let manifest = manifest(&dir, files);
+    std::os::unix::fs::symlink("releases/20261101000000", host.d("current")).unwrap();
+    host.write(host.d(".shipit/archives/.keep"), "");
+    sha256(manifest.as_bytes())
+}
+
+/// Writes `files` into `dir` with their modes, and their manifest (shipit's pretty JSON, a
+/// symlink among the files); the manifest's text.
+fn manifest(dir: &Path, files: &[(&str, &str, u32)]) -> String {
+    let mut listed = Vec::new();
+    for (path, content, mode) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, content).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode)).unwrap();
+        listed.push(serde_json::json!({
+            "path": path,
+            "sha256": sha256(content.as_bytes()),
+            "size": content.len(),
+            "mode": format!("{mode:04o}"),
+        }));
+    }
+    listed.push(serde_json::json!({ "path": "static", "link": "app/static" }));
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "format": 2,
+        "project": "p",
+        "files": listed,
+    }))
+    .unwrap()
+        + "\n";
+    std::fs::create_dir_all(dir.join(".shipit")).unwrap();
+    std::fs::write(dir.join(".shipit/manifest.json"), &text).unwrap();
+    text
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::build::archive::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The reply shipit gives a script that asks for a delta: `SIZE SHA256`, then a tar.gz of the
+/// new manifest and `sent` (path, content, mode) with a symlink, written where fd 3 reads it.
+fn delta_reply(host: &Host, new: &[(&str, &str, u32)], sent: &[&str]) -> PathBuf {
+    let src = host.path("delta-src");
+    manifest(&src, new);
+    std::os::unix::fs::symlink("app/static", src.join("static")).unwrap();
+    let tgz = host.path("delta.tar.gz");
+    let mut args = vec!["-czf".to_string(), tgz.display().to_string(), "-C".into()];
+    args.push(src.display().to_string());
+    args.extend(["static", ".shipit/manifest.json"].map(String::from));
+    args.extend(sent.iter().map(|s| s.to_string()));
+    assert!(std::process::Command::new("tar")
+        .args(&args)
+        .status()
+        .unwrap()
+        .success());
+    let bytes = std::fs::read(&tgz).unwrap();
+    let mut reply = format!("{} {}\n", bytes.len(), sha256(&bytes)).into_bytes();
+    reply.extend(bytes);
+    let path = host.path("reply");
+    std::fs::write(&path, reply).unwrap();
+    path
+}
+
+const LIVE: &[(&str, &str, u32)] = &[
+    ("manage.py", "print()", 0o755),
+    ("app/same.py", "same", 0o644),
+    ("app/code.py", "v1", 0o644),
+    ("app/gone.py", "gone", 0o644),
+];
+
+const NEW: &[(&str, &str, u32)] = &[
+    ("manage.py", "print()", 0o755),
+    ("app/same.py", "same", 0o644),
+    ("app/code.py", "v2", 0o644),
+    ("app/new/added.py", "added", 0o755),
+];
+
+/// Runs step_upload on a host whose live release has [`LIVE`], offering its manifest (and
+/// another), fd 3 reading the delta to [`NEW`]: the live manifest's sha256 and the run.
+fn upload_delta(host: &mut Host) -> (String, super::Run) {
+    let base = live(host, LIVE);
+    host.set("SHA", "a".repeat(64));
+    std::fs::remove_dir(host.r("")).unwrap();
+    let reply = delta_reply(host, NEW, &["app/code.py", "app/new/added.py"]);
+    let run = host.run(&format!(
+        "shipit_step upload step_upload 999 0000 {base} 3<{}",
+        reply.display()
+    ));
+    (base, run)
+}
+
+#[test]
+fn a_delta_against_the_live_release_builds_the_same_tree() {
+    each_shell(|host| {
+        let (base, run) = upload_delta(host);
+        run.status(0)
+            .says("received the files that differ from release 20261101000000");
+        assert!(run.text.contains(&format!(" delta {base}")), "{}", run.text);
+        host.step("step_verify", &[])
+            .status(0)
+            .says("a delta from release 20261101000000");
+        host.step("step_unpack", &[])
+            .status(0)
+            .says("unpacked into");
+        // What a full unpack makes: the new files, modes and symlink, without the deleted one.
+        let full = host.path("full");
+        manifest(&full, NEW);
+        for (path, _, _) in NEW {
+            let (a, b) = (host.r(path), full.join(path));
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "{path}"
+            );
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode(&a), mode(&b), "{path}");
+        }
+        assert!(!host.r("app/gone.py").exists());
+        assert_eq!(
+            std::fs::read_link(host.r("static")).unwrap(),
+            Path::new("app/static")
+        );
+        // Unchanged files are the live release's, linked; the changed one is new.
+        let inode = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
+        let old = host.d("releases/20261101000000");
+        assert_eq!(inode(host.r("app/same.py")), inode(old.join("app/same.py")));
+        assert_ne!(inode(host.r("app/code.py")), inode(old.join("app/code.py")));
+        assert_eq!(
+            std::fs::read_to_string(old.join("app/code.py")).unwrap(),
+            "v1"
+        );
+        assert!(!host
+            .d(&format!(".shipit/archives/{}.tar.gz.delta", "a".repeat(64)))
+            .exists());
+    });
+}
+
+#[test]
+fn a_live_release_changed_on_the_host_gets_the_whole_archive() {
+    each_shell(|host| {
+        let base = live(host, LIVE);
+        host.write(host.d("releases/20261101000000/app/same.py"), "tampered");
+        let run = host.step("step_upload", &["10", &base]);
+        run.status(1)
+            .says("sending the whole archive: ")
+            .says("app/same.py: FAILED")
+            .says("upload interrupted: 0 of 10 bytes arrived");
+        assert!(!run.text.contains(" delta "), "{}", run.text);
+        // A mode changed is caught as well, and a base shipit does not offer asks for no delta.
+        host.write(host.d("releases/20261101000000/app/same.py"), "same");
+        let file = host.d("releases/20261101000000/app/code.py");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        host.step("step_upload", &["10", &base])
+            .status(1)
+            .says("app/code.py: not mode 0644");
+        let run = host.step("step_upload", &["10", "0000"]);
+        run.status(1).never_says("whole archive");
+        assert!(!run.text.contains(" delta "), "{}", run.text);
+    });
+}
+
+#[test]
+fn a_delta_whose_linked_files_changed_since_fails_and_leaves_no_release() {
+    each_shell(|host| {
+        upload_delta(host).1.status(0);
+        host.write(
+            host.d("releases/20261101000000/app/same.py"),
+            "changed in between",
+        );
+        host.step("step_unpack", &[])
+            .status(1)
+            .says("differs from its manifest: app/same.py: FAILED");
+        assert!(!host.r("").exists());
+    });
+}
+
+#[test]
+fn a_manifest_with_an_escaped_path_lists_nothing() {
+    each_shell(|host| {
+        host.write(
+            host.path("m.json"),
+            "{\n  \"files\": [\n    {\n      \"path\": \"a\\\"b\",\n      \"sha256\": \"00\",\n      \"mode\": \"0644\"\n    },\n    {\n      \"path\": \"c d\",\n      \"sha256\": \"11\",\n      \"mode\": \"0755\"\n    }\n  ]\n}\n",
+        );
+        let run = host.run(&format!(
+            "shipit_manifest_files {} || echo refused",
+            host.path("m.json").display()
+        ));
+        run.says("0755 11 c d").says("refused");
     });
 }
