@@ -79,3 +79,45 @@ pub(super) fn validate_migrations(
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{message, parse, GOOD};
+    use super::*;
+
+    #[test]
+    fn the_migration_gate_refuses_by_default_and_names_migrations_as_django_does() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(
+            config.targets["staging"].migrations,
+            Migrations {
+                gate: GateMode::Refuse,
+                strict: false,
+                allow: vec![],
+                after_switch: vec![],
+            }
+        );
+        let text = format!(
+            "{GOOD}\n[targets.staging.migrations]\ngate = \"warn\"\nstrict = true\nallow = [\"shop.0002_remove_item_note\"]\n"
+        );
+        let m = &parse(&text).unwrap().targets["staging"].migrations;
+        assert_eq!(
+            (m.gate, m.strict, m.allow.clone()),
+            (
+                GateMode::Warn,
+                true,
+                vec!["shop.0002_remove_item_note".into()]
+            )
+        );
+        let bad =
+            format!("{GOOD}\n[targets.staging.migrations]\nallow = [\"0002_remove_item_note\"]\n");
+        let said = message(&bad);
+        assert!(
+            said.contains("targets.staging.migrations.allow")
+                && said.contains("name it as `app_label.migration_name`"),
+            "{said}"
+        );
+        let typo = format!("{GOOD}\n[targets.staging.migrations]\ngate = \"block\"\n");
+        assert!(message(&typo).contains("refuse"), "{}", message(&typo));
+    }
+}

@@ -241,3 +241,79 @@ fn literal_url(url: &str, format: WebhookFormat) -> std::result::Result<(), (Str
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{message, parse, GOOD};
+    use super::*;
+
+    #[test]
+    fn notify_webhooks_are_read_and_a_target_table_replaces_the_top_level_one() {
+        let config = parse(&format!(
+            "{GOOD}\n[notify]\ntimeout = 3\nretries = 1\n\
+             [notify.webhooks.chat]\nformat = \"slack\"\nurl = {{ env = \"SLACK_URL\" }}\n\
+             [notify.webhooks.phone]\nformat = \"ntfy\"\nurl = \"https://ntfy.example/deploys\"\n\
+             token = {{ file = \"ntfy-token\" }}\nevents = [\"deploy-failure\", \"deploy-start\"]\n\
+             [targets.staging.notify]\n"
+        ))
+        .unwrap();
+        assert_eq!(config.notify.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(config.notify.retries, 1);
+        let chat = &config.notify.webhooks["chat"];
+        assert_eq!(chat.format, WebhookFormat::Slack);
+        assert_eq!(
+            chat.url,
+            UrlSource::Secret(SecretSource::Env("SLACK_URL".into()))
+        );
+        assert_eq!(chat.events, NotifyEvent::ALL);
+        let phone = &config.notify.webhooks["phone"];
+        assert_eq!(phone.token, Some(SecretSource::File("ntfy-token".into())));
+        // In NotifyEvent::ALL's order, whatever the order written.
+        assert_eq!(
+            phone.events,
+            [NotifyEvent::DeployStart, NotifyEvent::DeployFailure]
+        );
+        assert_eq!(config.target("production").unwrap().notify, None);
+        // staging's own (empty) table: no webhook, the defaults.
+        assert_eq!(
+            config.target("staging").unwrap().notify,
+            Some(Notify::default())
+        );
+        assert_eq!(Notify::default().timeout.as_secs(), DEFAULT_NOTIFY_TIMEOUT);
+        assert_eq!(Notify::default().retries, DEFAULT_NOTIFY_RETRIES);
+    }
+
+    #[test]
+    fn a_webhook_url_that_may_carry_a_token_must_come_from_a_secrets_source() {
+        let hook = |body: &str| message(&format!("{GOOD}\n[notify.webhooks.w]\n{body}\n"));
+        let msg =
+            hook("format = \"slack\"\nurl = \"https://hooks.slack.example/services/T0/B0/xyz\"");
+        assert!(
+            msg.contains("`notify.webhooks.w.url`") && msg.contains("carries its token"),
+            "{msg}"
+        );
+        for url in [
+            "https://ntfy.example/t?auth=abc",
+            "https://user:pass@hooks.example/x",
+        ] {
+            let msg = hook(&format!("url = \"{url}\""));
+            assert!(msg.contains("may carry a token"), "{url}: {msg}");
+        }
+        let msg = hook("url = \"ftp://hooks.example/x\"");
+        assert!(msg.contains("http:// or https://"), "{msg}");
+        let msg = hook("url = \"https://hooks.example/x\"\nevents = []");
+        assert!(msg.contains("names no event"), "{msg}");
+        let msg = hook("url = \"https://hooks.example/x\"\nevents = [\"deploy\"]");
+        assert!(msg.contains("unknown variant `deploy`"), "{msg}");
+        let msg = message(&format!("{GOOD}\n[notify]\ntimeout = 0\n"));
+        assert!(
+            msg.contains("`notify.timeout`: must be 1 to 60 seconds"),
+            "{msg}"
+        );
+        let msg = message(&format!("{GOOD}\n[targets.staging.notify]\nretries = 9\n"));
+        assert!(
+            msg.contains("`targets.staging.notify.retries`: must be 0 to 5"),
+            "{msg}"
+        );
+    }
+}
