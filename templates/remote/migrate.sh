@@ -78,7 +78,7 @@ shipit_gate() {
   case $status in
     0)
       if [ -s "$R/.shipit/after-switch" ]; then
-        shipit_fact after_switch "$(tr '\n' ' ' < "$R/.shipit/after-switch" | sed 's/ $//')"
+        shipit_fact after_switch "$(shipit_held)"
       fi
       ;;
     3) echo "migration gate: refused, nothing was migrated"; exit 1 ;;
@@ -89,11 +89,20 @@ shipit_gate() {
 shipit_migrate_run() {
   shipit_gate
   shipit_snapshot_before_migrate
-  rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
-  "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
-    "$R/.shipit/database" "$R/.shipit/showmigrations" "$R/.shipit/after-switch"
+  shipit_migrate_apply "$R/.shipit/after-switch"
   shipit_fact migrate ran
 }
+
+# shipit_migrate_apply [HELD]: py/migrate.py's `run` in the release (every migration but those
+# the file HELD lists), writing what the database is now and its plan for the next deploy.
+shipit_migrate_apply() {
+  rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
+  "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
+    "$R/.shipit/database" "$R/.shipit/showmigrations" "$@"
+}
+
+# The migrations the gate held for after the switch, on one line.
+shipit_held() { tr '\n' ' ' < "$R/.shipit/after-switch" | sed 's/ $//'; }
 
 # step_migrate_after_switch: applies the migrations the gate held for after the switch
 # ($R/.shipit/after-switch), once every host serves this release, under migrate's advisory
@@ -107,10 +116,8 @@ step_migrate_after_switch() {
   shipit_load_env "$R"
   umask 027
   HASH=$(shipit_value migrations "$R/.shipit/migrated")
-  rm -f "$R/.shipit/database" "$R/.shipit/showmigrations"
-  "$R/.venv/bin/python" -c "$PY_MIGRATE" run "$MANAGE" \
-    "$R/.shipit/database" "$R/.shipit/showmigrations" || {
-    echo "the migrations held for after the switch failed: $(tr '\n' ' ' < "$R/.shipit/after-switch")"
+  shipit_migrate_apply || {
+    echo "the migrations held for after the switch failed: $(shipit_held)"
     echo "release $ID stays live; fix the cause, then apply them with \`shipit run -t $TARGET --primary -- ./manage.py migrate\`"
     exit 1
   }
