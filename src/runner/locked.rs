@@ -293,6 +293,16 @@ impl<'p> Locked<'p> {
         let hosts = self.fleet.sessions.len();
         let size = batch.map_or(hosts, |b| b as usize).max(1);
         let mut switched: Vec<String> = Vec::new();
+        let full: Vec<Phase> = (0..hosts).map(switch).collect();
+        // A switch's once-steps wait for the last batch (see `after_every_switch`).
+        let phases: Vec<Phase> = full
+            .iter()
+            .map(|phase| {
+                let mut phase = phase.clone();
+                phase.steps.retain(|s| s.scope() == Scope::EachHost);
+                phase
+            })
+            .collect();
         for start in (0..hosts).step_by(size) {
             if start > 0 {
                 self.stop_if_interrupted(&format!(
@@ -301,14 +311,6 @@ impl<'p> Locked<'p> {
                 ))?;
             }
             let members = start..(start + size).min(hosts);
-            // A switch's once-steps wait for the last batch (see `after_every_switch`).
-            let phases: Vec<Phase> = (0..hosts)
-                .map(|i| {
-                    let mut phase = switch(i);
-                    phase.steps.retain(|s| s.scope() == Scope::EachHost);
-                    phase
-                })
-                .collect();
             let results = self.round(|i, _, vars| {
                 members
                     .contains(&i)
@@ -356,7 +358,7 @@ impl<'p> Locked<'p> {
                 return Err(error);
             }
         }
-        self.after_every_switch(&switch(self.fleet.primary), &mut runs)?;
+        self.after_every_switch(&full[self.fleet.primary], &mut runs)?;
         Ok(runs)
     }
 
